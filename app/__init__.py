@@ -1,0 +1,24 @@
+"""The sentiment model server: ``create_app()`` wires configuration, logging, errors and
+routes. Gunicorn loads it in each worker (``app:create_app()``), after fork."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app: defaults from ``Config``, then ``test_config`` overrides."""
+    from app import api, errors, http, logs
+    from app.config import Config
+
+    app = Flask(__name__)
+    app.config.from_object(Config)
+    if test_config:
+        app.config.from_mapping(test_config)
+    logs.init_app(app)
+    http.init_app(app)
+    errors.init_app(app)
+    api.init_app(app)
+    return app

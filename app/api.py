@@ -1,0 +1,90 @@
+"""The classification API: ``POST /classify``, ``GET /health``.
+
+A request reads top to bottom: parse JSON → validate (schemas) → predict (predictor,
+which preprocesses and runs the model) → a plain dict that Flask serialises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Flask, current_app, g, request
+from marshmallow import ValidationError
+
+from app.errors import ModelUnavailable, ValidationFailed
+from app.predictor import Predictor
+from app.schemas import ClassifyRequestSchema
+
+bp = Blueprint("api", __name__)
+
+
+def init_app(app: Flask) -> None:
+    """Create this app's predictor and request schema; load the model unless told not to."""
+    predictor = Predictor(
+        app.config["MODEL_DIR"],
+        backend=app.config["KERAS_BACKEND"],
+        inference_threads=app.config["INFERENCE_THREADS"],
+    )
+    app.extensions["predictor"] = predictor
+    app.extensions["classify_schema"] = ClassifyRequestSchema(
+        max_batch_size=app.config["MAX_BATCH_SIZE"],
+        max_text_chars=app.config["MAX_TEXT_CHARS"],
+    )
+    if app.config["LOAD_MODEL"]:
+        predictor.load()
+    app.register_blueprint(bp)
+
+
+def ready_predictor() -> Predictor:
+    """This worker's predictor, or ``503 model_unavailable`` while it is not loaded."""
+    predictor: Predictor = current_app.extensions["predictor"]
+    if not predictor.ready:
+        raise ModelUnavailable()
+    return predictor
+
+
+def validated(schema_key: str) -> dict[str, Any]:
+    """The JSON body checked against one of the app's request schemas, or a 400."""
+    payload = request.get_json()
+    try:
+        return current_app.extensions[schema_key].load(payload)
+    except ValidationError as error:
+        raise ValidationFailed(details=error.normalized_messages()) from None
+
+
+def classify_texts(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Predictions for ``texts`` in input order, and the model's name and version."""
+    predictor = ready_predictor()
+    bundle = predictor.bundle
+    assert bundle is not None  # ready_predictor() checked it
+    probabilities = predictor.predict_proba(texts)
+    classes = bundle.classes
+    best = np.argmax(probabilities, axis=1)
+    predictions = []
+    for row, top in zip(probabilities.tolist(), best.tolist(), strict=True):
+        predictions.append(
+            {
+                "label": classes[top],
+                "score": row[top],
+                "scores": dict(zip(classes, row, strict=True)),
+            }
+        )
+    g.labels = [prediction["label"] for prediction in predictions]
+    return predictions, {"name": bundle.name, "version": bundle.version}
+
+
+@bp.post("/classify")
+def classify() -> dict[str, Any]:
+    data = validated("classify_schema")
+    if "review" in data:
+        predictions, model = classify_texts([data["review"]])
+        return {**predictions[0], "model": model}
+    predictions, model = classify_texts(data["reviews"])
+    return {"predictions": predictions, "model": model}
+
+
+@bp.get("/health")
+def health() -> dict[str, str]:
+    """Liveness: the process serves HTTP. Never touches the model."""
+    return {"status": "ok"}

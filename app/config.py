@@ -1,0 +1,32 @@
+"""Configuration: the one place that reads the environment (besides gunicorn.conf.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "model" / "sentiment" / "1"
+
+
+class Config:
+    """Settings with their defaults; every attribute is documented in the README.
+
+    Flask reads ``MAX_CONTENT_LENGTH`` itself (413 before the body is read); the rest
+    are the service's own. Tests override attributes through ``create_app(test_config)``.
+    """
+
+    # Folder holding model.keras, preprocessing.json and metadata.json (one version).
+    MODEL_DIR = os.environ.get("MODEL_DIR", str(DEFAULT_MODEL_DIR))
+    # Keras backend for serving: "openvino" (default, measured fastest and lightest) or
+    # "tensorflow". Keras reads it from the environment when it is first imported.
+    KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "openvino")
+    # CPU threads one inference may use, per worker. 1 keeps workers from fighting over
+    # the cores (see gunicorn.conf.py and BENCHMARKS.md).
+    INFERENCE_THREADS = int(os.environ.get("INFERENCE_THREADS", "1"))
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+    MAX_BATCH_SIZE = int(os.environ.get("MAX_BATCH_SIZE", "64"))
+    MAX_TEXT_CHARS = int(os.environ.get("MAX_TEXT_CHARS", "5000"))
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
+    # False only in tests that need a worker whose model is not loaded yet.
+    LOAD_MODEL = True

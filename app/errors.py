@@ -1,0 +1,110 @@
+"""Domain errors and the one place where every error becomes a JSON response.
+
+Each error class carries its HTTP status and stable ``code``; ``init_app`` maps them,
+every Werkzeug ``HTTPException`` and any unexpected exception to the same body shape:
+``{"error": {"code": ..., "message": ..., "details": {...}}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error the client can act on; subclasses set ``status`` and ``code``."""
+
+    status = 500
+    code = "internal_error"
+    message = "The server could not process the request."
+
+    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or {}
+
+
+class InvalidJSON(APIError):
+    status = 400
+    code = "invalid_json"
+    message = "The request body is not valid JSON."
+
+
+class ValidationFailed(APIError):
+    status = 400
+    code = "validation_error"
+    message = "The request body does not match the expected schema."
+
+
+class UnsupportedMediaType(APIError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "Send the request body as JSON with 'Content-Type: application/json'."
+
+
+class ModelUnavailable(APIError):
+    status = 503
+    code = "model_unavailable"
+    message = "The model is not loaded yet; retry shortly."
+
+
+# Werkzeug names its exceptions ("Not Found" → not_found); these read better to clients.
+_HTTP_CODES = {
+    RequestEntityTooLarge.code: "payload_too_large",
+}
+_HTTP_MESSAGES = {
+    400: "The request could not be understood.",
+    404: "No resource exists at this URL.",
+    405: "This URL does not support the request's method.",
+    413: "The request body is larger than the server accepts.",
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one JSON shape of every error response."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def http_error_parts(error: HTTPException) -> tuple[int, str, str, dict[str, Any]]:
+    """Status, code, message and details for a Werkzeug HTTP exception."""
+    status = error.code or 500
+    code = _HTTP_CODES.get(status) or (error.name or "error").lower().replace(" ", "_")
+    message = _HTTP_MESSAGES.get(status) or f"{error.name}."
+    details: dict[str, Any] = {}
+    if getattr(error, "valid_methods", None):
+        details["allowed_methods"] = sorted(error.valid_methods)
+    return status, code, message, details
+
+
+def _json_error(status: int, body: dict[str, Any], headers: Any = None) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in headers or ():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that turn every exception into a JSON error."""
+
+    @app.errorhandler(APIError)
+    def handle_api_error(error: APIError) -> Response:
+        return _json_error(error.status, error_body(error.code, error.message, error.details))
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException) -> Response:
+        status, code, message, details = http_error_parts(error)
+        # Keep headers such as Allow on 405.
+        return _json_error(status, error_body(code, message, details), error.get_headers())
+
+    @app.errorhandler(Exception)
+    def handle_unexpected_error(error: Exception) -> Response:
+        # The trace goes to the log only: no exception text or path reaches the client.
+        log.exception("unhandled exception", exc_info=error)
+        return _json_error(500, error_body(APIError.code, APIError.message))

@@ -1,0 +1,62 @@
+"""HTTP plumbing shared by every route: strict JSON parsing and response headers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, Request, Response
+from flask.json.provider import DefaultJSONProvider
+
+from app.errors import InvalidJSON, UnsupportedMediaType
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        # '{"review": "a", "review": "b"}' is ambiguous: refuse it rather than guess.
+        raise ValueError("duplicate key in a JSON object")
+    return obj
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing duplicate keys and turning too-deep nesting into a
+    ``ValueError`` (Python's parser raises ``RecursionError``, which would be a 500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return json.loads(s, object_pairs_hook=_reject_duplicate_keys, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+class APIRequest(Request):
+    """Raise the API's own errors when the body is not JSON, instead of HTML 400/415."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if e is None:
+            raise UnsupportedMediaType()
+        raise InvalidJSON(details={"reason": _describe(e)})
+
+
+def _describe(error: ValueError) -> str:
+    """Why parsing failed, without echoing the body back."""
+    if isinstance(error, UnicodeDecodeError):
+        return "The body is not valid UTF-8."
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno}, column {error.colno}."
+    return str(error)[:200]  # our own messages, or the integer digit limit
+
+
+def init_app(app: Flask) -> None:
+    app.request_class = APIRequest
+    app.json = StrictJSONProvider(app)
+    # Sorting costs time on every response and would put "scores" before "score".
+    app.json.sort_keys = False
+
+    @app.after_request
+    def add_security_headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        # Predictions are per request: no shared cache may keep one.
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,235 @@
+"""The model's life cycle in a worker: ``load()`` once after fork, then ``predict_proba()``.
+
+No Flask here. Keras (and with it TensorFlow or OpenVINO) is imported inside ``load()``
+only, so importing the app in the Gunicorn master never starts an inference runtime
+(loading TensorFlow before fork hangs the workers: measured).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.preprocessing import TextEncoder
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+PREPROCESSING_FILE = "preprocessing.json"
+METADATA_FILE = "metadata.json"
+SUPPORTED_BACKENDS = ("openvino", "tensorflow")
+
+
+class ModelBundleError(Exception):
+    """The artifact folder is missing a file, or its files do not fit together."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """One model version as shipped: the Keras model, its encoder and its metadata."""
+
+    directory: Path
+    model: Any  # keras.Model; typed loosely so that this module does not import Keras
+    encoder: TextEncoder
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metadata["classes"])
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as file:
+            data = json.load(file)
+    except FileNotFoundError:
+        raise ModelBundleError(f"{path}: file not found") from None
+    except (OSError, ValueError) as error:
+        raise ModelBundleError(f"{path}: not readable JSON ({error.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ModelBundleError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_model_bundle(directory: Path) -> ModelBundle:
+    """Read and cross-check one artifact folder; raise ``ModelBundleError`` naming the
+    file and the problem when anything is missing, corrupt or inconsistent."""
+    import keras  # deferred: see the module docstring
+
+    directory = Path(directory)
+    metadata = _read_json(directory / METADATA_FILE)
+    for key in ("name", "version", "classes"):
+        if key not in metadata:
+            raise ModelBundleError(f"{directory / METADATA_FILE}: missing key {key!r}")
+    try:
+        encoder = TextEncoder.from_config(_read_json(directory / PREPROCESSING_FILE))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelBundleError(
+            f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"
+        ) from None
+
+    model_path = directory / MODEL_FILE
+    if not model_path.is_file():
+        raise ModelBundleError(f"{model_path}: file not found")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged archive
+        raise ModelBundleError(
+            f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
+        ) from None
+
+    inputs, outputs = model.inputs, model.outputs
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelBundleError(f"{model_path}: expected one input and one output")
+    input_length, output_size = inputs[0].shape[-1], outputs[0].shape[-1]
+    if output_size != len(metadata["classes"]):
+        raise ModelBundleError(
+            f"{directory / METADATA_FILE}: lists {len(metadata['classes'])} classes "
+            f"but the model outputs {output_size}"
+        )
+    if input_length != encoder.sequence_length:
+        raise ModelBundleError(
+            f"{directory / PREPROCESSING_FILE}: sequence_length {encoder.sequence_length} "
+            f"but the model takes {input_length}"
+        )
+    return ModelBundle(directory=directory, model=model, encoder=encoder, metadata=metadata)
+
+
+def _select_backend(backend: str, threads: int) -> None:
+    """Make Keras use ``backend`` (it reads KERAS_BACKEND once, on first import) and,
+    for TensorFlow, size its thread pools before anything starts its runtime."""
+    if backend not in SUPPORTED_BACKENDS:
+        raise ModelBundleError(f"KERAS_BACKEND={backend!r}: use one of {SUPPORTED_BACKENDS}")
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    if keras.backend.backend() != backend:
+        raise ModelBundleError(
+            f"Keras was already imported with backend {keras.backend.backend()!r}"
+        )
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # the runtime already started (a second load in-process)
+            log.warning("TensorFlow was already initialised; its thread settings stay")
+
+
+def _openvino_infer(model: Any, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Compile the Keras model's forward pass with explicit CPU settings.
+
+    Keras' own OpenVINO predict path compiles with the CPU defaults (a thread per core,
+    pinned, bf16 where the CPU has it), and two workers then fight over two cores. Keras'
+    public export gives the same graph, which we compile with one stream, ``threads``
+    threads, no pinning, and f32 (as fast here, and the same numbers as TensorFlow).
+    """
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.xml")
+        model.export(path, format="openvino", verbose=False)
+        compiled = ov.Core().compile_model(
+            path,
+            "CPU",
+            {
+                "INFERENCE_NUM_THREADS": threads,
+                "NUM_STREAMS": 1,
+                "ENABLE_CPU_PINNING": False,
+                "INFERENCE_PRECISION_HINT": "f32",
+            },
+        )
+    request = compiled.create_infer_request()
+
+    def infer(ids: np.ndarray) -> np.ndarray:
+        # Shared buffers save a copy each way; the output buffer is reused by the next
+        # call, so copy it before the caller releases the lock.
+        return request.infer([ids], share_inputs=True, share_outputs=True)[0].copy()
+
+    return infer
+
+
+def _release_free_memory() -> None:
+    """Give the allocator's free pages back to the OS after loading (~16 MB a worker)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class Predictor:
+    """Loads one model bundle in this process and turns texts into class probabilities."""
+
+    def __init__(
+        self, model_dir: Path | str, backend: str = "openvino", inference_threads: int = 1
+    ):
+        self.model_dir = Path(model_dir)
+        self.backend = backend
+        self.inference_threads = inference_threads
+        self.bundle: ModelBundle | None = None
+        self._infer: Callable[[np.ndarray], np.ndarray] | None = None
+        # One inference at a time per worker: an OpenVINO infer request is not
+        # thread-safe, and one ~0.1 ms call at a time keeps CPU use predictable.
+        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._infer is not None
+
+    def load(self) -> None:
+        """Load, compile and warm up the model; idempotent. Raises ``ModelBundleError``."""
+        with self._load_lock:
+            if self.ready:
+                return
+            started = time.perf_counter()
+            _select_backend(self.backend, self.inference_threads)
+            bundle = load_model_bundle(self.model_dir)
+            if self.backend == "openvino":
+                infer = _openvino_infer(bundle.model, self.inference_threads)
+            else:
+                # A compiled function per call; model.predict costs ~33 ms a call.
+                infer = bundle.model.predict_on_batch
+            # Warm up: the first calls allocate and (on TensorFlow) trace.
+            for batch_size in (1, 8, 64):
+                infer(np.ones((batch_size, bundle.encoder.sequence_length), dtype=np.int32))
+            self.bundle, self._infer = bundle, infer
+            _release_free_memory()
+            log.info(
+                "model loaded",
+                extra={
+                    "model_dir": str(self.model_dir),
+                    "model_name": bundle.name,
+                    "model_version": bundle.version,
+                    "backend": self.backend,
+                    "load_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape ``(len(texts), len(classes))``, rows in input order."""
+        if self.bundle is None or self._infer is None:
+            raise RuntimeError("Predictor.load() has not run")
+        ids = self.bundle.encoder.encode_batch(texts)
+        with self._lock:
+            return np.asarray(self._infer(ids), dtype=np.float32)

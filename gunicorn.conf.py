@@ -1,0 +1,53 @@
+"""Gunicorn settings for the web process (the Procfile runs ``gunicorn --config
+gunicorn.conf.py``). Every value can be overridden by the environment variable named
+beside it; the defaults are the ones measured in BENCHMARKS.md."""
+
+import os
+
+from app.logs import GunicornLogger
+
+# --- Where to listen ----------------------------------------------------------------
+# Heroku (and most platforms) hand the port in $PORT and route to every interface.
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+# --- Workers ------------------------------------------------------------------------
+# One process per core: the buildpack sets WEB_CONCURRENCY=2 on a 512 MB dyno, and two
+# workers with the OpenVINO backend fit there with room to spare.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads let a worker keep connections alive (sync workers close after each request)
+# and overlap network I/O with the short, lock-guarded inference.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
+# fork; TensorFlow loaded in the master hangs every worker (measured).
+preload_app = False
+
+# --- Timeouts -----------------------------------------------------------------------
+# Kill a stuck worker before Heroku's router gives up on the request at 30 s (H12).
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "25"))
+# On SIGTERM, let requests in flight finish within Heroku's 30 s shutdown window.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# Reuse connections from the router and load balancers between requests.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Recycle workers now and then, staggered, so that slow leaks cannot build up.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "10000"))
+
+# --- Behind a proxy -------------------------------------------------------------------
+# Heroku's router is the only peer and sets X-Forwarded-*; trust it for scheme and client.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+# The worker heartbeat file: in memory, so a slow disk cannot make workers look dead.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+# --- Logging --------------------------------------------------------------------------
+# JSON lines on stdout, like the app's. The app logs one line per request itself, so
+# Gunicorn's access log (JSON too, with the request id) is off unless ACCESS_LOG=1.
+logger_class = GunicornLogger
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+errorlog = "-"
+accesslog = "-" if os.environ.get("ACCESS_LOG", "0").lower() in ("1", "true", "yes") else None
+
+# --- Control socket -------------------------------------------------------------------
+# Gunicorn's runtime control socket sits at one fixed path per user, so two servers on
+# one machine (tests, benchmarks, a dyno's one-off) would fight over it; nothing uses it.
+control_socket_disable = True
