@@ -63,17 +63,14 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def finish_request(response: Response) -> Response:
-        # A request rejected before before_request ran (e.g. by routing) has no id yet.
-        request_id = g.get("request_id") or request_id_from(None)
-        response.headers[REQUEST_ID_HEADER] = request_id
+        # Every request passes start_request first, routing errors (404, 405) included.
+        response.headers[REQUEST_ID_HEADER] = g.request_id
         fields: dict[str, Any] = {
-            "request_id": request_id,
+            "request_id": g.request_id,
             "method": request.method,
             "path": request.path,
             "status": response.status_code,
-            "duration_ms": round(
-                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3
-            ),
+            "duration_ms": round((time.perf_counter() - g.started) * 1000, 3),
         }
         if "labels" in g:
             fields["batch_size"] = len(g.labels)

@@ -7,6 +7,7 @@ only, so importing the app in the Gunicorn master never starts an inference runt
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -171,10 +172,8 @@ def _openvino_infer(model: Any, threads: int) -> Callable[[np.ndarray], np.ndarr
 
 def _release_free_memory() -> None:
     """Give the allocator's free pages back to the OS after loading (~16 MB a worker)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 class Predictor:
