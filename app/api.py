@@ -6,6 +6,7 @@ which preprocesses and runs the model) → a plain dict that Flask serialises.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -13,10 +14,11 @@ from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import ValidationError
 
 from app.errors import ModelUnavailable, ValidationFailed
-from app.predictor import Predictor
+from app.predictor import ModelBundleError, Predictor
 from app.schemas import ClassifyRequestSchema
 
 bp = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
@@ -32,7 +34,13 @@ def init_app(app: Flask) -> None:
         max_text_chars=app.config["MAX_TEXT_CHARS"],
     )
     if app.config["LOAD_MODEL"]:
-        predictor.load()
+        try:
+            predictor.load()
+        except ModelBundleError as error:
+            # One clear line; the worker then fails to boot and Gunicorn stops with
+            # exit code 3 instead of respawning workers that cannot serve.
+            log.critical("model failed to load: %s", error)
+            raise
     app.register_blueprint(bp)
 
 

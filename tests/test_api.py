@@ -1,0 +1,232 @@
+"""The /classify contract through Flask's test client, with the real model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from app.errors import error_body
+
+POSITIVE = "Thank you so much, the crew was wonderful and the flight was perfect!"
+NEGATIVE = "Worst airline ever. Lost my bag, rude staff, three hours late. Never again."
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """The one error shape: {"error": {"code", "message", "details"}}."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"].strip()
+    assert isinstance(body["error"]["details"], dict)
+    return body["error"]
+
+
+def assert_prediction(prediction: dict, classes: list[str]) -> None:
+    assert set(prediction) >= {"label", "score", "scores"}
+    assert list(prediction["scores"]) == classes
+    assert math.isclose(sum(prediction["scores"].values()), 1.0, abs_tol=1e-5)
+    assert all(0.0 <= p <= 1.0 for p in prediction["scores"].values())
+    assert prediction["label"] == max(prediction["scores"], key=prediction["scores"].get)
+    assert prediction["score"] == prediction["scores"][prediction["label"]]
+
+
+def test_single_review(client, app):
+    response = client.post("/classify", json={"review": POSITIVE})
+    assert response.status_code == 200
+    body = response.get_json()
+    bundle = app.extensions["predictor"].bundle
+    assert_prediction(body, bundle.classes)
+    assert body["label"] == "positive"
+    assert body["model"] == {"name": bundle.name, "version": bundle.version}
+
+
+def test_batch_keeps_input_order(client, app):
+    texts = [NEGATIVE, POSITIVE, NEGATIVE]
+    response = client.post("/classify", json={"reviews": texts})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [p["label"] for p in body["predictions"]] == ["negative", "positive", "negative"]
+    for prediction in body["predictions"]:
+        assert_prediction(prediction, app.extensions["predictor"].bundle.classes)
+    # A review scores the same alone and inside a batch.
+    alone = client.post("/classify", json={"review": POSITIVE}).get_json()
+    assert body["predictions"][1]["scores"] == pytest.approx(alone["scores"], abs=1e-6)
+
+
+def test_response_keys_in_documented_order(client):
+    body = client.post("/classify", json={"review": POSITIVE}).get_json()
+    assert list(body) == ["label", "score", "scores", "model"]
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({}, "_schema"),
+        ({"review": POSITIVE, "reviews": [NEGATIVE]}, "_schema"),
+        ({"review": ""}, "review"),
+        ({"review": " \n\t "}, "review"),
+        ({"review": 42}, "review"),
+        ({"review": None}, "review"),
+        ({"review": ["nested"]}, "review"),
+        ({"reviews": []}, "reviews"),
+        ({"reviews": "not a list"}, "reviews"),
+        ({"reviews": [POSITIVE, 3]}, "reviews"),
+        ({"reviews": [POSITIVE, None]}, "reviews"),
+        ({"reviews": [{"text": POSITIVE}]}, "reviews"),
+        ({"reviews": [[POSITIVE]]}, "reviews"),
+        ({"reviews": [POSITIVE, "  "]}, "reviews"),
+        ({"review": POSITIVE, "extra": 1}, "extra"),
+        ([POSITIVE], "_schema"),
+        ("a string", "_schema"),
+        (7, "_schema"),
+        (None, "_schema"),
+    ],
+)
+def test_invalid_payloads_are_400_with_field_details(client, payload, field):
+    response = client.post("/classify", data=json.dumps(payload), content_type="application/json")
+    error = assert_error(response, 400, "validation_error")
+    assert field in error["details"]
+
+
+def test_batch_error_details_name_the_item(client):
+    response = client.post("/classify", json={"reviews": [POSITIVE, "", 5]})
+    error = assert_error(response, 400, "validation_error")
+    assert set(error["details"]["reviews"]) == {"1", "2"}
+
+
+def test_text_length_limit(make_app):
+    client = make_app(MAX_TEXT_CHARS=50).test_client()
+    assert client.post("/classify", json={"review": "a" * 50}).status_code == 200
+    error = assert_error(
+        client.post("/classify", json={"review": "a" * 51}), 400, "validation_error"
+    )
+    assert "50" in error["details"]["review"][0]
+
+
+def test_batch_size_limit(make_app):
+    client = make_app(MAX_BATCH_SIZE=3).test_client()
+    assert client.post("/classify", json={"reviews": [POSITIVE] * 3}).status_code == 200
+    response = client.post("/classify", json={"reviews": [POSITIVE] * 4})
+    assert_error(response, 400, "validation_error")
+
+
+def test_default_limits(client):
+    assert client.post("/classify", json={"reviews": ["ok"] * 64}).status_code == 200
+    assert client.post("/classify", json={"reviews": ["ok"] * 65}).status_code == 400
+    assert client.post("/classify", json={"review": "x" * 5000}).status_code == 200
+    assert client.post("/classify", json={"review": "x" * 5001}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"review": "unterminated',
+        b"",
+        b"\xff\xfe\xfa",
+        b'{"review": "a", "review": "b"}',
+    ],
+)
+def test_invalid_json(client, body):
+    response = client.post("/classify", data=body, content_type="application/json")
+    assert_error(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_unsupported_media_type(client, content_type):
+    response = client.post(
+        "/classify", data=json.dumps({"review": POSITIVE}), content_type=content_type
+    )
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_payload_too_large(make_app):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    response = client.post("/classify", json={"review": "a" * 2000})
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_not_found(client):
+    assert_error(client.get("/no/such/route"), 404, "not_found")
+
+
+def test_method_not_allowed_lists_allowed_methods(client):
+    response = client.get("/classify")
+    error = assert_error(response, 405, "method_not_allowed")
+    assert "POST" in error["details"]["allowed_methods"]
+    assert "POST" in response.headers["Allow"]
+
+
+def test_health_does_not_need_the_model(make_app):
+    client = make_app(LOAD_MODEL=False).test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_model_unavailable_until_loaded(make_app):
+    app = make_app(LOAD_MODEL=False)
+    client = app.test_client()
+    assert_error(client.post("/classify", json={"review": POSITIVE}), 503, "model_unavailable")
+    app.extensions["predictor"].load()
+    assert client.post("/classify", json={"review": POSITIVE}).status_code == 200
+
+
+def test_unexpected_exception_is_a_500_without_internals(make_app, caplog):
+    app = make_app()
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret detail in /srv/app/file.py")
+
+    response = app.test_client().get("/boom")
+    error = assert_error(response, 500, "internal_error")
+    text = response.get_data(as_text=True)
+    assert "secret" not in text and ".py" not in text and "Traceback" not in text
+    assert error == error_body("internal_error", error["message"])["error"]
+    assert "secret detail" in caplog.text  # the trace goes to the log
+
+
+VALID_ID = "abcDEF0123456789+/=-xyz"
+
+
+@pytest.mark.parametrize(
+    "sent, kept",
+    [
+        (VALID_ID, True),
+        ("a" * 200, True),
+        ("a" * 19, False),
+        ("a" * 201, False),
+        ("has spaces in it but long enough", False),
+        ("<script>alert(1)</script>xxxxxx", False),
+        (None, False),
+    ],
+)
+def test_request_id(client, sent, kept):
+    headers = {"X-Request-ID": sent} if sent else {}
+    for response in (
+        client.post("/classify", json={"review": POSITIVE}, headers=headers),
+        client.get("/nowhere", headers=headers),
+    ):
+        returned = response.headers["X-Request-ID"]
+        if kept:
+            assert returned == sent
+        else:
+            assert returned != sent
+            assert 20 <= len(returned) <= 200
+
+
+def test_fresh_request_ids_differ(client):
+    ids = {client.get("/health").headers["X-Request-ID"] for _ in range(5)}
+    assert len(ids) == 5
+
+
+def test_api_responses_are_not_cached_or_sniffed(client):
+    for response in (client.post("/classify", json={"review": POSITIVE}), client.get("/missing")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,125 @@
+"""The predictor with the real model, and how it fails on a damaged artifact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from app.config import DEFAULT_MODEL_DIR
+from app.predictor import (
+    METADATA_FILE,
+    MODEL_FILE,
+    PREPROCESSING_FILE,
+    ModelBundleError,
+    Predictor,
+    load_model_bundle,
+)
+
+
+@pytest.fixture(scope="module")
+def predictor(app):
+    return app.extensions["predictor"]
+
+
+def test_probabilities_shape_and_sum(predictor):
+    texts = ["great", "terrible service", "the flight is at 5pm", "😡", "!!!"]
+    probabilities = predictor.predict_proba(texts)
+    assert probabilities.shape == (len(texts), len(predictor.bundle.classes))
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_rows_do_not_depend_on_the_batch(predictor):
+    texts = ["I love it", "I hate it", "It is a plane"]
+    together = predictor.predict_proba(texts)
+    one_by_one = np.vstack([predictor.predict_proba([text]) for text in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+
+
+def test_text_that_cleans_to_nothing_still_gets_a_prediction(predictor):
+    probabilities = predictor.predict_proba(["\x00\x01", "@someone http://x.example"])
+    assert np.isfinite(probabilities).all()
+
+
+def test_load_is_idempotent(predictor):
+    infer = predictor._infer
+    predictor.load()
+    assert predictor._infer is infer
+
+
+def test_predict_before_load_raises():
+    with pytest.raises(RuntimeError):
+        Predictor(DEFAULT_MODEL_DIR).predict_proba(["hello"])
+
+
+def test_unknown_backend_is_refused(tmp_path):
+    with pytest.raises(ModelBundleError, match="KERAS_BACKEND"):
+        Predictor(DEFAULT_MODEL_DIR, backend="jax").load()
+
+
+@pytest.fixture
+def artifact(app, tmp_path):
+    """A writable copy of the served model folder, to damage."""
+    return shutil.copytree(app.config["MODEL_DIR"], tmp_path / "1")
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "damage, file_name, problem",
+    [
+        (lambda d: (d / MODEL_FILE).unlink(), MODEL_FILE, "not found"),
+        (lambda d: (d / METADATA_FILE).unlink(), METADATA_FILE, "not found"),
+        (lambda d: (d / PREPROCESSING_FILE).unlink(), PREPROCESSING_FILE, "not found"),
+        (
+            lambda d: (d / MODEL_FILE).write_bytes((d / MODEL_FILE).read_bytes()[:1000]),
+            MODEL_FILE,
+            "cannot be loaded",
+        ),
+        (lambda d: (d / MODEL_FILE).write_bytes(b"garbage" * 100), MODEL_FILE, "cannot be loaded"),
+        (lambda d: (d / METADATA_FILE).write_text("{truncated"), METADATA_FILE, "JSON"),
+        (
+            lambda d: _edit_json(d / METADATA_FILE, lambda m: m["classes"].append("sarcastic")),
+            METADATA_FILE,
+            "classes",
+        ),
+        (
+            lambda d: _edit_json(d / METADATA_FILE, lambda m: m.pop("version")),
+            METADATA_FILE,
+            "version",
+        ),
+        (
+            lambda d: _edit_json(
+                d / PREPROCESSING_FILE, lambda c: c.update(sequence_length=c["sequence_length"] + 1)
+            ),
+            PREPROCESSING_FILE,
+            "sequence_length",
+        ),
+        (
+            lambda d: _edit_json(d / PREPROCESSING_FILE, lambda c: c.pop("vocabulary")),
+            PREPROCESSING_FILE,
+            "encoder",
+        ),
+    ],
+)
+def test_damaged_artifact_names_the_file_and_problem(artifact, damage, file_name, problem):
+    damage(artifact)
+    with pytest.raises(ModelBundleError) as raised:
+        load_model_bundle(artifact)
+    message = str(raised.value)
+    assert str(artifact / file_name) in message
+    assert problem in message
+
+
+def test_bundle_reads_metadata(artifact):
+    bundle = load_model_bundle(artifact)
+    assert bundle.classes == ["negative", "neutral", "positive"]
+    assert bundle.name == "sentiment"
+    assert bundle.encoder.sequence_length == bundle.model.inputs[0].shape[-1]

@@ -1,0 +1,107 @@
+"""The real thing: Gunicorn started from the Procfile's command, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import requests
+
+from app.predictor import MODEL_FILE
+
+pytestmark = pytest.mark.slow
+
+REVIEWS = [
+    "Absolutely loved the service, thank you!",
+    "My flight was cancelled and nobody helped. Terrible.",
+    "Flight 1234 departs at 6pm from gate B2.",
+]
+ROUTER_REQUEST_ID = "d6f1c5a2-0b7e-4e0f-9a55-0c1d2e3f4a5b"
+
+
+def json_lines(text: str, strict: bool = True) -> list[dict]:
+    """The lines the server printed, parsed; ``strict`` fails on a line that is not JSON.
+
+    Not strict: TensorFlow's C++ runtime writes two plain lines to stderr at start-up,
+    and Gunicorn prints a failed worker's bare exception text.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines if strict or line.startswith("{")]
+
+
+@pytest.mark.parametrize("backend", ["openvino", "tensorflow"])
+def test_procfile_server_classifies_and_stops_cleanly(start_server, backend):
+    server = start_server(KERAS_BACKEND=backend, WEB_CONCURRENCY="2")
+    server.wait_ready()
+
+    single = requests.post(
+        server.url + "/classify",
+        json={"review": REVIEWS[0]},
+        headers={"X-Request-ID": ROUTER_REQUEST_ID},
+        timeout=10,
+    )
+    assert single.status_code == 200
+    assert single.headers["X-Request-ID"] == ROUTER_REQUEST_ID
+    assert single.json()["label"] == "positive"
+
+    batch = requests.post(server.url + "/classify", json={"reviews": REVIEWS}, timeout=10)
+    assert batch.status_code == 200
+    labels = [p["label"] for p in batch.json()["predictions"]]
+    assert labels[:2] == ["positive", "negative"]
+
+    bad = requests.post(server.url + "/classify", data="{", timeout=10)
+    assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_media_type"
+
+    assert server.stop() == 0
+    lines = json_lines(server.log(), strict=backend == "openvino")
+    loaded = [line for line in lines if line["message"] == "model loaded"]
+    assert len(loaded) == 2  # once per worker
+    assert {line["backend"] for line in loaded} == {backend}
+    requests_logged = [line for line in lines if line.get("logger") == "app.request"]
+    routed = [line for line in requests_logged if line["request_id"] == ROUTER_REQUEST_ID]
+    assert len(routed) == 1
+    assert routed[0]["labels"] == ["positive"] and routed[0]["batch_size"] == 1
+    assert routed[0]["status"] == 200 and routed[0]["duration_ms"] > 0
+    # Review text never reaches the log at INFO.
+    assert not any(review in server.log() for review in REVIEWS)
+
+
+def test_both_backends_give_the_same_answers(start_server):
+    answers = {}
+    for backend in ("openvino", "tensorflow"):
+        server = start_server(KERAS_BACKEND=backend, WEB_CONCURRENCY="1")
+        server.wait_ready()
+        response = requests.post(server.url + "/classify", json={"reviews": REVIEWS}, timeout=10)
+        answers[backend] = response.json()["predictions"]
+        server.stop()
+    for ov, tf in zip(answers["openvino"], answers["tensorflow"], strict=True):
+        assert ov["label"] == tf["label"]
+        assert ov["scores"] == pytest.approx(tf["scores"], abs=1e-4)
+
+
+def test_access_log_is_json_with_request_id(start_server):
+    server = start_server(ACCESS_LOG="1", WEB_CONCURRENCY="1")
+    server.wait_ready()
+    requests.get(server.url + "/health", headers={"X-Request-ID": ROUTER_REQUEST_ID}, timeout=5)
+    server.stop()
+    access = [line for line in json_lines(server.log()) if line["logger"] == "gunicorn.access"]
+    assert any(
+        line["request_id"] == ROUTER_REQUEST_ID
+        and line["status"] == 200
+        and line["path"] == "/health"
+        for line in access
+    )
+
+
+def test_broken_model_stops_the_server_with_one_clear_line(start_server, app, tmp_path):
+    broken = shutil.copytree(app.config["MODEL_DIR"], tmp_path / "broken")
+    (broken / MODEL_FILE).write_bytes(b"not a zip archive")
+    server = start_server(MODEL_DIR=str(broken), WEB_CONCURRENCY="2")
+    code = server.process.wait(timeout=60)
+    assert code != 0  # Gunicorn halts instead of respawning workers forever
+    lines = json_lines(server.log(), strict=False)
+    failures = [line for line in lines if line["message"].startswith("model failed to load")]
+    assert failures
+    assert str(broken / MODEL_FILE) in failures[0]["message"]
+    assert "cannot be loaded" in failures[0]["message"]
