@@ -6,7 +6,9 @@ which preprocesses and runs the model) → a plain dict that Flask serialises.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import platform
 from typing import Any
 
 import numpy as np
@@ -96,3 +98,46 @@ def classify() -> dict[str, Any]:
 def health() -> dict[str, str]:
     """Liveness: the process serves HTTP. Never touches the model."""
     return {"status": "ok"}
+
+
+@bp.get("/ready")
+def ready() -> dict[str, Any]:
+    """Readiness: this worker's model is loaded and warmed up, else 503."""
+    bundle = ready_predictor().bundle
+    assert bundle is not None
+    return {"status": "ready", "model": {"name": bundle.name, "version": bundle.version}}
+
+
+@bp.get("/model")
+def model_info() -> dict[str, Any]:
+    """What is being served: identity, classes, limits, training metrics, libraries."""
+    predictor = ready_predictor()
+    bundle = predictor.bundle
+    assert bundle is not None
+    config = current_app.config
+    return {
+        "name": bundle.name,
+        "version": bundle.version,
+        "backend": predictor.backend,
+        "classes": bundle.classes,
+        "limits": {
+            "max_batch_size": config["MAX_BATCH_SIZE"],
+            "max_text_chars": config["MAX_TEXT_CHARS"],
+            "max_content_length": config["MAX_CONTENT_LENGTH"],
+        },
+        "created_at": bundle.metadata.get("created_at"),
+        "metrics": bundle.metadata.get("metrics", {}),
+        "libraries": serving_libraries(predictor.backend),
+    }
+
+
+def serving_libraries(backend: str) -> dict[str, str]:
+    """Versions of the libraries on the inference path, and Python's."""
+    names = ["keras", backend if backend != "tensorflow" else "tensorflow-cpu", "numpy", "flask"]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:  # e.g. the full tensorflow package
+            versions[name] = importlib.metadata.version(name.removesuffix("-cpu"))
+    return versions

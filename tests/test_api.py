@@ -230,3 +230,32 @@ def test_api_responses_are_not_cached_or_sniffed(client):
     for response in (client.post("/classify", json={"review": POSITIVE}), client.get("/missing")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_ready_once_the_model_is_loaded(make_app):
+    app = make_app(LOAD_MODEL=False)
+    client = app.test_client()
+    assert_error(client.get("/ready"), 503, "model_unavailable")
+    app.extensions["predictor"].load()
+    response = client.get("/ready")
+    assert response.status_code == 200
+    bundle = app.extensions["predictor"].bundle
+    assert response.get_json() == {
+        "status": "ready",
+        "model": {"name": bundle.name, "version": bundle.version},
+    }
+
+
+def test_model_metadata(client, app):
+    body = client.get("/model").get_json()
+    bundle = app.extensions["predictor"].bundle
+    assert body["name"] == bundle.name and body["version"] == bundle.version
+    assert body["classes"] == bundle.classes
+    assert body["backend"] == app.config["KERAS_BACKEND"]
+    assert body["limits"]["max_batch_size"] == app.config["MAX_BATCH_SIZE"]
+    assert body["limits"]["max_text_chars"] == app.config["MAX_TEXT_CHARS"]
+    assert body["metrics"] == bundle.metadata.get("metrics", {})
+    import importlib.metadata
+
+    assert body["libraries"]["keras"] == importlib.metadata.version("keras")
+    assert body["libraries"]["numpy"] == importlib.metadata.version("numpy")
