@@ -3,6 +3,7 @@ gunicorn.conf.py``). Every value can be overridden by the environment variable n
 beside it; the defaults are the ones measured in BENCHMARKS.md."""
 
 import os
+import tempfile
 
 from app.logs import GunicornLogger
 
@@ -46,6 +47,30 @@ logger_class = GunicornLogger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 errorlog = "-"
 accesslog = "-" if os.environ.get("ACCESS_LOG", "0").lower() in ("1", "true", "yes") else None
+
+# --- Metrics --------------------------------------------------------------------------
+# Workers write Prometheus samples to files in this folder and /metrics merges them.
+# prometheus_client reads the variable when a worker imports it, so set it here, in the
+# master, before any worker starts; by default a fresh folder per server.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-metrics-")
+
+
+def on_starting(server):
+    """Start from empty metric files: samples of an earlier run would be counted again."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (model info), so it no longer counts."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 # --- Control socket -------------------------------------------------------------------
 # Gunicorn's runtime control socket sits at one fixed path per user, so two servers on

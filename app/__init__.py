@@ -10,7 +10,7 @@ from flask import Flask
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app: defaults from ``Config``, then ``test_config`` overrides."""
-    from app import api, errors, http, logs, openapi, tfserving, web
+    from app import api, errors, http, logs, metrics, openapi, tfserving, web
     from app.config import Config
 
     app = Flask(__name__)
@@ -20,6 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logs.init_app(app)
     http.init_app(app)
     errors.init_app(app)
+    metrics.init_app(app)
     api.init_app(app)
     app.register_blueprint(tfserving.bp)
     app.register_blueprint(openapi.bp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
+import time
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,10 @@ def init_app(app: Flask) -> None:
             # exit code 3 instead of respawning workers that cannot serve.
             log.critical("model failed to load: %s", error)
             raise
+        bundle = predictor.bundle
+        assert bundle is not None
+        info = app.extensions["metrics"].model_info
+        info.labels(bundle.name, bundle.version, predictor.backend).set(1)
     app.register_blueprint(bp)
 
 
@@ -68,19 +73,19 @@ def classify_texts(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, st
     predictor = ready_predictor()
     bundle = predictor.bundle
     assert bundle is not None  # ready_predictor() checked it
+    started = time.perf_counter()
     probabilities = predictor.predict_proba(texts)
+    elapsed = time.perf_counter() - started
     classes = bundle.classes
     best = np.argmax(probabilities, axis=1)
     predictions = []
     for row, top in zip(probabilities.tolist(), best.tolist(), strict=True):
-        predictions.append(
-            {
-                "label": classes[top],
-                "score": row[top],
-                "scores": dict(zip(classes, row, strict=True)),
-            }
-        )
+        scores = dict(zip(classes, row, strict=True))
+        predictions.append({"label": classes[top], "score": row[top], "scores": scores})
     g.labels = [prediction["label"] for prediction in predictions]
+    current_app.extensions["metrics"].observe_inference(
+        elapsed, g.labels, [prediction["score"] for prediction in predictions]
+    )
     return predictions, {"name": bundle.name, "version": bundle.version}
 
 

@@ -28,8 +28,8 @@ request_log = logging.getLogger("app.request")
 def json_formatter() -> logging.Formatter:
     """The formatter of every log line: time, level, logger, message, then extras."""
     return JsonFormatter(
-        "%(levelname)s %(name)s %(message)s",
-        rename_fields={"levelname": "level", "name": "logger"},
+        "%(levelname)s %(name)s %(process)d %(message)s",
+        rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
         timestamp="time",
     )
 

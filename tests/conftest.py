@@ -71,6 +71,7 @@ class Server:
                 **os.environ,
                 "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
                 "PORT": str(self.port),
+                "PYTHONUNBUFFERED": "1",  # as Heroku's Python buildpack sets it
                 **env,
             },
             stdout=log_file,

@@ -1,0 +1,144 @@
+"""Prometheus metrics, correct under several Gunicorn workers.
+
+Under Gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by gunicorn.conf.py before any
+worker starts: every worker writes its samples to files there and ``GET /metrics``
+merges them, whichever worker answers. Without it (tests, ``python app.py``) the app's
+own registry is exposed. Metrics are created per app and kept in ``app.extensions``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+bp = Blueprint("metrics", __name__)
+# Request latency: from well under a millisecond (one review) to the router's 30 s limit.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30)
+INFERENCE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Top-class probability: with 3 classes it is at least 1/3. A shift of this distribution
+# over time is a cheap drift signal (inputs unlike the training data).
+CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+@dataclass
+class ServiceMetrics:
+    """The service's metrics, bound to one registry."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    request_latency: Histogram
+    inference_latency: Histogram
+    batch_size: Histogram
+    predictions: Counter
+    confidence: Histogram
+    model_info: Gauge
+
+    @classmethod
+    def create(cls) -> ServiceMetrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "sentiment_http_requests",
+                "HTTP requests by route template, method and status.",
+                ["route", "method", "status"],
+                registry=registry,
+            ),
+            request_latency=Histogram(
+                "sentiment_http_request_duration_seconds",
+                "Time spent in the app per request, by route template.",
+                ["route"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            inference_latency=Histogram(
+                "sentiment_inference_duration_seconds",
+                "Preprocessing and model inference time per batch.",
+                buckets=INFERENCE_BUCKETS,
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "sentiment_batch_size",
+                "Texts per inference call.",
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+            predictions=Counter(
+                "sentiment_predictions",
+                "Predicted labels.",
+                ["label"],
+                registry=registry,
+            ),
+            confidence=Histogram(
+                "sentiment_prediction_confidence",
+                "Probability of the predicted label (a drift signal).",
+                buckets=CONFIDENCE_BUCKETS,
+                registry=registry,
+            ),
+            model_info=Gauge(
+                "sentiment_model_info",
+                "The model this server runs (value 1), one series per live model.",
+                ["name", "version", "backend"],
+                multiprocess_mode="livemax",
+                registry=registry,
+            ),
+        )
+
+    def observe_inference(
+        self, seconds: float, labels: Sequence[str], top: Sequence[float]
+    ) -> None:
+        """Record one inference call: its time, batch size, labels and confidences."""
+        self.inference_latency.observe(seconds)
+        self.batch_size.observe(len(labels))
+        for label, count in Tally(labels).items():
+            self.predictions.labels(label).inc(count)
+        for probability in top:
+            self.confidence.observe(probability)
+
+    def exposition(self) -> bytes:
+        """The text format: merged across workers under Gunicorn, else this app's."""
+        if os.environ.get(MULTIPROC_DIR_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's metrics, count every request, and serve ``GET /metrics``."""
+    metrics = ServiceMetrics.create()
+    app.extensions["metrics"] = metrics
+
+    @app.after_request
+    def count_request(response: Response) -> Response:
+        # The route template, not the path: unknown URLs must not create new series.
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        metrics.request_latency.labels(route).observe(time.perf_counter() - g.started)
+        return response
+
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text format."""
+    metrics: ServiceMetrics = current_app.extensions["metrics"]
+    return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

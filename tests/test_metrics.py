@@ -1,0 +1,81 @@
+"""Prometheus metrics, in one process and merged across real Gunicorn workers."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} from the Prometheus text format."""
+    parsed = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            parsed[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return parsed
+
+
+def total(parsed: dict, metric: str, **labels: str) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in parsed.items()
+        if sample == metric and set(labels.items()) <= set(sample_labels)
+    )
+
+
+def test_metrics_count_requests_predictions_and_batches(make_app):
+    app = make_app()
+    client = app.test_client()
+    client.post("/classify", json={"reviews": ["great", "awful", "ok"]})
+    client.post("/classify", json={"review": ""})
+    client.get("/does-not-exist")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    parsed = samples(response.get_data(as_text=True))
+    assert total(parsed, "sentiment_http_requests_total", route="/classify", status="200") == 1
+    assert total(parsed, "sentiment_http_requests_total", route="/classify", status="400") == 1
+    # Unknown paths share one series: a scan cannot blow up the metric's cardinality.
+    assert total(parsed, "sentiment_http_requests_total", route="unmatched", status="404") == 1
+    assert total(parsed, "sentiment_predictions_total") == 3
+    assert total(parsed, "sentiment_batch_size_count") == 1
+    assert total(parsed, "sentiment_batch_size_sum") == 3
+    assert total(parsed, "sentiment_prediction_confidence_count") == 3
+    assert total(parsed, "sentiment_inference_duration_seconds_count") == 1
+    bundle = app.extensions["predictor"].bundle
+    info = total(parsed, "sentiment_model_info", name=bundle.name, version=bundle.version)
+    assert info == 1
+
+
+@pytest.mark.slow
+def test_metrics_add_up_across_gunicorn_workers(start_server):
+    server = start_server(WEB_CONCURRENCY="2")
+    server.wait_ready()
+
+    def classify(index: int) -> int:
+        body = {"reviews": [f"review number {index}", "love it"]}
+        return requests.post(server.url + "/classify", json=body, timeout=10).status_code
+
+    def serving_pids() -> set[int]:
+        lines = map(json.loads, server.log().splitlines())
+        return {line["pid"] for line in lines if line.get("path") == "/classify"}
+
+    # Rounds of concurrent requests until both workers have taken some (the kernel
+    # decides which worker accepts a connection).
+    sent = 0
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        while len(serving_pids()) < 2 and sent < 2000:
+            assert set(pool.map(classify, range(sent, sent + 100))) == {200}
+            sent += 100
+    assert len(serving_pids()) == 2
+    scrapes = [samples(requests.get(server.url + "/metrics", timeout=10).text) for _ in range(6)]
+    server.stop()
+    for parsed in scrapes:  # whichever worker answers the scrape, the totals are global
+        assert total(parsed, "sentiment_http_requests_total", route="/classify") == sent
+        assert total(parsed, "sentiment_predictions_total") == 2 * sent
+        assert total(parsed, "sentiment_batch_size_sum") == 2 * sent
+        assert total(parsed, "sentiment_model_info") == 1
