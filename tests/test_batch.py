@@ -1,0 +1,184 @@
+"""``python -m app.batch``: a real subprocess with the real model, checked against the API."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+OPENERS = [
+    "The flight",
+    "Our trip to Denver",
+    "Check-in at the airport",
+    "The crew on flight 1234",
+    "My bag",
+    "The connection in Chicago",
+    "Customer service",
+    "The new app",
+]
+MIDDLES = [
+    "was absolutely wonderful",
+    "was delayed three hours",
+    "left on time",
+    "got cancelled with no notice",
+    "was fine, nothing special",
+    "was rude and unhelpful",
+    "made my day, thank you",
+    "is scheduled for 6pm",
+]
+CLOSERS = ["!", ".", "...", " :(", " :)", " - never again.", " #travel", " @airline"]
+PHRASES = [f"{a} {b}{c}" for a, b, c in itertools.product(OPENERS, MIDDLES, CLOSERS)]
+ROWS = 100_000
+SAMPLE = 64  # the API's MAX_BATCH_SIZE: one request checks the whole sample
+TOO_LONG = "x" * 5001
+
+
+def run_batch(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.batch", *map(str, args), "--quiet"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def reported_lines(stderr: str) -> list[int]:
+    return [int(number) for number in re.findall(r"^line (\d+): ", stderr, flags=re.M)]
+
+
+def api_labels(client, texts: list[str]) -> list[str]:
+    response = client.post("/classify", json={"reviews": texts})
+    assert response.status_code == 200, response.get_json()
+    return [prediction["label"] for prediction in response.get_json()["predictions"]]
+
+
+def test_100k_row_csv_matches_the_api(tmp_path, client, app):
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    bad = {17: "", 4242: "   ", 50_000: TOO_LONG, 99_999: ""}  # row index → text
+    texts = [bad.get(i, f"{PHRASES[i % len(PHRASES)]} #{i}") for i in range(ROWS)]
+    with source.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "text"])
+        writer.writerows([i, text] for i, text in enumerate(texts))
+
+    result = run_batch(source, scored, "--batch-size", "256")
+
+    assert result.returncode == 0, result.stderr
+    # Header is line 1 and every record is one line: row i is on line i + 2.
+    assert reported_lines(result.stderr) == [i + 2 for i in sorted(bad)]
+    match = re.search(r"Scored (\d+) rows \((\d+) bad\) in .*: ([\d,]+) rows/s", result.stderr)
+    assert match, result.stderr
+    assert (int(match[1]), int(match[2])) == (ROWS, len(bad))
+    print(f"\nbatch scoring: {match[0]}")  # shown with pytest -s; the report quotes it
+
+    with scored.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    classes = app.extensions["predictor"].bundle.classes
+    assert list(rows[0]) == ["id", "text", "label", "score", *(f"p_{c}" for c in classes), "error"]
+    assert [int(row["id"]) for row in rows] == list(range(ROWS))  # all rows, in order
+    for i in bad:
+        assert rows[i]["label"] == "" and rows[i]["score"] == "" and rows[i]["error"]
+    assert "at most 5000 characters" in rows[50_000]["error"]
+    good = [i for i in range(ROWS) if i not in bad]
+    assert all(rows[i]["error"] == "" and rows[i]["label"] in classes for i in good)
+
+    sample = sorted(random.Random(7).sample(good, SAMPLE))
+    assert [rows[i]["label"] for i in sample] == api_labels(client, [texts[i] for i in sample])
+    for i in sample[:5]:
+        scores = [float(rows[i][f"p_{c}"]) for c in classes]
+        assert float(rows[i]["score"]) == max(scores)
+        assert sum(scores) == pytest.approx(1, abs=1e-4)
+
+
+def test_csv_with_quoted_commas_and_newlines(tmp_path, client):
+    source, scored = tmp_path / "quoted.csv", tmp_path / "out.csv"
+    records = [
+        ["a", 'Great crew, friendly staff, "best" flight ever!', "x"],
+        ["b", "Terrible.\nLost my bag,\nand nobody called back.", "y"],
+        ["c", "", "z"],
+        ["d", "On time, as usual.", "w"],
+    ]
+    with source.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([["id", "review", "note"], *records])
+    with source.open("a", encoding="utf-8") as file:
+        file.write("\ne,too,many,fields\n")  # a blank line (skipped), then a bad row
+
+    result = run_batch(source, scored, "--text-column", "review")
+
+    assert result.returncode == 0, result.stderr
+    # c starts on line 6 (b spans lines 3-5); the blank line is 8; e is on line 9.
+    assert reported_lines(result.stderr) == [6, 9]
+    assert "Scored 5 rows (2 bad)" in result.stderr
+    with scored.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["id"] for row in rows] == ["a", "b", "c", "d", "e"]
+    assert [row["review"] for row in rows[:4]] == [record[1] for record in records]
+    assert rows[4]["error"] == "The row has 4 fields but the header has 3."
+    good = [records[0][1], records[1][1], records[3][1]]
+    assert [rows[i]["label"] for i in (0, 1, 3)] == api_labels(client, good)
+
+
+def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
+    source, scored = tmp_path / "reviews.jsonl", tmp_path / "scored.ndjson"
+    lines = [
+        json.dumps({"id": 1, "body": "Thank you, the crew was wonderful!", "meta": {"a": [1]}}),
+        json.dumps({"id": 2, "body": 42}),  # not a string
+        "{not json",
+        "",  # blank
+        json.dumps(["body", "a list"]),  # not an object
+        json.dumps({"id": 6}),  # no key
+        json.dumps({"id": 7, "body": "Cancelled again. Never flying with them. 😡"}),
+        json.dumps({"id": 8, "body": TOO_LONG}),
+    ]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run_batch(source, scored, "--text-column", "body")
+
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [2, 3, 4, 5, 6, 8]
+    out = [json.loads(line) for line in scored.read_text(encoding="utf-8").splitlines()]
+    assert len(out) == len(lines)  # output line N answers input line N
+    assert out[0]["meta"] == {"a": [1]} and out[0]["error"] is None
+    assert [out[0]["label"], out[6]["label"]] == api_labels(
+        client, [json.loads(lines[0])["body"], json.loads(lines[6])["body"]]
+    )
+    for index in (1, 2, 3, 4, 5, 7):
+        assert out[index]["label"] is None and out[index]["score"] is None
+        assert out[index]["error"]
+    assert out[1]["body"] == 42 and out[5]["id"] == 6  # input kept
+    assert out[2]["error"].startswith("Not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "args", "message"),
+    [
+        ("missing.csv", None, [], "does not exist"),
+        ("reviews.txt", "text\nhello\n", [], "unknown extension"),
+        ("reviews.csv", "id,body\n1,hello\n", [], "no column 'text'"),
+        ("reviews.jsonl", '{"body": "hello"}\n', [], "no key 'text'"),
+        ("reviews.csv", "text\nhello\n", ["--batch-size", "0"], "--batch-size"),
+    ],
+)
+def test_unusable_arguments_exit_non_zero(tmp_path, name, content, args, message):
+    source = tmp_path / name
+    if content is not None:
+        source.write_text(content, encoding="utf-8")
+    output = tmp_path / ("out" + (source.suffix if source.suffix != ".txt" else ".csv"))
+
+    result = run_batch(source, output, *args)
+
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not output.exists()
