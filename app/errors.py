@@ -2,15 +2,17 @@
 
 Each error class carries its HTTP status and stable ``code``; ``init_app`` maps them,
 every Werkzeug ``HTTPException`` and any unexpected exception to the same body shape:
-``{"error": {"code": ..., "message": ..., "details": {...}}}``.
+``{"error": {"code": ..., "message": ..., "details": {...}}}``, or, under a URL prefix
+that registered its own shape in ``app.extensions[ERROR_BODIES]``, that shape.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,12 @@ class ModelUnavailable(APIError):
     message = "The model is not loaded yet; retry shortly."
 
 
+class ModelNotFound(APIError):
+    status = 404
+    code = "model_not_found"
+    message = "No such model or version is served."
+
+
 # Werkzeug names its exceptions ("Not Found" → not_found); these read better to clients.
 _HTTP_CODES = {
     RequestEntityTooLarge.code: "payload_too_large",
@@ -68,6 +76,21 @@ _HTTP_MESSAGES = {
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The one JSON shape of every error response."""
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# app.extensions key: URL prefix → function building the error body for URLs under it, for
+# APIs whose clients expect another shape (TF Serving's ``{"error": str}`` under /v1/).
+ERROR_BODIES = "error_bodies"
+ErrorBodyBuilder = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+
+
+def _body_for_request(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    """The error body for this request's URL: a registered shape, else ``error_body``."""
+    builders: dict[str, ErrorBodyBuilder] = current_app.extensions.get(ERROR_BODIES, {})
+    for prefix, build in builders.items():
+        if request.path.startswith(prefix):
+            return build(code, message, details)
+    return error_body(code, message, details)
 
 
 def http_error_parts(error: HTTPException) -> tuple[int, str, str, dict[str, Any]]:
@@ -95,16 +118,18 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError) -> Response:
-        return _json_error(error.status, error_body(error.code, error.message, error.details))
+        return _json_error(
+            error.status, _body_for_request(error.code, error.message, error.details)
+        )
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:
         status, code, message, details = http_error_parts(error)
         # Keep headers such as Allow on 405.
-        return _json_error(status, error_body(code, message, details), error.get_headers())
+        return _json_error(status, _body_for_request(code, message, details), error.get_headers())
 
     @app.errorhandler(Exception)
     def handle_unexpected_error(error: Exception) -> Response:
         # The trace goes to the log only: no exception text or path reaches the client.
         log.exception("unhandled exception", exc_info=error)
-        return _json_error(500, error_body(APIError.code, APIError.message))
+        return _json_error(500, _body_for_request(APIError.code, APIError.message, {}))

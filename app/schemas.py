@@ -50,12 +50,17 @@ class ClassifyRequestSchema(ReviewsSchema):
     """``POST /classify``: exactly one of ``review`` or ``reviews``."""
 
     review = fields.String(
-        metadata={"description": "One text to classify.", "example": EXAMPLE_REVIEW}
+        metadata={
+            "description": "One text to classify.",
+            "example": EXAMPLE_REVIEW,
+            "x-texts": "one",
+        }
     )
     reviews = fields.List(
         fields.String(),
         metadata={
             "description": "Several texts (1 to MAX_BATCH_SIZE), answered in input order.",
+            "x-texts": "batch",
             "example": [EXAMPLE_REVIEW, "Two hours on the tarmac and no food. Never again."],
         },
     )
@@ -106,3 +111,210 @@ class ErrorDetailSchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorDetailSchema)
+
+
+# --- Schemas of the other routes (documentation only, like the response schemas above) ---
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+
+
+class ReadySchema(Schema):
+    status = fields.String(metadata={"example": "ready"})
+    model = fields.Nested(ModelRefSchema)
+
+
+class LimitsSchema(Schema):
+    max_batch_size = fields.Integer(metadata={"example": 64})
+    max_text_chars = fields.Integer(metadata={"example": 5000})
+    max_content_length = fields.Integer(metadata={"description": "Bytes.", "example": 1048576})
+
+
+class ModelInfoSchema(Schema):
+    name = fields.String(metadata={"example": "sentiment"})
+    version = fields.String(metadata={"example": "1"})
+    backend = fields.String(metadata={"example": "openvino"})
+    classes = fields.List(
+        fields.String(), metadata={"example": ["negative", "neutral", "positive"]}
+    )
+    limits = fields.Nested(LimitsSchema)
+    created_at = fields.String(allow_none=True, metadata={"description": "When it was trained."})
+    metrics = fields.Dict(metadata={"description": "Evaluation metrics from training."})
+    libraries = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "Versions of the libraries on the inference path."},
+    )
+
+
+# --- The TensorFlow-Serving-compatible API (``/v1/models/...``) ---------------------------
+
+# The one signature this server has, as TF Serving names a SavedModel's default one. An
+# empty ``signature_name`` means the default, as in TF Serving.
+SERVING_SIGNATURE = "serving_default"
+# The signature's input tensor: one review text per row (DT_STRING, shape [-1]).
+TF_INPUT_NAME = "review"
+
+
+class ColumnInputs(fields.Field):
+    """TF Serving's column format for a one-input signature: the input's values as a list,
+    or an object naming the input: ``["a", "b"]`` or ``{"review": ["a", "b"]}``."""
+
+    _texts = fields.List(fields.String())
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, dict):
+            if set(value) != {TF_INPUT_NAME}:
+                raise ValidationError(
+                    f"Name the one input of the signature: {{{TF_INPUT_NAME!r}: [...]}}."
+                )
+            value = value[TF_INPUT_NAME]
+        return self._texts.deserialize(value)
+
+
+class PredictRequestSchema(ReviewsSchema):
+    """TF Serving ``:predict``: review texts in row (``instances``) or column (``inputs``)
+    format; the same limits as ``POST /classify``."""
+
+    signature_name = fields.String(
+        metadata={
+            "description": f"Optional; empty or absent means {SERVING_SIGNATURE!r}.",
+            "enum": [SERVING_SIGNATURE, ""],
+        }
+    )
+    instances = fields.List(
+        fields.String(),
+        metadata={
+            "description": "Row format: one review text per instance.",
+            "x-texts": "batch",
+        },
+    )
+    inputs = ColumnInputs(
+        metadata={
+            "description": (
+                "Column format: the input tensor (a list of review texts), bare or named."
+            ),
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}, "x-texts": "batch"},
+                {
+                    "type": "object",
+                    "properties": {
+                        TF_INPUT_NAME: {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "x-texts": "batch",
+                        }
+                    },
+                    "required": [TF_INPUT_NAME],
+                    "additionalProperties": False,
+                },
+            ],
+        }
+    )
+
+    @validates("signature_name")
+    def _validate_signature(self, value: str, data_key: str) -> None:
+        if value not in ("", SERVING_SIGNATURE):
+            raise ValidationError(f"Serving signature name: {value!r} not found in signature def")
+
+    @validates("instances")
+    def _validate_instances(self, value: list[str], data_key: str) -> None:
+        self.check_texts(value)
+
+    @validates("inputs")
+    def _validate_inputs(self, value: list[str], data_key: str) -> None:
+        self.check_texts(value)
+
+    @validates_schema
+    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "instances" in data and "inputs" in data:
+            raise ValidationError("Not both 'instances' and 'inputs' can be specified.", "_schema")
+        if "instances" not in data and "inputs" not in data:
+            raise ValidationError("Missing 'inputs' or 'instances' key.", "_schema")
+
+
+class TFStatusSchema(Schema):
+    error_code = fields.String(metadata={"example": "OK"})
+    error_message = fields.String(metadata={"example": ""})
+
+
+class TFModelVersionStatusSchema(Schema):
+    version = fields.String(metadata={"example": "1"})
+    state = fields.String(
+        metadata={
+            "description": "LOADING until this worker's model is loaded, then AVAILABLE.",
+            "enum": ["UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END"],
+        }
+    )
+    status = fields.Nested(TFStatusSchema)
+
+
+class TFModelStatusSchema(Schema):
+    """TF Serving's ``GetModelStatusResponse`` as JSON."""
+
+    model_version_status = fields.List(fields.Nested(TFModelVersionStatusSchema))
+
+
+class TFModelSpecSchema(Schema):
+    name = fields.String(metadata={"example": "sentiment"})
+    signature_name = fields.String(metadata={"example": ""})
+    version = fields.String(metadata={"example": "1"})
+
+
+class TFDimSchema(Schema):
+    size = fields.String(metadata={"description": "An int64, as a string; -1: any size."})
+    name = fields.String()
+
+
+class TFTensorShapeSchema(Schema):
+    dim = fields.List(fields.Nested(TFDimSchema))
+    unknown_rank = fields.Boolean()
+
+
+class TFTensorInfoSchema(Schema):
+    dtype = fields.String(metadata={"example": "DT_STRING"})
+    tensor_shape = fields.Nested(TFTensorShapeSchema)
+    name = fields.String(metadata={"example": "serving_default_review:0"})
+
+
+class TFSignatureDefSchema(Schema):
+    inputs = fields.Dict(keys=fields.String(), values=fields.Nested(TFTensorInfoSchema))
+    outputs = fields.Dict(keys=fields.String(), values=fields.Nested(TFTensorInfoSchema))
+    method_name = fields.String(metadata={"example": "tensorflow/serving/predict"})
+    defaults = fields.Dict()
+
+
+class TFSignatureDefMapSchema(Schema):
+    signature_def = fields.Dict(keys=fields.String(), values=fields.Nested(TFSignatureDefSchema))
+
+
+class TFMetadataSchema(Schema):
+    signature_def = fields.Nested(TFSignatureDefMapSchema)
+
+
+class TFModelMetadataSchema(Schema):
+    """TF Serving's ``GetModelMetadataResponse`` as JSON."""
+
+    model_spec = fields.Nested(TFModelSpecSchema)
+    metadata = fields.Nested(TFMetadataSchema)
+
+
+class TFPredictRowResponseSchema(Schema):
+    predictions = fields.List(
+        fields.List(fields.Float()),
+        metadata={"description": "One row of class probabilities per instance."},
+    )
+
+
+class TFPredictColumnResponseSchema(Schema):
+    outputs = fields.List(
+        fields.List(fields.Float()),
+        metadata={"description": "The output tensor: one row of class probabilities per input."},
+    )
+
+
+class TFErrorSchema(Schema):
+    """TF Serving's error body: ``{"error": "<message>"}``."""
+
+    error = fields.String(metadata={"example": "Servable not found for request: Latest(foo)"})

@@ -1,5 +1,169 @@
-"""TensorFlow-Serving-compatible REST API (``/v1/models/...``). Being built: see issue 5."""
+"""TensorFlow-Serving-compatible REST API, so that TF Serving clients work unchanged.
 
-from flask import Blueprint
+TF Serving's URL scheme, the ``/versions/<v>`` part optional (then: the served version):
 
-bp = Blueprint("tfserving", __name__)
+- ``GET  /v1/models/<name>[/versions/<v>]``: model status (``GetModelStatusResponse``)
+- ``GET  /v1/models/<name>[/versions/<v>]/metadata``: the signature (``GetModelMetadataResponse``)
+- ``POST /v1/models/<name>[/versions/<v>]:predict``: class probabilities, row or column format
+
+Predictions go through the same path as ``POST /classify`` (``api.classify_texts``), and the
+request body through the same limits (``ReviewsSchema``). Errors under ``/v1/`` have TF
+Serving's shape, ``{"error": "<message>"}``, with the HTTP status TF Serving gives the
+matching gRPC code (400 invalid argument, 404 not found, 503 unavailable, 413, 415).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app
+from flask.blueprints import BlueprintSetupState
+
+from app.api import classify_texts, validated
+from app.errors import ERROR_BODIES, ModelNotFound, ModelUnavailable
+from app.predictor import METADATA_FILE, Predictor
+from app.schemas import SERVING_SIGNATURE, TF_INPUT_NAME, PredictRequestSchema
+
+bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
+
+ERROR_PREFIX = "/v1/"
+PREDICT_METHOD = "tensorflow/serving/predict"
+OUTPUT_NAME = "probabilities"
+SCHEMA_KEY = "tf_predict_schema"
+
+
+def tfserving_error_body(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    """TF Serving's error body: one message, with the per-field details folded in."""
+    if details:
+        message = f"{message} {_flatten(details)}"
+    return {"error": message}
+
+
+def _flatten(details: Any, path: str = "") -> str:
+    """``{"instances": {0: ["Empty."]}}`` → ``"instances.0: Empty."``"""
+    if isinstance(details, dict):
+        parts = []
+        for key, value in details.items():
+            name = str(key) if not path else f"{path}.{key}"
+            parts.append(_flatten(value, "" if key == "_schema" and not path else name))
+        return " ".join(parts)
+    if isinstance(details, list):
+        if all(not isinstance(item, dict | list) for item in details):
+            text = ", ".join(str(item) for item in details)
+            return f"{path}: {text}" if path else text
+        return " ".join(_flatten(item, path) for item in details)
+    return f"{path}: {details}" if path else str(details)
+
+
+def _setup(state: BlueprintSetupState) -> None:
+    """Per app: the predict request schema with the app's limits, and the error shape."""
+    app = state.app
+    app.extensions[SCHEMA_KEY] = PredictRequestSchema(
+        max_batch_size=app.config["MAX_BATCH_SIZE"],
+        max_text_chars=app.config["MAX_TEXT_CHARS"],
+    )
+    app.extensions.setdefault(ERROR_BODIES, {})[ERROR_PREFIX] = tfserving_error_body
+
+
+bp.record_once(_setup)
+
+
+def served_identity(predictor: Predictor) -> tuple[str, str]:
+    """The served model's name and version: from the loaded bundle, or, while it is not
+    loaded yet, from its metadata file (so that status can say LOADING for the right
+    model); ``503`` if neither is readable."""
+    if predictor.bundle is not None:
+        return predictor.bundle.name, predictor.bundle.version
+    try:
+        with (predictor.model_dir / METADATA_FILE).open(encoding="utf-8") as file:
+            metadata = json.load(file)
+        return str(metadata["name"]), str(metadata["version"])
+    except (OSError, ValueError, TypeError, KeyError):
+        raise ModelUnavailable() from None
+
+
+def check_model(name: str, version: int | None) -> tuple[Predictor, str]:
+    """This worker's predictor and the served version, or ``404`` in TF Serving's words
+    when ``name`` (and ``version``, if given) is not what this server serves."""
+    predictor: Predictor = current_app.extensions["predictor"]
+    served_name, served_version = served_identity(predictor)
+    if name != served_name:
+        raise ModelNotFound(_not_found_message(name, version))
+    if version is not None and str(version) != served_version:
+        raise ModelNotFound(_not_found_message(name, version))
+    return predictor, served_version
+
+
+def _not_found_message(name: str, version: int | None) -> str:
+    request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+    return f"Servable not found for request: {request}"
+
+
+def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
+    # Protobuf's JSON mapping writes int64 as strings: "size": "-1".
+    return {
+        "dtype": dtype,
+        "tensor_shape": {
+            "dim": [{"size": str(size), "name": ""} for size in shape],
+            "unknown_rank": False,
+        },
+        "name": name,
+    }
+
+
+@bp.get("/<name>")
+@bp.get("/<name>/versions/<int:version>")
+def model_status(name: str, version: int | None = None) -> dict[str, Any]:
+    """Model status. As in TF Serving, a version still loading is ``200`` with state
+    ``LOADING``; clients wait for ``AVAILABLE`` (probes should use ``/ready``)."""
+    predictor, served_version = check_model(name, version)
+    state = "AVAILABLE" if predictor.ready else "LOADING"
+    return {
+        "model_version_status": [
+            {
+                "version": served_version,
+                "state": state,
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
+
+
+@bp.get("/<name>/metadata")
+@bp.get("/<name>/versions/<int:version>/metadata")
+def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
+    """The served signature: review texts in, class probabilities out."""
+    predictor, served_version = check_model(name, version)
+    bundle = predictor.bundle
+    if bundle is None:
+        raise ModelUnavailable()
+    signature = {
+        "inputs": {
+            TF_INPUT_NAME: _tensor_info(f"serving_default_{TF_INPUT_NAME}:0", "DT_STRING", [-1])
+        },
+        "outputs": {
+            OUTPUT_NAME: _tensor_info(
+                "StatefulPartitionedCall:0", "DT_FLOAT", [-1, len(bundle.classes)]
+            )
+        },
+        "method_name": PREDICT_METHOD,
+        "defaults": {},
+    }
+    return {
+        "model_spec": {"name": bundle.name, "signature_name": "", "version": served_version},
+        "metadata": {"signature_def": {"signature_def": {SERVING_SIGNATURE: signature}}},
+    }
+
+
+@bp.post("/<name>:predict")
+@bp.post("/<name>/versions/<int:version>:predict")
+def predict(name: str, version: int | None = None) -> dict[str, Any]:
+    """Class probabilities per text, in the model's class order (see ``GET /model``)."""
+    check_model(name, version)
+    data = validated(SCHEMA_KEY)
+    row_format = "instances" in data
+    predictions, _model = classify_texts(data["instances"] if row_format else data["inputs"])
+    # classify_texts keeps the scores in the model's class order: the output tensor's rows.
+    rows = [list(prediction["scores"].values()) for prediction in predictions]
+    return {"predictions": rows} if row_format else {"outputs": rows}
