@@ -30,8 +30,12 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix
     (rows = true class, columns = predicted class, both in ``classes`` order)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
