@@ -1,5 +1,532 @@
-"""The OpenAPI document (``/openapi.json``) and its page (``/docs``). Being built: issue 5."""
+"""The OpenAPI document (``GET /openapi.json``) and a readable page of it (``GET /docs``).
 
-from flask import Blueprint
+The document is generated from the marshmallow schemas (apispec's MarshmallowPlugin) and
+the operations described below, keyed by Flask rule. It is built once per app, on first
+use, when every blueprint is registered, and it describes the routes the app has: a route
+without a description here is missing from the document, which tests/test_openapi.py
+catches. Limits come from the app's config, so the document states the ones it enforces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, Response, current_app, render_template_string
+
+from app import schemas
+from app.errors import ModelUnavailable
+from app.schemas import EXAMPLE_REVIEW, TF_INPUT_NAME
+from app.tfserving import served_identity
 
 bp = Blueprint("openapi", __name__)
+
+SPEC_KEY = "openapi_spec"
+API_VERSION = "1.0.0"
+JSON = "application/json"
+# Components: name in the document → schema. Request schemas first; every other one
+# describes a response, whose properties are all always present.
+REQUEST_SCHEMAS = {
+    "ClassifyRequest": schemas.ClassifyRequestSchema,
+    "TFPredictRequest": schemas.PredictRequestSchema,
+}
+RESPONSE_SCHEMAS = {
+    "ClassifyResponse": schemas.ClassifyResponseSchema,
+    "ClassifyBatchResponse": schemas.ClassifyBatchResponseSchema,
+    "Error": schemas.ErrorSchema,
+    "Health": schemas.HealthSchema,
+    "Ready": schemas.ReadySchema,
+    "ModelInfo": schemas.ModelInfoSchema,
+    "TFModelStatus": schemas.TFModelStatusSchema,
+    "TFModelMetadata": schemas.TFModelMetadataSchema,
+    "TFPredictRowResponse": schemas.TFPredictRowResponseSchema,
+    "TFPredictColumnResponse": schemas.TFPredictColumnResponseSchema,
+    "TFError": schemas.TFErrorSchema,
+}
+OTHER_REVIEW = "Two hours on the tarmac and no food. Never again."
+# Flask rule → OpenAPI path: "<int:version>" → "{version}".
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def example(value: Any, summary: str) -> dict[str, Any]:
+    return {"summary": summary, "value": value}
+
+
+def json_response(
+    description: str, schema: dict[str, Any], examples: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema}
+    if examples:
+        content["examples"] = examples
+    return {"description": description, "content": {JSON: content}}
+
+
+def error(description: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A response with the service's standard error body."""
+    return json_response(description, ref("Error"), examples)
+
+
+def tf_error(description: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A response with TF Serving's error body, as on every ``/v1/`` URL."""
+    return json_response(description, ref("TFError"), examples)
+
+
+def text_response(description: str, media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": schema}}}
+
+
+def _probabilities(*rows: list[float]) -> list[list[float]]:
+    return [list(row) for row in rows]
+
+
+def classify_operations() -> dict[str, dict[str, Any]]:
+    """``/classify`` and the service's own GET routes."""
+    single = {
+        "label": "positive",
+        "score": 0.998,
+        "scores": {"negative": 0.001, "neutral": 0.001, "positive": 0.998},
+        "model": {"name": "sentiment", "version": "1"},
+    }
+    batch = {
+        "predictions": [
+            {k: v for k, v in single.items() if k != "model"},
+            {
+                "label": "negative",
+                "score": 0.997,
+                "scores": {"negative": 0.997, "neutral": 0.002, "positive": 0.001},
+            },
+        ],
+        "model": {"name": "sentiment", "version": "1"},
+    }
+    unavailable = error("This worker's model is not loaded yet; retry shortly.")
+    return {
+        "/classify": {
+            "post": {
+                "tags": ["classify"],
+                "summary": "Classify one review or a batch of reviews.",
+                "description": "Send exactly one of `review` or `reviews`.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": ref("ClassifyRequest"),
+                            "examples": {
+                                "single": example({"review": EXAMPLE_REVIEW}, "One review."),
+                                "batch": example(
+                                    {"reviews": [EXAMPLE_REVIEW, OTHER_REVIEW]},
+                                    "A batch, answered in input order.",
+                                ),
+                                "blank": example({"review": "   "}, "A blank review: 400."),
+                            },
+                        }
+                    },
+                },
+                "responses": {
+                    "200": json_response(
+                        "The most probable class and every class's probability.",
+                        {"oneOf": [ref("ClassifyResponse"), ref("ClassifyBatchResponse")]},
+                        {
+                            "single": example(single, "For `review`."),
+                            "batch": example(batch, "For `reviews`."),
+                        },
+                    ),
+                    "400": error(
+                        "Invalid JSON, or a body that does not match the schema.",
+                        {
+                            "blank": example(
+                                {
+                                    "error": {
+                                        "code": "validation_error",
+                                        "message": "The request body does not match the "
+                                        "expected schema.",
+                                        "details": {
+                                            "review": [
+                                                "Review text must not be empty or only whitespace."
+                                            ]
+                                        },
+                                    }
+                                },
+                                "A blank review.",
+                            )
+                        },
+                    ),
+                    "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+                    "415": error("The body is not sent as `application/json`."),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/health": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "Liveness: the process answers HTTP (never touches the model).",
+                "responses": {"200": json_response("Alive.", ref("Health"))},
+            }
+        },
+        "/ready": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "Readiness: this worker's model is loaded and warmed up.",
+                "responses": {"200": json_response("Ready.", ref("Ready")), "503": unavailable},
+            }
+        },
+        "/model": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "What is served: identity, classes, limits, metrics, libraries.",
+                "responses": {
+                    "200": json_response("The served model.", ref("ModelInfo")),
+                    "503": unavailable,
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["operations"],
+                "summary": "Prometheus metrics, in the text exposition format (0.0.4).",
+                "responses": {
+                    "200": text_response("The metrics.", "text/plain", {"type": "string"})
+                },
+            }
+        },
+        "/": {
+            "get": {
+                "tags": ["web"],
+                "summary": "The web page: try the classifier in a browser.",
+                "responses": {
+                    "200": text_response("An HTML page.", "text/html", {"type": "string"})
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "tags": ["documentation"],
+                "summary": "This document.",
+                "responses": {"200": json_response("OpenAPI 3.0.", {"type": "object"})},
+            }
+        },
+        "/docs": {
+            "get": {
+                "tags": ["documentation"],
+                "summary": "This document as a page: operations, examples, schemas.",
+                "responses": {
+                    "200": text_response("An HTML page.", "text/html", {"type": "string"})
+                },
+            }
+        },
+    }
+
+
+def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
+    """``/v1/models/...``: TF Serving's REST API, each with and without ``/versions/<v>``."""
+    status = {
+        "model_version_status": [
+            {
+                "version": version,
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
+    not_found = tf_error(
+        "No such model (or version) is served.",
+        {
+            "unknown_model": example(
+                {"error": "Servable not found for request: Latest(half)"}, "Another model name."
+            )
+        },
+    )
+    unavailable = tf_error("This worker's model is not loaded yet; retry shortly.")
+    texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
+    rows = _probabilities([0.001, 0.001, 0.998], [0.997, 0.002, 0.001])
+    predict = {
+        "tags": ["tensorflow-serving"],
+        "summary": "Predict: class probabilities per review (TF Serving's Predict API).",
+        "description": (
+            "Row format (`instances`) answers `predictions`; column format (`inputs`) answers "
+            "`outputs`. Each row holds the probabilities in the model's class order "
+            "(`GET /model`: `classes`). Same limits as `POST /classify`."
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": ref("TFPredictRequest"),
+                    "examples": {
+                        "row": example({"instances": texts}, "Row format."),
+                        "column": example(
+                            {"signature_name": "serving_default", "inputs": {TF_INPUT_NAME: texts}},
+                            "Column format, the input named.",
+                        ),
+                        "column_bare": example(
+                            {"inputs": texts}, "Column format, the one input unnamed."
+                        ),
+                        "empty": example({"instances": []}, "No instances: 400."),
+                    },
+                }
+            },
+        },
+        "responses": {
+            "200": json_response(
+                "Probabilities, one row per review, in input order.",
+                {"oneOf": [ref("TFPredictRowResponse"), ref("TFPredictColumnResponse")]},
+                {
+                    "row": example({"predictions": rows}, "For `instances`."),
+                    "column": example({"outputs": rows}, "For `inputs`."),
+                    "column_bare": example({"outputs": rows}, "For bare `inputs`."),
+                },
+            ),
+            "400": tf_error(
+                "Invalid JSON, or a body that does not match the schema.",
+                {
+                    "empty": example(
+                        {
+                            "error": "The request body does not match the expected schema. "
+                            "instances: Send between 1 and 64 reviews (got 0)."
+                        },
+                        "No instances.",
+                    )
+                },
+            ),
+            "404": not_found,
+            "413": tf_error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+            "415": tf_error("The body is not sent as `application/json`."),
+            "503": unavailable,
+        },
+    }
+    model_status = {
+        "tags": ["tensorflow-serving"],
+        "summary": "Model status (TF Serving's GetModelStatus).",
+        "description": (
+            "As in TF Serving, `200` with state `LOADING` while this worker's model is not "
+            "loaded yet, `AVAILABLE` once it is."
+        ),
+        "responses": {
+            "200": json_response(
+                "The served version's state.",
+                ref("TFModelStatus"),
+                {"available": example(status, "Loaded and serving.")},
+            ),
+            "404": not_found,
+            "503": unavailable,
+        },
+    }
+    metadata = {
+        "tags": ["tensorflow-serving"],
+        "summary": "Model metadata: the signature (TF Serving's GetModelMetadata).",
+        "responses": {
+            "200": json_response("The `serving_default` signature.", ref("TFModelMetadata")),
+            "404": not_found,
+            "503": unavailable,
+        },
+    }
+    operations = {}
+    for versions in ("", "/versions/<int:version>"):
+        base = f"/v1/models/<name>{versions}"
+        operations[base] = {"get": model_status}
+        operations[f"{base}/metadata"] = {"get": metadata}
+        operations[f"{base}:predict"] = {"post": predict}
+    return operations
+
+
+def path_parameters(rule: str, name: str | None, version: str | None) -> list[dict[str, Any]]:
+    """The path parameters of a ``/v1/models`` rule; only the served values are valid."""
+    parameters = []
+    if "<name>" in rule:
+        schema: dict[str, Any] = {"type": "string", "minLength": 1}
+        if name is not None:
+            schema["enum"] = [name]
+        parameters.append(
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "description": "The served model's name (`GET /model`); others are 404.",
+                "schema": schema,
+                **({"example": name} if name is not None else {}),
+            }
+        )
+    if "<int:version>" in rule:
+        schema = {"type": "integer", "minimum": 0}
+        if version is not None and version.isdigit():
+            schema["enum"] = [int(version)]
+        parameters.append(
+            {
+                "name": "version",
+                "in": "path",
+                "required": True,
+                "description": "The served model's version; others are 404.",
+                "schema": schema,
+                **({"example": int(version)} if version and version.isdigit() else {}),
+            }
+        )
+    return parameters
+
+
+def openapi_path(rule: str) -> str:
+    """``/v1/models/<name>/versions/<int:version>`` → ``/v1/models/{name}/versions/{version}``"""
+    return _RULE_ARGUMENT.sub(r"{\1}", rule)
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI document of ``app``'s routes, with ``app``'s limits."""
+    try:
+        name, version = served_identity(app.extensions["predictor"])
+    except ModelUnavailable:
+        name = version = None
+    spec = APISpec(
+        title="Sentiment model server",
+        version=API_VERSION,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": (
+                "Sentiment of short English texts (airline customer reviews): negative, "
+                "neutral or positive. `POST /classify` is the service's own API; "
+                "`/v1/models/...` follows TensorFlow Serving's REST API for its clients."
+            )
+        },
+    )
+    for component, schema in {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS}.items():
+        spec.components.schema(component, schema=schema)
+    operations = {
+        **classify_operations(),
+        **tfserving_operations(name or "sentiment", version or "1"),
+    }
+    rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):
+        spec.path(
+            path=openapi_path(rule),
+            operations=operations[rule],
+            parameters=path_parameters(rule, name, version),
+        )
+    document = spec.to_dict()
+    _state_limits(document, app.config["MAX_BATCH_SIZE"], app.config["MAX_TEXT_CHARS"])
+    for component in RESPONSE_SCHEMAS:
+        properties = document["components"]["schemas"][component].get("properties", {})
+        document["components"]["schemas"][component]["required"] = list(properties)
+    # Exactly one of the alternatives, as the request schemas check.
+    classify = document["components"]["schemas"]["ClassifyRequest"]
+    classify["oneOf"] = [{"required": ["review"]}, {"required": ["reviews"]}]
+    predict = document["components"]["schemas"]["TFPredictRequest"]
+    predict["oneOf"] = [{"required": ["instances"]}, {"required": ["inputs"]}]
+    return document
+
+
+def _state_limits(node: Any, max_batch_size: int, max_text_chars: int) -> None:
+    """Replace the ``x-texts`` marks the schemas carry by this app's limits."""
+    text = {"type": "string", "minLength": 1, "maxLength": max_text_chars}
+    if isinstance(node, dict):
+        kind = node.pop("x-texts", None)
+        if kind == "one":
+            node.update(text)
+        elif kind == "batch":
+            node.update({"minItems": 1, "maxItems": max_batch_size, "items": dict(text)})
+        for value in node.values():
+            _state_limits(value, max_batch_size, max_text_chars)
+    elif isinstance(node, list):
+        for value in node:
+            _state_limits(value, max_batch_size, max_text_chars)
+
+
+def app_spec() -> dict[str, Any]:
+    """This app's document, built on first use."""
+    if SPEC_KEY not in current_app.extensions:
+        current_app.extensions[SPEC_KEY] = build_spec(current_app._get_current_object())  # type: ignore[attr-defined]
+    return current_app.extensions[SPEC_KEY]
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> dict[str, Any]:
+    return app_spec()
+
+
+@bp.get("/docs")
+def docs() -> Response:
+    """The document as one self-contained page (no scripts, nothing fetched)."""
+    spec = app_spec()
+    operations = [
+        {"path": path, "method": method.upper(), **operation}
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    html = render_template_string(DOCS_TEMPLATE, spec=spec, operations=operations, pretty=_pretty)
+    return Response(html, mimetype="text/html")
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+DOCS_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ spec.info.title }} — API</title>
+<style>
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+  padding: 0 1rem; color: #1b1f24; }
+code, pre { font: 13px/1.4 ui-monospace, monospace; }
+pre { background: #f4f5f7; padding: .75rem; overflow-x: auto; border-radius: 4px; }
+section.op { border-top: 1px solid #d0d4da; padding-top: .5rem; margin-top: 1.5rem; }
+.method { display: inline-block; min-width: 3.5rem; font-weight: 700; }
+.get { color: #0a6b2d; } .post { color: #8a4b00; }
+table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: left;
+  vertical-align: top; border-bottom: 1px solid #e4e6ea; }
+nav li { list-style: none; }
+</style>
+</head>
+<body>
+<h1>{{ spec.info.title }} <small>{{ spec.info.version }}</small></h1>
+<p>{{ spec.info.description }}</p>
+<p>Machine-readable: <a href="openapi.json">openapi.json</a> (OpenAPI {{ spec.openapi }}).</p>
+<h2>Operations</h2>
+<nav><ul>
+{% for op in operations %}<li><a href="#op-{{ loop.index }}"><span class="method
+ {{ op.method|lower }}">{{ op.method }}</span> <code>{{ op.path }}</code></a>
+ — {{ op.summary }}</li>
+{% endfor %}</ul></nav>
+{% for op in operations %}
+<section class="op" id="op-{{ loop.index }}">
+<h3><span class="method {{ op.method|lower }}">{{ op.method }}</span>
+ <code>{{ op.path }}</code></h3>
+<p>{{ op.summary }}{% if op.description %} {{ op.description }}{% endif %}</p>
+{% if op.parameters %}<h4>Parameters</h4><table>
+{% for p in op.parameters %}<tr><td><code>{{ p.name }}</code> ({{ p["in"] }})</td>
+<td><code>{{ pretty(p.schema) }}</code></td><td>{{ p.description }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if op.requestBody %}<h4>Request body</h4>
+{% for media, content in op.requestBody.content.items() %}
+<p><code>{{ media }}</code>: <code>{{ content.schema["$ref"] or pretty(content.schema) }}</code></p>
+{% for name, ex in (content.examples or {}).items() %}
+<p>Example <code>{{ name }}</code>: {{ ex.summary }}</p><pre>{{ pretty(ex.value) }}</pre>
+{% endfor %}{% endfor %}{% endif %}
+<h4>Responses</h4>
+<table>
+{% for status, response in op.responses.items() %}<tr><td><b>{{ status }}</b></td>
+<td>{{ response.description }}</td><td>
+{% for media, content in (response.content or {}).items() %}<code>{{ media }}</code>
+<code>{{ content.schema["$ref"] or pretty(content.schema) }}</code>
+{% for name, ex in (content.examples or {}).items() %}
+<p>Example <code>{{ name }}</code>: {{ ex.summary }}</p><pre>{{ pretty(ex.value) }}</pre>
+{% endfor %}{% endfor %}</td></tr>
+{% endfor %}</table>
+</section>
+{% endfor %}
+<h2>Schemas</h2>
+{% for name, schema in spec.components.schemas.items() %}
+<h3 id="schema-{{ name }}"><code>{{ name }}</code></h3>
+<pre>{{ pretty(schema) }}</pre>
+{% endfor %}
+</body>
+</html>
+"""
