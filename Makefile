@@ -44,3 +44,7 @@ clean:
 ## bench: ab against the real server and its baselines; writes BENCHMARKS.md (needs ab)
 bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+## loadtest: locust for LOADTEST_TIME (default 60s) against a local server; fails on any failure
+loadtest: $(VENV)/.dev
+	$(BIN)/python -m benchmarks.loadtest

@@ -1,0 +1,98 @@
+"""Realistic traffic for the sentiment server: `make loadtest` (or `locust -f locustfile.py`).
+
+Mostly single reviews drawn from a varied list, some batches, a few invalid requests
+that must be refused with 400, and the probes an orchestrator sends. Every response is
+checked for its status *and* its body; anything unexpected counts as a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from locust import FastHttpUser, between, task
+
+from benchmarks.reviews import REVIEWS
+
+CLASSES = {"negative", "neutral", "positive"}
+INVALID_BODIES = [
+    {"review": ""},
+    {"review": "   "},
+    {"reviews": []},
+    {"review": 42},
+    {"review": "fine", "reviews": ["also fine"]},
+    {"text": "wrong field name"},
+]
+
+
+def prediction_problem(prediction: dict) -> str | None:
+    """Why a prediction is malformed, or None."""
+    scores = prediction.get("scores", {})
+    if set(scores) != CLASSES:
+        return f"classes {sorted(scores)}"
+    if not math.isclose(sum(scores.values()), 1.0, abs_tol=1e-4):
+        return f"scores sum to {sum(scores.values())}"
+    if prediction.get("label") != max(scores, key=scores.get):
+        return "label is not the most probable class"
+    if prediction.get("score") != scores[prediction["label"]]:
+        return "score is not the label's probability"
+    return None
+
+
+class ReviewClient(FastHttpUser):
+    """A client application calling the API: bursts of requests with short pauses."""
+
+    wait_time = between(0.01, 0.1)
+
+    @task(20)
+    def classify_one(self) -> None:
+        with self.client.post(
+            "/classify", json={"review": random.choice(REVIEWS)}, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
+                return
+            body = response.json()
+            problem = prediction_problem(body) or (None if "model" in body else "no model")
+            if problem:
+                response.failure(problem)
+
+    @task(3)
+    def classify_batch(self) -> None:
+        reviews = random.sample(REVIEWS, k=random.randint(2, 20))
+        with self.client.post(
+            "/classify", json={"reviews": reviews}, catch_response=True, name="/classify [batch]"
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
+                return
+            predictions = response.json().get("predictions", [])
+            if len(predictions) != len(reviews):
+                response.failure(f"{len(predictions)} predictions for {len(reviews)} reviews")
+                return
+            for prediction in predictions:
+                if problem := prediction_problem(prediction):
+                    response.failure(problem)
+                    return
+
+    @task(1)
+    def classify_invalid(self) -> None:
+        """Bad input must be refused with the documented 400 error, not served or crashed."""
+        with self.client.post(
+            "/classify",
+            json=random.choice(INVALID_BODIES),
+            catch_response=True,
+            name="/classify [invalid]",
+        ) as response:
+            error = response.json().get("error", {}) if response.status_code == 400 else {}
+            if error.get("code") == "validation_error" and error.get("message"):
+                response.success()
+            else:
+                response.failure(f"expected a 400 validation_error, got {response.status_code}")
+
+    @task(1)
+    def probes(self) -> None:
+        for path in ("/health", "/ready"):
+            with self.client.get(path, catch_response=True) as response:
+                if response.status_code != 200 or "status" not in response.json():
+                    response.failure(f"{path}: status {response.status_code}")
