@@ -48,3 +48,7 @@ bench: $(VENV)/.dev
 ## loadtest: locust for LOADTEST_TIME (default 60s) against a local server; fails on any failure
 loadtest: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.loadtest
+
+## heroku-check: rehearse a Heroku deploy: slug size, boot, PSS, logs, SIGTERM
+heroku-check: $(VENV)/.dev
+	$(BIN)/python -m deploy.heroku_check

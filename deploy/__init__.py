@@ -1,0 +1,1 @@
+"""Deployment rehearsals (`make heroku-check`)."""

@@ -1,0 +1,206 @@
+"""`make heroku-check`: rehearse what Heroku does with this repo, and check its limits.
+
+1. Build a fresh virtual environment from requirements.txt alone, as the buildpack does.
+2. Estimate the slug: a gzip tarball of that site-packages plus the repo files that
+   .slugignore keeps (target ≤ 200 MB; Heroku warns above 300 MB, refuses above 500 MB).
+3. Run the Procfile's web command exactly as written, from that environment only, with
+   PORT and WEB_CONCURRENCY=2 (what the buildpack sets on a 512 MB dyno): /ready within
+   60 s (R10), a classification, total PSS ≤ 350 MB after some traffic.
+4. The logs are JSON lines and carry the router's X-Request-ID.
+5. SIGTERM, as Heroku sends on restart: a clean exit (0) within the 30 s grace period.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import venv
+from pathlib import Path
+
+import pathspec
+import requests
+
+from app.config import PROJECT_ROOT
+from benchmarks.bench import children, procfile_command, pss_kb
+
+WORK = PROJECT_ROOT / ".heroku-check"
+SLUG_LIMIT_MB, PSS_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 350, 60, 30
+ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
+def build_environment() -> Path:
+    """A new venv with requirements.txt and nothing else (the dev tools are not in it)."""
+    env_dir = WORK / "venv"
+    venv.EnvBuilder(clear=True, with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "-qq", "-r", PROJECT_ROOT / "requirements.txt"],
+        check=True,
+    )
+    return env_dir
+
+
+def slug_files() -> list[Path]:
+    """The repo's tracked files that .slugignore does not drop."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    ignore = (PROJECT_ROOT / ".slugignore").read_text().splitlines()
+    spec = pathspec.GitIgnoreSpec.from_lines(ignore)
+    return [PROJECT_ROOT / name for name in tracked if not spec.match_file(name)]
+
+
+def slug_size_mb(env_dir: Path, files: list[Path]) -> float:
+    """Compressed size of site-packages plus the app's files, as a gzip tarball."""
+    site_packages = next((env_dir / "lib").glob("python3*/site-packages"))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(site_packages, arcname="site-packages")
+        for path in files:
+            tar.add(path, arcname=str(path.relative_to(PROJECT_ROOT)))
+    return len(buffer.getvalue()) / 1e6
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rehearse(env_dir: Path) -> dict:
+    """Run the web process as a dyno would; return its measurements."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = WORK / "web.log"
+    # Only the slug's environment: its bin first, no developer virtualenv on the PATH.
+    path = os.pathsep.join(
+        [str(env_dir / "bin")]
+        + [p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p]
+    )
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("VIRTUAL_ENV")
+    }
+    environment.update(
+        PATH=path, PORT=str(port), WEB_CONCURRENCY="2", PYTHONUNBUFFERED="1", DYNO="web.1"
+    )
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {procfile_command()}"],  # Heroku runs it with bash
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    ready_s = None
+    while time.monotonic() - started < BIND_LIMIT_S and process.poll() is None:
+        try:
+            if requests.get(base + "/ready", timeout=1).status_code == 200:
+                ready_s = time.monotonic() - started
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    results: dict = {"ready_s": ready_s}
+    if ready_s is None:
+        process.kill()
+        results["log"] = log_path.read_text(errors="replace")
+        return results
+
+    response = requests.post(
+        base + "/classify",
+        json={"review": "The crew was lovely and we landed early!"},
+        headers={"X-Request-ID": ROUTER_REQUEST_ID},
+        timeout=10,
+    )
+    results["classify"] = (response.status_code, response.json().get("label"))
+    with requests.Session() as session:
+        for index in range(2000):
+            session.post(base + "/classify", json={"review": f"review {index}: fine"}, timeout=10)
+            if index % 10 == 0:
+                session.post(base + "/classify", json={"reviews": ["good", "bad"] * 32})
+    results["pss_mb"] = sum(pss_kb(pid) for pid in [process.pid, *children(process.pid)]) / 1024
+
+    stop_started = time.monotonic()
+    process.terminate()  # SIGTERM to the master, as Heroku sends to the dyno's processes
+    try:
+        results["exit_code"] = process.wait(timeout=STOP_LIMIT_S)
+        results["stop_s"] = time.monotonic() - stop_started
+    except subprocess.TimeoutExpired:
+        process.kill()
+        results["exit_code"], results["stop_s"] = None, None
+
+    lines = log_path.read_text(errors="replace").splitlines()
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            results.setdefault("non_json", []).append(line)
+    results["log_lines"] = len(lines)
+    results["request_id_logged"] = any(
+        entry.get("request_id") == ROUTER_REQUEST_ID and entry.get("path") == "/classify"
+        for entry in parsed
+    )
+    return results
+
+
+def main() -> None:
+    WORK.mkdir(exist_ok=True)
+    print("1. building a fresh environment from requirements.txt ...", flush=True)
+    env_dir = build_environment()
+    print("2. estimating the slug ...", flush=True)
+    slug_mb = slug_size_mb(env_dir, slug_files())
+    print("3. running the Procfile's web command ...", flush=True)
+    r = rehearse(env_dir)
+
+    checks = [
+        (f"slug estimate {slug_mb:.0f} MB", slug_mb <= SLUG_LIMIT_MB, f"≤ {SLUG_LIMIT_MB} MB"),
+        (
+            f"/ready after {r['ready_s']:.1f} s" if r["ready_s"] else "/ready never answered",
+            r["ready_s"] is not None,
+            f"≤ {BIND_LIMIT_S} s (R10)",
+        ),
+    ]
+    if r["ready_s"] is not None:
+        checks += [
+            (f"classification {r['classify']}", r["classify"][0] == 200, "200 with a label"),
+            (
+                f"total PSS {r['pss_mb']:.0f} MB",
+                r["pss_mb"] <= PSS_LIMIT_MB,
+                f"≤ {PSS_LIMIT_MB} MB",
+            ),
+            (
+                f"{r['log_lines']} log lines, {len(r.get('non_json', []))} not JSON",
+                not r.get("non_json"),
+                "all JSON",
+            ),
+            ("router's X-Request-ID in the request log", r["request_id_logged"], "present"),
+            (
+                f"SIGTERM: exit code {r['exit_code']} after {r['stop_s']:.1f} s"
+                if r["stop_s"] is not None
+                else "SIGTERM: still running",
+                r["exit_code"] == 0,
+                f"0 within {STOP_LIMIT_S} s",
+            ),
+        ]
+    else:
+        print(r["log"])
+    print()
+    for text, ok, need in checks:
+        print(f"  {'ok ' if ok else 'NO '} {text} (need {need})")
+    for line in r.get("non_json", [])[:5]:
+        print(f"      not JSON: {line[:120]}")
+    sys.exit(0 if all(ok for _, ok, _ in checks) else 1)
+
+
+if __name__ == "__main__":
+    main()
