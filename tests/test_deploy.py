@@ -1,0 +1,67 @@
+"""The files Heroku reads agree with each other and with the code."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from app.config import PROJECT_ROOT, Config
+
+ROOT = PROJECT_ROOT
+
+
+def read(name: str) -> str:
+    return (ROOT / name).read_text()
+
+
+def test_runtime_txt_and_python_version_agree():
+    runtime = read("runtime.txt").strip()
+    assert re.fullmatch(r"python-3\.11(\.\d+)?", runtime)
+    assert runtime.removeprefix("python-").startswith(read(".python-version").strip())
+
+
+def test_procfile_runs_gunicorn_with_the_config_file_and_no_preload():
+    lines = [line for line in read("Procfile").splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("web: gunicorn ")
+    assert "--config gunicorn.conf.py" in lines[0]
+    assert "--preload" not in lines[0]
+    assert '"app:create_app()"' in lines[0]
+
+
+def test_app_json_documents_every_variable_the_code_reads():
+    """Every os.environ read in the app's config and gunicorn.conf.py is in app.json."""
+    sources = read("app/config.py") + read("gunicorn.conf.py")
+    read_vars = set(re.findall(r"os\.environ\.get\(\s*[\"'](\w+)[\"']", sources))
+    documented = set(json.loads(read("app.json"))["env"])
+    # PORT is Heroku's own; PROMETHEUS_MULTIPROC_DIR is set per server by gunicorn.conf.py.
+    assert read_vars - documented == {"PORT", "PROMETHEUS_MULTIPROC_DIR"}
+    assert documented <= read_vars
+
+
+def test_app_json_defaults_match_the_code():
+    env = json.loads(read("app.json"))["env"]
+    for name in ("MAX_BATCH_SIZE", "MAX_TEXT_CHARS", "MAX_CONTENT_LENGTH", "INFERENCE_THREADS"):
+        assert int(env[name]["value"]) == getattr(Config, name)
+    assert env["KERAS_BACKEND"]["value"] == "openvino"
+    app_json = json.loads(read("app.json"))
+    assert app_json["formation"]["web"] == {"quantity": 1, "size": "basic"}
+    assert app_json["buildpacks"] == [{"url": "heroku/python"}]
+
+
+def test_readme_documents_every_variable():
+    readme = read("README.md")
+    for name in json.loads(read("app.json"))["env"]:
+        assert f"`{name}`" in readme or name in readme, name
+
+
+def test_serving_requirements_are_pinned_and_lean():
+    lines = [
+        line.split("#")[0].strip()
+        for line in read("requirements.txt").splitlines()
+        if line.split("#")[0].strip()
+    ]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", line) for line in lines), lines
+    names = {line.split("==")[0].lower() for line in lines}
+    for unwanted in ("tensorflow", "tensorflow-cpu", "pytest", "scikit-learn", "locust"):
+        assert unwanted not in names
+    assert {"flask", "gunicorn", "keras", "openvino"} <= names
