@@ -398,6 +398,8 @@ def score_command(
     file_format(input_path)
     if file_format(output_path) != file_format(input_path):
         raise click.UsageError("OUTPUT must have the same format (extension) as INPUT")
+    if not output_path.parent.is_dir():
+        raise click.UsageError(f"OUTPUT's folder does not exist: {output_path.parent}")
     predictor = Predictor(model_dir, backend=Config.KERAS_BACKEND, inference_threads=threads)
     try:
         predictor.load()

@@ -169,6 +169,7 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
         ("reviews.csv", "id,body\n1,hello\n", [], "no column 'text'"),
         ("reviews.jsonl", '{"body": "hello"}\n', [], "no key 'text'"),
         ("reviews.csv", "text\nhello\n", ["--batch-size", "0"], "--batch-size"),
+        ("reviews.jsonl", '{"text": "hi"}\n', ["--model-dir", "/nonexistent"], "--model-dir"),
     ],
 )
 def test_unusable_arguments_exit_non_zero(tmp_path, name, content, args, message):

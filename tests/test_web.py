@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -138,8 +138,13 @@ def set_viewport(driver: webdriver.Chrome, width: int, height: int) -> None:
 
 
 def wait_for(driver: webdriver.Chrome, condition, message: str, timeout: float = 10):
+    """``condition()``'s first truthy value; the page replaces result elements as it
+    renders, so an element that went stale mid-check is simply checked again."""
+    wait = WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]
+    )
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda _: condition())
+        return wait.until(lambda _: condition())
     except TimeoutException:
         raise AssertionError(f"timed out waiting for {message}") from None
 
@@ -209,6 +214,7 @@ def contrast_problems(driver: webdriver.Chrome) -> list[str]:
         """,
         TEXT_SELECTORS,
     )
+    assert len(found) >= 8, found  # the check saw the page's texts
 
     def luminance(color: list[float]) -> float:
         channels = [c / 255 for c in color]
@@ -298,6 +304,19 @@ def test_page_in_a_real_browser(start_server, browser):
     assert focused.get_attribute("id") == "classify"
     assert focused.value_of_css_property("outline-style") == "solid"
     assert float(focused.value_of_css_property("outline-width").removesuffix("px")) >= 2
+
+    # A dark system theme keeps every text readable too.
+    set_viewport(browser, *VIEWPORTS["phone"])
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    review.clear()
+    review.send_keys(POSITIVE + Keys.CONTROL + Keys.ENTER)
+    wait_for(browser, browser.find_element(By.ID, "result").is_displayed, "the dark result")
+    assert_bars_match(browser, expected[POSITIVE]["scores"])
+    assert contrast_problems(browser) == []
+    browser.save_screenshot(str(SCREENSHOTS / "phone-dark-result.png"))
 
     # The page loaded every asset and ran without a script error.
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
