@@ -8,6 +8,7 @@ only, so importing the app in the Gunicorn master never starts an inference runt
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ctypes
 import json
 import logging
@@ -41,7 +42,9 @@ class ModelBundle:
     """One model version as shipped: the Keras model, its encoder and its metadata."""
 
     directory: Path
-    model: Any  # keras.Model; typed loosely so that this module does not import Keras
+    # keras.Model, typed loosely so that this module does not import Keras; None once
+    # the OpenVINO backend has compiled it.
+    model: Any
     encoder: TextEncoder
     metadata: dict[str, Any]
 
@@ -209,6 +212,8 @@ class Predictor:
             bundle = load_model_bundle(self.model_dir)
             if self.backend == "openvino":
                 infer = _openvino_infer(bundle.model, self.inference_threads)
+                # The compiled graph holds its own weights: drop Keras' copy (~8 MB).
+                bundle = dataclasses.replace(bundle, model=None)
             else:
                 # A compiled function per call; model.predict costs ~33 ms a call.
                 infer = bundle.model.predict_on_batch
