@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected_error(error: Exception) -> Response:
-        # The trace goes to the log only: no exception text or path reaches the client.
-        log.exception("unhandled exception", exc_info=error)
+        # The trace goes to the log only, with the request id the client got in
+        # X-Request-ID: no exception text or path reaches the client.
+        log.exception(
+            "unhandled exception",
+            exc_info=error,
+            extra={"request_id": g.get("request_id"), "path": request.path},
+        )
         return _json_error(500, _body_for_request(APIError.code, APIError.message, {}))

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import InvalidJSON, UnsupportedMediaType
 
@@ -32,6 +33,15 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 class APIRequest(Request):
     """Raise the API's own errors when the body is not JSON, instead of HTML 400/415."""
+
+    def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):
+        data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
+        limit = self.max_content_length
+        # A chunked body (no Content-Length) is cut at the limit by Werkzeug without an
+        # error under Gunicorn: a body that reaches the limit is refused, not truncated.
+        if limit is not None and self.content_length is None and len(data) >= limit:
+            raise RequestEntityTooLarge()
+        return data
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         if e is None:

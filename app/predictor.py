@@ -8,8 +8,8 @@ only, so importing the app in the Gunicorn master never starts an inference runt
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ctypes
+import dataclasses
 import json
 import logging
 import os

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import MethodNotAllowed
 
 from app.api import classify_texts, validated
 from app.errors import ERROR_BODIES, ModelNotFound, ModelUnavailable
@@ -117,6 +118,9 @@ def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
 def model_status(name: str, version: int | None = None) -> dict[str, Any]:
     """Model status. As in TF Serving, a version still loading is ``200`` with state
     ``LOADING``; clients wait for ``AVAILABLE`` (probes should use ``/ready``)."""
+    if name.endswith(":predict"):
+        # "<name>" also matches ".../sentiment:predict", whose only method is POST.
+        raise MethodNotAllowed(valid_methods=["POST"])
     predictor, served_version = check_model(name, version)
     state = "AVAILABLE" if predictor.ready else "LOADING"
     return {

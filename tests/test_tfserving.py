@@ -210,8 +210,8 @@ def test_predict_http_errors(make_app, client, served):
     small = make_app(MAX_CONTENT_LENGTH=100).test_client()
     assert_tf_error(small.post(url, json={"instances": [POSITIVE * 5]}), 413)
     wrong_method = client.get(url)
-    # GET matches the status route, whose model name would be "sentiment:predict".
-    assert_tf_error(wrong_method, 404)
+    # The predict URL answers only POST, as every URL answers a wrong method: 405.
+    assert_tf_error(wrong_method, 405)
     assert_tf_error(client.post(f"/v1/models/{served[0]}"), 405)
 
 

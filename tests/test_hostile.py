@@ -1,0 +1,248 @@
+"""Hostile and malformed input against a real Gunicorn: the documented 4xx, never a 5xx,
+and the workers stay up (same pids before and after the whole table)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import Server
+
+pytestmark = pytest.mark.slow
+
+MAX_TEXT_CHARS = 5000
+MAX_BATCH_SIZE = 64
+JSON_TYPE = "application/json"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = Server({"WEB_CONCURRENCY": "2"}, tmp_path_factory.mktemp("hostile") / "server.log")
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+def worker_pids(server: Server) -> set[int]:
+    path = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    return {int(pid) for pid in path.read_text().split()}
+
+
+def send(server: Server, method: str, path: str, body: bytes | None, headers: dict) -> tuple:
+    """One raw request; the status and the parsed JSON body (None if not JSON)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+        is_json = response.getheader("Content-Type", "").startswith(JSON_TYPE)
+        return response.status, json.loads(data) if is_json else None
+    finally:
+        connection.close()
+
+
+def j(value) -> bytes:
+    return json.dumps(value).encode()
+
+
+REVIEW = "The flight was on time and the crew was kind."
+# (id, body bytes, content type, expected status, expected error code or None for 200)
+BODY_CASES = [
+    ("not-json", b"hello", JSON_TYPE, 400, "invalid_json"),
+    ("truncated", b'{"review": "abc', JSON_TYPE, 400, "invalid_json"),
+    ("empty-body", b"", JSON_TYPE, 400, "invalid_json"),
+    ("array", j([REVIEW]), JSON_TYPE, 400, "validation_error"),
+    ("string", j(REVIEW), JSON_TYPE, 400, "validation_error"),
+    ("number", b"42", JSON_TYPE, 400, "validation_error"),
+    ("null", b"null", JSON_TYPE, 400, "validation_error"),
+    ("no-content-type", j({"review": REVIEW}), None, 415, "unsupported_media_type"),
+    ("text-plain", j({"review": REVIEW}), "text/plain", 415, "unsupported_media_type"),
+    ("form", b"review=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    ("charset-utf8", j({"review": REVIEW}), "application/json; charset=utf-8", 200, None),
+    ("charset-upper", j({"review": REVIEW}), "application/json;charset=UTF-8", 200, None),
+    ("json-suffix-type", j({"review": REVIEW}), "application/vnd.api+json", 200, None),
+    # JSON is UTF-8 (RFC 8259); a charset parameter does not change how the body is read.
+    ("charset-latin1-ascii", j({"review": REVIEW}), "application/json; charset=latin-1", 200, None),
+    ("utf16-body", json.dumps({"review": REVIEW}).encode("utf-16"), JSON_TYPE, 200, None),
+    ("invalid-utf8", b'{"review": "caf\xe9 \xff\xfe"}', JSON_TYPE, 400, "invalid_json"),
+    ("bom", b"\xef\xbb\xbf" + j({"review": REVIEW}), JSON_TYPE, 200, None),
+    ("nul-and-controls", j({"review": "good\u0000 flight\u0007\u001b[31m"}), JSON_TYPE, 200, None),
+    ("only-controls", j({"review": "\u0000\u0001"}), JSON_TYPE, 200, None),
+    ("emoji", j({"review": "😍✈️👍🏽 best trip"}), JSON_TYPE, 200, None),
+    ("rtl", j({"review": "\u202eالرحلة كانت رائعة"}), JSON_TYPE, 200, None),
+    ("combining", j({"review": "Z\u0351\u0352a\u0353l\u0354g\u0355o great"}), JSON_TYPE, 200, None),
+    ("max-chars", j({"review": "a" * MAX_TEXT_CHARS}), JSON_TYPE, 200, None),
+    (
+        "max-chars-plus-1",
+        j({"review": "a" * (MAX_TEXT_CHARS + 1)}),
+        JSON_TYPE,
+        400,
+        "validation_error",
+    ),
+    ("max-chars-emoji", j({"review": "😀" * MAX_TEXT_CHARS}), JSON_TYPE, 200, None),
+    ("whitespace", j({"review": " \t\n\u00a0"}), JSON_TYPE, 400, "validation_error"),
+    ("reviews-0", j({"reviews": []}), JSON_TYPE, 400, "validation_error"),
+    ("reviews-1", j({"reviews": [REVIEW]}), JSON_TYPE, 200, None),
+    ("reviews-max", j({"reviews": [REVIEW] * MAX_BATCH_SIZE}), JSON_TYPE, 200, None),
+    ("reviews-max-plus-1", j({"reviews": [REVIEW] * 65}), JSON_TYPE, 400, "validation_error"),
+    ("item-number", j({"reviews": [REVIEW, 7]}), JSON_TYPE, 400, "validation_error"),
+    ("item-null", j({"reviews": [None]}), JSON_TYPE, 400, "validation_error"),
+    ("item-object", j({"reviews": [{"text": REVIEW}]}), JSON_TYPE, 400, "validation_error"),
+    ("item-list", j({"reviews": [[REVIEW]]}), JSON_TYPE, 400, "validation_error"),
+    ("review-object", j({"review": {"text": REVIEW}}), JSON_TYPE, 400, "validation_error"),
+    ("both-fields", j({"review": REVIEW, "reviews": [REVIEW]}), JSON_TYPE, 400, "validation_error"),
+    ("unknown-field", j({"review": REVIEW, "admin": True}), JSON_TYPE, 400, "validation_error"),
+    ("duplicate-keys", b'{"review": "a", "review": "b"}', JSON_TYPE, 400, "invalid_json"),
+    ("deep-nesting", b"[" * 10_000 + b"]" * 10_000, JSON_TYPE, 400, "invalid_json"),
+    ("deep-objects", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, JSON_TYPE, 400, "invalid_json"),
+    ("huge-float", b'{"review": 1e999999}', JSON_TYPE, 400, "validation_error"),
+    ("huge-int", b'{"review": ' + b"9" * 5000 + b"}", JSON_TYPE, 400, "invalid_json"),
+    ("nan", b'{"review": NaN}', JSON_TYPE, 400, "validation_error"),
+    ("path-as-text", j({"review": "/etc/passwd"}), JSON_TYPE, 200, None),
+    (
+        "url-as-text",
+        j({"review": "http://169.254.169.254/latest/meta-data/"}),
+        JSON_TYPE,
+        200,
+        None,
+    ),
+]
+
+
+def test_bad_and_odd_bodies(server):
+    before = worker_pids(server)
+    failures = []
+    for case_id, body, content_type, status, code in BODY_CASES:
+        headers = {"Content-Type": content_type} if content_type else {}
+        got_status, got = send(server, "POST", "/classify", body, headers)
+        problem = None
+        if got_status != status:
+            problem = f"status {got_status}, expected {status}"
+        elif got is None:
+            problem = "body is not JSON"
+        elif code and got.get("error", {}).get("code") != code:
+            problem = f"code {got.get('error')}, expected {code}"
+        elif code is None and got.get("label") is None and "predictions" not in got:
+            problem = f"no prediction in {got}"
+        if problem:
+            failures.append(f"{case_id}: {problem}")
+    assert not failures, "\n".join(failures)
+    assert worker_pids(server) == before, "a worker died"
+
+
+def test_path_and_url_text_is_classified_not_fetched(server):
+    status, body = send(
+        server,
+        "POST",
+        "/classify",
+        j({"review": "file:///etc/passwd"}),
+        {"Content-Type": JSON_TYPE},
+    )
+    assert status == 200
+    assert "root:" not in json.dumps(body)
+
+
+def routes_with_methods(server: Server) -> list[tuple[str, set[str]]]:
+    """Every documented path (from the OpenAPI document) and its methods."""
+    document = requests.get(server.url + "/openapi.json", timeout=10).json()
+    routes = []
+    for path, operations in document["paths"].items():
+        concrete = path.replace("{name}", "sentiment").replace("{version}", "1")
+        routes.append((concrete, {method.upper() for method in operations}))
+    return routes
+
+
+def test_wrong_methods_on_every_route_are_405(server):
+    before = worker_pids(server)
+    routes = routes_with_methods(server)
+    assert len(routes) >= 8
+    failures = []
+    for path, methods in routes:
+        for method in {"GET", "POST", "PUT", "DELETE", "PATCH"} - methods:
+            status, body = send(server, method, path, b"{}", {"Content-Type": JSON_TYPE})
+            if status != 405 or body is None:
+                failures.append(f"{method} {path}: {status} {body}")
+    assert not failures, "\n".join(failures)
+    assert worker_pids(server) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nope",
+        "/classify/",
+        "/CLASSIFY",
+        "/classify/extra",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/static/../../app/config.py",
+        "/static/%2e%2e/config.py",
+        "/classify%00",
+        "/v1/models/other",
+        "/v1/models/sentiment/versions/999",
+        "/" + "a" * 3000,
+    ],
+)
+def test_unknown_and_odd_paths_are_404(server, path):
+    status, body = send(server, "GET", path, None, {})
+    assert status == 404
+    assert body is not None  # JSON, in the shape of the API under that prefix
+
+
+def test_repeated_slashes_are_merged(server):
+    status, body = send(server, "GET", "//classify", None, {})
+    assert status == 405 and body["error"]["code"] == "method_not_allowed"
+
+
+def test_query_strings_are_ignored(server):
+    status, body = send(
+        server,
+        "POST",
+        "/classify?debug=1&x=%00",
+        j({"review": REVIEW}),
+        {"Content-Type": JSON_TYPE},
+    )
+    assert status == 200 and body["label"]
+
+
+def test_oversized_body_is_refused_before_it_is_read(server):
+    """A 200 MB Content-Length gets 413 at once; the server does not wait for the body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 200000000\r\n\r\n" + b'{"review": "' + b"a" * 1000
+        )
+        started = time.monotonic()
+        reply = sock.recv(65536).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413")
+    assert time.monotonic() - started < 5
+    assert '"payload_too_large"' in reply
+
+
+def test_oversized_chunked_body_is_refused(server):
+    def chunks():
+        for _ in range(40):  # 2 MB in 50 kB chunks, no Content-Length
+            yield b"a" * 50_000
+
+    response = requests.post(
+        server.url + "/classify", data=chunks(), headers={"Content-Type": JSON_TYPE}, timeout=30
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_malformed_http_is_refused_by_gunicorn_and_workers_survive(server):
+    """Gunicorn refuses broken HTTP itself (plain text, before the app): request lines
+    over 4094 bytes, garbage; the workers keep serving."""
+    before = worker_pids(server)
+    status, _ = send(server, "GET", "/" + "a" * 5000, None, {})
+    assert status == 414
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+        assert sock.recv(1024).startswith(b"HTTP/1.1 400")
+    assert worker_pids(server) == before
+    assert requests.get(server.url + "/ready", timeout=5).status_code == 200
