@@ -3,8 +3,8 @@
     python -m model.search [--seeds 3] [--output reports/search.jsonl]
 
 Each candidate changes a few fields of the shipped ``TrainingConfig`` and is trained with
-several seeds (seed-to-seed spread is about ±0.004 macro-F1, as large as most effects),
-then scored on validation. The test split is never touched here. Takes ~10 minutes on
+several seeds (seed-to-seed spread is up to ±0.007 macro-F1, as large as most effects),
+then scored on validation. The test split is never touched here. Takes ~12 minutes on
 2 cores; its results are summarised in the model card (``model/README.md``).
 """
 
