@@ -5,7 +5,7 @@ beside it; the defaults are the ones measured in BENCHMARKS.md."""
 import os
 import tempfile
 
-from app.logs import GunicornLogger
+from app.jsonlog import GunicornLogger
 
 # --- Where to listen ----------------------------------------------------------------
 # Heroku (and most platforms) hand the port in $PORT and route to every interface.
@@ -16,9 +16,11 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # workers with the OpenVINO backend fit there with room to spare.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads let a worker keep connections alive (sync workers close after each request)
-# and overlap network I/O with the short, lock-guarded inference.
+# and overlap network I/O with the short, lock-guarded inference. The work is CPU-bound
+# Python, so more threads only queue for the GIL: 2 gave the same throughput as 4 or
+# sync workers and the lowest p99 (BENCHMARKS.md, tuning).
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 # Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
 # fork; TensorFlow loaded in the master hangs every worker (measured).
 preload_app = False

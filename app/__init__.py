@@ -3,13 +3,18 @@ routes. Gunicorn loads it in each worker (``app:create_app()``), after fork."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app: defaults from ``Config``, then ``test_config`` overrides."""
+    # Imported here, not above: gunicorn.conf.py imports app.jsonlog in the master, which
+    # must not pay for Flask, the schemas or NumPy that only workers use.
+    from flask import Flask
+
     from app import api, errors, http, logs, metrics, openapi, tfserving, web
     from app.config import Config
 

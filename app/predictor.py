@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -140,7 +142,31 @@ def _select_backend(backend: str, threads: int) -> None:
             log.warning("TensorFlow was already initialised; its thread settings stay")
 
 
-def _openvino_infer(model: Any, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+def _export_openvino(model: Any, model_path: Path) -> Path:
+    """The Keras model's forward pass as OpenVINO IR, exported once per model file.
+
+    Every worker compiles from the same files, so the weights OpenVINO maps from the .bin
+    file are shared between workers instead of private to each (7 MB a worker). The
+    folder is keyed by the model file and the library versions, and appears atomically:
+    a worker that loses the race to create it uses the winner's files.
+    """
+    import keras
+    import openvino as ov
+
+    key = hashlib.sha256(model_path.read_bytes())
+    key.update(f"{keras.__version__} {ov.__version__}".encode())
+    target = Path(tempfile.gettempdir()) / f"sentiment-openvino-{key.hexdigest()[:16]}"
+    if not (target / "model.xml").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
+        model.export(str(staging / "model.xml"), format="openvino", verbose=False)
+        try:
+            staging.rename(target)
+        except OSError:  # another worker got there first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / "model.xml"
+
+
+def _openvino_infer(ir_path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     """Compile the Keras model's forward pass with explicit CPU settings.
 
     Keras' own OpenVINO predict path compiles with the CPU defaults (a thread per core,
@@ -150,19 +176,16 @@ def _openvino_infer(model: Any, threads: int) -> Callable[[np.ndarray], np.ndarr
     """
     import openvino as ov
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.xml")
-        model.export(path, format="openvino", verbose=False)
-        compiled = ov.Core().compile_model(
-            path,
-            "CPU",
-            {
-                "INFERENCE_NUM_THREADS": threads,
-                "NUM_STREAMS": 1,
-                "ENABLE_CPU_PINNING": False,
-                "INFERENCE_PRECISION_HINT": "f32",
-            },
-        )
+    compiled = ov.Core().compile_model(
+        ir_path,
+        "CPU",
+        {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "ENABLE_CPU_PINNING": False,
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )
     request = compiled.create_infer_request()
 
     def infer(ids: np.ndarray) -> np.ndarray:
@@ -211,7 +234,8 @@ class Predictor:
             _select_backend(self.backend, self.inference_threads)
             bundle = load_model_bundle(self.model_dir)
             if self.backend == "openvino":
-                infer = _openvino_infer(bundle.model, self.inference_threads)
+                ir_path = _export_openvino(bundle.model, self.model_dir / MODEL_FILE)
+                infer = _openvino_infer(ir_path, self.inference_threads)
                 # The compiled graph holds its own weights: drop Keras' copy (~8 MB).
                 bundle = dataclasses.replace(bundle, model=None)
             else:

@@ -20,7 +20,7 @@ import platform
 import re
 import shutil
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +32,7 @@ import requests
 
 from app.config import PROJECT_ROOT
 from benchmarks.reviews import REVIEWS
+from deploy.dyno import build_environment, free_port, procfile_command, pss_mb
 
 SERVICE_APP = "app:create_app()"
 NOOP_APP = "benchmarks.apps:noop_app()"
@@ -39,8 +40,8 @@ TUTORIAL_APP = "benchmarks.apps:tutorial_app()"
 # One review of about 340 bytes, the size the figures in shared/FACTS.md used.
 SINGLE = {"review": REVIEWS[24][:310]}
 BATCH = {"reviews": [REVIEWS[i % len(REVIEWS)] for i in range(64)]}
-CONCURRENCY = (1, 16, 32, 64)
-BATCH_CONCURRENCY = (1, 16, 64)
+# Each load runs ROUNDS times, alternating the servers compared; medians are reported.
+ROUNDS = 3
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
 PLOT = PROJECT_ROOT / "benchmarks" / "throughput.png"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -63,22 +64,20 @@ class Server:
 
     app_spec: str
     env: dict[str, str] = field(default_factory=dict)
+    bin_dir: Path = Path(sys.executable).parent  # the virtualenv whose gunicorn runs
     port: int = 0
     process: subprocess.Popen | None = None
     boot_s: float = 0.0
     served: int = 0  # requests sent so far (for the memory readings)
 
     def start(self) -> Server:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         command = procfile_command().replace('"app:create_app()"', f'"{self.app_spec}"')
         env = {
             **os.environ,
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",  # what Heroku's buildpack sets on a 512 MB dyno
-            "LOG_LEVEL": "warning",  # the request log would measure the disk, not us
             **self.env,
         }
         started = time.monotonic()
@@ -110,30 +109,12 @@ class Server:
     def pss_mb(self) -> float:
         """Proportional set size of the master and its workers, in MB."""
         assert self.process is not None
-        pids = [self.process.pid, *children(self.process.pid)]
-        return sum(pss_kb(pid) for pid in pids) / 1024
+        return pss_mb(self.process.pid)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=40)
-
-
-def procfile_command() -> str:
-    for line in (PROJECT_ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip()
-    raise RuntimeError("Procfile has no web process")
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
-
-
-def pss_kb(pid: int) -> int:
-    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    return int(re.search(r"^Pss:\s+(\d+) kB", text, re.M).group(1))
 
 
 def ab(server: Server, body_file: Path, concurrency: int, count: int) -> AbResult:
@@ -195,6 +176,29 @@ def machine() -> str:
     )
 
 
+def median_of(rows: list[AbResult]) -> AbResult:
+    """One row from several runs of the same load: medians, and summed counts."""
+    return AbResult(
+        concurrency=rows[0].concurrency,
+        requests=sum(row.requests for row in rows),
+        rps=statistics.median(row.rps for row in rows),
+        failed=sum(row.failed for row in rows),
+        non_2xx=sum(row.non_2xx for row in rows),
+        p50_ms=statistics.median(row.p50_ms for row in rows),
+        p99_ms=statistics.median(row.p99_ms for row in rows),
+    )
+
+
+def interleaved(servers: list[Server], body: Path, concurrency: int, count: int) -> list[AbResult]:
+    """ROUNDS runs per server, alternating servers, so that a slow spell of the shared
+    machine hits both sides of a ratio; the median of each server's runs."""
+    runs: list[list[AbResult]] = [[] for _ in servers]
+    for _ in range(ROUNDS):
+        for index, server in enumerate(servers):
+            runs[index].append(ab(server, body, concurrency, count))
+    return [median_of(rows) for rows in runs]
+
+
 def run(quick: bool) -> dict:
     """Every measurement of the report, in one run."""
     scale = 0.2 if quick else 1.0
@@ -211,24 +215,31 @@ def run(quick: bool) -> dict:
     print("in-process pipeline ...", flush=True)
     results["in_process"] = in_process_rows_per_s({})
 
-    print("service (shipped config) ...", flush=True)
-    service = Server(SERVICE_APP).start()
+    # The service and its no-op baseline run from what Heroku installs (requirements.txt
+    # alone); the tutorial and TensorFlow runs need TensorFlow, from the dev environment.
+    print("serving environment (requirements.txt only) ...", flush=True)
+    serving_bin = build_environment(fresh=False) / "bin"
+    print("service and no-op baseline, side by side ...", flush=True)
+    service = Server(SERVICE_APP, bin_dir=serving_bin).start()
     results["boot_s"] = service.boot_s
-    ab(service, single_file, 16, n(2000))  # warm-up
-    single = [ab(service, single_file, 1, n(5000)), ab(service, single_file, 16, n(13000))]
-    results["pss_20k_mb"], results["pss_20k_at"] = service.pss_mb(), service.served
-    single += [ab(service, single_file, c, n(20000)) for c in (32, 64)]
-    batch = [ab(service, batch_file, c, n(1500)) for c in BATCH_CONCURRENCY]
+    noop = Server(NOOP_APP, bin_dir=serving_bin).start()
+    for server in (service, noop):
+        ab(server, single_file, 16, n(2000))  # warm-up
+    single, noops = [], []
+    for concurrency, count in ((1, 2000), (16, 6000), (32, 8000), (64, 8000)):
+        ours, theirs = interleaved([service, noop], single_file, concurrency, n(count))
+        single.append(ours)
+        noops.append(theirs)
+        if concurrency == 16:  # about 20,000 requests served by now
+            results["pss_20k_mb"], results["pss_20k_at"] = service.pss_mb(), service.served
+    noop.stop()
+    batch = [
+        median_of([ab(service, batch_file, c, n(500)) for _ in range(ROUNDS)]) for c in (1, 16, 64)
+    ]
     ab(service, single_file, 16, max(200, n(100_000) - service.served))  # reach 100k
     results["pss_100k_mb"], results["pss_100k_at"] = service.pss_mb(), service.served
     service.stop()
-    results["single"], results["batch"] = single, batch
-
-    print("no-op baseline ...", flush=True)
-    noop = Server(NOOP_APP).start()
-    ab(noop, single_file, 16, n(2000))
-    results["noop"] = [ab(noop, single_file, c, n(20000 if c > 1 else 5000)) for c in CONCURRENCY]
-    noop.stop()
+    results["single"], results["noop"], results["batch"] = single, noops, batch
 
     print("tutorial baseline (TensorFlow, model.predict per request) ...", flush=True)
     tutorial = Server(TUTORIAL_APP, {"KERAS_BACKEND": "tensorflow"}).start()
@@ -240,7 +251,9 @@ def run(quick: bool) -> dict:
     tf_service = Server(SERVICE_APP, {"KERAS_BACKEND": "tensorflow"}).start()
     results["tf_boot_s"] = tf_service.boot_s
     ab(tf_service, single_file, 16, n(2000))
-    results["tf_single"] = ab(tf_service, single_file, 32, n(20000))
+    results["tf_single"] = median_of(
+        [ab(tf_service, single_file, 32, n(6000)) for _ in range(ROUNDS)]
+    )
     results["tf_pss_mb"] = tf_service.pss_mb()
     tf_service.stop()
     shutil.rmtree(work)
@@ -329,7 +342,7 @@ def report(r: dict, command: str) -> str:
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
         "- Server: the Procfile's command with the shipped `gunicorn.conf.py` "
-        "(WEB_CONCURRENCY=2, as on a 512 MB dyno; LOG_LEVEL=warning); "
+        "(WEB_CONCURRENCY=2, as on a 512 MB dyno; logs at INFO to /dev/null); "
         f"single body {len(json.dumps(SINGLE))} bytes, batch body 64 reviews.",
         "",
         "### Targets",

@@ -19,30 +19,16 @@ import subprocess
 import sys
 import tarfile
 import time
-import venv
 from pathlib import Path
 
 import pathspec
 import requests
 
 from app.config import PROJECT_ROOT
-from benchmarks.bench import children, procfile_command, pss_kb
+from deploy.dyno import WORK, build_environment, free_port, procfile_command, pss_mb
 
-WORK = PROJECT_ROOT / ".heroku-check"
 SLUG_LIMIT_MB, PSS_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 350, 60, 30
 ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-
-
-def build_environment() -> Path:
-    """A new venv with requirements.txt and nothing else (the dev tools are not in it)."""
-    env_dir = WORK / "venv"
-    venv.EnvBuilder(clear=True, with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    subprocess.run(
-        [python, "-m", "pip", "install", "-qq", "-r", PROJECT_ROOT / "requirements.txt"],
-        check=True,
-    )
-    return env_dir
 
 
 def slug_files() -> list[Path]:
@@ -64,14 +50,6 @@ def slug_size_mb(env_dir: Path, files: list[Path]) -> float:
         for path in files:
             tar.add(path, arcname=str(path.relative_to(PROJECT_ROOT)))
     return len(buffer.getvalue()) / 1e6
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rehearse(env_dir: Path) -> dict:
@@ -127,7 +105,7 @@ def rehearse(env_dir: Path) -> dict:
             session.post(base + "/classify", json={"review": f"review {index}: fine"}, timeout=10)
             if index % 10 == 0:
                 session.post(base + "/classify", json={"reviews": ["good", "bad"] * 32})
-    results["pss_mb"] = sum(pss_kb(pid) for pid in [process.pid, *children(process.pid)]) / 1024
+    results["pss_mb"] = pss_mb(process.pid)
 
     stop_started = time.monotonic()
     process.terminate()  # SIGTERM to the master, as Heroku sends to the dyno's processes

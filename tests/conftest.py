@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import requests
 
 from app import create_app
 from app.config import PROJECT_ROOT
+from deploy.dyno import free_port, procfile_command
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -39,20 +39,6 @@ def make_app():
         return create_app({"TESTING": True, **overrides})
 
     return factory
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def procfile_command() -> str:
-    """The Procfile's web command, exactly as Heroku would run it."""
-    for line in (PROJECT_ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip()
-    raise AssertionError("Procfile has no web process")
 
 
 class Server:
