@@ -329,7 +329,7 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
     }
     operations = {}
     for versions in ("", "/versions/<int:version>"):
-        base = f"/v1/models/<name>{versions}"
+        base = f"/v1/models/<model:name>{versions}"
         operations[base] = {"get": model_status}
         operations[f"{base}/metadata"] = {"get": metadata}
         operations[f"{base}:predict"] = {"post": predict}
@@ -339,7 +339,7 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
 def path_parameters(rule: str, name: str | None, version: str | None) -> list[dict[str, Any]]:
     """The path parameters of a ``/v1/models`` rule; only the served values are valid."""
     parameters = []
-    if "<name>" in rule:
+    if "<model:name>" in rule:
         schema: dict[str, Any] = {"type": "string", "minLength": 1}
         if name is not None:
             schema["enum"] = [name]
@@ -371,7 +371,8 @@ def path_parameters(rule: str, name: str | None, version: str | None) -> list[di
 
 
 def openapi_path(rule: str) -> str:
-    """``/v1/models/<name>/versions/<int:version>`` → ``/v1/models/{name}/versions/{version}``"""
+    """A Flask rule as an OpenAPI path: ``/v1/models/<model:name>/versions/<int:version>``
+    → ``/v1/models/{name}/versions/{version}``."""
     return _RULE_ARGUMENT.sub(r"{\1}", rule)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import Blueprint, current_app
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import BaseConverter
 
 from app.api import classify_texts, validated
 from app.errors import ERROR_BODIES, ModelNotFound, ModelUnavailable
@@ -57,9 +57,18 @@ def _flatten(details: Any, path: str = "") -> str:
     return f"{path}: {details}" if path else str(details)
 
 
+class ModelNameConverter(BaseConverter):
+    """A model name in a URL: no "/" and no ":", so that ``GET .../sentiment:predict``
+    matches only the predict rule (and gets 405) rather than the status rule."""
+
+    regex = "[^/:]+"
+
+
 def _setup(state: BlueprintSetupState) -> None:
-    """Per app: the predict request schema with the app's limits, and the error shape."""
+    """Per app: the model-name converter, the predict request schema with the app's
+    limits, and the error shape."""
     app = state.app
+    app.url_map.converters["model"] = ModelNameConverter
     app.extensions[SCHEMA_KEY] = PredictRequestSchema(
         max_batch_size=app.config["MAX_BATCH_SIZE"],
         max_text_chars=app.config["MAX_TEXT_CHARS"],
@@ -113,14 +122,11 @@ def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
     }
 
 
-@bp.get("/<name>")
-@bp.get("/<name>/versions/<int:version>")
+@bp.get("/<model:name>")
+@bp.get("/<model:name>/versions/<int:version>")
 def model_status(name: str, version: int | None = None) -> dict[str, Any]:
     """Model status. As in TF Serving, a version still loading is ``200`` with state
     ``LOADING``; clients wait for ``AVAILABLE`` (probes should use ``/ready``)."""
-    if name.endswith(":predict"):
-        # "<name>" also matches ".../sentiment:predict", whose only method is POST.
-        raise MethodNotAllowed(valid_methods=["POST"])
     predictor, served_version = check_model(name, version)
     state = "AVAILABLE" if predictor.ready else "LOADING"
     return {
@@ -134,8 +140,8 @@ def model_status(name: str, version: int | None = None) -> dict[str, Any]:
     }
 
 
-@bp.get("/<name>/metadata")
-@bp.get("/<name>/versions/<int:version>/metadata")
+@bp.get("/<model:name>/metadata")
+@bp.get("/<model:name>/versions/<int:version>/metadata")
 def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
     """The served signature: review texts in, class probabilities out."""
     predictor, served_version = check_model(name, version)
@@ -160,8 +166,8 @@ def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
     }
 
 
-@bp.post("/<name>:predict")
-@bp.post("/<name>/versions/<int:version>:predict")
+@bp.post("/<model:name>:predict")
+@bp.post("/<model:name>/versions/<int:version>:predict")
 def predict(name: str, version: int | None = None) -> dict[str, Any]:
     """Class probabilities per text, in the model's class order (see ``GET /model``)."""
     check_model(name, version)
