@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import ValidationError
 
 from app.errors import ModelUnavailable, ValidationFailed
-from app.predictor import ModelBundleError, Predictor
+from app.predictor import ModelBundle, ModelBundleError, Predictor
 from app.schemas import ClassifyRequestSchema
 
 bp = Blueprint("api", __name__)
@@ -51,12 +51,12 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-def ready_predictor() -> Predictor:
-    """This worker's predictor, or ``503 model_unavailable`` while it is not loaded."""
+def ready_predictor() -> tuple[Predictor, ModelBundle]:
+    """This worker's predictor and its loaded bundle, or ``503 model_unavailable``."""
     predictor: Predictor = current_app.extensions["predictor"]
-    if not predictor.ready:
+    if predictor.bundle is None:
         raise ModelUnavailable()
-    return predictor
+    return predictor, predictor.bundle
 
 
 def validated(schema_key: str) -> dict[str, Any]:
@@ -70,9 +70,7 @@ def validated(schema_key: str) -> dict[str, Any]:
 
 def classify_texts(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Predictions for ``texts`` in input order, and the model's name and version."""
-    predictor = ready_predictor()
-    bundle = predictor.bundle
-    assert bundle is not None  # ready_predictor() checked it
+    predictor, bundle = ready_predictor()
     started = time.perf_counter()
     probabilities = predictor.predict_proba(texts)
     elapsed = time.perf_counter() - started
@@ -86,7 +84,7 @@ def classify_texts(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, st
     current_app.extensions["metrics"].observe_inference(
         elapsed, g.labels, [prediction["score"] for prediction in predictions]
     )
-    return predictions, {"name": bundle.name, "version": bundle.version}
+    return predictions, bundle.reference
 
 
 @bp.post("/classify")
@@ -108,17 +106,14 @@ def health() -> dict[str, str]:
 @bp.get("/ready")
 def ready() -> dict[str, Any]:
     """Readiness: this worker's model is loaded and warmed up, else 503."""
-    bundle = ready_predictor().bundle
-    assert bundle is not None
-    return {"status": "ready", "model": {"name": bundle.name, "version": bundle.version}}
+    _, bundle = ready_predictor()
+    return {"status": "ready", "model": bundle.reference}
 
 
 @bp.get("/model")
 def model_info() -> dict[str, Any]:
     """What is being served: identity, classes, limits, training metrics, libraries."""
-    predictor = ready_predictor()
-    bundle = predictor.bundle
-    assert bundle is not None
+    predictor, bundle = ready_predictor()
     config = current_app.config
     return {
         "name": bundle.name,

@@ -62,6 +62,11 @@ class ModelBundle:
     def classes(self) -> list[str]:
         return list(self.metadata["classes"])
 
+    @property
+    def reference(self) -> dict[str, str]:
+        """``{"name", "version"}``, as responses name the model that answered."""
+        return {"name": self.name, "version": self.version}
+
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
