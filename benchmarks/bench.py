@@ -19,7 +19,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,11 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from app.config import PROJECT_ROOT
 from benchmarks.reviews import REVIEWS
-from deploy.dyno import build_environment, free_port, procfile_command, pss_mb
+from deploy.dyno import build_environment, free_port, pss_mb, start_web, stop_web, wait_for_200
 
 SERVICE_APP = "app:create_app()"
 NOOP_APP = "benchmarks.apps:noop_app()"
@@ -72,35 +69,18 @@ class Server:
 
     def start(self) -> Server:
         self.port = free_port()
-        command = procfile_command().replace('"app:create_app()"', f'"{self.app_spec}"')
-        env = {
-            **os.environ,
-            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": "2",  # what Heroku's buildpack sets on a 512 MB dyno
-            **self.env,
-        }
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            f"exec {command}",
-            shell=True,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        self.process = start_web(
+            self.port,
+            self.bin_dir,
+            # What Heroku's buildpack sets on a 512 MB dyno.
+            {"WEB_CONCURRENCY": "2", **self.env},
+            app_spec=self.app_spec,
         )
-        while time.monotonic() - started < 120:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.app_spec} exited with {self.process.returncode}")
-            try:
-                if requests.post(self.url, json=SINGLE, timeout=2).status_code == 200:
-                    self.boot_s = time.monotonic() - started
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.app_spec} did not answer within 120 s")
+        if wait_for_200(self.process, "POST", self.url, 120, json=SINGLE) is None:
+            raise RuntimeError(f"{self.app_spec} exited or did not answer within 120 s")
+        self.boot_s = time.monotonic() - started
+        return self
 
     @property
     def url(self) -> str:
@@ -112,9 +92,8 @@ class Server:
         return pss_mb(self.process.pid)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=40)
+        if self.process:
+            stop_web(self.process, timeout=40)
 
 
 def ab(server: Server, body_file: Path, concurrency: int, count: int) -> AbResult:

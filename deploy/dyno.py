@@ -1,14 +1,20 @@
-"""What a dyno runs: the Procfile's web command, the environment requirements.txt
-alone builds, and the memory of a process tree. Shared by `make heroku-check` and
-`make bench`."""
+"""What a dyno runs: the Procfile's web command (started, awaited and stopped as Heroku
+does), the environment requirements.txt alone builds, and the memory of a process tree.
+Shared by `make heroku-check`, `make bench` and the tests that start real servers."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import subprocess
+import time
 import venv
 from pathlib import Path
+from typing import IO
+
+import requests
 
 from app.config import PROJECT_ROOT
 
@@ -21,6 +27,66 @@ def procfile_command() -> str:
         if line.startswith("web:"):
             return line.removeprefix("web:").strip()
     raise RuntimeError("Procfile has no web process")
+
+
+def start_web(
+    port: int,
+    bin_dir: Path,
+    env: dict[str, str] | None = None,
+    output: IO[bytes] | int = subprocess.DEVNULL,
+    app_spec: str | None = None,
+) -> subprocess.Popen:
+    """Run the Procfile's web command as Heroku does: through bash, with ``PORT`` set and
+    ``bin_dir`` (a virtualenv's) first on PATH, stdout and stderr to ``output``. It is
+    exec'd, so the process is Gunicorn itself, leading its own process group.
+    ``app_spec`` swaps the app for another (the benchmarks' baselines)."""
+    command = procfile_command()
+    if app_spec:
+        command = command.replace('"app:create_app()"', f'"{app_spec}"')
+    return subprocess.Popen(
+        ["bash", "-c", f"exec {command}"],
+        cwd=PROJECT_ROOT,
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PORT": str(port),
+            "PYTHONUNBUFFERED": "1",  # as Heroku's Python buildpack sets it
+            **(env or {}),
+        },
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for_200(
+    process: subprocess.Popen, method: str, url: str, timeout: float, **kwargs: object
+) -> float | None:
+    """Seconds until ``method url`` answers 200, or None if the process exits first or
+    ``timeout`` passes. Connection errors and read timeouts mean "not yet": the socket
+    listens before any worker has loaded its model."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout and process.poll() is None:
+        try:
+            if requests.request(method, url, timeout=2, **kwargs).status_code == 200:
+                return time.monotonic() - started
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def stop_web(process: subprocess.Popen, timeout: float = 30) -> int | None:
+    """SIGTERM to the whole process group, as Heroku stops a dyno; its exit code, or
+    None if it was still running after ``timeout`` and had to be killed."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None
 
 
 def build_environment(fresh: bool = True) -> Path:

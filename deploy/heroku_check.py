@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -25,7 +24,15 @@ import pathspec
 import requests
 
 from app.config import PROJECT_ROOT
-from deploy.dyno import WORK, build_environment, free_port, procfile_command, pss_mb
+from deploy.dyno import (
+    WORK,
+    build_environment,
+    free_port,
+    pss_mb,
+    start_web,
+    stop_web,
+    wait_for_200,
+)
 
 SLUG_LIMIT_MB, PSS_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 350, 60, 30
 ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
@@ -57,39 +64,13 @@ def rehearse(env_dir: Path) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = WORK / "web.log"
-    # Only the slug's environment: its bin first, no developer virtualenv on the PATH.
-    path = os.pathsep.join(
-        [str(env_dir / "bin")]
-        + [p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p]
-    )
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("VIRTUAL_ENV")
-    }
-    environment.update(
-        PATH=path, PORT=str(port), WEB_CONCURRENCY="2", PYTHONUNBUFFERED="1", DYNO="web.1"
-    )
-    started = time.monotonic()
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command()}"],  # Heroku runs it with bash
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    ready_s = None
-    while time.monotonic() - started < BIND_LIMIT_S and process.poll() is None:
-        try:
-            if requests.get(base + "/ready", timeout=1).status_code == 200:
-                ready_s = time.monotonic() - started
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
+        # Only the slug's environment: its bin first on the PATH.
+        process = start_web(port, env_dir / "bin", {"WEB_CONCURRENCY": "2", "DYNO": "web.1"}, log)
+    ready_s = wait_for_200(process, "GET", base + "/ready", BIND_LIMIT_S)
     results: dict = {"ready_s": ready_s}
     if ready_s is None:
-        process.kill()
+        stop_web(process, timeout=5)
         results["log"] = log_path.read_text(errors="replace")
         return results
 
@@ -108,13 +89,9 @@ def rehearse(env_dir: Path) -> dict:
     results["pss_mb"] = pss_mb(process.pid)
 
     stop_started = time.monotonic()
-    process.terminate()  # SIGTERM to the master, as Heroku sends to the dyno's processes
-    try:
-        results["exit_code"] = process.wait(timeout=STOP_LIMIT_S)
-        results["stop_s"] = time.monotonic() - stop_started
-    except subprocess.TimeoutExpired:
-        process.kill()
-        results["exit_code"], results["stop_s"] = None, None
+    results["exit_code"] = stop_web(process, STOP_LIMIT_S)
+    stopped = results["exit_code"] is not None
+    results["stop_s"] = time.monotonic() - stop_started if stopped else None
 
     lines = log_path.read_text(errors="replace").splitlines()
     parsed = []

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from app import create_app
-from app.config import PROJECT_ROOT
-from deploy.dyno import free_port, procfile_command
+from deploy.dyno import free_port, start_web, stop_web, wait_for_200
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -48,50 +42,22 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        log_file = log_path.open("wb")
-        self.process = subprocess.Popen(
-            f"exec {procfile_command()}",  # the process is Gunicorn itself, not a shell
-            shell=True,
-            cwd=PROJECT_ROOT,
-            env={
-                **os.environ,
-                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-                "PORT": str(self.port),
-                "PYTHONUNBUFFERED": "1",  # as Heroku's Python buildpack sets it
-                **env,
-            },
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log_file.close()  # the server holds its own copy
+        with log_path.open("wb") as log_file:  # the server keeps its own copy
+            self.process = start_web(self.port, VENV_BIN, env, log_file)
 
     def wait_ready(self, path: str = "/health", timeout: float = 60) -> float:
         """Seconds until ``path`` answers 200; fails if the server exits or times out."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
-                    return time.monotonic() - started
-            except requests.RequestException:  # listening, but no worker is ready yet
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not ready within {timeout}s:\n{self.log()}")
+        seconds = wait_for_200(self.process, "GET", self.url + path, timeout)
+        if seconds is None:
+            raise AssertionError(f"server exited or not ready in {timeout} s:\n{self.log()}")
+        return seconds
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 30) -> int:
+    def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, as Heroku sends; the exit code."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        return stop_web(self.process, timeout)
 
 
 @pytest.fixture
