@@ -10,6 +10,12 @@ from app.jsonlog import GunicornLogger
 # --- Where to listen ----------------------------------------------------------------
 # Heroku (and most platforms) hand the port in $PORT and route to every interface.
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new
+# connections over them. With one shared socket, whichever worker wakes first accepts,
+# and kept-alive connections stay where they landed: runs of `ab -k -c 32` ended with
+# all 32 on one worker in 1 of 6 runs, at half the throughput with a core 40% idle
+# (measured, BENCHMARKS.md). Spread by the kernel, the split stayed within 10:22.
+reuse_port = True
 
 # --- Workers ------------------------------------------------------------------------
 # One process per core: the buildpack sets WEB_CONCURRENCY=2 on a 512 MB dyno, and two

@@ -11,12 +11,16 @@ import sys
 from typing import Any
 
 from gunicorn import glogging
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 
 def json_formatter() -> logging.Formatter:
-    """The formatter of every log line: time, level, logger, message, then extras."""
-    return JsonFormatter(
+    """The formatter of every log line: time, level, logger, message, then extras.
+
+    orjson writes the line in about half the time of the standard library's json, and
+    the request log line is on every request's path.
+    """
+    return OrjsonFormatter(
         "%(levelname)s %(name)s %(process)d %(message)s",
         rename_fields={"levelname": "level", "name": "logger", "process": "pid"},
         timestamp="time",
@@ -31,6 +35,12 @@ def configure_logging(level: str) -> None:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(json_formatter())
         root.addHandler(handler)
+        # This process's logging is ours: skip what no line prints, which the logging
+        # HOWTO's "Optimization" section lists (the caller's file and line, found by
+        # walking the stack on every call, and thread and multiprocessing names).
+        logging._srcfile = None
+        logging.logThreads = False
+        logging.logMultiprocessing = False
     logging.getLogger("app").setLevel(level)
 
 

@@ -12,7 +12,8 @@ import os
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -35,6 +36,9 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # Top-class probability: with 3 classes it is at least 1/3. A shift of this distribution
 # over time is a cheap drift signal (inputs unlike the training data).
 CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# Gunicorn accepts any upper-case token as a method: others share one series, so that
+# invented methods cannot blow up the cardinality (as "unmatched" does for paths).
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 @dataclass
@@ -49,6 +53,16 @@ class ServiceMetrics:
     predictions: Counter
     confidence: Histogram
     model_info: Gauge
+    _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: ``labels()`` checks its arguments and
+        takes a lock on every call, and this runs several times per request."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     @classmethod
     def create(cls) -> ServiceMetrics:
@@ -108,7 +122,7 @@ class ServiceMetrics:
         self.inference_latency.observe(seconds)
         self.batch_size.observe(len(labels))
         for label, count in Tally(labels).items():
-            self.predictions.labels(label).inc(count)
+            self.child(self.predictions, label).inc(count)
         for probability in top:
             self.confidence.observe(probability)
 
@@ -130,8 +144,9 @@ def init_app(app: Flask) -> None:
     def count_request(response: Response) -> Response:
         # The route template, not the path: unknown URLs must not create new series.
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        metrics.request_latency.labels(route).observe(time.perf_counter() - g.started)
+        method = request.method if request.method in HTTP_METHODS else "other"
+        metrics.child(metrics.requests, route, method, str(response.status_code)).inc()
+        metrics.child(metrics.request_latency, route).observe(time.perf_counter() - g.started)
         return response
 
     app.register_blueprint(bp)

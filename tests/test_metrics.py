@@ -33,6 +33,8 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     client.post("/classify", json={"reviews": ["great", "awful", "ok"]})
     client.post("/classify", json={"review": ""})
     client.get("/does-not-exist")
+    client.open("/classify", method="BREW")
+    client.open("/classify", method="SPIN")
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
@@ -41,6 +43,8 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     assert total(parsed, "sentiment_http_requests_total", route="/classify", status="400") == 1
     # Unknown paths share one series: a scan cannot blow up the metric's cardinality.
     assert total(parsed, "sentiment_http_requests_total", route="unmatched", status="404") == 1
+    # So do invented methods.
+    assert total(parsed, "sentiment_http_requests_total", method="other", status="405") == 2
     assert total(parsed, "sentiment_predictions_total") == 3
     assert total(parsed, "sentiment_batch_size_count") == 1
     assert total(parsed, "sentiment_batch_size_sum") == 3

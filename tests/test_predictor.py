@@ -33,7 +33,8 @@ def test_probabilities_shape_and_sum(predictor):
 
 
 def test_rows_do_not_depend_on_the_batch(predictor):
-    texts = ["I love it", "I hate it", "It is a plane"]
+    # Single texts and batches take different compiled graphs on OpenVINO.
+    texts = ["I love it", "I hate it", "It is a plane", "", "so good " * 100]
     together = predictor.predict_proba(texts)
     one_by_one = np.vstack([predictor.predict_proba([text]) for text in texts])
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
