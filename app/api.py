@@ -12,7 +12,6 @@ import platform
 import time
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Flask, current_app, g, request
 from marshmallow import ValidationError
 
@@ -75,15 +74,18 @@ def classify_texts(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, st
     probabilities = predictor.predict_proba(texts)
     elapsed = time.perf_counter() - started
     classes = bundle.classes
-    best = np.argmax(probabilities, axis=1)
     predictions = []
-    for row, top in zip(probabilities.tolist(), best.tolist(), strict=True):
-        scores = dict(zip(classes, row, strict=True))
-        predictions.append({"label": classes[top], "score": row[top], "scores": scores})
-    g.labels = [prediction["label"] for prediction in predictions]
-    current_app.extensions["metrics"].observe_inference(
-        elapsed, g.labels, [prediction["score"] for prediction in predictions]
-    )
+    labels, tops = [], []
+    for row in probabilities.tolist():  # plain floats: a few rows, no NumPy call per row
+        top = max(row)
+        label = classes[row.index(top)]
+        predictions.append(
+            {"label": label, "score": top, "scores": dict(zip(classes, row, strict=True))}
+        )
+        labels.append(label)
+        tops.append(top)
+    g.labels = labels
+    current_app.extensions["metrics"].observe_inference(elapsed, labels, tops)
     return predictions, bundle.reference
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter as Tally
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,6 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     Gauge,
     Histogram,
     generate_latest,
@@ -43,19 +41,23 @@ HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 
 @dataclass
 class ServiceMetrics:
-    """The service's metrics, bound to one registry."""
+    """The service's metrics, bound to one registry.
+
+    Counts come from the histograms' ``_count`` series, as in OpenTelemetry's HTTP
+    metrics: requests by route, method and status from the request-duration histogram,
+    predictions by label from the confidence histogram. Each sample written costs a
+    lock and a write to a shared file under Gunicorn, several times a request.
+    """
 
     registry: CollectorRegistry
-    requests: Counter
     request_latency: Histogram
     inference_latency: Histogram
     batch_size: Histogram
-    predictions: Counter
     confidence: Histogram
     model_info: Gauge
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)
 
-    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+    def child(self, metric: Histogram, *labels: str) -> Any:
         """``metric.labels(*labels)``, remembered: ``labels()`` checks its arguments and
         takes a lock on every call, and this runs several times per request."""
         key = (id(metric), labels)
@@ -69,16 +71,10 @@ class ServiceMetrics:
         registry = CollectorRegistry()
         return cls(
             registry=registry,
-            requests=Counter(
-                "sentiment_http_requests",
-                "HTTP requests by route template, method and status.",
-                ["route", "method", "status"],
-                registry=registry,
-            ),
             request_latency=Histogram(
                 "sentiment_http_request_duration_seconds",
-                "Time spent in the app per request, by route template.",
-                ["route"],
+                "Time spent in the app per request, by route template, method and status.",
+                ["route", "method", "status"],
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
@@ -94,15 +90,10 @@ class ServiceMetrics:
                 buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
-            predictions=Counter(
-                "sentiment_predictions",
-                "Predicted labels.",
-                ["label"],
-                registry=registry,
-            ),
             confidence=Histogram(
                 "sentiment_prediction_confidence",
-                "Probability of the predicted label (a drift signal).",
+                "Probability of the predicted label, by label (a drift signal).",
+                ["label"],
                 buckets=CONFIDENCE_BUCKETS,
                 registry=registry,
             ),
@@ -121,10 +112,8 @@ class ServiceMetrics:
         """Record one inference call: its time, batch size, labels and confidences."""
         self.inference_latency.observe(seconds)
         self.batch_size.observe(len(labels))
-        for label, count in Tally(labels).items():
-            self.child(self.predictions, label).inc(count)
-        for probability in top:
-            self.confidence.observe(probability)
+        for label, probability in zip(labels, top, strict=True):
+            self.child(self.confidence, label).observe(probability)
 
     def exposition(self) -> bytes:
         """The text format: merged across workers under Gunicorn, else this app's."""
@@ -145,8 +134,8 @@ def init_app(app: Flask) -> None:
         # The route template, not the path: unknown URLs must not create new series.
         route = request.url_rule.rule if request.url_rule else "unmatched"
         method = request.method if request.method in HTTP_METHODS else "other"
-        metrics.child(metrics.requests, route, method, str(response.status_code)).inc()
-        metrics.child(metrics.request_latency, route).observe(time.perf_counter() - g.started)
+        latency = metrics.child(metrics.request_latency, route, method, str(response.status_code))
+        latency.observe(time.perf_counter() - g.started)
         return response
 
     app.register_blueprint(bp)

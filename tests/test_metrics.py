@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -30,7 +31,7 @@ def total(parsed: dict, metric: str, **labels: str) -> float:
 def test_metrics_count_requests_predictions_and_batches(make_app):
     app = make_app()
     client = app.test_client()
-    client.post("/classify", json={"reviews": ["great", "awful", "ok"]})
+    answer = client.post("/classify", json={"reviews": ["great", "awful", "ok"]}).get_json()
     client.post("/classify", json={"review": ""})
     client.get("/does-not-exist")
     client.open("/classify", method="BREW")
@@ -39,16 +40,20 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     parsed = samples(response.get_data(as_text=True))
-    assert total(parsed, "sentiment_http_requests_total", route="/classify", status="200") == 1
-    assert total(parsed, "sentiment_http_requests_total", route="/classify", status="400") == 1
+    requests_total = "sentiment_http_request_duration_seconds_count"
+    assert total(parsed, requests_total, route="/classify", method="POST", status="200") == 1
+    assert total(parsed, requests_total, route="/classify", status="400") == 1
     # Unknown paths share one series: a scan cannot blow up the metric's cardinality.
-    assert total(parsed, "sentiment_http_requests_total", route="unmatched", status="404") == 1
+    assert total(parsed, requests_total, route="unmatched", status="404") == 1
     # So do invented methods.
-    assert total(parsed, "sentiment_http_requests_total", method="other", status="405") == 2
-    assert total(parsed, "sentiment_predictions_total") == 3
+    assert total(parsed, requests_total, method="other", status="405") == 2
+    # Predictions by label are the confidence histogram's counts.
+    predicted = Counter(prediction["label"] for prediction in answer["predictions"])
+    for label in app.extensions["predictor"].bundle.classes:
+        counted = total(parsed, "sentiment_prediction_confidence_count", label=label)
+        assert counted == predicted[label]
     assert total(parsed, "sentiment_batch_size_count") == 1
     assert total(parsed, "sentiment_batch_size_sum") == 3
-    assert total(parsed, "sentiment_prediction_confidence_count") == 3
     assert total(parsed, "sentiment_inference_duration_seconds_count") == 1
     bundle = app.extensions["predictor"].bundle
     info = total(parsed, "sentiment_model_info", name=bundle.name, version=bundle.version)
@@ -79,7 +84,8 @@ def test_metrics_add_up_across_gunicorn_workers(start_server):
     scrapes = [samples(requests.get(server.url + "/metrics", timeout=10).text) for _ in range(6)]
     server.stop()
     for parsed in scrapes:  # whichever worker answers the scrape, the totals are global
-        assert total(parsed, "sentiment_http_requests_total", route="/classify") == sent
-        assert total(parsed, "sentiment_predictions_total") == 2 * sent
+        requests_total = "sentiment_http_request_duration_seconds_count"
+        assert total(parsed, requests_total, route="/classify") == sent
+        assert total(parsed, "sentiment_prediction_confidence_count") == 2 * sent
         assert total(parsed, "sentiment_batch_size_sum") == 2 * sent
         assert total(parsed, "sentiment_model_info") == 1
