@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 
@@ -65,3 +66,15 @@ def test_serving_requirements_are_pinned_and_lean():
     for unwanted in ("tensorflow", "tensorflow-cpu", "pytest", "scikit-learn", "locust"):
         assert unwanted not in names
     assert {"flask", "gunicorn", "keras", "openvino"} <= names
+
+
+def test_workers_freeze_what_they_loaded(monkeypatch, tmp_path):
+    """gunicorn.conf.py's post_worker_init keeps full collections off the loaded model."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # else the file sets it
+    namespace: dict = {}
+    exec(compile(read("gunicorn.conf.py"), "gunicorn.conf.py", "exec"), namespace)
+    try:
+        namespace["post_worker_init"](None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
