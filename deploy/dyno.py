@@ -64,7 +64,7 @@ def wait_for_200(
 ) -> float | None:
     """Seconds until ``method url`` answers 200, or None if the process exits first or
     ``timeout`` passes. Connection errors and read timeouts mean "not yet": the socket
-    listens before any worker has loaded its model."""
+    listens (each worker binds its own) before the model has loaded."""
     started = time.monotonic()
     while time.monotonic() - started < timeout and process.poll() is None:
         try:
