@@ -16,6 +16,8 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # and kept-alive connections stay where they landed: runs of `ab -k -c 32` ended with
 # all 32 on one worker in 1 of 6 runs, at half the throughput with a core 40% idle
 # (measured, BENCHMARKS.md). Spread by the kernel, the split stayed within 10:22.
+# The price: connections still waiting in a worker's own queue when it exits (a crash,
+# or recycling at max_requests) are reset instead of going to the other worker.
 reuse_port = True
 
 # --- Workers ------------------------------------------------------------------------
