@@ -83,8 +83,8 @@ def test_metrics_add_up_across_gunicorn_workers(start_server):
     assert len(serving_pids()) == 2
     scrapes = [samples(requests.get(server.url + "/metrics", timeout=10).text) for _ in range(6)]
     server.stop()
+    requests_total = "sentiment_http_request_duration_seconds_count"
     for parsed in scrapes:  # whichever worker answers the scrape, the totals are global
-        requests_total = "sentiment_http_request_duration_seconds_count"
         assert total(parsed, requests_total, route="/classify") == sent
         assert total(parsed, "sentiment_prediction_confidence_count") == 2 * sent
         assert total(parsed, "sentiment_batch_size_sum") == 2 * sent
