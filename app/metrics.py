@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from http import HTTPMethod
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -36,7 +37,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 # Gunicorn accepts any upper-case token as a method: others share one series, so that
 # invented methods cannot blow up the cardinality (as "unmatched" does for paths).
-HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+HTTP_METHODS = frozenset(HTTPMethod.__members__)
 
 
 @dataclass
