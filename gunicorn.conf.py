@@ -6,7 +6,7 @@ import gc
 import os
 import tempfile
 
-from app.jsonlog import GunicornLogger
+from app.observability.logformat import GunicornLogger
 
 # --- Where to listen ----------------------------------------------------------------
 # Heroku (and most platforms) hand the port in $PORT and route to every interface.
@@ -21,6 +21,9 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 reuse_port = True
 
 # --- Workers ------------------------------------------------------------------------
+# Every setting below can be overridden without a deploy through GUNICORN_CMD_ARGS,
+# Gunicorn's own mechanism (e.g. `heroku config:set GUNICORN_CMD_ARGS="--threads 4"`),
+# which takes precedence over this file.
 # One process per core: the buildpack sets WEB_CONCURRENCY=2 on a 512 MB dyno, and two
 # workers with the OpenVINO backend fit there with room to spare.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -28,22 +31,27 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # and overlap network I/O with the short, lock-guarded inference. The work is CPU-bound
 # Python, so more threads only queue for the GIL: 2 gave the same throughput as 4 or
 # sync workers and the lowest p99 (BENCHMARKS.md, tuning).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+worker_class = "gthread"
+threads = 2
 # Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
 # fork; TensorFlow loaded in the master hangs every worker (measured).
 preload_app = False
 
 # --- Timeouts -----------------------------------------------------------------------
-# Kill a stuck worker before Heroku's router gives up on the request at 30 s (H12).
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "25"))
+# For gthread workers this is the heartbeat: a worker whose main loop has not told the
+# master it is alive for this long is killed and replaced. A request stuck in one of its
+# threads does not stop the heartbeat; Heroku's router gives up on it at 30 s (H12).
+timeout = 25
 # On SIGTERM, let requests in flight finish within Heroku's 30 s shutdown window.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
-# Reuse connections from the router and load balancers between requests.
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+graceful_timeout = 20
+# Seconds an idle kept-alive connection stays open. Heroku's Router 2.0 keeps its
+# connections to the dyno alive and closes them after 90 s idle (Dev Center, "HTTP
+# Routing", keepalives); Heroku's reference app sets 100 s so that the router, not the
+# server, always closes first (closing first races with the router's next request).
+keepalive = 100
 # Recycle workers now and then, staggered, so that slow leaks cannot build up.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "10000"))
+max_requests = 100000
+max_requests_jitter = 10000
 
 # --- Behind a proxy -------------------------------------------------------------------
 # Heroku's router is the only peer and sets X-Forwarded-*; trust it for scheme and client.

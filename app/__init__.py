@@ -1,5 +1,10 @@
 """The sentiment model server: ``create_app()`` wires configuration, logging, errors and
-routes. Gunicorn loads it in each worker (``app:create_app()``), after fork."""
+routes. Gunicorn loads it in each worker (``app:create_app()``), after fork.
+
+The layout (``ARCHITECTURE.md``): ``app.serving`` is the model side (no Flask),
+``app.web`` the HTTP side, ``app.observability`` metrics and the log format,
+``app.offline`` file scoring.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +16,23 @@ if TYPE_CHECKING:
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app: defaults from ``Config``, then ``test_config`` overrides."""
-    # Imported here, not above: gunicorn.conf.py imports app.jsonlog in the master, which
-    # must not pay for Flask, the schemas or NumPy that only workers use.
+    # Imported here, not above: gunicorn.conf.py imports app.observability.logformat in
+    # the master, which must not pay for Flask, the schemas or NumPy that only workers use.
     from flask import Flask
 
-    from app import api, errors, http, logs, metrics, openapi, tfserving, web
     from app.config import Config
+    from app.web import api, errors, json_io, metrics, openapi, page, request_log, tfserving
 
     app = Flask(__name__)
     app.config.from_object(Config)
     if test_config:
         app.config.from_mapping(test_config)
-    logs.init_app(app)
-    http.init_app(app)
+    request_log.init_app(app)
+    json_io.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
     api.init_app(app)
     app.register_blueprint(tfserving.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(web.bp)
+    app.register_blueprint(page.bp)
     return app

@@ -28,5 +28,3 @@ class Config:
     MAX_BATCH_SIZE = int(os.environ.get("MAX_BATCH_SIZE", "64"))
     MAX_TEXT_CHARS = int(os.environ.get("MAX_TEXT_CHARS", "5000"))
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
-    # False only in tests that need a worker whose model is not loaded yet.
-    LOAD_MODEL = True

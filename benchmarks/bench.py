@@ -24,12 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import PROJECT_ROOT
 from benchmarks.reviews import REVIEWS
-from deploy.dyno import build_environment, free_port, pss_mb, start_web, stop_web, wait_for_200
+from deploy.dyno import WebProcess, build_environment
 
 SERVICE_APP = "app:create_app()"
 NOOP_APP = "benchmarks.apps:noop_app()"
@@ -55,45 +55,27 @@ class AbResult:
     p99_ms: float
 
 
-@dataclass
-class Server:
-    """A Gunicorn master started from the Procfile's command."""
+class Server(WebProcess):
+    """A Gunicorn master started from the Procfile's command, with what Heroku's buildpack
+    sets on a 512 MB dyno, once it answers a review."""
 
-    app_spec: str
-    env: dict[str, str] = field(default_factory=dict)
-    bin_dir: Path = Path(sys.executable).parent  # the virtualenv whose gunicorn runs
-    port: int = 0
-    process: subprocess.Popen | None = None
-    boot_s: float = 0.0
-    served: int = 0  # requests sent so far (for the memory readings)
+    def __init__(
+        self, app_spec: str, env: dict[str, str] | None = None, bin_dir: Path | None = None
+    ):
+        super().__init__(
+            {"WEB_CONCURRENCY": "2", **(env or {})}, bin_dir=bin_dir, app_spec=app_spec
+        )
+        self.app_spec = app_spec
+        self.served = 0  # requests sent so far (for the memory readings)
+        self.boot_s = 0.0
 
     def start(self) -> Server:
-        self.port = free_port()
-        started = time.monotonic()
-        self.process = start_web(
-            self.port,
-            self.bin_dir,
-            # What Heroku's buildpack sets on a 512 MB dyno.
-            {"WEB_CONCURRENCY": "2", **self.env},
-            app_spec=self.app_spec,
-        )
-        if wait_for_200(self.process, "POST", self.url, 120, json=SINGLE) is None:
-            raise RuntimeError(f"{self.app_spec} exited or did not answer within 120 s")
-        self.boot_s = time.monotonic() - started
+        self.boot_s = self.wait_ready("/classify", 120, "POST", json=SINGLE)
         return self
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/classify"
-
-    def pss_mb(self) -> float:
-        """Proportional set size of the master and its workers, in MB."""
-        assert self.process is not None
-        return pss_mb(self.process.pid)
-
-    def stop(self) -> None:
-        if self.process:
-            stop_web(self.process, timeout=40)
+    def classify_url(self) -> str:
+        return f"{self.url}/classify"
 
 
 def ab(server: Server, body_file: Path, concurrency: int, count: int) -> AbResult:
@@ -101,7 +83,8 @@ def ab(server: Server, body_file: Path, concurrency: int, count: int) -> AbResul
     with tempfile.NamedTemporaryFile(suffix=".csv") as percentiles:
         command = [
             "ab", "-q", "-k", "-s", "30", "-c", str(concurrency), "-n", str(count),
-            "-p", str(body_file), "-T", "application/json", "-e", percentiles.name, server.url,
+            "-p", str(body_file), "-T", "application/json", "-e", percentiles.name,
+            server.classify_url,
         ]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         with open(percentiles.name) as file:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from app.config import Config
-from app.predictor import Predictor
+from app.serving.predictor import Predictor
 from benchmarks.reviews import REVIEWS
 
 BATCH_SIZES = (1, 8, 64)
@@ -33,7 +33,6 @@ def median_seconds(call: Callable[[], object], repeat: int) -> float:
 
 def measure(predictor: Predictor) -> dict[str, dict[str, float]]:
     """Per batch size: median µs for preprocessing, inference and both, and rows/s."""
-    assert predictor.bundle is not None and predictor._infer is not None
     encoder, infer = predictor.bundle.encoder, predictor._infer
     results = {}
     for size in BATCH_SIZES:
@@ -56,8 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON (used by make bench)")
     args = parser.parse_args()
-    predictor = Predictor(Config.MODEL_DIR, Config.KERAS_BACKEND, Config.INFERENCE_THREADS)
-    predictor.load()
+    predictor = Predictor.load(Config.MODEL_DIR, Config.KERAS_BACKEND, Config.INFERENCE_THREADS)
     results = measure(predictor)
     if args.json:
         print(json.dumps({"backend": Config.KERAS_BACKEND, "batches": results}))

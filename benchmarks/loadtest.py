@@ -30,13 +30,13 @@ def main() -> None:
         command = [
             str(Path(sys.executable).parent / "locust"),
             "-f", "locustfile.py", "--headless", "--only-summary",
-            "--host", f"http://127.0.0.1:{server.port}",
+            "--host", server.url,
             "--users", users, "--spawn-rate", users, "--run-time", run_time,
             "--stop-timeout", "10",
             "--csv", str(REPORTS / "locust"), "--html", str(REPORTS / "locust.html"),
         ]  # fmt: skip
         result = subprocess.run(command, cwd=PROJECT_ROOT)
-        ready = requests.get(f"http://127.0.0.1:{server.port}/ready", timeout=5).status_code
+        ready = requests.get(f"{server.url}/ready", timeout=5).status_code
     finally:
         server.stop()
     print(f"locust exit code {result.returncode}; /ready after the run: {ready}")

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import venv
 from pathlib import Path
@@ -87,6 +88,55 @@ def stop_web(process: subprocess.Popen, timeout: float = 30) -> int | None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         return None
+
+
+class WebProcess:
+    """One real web process (the Procfile's command) on a free loopback port: the harness
+    behind the tests, ``make bench``, ``make loadtest`` and ``make heroku-check``.
+
+    ``bin_dir`` is the virtualenv whose Gunicorn runs (this one by default); its output
+    goes to ``log_path`` when given. ``app_spec`` swaps the app (benchmark baselines).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        log_path: Path | None = None,
+        bin_dir: Path | None = None,
+        app_spec: str | None = None,
+        port: int | None = None,
+    ):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.started = time.monotonic()
+        bin_dir = bin_dir or Path(sys.executable).parent
+        if log_path is None:
+            self.process = start_web(self.port, bin_dir, env, app_spec=app_spec)
+        else:
+            with log_path.open("wb") as log_file:  # the server keeps its own copy
+                self.process = start_web(self.port, bin_dir, env, log_file, app_spec)
+
+    def wait_ready(
+        self, path: str = "/health", timeout: float = 60, method: str = "GET", **kwargs: object
+    ) -> float:
+        """Seconds until ``method path`` answers 200; raises if the server exits first or
+        does not answer within ``timeout``."""
+        seconds = wait_for_200(self.process, method, self.url + path, timeout, **kwargs)
+        if seconds is None:
+            raise RuntimeError(f"server exited or not ready in {timeout} s:\n{self.log()}")
+        return seconds
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def pss_mb(self) -> float:
+        return pss_mb(self.process.pid)
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM, as Heroku sends; the exit code (None if it had to be killed)."""
+        return stop_web(self.process, timeout)
 
 
 def build_environment(fresh: bool = True) -> Path:

@@ -24,15 +24,7 @@ import pathspec
 import requests
 
 from app.config import PROJECT_ROOT
-from deploy.dyno import (
-    WORK,
-    build_environment,
-    free_port,
-    pss_mb,
-    start_web,
-    stop_web,
-    wait_for_200,
-)
+from deploy.dyno import WORK, WebProcess, build_environment, wait_for_200
 
 SLUG_LIMIT_MB, PSS_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 350, 60, 30
 ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
@@ -61,16 +53,16 @@ def slug_size_mb(env_dir: Path, files: list[Path]) -> float:
 
 def rehearse(env_dir: Path) -> dict:
     """Run the web process as a dyno would; return its measurements."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log_path = WORK / "web.log"
-    with log_path.open("wb") as log:
-        # Only the slug's environment: its bin first on the PATH.
-        process = start_web(port, env_dir / "bin", {"WEB_CONCURRENCY": "2", "DYNO": "web.1"}, log)
-    ready_s = wait_for_200(process, "GET", base + "/ready", BIND_LIMIT_S)
+    # Only the slug's environment: its bin first on the PATH.
+    web = WebProcess(
+        {"WEB_CONCURRENCY": "2", "DYNO": "web.1"}, log_path=log_path, bin_dir=env_dir / "bin"
+    )
+    base = web.url
+    ready_s = wait_for_200(web.process, "GET", base + "/ready", BIND_LIMIT_S)
     results: dict = {"ready_s": ready_s}
     if ready_s is None:
-        stop_web(process, timeout=5)
+        web.stop(timeout=5)
         results["log"] = log_path.read_text(errors="replace")
         return results
 
@@ -86,10 +78,10 @@ def rehearse(env_dir: Path) -> dict:
             session.post(base + "/classify", json={"review": f"review {index}: fine"}, timeout=10)
             if index % 10 == 0:
                 session.post(base + "/classify", json={"reviews": ["good", "bad"] * 32})
-    results["pss_mb"] = pss_mb(process.pid)
+    results["pss_mb"] = web.pss_mb()
 
     stop_started = time.monotonic()
-    results["exit_code"] = stop_web(process, STOP_LIMIT_S)
+    results["exit_code"] = web.stop(STOP_LIMIT_S)
     stopped = results["exit_code"] is not None
     results["stop_s"] = time.monotonic() - stop_started if stopped else None
 

@@ -2,7 +2,7 @@
 
     python -m model.evaluate --split test [--backend openvino] [--probabilities out.npy]
 
-prints the metrics as JSON. The model is loaded by ``app.predictor.Predictor``, exactly
+prints the metrics as JSON. The model is loaded by ``app.serving.predictor.Predictor``, exactly
 as the server loads it, so these numbers are the served model's. The backend is fixed
 per process when Keras is imported: compare backends by running this twice.
 """
@@ -64,11 +64,9 @@ def served_probabilities(
 ) -> tuple[np.ndarray, list[str]]:
     """Class probabilities for ``texts`` from the model as the server runs it, and the
     class names in output order."""
-    from app.predictor import Predictor
+    from app.serving.predictor import Predictor
 
-    predictor = Predictor(model_dir, backend=backend, inference_threads=os.cpu_count() or 1)
-    predictor.load()
-    assert predictor.bundle is not None
+    predictor = Predictor.load(model_dir, backend=backend, inference_threads=os.cpu_count() or 1)
     batches = [
         predictor.predict_proba(list(texts[start : start + _BATCH_SIZE]))
         for start in range(0, len(texts), _BATCH_SIZE)

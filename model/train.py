@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from app.predictor import METADATA_FILE, MODEL_FILE, PREPROCESSING_FILE
-from app.preprocessing import TextEncoder, tokenize
+from app.serving.predictor import METADATA_FILE, MODEL_FILE, PREPROCESSING_FILE
+from app.serving.preprocessing import TextEncoder, tokenize
 from model.corpus import (
     CLASSES,
     CORPUS_FILE,

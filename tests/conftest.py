@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from app import create_app
-from deploy.dyno import free_port, start_web, stop_web, wait_for_200
-
-VENV_BIN = Path(sys.executable).parent
+from deploy.dyno import WebProcess
 
 
 @pytest.fixture(scope="session")
@@ -35,38 +31,13 @@ def make_app():
     return factory
 
 
-class Server:
-    """A real Gunicorn started from the Procfile's command on a free loopback port."""
-
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        with log_path.open("wb") as log_file:  # the server keeps its own copy
-            self.process = start_web(self.port, VENV_BIN, env, log_file)
-
-    def wait_ready(self, path: str = "/health", timeout: float = 60) -> float:
-        """Seconds until ``path`` answers 200; fails if the server exits or times out."""
-        seconds = wait_for_200(self.process, "GET", self.url + path, timeout)
-        if seconds is None:
-            raise AssertionError(f"server exited or not ready in {timeout} s:\n{self.log()}")
-        return seconds
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM, as Heroku sends; the exit code."""
-        return stop_web(self.process, timeout)
-
-
 @pytest.fixture
 def start_server(tmp_path) -> Iterator:
     """Start real servers (stopped at the end of the test): ``start_server(**env)``."""
-    servers: list[Server] = []
+    servers: list[WebProcess] = []
 
-    def start(**env: str) -> Server:
-        server = Server(env, tmp_path / f"server-{len(servers)}.log")
+    def start(**env: str) -> WebProcess:
+        server = WebProcess(env, log_path=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from app.errors import error_body
+from app.web.errors import error_body
 
 POSITIVE = "Thank you so much, the crew was wonderful and the flight was perfect!"
 NEGATIVE = "Worst airline ever. Lost my bag, rude staff, three hours late. Never again."
@@ -162,19 +162,10 @@ def test_method_not_allowed_lists_allowed_methods(client):
     assert "POST" in response.headers["Allow"]
 
 
-def test_health_does_not_need_the_model(make_app):
-    client = make_app(LOAD_MODEL=False).test_client()
+def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
-
-
-def test_model_unavailable_until_loaded(make_app):
-    app = make_app(LOAD_MODEL=False)
-    client = app.test_client()
-    assert_error(client.post("/classify", json={"review": POSITIVE}), 503, "model_unavailable")
-    app.extensions["predictor"].load()
-    assert client.post("/classify", json={"review": POSITIVE}).status_code == 200
 
 
 def test_unexpected_exception_is_a_500_without_internals(make_app, caplog):
@@ -232,11 +223,7 @@ def test_api_responses_are_not_cached_or_sniffed(client):
         assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_ready_once_the_model_is_loaded(make_app):
-    app = make_app(LOAD_MODEL=False)
-    client = app.test_client()
-    assert_error(client.get("/ready"), 503, "model_unavailable")
-    app.extensions["predictor"].load()
+def test_ready_names_the_loaded_model(app, client):
     response = client.get("/ready")
     assert response.status_code == 200
     bundle = app.extensions["predictor"].bundle

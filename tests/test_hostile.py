@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import Server
+
+from deploy.dyno import WebProcess
 
 pytestmark = pytest.mark.slow
 
@@ -22,18 +23,20 @@ JSON_TYPE = "application/json"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server({"WEB_CONCURRENCY": "2"}, tmp_path_factory.mktemp("hostile") / "server.log")
+    server = WebProcess(
+        {"WEB_CONCURRENCY": "2"}, log_path=tmp_path_factory.mktemp("hostile") / "server.log"
+    )
     server.wait_ready()
     yield server
     server.stop()
 
 
-def worker_pids(server: Server) -> set[int]:
+def worker_pids(server: WebProcess) -> set[int]:
     path = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
     return {int(pid) for pid in path.read_text().split()}
 
 
-def send(server: Server, method: str, path: str, body: bytes | None, headers: dict) -> tuple:
+def send(server: WebProcess, method: str, path: str, body: bytes | None, headers: dict) -> tuple:
     """One raw request; the status and the parsed JSON body (None if not JSON)."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
@@ -147,7 +150,7 @@ def test_path_and_url_text_is_classified_not_fetched(server):
     assert "root:" not in json.dumps(body)
 
 
-def routes_with_methods(server: Server) -> list[tuple[str, set[str]]]:
+def routes_with_methods(server: WebProcess) -> list[tuple[str, set[str]]]:
     """Every documented path (from the OpenAPI document) and its methods."""
     document = requests.get(server.url + "/openapi.json", timeout=10).json()
     routes = []

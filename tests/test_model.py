@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.preprocessing import TextEncoder
+from app.serving.preprocessing import TextEncoder
 from model.corpus import CLASSES, corpus_path, file_sha256, load_splits
 from model.evaluate import DEFAULT_MODEL_DIR as MODEL_DIR
 from model.train import ARTIFACT_FILES, TrainingConfig, fit_encoder

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
-from app.openapi import openapi_path
+from app.web.openapi import openapi_path
 
 CHECKS = [
     not_a_server_error,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.config import DEFAULT_MODEL_DIR
-from app.predictor import (
+from app.serving.predictor import (
     METADATA_FILE,
     MODEL_FILE,
     PREPROCESSING_FILE,
@@ -45,20 +45,9 @@ def test_text_that_cleans_to_nothing_still_gets_a_prediction(predictor):
     assert np.isfinite(probabilities).all()
 
 
-def test_load_is_idempotent(predictor):
-    infer = predictor._infer
-    predictor.load()
-    assert predictor._infer is infer
-
-
-def test_predict_before_load_raises():
-    with pytest.raises(RuntimeError):
-        Predictor(DEFAULT_MODEL_DIR).predict_proba(["hello"])
-
-
 def test_unknown_backend_is_refused(tmp_path):
     with pytest.raises(ModelBundleError, match="KERAS_BACKEND"):
-        Predictor(DEFAULT_MODEL_DIR, backend="jax").load()
+        Predictor.load(DEFAULT_MODEL_DIR, backend="jax")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from app.preprocessing import (
+from app.serving.preprocessing import (
     NUMBER_TOKEN,
     OOV_ID,
     PAD_ID,

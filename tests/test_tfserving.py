@@ -15,7 +15,7 @@ import math
 
 import pytest
 
-from app.schemas import TF_INPUT_NAME
+from app.web.schemas import TF_INPUT_NAME
 
 POSITIVE = "Thank you so much, the crew was wonderful and the flight was perfect!"
 NEGATIVE = "Worst airline ever. Lost my bag, rude staff, three hours late. Never again."
@@ -59,28 +59,6 @@ def test_model_status_available(client, served, versions):
             }
         ]
     }
-
-
-def test_model_status_while_loading(make_app, served):
-    """As in TF Serving: 200 with state LOADING; predict and metadata are 503."""
-    name, version, _ = served
-    client = make_app(LOAD_MODEL=False).test_client()
-    status = client.get(f"/v1/models/{name}")
-    assert status.status_code == 200
-    [entry] = status.get_json()["model_version_status"]
-    assert entry == {
-        "version": version,
-        "state": "LOADING",
-        "status": {"error_code": "OK", "error_message": ""},
-    }
-    assert_tf_error(client.get(f"/v1/models/{name}/metadata"), 503)
-    assert_tf_error(client.post(f"/v1/models/{name}:predict", json={"instances": ["a"]}), 503)
-    assert_tf_error(client.get("/v1/models/other"), 404)
-
-
-def test_unreadable_model_is_unavailable(make_app, tmp_path):
-    client = make_app(LOAD_MODEL=False, MODEL_DIR=str(tmp_path)).test_client()
-    assert "not loaded" in assert_tf_error(client.get("/v1/models/sentiment"), 503)
 
 
 @pytest.mark.parametrize("versions", [False, True])

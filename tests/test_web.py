@@ -70,12 +70,6 @@ def test_page_has_the_form_the_result_region_and_the_model(client, app):
     assert f'<strong id="model-version">{bundle.version}</strong>' in html
 
 
-def test_page_renders_while_the_model_loads(make_app):
-    response = make_app(LOAD_MODEL=False).test_client().get("/")
-    assert response.status_code == 200
-    assert "The model is loading" in response.get_data(as_text=True)
-
-
 @pytest.mark.parametrize(
     ("path", "mimetypes"),
     [

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from app.predictor import Predictor
+from app.web.api import served_predictor
 
 bp = Blueprint("web", __name__)
 
 
 @bp.get("/")
 def index() -> str:
-    """The try-the-model page; the model's name and version are rendered in once loaded."""
-    predictor: Predictor = current_app.extensions["predictor"]
+    """The try-the-model page, with the served model's name and version rendered in."""
     return render_template(
         "index.html",
-        model=predictor.bundle if predictor.ready else None,
+        model=served_predictor().bundle,
         max_text_chars=current_app.config["MAX_TEXT_CHARS"],
     )

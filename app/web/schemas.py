@@ -10,6 +10,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates, validates_schema
 
+from app.serving.texts import review_text_problem
+
 EXAMPLE_REVIEW = "The crew was friendly and the flight left on time. Great job!"
 
 
@@ -23,12 +25,9 @@ class ReviewsSchema(Schema):
 
     def check_text(self, text: str) -> None:
         """One review: some non-space character, at most ``max_text_chars`` characters."""
-        if not text.strip():
-            raise ValidationError("Review text must not be empty or only whitespace.")
-        if len(text) > self.max_text_chars:
-            raise ValidationError(
-                f"Review text must be at most {self.max_text_chars} characters (got {len(text)})."
-            )
+        problem = review_text_problem(text, self.max_text_chars)
+        if problem:
+            raise ValidationError(problem)
 
     def check_texts(self, texts: list[str]) -> None:
         """A batch: 1 to ``max_batch_size`` reviews, each valid; errors keyed by index."""
@@ -243,7 +242,7 @@ class TFModelVersionStatusSchema(Schema):
     version = fields.String(metadata={"example": "1"})
     state = fields.String(
         metadata={
-            "description": "LOADING until this worker's model is loaded, then AVAILABLE.",
+            "description": "AVAILABLE: a worker serves only loaded versions.",
             "enum": ["UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END"],
         }
     )

@@ -9,53 +9,52 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
-import time
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
 
-from app.errors import ModelUnavailable, ValidationFailed
-from app.predictor import ModelBundle, ModelBundleError, Predictor
-from app.schemas import ClassifyRequestSchema
+from app.serving.predictor import Classification, ModelBundleError, Predictor
+from app.web.errors import ValidationFailed
+from app.web.request_log import current_record
+from app.web.schemas import ClassifyRequestSchema
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    """Create this app's predictor and request schema; load the model unless told not to."""
-    predictor = Predictor(
-        app.config["MODEL_DIR"],
-        backend=app.config["KERAS_BACKEND"],
-        inference_threads=app.config["INFERENCE_THREADS"],
-    )
+    """Load this worker's model and create the request schema.
+
+    A worker serves only once its model is loaded: a model that fails to load stops the
+    worker, so no request ever meets a model that is not ready.
+    """
+    try:
+        predictor = Predictor.load(
+            app.config["MODEL_DIR"],
+            backend=app.config["KERAS_BACKEND"],
+            inference_threads=app.config["INFERENCE_THREADS"],
+        )
+    except ModelBundleError as error:
+        # One clear line; the worker then fails to boot and Gunicorn stops with
+        # exit code 3 instead of respawning workers that cannot serve.
+        log.critical("model failed to load: %s", error)
+        raise
     app.extensions["predictor"] = predictor
     app.extensions["classify_schema"] = ClassifyRequestSchema(
         max_batch_size=app.config["MAX_BATCH_SIZE"],
         max_text_chars=app.config["MAX_TEXT_CHARS"],
     )
-    if app.config["LOAD_MODEL"]:
-        try:
-            predictor.load()
-        except ModelBundleError as error:
-            # One clear line; the worker then fails to boot and Gunicorn stops with
-            # exit code 3 instead of respawning workers that cannot serve.
-            log.critical("model failed to load: %s", error)
-            raise
-        bundle = predictor.bundle
-        assert bundle is not None
-        info = app.extensions["metrics"].model_info
-        info.labels(bundle.name, bundle.version, predictor.backend).set(1)
+    bundle = predictor.bundle
+    app.extensions["metrics"].model_info.labels(bundle.name, bundle.version, predictor.backend).set(
+        1
+    )
     app.register_blueprint(bp)
 
 
-def ready_predictor() -> tuple[Predictor, ModelBundle]:
-    """This worker's predictor and its loaded bundle, or ``503 model_unavailable``."""
-    predictor: Predictor = current_app.extensions["predictor"]
-    if predictor.bundle is None:
-        raise ModelUnavailable()
-    return predictor, predictor.bundle
+def served_predictor() -> Predictor:
+    """This worker's (loaded) model."""
+    return current_app.extensions["predictor"]
 
 
 def validated(schema_key: str) -> dict[str, Any]:
@@ -67,36 +66,35 @@ def validated(schema_key: str) -> dict[str, Any]:
         raise ValidationFailed(details=error.normalized_messages()) from None
 
 
-def classify_texts(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Predictions for ``texts`` in input order, and the model's name and version."""
-    predictor, bundle = ready_predictor()
-    started = time.perf_counter()
-    probabilities = predictor.predict_proba(texts)
-    elapsed = time.perf_counter() - started
-    classes = bundle.classes
-    predictions = []
-    labels, tops = [], []
-    for row in probabilities.tolist():  # plain floats: a few rows, no NumPy call per row
-        top = max(row)
-        label = classes[row.index(top)]
-        predictions.append(
-            {"label": label, "score": top, "scores": dict(zip(classes, row, strict=True))}
+def run_model(texts: list[str]) -> Classification:
+    """Classify ``texts`` and hand the result to the request log and the metrics."""
+    result = served_predictor().classify(texts)
+    current_record().classification = result
+    current_app.extensions["metrics"].observe_inference(
+        result.seconds, result.labels, result.scores
+    )
+    return result
+
+
+def prediction_bodies(result: Classification) -> list[dict[str, Any]]:
+    """``/classify``'s JSON for each text: label, score and every class's probability."""
+    classes = result.classes
+    return [
+        {"label": label, "score": score, "scores": dict(zip(classes, row, strict=True))}
+        for label, score, row in zip(
+            result.labels, result.scores, result.probabilities, strict=True
         )
-        labels.append(label)
-        tops.append(top)
-    g.labels = labels
-    current_app.extensions["metrics"].observe_inference(elapsed, labels, tops)
-    return predictions, bundle.reference
+    ]
 
 
 @bp.post("/classify")
 def classify() -> dict[str, Any]:
     data = validated("classify_schema")
     if "review" in data:
-        predictions, model = classify_texts([data["review"]])
-        return {**predictions[0], "model": model}
-    predictions, model = classify_texts(data["reviews"])
-    return {"predictions": predictions, "model": model}
+        result = run_model([data["review"]])
+        return {**prediction_bodies(result)[0], "model": result.reference}
+    result = run_model(data["reviews"])
+    return {"predictions": prediction_bodies(result), "model": result.reference}
 
 
 @bp.get("/health")
@@ -107,15 +105,15 @@ def health() -> dict[str, str]:
 
 @bp.get("/ready")
 def ready() -> dict[str, Any]:
-    """Readiness: this worker's model is loaded and warmed up, else 503."""
-    _, bundle = ready_predictor()
-    return {"status": "ready", "model": bundle.reference}
+    """Readiness: a worker answers only once its model is loaded and warmed up."""
+    return {"status": "ready", "model": served_predictor().bundle.reference}
 
 
 @bp.get("/model")
 def model_info() -> dict[str, Any]:
     """What is being served: identity, classes, limits, training metrics, libraries."""
-    predictor, bundle = ready_predictor()
+    predictor = served_predictor()
+    bundle = predictor.bundle
     config = current_app.config
     return {
         "name": bundle.name,

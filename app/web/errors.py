@@ -49,12 +49,6 @@ class UnsupportedMediaType(APIError):
     message = "Send the request body as JSON with 'Content-Type: application/json'."
 
 
-class ModelUnavailable(APIError):
-    status = 503
-    code = "model_unavailable"
-    message = "The model is not loaded yet; retry shortly."
-
-
 class ModelNotFound(APIError):
     status = 404
     code = "model_not_found"
@@ -132,9 +126,10 @@ def init_app(app: Flask) -> None:
     def handle_unexpected_error(error: Exception) -> Response:
         # The trace goes to the log only, with the request id the client got in
         # X-Request-ID: no exception text or path reaches the client.
+        record = g.get("record")  # None only if the request failed before it started
         log.exception(
             "unhandled exception",
             exc_info=error,
-            extra={"request_id": g.get("request_id"), "path": request.path},
+            extra={"request_id": record.request_id if record else None, "path": request.path},
         )
         return _json_error(500, _body_for_request(APIError.code, APIError.message, {}))

@@ -17,10 +17,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, Response, current_app, render_template_string
 
-from app import schemas
-from app.errors import ModelUnavailable
-from app.schemas import EXAMPLE_REVIEW, TF_INPUT_NAME
-from app.tfserving import served_identity
+from app.web import schemas
+from app.web.schemas import EXAMPLE_REVIEW, TF_INPUT_NAME
 
 bp = Blueprint("openapi", __name__)
 
@@ -105,7 +103,6 @@ def classify_operations() -> dict[str, dict[str, Any]]:
         ],
         "model": {"name": "sentiment", "version": "1"},
     }
-    unavailable = error("This worker's model is not loaded yet; retry shortly.")
     return {
         "/classify": {
             "post": {
@@ -159,7 +156,6 @@ def classify_operations() -> dict[str, dict[str, Any]]:
                     ),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                     "415": error("The body is not sent as `application/json`."),
-                    "503": unavailable,
                 },
             }
         },
@@ -174,7 +170,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
             "get": {
                 "tags": ["operations"],
                 "summary": "Readiness: this worker's model is loaded and warmed up.",
-                "responses": {"200": json_response("Ready.", ref("Ready")), "503": unavailable},
+                "responses": {"200": json_response("Ready.", ref("Ready"))},
             }
         },
         "/model": {
@@ -183,7 +179,6 @@ def classify_operations() -> dict[str, dict[str, Any]]:
                 "summary": "What is served: identity, classes, limits, metrics, libraries.",
                 "responses": {
                     "200": json_response("The served model.", ref("ModelInfo")),
-                    "503": unavailable,
                 },
             }
         },
@@ -243,7 +238,6 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
             )
         },
     )
-    unavailable = tf_error("This worker's model is not loaded yet; retry shortly.")
     texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
     rows = _probabilities([0.001, 0.001, 0.998], [0.997, 0.002, 0.001])
     predict = {
@@ -298,16 +292,12 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
             "404": not_found,
             "413": tf_error("The body is larger than MAX_CONTENT_LENGTH bytes."),
             "415": tf_error("The body is not sent as `application/json`."),
-            "503": unavailable,
         },
     }
     model_status = {
         "tags": ["tensorflow-serving"],
         "summary": "Model status (TF Serving's GetModelStatus).",
-        "description": (
-            "As in TF Serving, `200` with state `LOADING` while this worker's model is not "
-            "loaded yet, `AVAILABLE` once it is."
-        ),
+        "description": "A worker serves only loaded versions: the state is `AVAILABLE`.",
         "responses": {
             "200": json_response(
                 "The served version's state.",
@@ -315,7 +305,6 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
                 {"available": example(status, "Loaded and serving.")},
             ),
             "404": not_found,
-            "503": unavailable,
         },
     }
     metadata = {
@@ -324,7 +313,6 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
         "responses": {
             "200": json_response("The `serving_default` signature.", ref("TFModelMetadata")),
             "404": not_found,
-            "503": unavailable,
         },
     }
     operations = {}
@@ -378,10 +366,8 @@ def openapi_path(rule: str) -> str:
 
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of ``app``'s routes, with ``app``'s limits."""
-    try:
-        name, version = served_identity(app.extensions["predictor"])
-    except ModelUnavailable:
-        name = version = None
+    bundle = app.extensions["predictor"].bundle
+    name, version = bundle.name, bundle.version
     spec = APISpec(
         title="Sentiment model server",
         version=API_VERSION,
@@ -399,7 +385,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         spec.components.schema(component, schema=schema)
     operations = {
         **classify_operations(),
-        **tfserving_operations(name or "sentiment", version or "1"),
+        **tfserving_operations(name, version),
     }
     rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
     for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):

@@ -6,7 +6,7 @@ TF Serving's URL scheme, the ``/versions/<v>`` part optional (then: the served v
 - ``GET  /v1/models/<name>[/versions/<v>]/metadata``: the signature (``GetModelMetadataResponse``)
 - ``POST /v1/models/<name>[/versions/<v>]:predict``: class probabilities, row or column format
 
-Predictions go through the same path as ``POST /classify`` (``api.classify_texts``), and the
+Predictions go through the same path as ``POST /classify`` (``api.run_model``), and the
 request body through the same limits (``ReviewsSchema``). Errors under ``/v1/`` have TF
 Serving's shape, ``{"error": "<message>"}``, with the HTTP status TF Serving gives the
 matching gRPC code (400 invalid argument, 404 not found, 503 unavailable, 413, 415).
@@ -14,17 +14,16 @@ matching gRPC code (400 invalid argument, 404 not found, 503 unavailable, 413, 4
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
-from app.api import classify_texts, validated
-from app.errors import ERROR_BODIES, ModelNotFound, ModelUnavailable
-from app.predictor import METADATA_FILE, Predictor
-from app.schemas import SERVING_SIGNATURE, TF_INPUT_NAME, PredictRequestSchema
+from app.serving.predictor import Predictor
+from app.web.api import run_model, served_predictor, validated
+from app.web.errors import ERROR_BODIES, ModelNotFound
+from app.web.schemas import SERVING_SIGNATURE, TF_INPUT_NAME, PredictRequestSchema
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
 
@@ -79,30 +78,14 @@ def _setup(state: BlueprintSetupState) -> None:
 bp.record_once(_setup)
 
 
-def served_identity(predictor: Predictor) -> tuple[str, str]:
-    """The served model's name and version: from the loaded bundle, or, while it is not
-    loaded yet, from its metadata file (so that status can say LOADING for the right
-    model); ``503`` if neither is readable."""
-    if predictor.bundle is not None:
-        return predictor.bundle.name, predictor.bundle.version
-    try:
-        with (predictor.model_dir / METADATA_FILE).open(encoding="utf-8") as file:
-            metadata = json.load(file)
-        return str(metadata["name"]), str(metadata["version"])
-    except (OSError, ValueError, TypeError, KeyError):
-        raise ModelUnavailable() from None
-
-
-def check_model(name: str, version: int | None) -> tuple[Predictor, str]:
-    """This worker's predictor and the served version, or ``404`` in TF Serving's words
-    when ``name`` (and ``version``, if given) is not what this server serves."""
-    predictor: Predictor = current_app.extensions["predictor"]
-    served_name, served_version = served_identity(predictor)
-    if name != served_name:
+def check_model(name: str, version: int | None) -> Predictor:
+    """This worker's predictor, or ``404`` in TF Serving's words when ``name`` (and
+    ``version``, if given) is not what this server serves."""
+    predictor = served_predictor()
+    bundle = predictor.bundle
+    if name != bundle.name or (version is not None and str(version) != bundle.version):
         raise ModelNotFound(_not_found_message(name, version))
-    if version is not None and str(version) != served_version:
-        raise ModelNotFound(_not_found_message(name, version))
-    return predictor, served_version
+    return predictor
 
 
 def _not_found_message(name: str, version: int | None) -> str:
@@ -125,15 +108,13 @@ def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
 @bp.get("/<model:name>")
 @bp.get("/<model:name>/versions/<int:version>")
 def model_status(name: str, version: int | None = None) -> dict[str, Any]:
-    """Model status. As in TF Serving, a version still loading is ``200`` with state
-    ``LOADING``; clients wait for ``AVAILABLE`` (probes should use ``/ready``)."""
-    predictor, served_version = check_model(name, version)
-    state = "AVAILABLE" if predictor.ready else "LOADING"
+    """Model status: a worker serves only loaded versions, so the state is ``AVAILABLE``."""
+    predictor = check_model(name, version)
     return {
         "model_version_status": [
             {
-                "version": served_version,
-                "state": state,
+                "version": predictor.bundle.version,
+                "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
             }
         ]
@@ -144,10 +125,7 @@ def model_status(name: str, version: int | None = None) -> dict[str, Any]:
 @bp.get("/<model:name>/versions/<int:version>/metadata")
 def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
     """The served signature: review texts in, class probabilities out."""
-    predictor, served_version = check_model(name, version)
-    bundle = predictor.bundle
-    if bundle is None:
-        raise ModelUnavailable()
+    bundle = check_model(name, version).bundle
     signature = {
         "inputs": {
             TF_INPUT_NAME: _tensor_info(f"serving_default_{TF_INPUT_NAME}:0", "DT_STRING", [-1])
@@ -161,7 +139,7 @@ def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
         "defaults": {},
     }
     return {
-        "model_spec": {"name": bundle.name, "signature_name": "", "version": served_version},
+        "model_spec": {"name": bundle.name, "signature_name": "", "version": bundle.version},
         "metadata": {"signature_def": {"signature_def": {SERVING_SIGNATURE: signature}}},
     }
 
@@ -173,7 +151,6 @@ def predict(name: str, version: int | None = None) -> dict[str, Any]:
     check_model(name, version)
     data = validated(SCHEMA_KEY)
     row_format = "instances" in data
-    predictions, _model = classify_texts(data["instances"] if row_format else data["inputs"])
-    # classify_texts keeps the scores in the model's class order: the output tensor's rows.
-    rows = [list(prediction["scores"].values()) for prediction in predictions]
+    # Rows in the model's class order: the output tensor's rows.
+    rows = run_model(data["instances"] if row_format else data["inputs"]).probabilities
     return {"predictions": rows} if row_format else {"outputs": rows}

@@ -10,7 +10,7 @@ from flask import Flask, Request, Response
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import InvalidJSON, UnsupportedMediaType
+from app.web.errors import InvalidJSON, UnsupportedMediaType
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

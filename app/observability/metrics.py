@@ -3,21 +3,19 @@
 Under Gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by gunicorn.conf.py before any
 worker starts: every worker writes its samples to files there and ``GET /metrics``
 merges them, whichever worker answers. Without it (tests, ``python app.py``) the app's
-own registry is exposed. Metrics are created per app and kept in ``app.extensions``.
+own registry is exposed. No Flask here: ``app.web.metrics`` counts requests and serves
+``GET /metrics``; metrics are created per app and kept in ``app.extensions``.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPMethod
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Gauge,
     Histogram,
@@ -27,7 +25,6 @@ from prometheus_client import (
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-bp = Blueprint("metrics", __name__)
 # Request latency: from well under a millisecond (one review) to the router's 30 s limit.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30)
 INFERENCE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)
@@ -123,27 +120,3 @@ class ServiceMetrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
-
-
-def init_app(app: Flask) -> None:
-    """Create the app's metrics, count every request, and serve ``GET /metrics``."""
-    metrics = ServiceMetrics.create()
-    app.extensions["metrics"] = metrics
-
-    @app.after_request
-    def count_request(response: Response) -> Response:
-        # The route template, not the path: unknown URLs must not create new series.
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        method = request.method if request.method in HTTP_METHODS else "other"
-        latency = metrics.child(metrics.request_latency, route, method, str(response.status_code))
-        latency.observe(time.perf_counter() - g.started)
-        return response
-
-    app.register_blueprint(bp)
-
-
-@bp.get("/metrics")
-def prometheus_metrics() -> Response:
-    """Prometheus text format."""
-    metrics: ServiceMetrics = current_app.extensions["metrics"]
-    return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""The model's life cycle in a worker: ``load()`` once after fork, then ``predict_proba()``.
+"""The model's life cycle in a worker: ``Predictor.load()`` once after fork, then ``classify()``.
 
 No Flask here. Keras (and with it TensorFlow or OpenVINO) is imported inside ``load()``
 only, so importing the app in the Gunicorn master never starts an inference runtime
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from app.preprocessing import TextEncoder
+from app.serving.preprocessing import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -223,62 +223,86 @@ def _release_free_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+@dataclass(frozen=True)
+class Classification:
+    """What one model said about a batch of texts: rows in input order."""
+
+    name: str
+    version: str
+    classes: list[str]
+    probabilities: list[list[float]]  # one row per text, in ``classes`` order
+    labels: list[str]
+    scores: list[float]  # the probability of each row's label
+    seconds: float  # preprocessing and inference
+
+    @property
+    def reference(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
 class Predictor:
-    """Loads one model bundle in this process and turns texts into class probabilities."""
+    """One model version, loaded and warmed up in this process: ``Predictor.load(dir)``
+    returns a ready object, so nothing that holds one ever asks whether it is loaded."""
 
     def __init__(
-        self, model_dir: Path | str, backend: str = "openvino", inference_threads: int = 1
+        self, bundle: ModelBundle, infer: Callable[[np.ndarray], np.ndarray], backend: str
     ):
-        self.model_dir = Path(model_dir)
+        self.bundle = bundle
         self.backend = backend
-        self.inference_threads = inference_threads
-        self.bundle: ModelBundle | None = None
-        self._infer: Callable[[np.ndarray], np.ndarray] | None = None
+        self._infer = infer
         # One inference at a time per worker: an OpenVINO infer request is not
         # thread-safe, and one ~0.1 ms call at a time keeps CPU use predictable.
         self._lock = threading.Lock()
-        self._load_lock = threading.Lock()
 
-    @property
-    def ready(self) -> bool:
-        return self._infer is not None
-
-    def load(self) -> None:
-        """Load, compile and warm up the model; idempotent. Raises ``ModelBundleError``."""
-        with self._load_lock:
-            if self.ready:
-                return
-            started = time.perf_counter()
-            _select_backend(self.backend, self.inference_threads)
-            bundle = load_model_bundle(self.model_dir)
-            if self.backend == "openvino":
-                ir_path = _export_openvino(bundle.model, self.model_dir / MODEL_FILE)
-                infer = _openvino_infer(ir_path, self.inference_threads)
-                # The compiled graph holds its own weights: drop Keras' copy (~8 MB).
-                bundle = dataclasses.replace(bundle, model=None)
-            else:
-                # A compiled function per call; model.predict costs ~33 ms a call.
-                infer = bundle.model.predict_on_batch
-            # Warm up: the first calls allocate and (on TensorFlow) trace.
-            for batch_size in (1, 8, 64):
-                infer(np.ones((batch_size, bundle.encoder.sequence_length), dtype=np.int32))
-            self.bundle, self._infer = bundle, infer
-            _release_free_memory()
-            log.info(
-                "model loaded",
-                extra={
-                    "model_dir": str(self.model_dir),
-                    "model_name": bundle.name,
-                    "model_version": bundle.version,
-                    "backend": self.backend,
-                    "load_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
+    @classmethod
+    def load(
+        cls, model_dir: Path | str, backend: str = "openvino", inference_threads: int = 1
+    ) -> Predictor:
+        """Load, compile and warm up the model in ``model_dir``. Raises ``ModelBundleError``."""
+        started = time.perf_counter()
+        model_dir = Path(model_dir)
+        _select_backend(backend, inference_threads)
+        bundle = load_model_bundle(model_dir)
+        if backend == "openvino":
+            ir_path = _export_openvino(bundle.model, model_dir / MODEL_FILE)
+            infer = _openvino_infer(ir_path, inference_threads)
+            # The compiled graph holds its own weights: drop Keras' copy (~8 MB).
+            bundle = dataclasses.replace(bundle, model=None)
+        else:
+            # A compiled function per call; model.predict costs ~33 ms a call.
+            infer = bundle.model.predict_on_batch
+        # Warm up: the first calls allocate and (on TensorFlow) trace.
+        for batch_size in (1, 8, 64):
+            infer(np.ones((batch_size, bundle.encoder.sequence_length), dtype=np.int32))
+        predictor = cls(bundle, infer, backend)
+        _release_free_memory()
+        log.info(
+            "model loaded",
+            extra={
+                "model_dir": str(model_dir),
+                "model_name": bundle.name,
+                "model_version": bundle.version,
+                "backend": backend,
+                "load_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return predictor
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), len(classes))``, rows in input order."""
-        if self.bundle is None or self._infer is None:
-            raise RuntimeError("Predictor.load() has not run")
         ids = self.bundle.encoder.encode_batch(texts)
         with self._lock:
             return np.asarray(self._infer(ids), dtype=np.float32)
+
+    def classify(self, texts: Sequence[str]) -> Classification:
+        """The label, its probability and every class's probability for each text."""
+        started = time.perf_counter()
+        probabilities = self.predict_proba(texts)
+        seconds = time.perf_counter() - started
+        classes = self.bundle.classes
+        rows = probabilities.tolist()  # plain floats: a few rows, no NumPy call per row
+        scores = [max(row) for row in rows]
+        labels = [classes[row.index(top)] for row, top in zip(rows, scores, strict=True)]
+        return Classification(
+            self.bundle.name, self.bundle.version, classes, rows, labels, scores, seconds
+        )

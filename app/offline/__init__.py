@@ -1,0 +1,1 @@
+"""Scoring files without a server: ``python -m app.batch`` (and Spark, later)."""

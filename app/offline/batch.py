@@ -1,0 +1,409 @@
+"""Offline batch scoring: ``python -m app.batch INPUT OUTPUT`` scores a CSV or JSON Lines
+file with the server's model and preprocessing (``Predictor``), streaming it in batches.
+
+The format follows the extension (``.csv``; ``.jsonl`` or ``.ndjson``) and the output has
+the input's format. Every input row is written, in order, with these columns (keys) added:
+``label``, ``score``, ``p_<class>`` for each class, and ``error``. An input column with one
+of those names is replaced (a warning says so).
+
+A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; in JSON Lines also a
+line that is not a JSON object, or text that is not a string) does not stop the run: it is
+reported on stderr with its line number, counted in the summary, and written in its place
+with an empty label and scores and the reason in ``error`` (in CSV empty cells, in JSON Lines
+``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line numbers are
+1-based and count the CSV header; a CSV record with a quoted newline is reported at the
+line where it starts. Blank lines are skipped in CSV (as Python's ``csv.DictReader`` does)
+but are bad rows in JSON Lines, so output line N always answers input line N there.
+
+Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
+such file, unknown extension, no such text column); 1 when the model cannot be loaded.
+The output is written to ``OUTPUT.partial`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import numpy as np
+
+from app.config import Config
+from app.serving.predictor import ModelBundleError, Predictor
+from app.serving.texts import review_text_problem
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
+# is only a bad row ("too long"), so allow fields up to 64 MiB.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass
+class Row:
+    """One input record: where it starts, what it held, and its text or why it is bad."""
+
+    line: int
+    data: Any  # list[str] for CSV, dict[str, Any] for JSON Lines
+    text: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Summary:
+    """What a run did; ``rows_per_second`` counts every row written, bad ones included."""
+
+    rows: int = 0
+    bad_rows: int = 0
+    seconds: float = 0.0
+    bad_lines: list[int] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def file_format(path: Path) -> str:
+    """``"csv"`` or ``"jsonl"`` from the file's extension, else a usage error."""
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        known = ", ".join(FORMATS)
+        raise click.UsageError(f"{path}: unknown extension {path.suffix!r} (use {known})") from None
+
+
+def read_lines(binary: IO[bytes], progress: Any) -> Iterator[str]:
+    """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by bytes.
+
+    Reading bytes keeps the count exact and cheap; splitting UTF-8 at ``\\n`` is safe
+    because that byte never occurs inside a multi-byte character.
+    """
+    first = True
+    for raw in binary:
+        progress.update(len(raw))
+        line = raw.decode("utf-8", errors="replace")
+        if first:
+            line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
+        yield line
+
+
+class CSVFormat:
+    """Reads CSV records and writes them back with the prediction columns appended."""
+
+    def __init__(self, lines: Iterator[str], text_column: str, max_text_chars: int):
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+        self.reader = csv.reader(lines)
+        try:
+            self.header = next(self.reader)
+        except StopIteration:
+            raise click.UsageError("INPUT is empty: a CSV file needs a header row") from None
+        if text_column not in self.header:
+            raise click.BadParameter(
+                f"no column {text_column!r} in the header ({', '.join(self.header)})",
+                param_hint="'--text-column'",
+            )
+        self.text_index = self.header.index(text_column)
+        self.max_text_chars = max_text_chars
+
+    def input_columns(self) -> list[str]:
+        return self.header
+
+    def rows(self) -> Iterator[Row]:
+        reader, width = self.reader, len(self.header)
+        start = reader.line_num + 1
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # e.g. a NUL byte; the reader goes on after it
+                yield Row(start, [], error=f"Unreadable CSV record ({error}).")
+                start = reader.line_num + 1
+                continue
+            line, start = start, reader.line_num + 1
+            if not record:  # a blank line
+                continue
+            if len(record) > width:
+                yield Row(
+                    line,
+                    record,
+                    error=f"The row has {len(record)} fields but the header has {width}.",
+                )
+                continue
+            record += [""] * (width - len(record))
+            text = record[self.text_index]
+            yield Row(line, record, text=text, error=review_text_problem(text, self.max_text_chars))
+
+    def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
+        return CSVWriter(output, self.header, added)
+
+
+class CSVWriter:
+    def __init__(self, output: IO[str], header: list[str], added: list[str]):
+        self.keep = [i for i, name in enumerate(header) if name not in added]
+        self.width = len(header)
+        self.empty_cells = len(added) - 1  # all but "error"
+        self.writer = csv.writer(output)
+        self.writer.writerow([header[i] for i in self.keep] + added)
+
+    def write(self, row: Row, probabilities: list[float] | None, label: str | None) -> None:
+        data = (row.data + [""] * self.width)[: self.width]
+        kept = [data[i] for i in self.keep]
+        if probabilities is None or label is None:
+            self.writer.writerow(kept + [""] * self.empty_cells + [row.error])
+            return
+        scores = [f"{p:.6f}" for p in probabilities]
+        self.writer.writerow([*kept, label, f"{max(probabilities):.6f}", *scores, ""])
+
+
+class JSONLinesFormat:
+    """Reads one JSON object a line and writes it back with the prediction keys added."""
+
+    def __init__(self, lines: Iterator[str], text_column: str, max_text_chars: int):
+        self.lines = lines
+        self.text_column = text_column
+        self.max_text_chars = max_text_chars
+        self.first: str | None = next(lines, None)
+        self._check_first_record()
+
+    def _check_first_record(self) -> None:
+        """A typo in ``--text-column`` shows on the first record: stop before scoring."""
+        try:
+            record = json.loads(self.first or "")
+        except ValueError:
+            return  # a bad row, reported in its place
+        if isinstance(record, dict) and self.text_column not in record:
+            keys = ", ".join(record) or "none"
+            raise click.BadParameter(
+                f"the first record has no key {self.text_column!r} (its keys: {keys})",
+                param_hint="'--text-column'",
+            )
+
+    def input_columns(self) -> list[str]:
+        return []  # keys can differ from row to row
+
+    def rows(self) -> Iterator[Row]:
+        if self.first is None:
+            return
+        for number, line in enumerate(itertools.chain([self.first], self.lines), start=1):
+            yield self._row(number, line)
+
+    def _row(self, number: int, line: str) -> Row:
+        if not line.strip():
+            return Row(number, {}, error="Blank line: expected a JSON object.")
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+            return Row(number, {}, error=f"Not valid JSON ({reason}).")
+        if not isinstance(record, dict):
+            return Row(number, {}, error=f"Expected a JSON object, got {type(record).__name__}.")
+        text = record.get(self.text_column)
+        if text is None and self.text_column not in record:
+            return Row(number, record, error=f"No key {self.text_column!r}.")
+        return Row(number, record, text=text, error=review_text_problem(text, self.max_text_chars))
+
+    def writer(self, output: IO[str], added: list[str]) -> JSONLinesWriter:
+        return JSONLinesWriter(output, added)
+
+
+class JSONLinesWriter:
+    def __init__(self, output: IO[str], added: list[str]):
+        self.output = output
+        self.added = added
+
+    def write(self, row: Row, probabilities: list[float] | None, label: str | None) -> None:
+        record = {key: value for key, value in row.data.items() if key not in self.added}
+        if probabilities is None or label is None:
+            record.update(dict.fromkeys(self.added))
+            record["error"] = row.error
+        else:
+            scores = [round(p, 6) for p in probabilities]
+            record.update(zip(self.added, [label, max(scores), *scores, None], strict=True))
+        self.output.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def output_columns(classes: list[str]) -> list[str]:
+    """What scoring adds to every row, in order."""
+    return ["label", "score", *(f"p_{name}" for name in classes), "error"]
+
+
+def score_file(
+    input_path: Path,
+    output_path: Path,
+    predictor: Predictor,
+    *,
+    text_column: str = "text",
+    batch_size: int = 256,
+    max_text_chars: int = Config.MAX_TEXT_CHARS,
+    show_progress: bool = True,
+) -> Summary:
+    """Score ``input_path`` into ``output_path`` (same format) with a loaded predictor.
+
+    Bad rows are reported on stderr as they are met; the summary counts them. Only one
+    batch of rows is in memory at a time.
+    """
+    bundle = predictor.bundle
+    kind = file_format(input_path)
+    if file_format(output_path) != kind:
+        raise click.UsageError(f"OUTPUT must be a {kind} file like INPUT ({output_path})")
+    classes = bundle.classes
+    added = output_columns(classes)
+    summary = Summary()
+    started = time.perf_counter()
+    partial = output_path.with_name(output_path.name + ".partial")
+
+    with (
+        input_path.open("rb") as binary,
+        click.progressbar(
+            length=input_path.stat().st_size,
+            label=f"Scoring {input_path.name}",
+            file=sys.stderr,
+            hidden=not show_progress,
+        ) as progress,
+    ):
+        lines = read_lines(binary, progress)
+        source: CSVFormat | JSONLinesFormat
+        if kind == "csv":
+            source = CSVFormat(lines, text_column, max_text_chars)
+        else:
+            source = JSONLinesFormat(lines, text_column, max_text_chars)
+        replaced = [name for name in source.input_columns() if name in added]
+        if replaced:
+            warn(f"warning: input columns {', '.join(replaced)} are replaced in the output")
+        with partial.open("w", encoding="utf-8", newline="") as output:
+            writer = source.writer(output, added)
+            batch: list[Row] = []
+            for row in source.rows():
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    _score_batch(batch, predictor, classes, writer, summary)
+                    batch = []
+            _score_batch(batch, predictor, classes, writer, summary)
+    os.replace(partial, output_path)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _score_batch(
+    batch: list[Row],
+    predictor: Predictor,
+    classes: list[str],
+    writer: CSVWriter | JSONLinesWriter,
+    summary: Summary,
+) -> None:
+    """Predict the batch's good rows in one call, then write every row in order."""
+    good = [row for row in batch if row.error is None]
+    probabilities = predictor.predict_proba([row.text for row in good]) if good else None
+    best = np.argmax(probabilities, axis=1).tolist() if probabilities is not None else []
+    scores = probabilities.tolist() if probabilities is not None else []
+    position = 0
+    for row in batch:
+        summary.rows += 1
+        if row.error is not None:
+            summary.bad_rows += 1
+            summary.bad_lines.append(row.line)
+            warn(f"line {row.line}: {row.error}")
+            writer.write(row, None, None)
+            continue
+        writer.write(row, scores[position], classes[best[position]])
+        position += 1
+
+
+def warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command(name="score")
+@click.argument(
+    "input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.argument("output_path", metavar="OUTPUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--text-column",
+    default="text",
+    show_default=True,
+    help="CSV column (or JSON Lines key) holding the text to classify.",
+)
+@click.option(
+    "--batch-size",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows sent to the model at a time.",
+)
+@click.option(
+    "--model-dir",
+    default=Config.MODEL_DIR,
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Model version folder (default: MODEL_DIR, as the server).",
+)
+@click.option(
+    "--threads",
+    default=Config.INFERENCE_THREADS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="CPU threads for inference.",
+)
+@click.option(
+    "--max-text-chars",
+    default=Config.MAX_TEXT_CHARS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Longer texts are bad rows, as in the API.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def score_command(
+    input_path: Path,
+    output_path: Path,
+    text_column: str,
+    batch_size: int,
+    model_dir: Path,
+    threads: int,
+    max_text_chars: int,
+    quiet: bool,
+) -> None:
+    """Score a CSV or JSON Lines file INPUT into OUTPUT (same format) with the served model.
+
+    Adds label, score, p_<class> and error to every row; bad rows are reported with their
+    line numbers and written with an empty label. Prints rows/s to stderr at the end.
+    """
+    if input_path.resolve() == output_path.resolve():
+        raise click.UsageError("OUTPUT must not be INPUT")
+    file_format(input_path)
+    if file_format(output_path) != file_format(input_path):
+        raise click.UsageError("OUTPUT must have the same format (extension) as INPUT")
+    if not output_path.parent.is_dir():
+        raise click.UsageError(f"OUTPUT's folder does not exist: {output_path.parent}")
+    try:
+        predictor = Predictor.load(
+            model_dir, backend=Config.KERAS_BACKEND, inference_threads=threads
+        )
+    except ModelBundleError as error:
+        raise click.ClickException(f"model failed to load: {error}") from None
+    summary = score_file(
+        input_path,
+        output_path,
+        predictor,
+        text_column=text_column,
+        batch_size=batch_size,
+        max_text_chars=max_text_chars,
+        show_progress=not quiet,
+    )
+    warn(
+        f"Scored {summary.rows} rows ({summary.bad_rows} bad) in {summary.seconds:.1f} s: "
+        f"{summary.rows_per_second:,.0f} rows/s with {predictor.bundle.name} "
+        f"v{predictor.bundle.version} -> {output_path}"
+    )
+
+
+if __name__ == "__main__":
+    score_command()

@@ -1,0 +1,1 @@
+"""The model side: preprocessing, loaded model versions, routing between them. No Flask."""

@@ -1,0 +1,38 @@
+"""Counting every request, and ``GET /metrics`` (the metrics themselves:
+``app.observability.metrics``)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app.observability.metrics import HTTP_METHODS, ServiceMetrics
+from app.web.request_log import current_record
+
+bp = Blueprint("metrics", __name__)
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's metrics, count every request, and serve ``GET /metrics``."""
+    metrics = ServiceMetrics.create()
+    app.extensions["metrics"] = metrics
+
+    @app.after_request
+    def count_request(response: Response) -> Response:
+        # The route template, not the path: unknown URLs must not create new series.
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        method = request.method if request.method in HTTP_METHODS else "other"
+        latency = metrics.child(metrics.request_latency, route, method, str(response.status_code))
+        latency.observe(time.perf_counter() - current_record().started)
+        return response
+
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text format."""
+    metrics: ServiceMetrics = current_app.extensions["metrics"]
+    return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,80 @@
+"""Request ids and the one JSON log line per request (the format:
+``app.observability.logformat``).
+
+Every request gets a ``RequestRecord`` when it starts: its id (the router's
+``X-Request-ID`` when it is well formed, a new one otherwise), echoed in the response,
+and its start time. A route that ran a model hands the result to the record
+(``current_record().classification = ...``); the request's single log line and the
+request metrics read the record when the request ends. Review texts are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from app.observability.logformat import configure_logging
+from app.serving.predictor import Classification
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What Heroku's router keeps from a client: 20–200 characters of this alphabet.
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=-]{20,200}")
+
+request_log = logging.getLogger("app.request")
+
+
+@dataclass
+class RequestRecord:
+    """What the request log line and the request metrics say about one request."""
+
+    request_id: str
+    started: float
+    classification: Classification | None = None
+
+
+def current_record() -> RequestRecord:
+    """This request's record (every request gets one before its view runs)."""
+    return g.record
+
+
+def request_id_from(header_value: str | None) -> str:
+    """Keep the caller's id when it is one Heroku's router would keep, else make one."""
+    if header_value and _VALID_REQUEST_ID.fullmatch(header_value):
+        return header_value
+    return uuid.uuid4().hex
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id, and log one line per request when it ends."""
+    configure_logging(app.config["LOG_LEVEL"])
+
+    @app.before_request
+    def start_request() -> None:
+        g.record = RequestRecord(
+            request_id_from(request.headers.get(REQUEST_ID_HEADER)), time.perf_counter()
+        )
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        # Every request passes start_request first, routing errors (404, 405) included.
+        record = current_record()
+        response.headers[REQUEST_ID_HEADER] = record.request_id
+        fields: dict[str, Any] = {
+            "request_id": record.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - record.started) * 1000, 3),
+        }
+        if record.classification is not None:
+            fields["model_version"] = record.classification.version
+            fields["batch_size"] = len(record.classification.labels)
+            fields["labels"] = record.classification.labels
+        request_log.info("request", extra=fields)
+        return response
