@@ -85,7 +85,7 @@ def test_100k_row_csv_matches_the_api(tmp_path, client, app):
 
     with scored.open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    classes = app.extensions["predictor"].bundle.classes
+    classes = app.extensions["models"].registry.stable.bundle.classes
     assert list(rows[0]) == ["id", "text", "label", "score", *(f"p_{c}" for c in classes), "error"]
     assert [int(row["id"]) for row in rows] == list(range(ROWS))  # all rows, in order
     for i in bad:

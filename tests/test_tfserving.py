@@ -23,7 +23,7 @@ NEGATIVE = "Worst airline ever. Lost my bag, rude staff, three hours late. Never
 
 @pytest.fixture
 def served(app) -> tuple[str, str, list[str]]:
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     return bundle.name, bundle.version, bundle.classes
 
 

@@ -62,7 +62,7 @@ def test_page_has_the_form_the_result_region_and_the_model(client, app):
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     assert '<label for="review">' in html and '<textarea id="review"' in html
     assert 'role="alert"' in html and 'aria-live="polite"' in html
     assert '<a href="/docs">' in html

@@ -220,7 +220,8 @@ def classify_operations() -> dict[str, dict[str, Any]]:
 
 
 def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
-    """``/v1/models/...``: TF Serving's REST API, each with and without ``/versions/<v>``."""
+    """``/v1/models/...``: TF Serving's REST API, each plain, with ``/versions/<v>`` and
+    with ``/labels/<label>``."""
     status = {
         "model_version_status": [
             {
@@ -316,7 +317,7 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
         },
     }
     operations = {}
-    for versions in ("", "/versions/<int:version>"):
+    for versions in ("", "/versions/<int:version>", "/labels/<model:label>"):
         base = f"/v1/models/<model:name>{versions}"
         operations[base] = {"get": model_status}
         operations[f"{base}/metadata"] = {"get": metadata}
@@ -324,7 +325,9 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
     return operations
 
 
-def path_parameters(rule: str, name: str | None, version: str | None) -> list[dict[str, Any]]:
+def path_parameters(
+    rule: str, name: str | None, version: str | None, labels: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The path parameters of a ``/v1/models`` rule; only the served values are valid."""
     parameters = []
     if "<model:name>" in rule:
@@ -355,6 +358,17 @@ def path_parameters(rule: str, name: str | None, version: str | None) -> list[di
                 **({"example": int(version)} if version and version.isdigit() else {}),
             }
         )
+    if "<model:label>" in rule:
+        parameters.append(
+            {
+                "name": "label",
+                "in": "path",
+                "required": True,
+                "description": "A version label (`GET /model` → `labels`); others are 400.",
+                "schema": {"type": "string", "enum": labels or ["stable"]},
+                "example": "stable",
+            }
+        )
     return parameters
 
 
@@ -366,7 +380,8 @@ def openapi_path(rule: str) -> str:
 
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of ``app``'s routes, with ``app``'s limits."""
-    bundle = app.extensions["predictor"].bundle
+    registry = app.extensions["models"].registry
+    bundle = registry.stable.bundle
     name, version = bundle.name, bundle.version
     spec = APISpec(
         title="Sentiment model server",
@@ -392,7 +407,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         spec.path(
             path=openapi_path(rule),
             operations=operations[rule],
-            parameters=path_parameters(rule, name, version),
+            parameters=path_parameters(rule, name, version, sorted(registry.labels)),
         )
     document = spec.to_dict()
     _state_limits(document, app.config["MAX_BATCH_SIZE"], app.config["MAX_TEXT_CHARS"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from app.web.api import served_predictor
+from app.web.models import stable_predictor
 
 bp = Blueprint("web", __name__)
 
@@ -19,6 +19,6 @@ def index() -> str:
     """The try-the-model page, with the served model's name and version rendered in."""
     return render_template(
         "index.html",
-        model=served_predictor().bundle,
+        model=stable_predictor().bundle,
         max_text_chars=current_app.config["MAX_TEXT_CHARS"],
     )

@@ -121,7 +121,10 @@ class HealthSchema(Schema):
 
 class ReadySchema(Schema):
     status = fields.String(metadata={"example": "ready"})
-    model = fields.Nested(ModelRefSchema)
+    model = fields.Nested(ModelRefSchema, metadata={"description": "The stable version."})
+    versions = fields.List(
+        fields.String(), metadata={"description": "Every loaded version.", "example": ["1", "2"]}
+    )
 
 
 class LimitsSchema(Schema):
@@ -130,21 +133,43 @@ class LimitsSchema(Schema):
     max_content_length = fields.Integer(metadata={"description": "Bytes.", "example": 1048576})
 
 
-class ModelInfoSchema(Schema):
+class VersionInfoSchema(Schema):
     name = fields.String(metadata={"example": "sentiment"})
     version = fields.String(metadata={"example": "1"})
-    backend = fields.String(metadata={"example": "openvino"})
     classes = fields.List(
         fields.String(), metadata={"example": ["negative", "neutral", "positive"]}
     )
-    limits = fields.Nested(LimitsSchema)
     created_at = fields.String(allow_none=True, metadata={"description": "When it was trained."})
     metrics = fields.Dict(metadata={"description": "Evaluation metrics from training."})
+
+
+class LoadedVersionSchema(VersionInfoSchema):
+    labels = fields.List(fields.String(), metadata={"example": ["stable"]})
+
+
+class RoutingSchema(Schema):
+    policy = fields.String(metadata={"enum": ["stable", "canary", "shadow"]})
+    canary_percent = fields.Float(metadata={"example": 10})
+    shadow_percent = fields.Float(metadata={"example": 100})
+
+
+class ModelInfoSchema(VersionInfoSchema):
+    """The stable version at the top level, then every loaded version."""
+
+    backend = fields.String(metadata={"example": "openvino"})
+    limits = fields.Nested(LimitsSchema)
     libraries = fields.Dict(
         keys=fields.String(),
         values=fields.String(),
         metadata={"description": "Versions of the libraries on the inference path."},
     )
+    versions = fields.List(fields.Nested(LoadedVersionSchema))
+    labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "Label → version.", "example": {"stable": "1"}},
+    )
+    routing = fields.Nested(RoutingSchema)
 
 
 # --- The TensorFlow-Serving-compatible API (``/v1/models/...``) ---------------------------

@@ -1,12 +1,15 @@
 """TensorFlow-Serving-compatible REST API, so that TF Serving clients work unchanged.
 
-TF Serving's URL scheme, the ``/versions/<v>`` part optional (then: the served version):
+TF Serving's URL scheme, ``/versions/<v>`` or ``/labels/<label>`` optional:
 
-- ``GET  /v1/models/<name>[/versions/<v>]``: model status (``GetModelStatusResponse``)
+- ``GET  /v1/models/<name>[/versions/<v>]``: model status (``GetModelStatusResponse``):
+  every loaded version, or the one named
 - ``GET  /v1/models/<name>[/versions/<v>]/metadata``: the signature (``GetModelMetadataResponse``)
 - ``POST /v1/models/<name>[/versions/<v>]:predict``: class probabilities, row or column format
 
-Predictions go through the same path as ``POST /classify`` (``api.run_model``), and the
+Unlike TF Serving, which answers with the latest version when none is named, metadata
+then describes the ``stable`` version and predict follows ``ROUTING``, as ``/classify``.
+Predictions go through the same path as ``POST /classify`` (``ServedModels.run``), and the
 request body through the same limits (``ReviewsSchema``). Errors under ``/v1/`` have TF
 Serving's shape, ``{"error": "<message>"}``, with the HTTP status TF Serving gives the
 matching gRPC code (400 invalid argument, 404 not found, 503 unavailable, 413, 415).
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from app.serving.predictor import Predictor
-from app.web.api import run_model, served_predictor, validated
-from app.web.errors import ERROR_BODIES, ModelNotFound
+from app.serving.registry import UnknownVersion
+from app.serving.routing import Route
+from app.web.api import validated
+from app.web.errors import ERROR_BODIES, APIError, ModelNotFound
+from app.web.models import ROUTING_KEY_HEADER, served_models, stable_predictor
 from app.web.schemas import SERVING_SIGNATURE, TF_INPUT_NAME, PredictRequestSchema
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
@@ -78,14 +84,30 @@ def _setup(state: BlueprintSetupState) -> None:
 bp.record_once(_setup)
 
 
-def check_model(name: str, version: int | None) -> Predictor:
-    """This worker's predictor, or ``404`` in TF Serving's words when ``name`` (and
-    ``version``, if given) is not what this server serves."""
-    predictor = served_predictor()
-    bundle = predictor.bundle
-    if name != bundle.name or (version is not None and str(version) != bundle.version):
+class VersionLabelNotFound(APIError):
+    """TF Serving answers an unknown version label with INVALID_ARGUMENT, i.e. 400."""
+
+    status = 400
+    code = "unknown_version_label"
+
+
+def check_model(name: str, version: int | None, label: str | None = None) -> Predictor | None:
+    """The version the URL names (by number or by label), or None when it names neither;
+    ``404``/``400`` in TF Serving's words when ``name``, ``version`` or ``label`` is not
+    served."""
+    registry = served_models().registry
+    if name != registry.name:
         raise ModelNotFound(_not_found_message(name, version))
-    return predictor
+    try:
+        if version is not None:
+            return registry.version(str(version))
+        if label is not None:
+            return registry.labelled(label)
+    except UnknownVersion:
+        if label is not None:
+            raise VersionLabelNotFound(f"Unrecognized servable version label: {label}") from None
+        raise ModelNotFound(_not_found_message(name, version)) from None
+    return None
 
 
 def _not_found_message(name: str, version: int | None) -> str:
@@ -107,25 +129,33 @@ def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
 
 @bp.get("/<model:name>")
 @bp.get("/<model:name>/versions/<int:version>")
-def model_status(name: str, version: int | None = None) -> dict[str, Any]:
-    """Model status: a worker serves only loaded versions, so the state is ``AVAILABLE``."""
-    predictor = check_model(name, version)
+@bp.get("/<model:name>/labels/<model:label>")
+def model_status(name: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
+    """Model status: every loaded version, or the one named. A worker serves only loaded
+    versions, so each state is ``AVAILABLE``."""
+    named = check_model(name, version, label)
+    versions = [named.bundle.version] if named else list(served_models().registry.versions)
     return {
         "model_version_status": [
             {
-                "version": predictor.bundle.version,
+                "version": served,
                 "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
             }
+            for served in versions
         ]
     }
 
 
 @bp.get("/<model:name>/metadata")
 @bp.get("/<model:name>/versions/<int:version>/metadata")
-def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
-    """The served signature: review texts in, class probabilities out."""
-    bundle = check_model(name, version).bundle
+@bp.get("/<model:name>/labels/<model:label>/metadata")
+def model_metadata(
+    name: str, version: int | None = None, label: str | None = None
+) -> dict[str, Any]:
+    """The signature of the named version (default: stable): review texts in, class
+    probabilities out."""
+    bundle = (check_model(name, version, label) or stable_predictor()).bundle
     signature = {
         "inputs": {
             TF_INPUT_NAME: _tensor_info(f"serving_default_{TF_INPUT_NAME}:0", "DT_STRING", [-1])
@@ -146,11 +176,16 @@ def model_metadata(name: str, version: int | None = None) -> dict[str, Any]:
 
 @bp.post("/<model:name>:predict")
 @bp.post("/<model:name>/versions/<int:version>:predict")
-def predict(name: str, version: int | None = None) -> dict[str, Any]:
-    """Class probabilities per text, in the model's class order (see ``GET /model``)."""
-    check_model(name, version)
+@bp.post("/<model:name>/labels/<model:label>:predict")
+def predict(name: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
+    """Class probabilities per text, in the model's class order (see ``GET /model``), from
+    the named version, else the one ``ROUTING`` picks (as ``POST /classify``)."""
+    named = check_model(name, version, label)
     data = validated(SCHEMA_KEY)
     row_format = "instances" in data
+    texts = data["instances"] if row_format else data["inputs"]
+    models = served_models()
+    route = Route(named) if named else models.router.route(request.headers.get(ROUTING_KEY_HEADER))
     # Rows in the model's class order: the output tensor's rows.
-    rows = run_model(data["instances"] if row_format else data["inputs"]).probabilities
+    rows = models.run(route, texts).probabilities
     return {"predictions": rows} if row_format else {"outputs": rows}
