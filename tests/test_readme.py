@@ -15,7 +15,6 @@ import re
 import shlex
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,9 +47,12 @@ def curl_examples() -> list[tuple[str, str]]:
                 found.append((command, comment.split("}: ")[0] + ("}" if "}: " in comment else "")))
             elif following.startswith("# {"):
                 found.append((command, following.removeprefix("# ")))
-            elif number == len(lines) - 1 and index + 1 < len(fenced):
-                if fenced[index + 1][0] == "json":
-                    found.append((command, fenced[index + 1][1].strip()))
+            elif (
+                number == len(lines) - 1
+                and index + 1 < len(fenced)
+                and fenced[index + 1][0] == "json"
+            ):
+                found.append((command, fenced[index + 1][1].strip()))
     return found
 
 
@@ -81,7 +83,7 @@ def mismatch(shown: Any, actual: Any, where: str = "$") -> str | None:
     """Where ``shown`` is not ``actual`` (numbers: ``actual`` rounded as shown), or None."""
     if isinstance(shown, dict):
         if not isinstance(actual, dict) or list(shown) != list(actual):
-            return f"{where}: keys {list(shown)} != {list(actual) if isinstance(actual, dict) else actual!r}"
+            return f"{where}: shown {list(shown)}, the server gives {actual!r}"
         for key in shown:
             found = mismatch(shown[key], actual[key], f"{where}.{key}")
             if found:
