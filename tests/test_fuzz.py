@@ -25,7 +25,7 @@ BUDGET = {
     ("GET", GenerationMode.POSITIVE): 5,
     ("GET", GenerationMode.NEGATIVE): 15,
 }
-TOTAL_RANGE = (400, 650)  # a sanity check that the budget was actually spent
+TOTAL_RANGE = (500, 900)  # a sanity check that the budget was actually spent
 TIME_LIMIT_S = 150
 
 

@@ -317,11 +317,17 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
         },
     }
     operations = {}
+    unknown_label = tf_error("No such version label (TF Serving: INVALID_ARGUMENT).")
     for versions in ("", "/versions/<int:version>", "/labels/<model:label>"):
         base = f"/v1/models/<model:name>{versions}"
-        operations[base] = {"get": model_status}
-        operations[f"{base}/metadata"] = {"get": metadata}
-        operations[f"{base}:predict"] = {"post": predict}
+        routes = {base: ("get", model_status), f"{base}/metadata": ("get", metadata)}
+        routes[f"{base}:predict"] = ("post", predict)
+        for rule, (method, operation) in routes.items():
+            if versions.startswith("/labels"):
+                responses = {**operation["responses"]}
+                responses["400"] = responses.get("400", unknown_label)
+                operation = {**operation, "responses": responses}
+            operations[rule] = {method: operation}
     return operations
 
 
