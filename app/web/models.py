@@ -97,7 +97,23 @@ def init_app(app: Flask) -> None:
             metrics.training_label_share.labels(version, label).set(share)
     for label, version in registry.labels.items():
         metrics.model_label.labels(label, version).set(1)
+    start_counters_at_zero(metrics, registry, router)
     metrics.worker_starts.inc()
+
+
+def start_counters_at_zero(
+    metrics: ServiceMetrics, registry: ModelRegistry, router: Router
+) -> None:
+    """Create the labelled counters that alerts divide, at 0: ``rate()`` never sees the
+    first increment of a series that did not exist before it."""
+    for version in registry.versions:
+        for outcome in ("ok", "error"):
+            metrics.child(metrics.model_requests, version, outcome)
+    if router.candidate is not None and router.policy == "shadow":
+        candidate, stable = router.candidate.bundle.version, router.stable.bundle.version
+        metrics.child(metrics.shadow_dropped, candidate)
+        for agreement in ("agree", "disagree"):
+            metrics.child(metrics.shadow_comparisons, stable, candidate, agreement)
 
 
 def served_models() -> ServedModels:
