@@ -395,11 +395,11 @@ def exclusions(requests: schemas.RequestSchemas, schema: Any) -> dict[str, Any]:
     if schema.unknown != EXCLUDE:
         return {}  # unknown keys are refused anyway (additionalProperties: false)
     for body in (requests.classify, requests.predict):
-        keys = [key for key, alternative in body.alternatives.items() if alternative is schema]
-        if keys:
-            return {
-                "not": {"anyOf": [{"required": [k]} for k in body.alternatives if k not in keys]}
-            }
+        if any(alternative is schema for alternative in body.alternatives.values()):
+            others = [key for key, other in body.alternatives.items() if other is not schema]
+            has_one = [{"required": [key]} for key in others]
+            has_any = has_one[0] if len(has_one) == 1 else {"anyOf": has_one}
+            return {"not": {"properties": {key: {} for key in others}, **has_any}}
     return {}
 
 
@@ -414,6 +414,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         plugins=[marshmallow],
         info=INFO,
         servers=[{"url": "/", "description": "This server (relative to the document's URL)."}],
+        security=[],  # no authentication (README: put it at the edge)
         tags=TAGS,
     )
     marshmallow.converter.add_attribute_function(one_of_shapes)
