@@ -38,7 +38,8 @@ OUTPUT_NAME = "probabilities"
 INT64_MAX = 2**63 - 1
 # TF Serving's URL patterns (http_rest_api_util.cc), for the messages of routing errors.
 _STATUS_URL = re.compile(
-    r"/v1/models(?:/(?P<name>[^/:]+))?(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?(?:/metadata)?"
+    r"/v1/models(?:/(?P<name>[^/:]+))?"
+    r"(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?(?:/metadata)?"
 )
 _PREDICT_URL = re.compile(
     r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?"
