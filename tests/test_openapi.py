@@ -4,7 +4,9 @@ gets the documented status and a body of the documented schema from the real app
 from __future__ import annotations
 
 import re
+import sys
 
+import jsonschema_rs
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -15,7 +17,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
+from app.serving.texts import BLANK_MESSAGE, NOT_BLANK_PATTERN, review_text_problem
 from app.web.openapi import openapi_path
+from app.web.schemas import EXAMPLE_REVIEW
 
 CHECKS = [
     not_a_server_error,
@@ -82,8 +86,23 @@ def test_every_operation_documents_its_errors(document):
             if status.startswith(("4", "5")):
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": f"#/components/schemas/{error_schema}"}, (path, status)
+        assert any(status.startswith("4") for status in responses), f"{method} {path}"
         if "requestBody" in operation:
-            assert {"400", "413", "415"} <= set(responses), f"{method} {path}"
+            # /v1/ reads any Content-Type as JSON (as TF Serving does): no 415 there.
+            expected = {"400", "404", "413"} if path.startswith("/v1/") else {"400", "413", "415"}
+            assert expected <= set(responses), f"{method} {path}"
+
+
+def test_every_operation_is_lint_clean(document):
+    """What linters ask (redocly's recommended rules run in CI): an operationId, declared
+    tags, servers, licence and contact."""
+    ids = [operation["operationId"] for _, _, operation in operations(document)]
+    assert len(ids) == len(set(ids))
+    declared = {tag["name"] for tag in document["tags"]}
+    for path, method, operation in operations(document):
+        assert operation["tags"] and set(operation["tags"]) <= declared, f"{method} {path}"
+    assert document["servers"] and document["info"]["license"]["name"]
+    assert document["info"]["contact"]
 
 
 def request_examples(document: dict) -> list:
@@ -136,11 +155,104 @@ def test_every_get_answers_as_documented(app, document, contract):
 def test_document_states_the_app_limits(make_app):
     document = make_app(MAX_BATCH_SIZE=2, MAX_TEXT_CHARS=10).test_client().get("/openapi.json")
     schemas = document.get_json()["components"]["schemas"]
-    reviews = schemas["ClassifyRequest"]["properties"]["reviews"]
+    reviews = schemas["ClassifyBatchRequest"]["properties"]["reviews"]
     assert reviews["maxItems"] == 2 and reviews["items"]["maxLength"] == 10
-    assert schemas["ClassifyRequest"]["properties"]["review"]["maxLength"] == 10
-    assert schemas["TFPredictRequest"]["properties"]["instances"]["maxItems"] == 2
-    assert "x-texts" not in str(schemas)
+    review = schemas["ClassifyOneRequest"]["properties"]["review"]
+    assert review["maxLength"] == 10 and review["pattern"] == NOT_BLANK_PATTERN
+    for shape in schemas["TFPredictRowRequest"]["properties"]["instances"]["oneOf"]:
+        assert (shape["minItems"], shape["maxItems"]) == (1, 2)
+    [bare, _named] = schemas["TFPredictColumnRequest"]["properties"]["inputs"]["oneOf"]
+    assert bare["maxItems"] == 2 and "minItems" not in bare  # an empty column is fine
+    assert bare["items"]["oneOf"][0] == {"type": "string", "maxLength": 10}
+    assert schemas["TFNamedInputs"]["properties"]["review"]["maxItems"] == 2
+
+
+def some_code_points() -> list[str]:
+    """Every character up to U+30FF (all of Unicode's whitespace is below), then a sample."""
+    points = [*range(0x3100), *range(0x3100, sys.maxunicode + 1, 97)]
+    return [chr(p) for p in points if not 0xD800 <= p <= 0xDFFF]
+
+
+def test_the_documented_text_rule_is_the_one_the_server_enforces():
+    """The ``pattern`` means, in JSON Schema's regex dialect (ECMA-262, here the Rust
+    validator schemathesis uses) and in Python's (marshmallow's ``Regexp``), what
+    ``str.strip()`` means: some character that is not whitespace."""
+    ecma = jsonschema_rs.Draft4Validator({"type": "string", "pattern": NOT_BLANK_PATTERN})
+    python = re.compile(NOT_BLANK_PATTERN)
+    wrong = []
+    for char in some_code_points():
+        for text in (char, f" \u3000{char}\x1f"):
+            expected = bool(text.strip())
+            if bool(python.match(text)) != expected or ecma.is_valid(text) != expected:
+                wrong.append(hex(ord(char)))
+    assert wrong == []
+    assert review_text_problem("\x1c\u3000 ", 10) == BLANK_MESSAGE
+
+
+def example_nodes(node, where: str = ""):
+    """Every (schema, example value, location) in the document: media type and parameter
+    examples against their schema, and schema-level ``example`` values."""
+    if isinstance(node, dict):
+        if "schema" in node and ("examples" in node or "example" in node):
+            for name, value in node.get("examples", {}).items():
+                yield node["schema"], value["value"], f"{where}/examples/{name}"
+            if "example" in node:
+                yield node["schema"], node["example"], f"{where}/example"
+        if "example" in node and ("type" in node or "oneOf" in node or "$ref" in node):
+            yield node, node["example"], f"{where}/example"
+        for key, value in node.items():
+            yield from example_nodes(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from example_nodes(value, f"{where}/{index}")
+
+
+def test_every_example_is_valid_against_its_schema(document):
+    components = {"components": document["components"]}
+    checked, invalid = 0, []
+    for schema, value, where in example_nodes(document):
+        validator = jsonschema_rs.Draft4Validator({**schema, **components})
+        checked += 1
+        if not validator.is_valid(value):
+            invalid.append(f"{where}: {next(validator.iter_errors(value))}")
+    assert invalid == []
+    assert checked >= 30
+
+
+@pytest.mark.parametrize(
+    "path, body, status, example_name",
+    [
+        ("/classify", {"review": "   "}, 400, "blank"),
+        (
+            "/v1/models/{name}:predict",
+            {"instances": [EXAMPLE_REVIEW], "inputs": [EXAMPLE_REVIEW]},
+            400,
+            "both",
+        ),
+    ],
+)
+def test_documented_error_examples_are_what_the_server_answers(
+    client, document, app, path, body, status, example_name
+):
+    """Error examples cannot come from a valid request example: each is paired here with
+    the request its summary names, and must be the server's exact answer."""
+    name = app.extensions["models"].registry.stable.bundle.name
+    response = client.post(path.format(name=name), json=body)
+    assert response.status_code == status
+    documented = document["paths"][path]["post"]["responses"][str(status)]
+    examples = documented["content"]["application/json"]["examples"]
+    assert response.get_json() == examples[example_name]["value"]
+
+
+def test_a_documented_malformed_url_is_what_the_server_answers(client, document, app):
+    name = app.extensions["models"].registry.stable.bundle.name
+    path = "/v1/models/{name}/versions/{version}"
+    examples = document["paths"][path]["get"]["responses"]["400"]["content"]["application/json"][
+        "examples"
+    ]
+    response = client.get(f"/v1/models/{name}/versions/99999999999999999999")
+    assert response.status_code == 400
+    assert response.get_json() == examples["malformed"]["value"]
 
 
 def test_document_is_built_once_per_app(app):

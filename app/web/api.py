@@ -17,26 +17,34 @@ from marshmallow import ValidationError
 from app.serving.predictor import Classification, Predictor
 from app.web.errors import ValidationFailed
 from app.web.models import ROUTING_KEY_HEADER, served_models
-from app.web.schemas import ClassifyRequestSchema
+from app.web.schemas import KeyedRequest, RequestSchemas, request_schemas
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
 
+REQUEST_SCHEMAS = "request_schemas"
+
 
 def init_app(app: Flask) -> None:
-    """The request schema and the routes (the models load in ``app.web.models``)."""
-    app.extensions["classify_schema"] = ClassifyRequestSchema(
+    """The request schemas, with this app's limits, and the routes (the models load in
+    ``app.web.models``)."""
+    app.extensions[REQUEST_SCHEMAS] = request_schemas(
         max_batch_size=app.config["MAX_BATCH_SIZE"],
         max_text_chars=app.config["MAX_TEXT_CHARS"],
     )
     app.register_blueprint(bp)
 
 
-def validated(schema_key: str) -> dict[str, Any]:
-    """The JSON body checked against one of the app's request schemas, or a 400."""
-    payload = request.get_json()
+def app_request_schemas() -> RequestSchemas:
+    """This app's request schemas, with its limits."""
+    return current_app.extensions[REQUEST_SCHEMAS]
+
+
+def validated(body: KeyedRequest, payload: Any) -> tuple[str, dict[str, Any]]:
+    """``payload`` (the parsed JSON body) checked against ``body``: the key that told its
+    shape and the loaded data, or a 400."""
     try:
-        return current_app.extensions[schema_key].load(payload)
+        return body.load(payload)
     except ValidationError as error:
         raise ValidationFailed(details=error.normalized_messages()) from None
 
@@ -63,9 +71,9 @@ def prediction_bodies(result: Classification) -> list[dict[str, Any]]:
 
 @bp.post("/classify")
 def classify() -> dict[str, Any]:
-    data = validated("classify_schema")
+    key, data = validated(app_request_schemas().classify, request.get_json())
     version, label = request.args.get("version"), request.args.get("label")
-    if "review" in data:
+    if key == "review":
         result = run_model([data["review"]], version, label)
         return {**prediction_bodies(result)[0], "model": result.reference}
     result = run_model(data["reviews"], version, label)

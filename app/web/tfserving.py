@@ -9,34 +9,56 @@ TF Serving's URL scheme, ``/versions/<v>`` or ``/labels/<label>`` optional:
 
 Unlike TF Serving, which answers with the latest version when none is named, metadata
 then describes the ``stable`` version and predict follows ``ROUTING``, as ``/classify``.
-Predictions go through the same path as ``POST /classify`` (``ServedModels.run``), and the
-request body through the same limits (``ReviewsSchema``). Errors under ``/v1/`` have TF
-Serving's shape, ``{"error": "<message>"}``, with the HTTP status TF Serving gives the
-matching gRPC code (400 invalid argument, 404 not found, 503 unavailable, 413, 415).
+Predictions go through the same path as ``POST /classify`` (``ServedModels.run``), with the
+same limits. The body is read as TF Serving reads it: JSON whatever the Content-Type,
+unknown keys ignored, texts given as strings or as ``{"b64": ...}`` (``schemas``). Errors
+under ``/v1/`` have TF Serving's shape, ``{"error": "<message>"}``, with the HTTP status
+TF Serving gives the matching gRPC code (400 invalid argument, 404 not found, 413), and
+TF Serving's answer to a URL or method it has no route for: 400 (``routing_error_message``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.routing import BaseConverter
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from app.serving.predictor import Predictor
 from app.serving.registry import UnknownVersion
 from app.serving.routing import Route
-from app.web.api import validated
+from app.web.api import app_request_schemas, validated
 from app.web.errors import ERROR_BODIES, APIError, ModelNotFound
 from app.web.models import ROUTING_KEY_HEADER, served_models, stable_predictor
-from app.web.schemas import SERVING_SIGNATURE, TF_INPUT_NAME, PredictRequestSchema
+from app.web.schemas import SERVING_SIGNATURE, TF_INPUT_NAME
 
 bp = Blueprint("tfserving", __name__, url_prefix="/v1/models")
 
 ERROR_PREFIX = "/v1/"
 PREDICT_METHOD = "tensorflow/serving/predict"
 OUTPUT_NAME = "probabilities"
-SCHEMA_KEY = "tf_predict_schema"
+# TF Serving parses versions as int64 (absl::SimpleAtoi).
+INT64_MAX = 2**63 - 1
+# TF Serving's URL patterns (http_rest_api_util.cc), for the messages of routing errors.
+_STATUS_URL = re.compile(
+    r"/v1/models(?:/(?P<name>[^/:]+))?"
+    r"(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?(?:/metadata)?"
+)
+_PREDICT_URL = re.compile(
+    r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?"
+    r":(?:classify|regress|predict)"
+)
+
+
+class InvalidArgument(APIError):
+    """TF Serving's INVALID_ARGUMENT outside the body: a URL or method it does not serve,
+    or a version label no version has."""
+
+    status = 400
+    code = "invalid_argument"
 
 
 def tfserving_error_body(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
@@ -51,8 +73,9 @@ def _flatten(details: Any, path: str = "") -> str:
     if isinstance(details, dict):
         parts = []
         for key, value in details.items():
-            name = str(key) if not path else f"{path}.{key}"
-            parts.append(_flatten(value, "" if key == "_schema" and not path else name))
+            # "_schema" is marshmallow's key for errors of the object itself.
+            name = path if key == "_schema" else f"{path}.{key}" if path else str(key)
+            parts.append(_flatten(value, name))
         return " ".join(parts)
     if isinstance(details, list):
         if all(not isinstance(item, dict | list) for item in details):
@@ -63,32 +86,58 @@ def _flatten(details: Any, path: str = "") -> str:
 
 
 class ModelNameConverter(BaseConverter):
-    """A model name in a URL: no "/" and no ":", so that ``GET .../sentiment:predict``
-    matches only the predict rule (and gets 405) rather than the status rule."""
+    """A model name in a URL, as TF Serving matches it: no "/" and no ":"."""
 
     regex = "[^/:]+"
 
 
+class Int64Converter(IntegerConverter):
+    """A version in a URL: digits, as TF Serving matches them, up to int64's maximum (a
+    larger number is a routing error, see ``routing_error_message``)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, max=INT64_MAX)
+
+
 def _setup(state: BlueprintSetupState) -> None:
-    """Per app: the model-name converter, the predict request schema with the app's
-    limits, and the error shape."""
+    """Per app: the URL converters and the error shape."""
     app = state.app
     app.url_map.converters["model"] = ModelNameConverter
-    app.extensions[SCHEMA_KEY] = PredictRequestSchema(
-        max_batch_size=app.config["MAX_BATCH_SIZE"],
-        max_text_chars=app.config["MAX_TEXT_CHARS"],
-    )
+    app.url_map.converters["int64"] = Int64Converter
     app.extensions.setdefault(ERROR_BODIES, {})[ERROR_PREFIX] = tfserving_error_body
 
 
 bp.record_once(_setup)
 
 
-class VersionLabelNotFound(APIError):
-    """TF Serving answers an unknown version label with INVALID_ARGUMENT, i.e. 400."""
+def routing_error_message(method: str, path: str) -> str:
+    """TF Serving's message for a ``/v1/`` request that no route serves; it answers them
+    all with 400 (no 404 or 405): a version that overflows int64, a model name missing
+    from a status URL, anything else is a malformed request."""
+    pattern = {"GET": _STATUS_URL, "POST": _PREDICT_URL}.get(method)
+    match = pattern.fullmatch(path) if pattern else None
+    if match and match["version"] and int(match["version"]) > INT64_MAX:
+        return f"Failed to convert version: {match['version']} to numeric."
+    if match and not match["name"]:
+        return "Missing model name in request."
+    return f"Malformed request: {method} {path}"
 
-    status = 400
-    code = "unknown_version_label"
+
+@bp.before_app_request
+def _routing_errors_as_tf_serving() -> None:
+    """Under ``/v1/``, a URL or method that no route serves is TF Serving's 400."""
+    if request.path.startswith(ERROR_PREFIX) and isinstance(
+        request.routing_exception, NotFound | MethodNotAllowed
+    ):
+        raise InvalidArgument(routing_error_message(request.method, request.path))
+
+
+def predict_texts(key: str, data: dict[str, Any]) -> list[str]:
+    """The review texts of a loaded ``:predict`` body, in row or column format."""
+    if key == "inputs":
+        inputs = data["inputs"]
+        return inputs[TF_INPUT_NAME] if isinstance(inputs, dict) else inputs
+    return [row[TF_INPUT_NAME] if isinstance(row, dict) else row for row in data["instances"]]
 
 
 def check_model(name: str, version: int | None, label: str | None = None) -> Predictor | None:
@@ -105,7 +154,7 @@ def check_model(name: str, version: int | None, label: str | None = None) -> Pre
             return registry.labelled(label)
     except UnknownVersion:
         if label is not None:
-            raise VersionLabelNotFound(f"Unrecognized servable version label: {label}") from None
+            raise InvalidArgument(f"Unrecognized servable version label: {label}") from None
         raise ModelNotFound(_not_found_message(name, version)) from None
     return None
 
@@ -128,7 +177,7 @@ def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
 
 
 @bp.get("/<model:name>")
-@bp.get("/<model:name>/versions/<int:version>")
+@bp.get("/<model:name>/versions/<int64:version>")
 @bp.get("/<model:name>/labels/<model:label>")
 def model_status(name: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
     """Model status: every loaded version, or the one named. A worker serves only loaded
@@ -148,7 +197,7 @@ def model_status(name: str, version: int | None = None, label: str | None = None
 
 
 @bp.get("/<model:name>/metadata")
-@bp.get("/<model:name>/versions/<int:version>/metadata")
+@bp.get("/<model:name>/versions/<int64:version>/metadata")
 @bp.get("/<model:name>/labels/<model:label>/metadata")
 def model_metadata(
     name: str, version: int | None = None, label: str | None = None
@@ -175,17 +224,20 @@ def model_metadata(
 
 
 @bp.post("/<model:name>:predict")
-@bp.post("/<model:name>/versions/<int:version>:predict")
+@bp.post("/<model:name>/versions/<int64:version>:predict")
 @bp.post("/<model:name>/labels/<model:label>:predict")
 def predict(name: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
     """Class probabilities per text, in the model's class order (see ``GET /model``), from
     the named version, else the one ``ROUTING`` picks (as ``POST /classify``)."""
     named = check_model(name, version, label)
-    data = validated(SCHEMA_KEY)
-    row_format = "instances" in data
-    texts = data["instances"] if row_format else data["inputs"]
+    # JSON whatever the Content-Type: TF Serving's clients (its docs' curl -d, its own
+    # test client over urllib) send none or a form type.
+    key, data = validated(app_request_schemas().predict, request.get_json(force=True))
+    texts = predict_texts(key, data)
+    if not texts:  # an empty column, which TF Serving accepts: no rows
+        return {"predictions": []} if key == "instances" else {"outputs": []}
     models = served_models()
     route = Route(named) if named else models.router.route(request.headers.get(ROUTING_KEY_HEADER))
     # Rows in the model's class order: the output tensor's rows.
     rows = models.run(route, texts).probabilities
-    return {"predictions": rows} if row_format else {"outputs": rows}
+    return {"predictions": rows} if key == "instances" else {"outputs": rows}
