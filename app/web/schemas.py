@@ -102,6 +102,49 @@ class ClassifyBatchResponseSchema(Schema):
     model = fields.Nested(ModelRefSchema)
 
 
+class ExplainRequestSchema(ReviewsSchema):
+    """``POST /explain``: one review."""
+
+    review = fields.String(
+        required=True,
+        metadata={
+            "description": "The text to explain.",
+            "example": EXAMPLE_REVIEW,
+            "x-texts": "one",
+        },
+    )
+
+    @validates("review")
+    def _validate_review(self, value: str, data_key: str) -> None:
+        self.check_text(value)
+
+
+class TokenContributionSchema(Schema):
+    token = fields.String(
+        metadata={"description": "A token as the model sees it (lower case; `xxurl` for a link…)."}
+    )
+    contributions = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        metadata={
+            "description": "Per class: probability with the token minus without it "
+            "(positive: it pushed toward the class)."
+        },
+    )
+
+
+class ExplainResponseSchema(PredictionSchema):
+    tokens = fields.List(
+        fields.Nested(TokenContributionSchema),
+        metadata={"description": "The tokens the model sees, in reading order."},
+    )
+    unseen_tokens = fields.Integer(
+        metadata={"description": "Tokens past the model's input length (they change nothing)."}
+    )
+    method = fields.String(metadata={"enum": ["occlusion"]})
+    model = fields.Nested(ModelRefSchema)
+
+
 class ErrorDetailSchema(Schema):
     code = fields.String(metadata={"example": "validation_error"})
     message = fields.String(metadata={"example": "The request body does not match the schema."})
