@@ -1,6 +1,8 @@
 // GET /docs: start Swagger UI (shipped by the flask-swagger-ui package) on /openapi.json.
 "use strict";
 
+const TAG_ORDER = ["classify", "web", "operations", "documentation", "tensorflow-serving"];
+
 window.addEventListener("DOMContentLoaded", () => {
   const root = document.getElementById("swagger-ui");
   window.ui = window.SwaggerUIBundle({
@@ -15,5 +17,7 @@ window.addEventListener("DOMContentLoaded", () => {
     defaultModelsExpandDepth: 0,
     displayRequestDuration: true,
     tryItOutEnabled: false,
+    // The service's own API first, TF Serving's compatible one last.
+    tagsSorter: (a, b) => TAG_ORDER.indexOf(a) - TAG_ORDER.indexOf(b),
   });
 });
