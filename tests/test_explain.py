@@ -4,9 +4,13 @@ explanation ranks first moves the score the way the explanation says."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
+from app.config import PROJECT_ROOT
 from app.serving.explain import explain, occluded_rows
 from app.serving.preprocessing import OOV_ID, PAD_ID, tokenize
 
@@ -139,3 +143,20 @@ def test_bad_requests_get_the_documented_errors(client, query, body, status, cod
 def test_pinned_version_answers(client):
     body = client.post("/explain?version=1", json={"review": "great"}).get_json()
     assert body["model"]["version"] == "1"
+
+
+def test_readme_example_is_what_the_server_answers(client):
+    """README's ``POST /explain`` example, rounded to two decimals, is the live answer."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme[readme.index("### `POST /explain`") :]
+    review = re.search(r"-d '(\{.*?\})'", section).group(1)
+    shown = json.loads(re.search(r"```json\n(.*?)\n```", section, re.S).group(1))
+    answer = client.post("/explain", json=json.loads(review)).get_json()
+    assert shown["label"] == answer["label"] and shown["model"] == answer["model"]
+    assert shown["scores"] == pytest.approx(answer["scores"], abs=0.006)
+    assert [t["token"] for t in shown["tokens"]] == [t["token"] for t in answer["tokens"]]
+    for documented, live in zip(shown["tokens"], answer["tokens"], strict=True):
+        assert documented["contributions"] == pytest.approx(live["contributions"], abs=0.006)
+    assert {k: shown[k] for k in ("unseen_tokens", "method")} == {
+        k: answer[k] for k in ("unseen_tokens", "method")
+    }
