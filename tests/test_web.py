@@ -644,6 +644,21 @@ def test_many_reviews_paste_file_table_download_and_cancel(server, browser, devi
     assert [row["id"] for row in table] == [f"r{i}" for i in range(20)]
     assert [row["text"] for row in table] == texts
 
+    # A file dropped on the drop zone is read like a chosen one.
+    browser.execute_script(
+        """
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([arguments[0]], "dropped.txt", {type: "text/plain"}));
+        const zone = document.getElementById("drop-zone");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        """,
+        "\n".join(PASTED[:3]),
+    )
+    wait_for(browser, lambda: len(batch_rows(browser)) == 3, "3 dropped rows")
+    assert wait_for_batch(browser).startswith("3 of 3 reviews scored")
+    assert [row["label"] for row in batch_rows(browser)] == labels[:3]
+
     # Files the page cannot use: plain words, naming the problem.
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("id,body\n1,great\n")
