@@ -23,7 +23,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.config import Config
     from app.web import (
         api,
+        docs,
         errors,
+        explain,
         json_io,
         metrics,
         models,
@@ -43,7 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     models.init_app(app)
     api.init_app(app)
+    app.register_blueprint(explain.bp)
     app.register_blueprint(tfserving.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(page.bp)
     return app

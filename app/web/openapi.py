@@ -1,4 +1,4 @@
-"""The OpenAPI document (``GET /openapi.json``) and a readable page of it (``GET /docs``).
+"""The OpenAPI document (``GET /openapi.json``); ``app.web.docs`` shows it (``GET /docs``).
 
 The schemas, with every limit and rule the server enforces, come from the marshmallow
 schemas (apispec's MarshmallowPlugin reads their validators); this module adds what only
@@ -11,13 +11,12 @@ which tests/test_openapi.py catches.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, Response, current_app, render_template_string
+from flask import Blueprint, Flask, current_app
 from marshmallow import EXCLUDE, fields
 
 from app.web import schemas
@@ -53,6 +52,7 @@ RESPONSE_SCHEMAS = {
     "Health": schemas.HealthSchema,
     "Ready": schemas.ReadySchema,
     "ModelInfo": schemas.ModelInfoSchema,
+    "ExplainResponse": schemas.ExplainResponseSchema,
     "TFModelStatus": schemas.TFModelStatusSchema,
     "TFModelMetadata": schemas.TFModelMetadataSchema,
     "TFPredictRowResponse": schemas.TFPredictRowResponseSchema,
@@ -216,12 +216,66 @@ def classify_operations() -> dict[str, dict[str, Any]]:
             "This document.",
             json_response("OpenAPI 3.0.", {"type": "object"}),
         ),
+        "/explain": explain_operation(),
         "/docs": get(
             "docsPage",
             "documentation",
-            "This document as a page: operations, examples, schemas.",
+            "This document in Swagger UI: read it, and try every operation.",
             text_response("An HTML page.", "text/html", html),
         ),
+    }
+
+
+def explain_operation() -> dict[str, Any]:
+    """``POST /explain``: each token's contribution to each class (occlusion)."""
+    classes = ("negative", "neutral", "positive")
+    tokens = [
+        ("great", (-0.05, -0.21, 0.26)),
+        ("job", (0.01, -0.02, 0.01)),
+        ("!", (0, -0.03, 0.03)),
+    ]
+    answer = {
+        "label": "positive",
+        "score": 0.96,
+        "scores": {"negative": 0.01, "neutral": 0.03, "positive": 0.96},
+        "tokens": [
+            {"token": t, "contributions": dict(zip(classes, c, strict=True))} for t, c in tokens
+        ],
+        "unseen_tokens": 0,
+        "method": "occlusion",
+        "model": {"name": "sentiment", "version": "1"},
+    }
+    pin = "Pin a version or a label, as on `POST /classify` (not both); else routing picks."
+    return {
+        "post": {
+            "operationId": "explain",
+            "tags": ["classify"],
+            "summary": "Why: each token's contribution to each class's probability.",
+            "description": (
+                "The tokens as the model sees them (standardised), each with, per class, the "
+                "probability with the token minus without it (the token and the n-grams it is "
+                "part of left out: occlusion). Positive: it pushed toward that class."
+            ),
+            "parameters": [
+                {"name": n, "in": "query", "description": pin, "schema": {"type": t}, "example": e}
+                for n, t, e in (("version", "integer", 1), ("label", "string", "stable"))
+            ],
+            "requestBody": json_body(
+                ref("ExplainRequest"),
+                {"explain": example({"review": "Great job!"}, "One review.")},
+            ),
+            "responses": {
+                "200": json_response(
+                    "The answer and each token's contributions, in reading order.",
+                    ref("ExplainResponse"),
+                    {"explain": example(answer, "Abridged.")},
+                ),
+                "400": error("Invalid JSON, or a body that does not match the schema."),
+                "404": error("No such version or label is served."),
+                "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+                "415": error("The body is not sent as `application/json`."),
+            },
+        }
     }
 
 
@@ -469,87 +523,3 @@ def app_spec() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi_json() -> dict[str, Any]:
     return app_spec()
-
-
-@bp.get("/docs")
-def docs() -> Response:
-    """The document as one self-contained page (no scripts, nothing fetched)."""
-    spec = app_spec()
-    operations = [
-        {"path": path, "method": method.upper(), **operation}
-        for path, item in spec["paths"].items()
-        for method, operation in item.items()
-        if method in ("get", "post", "put", "patch", "delete")
-    ]
-    html = render_template_string(DOCS_TEMPLATE, spec=spec, operations=operations, pretty=_pretty)
-    return Response(html, mimetype="text/html")
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-DOCS_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ spec.info.title }} — API</title>
-<style>
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
-  padding: 0 1rem; color: #1b1f24; }
-code, pre { font: 13px/1.4 ui-monospace, monospace; }
-pre { background: #f4f5f7; padding: .75rem; overflow-x: auto; border-radius: 4px; }
-section.op { border-top: 1px solid #d0d4da; padding-top: .5rem; margin-top: 1.5rem; }
-.method { display: inline-block; min-width: 3.5rem; font-weight: 700; }
-.get { color: #0a6b2d; } .post { color: #8a4b00; }
-table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: left;
-  vertical-align: top; border-bottom: 1px solid #e4e6ea; }
-nav li { list-style: none; }
-</style>
-</head>
-<body>
-<h1>{{ spec.info.title }} <small>{{ spec.info.version }}</small></h1>
-<p>{{ spec.info.description }}</p>
-<p>Machine-readable: <a href="openapi.json">openapi.json</a> (OpenAPI {{ spec.openapi }}).</p>
-<h2>Operations</h2>
-<nav><ul>
-{% for op in operations %}<li><a href="#op-{{ loop.index }}"><span class="method
- {{ op.method|lower }}">{{ op.method }}</span> <code>{{ op.path }}</code></a>
- — {{ op.summary }}</li>
-{% endfor %}</ul></nav>
-{% for op in operations %}
-<section class="op" id="op-{{ loop.index }}">
-<h3><span class="method {{ op.method|lower }}">{{ op.method }}</span>
- <code>{{ op.path }}</code></h3>
-<p>{{ op.summary }}{% if op.description %} {{ op.description }}{% endif %}</p>
-{% if op.parameters %}<h4>Parameters</h4><table>
-{% for p in op.parameters %}<tr><td><code>{{ p.name }}</code> ({{ p["in"] }})</td>
-<td><code>{{ pretty(p.schema) }}</code></td><td>{{ p.description }}</td></tr>
-{% endfor %}</table>{% endif %}
-{% if op.requestBody %}<h4>Request body</h4>
-{% for media, content in op.requestBody.content.items() %}
-<p><code>{{ media }}</code>: <code>{{ content.schema["$ref"] or pretty(content.schema) }}</code></p>
-{% for name, ex in (content.examples or {}).items() %}
-<p>Example <code>{{ name }}</code>: {{ ex.summary }}</p><pre>{{ pretty(ex.value) }}</pre>
-{% endfor %}{% endfor %}{% endif %}
-<h4>Responses</h4>
-<table>
-{% for status, response in op.responses.items() %}<tr><td><b>{{ status }}</b></td>
-<td>{{ response.description }}</td><td>
-{% for media, content in (response.content or {}).items() %}<code>{{ media }}</code>
-<code>{{ content.schema["$ref"] or pretty(content.schema) }}</code>
-{% for name, ex in (content.examples or {}).items() %}
-<p>Example <code>{{ name }}</code>: {{ ex.summary }}</p><pre>{{ pretty(ex.value) }}</pre>
-{% endfor %}{% endfor %}</td></tr>
-{% endfor %}</table>
-</section>
-{% endfor %}
-<h2>Schemas</h2>
-{% for name, schema in spec.components.schemas.items() %}
-<h3 id="schema-{{ name }}"><code>{{ name }}</code></h3>
-<pre>{{ pretty(schema) }}</pre>
-{% endfor %}
-</body>
-</html>
-"""

@@ -179,6 +179,7 @@ class RequestSchemas:
 
     classify: KeyedRequest
     predict: KeyedRequest
+    explain: Schema
     components: dict[str, Schema]
 
 
@@ -211,6 +212,17 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             )
         },
         name="ClassifyBatchRequest",
+    )()
+
+    explain = ClassifyRequestSchema.from_dict(
+        {
+            "review": review_text(
+                max_text_chars,
+                required=True,
+                metadata={"description": "The text to explain.", "example": EXAMPLE_REVIEW},
+            )
+        },
+        name="ExplainRequest",
     )()
 
     base64_text = Base64TextSchema(max_chars=max_text_chars)
@@ -290,8 +302,10 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             several="Not formatted correctly: expecting only one of 'inputs' or 'instances' "
             "keys to exist",
         ),
+        explain=explain,
         components={
             "ClassifyOneRequest": classify_one,
+            "ExplainRequest": explain,
             "ClassifyBatchRequest": classify_batch,
             "TFBase64Text": base64_text,
             "TFInstance": instance,
@@ -340,6 +354,32 @@ class ClassifyResponseSchema(PredictionSchema):
 
 class ClassifyBatchResponseSchema(ResponseSchema):
     predictions = fields.List(fields.Nested(PredictionSchema))
+    model = fields.Nested(ModelRefSchema)
+
+
+class TokenContributionSchema(ResponseSchema):
+    token = fields.String(
+        metadata={"description": "A token as the model sees it (lower case; `xxurl` for a link…)."}
+    )
+    contributions = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        metadata={
+            "description": "Per class: probability with the token minus without it "
+            "(positive: it pushed toward the class)."
+        },
+    )
+
+
+class ExplainResponseSchema(PredictionSchema):
+    tokens = fields.List(
+        fields.Nested(TokenContributionSchema),
+        metadata={"description": "The tokens the model sees, in reading order."},
+    )
+    unseen_tokens = fields.Integer(
+        metadata={"description": "Tokens past the model's input length (they change nothing)."}
+    )
+    method = fields.String(metadata={"enum": ["occlusion"]})
     model = fields.Nested(ModelRefSchema)
 
 
