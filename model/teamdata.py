@@ -15,9 +15,11 @@ import csv
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from model.corpus import CLASSES
 
@@ -64,31 +66,38 @@ def normalise(text: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", text.casefold()))
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(normalise(text).split())
+def near_duplicates(texts: Sequence[str], others: Sequence[str]) -> list[str | None]:
+    """For each of ``texts``, the first of ``others`` that equals it once normalised or
+    shares at least ``NEAR_DUPLICATE_JACCARD`` of its words with it (Jaccard), or None.
+    Word sets as a sparse matrix: all pairs at once (milliseconds for 3,000 × 720)."""
+    from scipy.sparse import csr_matrix
+
+    vocabulary: dict[str, int] = {}
+    word_ids = [
+        [
+            [vocabulary.setdefault(w, len(vocabulary)) for w in set(normalise(t).split())]
+            for t in items
+        ]
+        for items in (texts, others)
+    ]
+
+    def matrix(rows: list[list[int]]) -> csr_matrix:
+        indexes = [(row, column) for row, columns in enumerate(rows) for column in columns]
+        coordinates = tuple(zip(*indexes, strict=True)) if indexes else ((), ())
+        shape = (len(rows), max(len(vocabulary), 1))
+        return csr_matrix((np.ones(len(indexes)), coordinates), shape=shape)
+
+    left, right = matrix(word_ids[0]), matrix(word_ids[1])
+    shared = (left @ right.T).toarray()
+    union = np.asarray(left.sum(axis=1)) + np.asarray(right.sum(axis=1)).T - shared
+    # Two texts with no words at all are the same (empty) text.
+    similar = np.where(union > 0, shared / np.maximum(union, 1), 1.0) >= NEAR_DUPLICATE_JACCARD
+    return [others[int(row.argmax())] if row.any() else None for row in similar]
 
 
-def near_duplicate(text: str, others: Iterable[str]) -> str | None:
-    """The first of ``others`` that equals ``text`` once normalised, or shares at least
-    ``NEAR_DUPLICATE_JACCARD`` of its words with it (Jaccard); None if there is none."""
-    return _NearDuplicates(others).match(text)
-
-
-class _NearDuplicates:
-    """``others`` normalised once, to test many texts against them."""
-
-    def __init__(self, others: Iterable[str]):
-        self.others = [(other, _words(other)) for other in others]
-
-    def match(self, text: str) -> str | None:
-        words = _words(text)
-        for other, other_words in self.others:
-            union = len(words | other_words)
-            if words == other_words or (
-                union and len(words & other_words) / union >= NEAR_DUPLICATE_JACCARD
-            ):
-                return other
-        return None
+def near_duplicate(text: str, others: Sequence[str]) -> str | None:
+    """``near_duplicates`` for one text."""
+    return near_duplicates([text], others)[0]
 
 
 def drop_near_duplicates(
@@ -96,13 +105,12 @@ def drop_near_duplicates(
 ) -> tuple[list[TeamText], list[tuple[str, str]]]:
     """``rows`` without those that (nearly) repeat a held-out text or an earlier row;
     also the dropped pairs (row, the text it repeats)."""
-    held = _NearDuplicates(held_out)
+    matches = near_duplicates([row.text for row in rows], held_out)
     kept: list[TeamText] = []
     dropped: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for row in rows:
+    for row, match in zip(rows, matches, strict=True):
         key = normalise(row.text)
-        match = held.match(row.text)
         if match is not None:
             dropped.append((row.text, match))
         elif key in seen:

@@ -266,13 +266,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    if args.version == "2":
+        from model.goemotions import DEFAULT_DIR, check_dir
+
+        # Checked before TensorFlow loads: a missing folder fails in a second.
+        try:
+            goemotions_dir = check_dir(args.goemotions or DEFAULT_DIR)
+        except FileNotFoundError as error:
+            parser.exit(2, f"model.train: {error}\n")
     use_tensorflow_backend()
     if args.version == "2":
         from model import train_v2
-        from model.goemotions import DEFAULT_DIR, check_dir
 
-        # Checked before anything is trained: a missing folder fails in a second.
-        goemotions_dir = check_dir(args.goemotions or DEFAULT_DIR)
         output = args.output or train_v2.DEFAULT_OUTPUT
         metadata = train_v2.run(output, goemotions_dir, args.seeds)
         train_v2.print_summary(metadata)

@@ -188,3 +188,19 @@ def test_served_model_gives_the_known_answers_and_recorded_dev_metrics(metadata)
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["macro_f1"] == pytest.approx(recorded["macro_f1"], abs=2e-3)
     assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=2e-3)
+
+
+def test_training_says_where_goemotions_is_missing(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "model.train", "--version", "2", "--goemotions", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert f"GoEmotions not found in {tmp_path}" in completed.stderr
+    assert "--goemotions DIR" in completed.stderr
+    assert not (tmp_path / "metadata.json").exists()
