@@ -360,8 +360,9 @@ def choose_known_answers(probabilities: np.ndarray) -> list[dict[str, str]]:
 
 
 def drift_reference(probabilities: np.ndarray) -> dict[str, Any]:
-    """Predicted label mix and top-probability histogram (cumulative-free counts per
-    bucket, upper bounds inclusive, last count for +Inf) on the tweet test split."""
+    """Predicted label mix and top-probability histogram on the tweet test split: a
+    count per bucket (not cumulative), a row counted in the first bucket whose upper
+    bound is at least its top probability, the last count for +Inf."""
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     edges = np.searchsorted(CONFIDENCE_BUCKETS, confidence, side="left")
