@@ -44,6 +44,13 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "dropout 0.2": {"dropout": 0.2},
     "balanced class weights": {"class_weight_power": 1.0},
     "no label smoothing": {"label_smoothing": 0.0},
+    # The tweets weigh 1; weighing them k times more = the other sources divided by k.
+    "tweets weigh 2": {
+        "goemotions_weight": 0.1,
+        "team_weight": 2.0,
+        "lexicon_weight": 0.5,
+        "topic_weight": 0.5,
+    },
 }
 
 
