@@ -12,7 +12,7 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from app.serving.explain import explain, occluded_rows
-from app.serving.preprocessing import OOV_ID, PAD_ID, tokenize
+from app.serving.preprocessing import NEGATED_PREFIX, OOV_ID, PAD_ID, tokenize
 
 REVIEWS = [
     "Lost my bag again and nobody at the desk would help. Never flying with them again.",
@@ -34,22 +34,22 @@ def predictor(app):
 )
 def test_feature_spans_are_the_ids_the_server_encodes(predictor, text):
     encoder = predictor.bundle.encoder
-    tokens = tokenize(text)
-    spans = encoder.feature_spans(tokens)
+    tokens, spans = encoder.feature_spans(text)
     assert ([feature for feature, _, _ in spans] or [OOV_ID]) == encoder.encode_ids(text)
     for feature, first, end in spans:
         assert 0 <= first < end <= len(tokens)
-        assert feature == OOV_ID or encoder.vocabulary[feature - 2] == " ".join(tokens[first:end])
+        name = encoder.vocabulary[feature - 2] if feature != OOV_ID else None
+        # An n-gram or token names its tokens; a lexicon token stands for one word.
+        assert feature == OOV_ID or name == " ".join(tokens[first:end]) or end == first + 1
 
 
 def test_each_row_leaves_out_one_token_and_its_ngrams(predictor):
     encoder = predictor.bundle.encoder
     text = REVIEWS[0]
-    tokens = tokenize(text)
-    rows = occluded_rows(predictor, tokens)
+    tokens, rows = occluded_rows(predictor, text)
     assert rows.shape == (len(tokens) + 1, encoder.sequence_length)
     assert rows[0].tolist() == encoder.encode_batch([text])[0].tolist()
-    spans = encoder.feature_spans(tokens)
+    _, spans = encoder.feature_spans(text)
     for i in range(len(tokens)):
         kept = [feature for feature, first, end in spans if not first <= i < end]
         assert rows[i + 1][rows[i + 1] != PAD_ID].tolist() == kept
@@ -61,12 +61,13 @@ def test_contributions_are_the_differences_the_model_gives(predictor):
     result = explain(predictor, text)
     full = predictor.predict_proba([text])[0]
     np.testing.assert_allclose(result.probabilities, full, atol=1e-5)
-    without = predictor.predict_ids(occluded_rows(predictor, tokenize(text)))[1:]
+    tokens, rows = occluded_rows(predictor, text)
+    without = predictor.predict_ids(rows)[1:]
     for i, item in enumerate(result.tokens):
         expected = full - without[i]
         got = [item.contributions[name] for name in result.classes]
         np.testing.assert_allclose(got, expected, atol=1e-5)
-    assert [item.token for item in result.tokens] == tokenize(text)
+    assert [item.token for item in result.tokens] == tokens
     assert result.label == predictor.classify([text]).labels[0]
 
 
@@ -84,8 +85,10 @@ def test_a_text_without_tokens_has_no_contributions(predictor):
 
 
 def without_token(text: str, token: str) -> str:
-    """The text as the model reads it, with every occurrence of ``token`` taken out."""
-    return " ".join(t for t in tokenize(text) if t != token)
+    """The text as the model reads it, with every occurrence of ``token``'s word taken out
+    (a negation-marked token stands for its word)."""
+    word = token.removeprefix(NEGATED_PREFIX)
+    return " ".join(t for t in tokenize(text) if t != word)
 
 
 @pytest.mark.parametrize("review", REVIEWS)

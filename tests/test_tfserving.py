@@ -46,18 +46,21 @@ def assert_probability_rows(rows: list, n_rows: int, n_classes: int) -> None:
 
 
 @pytest.mark.parametrize("versions", [False, True])
-def test_model_status_available(client, served, versions):
+def test_model_status_available(app, client, served, versions):
     name, version, _ = served
     url = f"/v1/models/{name}" + (f"/versions/{version}" if versions else "")
     response = client.get(url)
     assert response.status_code == 200
+    # Without a version: every loaded version, as TF Serving lists them.
+    listed = [version] if versions else list(app.extensions["models"].registry.versions)
     assert response.get_json() == {
         "model_version_status": [
             {
-                "version": version,
+                "version": served_version,
                 "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
             }
+            for served_version in listed
         ]
     }
 

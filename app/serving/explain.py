@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.serving.predictor import Predictor
-from app.serving.preprocessing import OOV_ID, PAD_ID, tokenize
+from app.serving.preprocessing import OOV_ID, PAD_ID
 
 METHOD = "occlusion"
 
@@ -62,25 +62,24 @@ class Explanation:
         return {"name": self.name, "version": self.version}
 
 
-def occluded_rows(predictor: Predictor, tokens: list[str]) -> np.ndarray:
-    """The model's input for the text (row 0), then with each seen token left out (row
-    ``i + 1`` without token ``i`` and every n-gram containing it)."""
+def occluded_rows(predictor: Predictor, text: str) -> tuple[list[str], np.ndarray]:
+    """The tokens the model sees, and its input for the text (row 0), then with each seen
+    token left out (row ``i + 1`` without token ``i`` and every feature made from it)."""
     encoder = predictor.bundle.encoder
-    spans = encoder.feature_spans(tokens)
+    tokens, spans = encoder.feature_spans(text)
     seen = min(len(tokens), encoder.sequence_length)
     rows = np.full((seen + 1, encoder.sequence_length), PAD_ID, dtype=np.int32)
     for row, left_out in enumerate(range(-1, seen)):
         ids = [feature for feature, first, end in spans if not first <= left_out < end]
         # The encoder's convention for a text with nothing in it: one out-of-vocabulary id.
         rows[row, : len(ids) or 1] = ids or [OOV_ID]
-    return rows
+    return tokens, rows
 
 
 def explain(predictor: Predictor, text: str) -> Explanation:
     """Score ``text`` and measure each token's contribution to each class."""
     started = time.perf_counter()
-    tokens = tokenize(text)
-    rows = occluded_rows(predictor, tokens)
+    tokens, rows = occluded_rows(predictor, text)
     probabilities = predictor.predict_ids(rows)
     full, without = probabilities[0], probabilities[1:]
     classes = predictor.bundle.classes

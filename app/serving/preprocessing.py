@@ -265,6 +265,11 @@ class TextEncoder:
 
     def features(self, text: str) -> tuple[list[str], list[str]]:
         """The text's tokens (negation-marked if enabled) and its lexicon tokens."""
+        tokens, extras, _ = self._features(text)
+        return tokens, extras
+
+    def _features(self, text: str) -> tuple[list[str], list[str], list[int]]:
+        """``features``, plus the position of the token each lexicon token comes from."""
         if not self.negation_scope:
             tokens = tokenize(text)
             negated: Sequence[bool] = ()
@@ -272,19 +277,21 @@ class TextEncoder:
             tokens, negated = tokenize_with_negation(text, self.negation_scope)
         lexicon = self.lexicon
         if not lexicon:
-            return tokens, []
-        extras = []
+            return tokens, [], []
+        extras, origins = [], []
         prefix = len(NEGATED_PREFIX)
         for position, token in enumerate(tokens):
             if negated and negated[position]:
                 value = lexicon.get(token[prefix:])
                 if value:
                     extras.append(NEGATED_LEXICON_TOKENS[value])
+                    origins.append(position)
             else:
                 value = lexicon.get(token)
                 if value:
                     extras.append(LEXICON_TOKENS[value])
-        return tokens, extras
+                    origins.append(position)
+        return tokens, extras, origins
 
     def encode_ids(self, text: str) -> list[int]:
         """The ids of one text, at most ``sequence_length`` of them, unpadded."""
@@ -306,22 +313,29 @@ class TextEncoder:
                     ids.append(feature_id)
         return ids or [OOV_ID]
 
-    def feature_spans(self, tokens: Sequence[str]) -> list[tuple[int, int, int]]:
-        """``encode_ids``' ids for these tokens, each with the tokens it stands for:
-        ``(id, first, end)``, ``tokens[first:end]``. Explanations use it to leave one token
-        out; ``encode_ids`` stays the lean path that serving takes (a test keeps the two
-        equal). No ``OOV_ID`` is added for an empty list."""
+    def feature_spans(self, text: str) -> tuple[list[str], list[tuple[int, int, int]]]:
+        """The tokens the model sees, and ``encode_ids``' ids for them, each with the
+        tokens it stands for: ``(id, first, end)``, ``tokens[first:end]`` (a lexicon token
+        stands for its word). Explanations use it to leave one token out; ``encode_ids``
+        stays the lean path that serving takes (a test keeps the two equal). No
+        ``OOV_ID`` is added for an empty list."""
+        if self.negation_scope or self.lexicon:
+            tokens, extras, origins = self._features(text)
+        else:
+            tokens, extras, origins = tokenize(text), [], []
         index = self._index
         length = self.sequence_length
         spans = [(index.get(token, OOV_ID), i, i + 1) for i, token in enumerate(tokens[:length])]
+        for token, origin in list(zip(extras, origins, strict=True))[: length - len(spans)]:
+            spans.append((index.get(token, OOV_ID), origin, origin + 1))
         for size in range(2, self.ngram_size + 1):
             for start in range(len(tokens) - size + 1):
                 if len(spans) >= length:
-                    return spans
+                    return tokens, spans
                 feature_id = index.get(" ".join(tokens[start : start + size]))
                 if feature_id is not None:
                     spans.append((feature_id, start, start + size))
-        return spans
+        return tokens, spans
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts into an ``int32`` array of shape ``(len(texts), sequence_length)``."""
