@@ -144,11 +144,12 @@ def wrk_script(bodies: list[str], path: Path, keepalive: bool = True) -> Path:
 
 
 def wrk(url: str, script: Path, concurrency: int, seconds: float, keepalive: bool) -> LoadResult:
-    """One wrk run of ``seconds`` with one thread (as ab has), ``concurrency`` connections.
+    """One wrk run of ``seconds`` (whole: wrk takes no fractions) with one thread (as ab
+    has) and ``concurrency`` connections.
     ``keepalive`` only labels the result: the script decides (``Connection: close``)."""
     command = [
-        "wrk", "-t", "1", "-c", str(concurrency), "-d", f"{seconds:g}s", "--timeout", "30s",
-        "-s", str(script), url,
+        "wrk", "-t", "1", "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s",
+        "--timeout", "30s", "-s", str(script), url,
     ]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     summary = json.loads(output.strip().splitlines()[-1])
