@@ -208,16 +208,19 @@ def model_versions(work: Path) -> tuple[dict[str, str], str, str]:
     and where they come from: model/sentiment's versions 1 and 2 when both exist, else
     version 1 and a copy of it as version 2 in a temporary base folder. The copy's
     archive gets one extra member, so that it is a different file (the OpenVINO export
-    is keyed by the file's hash) and its weights are not shared with version 1's."""
+    is keyed by the file's hash) and its weights are not shared with version 1's.
+
+    Labels are set explicitly (stable only: labels.json's choice when it is one of the
+    two, else version 2), so that a label for another version (a canary on version 3,
+    the transformer, which has targets of its own) cannot stop the servers."""
     if (MODEL_BASE / "2").is_dir():
-        env = {"MODEL_BASE_DIR": str(MODEL_BASE), "MODEL_VERSIONS": "1,2"}
+        base = MODEL_BASE
         source = "model/sentiment versions 1 and 2"
     else:
         base = work / "models"
         shutil.copytree(MODEL_BASE / "1", base / "1")
         (base / "2").mkdir(parents=True)
-        for name in ("preprocessing.json",):
-            shutil.copy(MODEL_BASE / "1" / name, base / "2" / name)
+        shutil.copy(MODEL_BASE / "1" / "preprocessing.json", base / "2")
         metadata = json.loads((MODEL_BASE / "1" / "metadata.json").read_text())
         (base / "2" / "metadata.json").write_text(json.dumps({**metadata, "version": "2"}))
         with (
@@ -227,12 +230,10 @@ def model_versions(work: Path) -> tuple[dict[str, str], str, str]:
             for member in original.infolist():
                 copy.writestr(member, original.read(member))
             copy.writestr("bench-copy.txt", "version 1, copied as version 2 by make bench\n")
-        if (MODEL_BASE / "labels.json").is_file():
-            shutil.copy(MODEL_BASE / "labels.json", base / "labels.json")
-        env = {"MODEL_BASE_DIR": str(base), "MODEL_VERSIONS": "1,2"}
         source = "model/sentiment/1 and a copy of it as version 2 (model/sentiment/2 absent)"
-    selection = VersionSelection(Path(env["MODEL_BASE_DIR"]), env["MODEL_VERSIONS"])
-    stable = selection.label_map().get("stable") or max(selection.folders(), key=int)
+    stable = VersionSelection(MODEL_BASE).label_map().get("stable")
+    stable = stable if stable in ("1", "2") else "2"
+    env = {"MODEL_BASE_DIR": str(base), "MODEL_VERSIONS": "1,2", "MODEL_LABELS": f"stable={stable}"}
     return env, stable, source
 
 

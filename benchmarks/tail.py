@@ -1,10 +1,14 @@
 """Where the tail latency comes from: short A/B experiments on Gunicorn's settings.
 
-``python -m benchmarks.tail [--rounds 3] [--seconds 3] [EXPERIMENT ...]`` starts one
-server per experiment (the shipped ``gunicorn.conf.py`` run first, then a few lines that
-change one thing), sends each the same loads in alternating rounds, and prints median
-req/s, p50, p99 and server CPU per request. Used for BENCHMARKS.md's "Tail latency"
-section; `make bench` is the record, this is the microscope.
+``python -m benchmarks.tail [--rounds 3] [--seconds 3] [--loads ...] [EXPERIMENT ...]``
+starts one server per experiment (the shipped ``gunicorn.conf.py``, then a few lines that
+change one thing: see EXPERIMENTS), sends each the same loads at c=16 in alternating
+rounds, and prints median req/s, p50, p99 and server CPU per request; experiments named
+``probe*`` also print what happened inside each worker (hand-over times, GC, connections).
+``--syscalls`` counts system calls and thread switches per request instead (strace):
+counts that a busy machine does not move. Used for BENCHMARKS.md's "Tail latency"
+section; `make bench` is the record, this is the microscope. Needs the environments
+`make bench` builds in .heroku-check/ (and venv-gevent for the gevent experiment).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from deploy.dyno import WORK, children, free_port, stop_web, wait_for_200
 # runs on the worker's main thread and, for a connection it closes, half-closes it and
 # waits (up to 2 s) for the client's FIN before it polls or accepts again.
 QUICK_CLOSE = """
-def post_fork(server, worker):
+def experiment_post_fork(server, worker):
     import socket
     from gunicorn import util
     from gunicorn.workers import gthread
@@ -58,7 +62,7 @@ def post_fork(server, worker):
 # thread has run finish_request and polls the connection again), close (a graceful close
 # on the main thread), GC pauses, and the connections each worker served.
 PROBE = """
-def post_fork(server, worker):
+def experiment_post_fork(server, worker):
     import gc, json, os, time
     from gunicorn import util
     from gunicorn.workers import gthread
@@ -117,7 +121,7 @@ def post_fork(server, worker):
     worker.probe_stats = stats
 
 
-def worker_exit(server, worker):
+def experiment_worker_exit(server, worker):
     import json, os
     stats = getattr(worker, "probe_stats", None)
     if stats is not None:
@@ -131,7 +135,7 @@ def worker_exit(server, worker):
 # event loop; no hand-over to a pool thread and back, so no wait for the GIL in between).
 # A prototype: a new connection that sends nothing holds the worker for up to 5 s.
 INLINE = """
-def post_fork(server, worker):
+def experiment_post_fork(server, worker):
     from concurrent import futures
     from gunicorn.workers import gthread
 
@@ -146,6 +150,30 @@ def post_fork(server, worker):
     gthread.ThreadWorker.enqueue_req = enqueue_req
 """
 
+# An experiment's hooks are named experiment_<hook> and run after the shipped config's
+# own hook of that name (gc.freeze() after loading, and whatever else it does).
+CHAIN_HOOKS = """
+def _chained(shipped, extra, arity):
+    def both(*args):
+        if shipped is not None:
+            shipped(*args)
+        extra(*args)
+
+    # Gunicorn checks how many arguments a hook takes: one signature per hook.
+    def worker_hook(worker):
+        both(worker)
+
+    def server_hook(server, worker):
+        both(server, worker)
+
+    return worker_hook if arity == 1 else server_hook
+
+
+for _name, _arity in {"post_fork": 2, "post_worker_init": 1, "worker_exit": 2}.items():
+    if globals().get("experiment_" + _name) is not None:
+        globals()[_name] = _chained(globals().get(_name), globals()["experiment_" + _name], _arity)
+"""
+
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "twin": (TWIN_APP, "", TWIN_ENV),
@@ -154,12 +182,12 @@ EXPERIMENTS = {
     "threads-4": (SERVICE_APP, "threads = 4", {}),
     "gc-off": (
         SERVICE_APP,
-        "def post_worker_init(worker):\n    gc.freeze()\n    gc.disable()",
+        "def experiment_post_worker_init(worker):\n    gc.disable()",
         {},
     ),
     "switch-1ms": (
         SERVICE_APP,
-        "def post_worker_init(worker):\n    import sys\n    gc.freeze()\n"
+        "def experiment_post_worker_init(worker):\n    import sys\n"
         "    sys.setswitchinterval(0.001)",
         {},
     ),
@@ -174,7 +202,7 @@ EXPERIMENTS = {
     "probe-noop": (NOOP_APP, PROBE, {}),
     "probe-switch-1ms": (
         SERVICE_APP,
-        PROBE + "\ndef post_worker_init(worker):\n    import sys\n    gc.freeze()\n"
+        PROBE + "\ndef experiment_post_worker_init(worker):\n    import sys\n"
         "    sys.setswitchinterval(0.001)",
         {},
     ),
@@ -198,7 +226,8 @@ def start(name: str, work: Path, bin_dir: Path, twin_bin: Path) -> Experiment:
     config = work / f"{name}.conf.py"
     shipped = PROJECT_ROOT / "gunicorn.conf.py"
     config.write_text(
-        f"exec(compile(open({str(shipped)!r}).read(), 'gunicorn.conf.py', 'exec'))\n{lines}\n"
+        f"exec(compile(open({str(shipped)!r}).read(), 'gunicorn.conf.py', 'exec'))\n"
+        f"{lines}\n{CHAIN_HOOKS}"
     )
     probes = work / f"probe-{name}"
     probes.mkdir()
