@@ -54,7 +54,7 @@ format: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache
 
-## bench: ab against the real server and its baselines; writes BENCHMARKS.md (needs ab)
+## bench: ab and wrk against the server, its FastAPI twin and baselines; writes BENCHMARKS.md (needs ab, wrk)
 bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 

@@ -28,3 +28,13 @@ def tutorial_app() -> Flask:
     model = predictor.bundle.model
     predictor._infer = lambda ids: model.predict(ids, verbose=0)
     return app
+
+
+def without_metrics_app() -> Flask:
+    """The service with its Prometheus metrics off (the request histogram's hook and the
+    inference observations), everything else as shipped: the metrics' cost in `make bench`."""
+    app = create_app()
+    hooks = app.after_request_funcs[None]
+    hooks[:] = [hook for hook in hooks if hook.__name__ != "count_request"]
+    app.extensions["metrics"].observe_inference = lambda *args: None
+    return app

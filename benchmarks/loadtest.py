@@ -25,7 +25,7 @@ def main() -> None:
     run_time = os.environ.get("LOADTEST_TIME", "60s")
     users = os.environ.get("LOADTEST_USERS", "32")
     REPORTS.mkdir(exist_ok=True)
-    server = Server(SERVICE_APP).start()
+    server = Server("service", SERVICE_APP, {}, None)
     try:
         command = [
             str(Path(sys.executable).parent / "locust"),

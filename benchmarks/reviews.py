@@ -37,3 +37,17 @@ REVIEWS = [
     "Kudos to the pilot for the smooth landing in that storm!",
     "Received the wrong item and the return process is a nightmare.",
 ]
+
+
+def rotating_reviews() -> list[str]:
+    """900 different texts for the rotating benchmarks (wrk): every review above, then
+    every ordered pair of two different ones, so no two requests in a row are alike and a
+    cache keyed on the text would hit once in 900."""
+    pairs = [f"{first} {second}" for first in REVIEWS for second in REVIEWS if first != second]
+    return [*REVIEWS, *pairs]
+
+
+def rotating_batches(size: int) -> list[list[str]]:
+    """Batches of ``size`` reviews, one per starting offset in REVIEWS: the same texts as
+    the in-process pipeline's batch, in a different order each time."""
+    return [[REVIEWS[(start + i) % len(REVIEWS)] for i in range(size)] for start in range(30)]

@@ -139,20 +139,26 @@ class WebProcess:
         return stop_web(self.process, timeout)
 
 
-def build_environment(fresh: bool = True) -> Path:
+def build_environment(fresh: bool = True, extra: tuple[str, ...] = (), name: str = "venv") -> Path:
     """A venv with requirements.txt and nothing else (no dev tools: with scikit-learn or
     matplotlib installed, Keras imports them and a worker grows by ~45 MB). ``fresh``
     rebuilds it, as the buildpack does; otherwise one built from the same
-    requirements.txt is reused (make bench)."""
-    env_dir = WORK / "venv"
+    requirements.txt is reused (make bench).
+
+    ``extra`` requirement lines (``name==version``) go into a venv of their own, ``name``
+    (the bench's FastAPI twin), so that the project's stays requirements.txt-only."""
+    if extra and name == "venv":
+        raise ValueError("extra packages need a venv of their own name")
+    env_dir = WORK / name
     requirements = (PROJECT_ROOT / "requirements.txt").read_bytes()
+    requirements += "".join(f"{line}\n" for line in extra).encode()
     stamp = env_dir / "requirements.txt"
     if not fresh and stamp.exists() and stamp.read_bytes() == requirements:
         return env_dir
     venv.EnvBuilder(clear=True, with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     subprocess.run(
-        [python, "-m", "pip", "install", "-qq", "-r", PROJECT_ROOT / "requirements.txt"],
+        [python, "-m", "pip", "install", "-qq", "-r", PROJECT_ROOT / "requirements.txt", *extra],
         check=True,
     )
     stamp.write_bytes(requirements)
