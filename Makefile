@@ -44,11 +44,11 @@ test-fast: $(VENV)/.dev
 
 ## test-spark: the Spark job against app.batch on local[2] (builds .venv-spark; needs Java 17+)
 test-spark: $(SPARK_VENV)/.installed
-	$(SPARK_BIN)/python -m pytest -m spark -q -p no:cacheprovider
+	$(SPARK_BIN)/python -m pytest -m spark -q
 
-## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment.tar.gz
+## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment-1.tar.gz
 spark-package:
-	$(PYTHON) -m app.offline.package dist
+	$(PYTHON) -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
 ## model: retrain the shipped model from the corpus and print model vs baseline metrics
 model: $(VENV)/.dev
