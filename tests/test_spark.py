@@ -9,6 +9,7 @@ imports PySpark or PyArrow at module level, so collecting this file costs nothin
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import json
 import os
@@ -254,24 +255,33 @@ def free_port() -> int:
 @pytest.fixture
 def standalone_cluster(tmp_path) -> Iterator[str]:
     """A Spark standalone master and one worker (2 cores) on 127.0.0.1."""
-    spark_class = Path(sys.executable).parent / "spark-class"
-    port, web = free_port(), free_port()
+    spark_home = Path(importlib.util.find_spec("pyspark").origin).parent
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(tmp_path / "w")}
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),  # spark-class's own search runs the system python3
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_WORKER_DIR": str(tmp_path / "work"),
+    }
     commands = [
         ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)],
         ["org.apache.spark.deploy.worker.Worker", "--cores", "2", "--memory", "2g", url],
     ]
-    processes = []
+    processes: list[subprocess.Popen] = []
     try:
         for number, command in enumerate(commands):
-            log = (tmp_path / f"daemon-{number}.log").open("w")
-            extra = ["--webui-port", str(web if number == 0 else free_port())]
-            processes.append(
-                subprocess.Popen([spark_class, *command, *extra], env=env, stdout=log, stderr=log)
-            )
+            with (tmp_path / f"daemon-{number}.log").open("w") as log:
+                processes.append(
+                    subprocess.Popen(
+                        [spark_home / "bin" / "spark-class", *command, "--webui-port", "0"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
             if number == 0:
-                wait_for_port(port)
+                wait_for_port(port, processes[0], tmp_path / "daemon-0.log")
         yield url
     finally:
         for process in processes:
@@ -280,14 +290,14 @@ def standalone_cluster(tmp_path) -> Iterator[str]:
             process.wait(timeout=30)
 
 
-def wait_for_port(port: int, timeout: float = 60) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.5)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+    raise RuntimeError(f"the Spark master did not listen on {port}: {log.read_text()[-2000:]}")
 
 
 def test_spark_submit_on_a_standalone_cluster(tmp_path, reviews_csv, standalone_cluster, classes):
@@ -315,6 +325,8 @@ def test_spark_submit_on_a_standalone_cluster(tmp_path, reviews_csv, standalone_
             PROJECT_ROOT / "app" / "spark.py",
             reviews_csv,
             output,
+            "--model-dir",
+            PROJECT_ROOT / "model" / "sentiment" / "1",
         ],
         cwd=tmp_path,  # not the checkout: the code comes from app.zip
         capture_output=True,
@@ -324,7 +336,8 @@ def test_spark_submit_on_a_standalone_cluster(tmp_path, reviews_csv, standalone_
     )
 
     assert result.returncode == 0, result.stderr
-    assert summary(result.stderr) == (ROWS, 7)
+    # spark-submit's PythonRunner sends the Python driver's stderr to its own stdout.
+    assert summary(result.stdout) == (ROWS, 7)
     rows = {row["id"]: row for row in read_json_parts(output)}
     assert len(rows) == ROWS
     assert {row["label"] for row in rows.values() if not row["error"]} <= set(classes)

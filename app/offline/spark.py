@@ -400,6 +400,13 @@ def short_reason(error: BaseException) -> str:
     help=f"A version folder of {MODEL_BASE_DIR} [default: MODEL_DIR, as the server].",
 )
 @click.option(
+    "--model-dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A model version folder, instead of --model-version (e.g. under spark-submit, "
+    "where the code runs from app.zip).",
+)
+@click.option(
     "--text-column",
     default="text",
     show_default=True,
@@ -423,6 +430,7 @@ def spark_command(
     output_path: str,
     master: str | None,
     model_version: str | None,
+    model_dir: Path | None,
     text_column: str,
     id_column: str,
     max_text_chars: int,
@@ -434,12 +442,16 @@ def spark_command(
     rows are written with the reason in error. Prints rows/s to stderr at the end.
     """
     check_arguments(input_path, output_path)
-    model_dir = model_version_dir(model_version)
+    if model_dir is not None and model_version is not None:
+        raise click.UsageError("give --model-version or --model-dir, not both")
+    if model_dir is None:
+        model_dir = model_version_dir(model_version)
     if not model_dir.is_dir():
-        available = sorted(p.name for p in MODEL_BASE_DIR.iterdir() if p.is_dir())
+        found = MODEL_BASE_DIR.iterdir() if MODEL_BASE_DIR.is_dir() else []
+        available = ", ".join(sorted(p.name for p in found if p.is_dir())) or "none"
         raise click.BadParameter(
-            f"no model folder {model_dir} (versions: {', '.join(available) or 'none'})",
-            param_hint="'--model-version'",
+            f"no model folder {model_dir} (versions in {MODEL_BASE_DIR}: {available})",
+            param_hint="'--model-version' or MODEL_DIR",
         )
     try:  # on the driver first: a broken model stops the run before Spark starts
         predictor = Predictor.load(
