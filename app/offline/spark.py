@@ -281,9 +281,7 @@ def remove(spark: Any, path: str) -> None:
 def ship_code_and_model(spark: Any, model_dir: Path, staging: Path) -> str:
     """Send the project's code (unless spark-submit already did) and the model folder to
     every executor; returns the model archive's name in SparkFiles."""
-    import app
-
-    package_dir = Path(app.__file__).parent
+    package_dir = Path(__file__).resolve().parents[1]
     if package_dir.is_dir():  # a checkout; from --py-files app.zip it is inside the zip
         spark.sparkContext.addPyFile(str(code_zip(staging)))
     spark.sparkContext.addArchive(str(model_archive(model_dir, staging)))
