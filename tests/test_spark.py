@@ -130,10 +130,21 @@ def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
     batch = run("app.batch", reviews_csv, batch_out, "--quiet")
     assert batch.returncode == 0, batch.stderr
 
-    result = run("app.spark", reviews_csv, spark_out, "--master", "local[2]")
+    # Arrow batches of 100 rows: at least 10 batches, and still one model load per worker.
+    small_batches = "--conf spark.sql.execution.arrow.maxRecordsPerBatch=100 pyspark-shell"
+    result = run(
+        "app.spark",
+        reviews_csv,
+        spark_out,
+        "--master",
+        "local[2]",
+        env={"PYSPARK_SUBMIT_ARGS": small_batches},
+    )
 
     assert result.returncode == 0, result.stderr
     assert summary(result.stderr) == summary(batch.stderr)
+    loads = re.findall(r"^python worker \d+: model v1 loaded", result.stderr, flags=re.M)
+    assert 1 <= len(loads) <= 2, result.stderr  # local[2]: two Python workers at most
     print(f"\nspark: {result.stderr.strip().splitlines()[-1]}")  # with -s; the README quotes it
     with batch_out.open(newline="", encoding="utf-8") as file:
         expected = {int(row["id"]): row for row in csv.DictReader(file)}

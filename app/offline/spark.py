@@ -91,7 +91,17 @@ class ScoringPlan:
 def worker_predictor(model_dir: str, backend: str, threads: int) -> Predictor:
     """The model, loaded once per Python worker: Spark reuses its workers between tasks
     (``spark.python.worker.reuse``, on by default), so this cache lives as long as one."""
-    return Predictor.load(model_dir, backend=backend, inference_threads=threads)
+    started = time.perf_counter()
+    predictor = Predictor.load(model_dir, backend=backend, inference_threads=threads)
+    # Executors' stderr goes to their logs (a local master's to the console): one line per
+    # worker shows how often the model loads.
+    print(
+        f"python worker {os.getpid()}: model v{predictor.bundle.version} loaded in "
+        f"{time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return predictor
 
 
 def text_and_error(plan: ScoringPlan, value: Any, raw: str | None) -> tuple[Any, str | None]:
