@@ -44,7 +44,7 @@ test-fast: $(VENV)/.dev
 
 ## test-spark: the Spark job against app.batch on local[2] (builds .venv-spark; needs Java 17+)
 test-spark: $(SPARK_VENV)/.installed
-	$(SPARK_BIN)/python -m pytest -m spark -q
+	$(SPARK_BIN)/python -m pytest -m spark -q tests/test_spark.py
 
 ## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment-1.tar.gz
 spark-package:
