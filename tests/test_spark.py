@@ -331,6 +331,8 @@ def test_spark_submit_on_a_standalone_cluster(tmp_path, reviews_csv, standalone_
             spark_submit,
             "--master",
             standalone_cluster,
+            "--conf",
+            "spark.ui.enabled=false",
             "--py-files",
             dist / "app.zip",
             PROJECT_ROOT / "app" / "spark.py",
