@@ -213,7 +213,8 @@ def test_a_failed_job_leaves_no_output(tmp_path):
     result = run("app.spark", parts, output, "--master", "local[2]")
 
     assert result.returncode == 1, result.stderr
-    assert "Spark job failed" in result.stderr or "Error" in result.stderr
+    assert "Spark job failed" in result.stderr
+    assert "part-1.parquet is not a Parquet file" in result.stderr  # the root cause, named
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reviews"]
 
 

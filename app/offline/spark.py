@@ -388,8 +388,14 @@ def check_arguments(input_path: str, output_path: str) -> None:
 
 
 def short_reason(error: BaseException) -> str:
-    """The first line of a (often very long) Spark or Py4J error."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    """One line from a (often very long) Spark error: for a JVM error, its root cause."""
+    text = str(error)
+    java = getattr(error, "java_exception", None)  # py4j's Py4JJavaError
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        text = str(java.toString())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
 
 
