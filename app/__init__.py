@@ -21,7 +21,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from app.config import Config
-    from app.web import api, errors, json_io, metrics, openapi, page, request_log, tfserving
+    from app.web import (
+        api,
+        docs,
+        errors,
+        explain,
+        json_io,
+        metrics,
+        models,
+        openapi,
+        page,
+        request_log,
+        tfserving,
+    )
 
     app = Flask(__name__)
     app.config.from_object(Config)
@@ -31,8 +43,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     json_io.init_app(app)
     errors.init_app(app)
     metrics.init_app(app)
+    models.init_app(app)
     api.init_app(app)
+    app.register_blueprint(explain.bp)
     app.register_blueprint(tfserving.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs.bp)
     app.register_blueprint(page.bp)
     return app

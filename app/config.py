@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = PROJECT_ROOT / "model" / "sentiment" / "1"
+MODEL_BASE = PROJECT_ROOT / "model" / "sentiment"
+DEFAULT_MODEL_DIR = MODEL_BASE / "1"
 
 
 class Config:
@@ -16,8 +17,19 @@ class Config:
     are the service's own. Tests override attributes through ``create_app(test_config)``.
     """
 
-    # Folder holding model.keras, preprocessing.json and metadata.json (one version).
-    MODEL_DIR = os.environ.get("MODEL_DIR", str(DEFAULT_MODEL_DIR))
+    # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
+    # model.keras, preprocessing.json and metadata.json. MODEL_VERSIONS: "all" or "1,2".
+    MODEL_BASE_DIR = os.environ.get("MODEL_BASE_DIR", str(MODEL_BASE))
+    MODEL_VERSIONS = os.environ.get("MODEL_VERSIONS", "all")
+    # Labels such as "stable=2,canary=1"; empty: MODEL_BASE_DIR/labels.json, else the
+    # highest loaded version is stable.
+    MODEL_LABELS = os.environ.get("MODEL_LABELS", "")
+    # One version folder served alone (overrides the two settings above).
+    MODEL_DIR = os.environ.get("MODEL_DIR", "")
+    # Who answers requests that name no version: stable, canary or shadow.
+    ROUTING = os.environ.get("ROUTING", "stable")
+    CANARY_PERCENT = float(os.environ.get("CANARY_PERCENT", "10"))
+    SHADOW_PERCENT = float(os.environ.get("SHADOW_PERCENT", "100"))
     # Keras backend for serving: "openvino" (default, measured fastest and lightest) or
     # "tensorflow". Keras reads it from the environment when it is first imported.
     KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "openvino")

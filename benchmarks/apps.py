@@ -24,7 +24,7 @@ def tutorial_app() -> Flask:
     """The pattern most tutorials show: the same app, but ``model.predict`` per request
     (about 33 ms a call on TensorFlow, whatever the batch size)."""
     app = create_app()
-    predictor = app.extensions["predictor"]
+    predictor = app.extensions["models"].registry.stable
     model = predictor.bundle.model
     predictor._infer = lambda ids: model.predict(ids, verbose=0)
     return app

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from app.config import Config
 from app.serving.predictor import Predictor
+from app.serving.registry import VersionSelection
 from benchmarks.reviews import REVIEWS
 
 BATCH_SIZES = (1, 8, 64)
@@ -55,7 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON (used by make bench)")
     args = parser.parse_args()
-    predictor = Predictor.load(Config.MODEL_DIR, Config.KERAS_BACKEND, Config.INFERENCE_THREADS)
+    folder = VersionSelection.from_config(vars(Config)).default_folder()
+    predictor = Predictor.load(folder, Config.KERAS_BACKEND, Config.INFERENCE_THREADS)
     results = measure(predictor)
     if args.json:
         print(json.dumps({"backend": Config.KERAS_BACKEND, "batches": results}))

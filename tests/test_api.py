@@ -39,7 +39,7 @@ def test_single_review(client, app):
     response = client.post("/classify", json={"review": POSITIVE})
     assert response.status_code == 200
     body = response.get_json()
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     assert_prediction(body, bundle.classes)
     assert body["label"] == "positive"
     assert body["model"] == {"name": bundle.name, "version": bundle.version}
@@ -52,7 +52,7 @@ def test_batch_keeps_input_order(client, app):
     body = response.get_json()
     assert [p["label"] for p in body["predictions"]] == ["negative", "positive", "negative"]
     for prediction in body["predictions"]:
-        assert_prediction(prediction, app.extensions["predictor"].bundle.classes)
+        assert_prediction(prediction, app.extensions["models"].registry.stable.bundle.classes)
     # A review scores the same alone and inside a batch.
     alone = client.post("/classify", json={"review": POSITIVE}).get_json()
     assert body["predictions"][1]["scores"] == pytest.approx(alone["scores"], abs=1e-6)
@@ -226,16 +226,18 @@ def test_api_responses_are_not_cached_or_sniffed(client):
 def test_ready_names_the_loaded_model(app, client):
     response = client.get("/ready")
     assert response.status_code == 200
-    bundle = app.extensions["predictor"].bundle
+    registry = app.extensions["models"].registry
+    bundle = registry.stable.bundle
     assert response.get_json() == {
         "status": "ready",
         "model": {"name": bundle.name, "version": bundle.version},
+        "versions": list(registry.versions),
     }
 
 
 def test_model_metadata(client, app):
     body = client.get("/model").get_json()
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     assert body["name"] == bundle.name and body["version"] == bundle.version
     assert body["classes"] == bundle.classes
     assert body["backend"] == app.config["KERAS_BACKEND"]

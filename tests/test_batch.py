@@ -85,7 +85,7 @@ def test_100k_row_csv_matches_the_api(tmp_path, client, app):
 
     with scored.open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     classes = bundle.classes
     added = ["label", "score", *(f"p_{c}" for c in classes), "version", "error"]
     assert list(rows[0]) == ["id", "text", *added]

@@ -160,7 +160,8 @@ def routes_with_methods(server: WebProcess) -> list[tuple[str, set[str]]]:
     return routes
 
 
-def test_wrong_methods_on_every_route_are_405(server):
+def test_wrong_methods_on_every_route_are_refused(server):
+    """405; under /v1/, TF Serving's 400 "Malformed request: <METHOD> <path>"."""
     before = worker_pids(server)
     routes = routes_with_methods(server)
     assert len(routes) >= 8
@@ -168,8 +169,11 @@ def test_wrong_methods_on_every_route_are_405(server):
     for path, methods in routes:
         for method in {"GET", "POST", "PUT", "DELETE", "PATCH"} - methods:
             status, body = send(server, method, path, b"{}", {"Content-Type": JSON_TYPE})
-            if status != 405 or body is None:
+            expected = 400 if path.startswith("/v1/") else 405
+            if status != expected or body is None:
                 failures.append(f"{method} {path}: {status} {body}")
+            elif expected == 400 and body != {"error": f"Malformed request: {method} {path}"}:
+                failures.append(f"{method} {path}: {body}")
     assert not failures, "\n".join(failures)
     assert worker_pids(server) == before
 

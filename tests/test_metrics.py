@@ -49,13 +49,13 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     assert total(parsed, requests_total, method="other", status="405") == 2
     # Predictions by label are the confidence histogram's counts.
     predicted = Counter(prediction["label"] for prediction in answer["predictions"])
-    for label in app.extensions["predictor"].bundle.classes:
+    for label in app.extensions["models"].registry.stable.bundle.classes:
         counted = total(parsed, "sentiment_prediction_confidence_count", label=label)
         assert counted == predicted[label]
     assert total(parsed, "sentiment_batch_size_count") == 1
     assert total(parsed, "sentiment_batch_size_sum") == 3
     assert total(parsed, "sentiment_inference_duration_seconds_count") == 1
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     info = total(parsed, "sentiment_model_info", name=bundle.name, version=bundle.version)
     assert info == 1
 

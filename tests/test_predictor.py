@@ -21,7 +21,7 @@ from app.serving.predictor import (
 
 @pytest.fixture(scope="module")
 def predictor(app):
-    return app.extensions["predictor"]
+    return app.extensions["models"].registry.stable
 
 
 def test_probabilities_shape_and_sum(predictor):
@@ -53,7 +53,7 @@ def test_unknown_backend_is_refused(tmp_path):
 @pytest.fixture
 def artifact(app, tmp_path):
     """A writable copy of the served model folder, to damage."""
-    return shutil.copytree(app.config["MODEL_DIR"], tmp_path / "1")
+    return shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "1")
 
 
 def _edit_json(path, change):

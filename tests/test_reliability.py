@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.config import DEFAULT_MODEL_DIR
+
 pytestmark = pytest.mark.slow
 
 REVIEW = "The crew was friendly and the flight left on time."
@@ -138,7 +140,7 @@ def test_sigterm_during_load_finishes_requests_in_flight(start_server, record_pr
 
 def test_exception_inside_inference_is_a_500_and_the_worker_keeps_serving(make_app, caplog):
     app = make_app()
-    predictor = app.extensions["predictor"]
+    predictor = app.extensions["models"].registry.stable
     real_infer = predictor._infer
     calls = {"n": 0}
 
@@ -169,7 +171,7 @@ def test_exception_inside_inference_is_a_500_and_the_worker_keeps_serving(make_a
 def test_unusable_model_stops_the_server(start_server, app, tmp_path, damage):
     """The server exits non-zero with one clear line, rather than respawning workers
     that cannot serve (documented in the README's Reliability section)."""
-    folder = shutil.copytree(app.config["MODEL_DIR"], tmp_path / "model")
+    folder = shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "model")
     if damage == "missing model.keras":
         (folder / "model.keras").unlink()
     elif damage == "truncated model.keras":

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 
 import pytest
@@ -23,7 +24,7 @@ NEGATIVE = "Worst airline ever. Lost my bag, rude staff, three hours late. Never
 
 @pytest.fixture
 def served(app) -> tuple[str, str, list[str]]:
-    bundle = app.extensions["predictor"].bundle
+    bundle = app.extensions["models"].registry.stable.bundle
     return bundle.name, bundle.version, bundle.classes
 
 
@@ -125,8 +126,6 @@ def test_predict_matches_classify(client, served):
         "/v1/models/half/metadata",
         "/v1/models/{name}/versions/999",
         "/v1/models/{name}/versions/999/metadata",
-        "/v1/models/{name}/versions/nope",
-        "/v1/models/{name}/extra/segments",
     ],
 )
 def test_get_not_found(client, served, path):
@@ -150,19 +149,74 @@ def test_predict_not_found(client, served, path, message):
 
 
 @pytest.mark.parametrize(
+    "method, path, message",
+    [
+        # TF Serving's own words (model_servers/http_rest_api_handler.cc, http_rest_api_util.cc)
+        ("GET", "/v1/models", "Missing model name in request."),
+        ("GET", "/v1/models/versions/1", "Missing model name in request."),
+        ("GET", "/v1/models/versions/1/metadata", "Missing model name in request."),
+        (
+            "GET",
+            "/v1/models/{name}/versions/99999999999999999999",
+            "Failed to convert version: 99999999999999999999 to numeric.",
+        ),
+        (
+            "POST",
+            "/v1/models/{name}/versions/9223372036854775808:predict",
+            "Failed to convert version: 9223372036854775808 to numeric.",
+        ),
+        ("GET", "/v1/models/{name}/versions/nope", "Malformed request: GET {path}"),
+        ("GET", "/v1/models/{name}/versions/-1", "Malformed request: GET {path}"),
+        ("GET", "/v1/models/{name}/extra/segments", "Malformed request: GET {path}"),
+        ("GET", "/v1/models/{name}:predict", "Malformed request: GET {path}"),
+        ("GET", "/v1/other", "Malformed request: GET {path}"),
+        ("POST", "/v1/models/{name}", "Malformed request: POST {path}"),
+        ("POST", "/v1/models/{name}/metadata", "Malformed request: POST {path}"),
+        ("POST", "/v1/models/{name}:explain", "Malformed request: POST {path}"),
+        ("PUT", "/v1/models/{name}:predict", "Malformed request: PUT {path}"),
+        ("DELETE", "/v1/models/{name}", "Malformed request: DELETE {path}"),
+    ],
+)
+def test_routing_errors_are_tf_servings_400(client, served, method, path, message):
+    """TF Serving answers 400 (no 404, no 405) for a /v1/ URL or method it has no route
+    for; model names and versions that do not exist stay 404 (above)."""
+    path = path.format(name=served[0])
+    response = client.open(path, method=method, json={"instances": [POSITIVE]})
+    assert assert_tf_error(response, 400) == message.format(path=path)
+
+
+def test_a_version_with_leading_zeros_is_the_version(client, served):
+    name, version, _ = served
+    response = client.get(f"/v1/models/{name}/versions/{int(version):03d}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
     "payload, fragment",
     [
-        ({}, "Missing 'inputs' or 'instances'"),
-        ({"instances": [POSITIVE], "inputs": [POSITIVE]}, "Not both"),
+        ({}, "Missing 'inputs' or 'instances' key"),
+        ({"signature_name": "serving_default"}, "Missing 'inputs' or 'instances' key"),
+        ({"instances": [POSITIVE], "inputs": [POSITIVE]}, "expecting only one of 'inputs' or"),
+        ({"instances": [POSITIVE], "inputs": 5}, "expecting only one of 'inputs' or"),
         ({"instances": []}, "instances: Send between 1 and"),
-        ({"inputs": []}, "inputs: Send between 1 and"),
-        ({"instances": [POSITIVE, "  "]}, "instances.1: Review text must not be empty"),
-        ({"inputs": {TF_INPUT_NAME: [""]}}, "inputs.0: Review text must not be empty"),
-        ({"inputs": {"x": [POSITIVE]}}, "Name the one input"),
+        ({"inputs": {"x": [POSITIVE]}}, "inputs.review: Missing data for required field."),
+        ({"inputs": {"b64": "Zm9v"}}, "inputs.review: Missing data for required field."),
         ({"instances": [1.0, 2.0, 5.0]}, "instances.0: Not a valid string"),
+        ({"instances": [[POSITIVE]]}, "instances.0: Not a valid string"),
         ({"instances": "foo"}, "instances: Not a valid list"),
-        ({"instances": [POSITIVE], "signature_name": "classify"}, "not found in signature def"),
-        ({"instances": [POSITIVE], "examples": []}, "examples: Unknown field"),
+        ({"inputs": POSITIVE}, "inputs: Not a valid list"),
+        ({"instances": [{TF_INPUT_NAME: POSITIVE, "x": 1}]}, "instances.0.x: Unknown field"),
+        ({"instances": [{TF_INPUT_NAME: POSITIVE}, POSITIVE]}, "instances.1: Invalid input type"),
+        ({"instances": [{"b64": "@@@@"}]}, "instances.0.b64: Unable to base64 decode"),
+        ({"instances": [{"b64": "abcde"}]}, "instances.0.b64: Unable to base64 decode"),
+        ({"inputs": [{"b64": "/w=="}]}, "inputs.0.b64: The base64 value is not UTF-8 text."),
+        ({"inputs": {TF_INPUT_NAME: [{"b64": 5}]}}, "inputs.review.0.b64: Not a valid string"),
+        ({"instances": [{"b64": "Zm9v", "x": 1}]}, "instances.0.x: Unknown field"),
+        (
+            {"instances": [POSITIVE], "signature_name": "classify"},
+            'Serving signature name: "classify" not found in signature def',
+        ),
+        ({"instances": [POSITIVE], "signature_name": 5}, "signature_name: Not a valid string"),
         ([POSITIVE], "Invalid input type"),
     ],
 )
@@ -171,26 +225,85 @@ def test_predict_invalid_argument(client, served, payload, fragment):
     assert fragment in assert_tf_error(response, 400)
 
 
+def b64(text: str) -> dict[str, str]:
+    return {"b64": base64.b64encode(text.encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"instances": [POSITIVE, NEGATIVE]},
+        {"instances": [b64(POSITIVE), NEGATIVE]},
+        {"instances": [{TF_INPUT_NAME: POSITIVE}, {TF_INPUT_NAME: b64(NEGATIVE)}]},
+        {"inputs": [b64(POSITIVE), b64(NEGATIVE)]},
+        {"inputs": {TF_INPUT_NAME: [POSITIVE, b64(NEGATIVE)]}},
+        # Unknown keys, and other names in a named ``inputs``, are ignored as by TF Serving.
+        {"instances": [POSITIVE, NEGATIVE], "examples": [], "context": {}},
+        {"inputs": {TF_INPUT_NAME: [POSITIVE, NEGATIVE], "other": [1, 2]}},
+        # Unpadded base64, which TF Serving's decoder accepts too.
+        {"instances": [b64(POSITIVE), {"b64": b64(NEGATIVE)["b64"].rstrip("=")}]},
+    ],
+    ids=["plain", "b64", "objects", "b64-column", "named", "unknown-keys", "extra-name", "nopad"],
+)
+def test_predict_reads_every_tf_serving_form_of_the_same_texts(client, served, payload):
+    name = served[0]
+    reference = client.post(f"/v1/models/{name}:predict", json={"instances": [POSITIVE, NEGATIVE]})
+    response = client.post(f"/v1/models/{name}:predict", json=payload)
+    assert response.status_code == 200, response.get_json()
+    key = "predictions" if "instances" in payload else "outputs"
+    assert response.get_json() == {key: reference.get_json()["predictions"]}
+
+
+@pytest.mark.parametrize("inputs", [[], {TF_INPUT_NAME: []}], ids=["bare", "named"])
+def test_an_empty_column_gets_no_rows(client, served, inputs):
+    """TF Serving accepts an empty input tensor and answers an empty one."""
+    response = client.post(f"/v1/models/{served[0]}:predict", json={"inputs": inputs})
+    assert response.status_code == 200
+    assert response.get_json() == {"outputs": []}
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n"])
+def test_blank_texts_get_the_models_answer_as_in_tf_serving(client, served, text):
+    """TF Serving runs the model on any string; so does /v1/ (POST /classify refuses)."""
+    name, _, classes = served
+    response = client.post(f"/v1/models/{name}:predict", json={"instances": [text, POSITIVE]})
+    assert response.status_code == 200
+    assert_probability_rows(response.get_json()["predictions"], 2, len(classes))
+
+
 def test_predict_limits_are_the_classify_limits(make_app, served):
     client = make_app(MAX_BATCH_SIZE=2, MAX_TEXT_CHARS=10).test_client()
     url = f"/v1/models/{served[0]}:predict"
     assert_tf_error(client.post(url, json={"instances": ["a", "b", "c"]}), 400)
+    assert_tf_error(client.post(url, json={"inputs": {TF_INPUT_NAME: ["a", "b", "c"]}}), 400)
     assert "at most 10 characters" in assert_tf_error(
         client.post(url, json={"inputs": ["x" * 11]}), 400
     )
+    assert "at most 10 characters" in assert_tf_error(
+        client.post(url, json={"instances": [b64("x" * 11)]}), 400
+    )
     assert client.post(url, json={"instances": ["good", "bad"]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain", "application/json"],
+)
+def test_predict_reads_json_whatever_the_content_type(client, served, content_type):
+    """TF Serving ignores Content-Type: its docs' ``curl -d`` sends a form type, its test
+    client (urllib) too, ``requests.post(url, data=...)`` none."""
+    url = f"/v1/models/{served[0]}:predict"
+    response = client.post(url, data=f'{{"instances": ["{POSITIVE}"]}}', content_type=content_type)
+    assert response.status_code == 200
+    assert len(response.get_json()["predictions"]) == 1
 
 
 def test_predict_http_errors(make_app, client, served):
     url = f"/v1/models/{served[0]}:predict"
     assert_tf_error(client.post(url, data="{", content_type="application/json"), 400)
-    assert_tf_error(client.post(url, data='{"instances": ["a"]}'), 415)
+    assert_tf_error(client.post(url, data=""), 400)
     small = make_app(MAX_CONTENT_LENGTH=100).test_client()
     assert_tf_error(small.post(url, json={"instances": [POSITIVE * 5]}), 413)
-    wrong_method = client.get(url)
-    # The predict URL answers only POST, as every URL answers a wrong method: 405.
-    assert_tf_error(wrong_method, 405)
-    assert_tf_error(client.post(f"/v1/models/{served[0]}"), 405)
 
 
 def test_other_routes_keep_the_standard_error_shape(client):

@@ -1,11 +1,15 @@
-"""The try-the-model page (``GET /``): its HTML and assets, then a real Chromium on a real
-Gunicorn, at a phone's and a desktop's window size."""
+"""The companion page (``GET /``) and the API documentation (``GET /docs``): their HTML and
+assets through the test client, then a real Chromium on a real Gunicorn serving two model
+versions, at a phone's and a desktop's window size, every feature driven end to end."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +18,16 @@ import requests
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from app.config import PROJECT_ROOT
+from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from app.serving.confidence import confidence_bands
+from app.serving.preprocessing import tokenize
+from app.web.page import EXAMPLES, MAX_FILE_ROWS
+from deploy.dyno import WebProcess
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -34,72 +43,158 @@ CHROMIUM_FLAGS = [
 ]
 SCREENSHOTS = PROJECT_ROOT / "reports" / "screenshots"  # reports/ is git-ignored
 VIEWPORTS = {"phone": (375, 700), "desktop": (1280, 800)}
+# The controls that tests outside the project drive the page by.
+TEST_IDS = [
+    "review-input",
+    "classify-button",
+    "result-label",
+    "explain-view",
+    "batch-input",
+    "batch-file",
+    "batch-results",
+    "batch-download",
+    "version-compare",
+]
 POSITIVE = "The crew was friendly, the seats were comfortable and we landed early. Thank you!"
 NEGATIVE = "Three hours late, lost my bag and nobody at the desk would help. Never again."
+PASTED = [
+    "Lost my bag again. Never flying with them.",
+    "Flight 2214 boards at gate B12.",
+    "Lovely crew, thank you!",
+    "Two hours on the tarmac and no food.",
+]
+# Batches of this size make a 10,000-line file take over a thousand requests: time to cancel.
+SMALL_BATCH = 8
+SHOWN_ROWS = 1000  # batch.js MAX_SHOWN
 # WCAG 2.1 AA: normal text needs a contrast ratio of at least 4.5:1.
 MIN_CONTRAST = 4.5
 TEXT_SELECTORS = [
     "h1",
+    "h2",
     ".model",
     "label",
     ".hint",
     "button",
     ".error p",
-    ".error li",
     ".summary",
     "#label",
     ".name",
     ".value",
+    ".token",
+    ".drivers-list li",
+    ".results td",
     ".site-footer a",
 ]
 
 
-# --- The page and its assets, through the test client ------------------------------------
+# --- The pages and their assets, through the test client ----------------------------------
 
 
-def test_page_has_the_form_the_result_region_and_the_model(client, app):
+def test_page_has_every_control_with_its_test_id_and_a_label(client, app):
     response = client.get("/")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    bundle = app.extensions["predictor"].bundle
-    assert '<label for="review">' in html and '<textarea id="review"' in html
+    bundle = app.extensions["models"].registry.stable.bundle
+    for test_id in set(TEST_IDS) - {"result-label", "version-compare"}:  # drawn by the script
+        assert html.count(f'data-testid="{test_id}"') == 1, test_id
+    assert 'data-testid="version-compare"' not in html  # one version loaded: nothing to compare
+    for control in ("review", "batch-text", "batch-file", "batch-filter", "batch-label-filter"):
+        assert f'<label for="{control}">' in html, control
     assert 'role="alert"' in html and 'aria-live="polite"' in html
     assert '<a href="/docs">' in html
     assert f'<strong id="model-name">{bundle.name}</strong>' in html
     assert f'<strong id="model-version">{bundle.version}</strong>' in html
 
 
-@pytest.mark.parametrize(
-    ("path", "mimetypes"),
-    [
-        ("/static/style.css", {"text/css"}),
-        ("/static/classify.js", {"text/javascript", "application/javascript"}),
-    ],
-)
-def test_static_files_have_a_content_type_that_nosniff_accepts(client, path, mimetypes):
+def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
+    html = client.get("/").get_data(as_text=True)
+    config = json.loads(
+        re.search(r'<script type="application/json" id="page-config">(.*?)</script>', html, re.S)
+        .group(1)
+        .replace("&#39;", "'")
+    )
+    metadata = app.extensions["models"].registry.stable.bundle.metadata
+    assert config["versions"] == [
+        {
+            "version": "1",
+            "labels": ["stable"],
+            "classes": metadata["classes"],
+            "bands": confidence_bands(metadata).to_dict(),
+        }
+    ]
+    assert config["urls"] == {"classify": "/classify", "explain": "/explain", "model": "/model"}
+    assert [example["text"] for example in config["examples"]] == [e.text for e in EXAMPLES]
+    assert {example.kind for example in EXAMPLES} == {"best", "limits"}
+
+
+STATIC = [
+    "/static/style.css",
+    "/static/docs.css",
+    "/static/docs.js",
+    *(f"/static/page/{name}.js" for name in ("main", "api", "format", "single", "batch", "csv")),
+]
+
+
+@pytest.mark.parametrize("path", STATIC)
+def test_static_files_have_a_content_type_that_nosniff_accepts(client, path):
     response = client.get(path)
     assert response.status_code == 200
-    assert response.mimetype in mimetypes
+    allowed = (
+        {"text/css"} if path.endswith(".css") else {"text/javascript", "application/javascript"}
+    )
+    assert response.mimetype in allowed
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     response.close()
 
 
-def test_page_loads_nothing_from_other_hosts(client):
-    for path in ("/", "/static/style.css", "/static/classify.js"):
-        response = client.get(path)
-        text = response.get_data(as_text=True)
-        response.close()
-        # No absolute or protocol-relative URL, no web font, no CSS import.
-        assert not re.search(r"https?://|[\"'(]//\w|@import|@font-face", text), path
+@pytest.mark.parametrize("path", ["/", "/docs", *STATIC])
+def test_pages_load_nothing_from_other_hosts(client, path):
+    response = client.get(path)
+    text = response.get_data(as_text=True)
+    response.close()
+    # No absolute or protocol-relative URL, no web font, no CSS import.
+    assert not re.search(r"https?://|[\"'(]//\w|@import|@font-face", text), path
 
 
 # --- A real browser on a real server ------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory) -> Path:
+    """A model base folder with versions 1 and 2 (version 1's files, numbered 2)."""
+    base = tmp_path_factory.mktemp("versions")
+    shutil.copytree(DEFAULT_MODEL_DIR, base / "1")
+    shutil.copytree(DEFAULT_MODEL_DIR, base / "2")
+    metadata = json.loads((base / "2" / "metadata.json").read_text())
+    metadata["version"] = "2"
+    (base / "2" / "metadata.json").write_text(json.dumps(metadata))
+    return base
+
+
+@pytest.fixture(scope="module")
+def server(two_versions, tmp_path_factory) -> Iterator[WebProcess]:
+    """Gunicorn serving versions 1 (stable) and 2 (canary), small batches."""
+    process = WebProcess(
+        {
+            "WEB_CONCURRENCY": "1",
+            "MODEL_BASE_DIR": str(two_versions),
+            "MODEL_LABELS": "stable=1,canary=2",
+            "MAX_BATCH_SIZE": str(SMALL_BATCH),
+        },
+        log_path=tmp_path_factory.mktemp("server") / "server.log",
+    )
+    try:
+        process.wait_ready("/ready")
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture
 def browser(tmp_path) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium with a fresh profile, driven by Debian's chromedriver."""
+    """Headless Chromium with a fresh profile, driven by Debian's chromedriver; downloads
+    go to ``tmp_path / "downloads"``."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
         pytest.skip(
@@ -116,6 +211,12 @@ def browser(tmp_path) -> Iterator[webdriver.Chrome]:
     service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "driver.log"))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_script_timeout(10)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.downloads = downloads
     try:
         yield driver
     finally:
@@ -131,6 +232,20 @@ def set_viewport(driver: webdriver.Chrome, width: int, height: int) -> None:
     )
 
 
+def screenshot(driver: webdriver.Chrome, name: str) -> None:
+    """The whole page (up to 6,000 px), not only the window (its size is restored after)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    # Capped: a table of 10,000 rows would make a picture Chromium cannot render in time.
+    full = min(6000, driver.execute_script("return document.documentElement.scrollHeight"))
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": full, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    set_viewport(driver, width, height)
+
+
 def wait_for(driver: webdriver.Chrome, condition, message: str, timeout: float = 10):
     """``condition()``'s first truthy value; the page replaces result elements as it
     renders, so an element that went stale mid-check is simply checked again."""
@@ -143,55 +258,71 @@ def wait_for(driver: webdriver.Chrome, condition, message: str, timeout: float =
         raise AssertionError(f"timed out waiting for {message}") from None
 
 
-def bars(driver: webdriver.Chrome) -> list[dict]:
-    """Each class's bar as drawn: class name, filled fraction of its track, percentage."""
+def by_test_id(driver: webdriver.Chrome, test_id: str):
+    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
+
+
+def bars(driver: webdriver.Chrome, selector: str = "#scores") -> list[dict]:
+    """Each class's bar as drawn: class name, filled fraction of its track, its text."""
     return driver.execute_script(
         """
-        return [...document.querySelectorAll("#scores .score")].map((item) => ({
+        return [...document.querySelectorAll(arguments[0] + " .score")].map((item) => ({
           name: item.dataset.class,
           fraction: item.querySelector(".fill").getBoundingClientRect().width
             / item.querySelector(".bar").getBoundingClientRect().width,
           text: item.querySelector(".value").textContent,
         }));
-        """
+        """,
+        selector,
     )
 
 
-def assert_bars_match(driver: webdriver.Chrome, scores: dict[str, float]) -> None:
+def assert_bars_match(driver, scores: dict[str, float], selector: str = "#scores") -> None:
     """One bar per class, in the API's order, as wide as its probability (after the
     width transition ends)."""
 
     def drawn() -> bool:
-        current = bars(driver)
+        current = bars(driver, selector)
         return [bar["name"] for bar in current] == list(scores) and all(
             abs(bar["fraction"] - scores[bar["name"]]) < 0.01 for bar in current
         )
 
-    wait_for(driver, drawn, f"bars matching {scores}, got {bars(driver)}")
-    assert [bar["text"] for bar in bars(driver)] == [f"{p * 100:.1f}%" for p in scores.values()]
+    wait_for(driver, drawn, f"bars matching {scores}, got {bars(driver, selector)}")
+    texts = [bar["text"] for bar in bars(driver, selector)]
+    assert texts == [f"{p * 100:.1f}%" for p in scores.values()]
 
 
 def assert_fits_the_window(driver: webdriver.Chrome, width: int) -> None:
     layout = driver.execute_script(
         """
         const root = document.documentElement;
-        const widest = Math.max(...[...document.querySelectorAll("body *")]
+        const out = [...document.querySelectorAll("body *")]
           .filter((el) => el.getClientRects().length)
-          .map((el) => el.getBoundingClientRect().right));
+          .filter((el) => !el.closest("[data-scrolls]"))
+          .map((el) => [el.tagName + "#" + el.id + "." + el.className,
+                        el.getBoundingClientRect().right])
+          .filter(([, right]) => right > window.innerWidth + 0.5);
         return {inner: window.innerWidth, scroll: root.scrollWidth, client: root.clientWidth,
-                widest: widest};
+                out: out.slice(0, 5)};
         """
     )
     assert layout["inner"] == width
     assert layout["scroll"] <= layout["client"], f"horizontal scroll: {layout}"
-    assert layout["widest"] <= width, f"an element sticks out: {layout}"
+    assert layout["out"] == [], f"elements stick out: {layout}"
 
 
 def contrast_problems(driver: webdriver.Chrome) -> list[str]:
     """Visible text whose colour on its effective background is below ``MIN_CONTRAST``."""
     found = driver.execute_script(
         """
-        const rgb = (css) => css.match(/[\\d.]+/g).map(Number);
+        const rgb = (css) => {
+          const numbers = css.match(/[\\d.]+/g).map(Number);
+          // color-mix() computes to color(srgb r g b [/ a]) with channels from 0 to 1.
+          if (css.startsWith("color(srgb")) {
+            return numbers.map((n, i) => (i < 3 ? n * 255 : n));
+          }
+          return numbers;
+        };
         const background = (el) => {
           for (; el; el = el.parentElement) {
             const c = rgb(getComputedStyle(el).backgroundColor);
@@ -224,96 +355,506 @@ def contrast_problems(driver: webdriver.Chrome) -> list[str]:
     return problems
 
 
+def error_text(driver: webdriver.Chrome, element_id: str) -> str:
+    alert = driver.find_element(By.ID, element_id)
+    wait_for(driver, alert.is_displayed, f"the alert #{element_id}")
+    assert alert.get_attribute("role") == "alert"
+    return alert.text
+
+
+def api(server: WebProcess, path: str, body: dict) -> dict:
+    response = requests.post(server.url + path, json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def open_page(driver: webdriver.Chrome, server: WebProcess, width: int, height: int) -> None:
+    set_viewport(driver, width, height)
+    driver.get(server.url + "/")
+    wait_for(
+        driver,
+        lambda: driver.execute_script("return document.documentElement.dataset.ready"),
+        "the page's script",
+    )
+
+
+def classify_in_page(driver: webdriver.Chrome, text: str) -> None:
+    review = by_test_id(driver, "review-input")
+    review.clear()
+    review.send_keys(text)
+    by_test_id(driver, "classify-button").click()
+
+
+def wait_for_label(driver: webdriver.Chrome, label: str) -> None:
+    def shown() -> bool:
+        found = driver.find_elements(By.CSS_SELECTOR, '[data-testid="result-label"]')
+        return bool(found) and found[0].is_displayed() and found[0].text.lower() == label
+
+    wait_for(driver, shown, f"the label {label!r}")
+
+
+def wait_for_explanation(driver: webdriver.Chrome, review: str) -> list[dict]:
+    """The Why view's tokens once the explanation for ``review`` is drawn."""
+    placeholders = {"xxnum": "[number]", "xxurl": "[link]", "xxuser": "[@user]"}
+    expected = [placeholders.get(token, token) for token in tokenize(review)]
+
+    def tokens():
+        found = driver.execute_script(
+            """
+            return [...document.querySelectorAll("#explain-tokens .token")].map((el) => ({
+              text: el.textContent, push: Number(el.dataset.push), kind: el.className,
+              weight: Number(getComputedStyle(el).getPropertyValue("--w"))}));
+            """
+        )
+        return found if [token["text"] for token in found] == expected else None
+
+    return wait_for(driver, tokens, f"the explanation of {review!r}")
+
+
 @pytest.mark.slow
-def test_page_in_a_real_browser(start_server, browser):
-    server = start_server(WEB_CONCURRENCY="1")
-    server.wait_ready("/ready")
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_one_review_why_examples_and_errors(server, browser, device):
+    width, height = VIEWPORTS[device]
     info = requests.get(server.url + "/model", timeout=5).json()
-    expected = {
-        text: requests.post(server.url + "/classify", json={"review": text}, timeout=5).json()
-        for text in (POSITIVE, NEGATIVE)
+    bands = confidence_bands(json.loads((DEFAULT_MODEL_DIR / "metadata.json").read_text()))
+    open_page(browser, server, width, height)
+    assert browser.title == "Sentiment classifier"
+    assert browser.find_element(By.ID, "model-name").text == info["name"]
+    assert browser.find_element(By.ID, "model-version").text == info["version"]
+    # The inputs show at once; the outputs (label, why, table, download) once there are results.
+    for test_id in ("review-input", "classify-button", "batch-input", "batch-file"):
+        assert by_test_id(browser, test_id).is_displayed(), test_id
+    assert by_test_id(browser, "version-compare").is_displayed()  # two versions loaded
+    assert_fits_the_window(browser, width)
+    screenshot(browser, f"{device}-empty")
+
+    # One review: label, bars, how sure in the page's words, who answered, why.
+    for review in (POSITIVE, NEGATIVE):
+        expected = api(server, "/classify", {"review": review})
+        explanation = api(server, "/explain?version=1", {"review": review})
+        classify_in_page(browser, review)
+        wait_for_label(browser, expected["label"])
+        assert_bars_match(browser, expected["scores"])
+        words = bands.words(list(expected["scores"].values()))
+        assert browser.find_element(By.ID, "sure").text == words
+        assert "version 1 (stable)" in browser.find_element(By.ID, "answered-by").text
+        tokens = wait_for_explanation(browser, review)
+        pushes = [t["contributions"][expected["label"]] for t in explanation["tokens"]]
+        assert [t["push"] for t in tokens] == pytest.approx(pushes, abs=1e-6)
+        for token in tokens:  # colour by direction, strength by weight
+            if token["push"] >= 0.0005:
+                assert "token-for" in token["kind"]
+            elif token["push"] <= -0.0005:
+                assert "token-against" in token["kind"]
+        # Strength relative to the biggest push, or to 2 points when every push is smaller.
+        scale = max(0.02, *(abs(token["push"]) for token in tokens))
+        for token in tokens:
+            assert token["weight"] == pytest.approx(abs(token["push"]) / scale, abs=1e-3)
+        top_word = max(explanation["tokens"], key=lambda t: t["contributions"][expected["label"]])
+        if top_word["contributions"][expected["label"]] >= 0.0005:
+            first = browser.find_element(By.CSS_SELECTOR, "#drivers-for li .driver-token")
+            assert first.text == top_word["token"]
+        saturated = browser.find_element(By.ID, "explain-saturated").is_displayed()
+        assert saturated == (scale <= 0.02)
+    assert by_test_id(browser, "explain-view").is_displayed()
+    assert_fits_the_window(browser, width)
+    assert contrast_problems(browser) == []
+    screenshot(browser, f"{device}-one-review")
+
+    # Another class: the view re-colours toward it.
+    Select(browser.find_element(By.ID, "explain-class")).select_by_value("positive")
+    assert "toward positive" in browser.find_element(By.ID, "drivers-for-heading").text
+
+    # An example at the model's limits: the text, the answer, and what a person would say.
+    limit = next(example for example in EXAMPLES if example.kind == "limits")
+    button = browser.find_element(By.XPATH, f'//button[@data-text="{limit.text}"]')
+    button.click()
+    expected = api(server, "/classify", {"review": limit.text})
+    note = browser.find_element(By.ID, "example-note")
+    wait_for(browser, note.is_displayed, "the example's note")
+    assert by_test_id(browser, "review-input").get_attribute("value") == limit.text
+    assert f"A person would say {limit.expected}" in note.text
+    assert ("agrees" in note.text) == (expected["label"] == limit.expected)
+    wait_for_label(browser, expected["label"])
+
+    # Errors in plain words, the API's own words only as the detail.
+    classify_in_page(browser, "   ")
+    assert error_text(browser, "error") == "Type a review first."
+    assert by_test_id(browser, "review-input").get_attribute("aria-invalid") == "true"
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    browser.execute_script(
+        "document.getElementById('review').value = 'a'.repeat(arguments[0])",
+        info["limits"]["max_text_chars"] + 1,
+    )
+    by_test_id(browser, "classify-button").click()
+    assert "characters long; the limit is 5,000" in error_text(browser, "error")
+    assert_fits_the_window(browser, width)
+    assert contrast_problems(browser) == []
+    screenshot(browser, f"{device}-error")
+    assert severe_browser_errors(browser) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_versions_answer_and_compare_side_by_side(server, browser, device):
+    width, height = VIEWPORTS[device]
+    open_page(browser, server, width, height)
+    # Pin version 2 for everything: it answers, and says so.
+    Select(browser.find_element(By.ID, "version")).select_by_value("2")
+    classify_in_page(browser, POSITIVE)
+    wait_for(
+        browser,
+        lambda: "version 2 (canary)" in browser.find_element(By.ID, "answered-by").text,
+        "version 2's answer",
+    )
+    wait_for_explanation(browser, POSITIVE)
+
+    compare = by_test_id(browser, "version-compare")
+    Select(compare.find_element(By.ID, "compare-a")).select_by_value("1")
+    Select(compare.find_element(By.ID, "compare-b")).select_by_value("2")
+    compare.find_element(By.ID, "compare-button").click()
+    columns = wait_for(
+        browser,
+        lambda: (
+            len(found := compare.find_elements(By.CSS_SELECTOR, ".compare-column")) == 2 and found
+        ),
+        "two columns",
+    )
+    assert [column.get_attribute("data-version") for column in columns] == ["1", "2"]
+    for column, version in zip(columns, ("1", "2"), strict=True):
+        expected = api(server, f"/classify?version={version}", {"review": POSITIVE})
+        assert column.find_element(By.CSS_SELECTOR, ".label").text.lower() == expected["label"]
+        selector = f'.compare-column[data-version="{version}"] .scores'
+        assert_bars_match(browser, expected["scores"], selector)
+    # Side by side: the two columns share a row at both sizes.
+    tops = [round(column.rect["y"]) for column in columns]
+    assert tops[0] == tops[1]
+    assert "Both say" in compare.find_element(By.ID, "compare-summary").text
+    assert_fits_the_window(browser, width)
+    assert contrast_problems(browser) == []
+    browser.execute_script("arguments[0].scrollIntoView()", compare)
+    screenshot(browser, f"{device}-compare")
+
+    # With no text, a plain message.
+    by_test_id(browser, "review-input").clear()
+    compare.find_element(By.ID, "compare-button").click()
+    assert error_text(browser, "compare-error") == "Type a review first."
+    assert severe_browser_errors(browser) == []
+
+
+def batch_rows(driver: webdriver.Chrome) -> list[dict]:
+    """The results table, in display order."""
+    return driver.execute_script(
+        """
+        return [...document.querySelectorAll('[data-testid="batch-results"] tbody tr')]
+          .map((tr) => ({index: Number(tr.cells[0].textContent),
+                         text: tr.cells[1].textContent,
+                         label: tr.dataset.label || null,
+                         cell: tr.cells[2].textContent.trim(),
+                         score: tr.cells[3].textContent,
+                         hidden: tr.hidden}));
+        """
+    )
+
+
+def wait_for_batch(driver: webdriver.Chrome, timeout: float = 30) -> str:
+    status = driver.find_element(By.ID, "batch-status")
+    wait_for(driver, lambda: status.text.endswith("."), "the batch to finish", timeout)
+    return status.text
+
+
+def downloaded(driver: webdriver.Chrome, name: str) -> list[dict]:
+    path = driver.downloads / name
+    wait_for(driver, lambda: path.is_file() and path.stat().st_size > 0, f"the download {name}")
+    time.sleep(0.2)  # the file is renamed into place when complete
+    with path.open(newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_many_reviews_paste_file_table_download_and_cancel(server, browser, device, tmp_path):
+    width, height = VIEWPORTS[device]
+    open_page(browser, server, width, height)
+    expected = api(server, "/classify", {"reviews": PASTED})["predictions"]
+
+    # Paste: one review per line; blank lines skipped, a too-long line reported in its row.
+    too_long = "x" * 5001
+    box = by_test_id(browser, "batch-input")
+    box.send_keys("\n".join([*PASTED[:2], "", *PASTED[2:]]) + "\n")
+    browser.execute_script("arguments[0].value += arguments[1]", box, too_long)
+    browser.find_element(By.ID, "batch-score").click()
+    status = wait_for_batch(browser)
+    assert status.startswith("4 of 5 reviews scored by version 1 (stable)")
+    rows = batch_rows(browser)
+    assert len(rows) == 5  # one row per input
+    assert [row["label"] for row in rows[:4]] == [p["label"] for p in expected]
+    assert [row["score"] for row in rows[:4]] == [f"{p['score'] * 100:.1f}%" for p in expected]
+    assert "Too long: 5,001 characters (the limit is 5,000)" in rows[4]["cell"]
+    summary = {
+        item.get_attribute("data-class"): int(item.get_attribute("data-count"))
+        for item in browser.find_elements(By.CSS_SELECTOR, "#batch-summary .score")
     }
-    empty_error = requests.post(server.url + "/classify", json={"review": ""}, timeout=5).json()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    labels = [p["label"] for p in expected]
+    assert summary == {name: labels.count(name) for name in ("negative", "neutral", "positive")}
+    # Sort by score, highest first; filter by label and by text.
+    browser.find_element(By.CSS_SELECTOR, 'button[data-sort="score"]').click()
+    scores = [p["score"] for p in expected]
+    order = sorted(range(4), key=lambda i: -scores[i])
+    assert [row["index"] for row in batch_rows(browser)][:4] == [i + 1 for i in order]
+    header = browser.find_element(By.CSS_SELECTOR, "th.col-score")
+    assert header.get_attribute("aria-sort") == "descending"
+    Select(browser.find_element(By.ID, "batch-label-filter")).select_by_value(labels[0])
+    visible = [row for row in batch_rows(browser) if not row["hidden"]]
+    assert {row["label"] for row in visible} == {labels[0]}
+    assert len(visible) == labels.count(labels[0])
+    Select(browser.find_element(By.ID, "batch-label-filter")).select_by_value("")
+    browser.find_element(By.ID, "batch-filter").send_keys("tarmac")
+    assert [row["index"] for row in batch_rows(browser) if not row["hidden"]] == [4]
+    assert_fits_the_window(browser, width)
+    assert contrast_problems(browser) == []
+    browser.execute_script("document.getElementById('batch').scrollIntoView()")
+    screenshot(browser, f"{device}-batch")
+    # Download: every input in input order, the same columns as python -m app.batch.
+    by_test_id(browser, "batch-download").click()
+    table = downloaded(browser, "reviews-scored.csv")
+    assert [row["text"] for row in table] == [*PASTED, too_long]
+    assert [row["label"] for row in table] == [*labels, ""]
+    for row, prediction in zip(table, expected, strict=False):
+        assert float(row["score"]) == pytest.approx(prediction["score"], abs=1e-6)
+        assert float(row["p_positive"]) == pytest.approx(prediction["scores"]["positive"])
+    assert table[4]["error"].startswith("Too long")
 
-    for device, (width, height) in VIEWPORTS.items():
-        set_viewport(browser, width, height)
-        browser.get(server.url + "/")
-        assert browser.title == "Sentiment classifier"
-        assert browser.find_element(By.ID, "model-name").text == info["name"]
-        assert browser.find_element(By.ID, "model-version").text == info["version"]
-        assert browser.find_element(By.LINK_TEXT, "API documentation").get_attribute("href") == (
-            server.url + "/docs"
-        )
-        assert_fits_the_window(browser, width)
-        browser.save_screenshot(str(SCREENSHOTS / f"{device}-empty.png"))
+    # A CSV file: quoted commas, quotes and line breaks; its other columns kept.
+    texts = [
+        f'Review {i}: "late", again,\nand rude.' if i % 3 else PASTED[i % 4] for i in range(20)
+    ]
+    reviews = tmp_path / "airline.csv"
+    with reviews.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "text"])
+        writer.writerows([f"r{i}", text] for i, text in enumerate(texts))
+    by_test_id(browser, "batch-file").send_keys(str(reviews))
+    wait_for(browser, lambda: len(batch_rows(browser)) == 20, "20 rows")
+    assert wait_for_batch(browser).startswith("20 of 20 reviews scored")
+    answers = api(server, "/classify", {"reviews": texts[:8]})["predictions"]
+    assert [row["label"] for row in batch_rows(browser)[:8]] == [a["label"] for a in answers]
+    by_test_id(browser, "batch-download").click()
+    table = downloaded(browser, "airline-scored.csv")
+    assert [row["id"] for row in table] == [f"r{i}" for i in range(20)]
+    assert [row["text"] for row in table] == texts
 
-        # Type a review and click Classify.
-        review = browser.find_element(By.ID, "review")
-        review.send_keys(POSITIVE)
-        browser.find_element(By.ID, "classify").click()
-        label = wait_for(
-            browser, lambda: browser.find_elements(By.ID, "label"), "the predicted label"
-        )[0]
-        assert label.text.lower() == expected[POSITIVE]["label"]
-        assert browser.find_element(By.ID, "summary").get_attribute("aria-live") == "polite"
-        assert_bars_match(browser, expected[POSITIVE]["scores"])
-        assert not browser.find_element(By.ID, "error").is_displayed()
-        assert_fits_the_window(browser, width)
-        assert contrast_problems(browser) == []
-        browser.save_screenshot(str(SCREENSHOTS / f"{device}-result.png"))
+    # A file dropped on the drop zone is read like a chosen one.
+    browser.execute_script(
+        """
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([arguments[0]], "dropped.txt", {type: "text/plain"}));
+        const zone = document.getElementById("drop-zone");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        """,
+        "\n".join(PASTED[:3]),
+    )
+    wait_for(browser, lambda: len(batch_rows(browser)) == 3, "3 dropped rows")
+    assert wait_for_batch(browser).startswith("3 of 3 reviews scored")
+    assert [row["label"] for row in batch_rows(browser)] == labels[:3]
 
-        # The keyboard alone: Ctrl+Enter in the text area submits.
-        review.clear()
-        review.send_keys(NEGATIVE)
-        review.send_keys(Keys.CONTROL, Keys.ENTER)
-        wait_for(
-            browser,
-            lambda: (
-                browser.find_element(By.ID, "label").text.lower() == expected[NEGATIVE]["label"]
-            ),
-            "the label for the negative review",
-        )
-        assert_bars_match(browser, expected[NEGATIVE]["scores"])
+    # Files the page cannot use: plain words, naming the problem.
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,body\n1,great\n")
+    by_test_id(browser, "batch-file").send_keys(str(wrong))
+    message = error_text(browser, "batch-error")
+    assert message.startswith("That file has no `text` column") and "id, body" in message
+    lines = tmp_path / "reviews.jsonl"
+    lines.write_text('{"text": "great crew"}\n{"text": oops}\n{"id": 3}\n{"text": "lost my bag"}\n')
+    by_test_id(browser, "batch-file").send_keys(str(lines))
+    wait_for(browser, lambda: len(batch_rows(browser)) == 4, "4 rows")
+    assert wait_for_batch(browser).startswith("2 of 4 reviews scored")
+    cells = [row["cell"] for row in batch_rows(browser)]
+    assert "Line 2 is not valid JSON." in cells[1] and 'Line 3 has no "text" field.' in cells[2]
 
-        # Empty text: the API's message and per-field detail, in the alert.
-        review.clear()
-        browser.find_element(By.ID, "classify").click()
-        alert = browser.find_element(By.CSS_SELECTOR, '[role="alert"]')
-        wait_for(browser, alert.is_displayed, "the error alert")
-        assert empty_error["error"]["message"] in alert.text
-        for message in empty_error["error"]["details"]["review"]:
-            assert message in alert.text
-        assert review.get_attribute("aria-invalid") == "true"
-        assert not browser.find_element(By.ID, "result").is_displayed()
-        assert_fits_the_window(browser, width)
-        assert contrast_problems(browser) == []
-        browser.save_screenshot(str(SCREENSHOTS / f"{device}-error.png"))
+    # A big file goes in batches of MAX_BATCH_SIZE, with progress, and can be cancelled.
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(f"{PASTED[i % 4]} #{i}" for i in range(MAX_FILE_ROWS)))
+    by_test_id(browser, "batch-file").send_keys(str(big))
+    progress = browser.find_element(By.ID, "batch-progress")
+    wait_for(browser, lambda: int(progress.get_attribute("value")) >= 5 * SMALL_BATCH, "progress")
+    assert int(progress.get_attribute("max")) == MAX_FILE_ROWS
+    assert int(progress.get_attribute("value")) % SMALL_BATCH == 0  # whole batches
+    screenshot(browser, f"{device}-batch-progress")
+    browser.find_element(By.ID, "batch-cancel").click()
+    status = wait_for_batch(browser)
+    scored = int(status.split(" of ")[0].replace(",", ""))
+    assert 0 < scored < MAX_FILE_ROWS and "cancelled before the end" in status
+    # The table shows the first 1,000 rows in the chosen order; the download has them all.
+    assert len(batch_rows(browser)) == SHOWN_ROWS
+    assert (
+        f"the table shows the first {SHOWN_ROWS:,}"
+        in browser.find_element(By.ID, "batch-shown").text
+    )
+    by_test_id(browser, "batch-download").click()
+    table = downloaded(browser, "big-scored.csv")
+    assert len(table) == MAX_FILE_ROWS
+    assert sum(bool(row["label"]) for row in table) == scored
+    assert table[-1]["error"] == "Not scored: cancelled."
+    assert not browser.find_element(By.ID, "batch-cancel").is_displayed()
+    assert_fits_the_window(browser, width)
+    assert severe_browser_errors(browser) == []
 
-    # Focus is visible: Tab from the text area reaches the button, which gets a ring.
-    review = browser.find_element(By.ID, "review")
-    review.click()
-    review.send_keys(Keys.TAB)
-    focused = browser.switch_to.active_element
-    assert focused.get_attribute("id") == "classify"
-    assert focused.value_of_css_property("outline-style") == "solid"
-    assert float(focused.value_of_css_property("outline-width").removesuffix("px")) >= 2
 
-    # A dark system theme keeps every text readable too.
-    set_viewport(browser, *VIEWPORTS["phone"])
+def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
+    """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        focused = driver.switch_to.active_element
+        if focused.get_attribute("id") == element_id:
+            # A visible ring: keyboard users see where they are.
+            assert focused.value_of_css_property("outline-style") == "solid", element_id
+            assert float(focused.value_of_css_property("outline-width").removesuffix("px")) >= 2
+            return
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+def keys(driver: webdriver.Chrome, *sequence: str) -> None:
+    ActionChains(driver).send_keys(*sequence).perform()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_keyboard_only(server, browser, device):
+    width, height = VIEWPORTS[device]
+    open_page(browser, server, width, height)
+    expected = api(server, "/classify", {"review": NEGATIVE})
+    focus_by_tab(browser, "review")
+    keys(browser, NEGATIVE)
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys(Keys.ENTER).key_up(
+        Keys.CONTROL
+    ).perform()
+    wait_for_label(browser, expected["label"])
+    wait_for_explanation(browser, NEGATIVE)
+    # An example button, by Tab and Enter.
+    focus_by_tab(browser, "classify")
+    keys(browser, Keys.TAB, Keys.ENTER)
+    first = EXAMPLES[0]
+    wait_for(browser, browser.find_element(By.ID, "example-note").is_displayed, "the example")
+    assert by_test_id(browser, "review-input").get_attribute("value") == first.text
+    # Compare, by keyboard.
+    focus_by_tab(browser, "compare-button")
+    keys(browser, Keys.ENTER)
+    wait_for(
+        browser,
+        lambda: len(browser.find_elements(By.CSS_SELECTOR, ".compare-column")) == 2,
+        "the comparison",
+    )
+    # Many reviews: type, then Tab to the button and press Enter; sort with Enter.
+    focus_by_tab(browser, "batch-text")
+    keys(browser, PASTED[0], Keys.ENTER, PASTED[1])
+    focus_by_tab(browser, "batch-score")
+    keys(browser, Keys.ENTER)
+    assert wait_for_batch(browser).startswith("2 of 2 reviews scored")
+    keys(browser, Keys.TAB)  # no trap: the focus moves on
+    assert browser.switch_to.active_element.get_attribute("id") != "batch-score"
+    score_header = browser.find_element(By.CSS_SELECTOR, 'button[data-sort="score"]')
+    for _ in range(30):
+        if browser.switch_to.active_element == score_header:
+            break
+        keys(browser, Keys.TAB)
+    keys(browser, Keys.ENTER)
+    header = browser.find_element(By.CSS_SELECTOR, "th.col-score")
+    assert header.get_attribute("aria-sort") == "descending"
+    screenshot(browser, f"{device}-keyboard")
+    assert severe_browser_errors(browser) == []
+
+
+@pytest.mark.slow
+def test_dark_theme_stays_readable(server, browser):
+    open_page(browser, server, *VIEWPORTS["phone"])
     browser.execute_cdp_cmd(
         "Emulation.setEmulatedMedia",
         {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
     )
-    review.clear()
-    review.send_keys(POSITIVE + Keys.CONTROL + Keys.ENTER)
-    wait_for(browser, browser.find_element(By.ID, "result").is_displayed, "the dark result")
-    assert_bars_match(browser, expected[POSITIVE]["scores"])
+    classify_in_page(browser, POSITIVE)
+    wait_for_explanation(browser, POSITIVE)
+    box = by_test_id(browser, "batch-input")
+    box.send_keys("\n".join(PASTED))
+    browser.find_element(By.ID, "batch-score").click()
+    wait_for_batch(browser)
     assert contrast_problems(browser) == []
-    browser.save_screenshot(str(SCREENSHOTS / "phone-dark-result.png"))
+    screenshot(browser, "phone-dark")
 
-    # The page loaded every asset and ran without a script error.
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    # The empty review's 400 is logged by Chromium as a failed resource; nothing else is.
-    assert all("/classify" in entry["message"] and "400" in entry["message"] for entry in errors)
-    assert Path(SCREENSHOTS / "phone-result.png").stat().st_size > 0
+
+def severe_browser_errors(driver: webdriver.Chrome) -> list[dict]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+# --- /docs: Swagger UI ---------------------------------------------------------------------
+
+
+def wait_for_swagger(driver: webdriver.Chrome, count: int) -> None:
+    wait_for(
+        driver,
+        lambda: len(driver.find_elements(By.CSS_SELECTOR, ".opblock")) == count,
+        f"{count} operations",
+        timeout=20,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", VIEWPORTS)
+def test_docs_renders_every_operation_and_tries_one(server, browser, device):
+    width, height = VIEWPORTS[device]
+    document = requests.get(server.url + "/openapi.json", timeout=5).json()
+    operations = {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post")
+    }
+    set_viewport(browser, width, height)
+    browser.get(server.url + "/docs")
+    wait_for_swagger(browser, len(operations))
+    drawn = {
+        (
+            block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text,
+            block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").get_attribute("data-path"),
+        )
+        for block in browser.find_elements(By.CSS_SELECTOR, ".opblock")
+    }
+    assert drawn == operations
+    assert document["info"]["title"] in browser.find_element(By.CSS_SELECTOR, ".title").text
+    assert_fits_the_window(browser, width)
+    screenshot(browser, f"{device}-docs")
+
+    # "Try it out" on POST /classify with its first example: a real answer.
+    block = browser.find_element(By.ID, "operations-classify-post_classify")
+    block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
+    try_it = wait_for(
+        browser,
+        lambda: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"),
+        "the Try it out button",
+    )[0]
+    try_it.click()
+    execute = wait_for(
+        browser, lambda: block.find_elements(By.CSS_SELECTOR, ".execute"), "Execute"
+    )[0]
+    execute.click()
+    body = wait_for(
+        browser,
+        lambda: block.find_elements(
+            By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+        ),
+        "the live response",
+        timeout=15,
+    )[0]
+    answer = json.loads(body.text)
+    assert answer["label"] in ("negative", "neutral", "positive")
+    assert answer["model"] == {"name": "sentiment", "version": "1"}
+    status = block.find_element(
+        By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status"
+    )
+    assert status.text.strip() == "200"
+    assert_fits_the_window(browser, width)
+    browser.execute_script("arguments[0].scrollIntoView()", block)
+    screenshot(browser, f"{device}-docs-try-it")
+    # Swagger UI asked no other host (no validator badge, no fonts): nothing failed.
+    assert severe_browser_errors(browser) == []

@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     generate_latest,
@@ -52,7 +53,14 @@ class ServiceMetrics:
     inference_latency: Histogram
     batch_size: Histogram
     confidence: Histogram
+    model_requests: Counter
     model_info: Gauge
+    model_label: Gauge
+    training_label_share: Gauge
+    shadow_comparisons: Counter
+    shadow_latency: Histogram
+    shadow_dropped: Counter
+    worker_starts: Counter
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)
 
     def child(self, metric: Histogram, *labels: str) -> Any:
@@ -78,21 +86,29 @@ class ServiceMetrics:
             ),
             inference_latency=Histogram(
                 "sentiment_inference_duration_seconds",
-                "Preprocessing and model inference time per batch.",
+                "Preprocessing and model inference time per batch, by model version.",
+                ["version"],
                 buckets=INFERENCE_BUCKETS,
                 registry=registry,
             ),
             batch_size=Histogram(
                 "sentiment_batch_size",
-                "Texts per inference call.",
+                "Texts per inference call, by model version.",
+                ["version"],
                 buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
             confidence=Histogram(
                 "sentiment_prediction_confidence",
-                "Probability of the predicted label, by label (a drift signal).",
-                ["label"],
+                "Probability of the predicted label, by version and label (a drift signal).",
+                ["version", "label"],
                 buckets=CONFIDENCE_BUCKETS,
+                registry=registry,
+            ),
+            model_requests=Counter(
+                "sentiment_model_requests",
+                "Inference calls by version and outcome (ok, or error: the model raised).",
+                ["version", "outcome"],
                 registry=registry,
             ),
             model_info=Gauge(
@@ -102,16 +118,68 @@ class ServiceMetrics:
                 multiprocess_mode="livemax",
                 registry=registry,
             ),
+            model_label=Gauge(
+                "sentiment_model_label",
+                "Which version each label (stable, canary, ...) points at (value 1).",
+                ["label", "version"],
+                multiprocess_mode="livemax",
+                registry=registry,
+            ),
+            training_label_share=Gauge(
+                "sentiment_training_label_share",
+                "Each class's share of a version's training data: the label-mix reference.",
+                ["version", "label"],
+                multiprocess_mode="livemax",
+                registry=registry,
+            ),
+            shadow_comparisons=Counter(
+                "sentiment_shadow_comparisons",
+                "Texts scored by the shadow candidate, by whether it agreed with stable.",
+                ["stable_version", "candidate_version", "agreement"],
+                registry=registry,
+            ),
+            shadow_latency=Histogram(
+                "sentiment_shadow_inference_duration_seconds",
+                "The shadow candidate's inference time per batch.",
+                ["version"],
+                buckets=INFERENCE_BUCKETS,
+                registry=registry,
+            ),
+            shadow_dropped=Counter(
+                "sentiment_shadow_dropped",
+                "Shadow work dropped: the queue was full or the candidate raised.",
+                ["version"],
+                registry=registry,
+            ),
+            worker_starts=Counter(
+                "sentiment_worker_starts",
+                "Workers that finished loading their models (restarts show as increases).",
+                registry=registry,
+            ),
         )
 
     def observe_inference(
-        self, seconds: float, labels: Sequence[str], top: Sequence[float]
+        self, version: str, seconds: float, labels: Sequence[str], top: Sequence[float]
     ) -> None:
         """Record one inference call: its time, batch size, labels and confidences."""
-        self.inference_latency.observe(seconds)
-        self.batch_size.observe(len(labels))
+        self.child(self.inference_latency, version).observe(seconds)
+        self.child(self.batch_size, version).observe(len(labels))
+        self.child(self.model_requests, version, "ok").inc()
         for label, probability in zip(labels, top, strict=True):
-            self.child(self.confidence, label).observe(probability)
+            self.child(self.confidence, version, label).observe(probability)
+
+    def observe_shadow(
+        self, stable: str, candidate: str, agreed: Sequence[bool], seconds: float
+    ) -> None:
+        """Record the shadow candidate's verdicts against stable's, and its time."""
+        self.child(self.shadow_latency, candidate).observe(seconds)
+        agreeing = sum(agreed)
+        if agreeing:
+            self.child(self.shadow_comparisons, stable, candidate, "agree").inc(agreeing)
+        if len(agreed) - agreeing:
+            self.child(self.shadow_comparisons, stable, candidate, "disagree").inc(
+                len(agreed) - agreeing
+            )
 
     def exposition(self) -> bytes:
         """The text format: merged across workers under Gunicorn, else this app's."""

@@ -40,6 +40,7 @@ import numpy as np
 
 from app.config import Config
 from app.serving.predictor import ModelBundleError, Predictor
+from app.serving.registry import VersionSelection
 from app.serving.texts import review_text_problem
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -381,10 +382,10 @@ def warn(message: str) -> None:
 )
 @click.option(
     "--model-dir",
-    default=Config.MODEL_DIR,
-    show_default=True,
+    default=None,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Model version folder (default: MODEL_DIR, as the server).",
+    help="Model version folder (default: the version the server answers with by default, "
+    "from MODEL_DIR, MODEL_BASE_DIR and MODEL_LABELS).",
 )
 @click.option(
     "--threads",
@@ -406,7 +407,7 @@ def score_command(
     output_path: Path,
     text_column: str,
     batch_size: int,
-    model_dir: Path,
+    model_dir: Path | None,
     threads: int,
     max_text_chars: int,
     quiet: bool,
@@ -424,6 +425,8 @@ def score_command(
     if not output_path.parent.is_dir():
         raise click.UsageError(f"OUTPUT's folder does not exist: {output_path.parent}")
     try:
+        if model_dir is None:
+            model_dir = VersionSelection.from_config(vars(Config)).default_folder()
         predictor = Predictor.load(
             model_dir, backend=Config.KERAS_BACKEND, inference_threads=threads
         )

@@ -3,8 +3,7 @@ model version folder as an archive (``--archives`` / ``SparkContext.addArchive``
 
 ``python -m app.offline.package DEST [--model-version N]`` (``make spark-package``) writes
 ``DEST/app.zip`` and ``DEST/model-<name>-<version>.tar.gz``; ``app.offline.spark`` builds
-the same two files on the fly when it runs from a checkout. The standard library only, so
-that packaging needs no virtual environment.
+the same two files on the fly when it runs from a checkout.
 """
 
 from __future__ import annotations
@@ -15,11 +14,10 @@ import zipfile
 from pathlib import Path
 
 from app.config import PROJECT_ROOT, Config
+from app.serving.predictor import ModelBundleError
+from app.serving.registry import VersionSelection
 
 CODE_ZIP = "app.zip"
-# Config.MODEL_BASE_DIR once it lands on main (issue 16: several versions); until then the
-# versions are the numbered folders beside the shipped one.
-MODEL_BASE_DIR = PROJECT_ROOT / "model" / "sentiment"
 
 
 def code_zip(destination: Path) -> Path:
@@ -50,16 +48,25 @@ def model_archive(model_dir: Path, destination: Path) -> Path:
 
 
 def model_version_dir(version: str | None) -> Path:
-    """The folder of ``--model-version N`` (``MODEL_BASE_DIR/N``), else ``Config.MODEL_DIR``."""
-    return Path(Config.MODEL_DIR) if version is None else MODEL_BASE_DIR / version
+    """``MODEL_BASE_DIR/N`` for ``--model-version N``; without one, the version the server
+    answers with by default (``MODEL_DIR``, else ``stable``), as ``app.batch`` scores with.
+    Raises ``ModelBundleError`` when those settings name no folder."""
+    if version is None:
+        return VersionSelection.from_config(vars(Config)).default_folder()
+    return Path(Config.MODEL_BASE_DIR) / version
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.offline.package", description=__doc__)
     parser.add_argument("destination", type=Path, help="folder to write the two files into")
-    parser.add_argument("--model-version", help="a folder of MODEL_BASE_DIR (default: MODEL_DIR)")
+    parser.add_argument(
+        "--model-version", help="a folder of MODEL_BASE_DIR (default: the stable version)"
+    )
     args = parser.parse_args(argv)
-    model_dir = model_version_dir(args.model_version)
+    try:
+        model_dir = model_version_dir(args.model_version)
+    except ModelBundleError as error:
+        parser.error(str(error))
     if not model_dir.is_dir():
         parser.error(f"no model folder {model_dir}")
     for path in (code_zip(args.destination), model_archive(model_dir, args.destination)):

@@ -46,7 +46,6 @@ from app.offline.batch import (
     warn,
 )
 from app.offline.package import (
-    MODEL_BASE_DIR,
     code_zip,
     model_archive,
     model_archive_name,
@@ -411,7 +410,8 @@ def short_reason(error: BaseException) -> str:
 @click.option(
     "--model-version",
     default=None,
-    help=f"A version folder of {MODEL_BASE_DIR} [default: MODEL_DIR, as the server].",
+    help="A version folder of MODEL_BASE_DIR [default: the version the server answers with "
+    "by default (MODEL_DIR, else the stable label), as app.batch].",
 )
 @click.option(
     "--model-dir",
@@ -459,13 +459,17 @@ def spark_command(
     if model_dir is not None and model_version is not None:
         raise click.UsageError("give --model-version or --model-dir, not both")
     if model_dir is None:
-        model_dir = model_version_dir(model_version)
+        try:
+            model_dir = model_version_dir(model_version)
+        except ModelBundleError as error:
+            raise click.ClickException(f"model failed to load: {error}") from None
     if not model_dir.is_dir():
-        found = MODEL_BASE_DIR.iterdir() if MODEL_BASE_DIR.is_dir() else []
-        available = ", ".join(sorted(p.name for p in found if p.is_dir())) or "none"
+        base = Path(Config.MODEL_BASE_DIR)
+        found = base.iterdir() if base.is_dir() else []
+        available = ", ".join(sorted(p.name for p in found if p.name.isdigit())) or "none"
         raise click.BadParameter(
-            f"no model folder {model_dir} (versions in {MODEL_BASE_DIR}: {available})",
-            param_hint="'--model-version' or MODEL_DIR",
+            f"no model folder {model_dir} (versions in {base}: {available})",
+            param_hint="'--model-version'",
         )
     try:  # on the driver first: a broken model stops the run before Spark starts
         predictor = Predictor.load(

@@ -294,6 +294,12 @@ class Predictor:
         with self._lock:
             return np.asarray(self._infer(ids), dtype=np.float32)
 
+    def predict_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Class probabilities for rows that are already ids (``int32``, shape
+        ``(rows, sequence_length)``): explanations score rows with tokens left out."""
+        with self._lock:
+            return np.asarray(self._infer(ids), dtype=np.float32)
+
     def classify(self, texts: Sequence[str]) -> Classification:
         """The label, its probability and every class's probability for each text."""
         started = time.perf_counter()

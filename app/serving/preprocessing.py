@@ -202,6 +202,23 @@ class TextEncoder:
                     ids.append(feature_id)
         return ids or [OOV_ID]
 
+    def feature_spans(self, tokens: Sequence[str]) -> list[tuple[int, int, int]]:
+        """``encode_ids``' ids for these tokens, each with the tokens it stands for:
+        ``(id, first, end)``, ``tokens[first:end]``. Explanations use it to leave one token
+        out; ``encode_ids`` stays the lean path that serving takes (a test keeps the two
+        equal). No ``OOV_ID`` is added for an empty list."""
+        index = self._index
+        length = self.sequence_length
+        spans = [(index.get(token, OOV_ID), i, i + 1) for i, token in enumerate(tokens[:length])]
+        for size in range(2, self.ngram_size + 1):
+            for start in range(len(tokens) - size + 1):
+                if len(spans) >= length:
+                    return spans
+                feature_id = index.get(" ".join(tokens[start : start + size]))
+                if feature_id is not None:
+                    spans.append((feature_id, start, start + size))
+        return spans
+
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts into an ``int32`` array of shape ``(len(texts), sequence_length)``."""
         batch = np.zeros((len(texts), self.sequence_length), dtype=np.int32)

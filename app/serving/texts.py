@@ -1,8 +1,24 @@
-"""What the model accepts as one review, stated once for the API, batch and Spark scoring."""
+"""What the model accepts as one review, stated once for the API, batch and Spark scoring.
+
+The rules are also written as a regular expression (``NOT_BLANK_PATTERN``) so that the
+API's request schemas can enforce them with marshmallow validators and publish them in
+the OpenAPI document as they are enforced.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+BLANK_MESSAGE = "Review text must not be empty or only whitespace."
+TOO_LONG_MESSAGE = "Review text must be at most {max} characters (got {length})."
+
+# The characters str.strip() removes (str.isspace()), as a character class that Python's
+# ``re`` and ECMA-262 (JSON Schema's ``pattern``) read alike: no ``\s``, whose meaning
+# differs between the two (ECMA's includes U+FEFF, Python's includes U+001C–U+001F).
+WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Some character that is not whitespace. Anchored, so that ``re.match`` (marshmallow's
+# Regexp) and an unanchored search (JSON Schema) accept the same strings.
+NOT_BLANK_PATTERN = rf"^[{WHITESPACE}]*[^{WHITESPACE}]"
 
 
 def review_text_problem(text: Any, max_chars: int) -> str | None:
@@ -12,7 +28,7 @@ def review_text_problem(text: Any, max_chars: int) -> str | None:
     if not isinstance(text, str):
         return f"Review text must be a string (got {type(text).__name__})."
     if not text.strip():
-        return "Review text must not be empty or only whitespace."
+        return BLANK_MESSAGE
     if len(text) > max_chars:
-        return f"Review text must be at most {max_chars} characters (got {len(text)})."
+        return TOO_LONG_MESSAGE.format(max=max_chars, length=len(text))
     return None

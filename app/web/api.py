@@ -14,66 +14,48 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import ValidationError
 
-from app.serving.predictor import Classification, ModelBundleError, Predictor
+from app.serving.predictor import Classification, Predictor
 from app.web.errors import ValidationFailed
-from app.web.request_log import current_record
-from app.web.schemas import ClassifyRequestSchema
+from app.web.models import ROUTING_KEY_HEADER, served_models
+from app.web.schemas import KeyedRequest, RequestSchemas, request_schemas
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
 
+REQUEST_SCHEMAS = "request_schemas"
+
 
 def init_app(app: Flask) -> None:
-    """Load this worker's model and create the request schema.
-
-    A worker serves only once its model is loaded: a model that fails to load stops the
-    worker, so no request ever meets a model that is not ready.
-    """
-    try:
-        predictor = Predictor.load(
-            app.config["MODEL_DIR"],
-            backend=app.config["KERAS_BACKEND"],
-            inference_threads=app.config["INFERENCE_THREADS"],
-        )
-    except ModelBundleError as error:
-        # One clear line; the worker then fails to boot and Gunicorn stops with
-        # exit code 3 instead of respawning workers that cannot serve.
-        log.critical("model failed to load: %s", error)
-        raise
-    app.extensions["predictor"] = predictor
-    app.extensions["classify_schema"] = ClassifyRequestSchema(
+    """The request schemas, with this app's limits, and the routes (the models load in
+    ``app.web.models``)."""
+    app.extensions[REQUEST_SCHEMAS] = request_schemas(
         max_batch_size=app.config["MAX_BATCH_SIZE"],
         max_text_chars=app.config["MAX_TEXT_CHARS"],
-    )
-    bundle = predictor.bundle
-    app.extensions["metrics"].model_info.labels(bundle.name, bundle.version, predictor.backend).set(
-        1
     )
     app.register_blueprint(bp)
 
 
-def served_predictor() -> Predictor:
-    """This worker's (loaded) model."""
-    return current_app.extensions["predictor"]
+def app_request_schemas() -> RequestSchemas:
+    """This app's request schemas, with its limits."""
+    return current_app.extensions[REQUEST_SCHEMAS]
 
 
-def validated(schema_key: str) -> dict[str, Any]:
-    """The JSON body checked against one of the app's request schemas, or a 400."""
-    payload = request.get_json()
+def validated(body: KeyedRequest, payload: Any) -> tuple[str, dict[str, Any]]:
+    """``payload`` (the parsed JSON body) checked against ``body``: the key that told its
+    shape and the loaded data, or a 400."""
     try:
-        return current_app.extensions[schema_key].load(payload)
+        return body.load(payload)
     except ValidationError as error:
         raise ValidationFailed(details=error.normalized_messages()) from None
 
 
-def run_model(texts: list[str]) -> Classification:
-    """Classify ``texts`` and hand the result to the request log and the metrics."""
-    result = served_predictor().classify(texts)
-    current_record().classification = result
-    current_app.extensions["metrics"].observe_inference(
-        result.seconds, result.labels, result.scores
-    )
-    return result
+def run_model(
+    texts: list[str], version: str | None = None, label: str | None = None
+) -> Classification:
+    """Classify ``texts`` with the pinned version or label, else the routed one."""
+    models = served_models()
+    route = models.choose(version, label, request.headers.get(ROUTING_KEY_HEADER))
+    return models.run(route, texts)
 
 
 def prediction_bodies(result: Classification) -> list[dict[str, Any]]:
@@ -89,11 +71,12 @@ def prediction_bodies(result: Classification) -> list[dict[str, Any]]:
 
 @bp.post("/classify")
 def classify() -> dict[str, Any]:
-    data = validated("classify_schema")
-    if "review" in data:
-        result = run_model([data["review"]])
+    key, data = validated(app_request_schemas().classify, request.get_json())
+    version, label = request.args.get("version"), request.args.get("label")
+    if key == "review":
+        result = run_model([data["review"]], version, label)
         return {**prediction_bodies(result)[0], "model": result.reference}
-    result = run_model(data["reviews"])
+    result = run_model(data["reviews"], version, label)
     return {"predictions": prediction_bodies(result), "model": result.reference}
 
 
@@ -105,29 +88,54 @@ def health() -> dict[str, str]:
 
 @bp.get("/ready")
 def ready() -> dict[str, Any]:
-    """Readiness: a worker answers only once its model is loaded and warmed up."""
-    return {"status": "ready", "model": served_predictor().bundle.reference}
+    """Readiness: a worker answers only once every configured version has loaded and
+    passed its load-time checks."""
+    registry = served_models().registry
+    return {
+        "status": "ready",
+        "model": registry.stable.bundle.reference,
+        "versions": list(registry.versions),
+    }
 
 
 @bp.get("/model")
 def model_info() -> dict[str, Any]:
-    """What is being served: identity, classes, limits, training metrics, libraries."""
-    predictor = served_predictor()
-    bundle = predictor.bundle
+    """What is being served: the default (stable) version at the top level, as before,
+    then every loaded version with its labels, the routing policy, limits, libraries."""
+    models = served_models()
+    registry, router = models.registry, models.router
+    stable = registry.stable
     config = current_app.config
     return {
-        "name": bundle.name,
-        "version": bundle.version,
-        "backend": predictor.backend,
-        "classes": bundle.classes,
+        **version_info(stable),
+        "backend": stable.backend,
         "limits": {
             "max_batch_size": config["MAX_BATCH_SIZE"],
             "max_text_chars": config["MAX_TEXT_CHARS"],
             "max_content_length": config["MAX_CONTENT_LENGTH"],
         },
+        "libraries": serving_libraries(stable.backend),
+        "versions": [
+            {**version_info(predictor), "labels": registry.labels_of(version)}
+            for version, predictor in registry.versions.items()
+        ],
+        "labels": registry.labels,
+        "routing": {
+            "policy": router.policy,
+            "canary_percent": router.canary_percent,
+            "shadow_percent": router.shadow_percent,
+        },
+    }
+
+
+def version_info(predictor: Predictor) -> dict[str, Any]:
+    bundle = predictor.bundle
+    return {
+        "name": bundle.name,
+        "version": bundle.version,
+        "classes": bundle.classes,
         "created_at": bundle.metadata.get("created_at"),
         "metrics": bundle.metadata.get("metrics", {}),
-        "libraries": serving_libraries(predictor.backend),
     }
 
 

@@ -1,36 +1,50 @@
-"""The OpenAPI document (``GET /openapi.json``) and a readable page of it (``GET /docs``).
+"""The OpenAPI document (``GET /openapi.json``); ``app.web.docs`` shows it (``GET /docs``).
 
-The document is generated from the marshmallow schemas (apispec's MarshmallowPlugin) and
-the operations described below, keyed by Flask rule. It is built once per app, on first
-use, when every blueprint is registered, and it describes the routes the app has: a route
-without a description here is missing from the document, which tests/test_openapi.py
-catches. Limits come from the app's config, so the document states the ones it enforces.
+The schemas, with every limit and rule the server enforces, come from the marshmallow
+schemas (apispec's MarshmallowPlugin reads their validators); this module adds what only
+it knows: the operations, keyed by Flask rule, their responses and examples. The document
+is built once per app, on first use, when every blueprint is registered, and describes
+the routes the app has: a route without an operation here is missing from the document,
+which tests/test_openapi.py catches.
 """
 
 from __future__ import annotations
 
-import json
+import base64
 import re
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, Response, current_app, render_template_string
+from flask import Blueprint, Flask, current_app
+from marshmallow import EXCLUDE, fields
 
 from app.web import schemas
-from app.web.schemas import EXAMPLE_REVIEW, TF_INPUT_NAME
+from app.web.api import REQUEST_SCHEMAS
+from app.web.schemas import EXAMPLE_REVIEW, OTHER_REVIEW, TF_INPUT_NAME, OneOfShapes
 
 bp = Blueprint("openapi", __name__)
 
 SPEC_KEY = "openapi_spec"
 API_VERSION = "1.0.0"
 JSON = "application/json"
-# Components: name in the document → schema. Request schemas first; every other one
-# describes a response, whose properties are all always present.
-REQUEST_SCHEMAS = {
-    "ClassifyRequest": schemas.ClassifyRequestSchema,
-    "TFPredictRequest": schemas.PredictRequestSchema,
+INFO = {
+    "description": (
+        "Sentiment of short English texts (airline customer reviews): negative, neutral or "
+        "positive. `POST /classify` is the service's own API; `/v1/models/...` follows "
+        "TensorFlow Serving's REST API for its clients (differences: README)."
+    ),
+    # The repository states no licence yet: say so rather than invent one.
+    "license": {"name": "No licence granted (the repository has no LICENSE file)"},
+    "contact": {"name": "sentiment-server maintainers"},
 }
+TAGS = [
+    {"name": "classify", "description": "The service's own API."},
+    {"name": "tensorflow-serving", "description": "TensorFlow Serving's REST API (`/v1/`)."},
+    {"name": "operations", "description": "Liveness, readiness, the model, metrics."},
+    {"name": "web", "description": "The page to try the model in a browser."},
+    {"name": "documentation", "description": "This document."},
+]
 RESPONSE_SCHEMAS = {
     "ClassifyResponse": schemas.ClassifyResponseSchema,
     "ClassifyBatchResponse": schemas.ClassifyBatchResponseSchema,
@@ -38,19 +52,23 @@ RESPONSE_SCHEMAS = {
     "Health": schemas.HealthSchema,
     "Ready": schemas.ReadySchema,
     "ModelInfo": schemas.ModelInfoSchema,
+    "ExplainResponse": schemas.ExplainResponseSchema,
     "TFModelStatus": schemas.TFModelStatusSchema,
     "TFModelMetadata": schemas.TFModelMetadataSchema,
     "TFPredictRowResponse": schemas.TFPredictRowResponseSchema,
     "TFPredictColumnResponse": schemas.TFPredictColumnResponseSchema,
     "TFError": schemas.TFErrorSchema,
 }
-OTHER_REVIEW = "Two hours on the tarmac and no food. Never again."
-# Flask rule → OpenAPI path: "<int:version>" → "{version}".
+# Flask rule → OpenAPI path: "<int64:version>" → "{version}".
 _RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def one_of(*names: str) -> dict[str, Any]:
+    return {"oneOf": [ref(name) for name in names]}
 
 
 def example(value: Any, summary: str) -> dict[str, Any]:
@@ -80,8 +98,24 @@ def text_response(description: str, media_type: str, schema: dict[str, Any]) -> 
     return {"description": description, "content": {media_type: {"schema": schema}}}
 
 
-def _probabilities(*rows: list[float]) -> list[list[float]]:
-    return [list(row) for row in rows]
+def json_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": schema, "examples": examples}}}
+
+
+# A GET without parameters meets no client error of its own; the range still says which
+# body one would have, so that clients parse every error alike.
+CLIENT_ERROR = error("A client error (none is expected for this request).")
+
+
+def get(operation_id: str, tag: str, summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "tags": [tag],
+            "summary": summary,
+            "responses": {"200": ok, "4XX": CLIENT_ERROR},
+        }
+    }
 
 
 def classify_operations() -> dict[str, dict[str, Any]]:
@@ -103,32 +137,35 @@ def classify_operations() -> dict[str, dict[str, Any]]:
         ],
         "model": {"name": "sentiment", "version": "1"},
     }
+    blank = {
+        "error": {
+            "code": "validation_error",
+            "message": "The request body does not match the expected schema.",
+            "details": {"review": ["Review text must not be empty or only whitespace."]},
+        }
+    }
+    html = {"type": "string"}
     return {
         "/classify": {
             "post": {
+                "operationId": "classify",
                 "tags": ["classify"],
                 "summary": "Classify one review or a batch of reviews.",
                 "description": "Send exactly one of `review` or `reviews`.",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        JSON: {
-                            "schema": ref("ClassifyRequest"),
-                            "examples": {
-                                "single": example({"review": EXAMPLE_REVIEW}, "One review."),
-                                "batch": example(
-                                    {"reviews": [EXAMPLE_REVIEW, OTHER_REVIEW]},
-                                    "A batch, answered in input order.",
-                                ),
-                                "blank": example({"review": "   "}, "A blank review: 400."),
-                            },
-                        }
+                "requestBody": json_body(
+                    one_of("ClassifyOneRequest", "ClassifyBatchRequest"),
+                    {
+                        "single": example({"review": EXAMPLE_REVIEW}, "One review."),
+                        "batch": example(
+                            {"reviews": [EXAMPLE_REVIEW, OTHER_REVIEW]},
+                            "A batch, answered in input order.",
+                        ),
                     },
-                },
+                ),
                 "responses": {
                     "200": json_response(
                         "The most probable class and every class's probability.",
-                        {"oneOf": [ref("ClassifyResponse"), ref("ClassifyBatchResponse")]},
+                        one_of("ClassifyResponse", "ClassifyBatchResponse"),
                         {
                             "single": example(single, "For `review`."),
                             "batch": example(batch, "For `reviews`."),
@@ -136,91 +173,115 @@ def classify_operations() -> dict[str, dict[str, Any]]:
                     ),
                     "400": error(
                         "Invalid JSON, or a body that does not match the schema.",
-                        {
-                            "blank": example(
-                                {
-                                    "error": {
-                                        "code": "validation_error",
-                                        "message": "The request body does not match the "
-                                        "expected schema.",
-                                        "details": {
-                                            "review": [
-                                                "Review text must not be empty or only whitespace."
-                                            ]
-                                        },
-                                    }
-                                },
-                                "A blank review.",
-                            )
-                        },
+                        {"blank": example(blank, 'For `{"review": "   "}`.')},
                     ),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                     "415": error("The body is not sent as `application/json`."),
                 },
             }
         },
-        "/health": {
-            "get": {
-                "tags": ["operations"],
-                "summary": "Liveness: the process answers HTTP (never touches the model).",
-                "responses": {"200": json_response("Alive.", ref("Health"))},
-            }
-        },
-        "/ready": {
-            "get": {
-                "tags": ["operations"],
-                "summary": "Readiness: this worker's model is loaded and warmed up.",
-                "responses": {"200": json_response("Ready.", ref("Ready"))},
-            }
-        },
-        "/model": {
-            "get": {
-                "tags": ["operations"],
-                "summary": "What is served: identity, classes, limits, metrics, libraries.",
-                "responses": {
-                    "200": json_response("The served model.", ref("ModelInfo")),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "tags": ["operations"],
-                "summary": "Prometheus metrics, in the text exposition format (0.0.4).",
-                "responses": {
-                    "200": text_response("The metrics.", "text/plain", {"type": "string"})
-                },
-            }
-        },
-        "/": {
-            "get": {
-                "tags": ["web"],
-                "summary": "The web page: try the classifier in a browser.",
-                "responses": {
-                    "200": text_response("An HTML page.", "text/html", {"type": "string"})
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "tags": ["documentation"],
-                "summary": "This document.",
-                "responses": {"200": json_response("OpenAPI 3.0.", {"type": "object"})},
-            }
-        },
-        "/docs": {
-            "get": {
-                "tags": ["documentation"],
-                "summary": "This document as a page: operations, examples, schemas.",
-                "responses": {
-                    "200": text_response("An HTML page.", "text/html", {"type": "string"})
-                },
-            }
-        },
+        "/health": get(
+            "health",
+            "operations",
+            "Liveness: the process answers HTTP (never touches the model).",
+            json_response("Alive.", ref("Health")),
+        ),
+        "/ready": get(
+            "ready",
+            "operations",
+            "Readiness: this worker's model is loaded and warmed up.",
+            json_response("Ready.", ref("Ready")),
+        ),
+        "/model": get(
+            "modelInfo",
+            "operations",
+            "What is served: identity, classes, limits, metrics, libraries.",
+            json_response("The served model.", ref("ModelInfo")),
+        ),
+        "/metrics": get(
+            "metrics",
+            "operations",
+            "Prometheus metrics, in the text exposition format (0.0.4).",
+            text_response("The metrics.", "text/plain", {"type": "string"}),
+        ),
+        "/": get(
+            "page",
+            "web",
+            "The web page: try the classifier in a browser.",
+            text_response("An HTML page.", "text/html", html),
+        ),
+        "/openapi.json": get(
+            "openapiDocument",
+            "documentation",
+            "This document.",
+            json_response("OpenAPI 3.0.", {"type": "object"}),
+        ),
+        "/explain": explain_operation(),
+        "/docs": get(
+            "docsPage",
+            "documentation",
+            "This document in Swagger UI: read it, and try every operation.",
+            text_response("An HTML page.", "text/html", html),
+        ),
     }
 
 
-def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
-    """``/v1/models/...``: TF Serving's REST API, each with and without ``/versions/<v>``."""
+def explain_operation() -> dict[str, Any]:
+    """``POST /explain``: each token's contribution to each class (occlusion)."""
+    classes = ("negative", "neutral", "positive")
+    tokens = [
+        ("great", (-0.05, -0.21, 0.26)),
+        ("job", (0.01, -0.02, 0.01)),
+        ("!", (0, -0.03, 0.03)),
+    ]
+    answer = {
+        "label": "positive",
+        "score": 0.96,
+        "scores": {"negative": 0.01, "neutral": 0.03, "positive": 0.96},
+        "tokens": [
+            {"token": t, "contributions": dict(zip(classes, c, strict=True))} for t, c in tokens
+        ],
+        "unseen_tokens": 0,
+        "method": "occlusion",
+        "model": {"name": "sentiment", "version": "1"},
+    }
+    pin = "Pin a version or a label, as on `POST /classify` (not both); else routing picks."
+    return {
+        "post": {
+            "operationId": "explain",
+            "tags": ["classify"],
+            "summary": "Why: each token's contribution to each class's probability.",
+            "description": (
+                "The tokens as the model sees them (standardised), each with, per class, the "
+                "probability with the token minus without it (the token and the n-grams it is "
+                "part of left out: occlusion). Positive: it pushed toward that class."
+            ),
+            "parameters": [
+                {"name": n, "in": "query", "description": pin, "schema": {"type": t}, "example": e}
+                for n, t, e in (("version", "integer", 1), ("label", "string", "stable"))
+            ],
+            "requestBody": json_body(
+                ref("ExplainRequest"),
+                {"explain": example({"review": "Great job!"}, "One review.")},
+            ),
+            "responses": {
+                "200": json_response(
+                    "The answer and each token's contributions, in reading order.",
+                    ref("ExplainResponse"),
+                    {"explain": example(answer, "Abridged.")},
+                ),
+                "400": error("Invalid JSON, or a body that does not match the schema."),
+                "404": error("No such version or label is served."),
+                "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+                "415": error("The body is not sent as `application/json`."),
+            },
+        }
+    }
+
+
+def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
+    """``/v1/models/...``: TF Serving's REST API, each plain, with ``/versions/<v>`` and
+    with ``/labels/<label>``."""
     status = {
         "model_version_status": [
             {
@@ -238,60 +299,69 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
             )
         },
     )
+    malformed = tf_error(
+        "A URL that TF Serving's routes do not match (e.g. a version that is not an int64).",
+        {
+            "malformed": example(
+                {"error": "Failed to convert version: 99999999999999999999 to numeric."},
+                "A version beyond int64.",
+            )
+        },
+    )
     texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
-    rows = _probabilities([0.001, 0.001, 0.998], [0.997, 0.002, 0.001])
+    rows = [[0.001, 0.001, 0.998], [0.997, 0.002, 0.001]]
+    b64 = [{"b64": base64.b64encode(text.encode()).decode()} for text in texts]
     predict = {
         "tags": ["tensorflow-serving"],
         "summary": "Predict: class probabilities per review (TF Serving's Predict API).",
         "description": (
             "Row format (`instances`) answers `predictions`; column format (`inputs`) answers "
             "`outputs`. Each row holds the probabilities in the model's class order "
-            "(`GET /model`: `classes`). Same limits as `POST /classify`."
+            "(`GET /model`: `classes`). Same limits as `POST /classify`. As in TF Serving, "
+            "the body is read as JSON whatever its Content-Type, unknown keys are ignored, "
+            'and a text may be sent as `{"b64": "<base64 of UTF-8>"}`.'
         ),
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": ref("TFPredictRequest"),
-                    "examples": {
-                        "row": example({"instances": texts}, "Row format."),
-                        "column": example(
-                            {"signature_name": "serving_default", "inputs": {TF_INPUT_NAME: texts}},
-                            "Column format, the input named.",
-                        ),
-                        "column_bare": example(
-                            {"inputs": texts}, "Column format, the one input unnamed."
-                        ),
-                        "empty": example({"instances": []}, "No instances: 400."),
-                    },
-                }
+        "requestBody": json_body(
+            one_of("TFPredictRowRequest", "TFPredictColumnRequest"),
+            {
+                "row": example({"instances": texts}, "Row format."),
+                "row_objects": example(
+                    {"instances": [{TF_INPUT_NAME: text} for text in texts]},
+                    "Row format, each instance naming the input.",
+                ),
+                "column": example(
+                    {"signature_name": "serving_default", "inputs": {TF_INPUT_NAME: texts}},
+                    "Column format, the input named.",
+                ),
+                "column_bare": example({"inputs": b64}, "Column format, texts in base64."),
             },
-        },
+        ),
         "responses": {
             "200": json_response(
                 "Probabilities, one row per review, in input order.",
-                {"oneOf": [ref("TFPredictRowResponse"), ref("TFPredictColumnResponse")]},
+                one_of("TFPredictRowResponse", "TFPredictColumnResponse"),
                 {
                     "row": example({"predictions": rows}, "For `instances`."),
+                    "row_objects": example({"predictions": rows}, "For named instances."),
                     "column": example({"outputs": rows}, "For `inputs`."),
                     "column_bare": example({"outputs": rows}, "For bare `inputs`."),
                 },
             ),
             "400": tf_error(
-                "Invalid JSON, or a body that does not match the schema.",
+                "Invalid JSON, a body that does not match the schema, or a malformed URL.",
                 {
-                    "empty": example(
+                    "both": example(
                         {
                             "error": "The request body does not match the expected schema. "
-                            "instances: Send between 1 and 64 reviews (got 0)."
+                            "Not formatted correctly: expecting only one of 'inputs' or "
+                            "'instances' keys to exist"
                         },
-                        "No instances.",
+                        "For a body with both `instances` and `inputs`.",
                     )
                 },
             ),
             "404": not_found,
             "413": tf_error("The body is larger than MAX_CONTENT_LENGTH bytes."),
-            "415": tf_error("The body is not sent as `application/json`."),
         },
     }
     model_status = {
@@ -304,6 +374,7 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
                 ref("TFModelStatus"),
                 {"available": example(status, "Loaded and serving.")},
             ),
+            "400": malformed,
             "404": not_found,
         },
     }
@@ -312,115 +383,134 @@ def tfserving_operations(name: str, version: str) -> dict[str, dict[str, Any]]:
         "summary": "Model metadata: the signature (TF Serving's GetModelMetadata).",
         "responses": {
             "200": json_response("The `serving_default` signature.", ref("TFModelMetadata")),
+            "400": malformed,
             "404": not_found,
         },
     }
     operations = {}
-    for versions in ("", "/versions/<int:version>"):
+    unknown_label = tf_error("No such version label (TF Serving: INVALID_ARGUMENT).")
+    variants = (
+        ("", ""),
+        ("/versions/<int64:version>", "Version"),
+        ("/labels/<model:label>", "Label"),
+    )
+    for versions, suffix in variants:
         base = f"/v1/models/<model:name>{versions}"
-        operations[base] = {"get": model_status}
-        operations[f"{base}/metadata"] = {"get": metadata}
-        operations[f"{base}:predict"] = {"post": predict}
+        routes = {
+            base: ("get", f"tfModelStatus{suffix}", model_status),
+            f"{base}/metadata": ("get", f"tfModelMetadata{suffix}", metadata),
+            f"{base}:predict": ("post", f"tfPredict{suffix}", predict),
+        }
+        for rule, (method, operation_id, operation) in routes.items():
+            if suffix == "Label":
+                responses = {**operation["responses"]}
+                responses["400"] = responses.get("400", unknown_label)
+                operation = {**operation, "responses": responses}
+            operations[rule] = {method: {"operationId": operation_id, **operation}}
     return operations
 
 
-def path_parameters(rule: str, name: str | None, version: str | None) -> list[dict[str, Any]]:
+def path_parameters(rule: str, name: str, version: str, labels: list[str]) -> list[dict[str, Any]]:
     """The path parameters of a ``/v1/models`` rule; only the served values are valid."""
     parameters = []
     if "<model:name>" in rule:
-        schema: dict[str, Any] = {"type": "string", "minLength": 1}
-        if name is not None:
-            schema["enum"] = [name]
         parameters.append(
             {
                 "name": "name",
                 "in": "path",
                 "required": True,
                 "description": "The served model's name (`GET /model`); others are 404.",
-                "schema": schema,
-                **({"example": name} if name is not None else {}),
+                "schema": {"type": "string", "pattern": "^[^/:]+$", "enum": [name]},
+                "example": name,
             }
         )
-    if "<int:version>" in rule:
-        schema = {"type": "integer", "minimum": 0}
-        if version is not None and version.isdigit():
-            schema["enum"] = [int(version)]
+    if "<int64:version>" in rule:
         parameters.append(
             {
                 "name": "version",
                 "in": "path",
                 "required": True,
                 "description": "The served model's version; others are 404.",
-                "schema": schema,
-                **({"example": int(version)} if version and version.isdigit() else {}),
+                "schema": {
+                    "type": "integer",
+                    "format": "int64",
+                    "minimum": 0,
+                    "enum": [int(version)],
+                },
+                "example": int(version),
+            }
+        )
+    if "<model:label>" in rule:
+        parameters.append(
+            {
+                "name": "label",
+                "in": "path",
+                "required": True,
+                "description": "A version label (`GET /model` → `labels`); others are 400.",
+                "schema": {"type": "string", "enum": labels},
+                "example": "stable",
             }
         )
     return parameters
 
 
 def openapi_path(rule: str) -> str:
-    """A Flask rule as an OpenAPI path: ``/v1/models/<model:name>/versions/<int:version>``
+    """A Flask rule as an OpenAPI path: ``/v1/models/<model:name>/versions/<int64:version>``
     → ``/v1/models/{name}/versions/{version}``."""
     return _RULE_ARGUMENT.sub(r"{\1}", rule)
 
 
+def one_of_shapes(self: Any, field: fields.Field, **kwargs: Any) -> dict[str, Any]:
+    """apispec attribute function: a ``OneOfShapes`` field is ``oneOf`` its alternatives."""
+    if isinstance(field, OneOfShapes):
+        return {"oneOf": [self.field2property(shape) for shape in field.alternatives]}
+    return {}
+
+
+def exclusions(requests: schemas.RequestSchemas, schema: Any) -> dict[str, Any]:
+    """A body shape that ignores unknown keys (TF Serving's) still may not carry another
+    shape's key (``instances`` and ``inputs`` together are refused): say so with ``not``."""
+    if schema.unknown != EXCLUDE:
+        return {}  # unknown keys are refused anyway (additionalProperties: false)
+    for body in (requests.classify, requests.predict):
+        if any(alternative is schema for alternative in body.alternatives.values()):
+            others = [key for key, other in body.alternatives.items() if other is not schema]
+            has_one = [{"required": [key]} for key in others]
+            has_any = has_one[0] if len(has_one) == 1 else {"anyOf": has_one}
+            return {"not": {"properties": {key: {} for key in others}, **has_any}}
+    return {}
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of ``app``'s routes, with ``app``'s limits."""
-    bundle = app.extensions["predictor"].bundle
-    name, version = bundle.name, bundle.version
+    registry = app.extensions["models"].registry
+    bundle = registry.stable.bundle
+    marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Sentiment model server",
         version=API_VERSION,
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
-        info={
-            "description": (
-                "Sentiment of short English texts (airline customer reviews): negative, "
-                "neutral or positive. `POST /classify` is the service's own API; "
-                "`/v1/models/...` follows TensorFlow Serving's REST API for its clients."
-            )
-        },
+        plugins=[marshmallow],
+        info=INFO,
+        servers=[{"url": "/", "description": "This server (relative to the document's URL)."}],
+        security=[],  # no authentication (README: put it at the edge)
+        tags=TAGS,
     )
-    for component, schema in {**REQUEST_SCHEMAS, **RESPONSE_SCHEMAS}.items():
-        spec.components.schema(component, schema=schema)
-    operations = {
-        **classify_operations(),
-        **tfserving_operations(name, version),
-    }
+    marshmallow.converter.add_attribute_function(one_of_shapes)
+    requests = app.extensions[REQUEST_SCHEMAS]
+    for component, schema in requests.components.items():
+        spec.components.schema(component, exclusions(requests, schema), schema=schema)
+    for component, schema_class in RESPONSE_SCHEMAS.items():
+        spec.components.schema(component, schema=schema_class())
+    operations = {**classify_operations(), **tfserving_operations(bundle.version)}
     rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
     for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):
         spec.path(
             path=openapi_path(rule),
             operations=operations[rule],
-            parameters=path_parameters(rule, name, version),
+            parameters=path_parameters(rule, bundle.name, bundle.version, sorted(registry.labels)),
         )
-    document = spec.to_dict()
-    _state_limits(document, app.config["MAX_BATCH_SIZE"], app.config["MAX_TEXT_CHARS"])
-    for component in RESPONSE_SCHEMAS:
-        properties = document["components"]["schemas"][component].get("properties", {})
-        document["components"]["schemas"][component]["required"] = list(properties)
-    # Exactly one of the alternatives, as the request schemas check.
-    classify = document["components"]["schemas"]["ClassifyRequest"]
-    classify["oneOf"] = [{"required": ["review"]}, {"required": ["reviews"]}]
-    predict = document["components"]["schemas"]["TFPredictRequest"]
-    predict["oneOf"] = [{"required": ["instances"]}, {"required": ["inputs"]}]
-    return document
-
-
-def _state_limits(node: Any, max_batch_size: int, max_text_chars: int) -> None:
-    """Replace the ``x-texts`` marks the schemas carry by this app's limits."""
-    text = {"type": "string", "minLength": 1, "maxLength": max_text_chars}
-    if isinstance(node, dict):
-        kind = node.pop("x-texts", None)
-        if kind == "one":
-            node.update(text)
-        elif kind == "batch":
-            node.update({"minItems": 1, "maxItems": max_batch_size, "items": dict(text)})
-        for value in node.values():
-            _state_limits(value, max_batch_size, max_text_chars)
-    elif isinstance(node, list):
-        for value in node:
-            _state_limits(value, max_batch_size, max_text_chars)
+    return spec.to_dict()
 
 
 def app_spec() -> dict[str, Any]:
@@ -433,87 +523,3 @@ def app_spec() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi_json() -> dict[str, Any]:
     return app_spec()
-
-
-@bp.get("/docs")
-def docs() -> Response:
-    """The document as one self-contained page (no scripts, nothing fetched)."""
-    spec = app_spec()
-    operations = [
-        {"path": path, "method": method.upper(), **operation}
-        for path, item in spec["paths"].items()
-        for method, operation in item.items()
-        if method in ("get", "post", "put", "patch", "delete")
-    ]
-    html = render_template_string(DOCS_TEMPLATE, spec=spec, operations=operations, pretty=_pretty)
-    return Response(html, mimetype="text/html")
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-DOCS_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ spec.info.title }} — API</title>
-<style>
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
-  padding: 0 1rem; color: #1b1f24; }
-code, pre { font: 13px/1.4 ui-monospace, monospace; }
-pre { background: #f4f5f7; padding: .75rem; overflow-x: auto; border-radius: 4px; }
-section.op { border-top: 1px solid #d0d4da; padding-top: .5rem; margin-top: 1.5rem; }
-.method { display: inline-block; min-width: 3.5rem; font-weight: 700; }
-.get { color: #0a6b2d; } .post { color: #8a4b00; }
-table { border-collapse: collapse; } td, th { padding: .2rem .6rem; text-align: left;
-  vertical-align: top; border-bottom: 1px solid #e4e6ea; }
-nav li { list-style: none; }
-</style>
-</head>
-<body>
-<h1>{{ spec.info.title }} <small>{{ spec.info.version }}</small></h1>
-<p>{{ spec.info.description }}</p>
-<p>Machine-readable: <a href="openapi.json">openapi.json</a> (OpenAPI {{ spec.openapi }}).</p>
-<h2>Operations</h2>
-<nav><ul>
-{% for op in operations %}<li><a href="#op-{{ loop.index }}"><span class="method
- {{ op.method|lower }}">{{ op.method }}</span> <code>{{ op.path }}</code></a>
- — {{ op.summary }}</li>
-{% endfor %}</ul></nav>
-{% for op in operations %}
-<section class="op" id="op-{{ loop.index }}">
-<h3><span class="method {{ op.method|lower }}">{{ op.method }}</span>
- <code>{{ op.path }}</code></h3>
-<p>{{ op.summary }}{% if op.description %} {{ op.description }}{% endif %}</p>
-{% if op.parameters %}<h4>Parameters</h4><table>
-{% for p in op.parameters %}<tr><td><code>{{ p.name }}</code> ({{ p["in"] }})</td>
-<td><code>{{ pretty(p.schema) }}</code></td><td>{{ p.description }}</td></tr>
-{% endfor %}</table>{% endif %}
-{% if op.requestBody %}<h4>Request body</h4>
-{% for media, content in op.requestBody.content.items() %}
-<p><code>{{ media }}</code>: <code>{{ content.schema["$ref"] or pretty(content.schema) }}</code></p>
-{% for name, ex in (content.examples or {}).items() %}
-<p>Example <code>{{ name }}</code>: {{ ex.summary }}</p><pre>{{ pretty(ex.value) }}</pre>
-{% endfor %}{% endfor %}{% endif %}
-<h4>Responses</h4>
-<table>
-{% for status, response in op.responses.items() %}<tr><td><b>{{ status }}</b></td>
-<td>{{ response.description }}</td><td>
-{% for media, content in (response.content or {}).items() %}<code>{{ media }}</code>
-<code>{{ content.schema["$ref"] or pretty(content.schema) }}</code>
-{% for name, ex in (content.examples or {}).items() %}
-<p>Example <code>{{ name }}</code>: {{ ex.summary }}</p><pre>{{ pretty(ex.value) }}</pre>
-{% endfor %}{% endfor %}</td></tr>
-{% endfor %}</table>
-</section>
-{% endfor %}
-<h2>Schemas</h2>
-{% for name, schema in spec.components.schemas.items() %}
-<h3 id="schema-{{ name }}"><code>{{ name }}</code></h3>
-<pre>{{ pretty(schema) }}</pre>
-{% endfor %}
-</body>
-</html>
-"""

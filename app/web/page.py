@@ -1,24 +1,119 @@
-"""The companion web page (``GET /``): a form to try the model in a browser.
+"""The companion web page (``GET /``): try the model in a browser, one review or a file.
 
-The page is one Jinja template with its own CSS and script (``app/static/``, no CDN), so it
-works offline. The script is just another client of ``POST /classify``: it shows the
-API's answer, and the API's own error message when the input is invalid.
+One Jinja template with its own CSS and scripts (``app/static/``, no CDN, no build step),
+so it works offline. The scripts are just another client of the API: ``POST /classify``
+(one review, batches of a file), ``POST /explain`` (why), ``GET /model`` (the limits). The
+view renders what only the server knows cheaply: the loaded versions and their labels,
+each version's "how sure" thresholds (``app.serving.confidence``), and the examples.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from app.web.api import served_predictor
+from flask import Blueprint, current_app, render_template, url_for
+
+from app.serving.confidence import confidence_bands
+from app.web.models import served_models
 
 bp = Blueprint("web", __name__)
+
+# What the page reads in the browser before it sends anything: a file up to this size and
+# this many reviews (10,000 reviews of 64 take 157 requests: a few seconds).
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_FILE_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class Example:
+    """A clickable review: what a person would say, and why it is there."""
+
+    text: str
+    expected: str
+    kind: str  # "best" or "limits"
+    note: str
+
+
+EXAMPLES = (
+    Example(
+        "Lost my bag again and nobody at the desk would help. Never flying with them again.",
+        "negative",
+        "best",
+        "An airline complaint: the kind of text the model learned from.",
+    ),
+    Example(
+        "Thanks for the upgrade, best flight I've had all year :)",
+        "positive",
+        "best",
+        "Plain praise with an emoticon.",
+    ),
+    Example(
+        "Google is testing self driving cars in Austin this summer.",
+        "neutral",
+        "best",
+        "A news-like statement on a topic from its training data.",
+    ),
+    Example(
+        "Not bad at all, actually.",
+        "positive",
+        "limits",
+        "Negation: 'bad' pulls toward negative although the sentence praises.",
+    ),
+    Example(
+        "The battery lasts all day and the screen is gorgeous.",
+        "positive",
+        "limits",
+        "Another domain: version 1 learned from tweets about airlines and events, "
+        "not product reviews.",
+    ),
+    Example(
+        "Which terminal does the 7am flight to Boston leave from?",
+        "neutral",
+        "limits",
+        "A plain question: airline words lean negative in its training data.",
+    ),
+)
+
+
+def page_config() -> dict[str, Any]:
+    """What the page's scripts need from the server, as JSON in the page."""
+    registry = served_models().registry
+    config = current_app.config
+    return {
+        "urls": {
+            "classify": url_for("api.classify"),
+            "explain": url_for("explain.explain_review"),
+            "model": url_for("api.model_info"),
+        },
+        "stable": registry.labels["stable"],
+        "versions": [
+            {
+                "version": version,
+                "labels": registry.labels_of(version),
+                "classes": predictor.bundle.classes,
+                "bands": confidence_bands(predictor.bundle.metadata).to_dict(),
+            }
+            for version, predictor in registry.versions.items()
+        ],
+        "maxTextChars": config["MAX_TEXT_CHARS"],
+        "maxFileBytes": MAX_FILE_BYTES,
+        "maxFileRows": MAX_FILE_ROWS,
+        "examples": [asdict(example) for example in EXAMPLES],
+    }
 
 
 @bp.get("/")
 def index() -> str:
-    """The try-the-model page, with the served model's name and version rendered in."""
+    """The page, with the served versions, limits and examples rendered in."""
+    registry = served_models().registry
     return render_template(
         "index.html",
-        model=served_predictor().bundle,
+        model=registry.stable.bundle,
+        versions={version: registry.labels_of(version) for version in registry.versions},
         max_text_chars=current_app.config["MAX_TEXT_CHARS"],
+        max_file_bytes=MAX_FILE_BYTES,
+        max_file_rows=MAX_FILE_ROWS,
+        examples=EXAMPLES,
+        config=page_config(),
     )

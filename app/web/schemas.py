@@ -1,89 +1,344 @@
 """Marshmallow schemas: what requests must look like, and what responses look like.
 
-Request schemas validate (limits come from the app's config); response schemas exist
-for the OpenAPI document — views build plain dicts on the hot path.
+Request schemas are built per app (``request_schemas``), because their limits come from
+the app's config. Every rule is a marshmallow validator (``Length``, ``Regexp``,
+``OneOf``), which is what the server runs and what apispec writes into the OpenAPI
+document: the document cannot state other limits than those enforced. A body that is one
+of several shapes (``review`` or ``reviews``; ``instances`` or ``inputs``) is one schema
+per shape, told apart by the key it carries (``KeyedRequest``), and documented as
+``oneOf`` of them, which code generators turn into one typed model per shape.
+
+Response schemas exist for the OpenAPI document: views build plain dicts on the hot path.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validates, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from app.serving.texts import review_text_problem
+from app.serving.texts import BLANK_MESSAGE, NOT_BLANK_PATTERN, TOO_LONG_MESSAGE
 
 EXAMPLE_REVIEW = "The crew was friendly and the flight left on time. Great job!"
+OTHER_REVIEW = "Two hours on the tarmac and no food. Never again."
+
+# The one signature this server has, as TF Serving names a SavedModel's default one. An
+# empty ``signature_name`` means the default, as in TF Serving.
+SERVING_SIGNATURE = "serving_default"
+# The signature's input tensor: one review text per row (DT_STRING, shape [-1]).
+TF_INPUT_NAME = "review"
+# TF Serving's binary values: ``{"b64": "<base64>"}`` (api_rest.md, "Encoding binary values").
+BASE64_KEY = "b64"
+# Standard base64 (RFC 4648 §4), padding optional as in TF Serving (absl's decoder).
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$"
 
 
-class ReviewsSchema(Schema):
-    """Shared limits for anything that carries review texts."""
+class CountedLength(validate.Length):
+    """``Length`` whose messages may say the length found: ``{length}``."""
 
-    def __init__(self, *, max_batch_size: int = 64, max_text_chars: int = 5000, **kwargs: Any):
+    def _format_error(self, value: Any, message: str) -> str:
+        return (self.error or message).format(
+            input=value, min=self.min, max=self.max, equal=self.equal, length=len(value)
+        )
+
+
+class TextLength(CountedLength):
+    message_max = TOO_LONG_MESSAGE
+
+
+class BatchLength(CountedLength):
+    message_max = "Send at most {max} reviews (got {length})."
+    message_all = "Send between {min} and {max} reviews (got {length})."
+
+
+def review_text(max_chars: int, *, allow_blank: bool = False, **kwargs: Any) -> fields.String:
+    """One review text: at most ``max_chars`` characters and, unless ``allow_blank``, some
+    character that is not whitespace (``app.serving.texts``)."""
+    rules: list[validate.Validator] = [TextLength(max=max_chars)]
+    if not allow_blank:
+        rules.insert(0, validate.Regexp(NOT_BLANK_PATTERN, error=BLANK_MESSAGE))
+    return fields.String(validate=rules, **kwargs)
+
+
+class OneOfShapes(fields.Field):
+    """A value that takes one of several shapes: ``choose`` picks the alternative that
+    deserializes it (by its JSON type), and the document shows ``oneOf`` the alternatives
+    (``app.web.openapi`` reads ``alternatives``)."""
+
+    def __init__(
+        self, alternatives: list[fields.Field], choose: Callable[[Any], int], **kwargs: Any
+    ):
         super().__init__(**kwargs)
-        self.max_batch_size = max_batch_size
-        self.max_text_chars = max_text_chars
+        self.alternatives = alternatives
+        self.choose = choose
 
-    def check_text(self, text: str) -> None:
-        """One review: some non-space character, at most ``max_text_chars`` characters."""
-        problem = review_text_problem(text, self.max_text_chars)
-        if problem:
-            raise ValidationError(problem)
+    def _bind_to_schema(self, field_name: str, parent: Any) -> None:
+        super()._bind_to_schema(field_name, parent)
+        self.alternatives = [copy.deepcopy(field) for field in self.alternatives]
+        for field in self.alternatives:
+            field._bind_to_schema(field_name, self)
 
-    def check_texts(self, texts: list[str]) -> None:
-        """A batch: 1 to ``max_batch_size`` reviews, each valid; errors keyed by index."""
-        if not 1 <= len(texts) <= self.max_batch_size:
-            raise ValidationError(
-                f"Send between 1 and {self.max_batch_size} reviews (got {len(texts)})."
-            )
-        errors: dict[int, list[str]] = {}
-        for index, text in enumerate(texts):
-            try:
-                self.check_text(text)
-            except ValidationError as error:
-                errors[index] = error.messages  # type: ignore[assignment]
-        if errors:
-            raise ValidationError(errors)  # type: ignore[arg-type]
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        return self.alternatives[self.choose(value)].deserialize(value, attr, data, **kwargs)
 
 
-class ClassifyRequestSchema(ReviewsSchema):
-    """``POST /classify``: exactly one of ``review`` or ``reviews``."""
-
-    review = fields.String(
-        metadata={
-            "description": "One text to classify.",
-            "example": EXAMPLE_REVIEW,
-            "x-texts": "one",
-        }
+def is_base64_object(value: Any) -> bool:
+    """TF Serving's test for a binary value: an object whose only key is ``b64``, a string."""
+    return (
+        isinstance(value, dict)
+        and list(value) == [BASE64_KEY]
+        and isinstance(value[BASE64_KEY], str)
     )
-    reviews = fields.List(
-        fields.String(),
+
+
+def decode_base64_text(value: str) -> str:
+    """The text that ``value`` encodes (base64 of UTF-8), or a ``ValidationError``."""
+    try:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError("Unable to base64 decode") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("The base64 value is not UTF-8 text.") from None
+
+
+class Base64TextSchema(Schema):
+    """A text sent as TF Serving sends binary values: ``{"b64": "<base64 of UTF-8>"}``.
+    Loads as the decoded text, which must fit the text limit."""
+
+    b64 = fields.String(
+        required=True,
+        validate=validate.Regexp(BASE64_PATTERN, error="Unable to base64 decode"),
         metadata={
-            "description": "Several texts (1 to MAX_BATCH_SIZE), answered in input order.",
-            "x-texts": "batch",
-            "example": [EXAMPLE_REVIEW, "Two hours on the tarmac and no food. Never again."],
+            "format": "byte",
+            "description": "Base64 (RFC 4648, padding optional) of the UTF-8 text.",
+            "example": base64.b64encode(EXAMPLE_REVIEW.encode()).decode(),
         },
     )
 
-    @validates("review")
-    def _validate_review(self, value: str, data_key: str) -> None:
-        self.check_text(value)
+    def __init__(self, *, max_chars: int = 5000, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.text_length = TextLength(max=max_chars)
 
-    @validates("reviews")
-    def _validate_reviews(self, value: list[str], data_key: str) -> None:
-        self.check_texts(value)
-
-    @validates_schema
-    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if ("review" in data) == ("reviews" in data):
-            raise ValidationError("Send exactly one of 'review' or 'reviews'.", "_schema")
+    @post_load
+    def _decode(self, data: dict[str, str], **kwargs: Any) -> str:
+        try:
+            return self.text_length(decode_base64_text(data[BASE64_KEY]))
+        except ValidationError as error:
+            raise ValidationError(error.messages, BASE64_KEY) from None
 
 
-class ModelRefSchema(Schema):
+def tf_text(max_chars: int, base64_schema: Base64TextSchema, **kwargs: Any) -> OneOfShapes:
+    """One text in a TF Serving request: a string (blank allowed, as in TF Serving) or a
+    ``{"b64": ...}`` object."""
+    return OneOfShapes(
+        [review_text(max_chars, allow_blank=True), fields.Nested(base64_schema)],
+        choose=lambda value: 1 if isinstance(value, dict) else 0,
+        **kwargs,
+    )
+
+
+class ClassifyRequestSchema(Schema):
+    """``POST /classify``: unknown fields are refused (additionalProperties: false)."""
+
+
+class TFRequestSchema(Schema):
+    """TF Serving request objects: unknown keys are ignored, as TF Serving does."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+@dataclass(frozen=True)
+class KeyedRequest:
+    """A request body that is one of several schemas, told apart by the key it carries."""
+
+    alternatives: dict[str, Schema]
+    missing: str  # the message when the body has none of the keys
+    several: str  # the message when it has more than one
+
+    def load(self, payload: Any) -> tuple[str, dict[str, Any]]:
+        """The key found and the body loaded by its schema, or a ``ValidationError``."""
+        if not isinstance(payload, dict):
+            next(iter(self.alternatives.values())).load(payload)  # marshmallow's own error
+        keys = [key for key in self.alternatives if key in payload]
+        if len(keys) != 1:
+            raise ValidationError(self.several if keys else self.missing, "_schema")
+        return keys[0], self.alternatives[keys[0]].load(payload)
+
+
+@dataclass(frozen=True)
+class RequestSchemas:
+    """One app's request schemas; ``components`` names them for the OpenAPI document."""
+
+    classify: KeyedRequest
+    predict: KeyedRequest
+    explain: Schema
+    components: dict[str, Schema]
+
+
+def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
+    """The request schemas with these limits (the app's ``MAX_BATCH_SIZE`` and
+    ``MAX_TEXT_CHARS``)."""
+    batch = BatchLength(min=1, max=max_batch_size)
+    texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
+
+    classify_one = ClassifyRequestSchema.from_dict(
+        {
+            "review": review_text(
+                max_text_chars,
+                required=True,
+                metadata={"description": "One text to classify.", "example": EXAMPLE_REVIEW},
+            )
+        },
+        name="ClassifyOneRequest",
+    )()
+    classify_batch = ClassifyRequestSchema.from_dict(
+        {
+            "reviews": fields.List(
+                review_text(max_text_chars),
+                required=True,
+                validate=batch,
+                metadata={
+                    "description": "Several texts (1 to MAX_BATCH_SIZE), answered in input order.",
+                    "example": texts,
+                },
+            )
+        },
+        name="ClassifyBatchRequest",
+    )()
+
+    explain = ClassifyRequestSchema.from_dict(
+        {
+            "review": review_text(
+                max_text_chars,
+                required=True,
+                metadata={"description": "The text to explain.", "example": EXAMPLE_REVIEW},
+            )
+        },
+        name="ExplainRequest",
+    )()
+
+    base64_text = Base64TextSchema(max_chars=max_text_chars)
+    signature_name = fields.String(
+        validate=validate.OneOf(
+            [SERVING_SIGNATURE, ""],
+            error='Serving signature name: "{input}" not found in signature def',
+        ),
+        metadata={"description": f"Optional; empty or absent means {SERVING_SIGNATURE!r}."},
+    )
+    # Row format with one named input: {"review": <text>} per instance, no other key.
+    instance = Schema.from_dict(
+        {TF_INPUT_NAME: tf_text(max_text_chars, base64_text, required=True)},
+        name="TFInstance",
+    )()
+    named_inputs = TFRequestSchema.from_dict(
+        {
+            TF_INPUT_NAME: fields.List(
+                tf_text(max_text_chars, base64_text),
+                required=True,
+                validate=BatchLength(max=max_batch_size),
+                metadata={"description": "The input tensor: one review text per row."},
+            )
+        },
+        name="TFNamedInputs",
+    )()
+    predict_row = TFRequestSchema.from_dict(
+        {
+            "signature_name": signature_name,
+            "instances": OneOfShapes(
+                [
+                    fields.List(tf_text(max_text_chars, base64_text), validate=batch),
+                    fields.List(fields.Nested(instance), validate=batch),
+                ],
+                choose=_instances_shape,
+                required=True,
+                metadata={
+                    "description": "Row format: one review text per instance, or one "
+                    f"object naming the input ({{{TF_INPUT_NAME!r}: text}}) per instance.",
+                    "example": texts,
+                },
+            ),
+        },
+        name="TFPredictRowRequest",
+    )()
+    predict_column = TFRequestSchema.from_dict(
+        {
+            "signature_name": signature_name,
+            "inputs": OneOfShapes(
+                [
+                    fields.List(
+                        tf_text(max_text_chars, base64_text),
+                        validate=BatchLength(max=max_batch_size),
+                    ),
+                    fields.Nested(named_inputs),
+                ],
+                choose=lambda value: 1 if isinstance(value, dict) else 0,
+                required=True,
+                metadata={
+                    "description": "Column format: the input tensor (a list of review "
+                    "texts), bare or named.",
+                    "example": {TF_INPUT_NAME: texts},
+                },
+            ),
+        },
+        name="TFPredictColumnRequest",
+    )()
+    return RequestSchemas(
+        classify=KeyedRequest(
+            {"review": classify_one, "reviews": classify_batch},
+            missing="Send exactly one of 'review' or 'reviews'.",
+            several="Send exactly one of 'review' or 'reviews'.",
+        ),
+        predict=KeyedRequest(
+            {"instances": predict_row, "inputs": predict_column},
+            missing="Missing 'inputs' or 'instances' key",
+            several="Not formatted correctly: expecting only one of 'inputs' or 'instances' "
+            "keys to exist",
+        ),
+        explain=explain,
+        components={
+            "ClassifyOneRequest": classify_one,
+            "ExplainRequest": explain,
+            "ClassifyBatchRequest": classify_batch,
+            "TFBase64Text": base64_text,
+            "TFInstance": instance,
+            "TFNamedInputs": named_inputs,
+            "TFPredictRowRequest": predict_row,
+            "TFPredictColumnRequest": predict_column,
+        },
+    )
+
+
+def _instances_shape(value: Any) -> int:
+    """TF Serving reads ``instances`` as objects (one per row) when the first one is an
+    object other than a binary value; else as values."""
+    first = value[0] if isinstance(value, list) and value else None
+    return 1 if isinstance(first, dict) and not is_base64_object(first) else 0
+
+
+# --- Responses (documentation only) ---------------------------------------------------
+
+
+class ResponseSchema(Schema):
+    """A response body: every property is always present."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        field_obj.required = True
+
+
+class ModelRefSchema(ResponseSchema):
     name = fields.String(metadata={"example": "sentiment"})
     version = fields.String(metadata={"example": "1"})
 
 
-class PredictionSchema(Schema):
+class PredictionSchema(ResponseSchema):
     label = fields.String(metadata={"description": "The most probable class."})
     score = fields.Float(metadata={"description": "The probability of `label`."})
     scores = fields.Dict(
@@ -97,148 +352,113 @@ class ClassifyResponseSchema(PredictionSchema):
     model = fields.Nested(ModelRefSchema)
 
 
-class ClassifyBatchResponseSchema(Schema):
+class ClassifyBatchResponseSchema(ResponseSchema):
     predictions = fields.List(fields.Nested(PredictionSchema))
     model = fields.Nested(ModelRefSchema)
 
 
-class ErrorDetailSchema(Schema):
+class TokenContributionSchema(ResponseSchema):
+    token = fields.String(
+        metadata={"description": "A token as the model sees it (lower case; `xxurl` for a link…)."}
+    )
+    contributions = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        metadata={
+            "description": "Per class: probability with the token minus without it "
+            "(positive: it pushed toward the class)."
+        },
+    )
+
+
+class ExplainResponseSchema(PredictionSchema):
+    tokens = fields.List(
+        fields.Nested(TokenContributionSchema),
+        metadata={"description": "The tokens the model sees, in reading order."},
+    )
+    unseen_tokens = fields.Integer(
+        metadata={"description": "Tokens past the model's input length (they change nothing)."}
+    )
+    method = fields.String(metadata={"enum": ["occlusion"]})
+    model = fields.Nested(ModelRefSchema)
+
+
+class ErrorDetailSchema(ResponseSchema):
     code = fields.String(metadata={"example": "validation_error"})
     message = fields.String(metadata={"example": "The request body does not match the schema."})
     details = fields.Dict(metadata={"description": "Per-field messages, where there are any."})
 
 
-class ErrorSchema(Schema):
+class ErrorSchema(ResponseSchema):
     error = fields.Nested(ErrorDetailSchema)
 
 
-# --- Schemas of the other routes (documentation only, like the response schemas above) ---
-
-
-class HealthSchema(Schema):
+class HealthSchema(ResponseSchema):
     status = fields.String(metadata={"example": "ok"})
 
 
-class ReadySchema(Schema):
+class ReadySchema(ResponseSchema):
     status = fields.String(metadata={"example": "ready"})
-    model = fields.Nested(ModelRefSchema)
+    model = fields.Nested(ModelRefSchema, metadata={"description": "The stable version."})
+    versions = fields.List(
+        fields.String(), metadata={"description": "Every loaded version.", "example": ["1", "2"]}
+    )
 
 
-class LimitsSchema(Schema):
+class LimitsSchema(ResponseSchema):
     max_batch_size = fields.Integer(metadata={"example": 64})
     max_text_chars = fields.Integer(metadata={"example": 5000})
     max_content_length = fields.Integer(metadata={"description": "Bytes.", "example": 1048576})
 
 
-class ModelInfoSchema(Schema):
+class VersionInfoSchema(ResponseSchema):
     name = fields.String(metadata={"example": "sentiment"})
     version = fields.String(metadata={"example": "1"})
-    backend = fields.String(metadata={"example": "openvino"})
     classes = fields.List(
         fields.String(), metadata={"example": ["negative", "neutral", "positive"]}
     )
-    limits = fields.Nested(LimitsSchema)
     created_at = fields.String(allow_none=True, metadata={"description": "When it was trained."})
     metrics = fields.Dict(metadata={"description": "Evaluation metrics from training."})
+
+
+class LoadedVersionSchema(VersionInfoSchema):
+    labels = fields.List(fields.String(), metadata={"example": ["stable"]})
+
+
+class RoutingSchema(ResponseSchema):
+    policy = fields.String(metadata={"enum": ["stable", "canary", "shadow"]})
+    canary_percent = fields.Float(metadata={"example": 10})
+    shadow_percent = fields.Float(metadata={"example": 100})
+
+
+class ModelInfoSchema(VersionInfoSchema):
+    """The stable version at the top level, then every loaded version."""
+
+    backend = fields.String(metadata={"example": "openvino"})
+    limits = fields.Nested(LimitsSchema)
     libraries = fields.Dict(
         keys=fields.String(),
         values=fields.String(),
         metadata={"description": "Versions of the libraries on the inference path."},
     )
+    versions = fields.List(fields.Nested(LoadedVersionSchema))
+    labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "Label → version.", "example": {"stable": "1"}},
+    )
+    routing = fields.Nested(RoutingSchema)
 
 
 # --- The TensorFlow-Serving-compatible API (``/v1/models/...``) ---------------------------
 
-# The one signature this server has, as TF Serving names a SavedModel's default one. An
-# empty ``signature_name`` means the default, as in TF Serving.
-SERVING_SIGNATURE = "serving_default"
-# The signature's input tensor: one review text per row (DT_STRING, shape [-1]).
-TF_INPUT_NAME = "review"
 
-
-class ColumnInputs(fields.Field):
-    """TF Serving's column format for a one-input signature: the input's values as a list,
-    or an object naming the input: ``["a", "b"]`` or ``{"review": ["a", "b"]}``."""
-
-    _texts = fields.List(fields.String())
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
-        if isinstance(value, dict):
-            if set(value) != {TF_INPUT_NAME}:
-                raise ValidationError(
-                    f"Name the one input of the signature: {{{TF_INPUT_NAME!r}: [...]}}."
-                )
-            value = value[TF_INPUT_NAME]
-        return self._texts.deserialize(value)
-
-
-class PredictRequestSchema(ReviewsSchema):
-    """TF Serving ``:predict``: review texts in row (``instances``) or column (``inputs``)
-    format; the same limits as ``POST /classify``."""
-
-    signature_name = fields.String(
-        metadata={
-            "description": f"Optional; empty or absent means {SERVING_SIGNATURE!r}.",
-            "enum": [SERVING_SIGNATURE, ""],
-        }
-    )
-    instances = fields.List(
-        fields.String(),
-        metadata={
-            "description": "Row format: one review text per instance.",
-            "x-texts": "batch",
-        },
-    )
-    inputs = ColumnInputs(
-        metadata={
-            "description": (
-                "Column format: the input tensor (a list of review texts), bare or named."
-            ),
-            "oneOf": [
-                {"type": "array", "items": {"type": "string"}, "x-texts": "batch"},
-                {
-                    "type": "object",
-                    "properties": {
-                        TF_INPUT_NAME: {
-                            "type": "array",
-                            "items": {"type": "string"},
-                            "x-texts": "batch",
-                        }
-                    },
-                    "required": [TF_INPUT_NAME],
-                    "additionalProperties": False,
-                },
-            ],
-        }
-    )
-
-    @validates("signature_name")
-    def _validate_signature(self, value: str, data_key: str) -> None:
-        if value not in ("", SERVING_SIGNATURE):
-            raise ValidationError(f"Serving signature name: {value!r} not found in signature def")
-
-    @validates("instances")
-    def _validate_instances(self, value: list[str], data_key: str) -> None:
-        self.check_texts(value)
-
-    @validates("inputs")
-    def _validate_inputs(self, value: list[str], data_key: str) -> None:
-        self.check_texts(value)
-
-    @validates_schema
-    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if "instances" in data and "inputs" in data:
-            raise ValidationError("Not both 'instances' and 'inputs' can be specified.", "_schema")
-        if "instances" not in data and "inputs" not in data:
-            raise ValidationError("Missing 'inputs' or 'instances' key.", "_schema")
-
-
-class TFStatusSchema(Schema):
+class TFStatusSchema(ResponseSchema):
     error_code = fields.String(metadata={"example": "OK"})
     error_message = fields.String(metadata={"example": ""})
 
 
-class TFModelVersionStatusSchema(Schema):
+class TFModelVersionStatusSchema(ResponseSchema):
     version = fields.String(metadata={"example": "1"})
     state = fields.String(
         metadata={
@@ -249,71 +469,71 @@ class TFModelVersionStatusSchema(Schema):
     status = fields.Nested(TFStatusSchema)
 
 
-class TFModelStatusSchema(Schema):
+class TFModelStatusSchema(ResponseSchema):
     """TF Serving's ``GetModelStatusResponse`` as JSON."""
 
     model_version_status = fields.List(fields.Nested(TFModelVersionStatusSchema))
 
 
-class TFModelSpecSchema(Schema):
+class TFModelSpecSchema(ResponseSchema):
     name = fields.String(metadata={"example": "sentiment"})
     signature_name = fields.String(metadata={"example": ""})
     version = fields.String(metadata={"example": "1"})
 
 
-class TFDimSchema(Schema):
+class TFDimSchema(ResponseSchema):
     size = fields.String(metadata={"description": "An int64, as a string; -1: any size."})
     name = fields.String()
 
 
-class TFTensorShapeSchema(Schema):
+class TFTensorShapeSchema(ResponseSchema):
     dim = fields.List(fields.Nested(TFDimSchema))
     unknown_rank = fields.Boolean()
 
 
-class TFTensorInfoSchema(Schema):
+class TFTensorInfoSchema(ResponseSchema):
     dtype = fields.String(metadata={"example": "DT_STRING"})
     tensor_shape = fields.Nested(TFTensorShapeSchema)
     name = fields.String(metadata={"example": "serving_default_review:0"})
 
 
-class TFSignatureDefSchema(Schema):
+class TFSignatureDefSchema(ResponseSchema):
     inputs = fields.Dict(keys=fields.String(), values=fields.Nested(TFTensorInfoSchema))
     outputs = fields.Dict(keys=fields.String(), values=fields.Nested(TFTensorInfoSchema))
     method_name = fields.String(metadata={"example": "tensorflow/serving/predict"})
     defaults = fields.Dict()
 
 
-class TFSignatureDefMapSchema(Schema):
+class TFSignatureDefMapSchema(ResponseSchema):
     signature_def = fields.Dict(keys=fields.String(), values=fields.Nested(TFSignatureDefSchema))
 
 
-class TFMetadataSchema(Schema):
+class TFMetadataSchema(ResponseSchema):
     signature_def = fields.Nested(TFSignatureDefMapSchema)
 
 
-class TFModelMetadataSchema(Schema):
+class TFModelMetadataSchema(ResponseSchema):
     """TF Serving's ``GetModelMetadataResponse`` as JSON."""
 
     model_spec = fields.Nested(TFModelSpecSchema)
     metadata = fields.Nested(TFMetadataSchema)
 
 
-class TFPredictRowResponseSchema(Schema):
+class TFPredictRowResponseSchema(ResponseSchema):
     predictions = fields.List(
         fields.List(fields.Float()),
         metadata={"description": "One row of class probabilities per instance."},
     )
 
 
-class TFPredictColumnResponseSchema(Schema):
+class TFPredictColumnResponseSchema(ResponseSchema):
     outputs = fields.List(
         fields.List(fields.Float()),
         metadata={"description": "The output tensor: one row of class probabilities per input."},
     )
 
 
-class TFErrorSchema(Schema):
+class TFErrorSchema(ResponseSchema):
     """TF Serving's error body: ``{"error": "<message>"}``."""
 
     error = fields.String(metadata={"example": "Servable not found for request: Latest(foo)"})

@@ -1,0 +1,101 @@
+"""Why the model decided: each token's contribution to each class, measured by occlusion.
+
+The text is scored as it is, then once more per token with that token left out: its own
+id and the id of every n-gram it takes part in are removed from the model's input (the
+rest of the row is kept as the encoder built it). A token's contribution to a class is
+the class's probability with the token minus without it: positive means the token pushed
+the model toward that class.
+
+Occlusion asks the model itself, so it is faithful to whatever happens between the ids
+and the probabilities (masked average, max pooling, dense layers, another architecture
+behind the same encoder), at the cost of one inference call over ``tokens + 1`` rows. It
+measures each token alone: two words that each suffice (``"great, love it"``) share the
+credit, and may each get little.
+
+No Flask here (``ARCHITECTURE.md``): ``app.web`` calls ``explain`` and shapes the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.serving.predictor import Predictor
+from app.serving.preprocessing import OOV_ID, PAD_ID, tokenize
+
+METHOD = "occlusion"
+
+
+@dataclass(frozen=True)
+class TokenContribution:
+    """One token as the model sees it (standardised: lower case, ``xxurl`` for a link…)
+    and, per class, probability with it minus probability without it."""
+
+    token: str
+    contributions: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The model's answer for one text and what each token contributed to it."""
+
+    name: str
+    version: str
+    classes: list[str]
+    probabilities: list[float]  # in ``classes`` order
+    tokens: list[TokenContribution]  # in reading order, the tokens the model sees
+    unseen_tokens: int  # tokens past the model's input length: they change nothing
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def score(self) -> float:
+        return max(self.probabilities)
+
+    @property
+    def reference(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def occluded_rows(predictor: Predictor, tokens: list[str]) -> np.ndarray:
+    """The model's input for the text (row 0), then with each seen token left out (row
+    ``i + 1`` without token ``i`` and every n-gram containing it)."""
+    encoder = predictor.bundle.encoder
+    spans = encoder.feature_spans(tokens)
+    seen = min(len(tokens), encoder.sequence_length)
+    rows = np.full((seen + 1, encoder.sequence_length), PAD_ID, dtype=np.int32)
+    for row, left_out in enumerate(range(-1, seen)):
+        ids = [feature for feature, first, end in spans if not first <= left_out < end]
+        # The encoder's convention for a text with nothing in it: one out-of-vocabulary id.
+        rows[row, : len(ids) or 1] = ids or [OOV_ID]
+    return rows
+
+
+def explain(predictor: Predictor, text: str) -> Explanation:
+    """Score ``text`` and measure each token's contribution to each class."""
+    started = time.perf_counter()
+    tokens = tokenize(text)
+    rows = occluded_rows(predictor, tokens)
+    probabilities = predictor.predict_ids(rows)
+    full, without = probabilities[0], probabilities[1:]
+    classes = predictor.bundle.classes
+    differences = (full[np.newaxis, :] - without).tolist()
+    contributions = [
+        TokenContribution(token, dict(zip(classes, row, strict=True)))
+        for token, row in zip(tokens, differences, strict=False)
+    ]
+    bundle = predictor.bundle
+    return Explanation(
+        name=bundle.name,
+        version=bundle.version,
+        classes=classes,
+        probabilities=full.tolist(),
+        tokens=contributions,
+        unseen_tokens=len(tokens) - len(contributions),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,176 @@
+"""The model versions this process serves: every one loaded and ready, and the labels
+(``stable``, ``canary``, …) that name them.
+
+Follows TensorFlow Serving's model-server config: versions are the numeric sub-folders
+of one base folder; a label may point only at a loaded version (TF Serving refuses labels
+for versions that are not available unless told otherwise); a request names a version
+or a label, never both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.serving.predictor import ModelBundleError, Predictor
+
+LABELS_FILE = "labels.json"
+STABLE = "stable"
+CANARY = "canary"
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
+class UnknownVersion(LookupError):
+    """No loaded version has this number, or no label has this name."""
+
+
+@dataclass(frozen=True)
+class VersionSelection:
+    """What to load: one folder (``MODEL_DIR``), or versions of a base folder."""
+
+    base_dir: Path
+    versions: str = "all"  # "all" or "1,2"
+    labels: str = ""  # "stable=2,canary=1"; empty: the base folder's labels.json
+    model_dir: str = ""  # one version folder, served alone
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> VersionSelection:
+        """From the settings of the same names (``app.config.Config`` or a Flask config)."""
+        return cls(
+            base_dir=Path(config["MODEL_BASE_DIR"]),
+            versions=config["MODEL_VERSIONS"],
+            labels=config["MODEL_LABELS"],
+            model_dir=config["MODEL_DIR"],
+        )
+
+    def folders(self) -> dict[str | None, Path]:
+        """Version number → folder, ascending (``None``: ``MODEL_DIR``'s folder, whose
+        version its metadata says); raises ``ModelBundleError`` naming the setting when a
+        requested version has no folder."""
+        if self.model_dir:
+            return {None: Path(self.model_dir)}
+        if not self.base_dir.is_dir():
+            raise ModelBundleError(f"MODEL_BASE_DIR={self.base_dir}: not a folder")
+        found = {
+            path.name: path
+            for path in self.base_dir.iterdir()
+            if path.is_dir() and path.name.isdigit() and not path.name.startswith("0")
+        }
+        if self.versions.strip().lower() == "all":
+            wanted = sorted(found, key=int)
+            if not wanted:
+                raise ModelBundleError(f"MODEL_BASE_DIR={self.base_dir}: no version folders")
+        else:
+            wanted = _parse_versions(self.versions)
+            missing = [version for version in wanted if version not in found]
+            if missing:
+                raise ModelBundleError(
+                    f"MODEL_VERSIONS={self.versions}: no folder {self.base_dir / missing[0]}"
+                )
+        return {version: found[version] for version in sorted(wanted, key=int)}
+
+    def default_folder(self) -> Path:
+        """The folder of the version that answers by default (``stable``), without
+        loading anything: for tools that score with one version (batch, Spark)."""
+        folders = self.folders()
+        stable = self.label_map().get(STABLE)
+        if stable is not None and stable in folders:
+            return folders[stable]
+        return folders[max(folders, key=lambda version: int(version or 0))]
+
+    def label_map(self) -> dict[str, str]:
+        """Label → version from ``labels``, else from the base folder's labels.json."""
+        if self.labels.strip():
+            return _parse_labels(self.labels)
+        path = self.base_dir / LABELS_FILE
+        if self.model_dir or not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ModelBundleError(f"{path}: not readable JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ModelBundleError(f"{path}: expected an object of label → version")
+        return _parse_labels(",".join(f"{key}={value}" for key, value in data.items()))
+
+
+def _parse_versions(text: str) -> list[str]:
+    versions = [part.strip() for part in text.split(",") if part.strip()]
+    if not versions or not all(part.isdigit() for part in versions):
+        raise ModelBundleError(f"MODEL_VERSIONS={text}: use 'all' or version numbers: 1,2")
+    return [str(int(part)) for part in versions]
+
+
+def _parse_labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in (part.strip() for part in text.split(",")):
+        name, _, version = part.partition("=")
+        name, version = name.strip(), version.strip()
+        if not _LABEL.fullmatch(name) or not version.isdigit():
+            raise ModelBundleError(
+                f"MODEL_LABELS={text}: use label=version pairs such as stable=2,canary=1"
+            )
+        if name in labels:
+            raise ModelBundleError(f"MODEL_LABELS={text}: label {name!r} given twice")
+        labels[name] = str(int(version))
+    return labels
+
+
+class ModelRegistry:
+    """Ready versions of one model, and its labels. ``ModelRegistry.load()`` returns only
+    when every selected version has loaded and passed its checks."""
+
+    def __init__(self, versions: Mapping[str, Predictor], labels: Mapping[str, str]):
+        self.versions = dict(sorted(versions.items(), key=lambda item: int(item[0])))
+        names = {predictor.bundle.name for predictor in self.versions.values()}
+        if len(names) != 1:
+            raise ModelBundleError(f"the versions name different models: {sorted(names)}")
+        self.name = names.pop()
+        for label, version in labels.items():
+            if version not in self.versions:
+                raise ModelBundleError(
+                    f"MODEL_LABELS: {label}={version} names a version that is not loaded "
+                    f"(loaded: {', '.join(self.versions)})"
+                )
+        self.labels = dict(labels)
+        # Without a stable label, the highest loaded version is stable.
+        self.labels.setdefault(STABLE, next(reversed(self.versions)))
+
+    @classmethod
+    def load(
+        cls, selection: VersionSelection, backend: str = "openvino", inference_threads: int = 1
+    ) -> ModelRegistry:
+        labels = selection.label_map()
+        versions: dict[str, Predictor] = {}
+        for expected, folder in selection.folders().items():
+            predictor = Predictor.load(folder, backend, inference_threads)
+            version = predictor.bundle.version
+            if expected is not None and version != expected:
+                raise ModelBundleError(
+                    f"{folder}: metadata.json says version {version}, the folder {expected}"
+                )
+            versions[version] = predictor
+        return cls(versions, labels)
+
+    @property
+    def stable(self) -> Predictor:
+        return self.versions[self.labels[STABLE]]
+
+    def labels_of(self, version: str) -> list[str]:
+        return sorted(label for label, target in self.labels.items() if target == version)
+
+    def version(self, version: str) -> Predictor:
+        try:
+            return self.versions[str(int(version))]
+        except (KeyError, ValueError):
+            raise UnknownVersion(f"version {version}") from None
+
+    def labelled(self, label: str) -> Predictor:
+        try:
+            return self.versions[self.labels[label]]
+        except KeyError:
+            raise UnknownVersion(f"label {label!r}") from None

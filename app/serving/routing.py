@@ -1,0 +1,126 @@
+"""Who answers a request that names no version: the ``ROUTING`` policies.
+
+- ``stable``: the ``stable`` version.
+- ``canary``: ``CANARY_PERCENT`` of callers get ``canary``, the rest ``stable``. A routing
+  key (the ``X-Routing-Key`` header) is hashed, so one key always gets one version, in
+  every worker and across restarts; without a key the draw is random per request.
+- ``shadow``: ``stable`` answers; ``canary`` also scores ``SHADOW_PERCENT`` of the
+  requests in a background thread (``ShadowScorer``), off the response path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from app.serving.predictor import Classification, ModelBundleError, Predictor
+from app.serving.registry import CANARY, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("stable", "canary", "shadow")
+
+
+def key_bucket(key: str) -> float:
+    """A routing key's fixed place in [0, 100): a hash, not Python's salted ``hash()``."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 * 100
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who answers, and who scores the same texts in the shadow (or None)."""
+
+    answer: Predictor
+    shadow: Predictor | None = None
+
+
+class Router:
+    """Chooses the version for requests that name none (see the module docstring)."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        policy: str = "stable",
+        canary_percent: float = 10,
+        shadow_percent: float = 100,
+    ):
+        if policy not in POLICIES:
+            raise ModelBundleError(f"ROUTING={policy}: use one of {', '.join(POLICIES)}")
+        if policy != "stable" and CANARY not in registry.labels:
+            raise ModelBundleError(
+                f"ROUTING={policy} needs a 'canary' label (MODEL_LABELS=stable=N,canary=M)"
+            )
+        self.policy = policy
+        self.stable = registry.stable
+        self.candidate = registry.labelled(CANARY) if policy != "stable" else None
+        self.canary_percent = canary_percent
+        self.shadow_percent = shadow_percent
+
+    def route(self, routing_key: str | None = None) -> Route:
+        if self.candidate is None:
+            return Route(self.stable)
+        if self.policy == "canary":
+            draw = key_bucket(routing_key) if routing_key else random.random() * 100
+            return Route(self.candidate if draw < self.canary_percent else self.stable)
+        shadowed = random.random() * 100 < self.shadow_percent
+        return Route(self.stable, self.candidate if shadowed else None)
+
+
+# What the shadow reports: (stable version, candidate version, labels agreed per text,
+# the candidate's seconds), and (candidate version) for work dropped or failed.
+ComparisonObserver = Callable[[str, str, Sequence[bool], float], None]
+DropObserver = Callable[[str], None]
+
+
+class ShadowScorer:
+    """Scores texts with a candidate version in one background thread of this process.
+
+    The queue is bounded: when the candidate falls behind, work is dropped (and
+    reported), never queued without limit and never waited for by a request. The
+    candidate's exceptions are logged and reported as drops; no request sees them.
+    """
+
+    def __init__(
+        self, on_comparison: ComparisonObserver, on_drop: DropObserver, max_pending: int = 256
+    ):
+        self._pending: queue.Queue[tuple[Predictor, list[str], Classification]] = queue.Queue(
+            max_pending
+        )
+        self._on_comparison = on_comparison
+        self._on_drop = on_drop
+        self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
+        self._thread.start()
+
+    def submit(self, candidate: Predictor, texts: list[str], answer: Classification) -> None:
+        try:
+            self._pending.put_nowait((candidate, texts, answer))
+        except queue.Full:
+            self._on_drop(candidate.bundle.version)
+
+    def join(self) -> None:
+        """Wait until everything submitted so far is scored (tests, shutdown)."""
+        self._pending.join()
+
+    def _run(self) -> None:
+        while True:
+            candidate, texts, answer = self._pending.get()
+            try:
+                started = time.perf_counter()
+                shadow = candidate.classify(texts)
+                seconds = time.perf_counter() - started
+                agreed = [a == b for a, b in zip(answer.labels, shadow.labels, strict=True)]
+                self._on_comparison(answer.version, shadow.version, agreed, seconds)
+            except Exception:
+                log.exception(
+                    "shadow scoring failed", extra={"model_version": candidate.bundle.version}
+                )
+                self._on_drop(candidate.bundle.version)
+            finally:
+                self._pending.task_done()

@@ -1,0 +1,119 @@
+// The page as a client of the API: JSON requests, and every failure as a sentence a person
+// can act on (the API's own message stays available as the detail).
+
+/** An error to show: a plain message, and the server's words when it gave any. */
+export class PlainError extends Error {
+  constructor(message, detail = "") {
+    super(message);
+    this.detail = detail;
+  }
+}
+
+const nf = new Intl.NumberFormat("en");
+
+function detailMessages(details) {
+  return Object.values(details || {}).flatMap((value) => {
+    if (Array.isArray(value)) return value.map(String);
+    if (value && typeof value === "object") return detailMessages(value);
+    return [String(value)];
+  });
+}
+
+/** What went wrong, in plain words, from the status and the API's error body. */
+export function plainError(status, body, requestId) {
+  const error = (body && body.error) || {};
+  const messages = detailMessages(error.details);
+  const said = [error.message, ...messages].filter(Boolean).join(" ");
+  const detail = said ? `The server said: ${said} (${error.code || "error"}, HTTP ${status})` : `HTTP ${status}`;
+  const text = messages.join(" ");
+  if (status === 400 && /must not be empty/.test(text)) {
+    return new PlainError("Type a review first.", detail);
+  }
+  const long = text.match(/at most (\d+) characters \(got (\d+)\)/);
+  if (status === 400 && long) {
+    return new PlainError(
+      `That review is ${nf.format(long[2])} characters long; the limit is ${nf.format(long[1])}. ` +
+        "Shorten it or split it.",
+      detail,
+    );
+  }
+  if (status === 404 && error.code === "model_not_found") {
+    return new PlainError(
+      "That model version is not served any more. Reload the page to see the versions on offer.",
+      detail,
+    );
+  }
+  if (status === 413) {
+    return new PlainError("That is more text than the server takes in one request.", detail);
+  }
+  if (status === 400 || status === 415) {
+    return new PlainError("The server could not use that text.", detail);
+  }
+  if (status >= 500) {
+    const id = requestId ? ` (request id ${requestId})` : "";
+    return new PlainError(
+      `The server had a problem answering${id}. Try again; if it keeps failing, tell whoever ` +
+        "runs it and quote the request id.",
+      detail,
+    );
+  }
+  return new PlainError(`The server did not answer as expected (HTTP ${status}).`, detail);
+}
+
+/** POST ``body`` as JSON; the parsed answer, or a PlainError. */
+export async function postJSON(url, body, signal) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new PlainError(
+      "The server could not be reached. Check that it is running and your connection, then try again.",
+    );
+  }
+  const answer = await response.json().catch(() => null);
+  if (response.ok && answer) return answer;
+  throw plainError(response.status, answer, response.headers.get("X-Request-ID"));
+}
+
+export async function getJSON(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" } });
+  } catch {
+    throw new PlainError("The server could not be reached. Check your connection and reload.");
+  }
+  const answer = await response.json().catch(() => null);
+  if (response.ok && answer) return answer;
+  throw plainError(response.status, answer, response.headers.get("X-Request-ID"));
+}
+
+/** ``url`` with ``?version=`` when a version is pinned. */
+export function withVersion(url, version) {
+  return version ? `${url}?version=${encodeURIComponent(version)}` : url;
+}
+
+/** Fill an alert element with a PlainError (or any error). */
+export function showError(element, error) {
+  element.replaceChildren();
+  const message = document.createElement("p");
+  message.textContent = error.message || String(error);
+  element.append(message);
+  if (error.detail) {
+    const detail = document.createElement("p");
+    detail.className = "error-detail";
+    detail.textContent = error.detail;
+    element.append(detail);
+  }
+  element.hidden = false;
+}
+
+export function hideError(element) {
+  element.hidden = true;
+  element.replaceChildren();
+}

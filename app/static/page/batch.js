@@ -1,0 +1,308 @@
+// Many reviews: pasted lines or a file, sent to POST /classify in batches of the server's
+// MAX_BATCH_SIZE (GET /model → limits), with progress and cancel; then a sortable,
+// filterable table, a summary with a small chart, and a CSV download.
+import { getJSON, hideError, PlainError, postJSON, showError, withVersion } from "./api.js";
+import { readLines, readReviews, toCSV } from "./csv.js";
+import { count, element, percent, share, versionName } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+const MAX_SHOWN = 1000; // rows in the table at once (every row is in the data and the CSV)
+
+export function setUpBatch(config, chosenVersion) {
+  const form = $("batch-form");
+  const pasted = $("batch-text");
+  const file = $("batch-file");
+  const drop = $("drop-zone");
+  const scoreButton = $("batch-score");
+  const cancelButton = $("batch-cancel");
+  const error = $("batch-error");
+  const progressBox = $("batch-progress-box");
+  const progress = $("batch-progress");
+  const progressText = $("batch-progress-text");
+  const output = $("batch-output");
+  const tbody = document.querySelector("#batch-results tbody");
+  const filter = $("batch-filter");
+  const labelFilter = $("batch-label-filter");
+  let limits = null;
+  let run = null; // {rows, columns, classes, name, controller, done, cancelled, version}
+  let sort = { key: "index", descending: false };
+
+  async function maxBatchSize() {
+    if (!limits) limits = (await getJSON(config.urls.model)).limits;
+    return limits.max_batch_size;
+  }
+
+  function check(rows) {
+    if (!rows.length) throw new PlainError("Paste some reviews (one per line) or choose a file first.");
+    if (rows.length > config.maxFileRows) {
+      throw new PlainError(
+        `That is ${count(rows.length)} reviews; the page takes up to ${count(config.maxFileRows)} at a time. ` +
+          "Split the file, or score it with python -m app.batch.",
+      );
+    }
+    for (const row of rows) {
+      if (row.error) continue;
+      if (!row.text.trim()) row.error = "Empty: nothing to score.";
+      else if (row.text.length > config.maxTextChars) {
+        row.error = `Too long: ${count(row.text.length)} characters (the limit is ${count(config.maxTextChars)}).`;
+      }
+    }
+  }
+
+  // The row's <tr>, made when it is first shown.
+  function tableRow(row) {
+    if (row.tr) return row.tr;
+    const tr = element("tr");
+    tr.append(
+      element("td", "col-index", String(row.index + 1)),
+      element("td", "col-text"),
+      element("td", "col-label", "…"),
+      element("td", "col-score", ""),
+    );
+    tr.cells[1].append(element("div", "clamp", row.text));
+    row.tr = tr;
+    fill(row);
+    return tr;
+  }
+
+  function fill(row) {
+    if (!row.tr) return;
+    const [, , labelCell, scoreCell] = row.tr.cells;
+    if (row.label) {
+      labelCell.replaceChildren(element("span", `label label-${row.label}`, row.label));
+      scoreCell.textContent = percent(row.score);
+      row.tr.dataset.label = row.label;
+    } else if (row.error) {
+      labelCell.replaceChildren("—", element("span", "row-error", ` ${row.error}`));
+      row.tr.classList.add("has-error");
+    }
+  }
+
+  function setBusy(busy) {
+    scoreButton.setAttribute("aria-disabled", String(busy));
+    cancelButton.hidden = !busy;
+    progressBox.hidden = !busy && !run;
+  }
+
+  async function start(source) {
+    if (run && !run.done) return;
+    hideError(error);
+    let parsed;
+    try {
+      parsed = await source();
+      check(parsed.rows);
+    } catch (problem) {
+      showError(error, problem);
+      return;
+    }
+    const version = chosenVersion();
+    run = {
+      ...parsed,
+      version,
+      answeredBy: new Set(),
+      classes: config.versions[0].classes,
+      controller: new AbortController(),
+      done: false,
+      cancelled: false,
+    };
+    run.rows.forEach((row, index) => {
+      row.index = index;
+    });
+    sort = { key: "index", descending: false };
+    labelFilter.replaceChildren(element("option", "", "All"), ...run.classes.map((name) => {
+      const option = element("option", "", name);
+      option.value = name;
+      return option;
+    }));
+    labelFilter.options[0].value = "";
+    filter.value = "";
+    output.hidden = false;
+    render();
+    await score(run);
+  }
+
+  async function score(current) {
+    const todo = current.rows.filter((row) => !row.error);
+    progress.max = Math.max(todo.length, 1);
+    progress.value = 0;
+    progressText.textContent = `0 of ${count(todo.length)} reviews`;
+    setBusy(true);
+    summarise();
+    try {
+      const size = await maxBatchSize();
+      for (let start = 0; start < todo.length; start += size) {
+        const chunk = todo.slice(start, start + size);
+        const body = await postJSON(
+          withVersion(config.urls.classify, current.version),
+          { reviews: chunk.map((row) => row.text) },
+          current.controller.signal,
+        );
+        current.answeredBy.add(body.model.version);
+        body.predictions.forEach((prediction, i) => {
+          Object.assign(chunk[i], prediction);
+          fill(chunk[i]);
+        });
+        progress.value = start + chunk.length;
+        progressText.textContent = `${count(start + chunk.length)} of ${count(todo.length)} reviews`;
+        if (start % (size * 8) === 0) summarise();
+      }
+    } catch (problem) {
+      // Cancelled while the request was sent or its answer read: either way, no error.
+      if (current.controller.signal.aborted) current.cancelled = true;
+      else showError(error, problem);
+    } finally {
+      current.done = true;
+      for (const row of current.rows) {
+        if (!row.label && !row.error) {
+          row.error = current.cancelled ? "Not scored: cancelled." : "Not scored.";
+          fill(row);
+        }
+      }
+      setBusy(false);
+      summarise();
+      render();
+    }
+  }
+
+  function summarise() {
+    if (!run) return;
+    const scored = run.rows.filter((row) => row.label);
+    const counts = Object.fromEntries(run.classes.map((name) => [name, 0]));
+    for (const row of scored) counts[row.label] += 1;
+    const failed = run.rows.length - scored.length;
+    const versions = [...run.answeredBy].map((v) => versionName(v, config.versions)).join(" and ");
+    let text = `${count(scored.length)} of ${count(run.rows.length)} reviews scored`;
+    if (versions) text += ` by ${versions}`;
+    if (run.done && run.cancelled) text += "; cancelled before the end";
+    if (run.done && failed) text += `; ${count(failed)} not scored (see the table)`;
+    $("batch-status").textContent = `${text}${run.done ? "." : "…"}`;
+    $("batch-summary").replaceChildren(
+      ...run.classes.map((name) => {
+        const part = scored.length ? counts[name] / scored.length : 0;
+        const item = element("li", `score score-${name}`);
+        item.dataset.class = name;
+        item.dataset.count = counts[name];
+        const bar = element("span", "bar");
+        bar.setAttribute("aria-hidden", "true");
+        const fillBar = element("span", "fill");
+        fillBar.style.width = `${part * 100}%`;
+        bar.append(fillBar);
+        item.append(
+          element("span", "name", name),
+          bar,
+          element("span", "value", `${count(counts[name])} (${share(part)})`),
+        );
+        return item;
+      }),
+    );
+  }
+
+  const compare = {
+    index: (a, b) => a.index - b.index,
+    text: (a, b) => a.text.localeCompare(b.text),
+    label: (a, b) => (a.label || "~").localeCompare(b.label || "~") || a.index - b.index,
+    score: (a, b) => (a.score ?? -1) - (b.score ?? -1) || a.index - b.index,
+  };
+
+  function markSort() {
+    for (const th of document.querySelectorAll("#batch-results th")) {
+      const key = th.querySelector("button").dataset.sort;
+      if (key === sort.key) th.setAttribute("aria-sort", sort.descending ? "descending" : "ascending");
+      else th.removeAttribute("aria-sort");
+    }
+  }
+
+  // The table shows the rows that pass the filter, in the chosen order, up to
+  // MAX_SHOWN: beyond that a table helps no one and slows every frame; the download has
+  // every row.
+  function render() {
+    if (!run) return;
+    const needle = filter.value.trim().toLowerCase();
+    const label = labelFilter.value;
+    const rows = run.rows.filter(
+      (row) => (!needle || row.text.toLowerCase().includes(needle)) && (!label || row.label === label),
+    );
+    rows.sort(compare[sort.key]);
+    if (sort.descending) rows.reverse();
+    const shown = rows.slice(0, MAX_SHOWN);
+    tbody.replaceChildren(...shown.map(tableRow));
+    markSort();
+    const total = run.rows.length;
+    let text = rows.length === total ? `Showing all ${count(total)} rows.` : `${count(rows.length)} of ${count(total)} rows match.`;
+    if (shown.length < rows.length) {
+      text = `${count(rows.length)} rows${rows.length === total ? "" : ` of ${count(total)} match`}; the table shows the first ${count(MAX_SHOWN)} in this order (sort or filter to see others; the download has every row).`;
+    }
+    $("batch-shown").textContent = text;
+  }
+
+  function download() {
+    if (!run) {
+      showError(error, new PlainError("Score some reviews first; then the results can be downloaded."));
+      return;
+    }
+    const header = [...run.columns, "label", "score", ...run.classes.map((name) => `p_${name}`), "error"];
+    const rows = run.rows.map((row) => [
+      ...row.fields,
+      ...Array(Math.max(0, run.columns.length - row.fields.length)).fill(""),
+      row.label ?? "",
+      row.score ?? "",
+      ...run.classes.map((name) => (row.scores ? row.scores[name] : "")),
+      row.error ?? "",
+    ]);
+    const blob = new Blob([toCSV(header, rows)], { type: "text/csv" });
+    const link = element("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = `${(run.name || "reviews").replace(/\.[^.]+$/, "")}-scored.csv`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  }
+
+  async function fromFile(chosen) {
+    if (chosen.size > config.maxFileBytes) {
+      throw new PlainError(
+        `That file is ${(chosen.size / 1048576).toFixed(1)} MB; the page reads files up to ` +
+          `${Math.round(config.maxFileBytes / 1048576)} MB. Split it, or score it with python -m app.batch.`,
+      );
+    }
+    const parsed = readReviews(chosen.name, await chosen.text());
+    return { ...parsed, name: chosen.name };
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!pasted.value.trim() && file.files.length) start(() => fromFile(file.files[0]));
+    else start(async () => ({ ...readLines(pasted.value), name: "reviews" }));
+  });
+  file.addEventListener("change", () => {
+    if (file.files.length) start(() => fromFile(file.files[0]));
+  });
+  cancelButton.addEventListener("click", () => run && run.controller.abort());
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && run && !run.done) run.controller.abort();
+  });
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("dragging");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("dragging");
+    if (event.dataTransfer.files.length) {
+      file.files = event.dataTransfer.files;
+      file.dispatchEvent(new Event("change"));
+    }
+  });
+  for (const button of document.querySelectorAll("#batch-results th button")) {
+    button.addEventListener("click", () => {
+      const key = button.dataset.sort;
+      sort = { key, descending: sort.key === key ? !sort.descending : key === "score" };
+      render();
+    });
+  }
+  filter.addEventListener("input", render);
+  labelFilter.addEventListener("change", render);
+  $("batch-download").addEventListener("click", download);
+}

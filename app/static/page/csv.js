@@ -1,0 +1,132 @@
+// Reading the files the page accepts (CSV, JSON Lines, plain text) into review rows, and
+// writing CSV. RFC 4180 CSV: quoted fields may hold commas, quotes ("") and line breaks.
+
+import { PlainError } from "./api.js";
+
+/** The rows of a CSV text, each an array of fields. */
+export function parseCSV(text) {
+  const rows = [];
+  let row = [];
+  let field = "";
+  let quoted = false;
+  let i = 0;
+  if (text.charCodeAt(0) === 0xfeff) i = 1; // a byte-order mark
+  for (; i < text.length; i++) {
+    const char = text[i];
+    if (quoted) {
+      if (char === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else {
+          quoted = false;
+        }
+      } else {
+        field += char;
+      }
+    } else if (char === '"' && field === "") {
+      quoted = true;
+    } else if (char === ",") {
+      row.push(field);
+      field = "";
+    } else if (char === "\n" || char === "\r") {
+      if (char === "\r" && text[i + 1] === "\n") i++;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = "";
+    } else {
+      field += char;
+    }
+  }
+  if (field !== "" || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
+  return rows.filter((fields) => !(fields.length === 1 && fields[0] === ""));
+}
+
+function csvField(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+export function toCSV(header, rows) {
+  return [header, ...rows].map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n";
+}
+
+const TEXT_COLUMNS = ["text", "review"];
+
+/** Review rows from a file's text: ``{columns, rows: [{text, fields, error}]}``, where
+ * ``fields`` are the input's own columns (kept for the download). */
+export function readReviews(name, content) {
+  const extension = (name.match(/\.[^.]+$/) || [""])[0].toLowerCase();
+  if (extension === ".csv") return readCSV(content);
+  if (extension === ".jsonl" || extension === ".ndjson") return readJSONLines(content);
+  if (extension === ".txt" || extension === "") return readLines(content);
+  throw new PlainError(
+    `That file type (${extension}) is not one the page reads: use a .csv, .jsonl, .ndjson or .txt file.`,
+  );
+}
+
+export function readLines(content) {
+  const rows = content
+    .split(/\r\n|\n|\r/)
+    .filter((line) => line.trim())
+    .map((line) => ({ text: line, fields: [line] }));
+  return { columns: ["text"], rows };
+}
+
+function readCSV(content) {
+  const [header, ...records] = parseCSV(content);
+  if (!header) throw new PlainError("That file is empty.");
+  const names = header.map((name) => name.trim().toLowerCase());
+  const column = TEXT_COLUMNS.map((name) => names.indexOf(name)).find((index) => index >= 0);
+  if (column === undefined) {
+    throw new PlainError(
+      `That file has no \`text\` column (nor \`review\`). Its columns: ${header.join(", ")}. ` +
+        "Rename the column that holds the reviews to text.",
+    );
+  }
+  const rows = records.map((fields, i) => ({
+    text: fields[column] ?? "",
+    fields,
+    error: fields.length === header.length ? null : `Line ${i + 2} has ${fields.length} fields, the header ${header.length}.`,
+  }));
+  return { columns: header, rows };
+}
+
+function readJSONLines(content) {
+  const columns = [];
+  const objects = [];
+  const rows = [];
+  content.split(/\r\n|\n|\r/).forEach((line, i) => {
+    if (!line.trim()) return;
+    let value;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      rows.push({ text: "", object: {}, error: `Line ${i + 1} is not valid JSON.` });
+      return;
+    }
+    if (!value || typeof value !== "object" || Array.isArray(value)) {
+      rows.push({ text: "", object: {}, error: `Line ${i + 1} is not a JSON object.` });
+      return;
+    }
+    for (const key of Object.keys(value)) if (!columns.includes(key)) columns.push(key);
+    const key = TEXT_COLUMNS.find((name) => name in value);
+    const text = key ? value[key] : undefined;
+    let error = null;
+    if (text === undefined) error = `Line ${i + 1} has no "text" field.`;
+    else if (typeof text !== "string") error = `Line ${i + 1}: "text" is not a string.`;
+    rows.push({ text: typeof text === "string" ? text : "", object: value, error });
+    objects.push(value);
+  });
+  if (!rows.length) throw new PlainError("That file is empty.");
+  if (!objects.some((value) => TEXT_COLUMNS.some((name) => name in value))) {
+    throw new PlainError('That file has no "text" field in any line.');
+  }
+  const flat = (value) => (value !== null && typeof value === "object" ? JSON.stringify(value) : value);
+  for (const row of rows) row.fields = columns.map((key) => flat(row.object[key]));
+  return { columns, rows };
+}

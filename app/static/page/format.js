@@ -1,0 +1,65 @@
+// Numbers, words and small pieces of DOM shared by the page's parts.
+
+const nf = new Intl.NumberFormat("en");
+export const count = (n) => nf.format(n);
+export const percent = (p) => `${(p * 100).toFixed(1)}%`;
+export const share = (p) => `${Math.round(p * 100)}%`;
+
+/** How sure, in words: the same rule as app.serving.confidence.ConfidenceBands.words. */
+export function sureWords(probabilities, bands) {
+  const ranked = [...probabilities].sort((a, b) => b - a);
+  const [top, second = 0] = ranked;
+  if (top - second < bands.close_margin) return "not sure: the classes are close";
+  if (top >= bands.very_sure) return "very sure";
+  if (top >= bands.fairly_sure) return "fairly sure";
+  return "not sure";
+}
+
+/** One sentence on what the words rest on, for the hint under the answer. */
+export function sureEvidence(bands) {
+  return (
+    `"Very sure" means ${share(bands.very_sure)} or more for the top class, "fairly sure" ` +
+    `${share(bands.fairly_sure)} or more, and "the classes are close" that the top two are ` +
+    `within ${Math.round(bands.close_margin * 100)} points. ${bands.evidence}`
+  );
+}
+
+// Placeholders of the shared preprocessing, as a person would read them.
+const PLACEHOLDERS = {
+  xxurl: "[link]",
+  xxuser: "[@user]",
+  xxnum: "[number]",
+  xxsmile: "[:)]",
+  xxfrown: "[:(]",
+};
+export const tokenText = (token) => PLACEHOLDERS[token] || token;
+
+/** An element with a class name and text. */
+export function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** One list item per class: name, a bar as wide as its probability, the percentage. */
+export function scoreItems(scores) {
+  return Object.entries(scores).map(([name, p]) => {
+    const item = element("li", `score score-${name}`);
+    item.dataset.class = name;
+    const bar = element("span", "bar");
+    bar.setAttribute("aria-hidden", "true");
+    const fill = element("span", "fill");
+    fill.style.width = `${p * 100}%`;
+    bar.append(fill);
+    item.append(element("span", "name", name), bar, element("span", "value", percent(p)));
+    return item;
+  });
+}
+
+/** "Version 2 (canary)". */
+export function versionName(version, versions) {
+  const found = versions.find((item) => item.version === version);
+  const labels = found && found.labels.length ? ` (${found.labels.join(", ")})` : "";
+  return `version ${version}${labels}`;
+}

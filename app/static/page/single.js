@@ -1,0 +1,255 @@
+// One review: the label, a bar per class, how sure in words, which version answered, why
+// (POST /explain), the example reviews, and two versions side by side.
+import { hideError, postJSON, PlainError, showError, withVersion } from "./api.js";
+import {
+  element,
+  percent,
+  scoreItems,
+  sureEvidence,
+  sureWords,
+  tokenText,
+  versionName,
+} from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+// Pushes smaller than this many points are shown as none.
+const MIN_POINTS = 0.05;
+
+export function setUpSingle(config, chosenVersion) {
+  const form = $("classify-form");
+  const review = $("review");
+  const button = $("classify");
+  const status = $("status");
+  const error = $("error");
+  const result = $("result");
+  const explainClass = $("explain-class");
+  let busy = false;
+  let lastExplanation = null;
+  let example = null; // the example whose text is in the box, if any
+
+  const bandsOf = (version) =>
+    (config.versions.find((item) => item.version === version) || config.versions[0]).bands;
+
+  function problemWith(text) {
+    if (!text.trim()) return new PlainError("Type a review first.");
+    if (text.length > config.maxTextChars) {
+      return new PlainError(
+        `That review is ${text.length.toLocaleString("en")} characters long; the limit is ` +
+          `${config.maxTextChars.toLocaleString("en")}. Shorten it or split it.`,
+      );
+    }
+    return null;
+  }
+
+  function failed(problem) {
+    showError(error, problem);
+    review.setAttribute("aria-invalid", "true");
+    result.hidden = true;
+  }
+
+  function showAnswer(body) {
+    hideError(error);
+    review.removeAttribute("aria-invalid");
+    const version = body.model.version;
+    const bands = bandsOf(version);
+    const probabilities = Object.values(body.scores);
+    const label = element("strong", `label label-${body.label}`, body.label);
+    label.id = "label";
+    label.dataset.testid = "result-label";
+    const words = element("span", "sure", sureWords(probabilities, bands));
+    words.id = "sure";
+    $("summary").replaceChildren("Predicted ", label, ` (${percent(body.score)}): `, words, ".");
+    $("sure-evidence").textContent = sureEvidence(bands);
+    $("scores").replaceChildren(...scoreItems(body.scores));
+    $("answered-by").textContent = `Answered by ${body.model.name} ${versionName(version, config.versions)}.`;
+    const note = $("example-note");
+    if (example && example.text === review.value) {
+      const agrees = example.expected === body.label;
+      note.textContent =
+        `A person would say ${example.expected}; the model ${agrees ? "agrees" : "says " + body.label}. ` +
+        example.note;
+      note.className = `example-note ${agrees ? "agrees" : "disagrees"}`;
+      note.hidden = false;
+    } else {
+      note.hidden = true;
+    }
+    result.hidden = false;
+    // On a phone the answer is under the examples: bring it into view.
+    if (result.getBoundingClientRect().top > window.innerHeight) {
+      result.scrollIntoView({ block: "start" });
+    }
+  }
+
+  async function explain(text, version) {
+    const explainStatus = $("explain-status");
+    const body = $("explain-body");
+    explainStatus.textContent = "Working out which words mattered…";
+    body.hidden = true;
+    try {
+      lastExplanation = await postJSON(withVersion(config.urls.explain, version), { review: text });
+    } catch (problem) {
+      explainStatus.textContent = `No explanation: ${problem.message}`;
+      return;
+    }
+    const classes = Object.keys(lastExplanation.scores);
+    explainClass.replaceChildren(
+      ...classes.map((name) => {
+        const option = element("option", "", name);
+        option.value = name;
+        return option;
+      }),
+    );
+    explainClass.value = lastExplanation.label;
+    renderExplanation();
+    explainStatus.textContent = lastExplanation.tokens.length
+      ? ""
+      : "The model found no words it knows in this text.";
+    body.hidden = !lastExplanation.tokens.length;
+  }
+
+  function renderExplanation() {
+    const chosen = explainClass.value;
+    const tokens = lastExplanation.tokens;
+    const pushes = tokens.map((item) => item.contributions[chosen]);
+    // Colour strength relative to the biggest push, but two points at least, so that a
+    // text where nothing matters much does not look as if everything did.
+    const scale = Math.max(0.02, ...pushes.map(Math.abs));
+    const spans = tokens.map((item, i) => {
+      const push = pushes[i];
+      const points = push * 100;
+      const direction = Math.abs(points) < MIN_POINTS ? "none" : points > 0 ? "for" : "against";
+      const span = element("span", `token token-${direction}`, tokenText(item.token));
+      span.style.setProperty("--w", Math.min(1, Math.abs(push) / scale).toFixed(3));
+      span.dataset.push = push;
+      span.title = `${points >= 0 ? "+" : ""}${points.toFixed(1)} points toward ${chosen}`;
+      return span;
+    });
+    const line = $("explain-tokens");
+    line.replaceChildren();
+    spans.forEach((span, i) => line.append(...(i ? [" ", span] : [span])));
+    if (lastExplanation.unseen_tokens) {
+      line.append(
+        " ",
+        element("span", "unseen", `(+${lastExplanation.unseen_tokens} words past the model's input length, not read)`),
+      );
+    }
+    for (const name of document.querySelectorAll(".explain-class-name")) name.textContent = chosen;
+    const ranked = tokens.map((item, i) => [item.token, pushes[i]]);
+    const list = (items) =>
+      items.slice(0, 5).map(([token, push]) => {
+        const item = element("li");
+        item.append(
+          element("span", "driver-token", tokenText(token)),
+          " ",
+          element("span", "driver-points", `${push > 0 ? "+" : ""}${(push * 100).toFixed(1)} pts`),
+        );
+        return item;
+      });
+    const toward = ranked.filter(([, push]) => push * 100 >= MIN_POINTS).sort((a, b) => b[1] - a[1]);
+    const away = ranked.filter(([, push]) => push * 100 <= -MIN_POINTS).sort((a, b) => a[1] - b[1]);
+    $("explain-saturated").hidden = !(tokens.length > 1 && scale <= 0.02);
+    $("drivers-for").replaceChildren(...(toward.length ? list(toward) : [element("li", "none", "no word")]));
+    $("drivers-against").replaceChildren(...(away.length ? list(away) : [element("li", "none", "no word")]));
+  }
+
+  async function classify() {
+    if (busy) return;
+    const text = review.value;
+    const problem = problemWith(text);
+    if (problem) return failed(problem);
+    busy = true;
+    button.setAttribute("aria-disabled", "true");
+    status.textContent = "Classifying…";
+    try {
+      const body = await postJSON(withVersion(config.urls.classify, chosenVersion()), { review: text });
+      showAnswer(body);
+      status.textContent = "";
+      await explain(text, body.model.version); // the version that answered
+    } catch (problem) {
+      failed(problem);
+    } finally {
+      busy = false;
+      button.removeAttribute("aria-disabled");
+      status.textContent = "";
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    classify();
+  });
+  review.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      classify();
+    }
+  });
+  explainClass.addEventListener("change", renderExplanation);
+  for (const button of document.querySelectorAll("button.example")) {
+    button.addEventListener("click", () => {
+      example = config.examples.find((item) => item.text === button.dataset.text);
+      review.value = example.text;
+      classify();
+    });
+  }
+  if ($("compare")) setUpCompare(config, review, problemWith, bandsOf);
+}
+
+function setUpCompare(config, review, problemWith, bandsOf) {
+  const button = $("compare-button");
+  const error = $("compare-error");
+  const results = $("compare-results");
+  const summary = $("compare-summary");
+
+  function column(body) {
+    const version = body.model.version;
+    const article = element("article", "compare-column");
+    article.dataset.version = version;
+    const heading = element("h3", "", versionName(version, config.versions));
+    heading.textContent = heading.textContent[0].toUpperCase() + heading.textContent.slice(1);
+    const label = element("p", "compare-label");
+    label.append(
+      element("strong", `label label-${body.label}`, body.label),
+      ` ${percent(body.score)}, `,
+      element("span", "sure", sureWords(Object.values(body.scores), bandsOf(version))),
+    );
+    const scores = element("ul", "scores compact");
+    scores.setAttribute("aria-label", `Probability of each class, ${heading.textContent}`);
+    scores.append(...scoreItems(body.scores));
+    article.append(heading, label, scores);
+    return article;
+  }
+
+  async function compare() {
+    const text = review.value;
+    const problem = problemWith(text);
+    if (problem) {
+      showError(error, problem);
+      results.replaceChildren();
+      summary.textContent = "";
+      return;
+    }
+    const versions = [$("compare-a").value, $("compare-b").value];
+    button.setAttribute("aria-disabled", "true");
+    summary.textContent = "Comparing…";
+    try {
+      const answers = await Promise.all(
+        versions.map((version) => postJSON(withVersion(config.urls.classify, version), { review: text })),
+      );
+      hideError(error);
+      results.replaceChildren(...answers.map(column));
+      const [a, b] = answers;
+      summary.textContent =
+        a.label === b.label
+          ? `Both say ${a.label} (${percent(a.score)} and ${percent(b.score)}).`
+          : `They disagree: version ${a.model.version} says ${a.label}, version ${b.model.version} says ${b.label}.`;
+    } catch (problem) {
+      showError(error, problem);
+      summary.textContent = "";
+    } finally {
+      button.removeAttribute("aria-disabled");
+    }
+  }
+
+  button.addEventListener("click", compare);
+}

@@ -1,0 +1,125 @@
+"""The model versions as this app serves them: loaded once per worker in ``init_app``,
+chosen per request (a pinned version or label, else the ``ROUTING`` policy), run, and
+the result handed to the request log and the metrics.
+
+The model side (``app.serving``) does the work; this module only connects it to Flask.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from app.observability.metrics import ServiceMetrics
+from app.serving.predictor import Classification, ModelBundleError, Predictor
+from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
+from app.serving.routing import Route, Router, ShadowScorer
+from app.web.errors import ModelNotFound, ValidationFailed
+from app.web.request_log import current_record
+
+log = logging.getLogger(__name__)
+
+ROUTING_KEY_HEADER = "X-Routing-Key"
+
+
+@dataclass
+class ServedModels:
+    """This worker's registry of ready versions, its router and its shadow scorer."""
+
+    registry: ModelRegistry
+    router: Router
+    shadow: ShadowScorer | None
+    metrics: ServiceMetrics
+
+    def choose(self, version: str | None, label: str | None, routing_key: str | None) -> Route:
+        """The pinned version or label (404 if unknown), else the routing policy's choice."""
+        if version is not None and label is not None:
+            raise ValidationFailed("Name a version or a label, not both.")
+        try:
+            if version is not None:
+                return Route(self.registry.version(version))
+            if label is not None:
+                return Route(self.registry.labelled(label))
+        except UnknownVersion as error:
+            raise ModelNotFound(f"No {error} is served.") from None
+        return self.router.route(routing_key)
+
+    def run(self, route: Route, texts: list[str]) -> Classification:
+        """Classify ``texts``; hand the result to the request log, the metrics and the
+        shadow (which never delays or fails this call)."""
+        version = route.answer.bundle.version
+        try:
+            result = route.answer.classify(texts)
+        except Exception:
+            self.metrics.child(self.metrics.model_requests, version, "error").inc()
+            raise
+        current_record().classification = result
+        self.metrics.observe_inference(version, result.seconds, result.labels, result.scores)
+        if route.shadow is not None and self.shadow is not None:
+            self.shadow.submit(route.shadow, texts, result)
+        return result
+
+
+def init_app(app: Flask) -> None:
+    """Load every configured version (the worker then serves only ready versions).
+
+    A version that fails to load, or a label or policy that does not fit what loaded,
+    stops the worker with one CRITICAL line; Gunicorn then exits instead of respawning
+    workers that cannot serve.
+    """
+    config = app.config
+    metrics: ServiceMetrics = app.extensions["metrics"]
+    try:
+        registry = ModelRegistry.load(
+            VersionSelection.from_config(config),
+            config["KERAS_BACKEND"],
+            config["INFERENCE_THREADS"],
+        )
+        router = Router(
+            registry, config["ROUTING"], config["CANARY_PERCENT"], config["SHADOW_PERCENT"]
+        )
+    except ModelBundleError as error:
+        log.critical("model failed to load: %s", error)
+        raise
+    shadow = None
+    if router.policy == "shadow":
+        shadow = ShadowScorer(
+            metrics.observe_shadow,
+            lambda version: metrics.child(metrics.shadow_dropped, version).inc(),
+        )
+    app.extensions["models"] = ServedModels(registry, router, shadow, metrics)
+    for version, predictor in registry.versions.items():
+        bundle = predictor.bundle
+        metrics.model_info.labels(bundle.name, version, predictor.backend).set(1)
+        for label, share in bundle.metadata.get("training_label_mix", {}).items():
+            metrics.training_label_share.labels(version, label).set(share)
+    for label, version in registry.labels.items():
+        metrics.model_label.labels(label, version).set(1)
+    start_counters_at_zero(metrics, registry, router)
+    metrics.worker_starts.inc()
+
+
+def start_counters_at_zero(
+    metrics: ServiceMetrics, registry: ModelRegistry, router: Router
+) -> None:
+    """Create the labelled counters that alerts divide, at 0: ``rate()`` never sees the
+    first increment of a series that did not exist before it."""
+    for version in registry.versions:
+        for outcome in ("ok", "error"):
+            metrics.child(metrics.model_requests, version, outcome)
+    if router.candidate is not None and router.policy == "shadow":
+        candidate, stable = router.candidate.bundle.version, router.stable.bundle.version
+        metrics.child(metrics.shadow_dropped, candidate)
+        for agreement in ("agree", "disagree"):
+            metrics.child(metrics.shadow_comparisons, stable, candidate, agreement)
+
+
+def served_models() -> ServedModels:
+    return current_app.extensions["models"]
+
+
+def stable_predictor() -> Predictor:
+    """The version that answers by default (the ``stable`` label)."""
+    return served_models().registry.stable

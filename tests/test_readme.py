@@ -1,0 +1,177 @@
+"""Every example output in the README is what the shipped server gives today.
+
+The README's ``curl`` examples are parsed and sent to the app with its default settings
+(the model ``make serve`` serves); each shown output must match the real answer, numbers
+being the real ones rounded to the digits shown. The batch example runs the real
+``python -m app.batch`` on the input the README shows. When the model changes, these
+tests say which README line to update and with what.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from app.config import PROJECT_ROOT
+
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
+
+
+def blocks() -> list[tuple[str, str]]:
+    return [(match.group(1), match.group(2)) for match in FENCE.finditer(README)]
+
+
+def curl_examples() -> list[tuple[str, str]]:
+    """(curl command, the output the README shows for it): an output is a ``# {...}``
+    comment after the command (same line or the next), or the ```json block right after."""
+    found = []
+    fenced = blocks()
+    for index, (language, text) in enumerate(fenced):
+        if language != "sh":
+            continue
+        lines = text.replace("\\\n", " ").splitlines()
+        for number, line in enumerate(lines):
+            if not line.startswith("curl ") or "localhost" not in line:
+                continue
+            command, _, comment = line.partition("   # ")
+            following = lines[number + 1] if number + 1 < len(lines) else ""
+            if comment.startswith("{"):
+                found.append((command, comment.split("}: ")[0] + ("}" if "}: " in comment else "")))
+            elif following.startswith("# {"):
+                found.append((command, following.removeprefix("# ")))
+            elif (
+                number == len(lines) - 1
+                and index + 1 < len(fenced)
+                and fenced[index + 1][0] == "json"
+            ):
+                found.append((command, fenced[index + 1][1].strip()))
+    return found
+
+
+def request_of(command: str) -> tuple[str, str, dict[str, str], bytes | None]:
+    """Method, path, headers and body of a ``curl`` command line."""
+    words = shlex.split(command.split("  # ")[0])[1:]
+    method, headers, body, path = "GET", {}, None, ""
+    while words:
+        word = words.pop(0)
+        if word == "-X":
+            method = words.pop(0)
+        elif word == "-H":
+            name, _, value = words.pop(0).partition(": ")
+            headers[name] = value
+        elif word == "-d":
+            body = words.pop(0).encode()
+            method = "POST" if method == "GET" else method
+        elif word.startswith("localhost:"):
+            path = "/" + word.split("/", 1)[1]
+    return method, path, headers, body
+
+
+def decimals(number: float, text: str) -> int:
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def mismatch(shown: Any, actual: Any, where: str = "$") -> str | None:
+    """Where ``shown`` is not ``actual`` (numbers: ``actual`` rounded as shown), or None."""
+    if isinstance(shown, dict):
+        if not isinstance(actual, dict) or list(shown) != list(actual):
+            return f"{where}: shown {list(shown)}, the server gives {actual!r}"
+        for key in shown:
+            found = mismatch(shown[key], actual[key], f"{where}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(shown, list):
+        if not isinstance(actual, list) or len(shown) != len(actual):
+            return f"{where}: {shown!r} != {actual!r}"
+        for index, (a, b) in enumerate(zip(shown, actual, strict=True)):
+            found = mismatch(a, b, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    if isinstance(shown, Number) and not isinstance(shown, bool):
+        digits = decimals(shown.value, shown.text)
+        if not isinstance(actual, int | float) or round(actual, digits) != round(
+            shown.value, digits
+        ):
+            return f"{where}: shown {shown.text}, the server gives {actual!r}"
+        return None
+    return None if shown == actual else f"{where}: shown {shown!r}, the server gives {actual!r}"
+
+
+class Number:
+    """A number as the README writes it: its value and its digits."""
+
+    def __init__(self, text: str):
+        self.text, self.value = text, float(text)
+
+
+def parse_shown(text: str) -> Any:
+    return json.loads(text, parse_float=Number, parse_int=Number)
+
+
+EXAMPLES = curl_examples()
+
+
+def test_the_readme_has_examples_to_check():
+    assert len(EXAMPLES) >= 8
+
+
+@pytest.mark.parametrize(("command", "shown"), EXAMPLES, ids=[c[:70] for c, _ in EXAMPLES])
+def test_curl_example_output(client, command, shown):
+    method, path, headers, body = request_of(command)
+    response = client.open(path, method=method, headers=headers, data=body)
+    actual = response.get_json()
+    problem = mismatch(parse_shown(shown), actual)
+    assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
+
+
+def test_batch_example(tmp_path):
+    [example] = [text for language, text in blocks() if "python -m app.batch reviews" in text]
+    [input_block] = [text for language, text in blocks() if text.startswith("$ cat reviews.jsonl")]
+    (tmp_path / "reviews.jsonl").write_text(input_block.split("\n", 1)[1], encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "app.batch", "reviews.jsonl", "scored.jsonl"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shown = example.splitlines()
+    stderr = [line for line in result.stderr.splitlines() if line.strip()]
+    summary = re.compile(r"Scored (\d+) rows \((\d+) bad\) in [\d.]+ s: [\d,]+ rows/s with (.+)")
+    expected_lines = shown[1 : shown.index("$ head -1 scored.jsonl")]
+    assert len(stderr) == len(expected_lines), result.stderr
+    for got, want in zip(stderr, expected_lines, strict=True):
+        if want.startswith("Scored "):
+            assert summary.fullmatch(got).groups() == summary.fullmatch(want).groups(), got
+        else:
+            assert got == want
+    first = (tmp_path / "scored.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    problem = mismatch(parse_shown(shown[-1]), json.loads(first))
+    assert problem is None, f"README batch example\n{problem}\nnow: {first}"
+
+
+def test_request_log_example_has_the_real_fields(client, caplog):
+    [line] = [
+        text.strip()
+        for language, text in blocks()
+        if language == "json" and '"logger": "app.request"' in text
+    ]
+    shown = json.loads(line)
+    with caplog.at_level("INFO", logger="app.request"):
+        client.post("/classify", json={"review": "great crew"})
+    record = caplog.records[-1]
+    for field in ("request_id", "method", "path", "status", "duration_ms", "batch_size", "labels"):
+        assert field in shown and hasattr(record, field), field
+    extra = set(shown) - {"level", "logger", "pid", "message", "time"}
+    assert extra <= set(vars(record)), extra - set(vars(record))

@@ -1,0 +1,212 @@
+"""Several model versions at once: labels, pinning, canary and shadow routing, TF Serving's
+version and label routes, and refusals at start-up. Two real versions: the shipped one and
+a copy of it numbered 2 (same weights, different identity)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from app import create_app
+from app.config import DEFAULT_MODEL_DIR
+from app.serving.routing import key_bucket
+
+# Each app loads two versions: these are feature tests, not part of the quick loop.
+pytestmark = pytest.mark.slow
+
+REVIEW = "The staff were friendly and the room was spotless."
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """A model base folder with versions 1 and 2."""
+    base = tmp_path_factory.mktemp("versions")
+    shutil.copytree(DEFAULT_MODEL_DIR, base / "1")
+    shutil.copytree(DEFAULT_MODEL_DIR, base / "2")
+    metadata = json.loads((base / "2" / "metadata.json").read_text())
+    metadata["version"] = "2"
+    (base / "2" / "metadata.json").write_text(json.dumps(metadata))
+    return base
+
+
+def two_version_app(base_dir, **config):
+    return create_app({"TESTING": True, "MODEL_BASE_DIR": str(base_dir), **config})
+
+
+@pytest.fixture(scope="module")
+def client(base_dir):
+    return two_version_app(base_dir, MODEL_LABELS="stable=1,canary=2").test_client()
+
+
+def answered_by(response) -> str:
+    """The version that answered a Flask test response or a requests response."""
+    body = response.get_json() if hasattr(response, "get_json") else response.json()
+    assert response.status_code == 200, body
+    return body["model"]["version"]
+
+
+def test_every_version_loads_and_stable_answers_by_default(client):
+    assert client.get("/ready").get_json()["versions"] == ["1", "2"]
+    assert answered_by(client.post("/classify", json={"review": REVIEW})) == "1"
+    info = client.get("/model").get_json()
+    assert info["version"] == "1"
+    assert [(v["version"], v["labels"]) for v in info["versions"]] == [
+        ("1", ["stable"]),
+        ("2", ["canary"]),
+    ]
+    assert info["routing"]["policy"] == "stable"
+
+
+@pytest.mark.parametrize(
+    ("query", "version"),
+    [("version=1", "1"), ("version=2", "2"), ("label=canary", "2"), ("label=stable", "1")],
+)
+def test_pinned_versions_and_labels(client, query, version):
+    assert answered_by(client.post(f"/classify?{query}", json={"review": REVIEW})) == version
+
+
+@pytest.mark.parametrize("query", ["version=3", "version=abc", "label=fast"])
+def test_unknown_version_or_label_is_404(client, query):
+    response = client.post(f"/classify?{query}", json={"reviews": [REVIEW]})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "model_not_found"
+
+
+def test_version_and_label_together_is_400(client):
+    response = client.post("/classify?version=1&label=canary", json={"review": REVIEW})
+    assert response.status_code == 400
+
+
+def test_without_labels_the_highest_version_is_stable(base_dir):
+    client = two_version_app(base_dir).test_client()
+    assert answered_by(client.post("/classify", json={"review": REVIEW})) == "2"
+
+
+def test_model_versions_selects_what_loads(base_dir):
+    client = two_version_app(base_dir, MODEL_VERSIONS="1").test_client()
+    assert client.get("/ready").get_json()["versions"] == ["1"]
+
+
+def test_tf_serving_lists_every_version_and_follows_labels(client):
+    status = client.get("/v1/models/sentiment").get_json()["model_version_status"]
+    assert [entry["version"] for entry in status] == ["1", "2"]
+    one = client.get("/v1/models/sentiment/labels/canary").get_json()["model_version_status"]
+    assert [entry["version"] for entry in one] == ["2"]
+    metadata = client.get("/v1/models/sentiment/labels/canary/metadata").get_json()
+    assert metadata["model_spec"]["version"] == "2"
+    by_label = client.post(
+        "/v1/models/sentiment/labels/canary:predict", json={"instances": [REVIEW]}
+    )
+    by_version = client.post(
+        "/v1/models/sentiment/versions/2:predict", json={"instances": [REVIEW]}
+    )
+    assert by_label.get_json() == by_version.get_json()
+
+
+def test_tf_serving_unknown_label_and_version(client):
+    # TF Serving: an unknown label is INVALID_ARGUMENT (400), an unknown version NOT_FOUND.
+    label = client.post("/v1/models/sentiment/labels/nope:predict", json={"instances": ["a"]})
+    assert label.status_code == 400
+    assert label.get_json() == {"error": "Unrecognized servable version label: nope"}
+    version = client.get("/v1/models/sentiment/versions/3")
+    assert version.status_code == 404
+    assert "Specific(sentiment, 3)" in version.get_json()["error"]
+
+
+def test_canary_hash_is_stable_and_spread():
+    buckets = [key_bucket(f"user-{index}") for index in range(20_000)]
+    assert all(0 <= bucket < 100 for bucket in buckets)
+    share = sum(bucket < 10 for bucket in buckets) / len(buckets)
+    assert abs(share - 0.10) < 0.01
+    assert key_bucket("user-1") == key_bucket("user-1")
+
+
+def test_shadow_failures_never_reach_the_client(base_dir):
+    app = two_version_app(base_dir, MODEL_LABELS="stable=1,canary=2", ROUTING="shadow")
+    models = app.extensions["models"]
+    candidate = models.registry.labelled("canary")
+    client = app.test_client()
+    expected = client.post("/classify?version=1", json={"review": REVIEW}).get_json()
+
+    def broken(texts):
+        raise RuntimeError("candidate is broken")
+
+    candidate.classify = broken  # an instance attribute: this app's candidate only
+    body = client.post("/classify", json={"review": REVIEW}).get_json()
+    models.shadow.join()
+    assert body == expected
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'sentiment_shadow_dropped_total{version="2"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MODEL_LABELS": "stable=3"}, "stable=3 names a version that is not loaded"),
+        ({"MODEL_VERSIONS": "1,7"}, "MODEL_VERSIONS=1,7: no folder"),
+        ({"ROUTING": "canary"}, "ROUTING=canary needs a 'canary' label"),
+        ({"ROUTING": "bandwagon"}, "ROUTING=bandwagon: use one of"),
+    ],
+)
+def test_bad_version_settings_stop_start_up(base_dir, env, message):
+    from app.serving.predictor import ModelBundleError
+
+    with pytest.raises(ModelBundleError, match=message):
+        two_version_app(base_dir, **env)
+
+
+# --- A real Gunicorn with two versions -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def canary_server(base_dir, tmp_path_factory):
+    from deploy.dyno import WebProcess
+
+    server = WebProcess(
+        {
+            "MODEL_BASE_DIR": str(base_dir),
+            "MODEL_LABELS": "stable=1,canary=2",
+            "ROUTING": "canary",
+            "CANARY_PERCENT": "10",
+        },
+        log_path=tmp_path_factory.mktemp("canary") / "server.log",
+    )
+    server.wait_ready("/ready")
+    yield server
+    server.stop()
+
+
+def classify_with_key(server, key: str | None) -> str:
+    headers = {"X-Routing-Key": key} if key else {}
+    response = requests.post(
+        f"{server.url}/classify", json={"review": REVIEW}, headers=headers, timeout=10
+    )
+    return answered_by(response)
+
+
+def test_canary_share_and_stickiness_on_a_real_server(canary_server):
+    keys = [f"customer-{index}" for index in range(2000)]
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(lambda key: classify_with_key(canary_server, key), keys))
+        again = list(pool.map(lambda key: classify_with_key(canary_server, key), keys[:300]))
+    share = Counter(first)["2"] / len(keys)
+    assert abs(share - 0.10) <= 0.03, share
+    assert again == first[:300]  # the same key, the same version, whichever worker answers
+    pinned = requests.post(
+        f"{canary_server.url}/classify?version=2", json={"review": REVIEW}, timeout=10
+    )
+    assert answered_by(pinned) == "2"
+
+
+def test_a_broken_version_folder_stops_the_server(base_dir, tmp_path, start_server):
+    broken = tmp_path / "base"
+    shutil.copytree(base_dir, broken)
+    (broken / "2" / "model.keras").write_bytes(b"not a model")
+    server = start_server(MODEL_BASE_DIR=str(broken))
+    assert server.process.wait(timeout=60) != 0
+    assert "model.keras: cannot be loaded as a Keras model" in server.log()
