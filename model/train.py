@@ -253,13 +253,37 @@ def summary_table(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Retrain the shipped sentiment model.")
-    parser.add_argument("--output", type=Path, default=DEFAULT_MODEL_DIR)
-    parser.add_argument("--verbose", action="store_true", help="show Keras progress")
+    parser = argparse.ArgumentParser(description="Retrain a shipped sentiment model version.")
+    parser.add_argument("--version", choices=("1", "2"), default="1")
+    parser.add_argument("--output", type=Path, help="default: model/sentiment/<version>")
+    parser.add_argument("--verbose", action="store_true", help="show Keras progress (v1)")
+    parser.add_argument(
+        "--goemotions",
+        type=Path,
+        help="GoEmotions folder for version 2 (default: ../shared/data/goemotions)",
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for version 2's spread")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    if args.version == "2":
+        from model.goemotions import DEFAULT_DIR, check_dir
+
+        # Checked before TensorFlow loads: a missing folder fails in a second.
+        try:
+            goemotions_dir = check_dir(args.goemotions or DEFAULT_DIR)
+        except FileNotFoundError as error:
+            parser.exit(2, f"model.train: {error}\n")
     use_tensorflow_backend()
+    if args.version == "2":
+        from model import train_v2
+
+        output = args.output or train_v2.DEFAULT_OUTPUT
+        metadata = train_v2.run(output, goemotions_dir, args.seeds)
+        train_v2.print_summary(metadata)
+        print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
+        return
+    args.output = args.output or DEFAULT_MODEL_DIR
     config = TrainingConfig()
     path = corpus_path()
     splits = load_splits(path)

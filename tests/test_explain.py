@@ -131,7 +131,7 @@ def test_explain_answers_like_classify(client):
         ("", {"review": "x" * 5001}, 400, "validation_error"),
         ("?version=9", {"review": "ok"}, 404, "model_not_found"),
         ("?label=nope", {"review": "ok"}, 404, "model_not_found"),
-        ("?version=1&label=stable", {"review": "ok"}, 400, "validation_error"),
+        ("?version=9&label=stable", {"review": "ok"}, 404, "model_not_found"),
     ],
 )
 def test_bad_requests_get_the_documented_errors(client, query, body, status, code):

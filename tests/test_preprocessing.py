@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
 
 from app.serving.preprocessing import (
+    LEXICON_TOKENS,
+    NEGATED_LEXICON_TOKENS,
+    NEGATED_PREFIX,
     NUMBER_TOKEN,
     OOV_ID,
     PAD_ID,
@@ -19,6 +23,7 @@ from app.serving.preprocessing import (
     ngrams,
     standardize,
     tokenize,
+    tokenize_with_negation,
 )
 
 
@@ -68,7 +73,7 @@ TEXTS = [
 ]
 
 
-def fit(**overrides: int) -> TextEncoder:
+def fit(**overrides: Any) -> TextEncoder:
     options = {"max_vocabulary": 100, "sequence_length": 8, "ngram_size": 2, "min_count": 2}
     return TextEncoder.fit(TEXTS, **(options | overrides))
 
@@ -132,3 +137,91 @@ def test_from_config_defaults_to_unigrams() -> None:
     encoder = TextEncoder.from_config({"vocabulary": ["a"], "sequence_length": 3})
     assert encoder.ngram_size == 1
     assert encoder.encode_batch(["a b a"]).tolist() == [[2, OOV_ID, 2]]
+
+
+# --- Opt-in features of version 2 (negation scope, lexicon tokens) ---------------------
+
+# sha256 of version 1's ids for the tweet test split followed by the benchmark reviews,
+# computed with the encoder as it was before the opt-in features existed (commit 8368f34).
+V1_IDS_SHA256 = "e6460a4eadf480ca697ea28ef999037d5ec1133171e3ad8885acf4d6a3270b12"
+
+
+def test_version_1_encodes_exactly_as_before() -> None:
+    import hashlib
+    from pathlib import Path
+
+    from benchmarks.reviews import REVIEWS
+    from model.corpus import load_splits
+
+    folder = Path(__file__).resolve().parent.parent / "model" / "sentiment" / "1"
+    config = json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
+    assert set(config) == {"vocabulary", "sequence_length", "ngram_size"}
+    encoder = TextEncoder.from_config(config)
+    assert encoder.negation_scope == 0 and encoder.lexicon == {}
+    assert encoder.to_config() == config  # no new keys written for version 1
+    texts = [example.text for example in load_splits()["test"]] + list(REVIEWS)
+    ids = encoder.encode_batch(texts)
+    assert hashlib.sha256(ids.tobytes()).hexdigest() == V1_IDS_SHA256
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("not good", ["not", "not_good"]),
+        (
+            "The food was not bad at all, but slow.",
+            ["the", "food", "was", "not", "not_bad", "at", "all", "but", "slow"],
+        ),
+        (
+            "I don't really like it. Great staff",
+            ["i", "don't", "really", "not_like", "it", "great", "staff"],
+        ),
+        ("never again!!", ["never", "not_again", "!", "!"]),
+        (
+            "wasnt worth the money or the time at all",
+            ["wasnt", "not_worth", "the", "not_money", "not_or", "the", "time", "at", "all"],
+        ),
+        ("no", ["no"]),
+        ("good, not", ["good", "not"]),
+    ],
+)
+def test_negation_scope_marks_content_words_up_to_a_boundary(text, tokens) -> None:
+    marked, negated = tokenize_with_negation(text, 3)
+    assert marked == tokens
+    assert negated == [token.startswith(NEGATED_PREFIX) for token in tokens]
+
+
+def test_negation_scope_keeps_tokenize_otherwise() -> None:
+    for text in [*TEXTS, "Check https://t.co/x @bob :) 3.5 stars 😀", "", "a. b, c; d: e"]:
+        assert tokenize_with_negation(text, 3)[0] == tokenize(text)
+
+
+def test_lexicon_tokens_follow_the_tokens_and_flip_in_a_negation_scope() -> None:
+    lexicon = {"love": 2, "fine": 1, "hate": -2}
+    encoder = fit(negation_scope=3, lexicon=lexicon)
+    assert set(LEXICON_TOKENS.values()) <= set(encoder.vocabulary)
+    assert set(NEGATED_LEXICON_TOKENS.values()) <= set(encoder.vocabulary)
+    _, extras = encoder.features("I love it, but I don't hate it. Fine")
+    assert extras == [LEXICON_TOKENS[2], NEGATED_LEXICON_TOKENS[-2], LEXICON_TOKENS[1]]
+    index = {token: i + RESERVED_IDS for i, token in enumerate(encoder.vocabulary)}
+    ids = encoder.encode_ids("I love this phone")
+    # tokens, then lexicon tokens, then the bigrams in the vocabulary
+    assert ids == [
+        index["i"],
+        index["love"],
+        index["this"],
+        index["phone"],
+        index[LEXICON_TOKENS[2]],
+        index["i love"],  # "love this" is seen once: not in the vocabulary
+        index["this phone"],
+    ]
+
+
+def test_options_round_trip_through_the_config() -> None:
+    encoder = fit(negation_scope=2, lexicon={"love": 2, "hate": -2})
+    config = json.loads(json.dumps(encoder.to_config()))
+    assert config["negation_scope"] == 2 and config["lexicon"] == {"love": 2, "hate": -2}
+    restored = TextEncoder.from_config(config)
+    assert restored == encoder
+    texts = [*TEXTS, "I do not love it", "never hate"]
+    assert (restored.encode_batch(texts) == encoder.encode_batch(texts)).all()

@@ -102,8 +102,10 @@ def assert_same_scores(spark_row: dict, batch_row: dict, classes: list[str]) -> 
 
 @pytest.fixture(scope="module")
 def classes() -> list[str]:
-    metadata = json.loads((PROJECT_ROOT / "model/sentiment/1/metadata.json").read_text())
-    return metadata["classes"]
+    """The classes of the version both commands score with by default."""
+    from app.offline.package import model_version_dir
+
+    return json.loads((model_version_dir(None) / "metadata.json").read_text())["classes"]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,7 @@ def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
 
     assert result.returncode == 0, result.stderr
     assert summary(result.stderr) == summary(batch.stderr)
-    loads = re.findall(r"^python worker \d+: model v1 loaded", result.stderr, flags=re.M)
+    loads = re.findall(r"^python worker \d+: model v\d+ loaded", result.stderr, flags=re.M)
     assert 1 <= len(loads) <= 2, result.stderr  # local[2]: two Python workers at most
     print(f"\nspark: {result.stderr.strip().splitlines()[-1]}")  # with -s; the README quotes it
     with batch_out.open(newline="", encoding="utf-8") as file:

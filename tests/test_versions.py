@@ -77,9 +77,12 @@ def test_unknown_version_or_label_is_404(client, query):
     assert response.get_json()["error"]["code"] == "model_not_found"
 
 
-def test_version_and_label_together_is_400(client):
+def test_version_and_label_together_must_agree(client):
+    agreeing = client.post("/classify?version=2&label=canary", json={"review": REVIEW})
+    assert answered_by(agreeing) == "2"
     response = client.post("/classify?version=1&label=canary", json={"review": REVIEW})
-    assert response.status_code == 400
+    assert response.status_code == 404
+    assert response.get_json()["error"]["message"] == "Label 'canary' names version 2."
 
 
 def test_without_labels_the_highest_version_is_stable(base_dir):

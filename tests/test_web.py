@@ -826,7 +826,7 @@ def test_docs_renders_every_operation_and_tries_one(server, browser, device):
     screenshot(browser, f"{device}-docs")
 
     # "Try it out" on POST /classify with its first example: a real answer.
-    block = browser.find_element(By.ID, "operations-classify-post_classify")
+    block = browser.find_element(By.ID, "operations-classify-classify")
     block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
     try_it = wait_for(
         browser,

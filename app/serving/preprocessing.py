@@ -8,6 +8,7 @@ no Flask, no Keras, so it is cheap to import and to test.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import unicodedata
@@ -141,6 +142,63 @@ def ngrams(tokens: Sequence[str], n: int) -> list[str]:
     return features
 
 
+# Negation scope marking (opt-in, see ``TextEncoder.negation_scope``). A negator turns the
+# next few content words into marked tokens ("not great" → "not", "not_great"), so that a
+# negated word gets its own embedding instead of lending the plain word's tone.
+NEGATED_PREFIX = "not_"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_NEGATORS = _words(
+    "not no never none nobody nothing nowhere neither nor cannot without hardly barely "
+    "dont doesnt didnt isnt wasnt arent werent cant couldnt wouldnt shouldnt wont "
+    "havent hasnt hadnt aint neednt mustnt"
+)
+# A clause boundary ends the scope: punctuation, or a word that turns the sentence.
+_SCOPE_ENDS = frozenset(".,;:!?") | _words("but however although though yet except")
+# Words that neither get marked nor use up the scope ("not at all the best" → "not_best").
+_SCOPE_SKIPS = _words(
+    "a an the at all so too very really that this it its be been is was are were "
+    "even quite much any my our your their his her i we you they to of"
+)
+_TOKEN_OR_BOUNDARY = re.compile(_TOKEN.pattern + r"|[.,;:]")
+# Lexicon features (opt-in, see ``TextEncoder.lexicon``): a word's prior polarity
+# bucket (-2 … 2, 0 never stored) becomes an extra token; in a negation scope, its own.
+LEXICON_TOKENS = {value: f"xxlex{value:+d}" for value in (-2, -1, 1, 2)}
+NEGATED_LEXICON_TOKENS = {value: f"xxnotlex{value:+d}" for value in (-2, -1, 1, 2)}
+
+
+def is_negator(token: str) -> bool:
+    """``not``, ``never``, ``no``… and every ``n't`` contraction (with or without ')."""
+    return token in _NEGATORS or token.endswith("n't")
+
+
+def tokenize_with_negation(text: str, scope: int) -> tuple[list[str], list[bool]]:
+    """``tokenize(text)`` with up to ``scope`` content words after each negator marked
+    (``NEGATED_PREFIX``), and for each token whether it was in a negation scope."""
+    tokens: list[str] = []
+    negated: list[bool] = []
+    left = 0
+    for token in _TOKEN_OR_BOUNDARY.findall(standardize(text)):
+        if token in _SCOPE_ENDS:
+            left = 0
+            if token in ".,;:":
+                continue  # boundaries only: tokenize() never returns them
+        elif is_negator(token):
+            left = scope
+        elif left and token not in _SCOPE_SKIPS:
+            left -= 1
+            tokens.append(NEGATED_PREFIX + token)
+            negated.append(True)
+            continue
+        tokens.append(token)
+        negated.append(False)
+    return tokens, negated
+
+
 @dataclass
 class TextEncoder:
     """Maps texts to fixed-length rows of vocabulary ids (the model's input).
@@ -150,11 +208,19 @@ class TextEncoder:
     (unknown n-grams are dropped: they carry no information), truncated or padded with
     ``PAD_ID`` to ``sequence_length``. A text with no token at all becomes one
     ``OOV_ID``, so that a masked average over the row is always defined.
+
+    Two opt-in features (version 2 and later; their defaults encode exactly as version 1
+    did): ``negation_scope`` > 0 marks that many content words after a negator
+    (``tokenize_with_negation``), and a non-empty ``lexicon`` (word → prior polarity
+    bucket, -2 … 2) adds one lexicon token per known word, right after the tokens and
+    before the n-grams, so that a long text keeps them.
     """
 
     vocabulary: list[str]
     sequence_length: int
     ngram_size: int = 1
+    negation_scope: int = 0
+    lexicon: dict[str, int] = field(default_factory=dict)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -174,25 +240,63 @@ class TextEncoder:
         sequence_length: int,
         ngram_size: int = 1,
         min_count: int = 2,
+        negation_scope: int = 0,
+        lexicon: dict[str, int] | None = None,
     ) -> TextEncoder:
         """Build the vocabulary from training texts: the most frequent features seen at
-        least ``min_count`` times; ties broken alphabetically so a refit is identical."""
+        least ``min_count`` times; ties broken alphabetically so a refit is identical.
+        The lexicon's tokens are always in the vocabulary when a lexicon is given."""
+        unfitted = cls([], sequence_length, ngram_size, negation_scope, dict(lexicon or {}))
         counts: Counter[str] = Counter()
         for text in texts:
-            counts.update(ngrams(tokenize(text), ngram_size))
+            tokens, extras = unfitted.features(text)
+            counts.update(ngrams(tokens, ngram_size))
+            counts.update(extras)
         kept = sorted(
             (item for item in counts.items() if item[1] >= min_count),
             key=lambda item: (-item[1], item[0]),
         )
         vocabulary = [token for token, _ in kept[:max_vocabulary]]
-        return cls(vocabulary=vocabulary, sequence_length=sequence_length, ngram_size=ngram_size)
+        if lexicon:
+            known = set(vocabulary)
+            features = [*LEXICON_TOKENS.values(), *NEGATED_LEXICON_TOKENS.values()]
+            vocabulary.extend(token for token in features if token not in known)
+        return dataclasses.replace(unfitted, vocabulary=vocabulary)
+
+    def features(self, text: str) -> tuple[list[str], list[str]]:
+        """The text's tokens (negation-marked if enabled) and its lexicon tokens."""
+        if not self.negation_scope:
+            tokens = tokenize(text)
+            negated: Sequence[bool] = ()
+        else:
+            tokens, negated = tokenize_with_negation(text, self.negation_scope)
+        lexicon = self.lexicon
+        if not lexicon:
+            return tokens, []
+        extras = []
+        prefix = len(NEGATED_PREFIX)
+        for position, token in enumerate(tokens):
+            if negated and negated[position]:
+                value = lexicon.get(token[prefix:])
+                if value:
+                    extras.append(NEGATED_LEXICON_TOKENS[value])
+            else:
+                value = lexicon.get(token)
+                if value:
+                    extras.append(LEXICON_TOKENS[value])
+        return tokens, extras
 
     def encode_ids(self, text: str) -> list[int]:
         """The ids of one text, at most ``sequence_length`` of them, unpadded."""
-        tokens = tokenize(text)
         index = self._index
         length = self.sequence_length
-        ids = [index.get(token, OOV_ID) for token in tokens[:length]]
+        if self.negation_scope or self.lexicon:
+            tokens, extras = self.features(text)
+            ids = [index.get(token, OOV_ID) for token in tokens[:length]]
+            ids.extend(index.get(token, OOV_ID) for token in extras[: length - len(ids)])
+        else:  # version 1's encoding, kept on its own short path (it is the hot one)
+            tokens = tokenize(text)
+            ids = [index.get(token, OOV_ID) for token in tokens[:length]]
         for size in range(2, self.ngram_size + 1):
             for start in range(len(tokens) - size + 1):
                 if len(ids) >= length:
@@ -229,11 +333,17 @@ class TextEncoder:
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-serialisable description, saved beside the model."""
-        return {
+        config: dict[str, Any] = {
             "vocabulary": self.vocabulary,
             "sequence_length": self.sequence_length,
             "ngram_size": self.ngram_size,
         }
+        # Written only when used, so a version 1 config stays exactly as it was.
+        if self.negation_scope:
+            config["negation_scope"] = self.negation_scope
+        if self.lexicon:
+            config["lexicon"] = self.lexicon
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> TextEncoder:
@@ -242,4 +352,6 @@ class TextEncoder:
             vocabulary=list(config["vocabulary"]),
             sequence_length=int(config["sequence_length"]),
             ngram_size=int(config.get("ngram_size", 1)),
+            negation_scope=int(config.get("negation_scope", 0)),
+            lexicon={str(word): int(value) for word, value in config.get("lexicon", {}).items()},
         )

@@ -16,7 +16,7 @@ from app.observability.metrics import ServiceMetrics
 from app.serving.predictor import Classification, ModelBundleError, Predictor
 from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
 from app.serving.routing import Route, Router, ShadowScorer
-from app.web.errors import ModelNotFound, ValidationFailed
+from app.web.errors import ModelNotFound
 from app.web.request_log import current_record
 
 log = logging.getLogger(__name__)
@@ -34,17 +34,17 @@ class ServedModels:
     metrics: ServiceMetrics
 
     def choose(self, version: str | None, label: str | None, routing_key: str | None) -> Route:
-        """The pinned version or label (404 if unknown), else the routing policy's choice."""
-        if version is not None and label is not None:
-            raise ValidationFailed("Name a version or a label, not both.")
+        """The pinned version or label (404 if unknown; given together, the label must
+        name that version), else the routing policy's choice."""
         try:
-            if version is not None:
-                return Route(self.registry.version(version))
-            if label is not None:
-                return Route(self.registry.labelled(label))
+            pinned = self.registry.version(version) if version is not None else None
+            labelled = self.registry.labelled(label) if label is not None else None
         except UnknownVersion as error:
             raise ModelNotFound(f"No {error} is served.") from None
-        return self.router.route(routing_key)
+        if pinned and labelled and pinned is not labelled:
+            raise ModelNotFound(f"Label {label!r} names version {labelled.bundle.version}.")
+        chosen = pinned or labelled
+        return Route(chosen) if chosen else self.router.route(routing_key)
 
     def run(self, route: Route, texts: list[str]) -> Classification:
         """Classify ``texts``; hand the result to the request log, the metrics and the

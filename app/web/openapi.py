@@ -118,6 +118,18 @@ def get(operation_id: str, tag: str, summary: str, ok: dict[str, Any]) -> dict[s
     }
 
 
+def pin_parameters() -> list[dict[str, Any]]:
+    """``?version=`` and ``?label=``: pin the answering version (else ``ROUTING`` picks)."""
+    pin = (
+        "Pin the version that answers (else the routing policy picks); given together, "
+        "the label must name that version. Unknown: 404."
+    )
+    return [
+        {"name": name, "in": "query", "description": pin, "schema": {"type": kind}, "example": e}
+        for name, kind, e in (("version", "integer", 1), ("label", "string", "stable"))
+    ]
+
+
 def classify_operations() -> dict[str, dict[str, Any]]:
     """``/classify`` and the service's own GET routes."""
     single = {
@@ -152,6 +164,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
                 "tags": ["classify"],
                 "summary": "Classify one review or a batch of reviews.",
                 "description": "Send exactly one of `review` or `reviews`.",
+                "parameters": pin_parameters(),
                 "requestBody": json_body(
                     one_of("ClassifyOneRequest", "ClassifyBatchRequest"),
                     {
@@ -245,7 +258,6 @@ def explain_operation() -> dict[str, Any]:
         "method": "occlusion",
         "model": {"name": "sentiment", "version": "1"},
     }
-    pin = "Pin a version or a label, as on `POST /classify` (not both); else routing picks."
     return {
         "post": {
             "operationId": "explain",
@@ -256,10 +268,7 @@ def explain_operation() -> dict[str, Any]:
                 "probability with the token minus without it (the token and the n-grams it is "
                 "part of left out: occlusion). Positive: it pushed toward that class."
             ),
-            "parameters": [
-                {"name": n, "in": "query", "description": pin, "schema": {"type": t}, "example": e}
-                for n, t, e in (("version", "integer", 1), ("label", "string", "stable"))
-            ],
+            "parameters": pin_parameters(),
             "requestBody": json_body(
                 ref("ExplainRequest"),
                 {"explain": example({"review": "Great job!"}, "One review.")},
@@ -492,7 +501,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[marshmallow],
         info=INFO,
-        servers=[{"url": "/", "description": "This server (relative to the document's URL)."}],
+        servers=[{"url": "/", "description": "This server."}],
         security=[],  # no authentication (README: put it at the edge)
         tags=TAGS,
     )

@@ -1,0 +1,206 @@
+"""Version 2's committed artifact: what it records, that it serves what it records.
+
+Retraining takes minutes, so these tests check the artifact as built by
+``make model VERSION=2``: its files fit together, its metadata is consistent with the data
+in the repository, the known answers come back from the real model on the serving
+backend, and the recorded dev-set metrics are reproduced by the served model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.serving.preprocessing import TextEncoder
+from model import lexicons
+from model.corpus import CLASSES, corpus_path, file_sha256
+from model.teamdata import DEVSET_FILE, REVIEWS_FILE
+from model.train import ARTIFACT_FILES
+from model.train_v2 import (
+    CONFIDENCE_BUCKETS,
+    DEFAULT_OUTPUT,
+    EVALUATED,
+    TrainingConfigV2,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = DEFAULT_OUTPUT
+MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def metadata() -> dict[str, Any]:
+    return json.loads((MODEL_DIR / "metadata.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    config = json.loads((MODEL_DIR / "preprocessing.json").read_text(encoding="utf-8"))
+    return TextEncoder.from_config(config)
+
+
+def test_artifact_is_complete_and_under_20_mb() -> None:
+    files = {path.name for path in MODEL_DIR.iterdir() if path.is_file()}
+    assert set(ARTIFACT_FILES) <= files <= {*ARTIFACT_FILES, "evaluation.md"}
+    assert sum((MODEL_DIR / name).stat().st_size for name in ARTIFACT_FILES) < MAX_ARTIFACT_BYTES
+
+
+def test_encoder_uses_the_opt_in_features(encoder: TextEncoder, metadata) -> None:
+    config = TrainingConfigV2()
+    assert encoder.negation_scope == config.negation_scope > 0
+    # The lexicon is the one the pinned packages give (rebuilt here from their files).
+    assert encoder.lexicon == lexicons.merged_lexicon()
+    assert encoder.vocabulary_size == metadata["training"]["vocabulary_size"]
+    assert len(encoder.vocabulary) <= config.max_vocabulary + 8  # + the lexicon tokens
+
+
+def test_metadata_names_its_data(metadata: dict[str, Any]) -> None:
+    assert metadata["name"] == "sentiment" and metadata["version"] == "2"
+    assert metadata["classes"] == list(CLASSES)
+    data = metadata["data"]
+    assert data["tweets"]["sha256"] == file_sha256(corpus_path())
+    # The committed team files are the ones the model was trained and scored on.
+    assert data["team_reviews"]["sha256"] == file_sha256(REVIEWS_FILE)
+    assert data["devset"]["sha256"] == file_sha256(DEVSET_FILE)
+    assert data["goemotions"]["licence"] == "Apache-2.0"
+    assert set(data["training_rows"]) == {
+        "tweets",
+        "goemotions",
+        "team_reviews",
+        "lexicon_words",
+        "topic_words",
+    }
+    training = metadata["training"]
+    assert {k: training[k] for k in TrainingConfigV2.__dataclass_fields__} == vars(
+        TrainingConfigV2()
+    )
+
+
+def test_recorded_metrics_are_consistent(metadata: dict[str, Any]) -> None:
+    metrics = metadata["metrics"]
+    assert set(metrics) == set(EVALUATED)
+    assert sum(np.array(metrics["devset"]["confusion_matrix"]).sum(axis=1)) == 720
+    for name in EVALUATED:
+        matrix = np.array(metrics[name]["confusion_matrix"])
+        assert metrics[name]["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum(), abs=1e-4)
+        shares = matrix.sum(axis=0) / matrix.sum()
+        for i, label in enumerate(CLASSES):
+            assert metrics[name]["predicted_share"][label] == pytest.approx(shares[i], abs=1e-4)
+        assert 0 <= metrics[name]["ece"] < 0.2
+    breakdown = metrics["devset"]["breakdown"]
+    assert sum(group["rows"] for group in breakdown["domain"].values()) == 720
+    assert sum(group["rows"] for group in breakdown["kind"].values()) == 720
+
+
+def test_dev_set_targets(metadata: dict[str, Any]) -> None:
+    """Issue 14's targets on the team's dev set."""
+    dev = metadata["metrics"]["devset"]
+    assert dev["macro_f1"] >= 0.80
+    assert min(group["macro_f1"] for group in dev["breakdown"]["domain"].values()) >= 0.70
+    assert abs(dev["predicted_share"]["negative"] - dev["true_share"]["negative"]) <= 0.05
+
+
+def test_calibration_is_recorded(metadata: dict[str, Any]) -> None:
+    calibration = metadata["calibration"]
+    assert calibration["temperature"] > 0
+    assert "devset" not in calibration["fitted_on"]
+    assert set(calibration["ece_before"]) == set(calibration["ece_after"]) == set(EVALUATED)
+    # Temperature scaling minimises the log-loss on the calibration rows; on the
+    # tweets (most of them) it must not make the calibration error worse.
+    assert (
+        calibration["ece_after"]["tweet_validation"]
+        <= calibration["ece_before"]["tweet_validation"] + 0.005
+    )
+
+
+def test_seed_spread_covers_three_seeds(metadata: dict[str, Any]) -> None:
+    spread = metadata["seed_spread"]
+    assert spread["seeds"] == [1337, 1338, 1339]
+    first = spread["runs"][0]
+    assert first["devset"]["macro_f1"] == metadata["metrics"]["devset"]["macro_f1"]
+    dev = spread["devset.macro_f1"]
+    assert dev["min"] <= dev["mean"] <= dev["max"]
+
+
+def test_drift_reference_describes_the_tweet_test_split(metadata: dict[str, Any]) -> None:
+    reference = metadata["reference"]
+    histogram = reference["confidence_histogram"]
+    assert histogram["buckets"] == list(CONFIDENCE_BUCKETS)
+    assert len(histogram["counts"]) == len(histogram["buckets"]) + 1
+    assert sum(histogram["counts"]) == metadata["data"]["tweets"]["split"]["test"]
+    assert sum(reference["label_mix"].values()) == pytest.approx(1, abs=1e-3)
+    assert reference["label_mix"] == metadata["metrics"]["tweet_test"]["predicted_share"]
+    assert sum(metadata["training_label_mix"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_known_answers_cover_every_class(metadata: dict[str, Any]) -> None:
+    answers = metadata["known_answers"]
+    assert 5 <= len(answers) <= 8
+    assert {answer["label"] for answer in answers} == set(CLASSES)
+    assert all(set(answer) == {"text", "label"} for answer in answers)
+
+
+_SERVED = """
+import json, sys
+import numpy as np
+from app.serving.predictor import Predictor
+from model.teamdata import load_devset
+from model.train_v2 import DEFAULT_OUTPUT, scores
+from model.corpus import CLASSES
+
+predictor = Predictor.load(DEFAULT_OUTPUT, backend="openvino")
+metadata = predictor.bundle.metadata
+answers = [predictor.classify([a["text"]]) for a in metadata["known_answers"]]
+dev = load_devset()
+probabilities = predictor.predict_proba([row.text for row in dev])
+truth = np.array([CLASSES.index(row.label) for row in dev])
+print(json.dumps({
+    "labels": [a.labels[0] for a in answers],
+    "scores": [a.scores[0] for a in answers],
+    "devset": scores(truth, probabilities),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_served_model_gives_the_known_answers_and_recorded_dev_metrics(metadata) -> None:
+    env = {**os.environ, "KERAS_BACKEND": "openvino", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-c", _SERVED],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    served = json.loads(completed.stdout)
+    assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
+    assert min(served["scores"]) >= 0.7
+    recorded = metadata["metrics"]["devset"]
+    assert served["devset"]["macro_f1"] == pytest.approx(recorded["macro_f1"], abs=2e-3)
+    assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=2e-3)
+
+
+def test_training_says_where_goemotions_is_missing(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "model.train", "--version", "2", "--goemotions", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert f"GoEmotions not found in {tmp_path}" in completed.stderr
+    assert "--goemotions DIR" in completed.stderr
+    assert not (tmp_path / "metadata.json").exists()

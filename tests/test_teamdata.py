@@ -1,0 +1,86 @@
+"""The team-written data in model/data/: well-formed, and the dev set never trained on."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from model.corpus import CLASSES
+from model.teamdata import (
+    DEVSET_FILE,
+    REVIEWS_FILE,
+    TeamText,
+    drop_near_duplicates,
+    load_devset,
+    load_team_reviews,
+    near_duplicate,
+    normalise,
+    read_team_file,
+)
+
+KINDS = {
+    "plain",
+    "negation",
+    "contrast",
+    "sarcasm",
+    "slang",
+    "short",
+    "factual_neutral",
+    "question",
+}
+
+
+@pytest.fixture(scope="module")
+def devset() -> list[TeamText]:
+    return load_devset()
+
+
+@pytest.fixture(scope="module")
+def reviews() -> list[TeamText]:
+    return read_team_file(REVIEWS_FILE)
+
+
+def test_devset_is_balanced_across_twelve_domains(devset: list[TeamText]) -> None:
+    assert len(devset) >= 720
+    domains = Counter(row.domain for row in devset)
+    assert len(domains) >= 12
+    for domain in domains:
+        labels = Counter(row.label for row in devset if row.domain == domain)
+        assert labels == {label: 20 for label in CLASSES}, domain
+    kinds = Counter(row.kind for row in devset)
+    assert set(kinds) <= KINDS
+    assert sum(count for kind, count in kinds.items() if kind != "plain") >= 0.15 * len(devset)
+
+
+def test_texts_are_unique_within_each_file(devset, reviews) -> None:
+    for rows in (devset, reviews):
+        keys = [normalise(row.text) for row in rows]
+        assert all(keys) and len(set(keys)) == len(keys)
+
+
+def test_training_reviews_never_repeat_a_devset_text(devset, reviews) -> None:
+    dev_keys = {normalise(row.text) for row in devset}
+    assert not [row.text for row in reviews if normalise(row.text) in dev_keys]
+    kept, dropped = drop_near_duplicates(reviews, [row.text for row in devset])
+    assert dropped == [] and kept == reviews
+
+
+def test_near_duplicate_catches_small_rewordings() -> None:
+    dev = ["Zip broke the second time I used it.", "Love it."]
+    assert near_duplicate("zip broke the second time i wore it", dev) == dev[0]
+    assert near_duplicate("LOVE IT!!!", dev) == dev[1]
+    assert near_duplicate("The zip is metal and the lining is cotton.", dev) is None
+
+
+def test_reviews_split_into_train_and_calibration_rows(reviews) -> None:
+    splits = load_team_reviews()
+    assert len(splits["train"]) + len(splits["validation"]) == len(reviews)
+    assert 0.05 * len(reviews) < len(splits["validation"]) < 0.15 * len(reviews)
+    assert {row.label for row in splits["validation"]} == set(CLASSES)
+    assert load_team_reviews() == splits
+
+
+def test_files_are_where_training_reads_them() -> None:
+    assert DEVSET_FILE.parent == REVIEWS_FILE.parent
+    assert (DEVSET_FILE.parent / "README.md").is_file()
