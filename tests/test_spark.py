@@ -74,6 +74,11 @@ def summary(stderr: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def len_int(name: str) -> int:
+    """A version folder's number; other entries (labels.json) sort first."""
+    return int(name) if name.isdigit() else -1
+
+
 def read_parquet(folder: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
@@ -165,7 +170,9 @@ def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
 
 
 def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
-    """Every JSON Lines rule of app.batch: non-string, null, missing key, not JSON, blank."""
+    """Every JSON Lines rule of app.batch: non-string, null, missing key, not JSON, blank;
+    with the highest model version, picked by --model-version (app.batch: --model-dir)."""
+    version = max((p.name for p in (PROJECT_ROOT / "model/sentiment").iterdir()), key=len_int)
     lines = [
         json.dumps({"text": "Thank you, the crew was wonderful!", "meta": {"a": [1]}}),
         json.dumps({"text": 42}),
@@ -183,13 +190,15 @@ def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
     source = tmp_path / "reviews.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     batch_out, spark_out = tmp_path / "batch.jsonl", tmp_path / "scored.jsonl"
-    batch = run("app.batch", source, batch_out, "--quiet")
+    folder = PROJECT_ROOT / "model/sentiment" / version
+    batch = run("app.batch", source, batch_out, "--quiet", "--model-dir", folder)
     assert batch.returncode == 0, batch.stderr
 
-    result = run("app.spark", source, spark_out, "--master", "local[2]")
+    result = run("app.spark", source, spark_out, "--master", "local[2]", "--model-version", version)
 
     assert result.returncode == 0, result.stderr
     assert summary(result.stderr) == summary(batch.stderr) == (200, 9)
+    assert f"with sentiment v{version} ->" in result.stderr
     expected = [json.loads(line) for line in batch_out.read_text(encoding="utf-8").splitlines()]
     # No id in the input: the job added one that increases with the line's position.
     got = sorted(read_json_parts(spark_out), key=lambda row: row["id"])
@@ -198,7 +207,7 @@ def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
         assert_same_scores(spark_row, batch_row, classes)
     assert got[1]["error"] == "Review text must be a string (got int)."
     assert got[3]["error"] == "No key 'text'."
-    assert got[0]["meta"] == {"a": [1]}
+    assert got[0]["meta"] == {"a": [1]} and got[0]["version"] == version
 
 
 def test_a_failed_job_leaves_no_output(tmp_path):
