@@ -9,7 +9,7 @@ TEXTBLOB := textblob==0.20.1
 VERSION ?= 1
 GOEMOTIONS ?= ../shared/data/goemotions
 
-.PHONY: serve test test-fast model evaluate bench loadtest heroku-check lint format clean openapi-lint
+.PHONY: serve test test-fast test-spark spark-package model evaluate bench loadtest heroku-check lint format clean openapi-lint
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -27,6 +27,18 @@ $(VENV)/.dev: $(VENV)/.serve requirements-dev.txt
 serve: $(VENV)/.serve
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh -c "exec $$(sed -n 's/^web: *//p' Procfile)"
 
+# Spark scoring (optional, needs Java 17+): its own environment, so that neither serving
+# nor `make test` carries PySpark. pip keeps the wheel it builds from PySpark's sdist in its
+# cache (~2 min the first time on this machine, seconds after). Test tools: the dev pins.
+SPARK_VENV := .venv-spark
+SPARK_BIN := $(SPARK_VENV)/bin
+SPARK_TEST_TOOLS = $(shell grep -E '^(pytest|requests)==' requirements-dev.txt)
+
+$(SPARK_VENV)/.installed: requirements.txt requirements-spark.txt requirements-dev.txt
+	test -x $(SPARK_BIN)/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_BIN)/python -m pip install --quiet -r requirements-spark.txt $(SPARK_TEST_TOOLS)
+	touch $@
+
 ## test: the whole pytest suite
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest
@@ -34,6 +46,15 @@ test: $(VENV)/.dev
 ## test-fast: the unit tests only (no real servers, no browser): seconds
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-spark: the Spark job against app.batch on local[2] (builds .venv-spark; needs Java 17+)
+test-spark: $(SPARK_VENV)/.installed
+	$(SPARK_BIN)/python -m pytest -m spark -q tests/test_spark.py
+
+## spark-package: dist/app.zip (the code, for --py-files) and dist/model-sentiment-N.tar.gz
+## (N: MODEL_VERSION, default the stable version)
+spark-package: $(VENV)/.serve
+	$(BIN)/python -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
 ## model: retrain model/sentiment/$(VERSION) from scratch (VERSION=1 default, or 2) and print its metrics
 model: $(VENV)/.dev
@@ -52,7 +73,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SPARK_VENV) dist reports .pytest_cache .ruff_cache
 
 ## bench: ab and wrk against the server, its FastAPI twin and baselines; writes BENCHMARKS.md (needs ab, wrk)
 bench: $(VENV)/.dev

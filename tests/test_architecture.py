@@ -68,6 +68,21 @@ def test_imports_follow_the_table(path):
     assert not wrong, f"{here} may not import {sorted(wrong)} (ARCHITECTURE.md)"
 
 
+def test_pyspark_is_imported_by_the_spark_job_only():
+    """The server and app.batch never load PySpark: it is not even in their environment."""
+    spark_job = ROOT / "app" / "offline" / "spark.py"
+    users = [
+        path for path in SOURCES if any(name.split(".")[0] == "pyspark" for name in imports(path))
+    ]
+    assert users == [spark_job]
+    top_level = ast.parse(spark_job.read_text()).body
+    assert not [
+        node
+        for node in top_level
+        if isinstance(node, ast.Import | ast.ImportFrom) and "pyspark" in ast.unparse(node)
+    ], "import pyspark inside functions only"
+
+
 def test_the_table_has_no_cycle():
     def reaches(start: str, target: str, seen: frozenset[str] = frozenset()) -> bool:
         return any(

@@ -85,14 +85,18 @@ def test_100k_row_csv_matches_the_api(tmp_path, client, app):
 
     with scored.open(newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    classes = app.extensions["models"].registry.stable.bundle.classes
-    assert list(rows[0]) == ["id", "text", "label", "score", *(f"p_{c}" for c in classes), "error"]
+    bundle = app.extensions["models"].registry.stable.bundle
+    classes = bundle.classes
+    added = ["label", "score", *(f"p_{c}" for c in classes), "version", "error"]
+    assert list(rows[0]) == ["id", "text", *added]
     assert [int(row["id"]) for row in rows] == list(range(ROWS))  # all rows, in order
     for i in bad:
-        assert rows[i]["label"] == "" and rows[i]["score"] == "" and rows[i]["error"]
+        assert rows[i]["label"] == rows[i]["score"] == rows[i]["version"] == ""
+        assert rows[i]["error"]
     assert "at most 5000 characters" in rows[50_000]["error"]
     good = [i for i in range(ROWS) if i not in bad]
     assert all(rows[i]["error"] == "" and rows[i]["label"] in classes for i in good)
+    assert {rows[i]["version"] for i in good} == {bundle.version}
 
     sample = sorted(random.Random(7).sample(good, SAMPLE))
     assert [rows[i]["label"] for i in sample] == api_labels(client, [texts[i] for i in sample])

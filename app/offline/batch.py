@@ -3,17 +3,19 @@ file with the server's model and preprocessing (``Predictor``), streaming it in 
 
 The format follows the extension (``.csv``; ``.jsonl`` or ``.ndjson``) and the output has
 the input's format. Every input row is written, in order, with these columns (keys) added:
-``label``, ``score``, ``p_<class>`` for each class, and ``error``. An input column with one
-of those names is replaced (a warning says so).
+``label``, ``score``, ``p_<class>`` for each class, ``version`` (the model version that
+scored the row) and ``error``. An input column with one of those names is replaced (a
+warning says so). ``app.offline.spark`` adds the same columns with the same functions.
 
 A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; in JSON Lines also a
 line that is not a JSON object, or text that is not a string) does not stop the run: it is
 reported on stderr with its line number, counted in the summary, and written in its place
-with an empty label and scores and the reason in ``error`` (in CSV empty cells, in JSON Lines
-``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line numbers are
-1-based and count the CSV header; a CSV record with a quoted newline is reported at the
-line where it starts. Blank lines are skipped in CSV (as Python's ``csv.DictReader`` does)
-but are bad rows in JSON Lines, so output line N always answers input line N there.
+with an empty label, scores and version and the reason in ``error`` (in CSV empty cells,
+in JSON Lines ``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line
+numbers are 1-based and count the CSV header; a CSV record with a quoted newline is
+reported at the line where it starts. Blank lines are skipped in CSV (as Python's
+``csv.DictReader`` does) but are bad rows in JSON Lines, so output line N always answers
+input line N there.
 
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
 such file, unknown extension, no such text column); 1 when the model cannot be loaded.
@@ -28,7 +30,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -132,11 +134,7 @@ class CSVFormat:
             if not record:  # a blank line
                 continue
             if len(record) > width:
-                yield Row(
-                    line,
-                    record,
-                    error=f"The row has {len(record)} fields but the header has {width}.",
-                )
+                yield Row(line, record, error=too_many_fields(len(record), width))
                 continue
             record += [""] * (width - len(record))
             text = record[self.text_index]
@@ -144,6 +142,11 @@ class CSVFormat:
 
     def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
         return CSVWriter(output, self.header, added)
+
+
+def too_many_fields(fields: int, width: int) -> str:
+    """The error of a CSV record longer than the header (shorter ones are padded)."""
+    return f"The row has {fields} fields but the header has {width}."
 
 
 class CSVWriter:
@@ -154,14 +157,16 @@ class CSVWriter:
         self.writer = csv.writer(output)
         self.writer.writerow([header[i] for i in self.keep] + added)
 
-    def write(self, row: Row, probabilities: list[float] | None, label: str | None) -> None:
+    def write(self, row: Row, prediction: Prediction | None) -> None:
         data = (row.data + [""] * self.width)[: self.width]
         kept = [data[i] for i in self.keep]
-        if probabilities is None or label is None:
+        if prediction is None:
             self.writer.writerow(kept + [""] * self.empty_cells + [row.error])
             return
-        scores = [f"{p:.6f}" for p in probabilities]
-        self.writer.writerow([*kept, label, f"{max(probabilities):.6f}", *scores, ""])
+        scores = [f"{p:.6f}" for p in prediction.probabilities]
+        self.writer.writerow(
+            [*kept, prediction.label, f"{prediction.score:.6f}", *scores, prediction.version, ""]
+        )
 
 
 class JSONLinesFormat:
@@ -197,22 +202,27 @@ class JSONLinesFormat:
             yield self._row(number, line)
 
     def _row(self, number: int, line: str) -> Row:
-        if not line.strip():
-            return Row(number, {}, error="Blank line: expected a JSON object.")
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
-            return Row(number, {}, error=f"Not valid JSON ({reason}).")
-        if not isinstance(record, dict):
-            return Row(number, {}, error=f"Expected a JSON object, got {type(record).__name__}.")
-        text = record.get(self.text_column)
-        if text is None and self.text_column not in record:
-            return Row(number, record, error=f"No key {self.text_column!r}.")
-        return Row(number, record, text=text, error=review_text_problem(text, self.max_text_chars))
+        return json_line_row(number, line, self.text_column, self.max_text_chars)
 
     def writer(self, output: IO[str], added: list[str]) -> JSONLinesWriter:
         return JSONLinesWriter(output, added)
+
+
+def json_line_row(number: int, line: str, text_column: str, max_text_chars: int) -> Row:
+    """One JSON Lines record: its object and text, or why it cannot be scored."""
+    if not line.strip():
+        return Row(number, {}, error="Blank line: expected a JSON object.")
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        return Row(number, {}, error=f"Not valid JSON ({reason}).")
+    if not isinstance(record, dict):
+        return Row(number, {}, error=f"Expected a JSON object, got {type(record).__name__}.")
+    text = record.get(text_column)
+    if text is None and text_column not in record:
+        return Row(number, record, error=f"No key {text_column!r}.")
+    return Row(number, record, text=text, error=review_text_problem(text, max_text_chars))
 
 
 class JSONLinesWriter:
@@ -220,20 +230,58 @@ class JSONLinesWriter:
         self.output = output
         self.added = added
 
-    def write(self, row: Row, probabilities: list[float] | None, label: str | None) -> None:
+    def write(self, row: Row, prediction: Prediction | None) -> None:
         record = {key: value for key, value in row.data.items() if key not in self.added}
-        if probabilities is None or label is None:
+        if prediction is None:
             record.update(dict.fromkeys(self.added))
             record["error"] = row.error
         else:
-            scores = [round(p, 6) for p in probabilities]
-            record.update(zip(self.added, [label, max(scores), *scores, None], strict=True))
+            record.update(zip(self.added, prediction.values(), strict=True))
         self.output.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def output_columns(classes: list[str]) -> list[str]:
-    """What scoring adds to every row, in order."""
-    return ["label", "score", *(f"p_{name}" for name in classes), "error"]
+    """What scoring adds to every row, in order (``Prediction.values()`` fills them)."""
+    return ["label", "score", *(f"p_{name}" for name in classes), "version", "error"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the output says about one good row; probabilities rounded to 6 decimals."""
+
+    label: str
+    probabilities: list[float]  # in the model's class order
+    version: str
+
+    @property
+    def score(self) -> float:
+        return max(self.probabilities)
+
+    def values(self) -> list[Any]:
+        """The row's values for ``output_columns``, in order (``error`` is None)."""
+        return [self.label, self.score, *self.probabilities, self.version, None]
+
+
+def predict_texts(predictor: Predictor, texts: Sequence[str]) -> list[Prediction]:
+    """One ``Prediction`` per text, in order, from one model call (texts must be good)."""
+    if not texts:
+        return []
+    probabilities = predictor.predict_proba(texts)
+    best = np.argmax(probabilities, axis=1).tolist()
+    classes, version = predictor.bundle.classes, predictor.bundle.version
+    return [
+        Prediction(classes[top], [round(p, 6) for p in row], version)
+        for top, row in zip(best, probabilities.tolist(), strict=True)
+    ]
+
+
+def summary_line(summary: Summary, predictor: Predictor, output: object) -> str:
+    """The last line of a run, the same for ``app.batch`` and ``app.spark``."""
+    bundle = predictor.bundle
+    return (
+        f"Scored {summary.rows} rows ({summary.bad_rows} bad) in {summary.seconds:.1f} s: "
+        f"{summary.rows_per_second:,.0f} rows/s with {bundle.name} v{bundle.version} -> {output}"
+    )
 
 
 def score_file(
@@ -251,12 +299,10 @@ def score_file(
     Bad rows are reported on stderr as they are met; the summary counts them. Only one
     batch of rows is in memory at a time.
     """
-    bundle = predictor.bundle
     kind = file_format(input_path)
     if file_format(output_path) != kind:
         raise click.UsageError(f"OUTPUT must be a {kind} file like INPUT ({output_path})")
-    classes = bundle.classes
-    added = output_columns(classes)
+    added = output_columns(predictor.bundle.classes)
     summary = Summary()
     started = time.perf_counter()
     partial = output_path.with_name(output_path.name + ".partial")
@@ -285,9 +331,9 @@ def score_file(
             for row in source.rows():
                 batch.append(row)
                 if len(batch) >= batch_size:
-                    _score_batch(batch, predictor, classes, writer, summary)
+                    _score_batch(batch, predictor, writer, summary)
                     batch = []
-            _score_batch(batch, predictor, classes, writer, summary)
+            _score_batch(batch, predictor, writer, summary)
     os.replace(partial, output_path)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -296,26 +342,20 @@ def score_file(
 def _score_batch(
     batch: list[Row],
     predictor: Predictor,
-    classes: list[str],
     writer: CSVWriter | JSONLinesWriter,
     summary: Summary,
 ) -> None:
     """Predict the batch's good rows in one call, then write every row in order."""
-    good = [row for row in batch if row.error is None]
-    probabilities = predictor.predict_proba([row.text for row in good]) if good else None
-    best = np.argmax(probabilities, axis=1).tolist() if probabilities is not None else []
-    scores = probabilities.tolist() if probabilities is not None else []
-    position = 0
+    predictions = iter(predict_texts(predictor, [row.text for row in batch if row.error is None]))
     for row in batch:
         summary.rows += 1
         if row.error is not None:
             summary.bad_rows += 1
             summary.bad_lines.append(row.line)
             warn(f"line {row.line}: {row.error}")
-            writer.write(row, None, None)
+            writer.write(row, None)
             continue
-        writer.write(row, scores[position], classes[best[position]])
-        position += 1
+        writer.write(row, next(predictions))
 
 
 def warn(message: str) -> None:
@@ -374,7 +414,7 @@ def score_command(
 ) -> None:
     """Score a CSV or JSON Lines file INPUT into OUTPUT (same format) with the served model.
 
-    Adds label, score, p_<class> and error to every row; bad rows are reported with their
+    Adds label, score, p_<class>, version and error to every row; bad rows are reported with their
     line numbers and written with an empty label. Prints rows/s to stderr at the end.
     """
     if input_path.resolve() == output_path.resolve():
@@ -401,11 +441,7 @@ def score_command(
         max_text_chars=max_text_chars,
         show_progress=not quiet,
     )
-    warn(
-        f"Scored {summary.rows} rows ({summary.bad_rows} bad) in {summary.seconds:.1f} s: "
-        f"{summary.rows_per_second:,.0f} rows/s with {predictor.bundle.name} "
-        f"v{predictor.bundle.version} -> {output_path}"
-    )
+    warn(summary_line(summary, predictor, output_path))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,499 @@
+"""Offline scoring on Spark: ``python -m app.spark INPUT OUTPUT`` scores a CSV, JSON Lines or
+Parquet input with the server's model and writes Parquet, CSV or JSON Lines, on ``local[*]``,
+under ``spark-submit`` or on a cluster.
+
+The output is ``app.batch``'s, row for row: every input column plus ``label``, ``score``,
+``p_<class>``, ``version`` and ``error``, computed by the same functions
+(``app.offline.batch``: bad-row rules, predictions, rounding). Part files are unordered, so
+the output keeps an id column (``--id-column``), added when the input has none. The model
+and its preprocessing load once per Python worker (``worker_predictor``), not per batch.
+
+PySpark is imported inside functions only: the server and ``app.batch`` never load it, and
+``requirements-spark.txt`` (with Java 17+) is needed only to run this.
+
+Exit status, as ``app.batch``: 0 when the input was scored (even with bad rows), 2 for
+unusable arguments (no such input, unknown extension, no such column or model version),
+1 when the model cannot be loaded or Spark or the job fails. The output is written to a
+hidden folder beside OUTPUT and renamed when complete, so a failed run leaves no OUTPUT.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+
+from app.config import Config
+from app.offline.batch import (
+    Summary,
+    json_line_row,
+    output_columns,
+    predict_texts,
+    summary_line,
+    too_many_fields,
+    warn,
+)
+from app.offline.package import (
+    code_zip,
+    model_archive,
+    model_archive_name,
+    model_version_dir,
+)
+from app.serving.predictor import ModelBundleError, Predictor
+from app.serving.texts import review_text_problem
+
+# By extension; a folder without a known extension is a folder of Parquet parts.
+INPUT_FORMATS = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
+OUTPUT_FORMATS = INPUT_FORMATS
+# Columns the job adds for itself and drops before writing.
+CORRUPT_COLUMN = "_sentiment_corrupt_record"  # CSV: the raw text of a malformed record
+LINE_COLUMN = "_sentiment_json_line"  # JSON Lines: the raw line, checked as app.batch does
+# Good rows go to the model this many at a time, as app.batch's default --batch-size.
+ROWS_PER_MODEL_CALL = 256
+BAD_ROWS_SHOWN = 10
+CSV_OPTIONS = {
+    "header": "true",
+    # Python's csv module (and app.batch) doubles quotes inside quoted fields.
+    "escape": '"',
+    # Quoted newlines (reviews have them). It makes a CSV file one task: see repartition.
+    "multiLine": "true",
+}
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """What every Python worker needs to score a batch; pickled once with the function."""
+
+    input_format: str  # "csv", "json" or "parquet"
+    text_column: str
+    csv_width: int  # the header's columns (CSV only)
+    max_text_chars: int
+    model_archive: str  # the archive's name in SparkFiles
+    backend: str
+    inference_threads: int
+    dropped: tuple[str, ...]  # columns the job adds for itself
+
+
+@functools.cache
+def worker_predictor(model_dir: str, backend: str, threads: int) -> Predictor:
+    """The model, loaded once per Python worker: Spark reuses its workers between tasks
+    (``spark.python.worker.reuse``, on by default), so this cache lives as long as one."""
+    started = time.perf_counter()
+    predictor = Predictor.load(model_dir, backend=backend, inference_threads=threads)
+    # Executors' stderr goes to their logs (a local master's to the console): one line per
+    # worker shows how often the model loads.
+    print(
+        f"python worker {os.getpid()}: model v{predictor.bundle.version} loaded in "
+        f"{time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return predictor
+
+
+def text_and_error(plan: ScoringPlan, value: Any, raw: str | None) -> tuple[Any, str | None]:
+    """The row's text and why it cannot be scored (None if it can), by app.batch's rules."""
+    if plan.input_format == "json":
+        line = (raw or "").removeprefix("\ufeff")
+        row = json_line_row(0, line, plan.text_column, plan.max_text_chars)
+        return row.text, row.error
+    if plan.input_format == "csv":
+        if raw is not None:  # Spark flags records whose field count differs from the header's
+            fields = len(next(csv.reader(io.StringIO(raw)), []))
+            if fields > plan.csv_width:
+                return None, too_many_fields(fields, plan.csv_width)
+        value = "" if value is None else value  # Spark reads an empty CSV field as null
+    return value, review_text_problem(value, plan.max_text_chars)
+
+
+def score_batch(batch: Any, plan: ScoringPlan, predictor: Predictor) -> Any:
+    """One Arrow record batch in, the same rows out with the prediction columns added."""
+    import pyarrow as pa
+
+    size = batch.num_rows
+    names = batch.schema.names
+    values = batch.column(names.index(plan.text_column)).to_pylist()
+    raw_name = {"csv": CORRUPT_COLUMN, "json": LINE_COLUMN}.get(plan.input_format)
+    raws = batch.column(names.index(raw_name)).to_pylist() if raw_name else [None] * size
+    checked = [text_and_error(plan, value, raw) for value, raw in zip(values, raws, strict=True)]
+    good = [i for i, (_, error) in enumerate(checked) if error is None]
+
+    classes = predictor.bundle.classes
+    added = output_columns(classes)
+    columns: list[list[Any]] = [[None] * size for _ in added]
+    columns[-1] = [error for _, error in checked]
+    for start in range(0, len(good), ROWS_PER_MODEL_CALL):
+        rows = good[start : start + ROWS_PER_MODEL_CALL]
+        for i, prediction in zip(
+            rows, predict_texts(predictor, [checked[i][0] for i in rows]), strict=True
+        ):
+            for column, value in zip(columns, prediction.values(), strict=True):
+                column[i] = value
+    types = [pa.string(), *[pa.float64()] * (1 + len(classes)), pa.string(), pa.string()]
+    kept = [name for name in names if name not in plan.dropped]
+    arrays = [batch.column(names.index(name)) for name in kept]
+    arrays += [pa.array(column, type=kind) for column, kind in zip(columns, types, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, names=kept + added)
+
+
+def score_partition(plan: ScoringPlan) -> Any:
+    """The function ``mapInArrow`` runs in each Python worker."""
+
+    def score(batches: Iterator[Any]) -> Iterator[Any]:
+        from pyspark import SparkFiles
+
+        model_dir = SparkFiles.get(plan.model_archive)
+        predictor = worker_predictor(model_dir, plan.backend, plan.inference_threads)
+        for batch in batches:
+            yield score_batch(batch, plan, predictor)
+
+    return score
+
+
+def data_format(path: str, formats: dict[str, str], what: str) -> str:
+    suffix = Path(urlparse(path).path.rstrip("/")).suffix.lower()
+    if suffix in formats:
+        return formats[suffix]
+    if what == "INPUT" and not suffix:
+        return "parquet"
+    known = ", ".join(formats)
+    raise click.UsageError(f"{what} {path}: unknown extension {suffix!r} (use {known})")
+
+
+def is_local(path: str) -> bool:
+    return urlparse(path).scheme in ("", "file")
+
+
+def local_uri(path: str) -> str:
+    """An absolute ``file:`` URI for a local path, so that every process reads the same file."""
+    return Path(urlparse(path).path).resolve().as_uri() if is_local(path) else path
+
+
+@dataclass
+class Job:
+    """One run: the session, where the rows come from and go, and their key columns."""
+
+    spark: Any
+    input_path: str
+    output_path: str
+    text_column: str
+    id_column: str
+
+
+def start_spark(master: str | None) -> Any:
+    """A Spark session; for a local master, its Python workers run this interpreter."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("sentiment-scoring")
+    if master is not None:
+        builder = builder.master(master)
+    if master is not None and master.startswith("local"):
+        # The workers of a local master start `python3` unless told otherwise, and the
+        # system Python lacks the project's packages. Spark reads these variables itself;
+        # a local run listens on the loopback interface only.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.ui.enabled", "false")
+    spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def read_input(job: Job, input_format: str) -> tuple[Any, int]:
+    """The input as a DataFrame with the job's raw-record column, and the CSV width."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    spark, path = job.spark, job.input_path
+    if input_format == "parquet":
+        return spark.read.parquet(path), 0
+    if input_format == "csv":
+        header = spark.read.options(**CSV_OPTIONS).csv(path).schema  # names only, all strings
+        schema = StructType([*header.fields, StructField(CORRUPT_COLUMN, StringType())])
+        options = {**CSV_OPTIONS, "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+        return spark.read.options(**options).schema(schema).csv(path), len(header.fields)
+    # JSON Lines: Spark infers the columns, but would turn 42 into "42" in a string column
+    # and skip blank lines; the raw line goes to Python, which checks it as app.batch does.
+    inferred = spark.read.json(path).schema
+    fields = [field for field in inferred.fields if field.name != "_corrupt_record"]
+    parsed = F.from_json(F.col("value"), StructType(fields))
+    lines = spark.read.text(path)
+    frame = lines.select(parsed.alias("record"), F.col("value").alias(LINE_COLUMN))
+    return frame.select(*[F.col("record")[f.name].alias(f.name) for f in fields], LINE_COLUMN), 0
+
+
+def write_output(frame: Any, path: str, output_format: str) -> None:
+    writer = frame.write.mode("errorifexists")
+    if output_format == "csv":
+        writer.options(header="true", escape='"').csv(path)
+    elif output_format == "json":
+        writer.option("ignoreNullFields", "false").json(path)
+    else:
+        writer.parquet(path)
+
+
+def read_output(spark: Any, path: str, output_format: str, schema: Any) -> Any:
+    reader = spark.read.schema(schema)
+    if output_format == "csv":
+        return reader.options(**CSV_OPTIONS).csv(path)
+    if output_format == "json":
+        return reader.json(path)
+    return reader.parquet(path)
+
+
+def hadoop_fs(spark: Any, path: str) -> tuple[Any, Any]:
+    """Hadoop's file system for ``path`` (local, HDFS, S3A, ...) and the path as Hadoop's."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    return hadoop_path.getFileSystem(conf), hadoop_path
+
+
+def partial_path(output: str) -> str:
+    """A hidden folder beside OUTPUT: readers of that folder skip names starting with '.'."""
+    head, _, name = output.rstrip("/").rpartition("/")
+    return f"{head}/.{name}.partial-{uuid.uuid4().hex[:12]}"
+
+
+def publish(spark: Any, partial: str, output: str) -> bool:
+    """Move the complete output into place, replacing an older OUTPUT; True if replaced."""
+    fs, target = hadoop_fs(spark, output)
+    _, source = hadoop_fs(spark, partial)
+    replaced = bool(fs.exists(target))
+    old = hadoop_fs(spark, partial + ".old")[1]
+    if replaced and not fs.rename(target, old):
+        raise click.ClickException(f"could not move the old {output} aside")
+    if not fs.rename(source, target):
+        raise click.ClickException(f"could not rename {partial} to {output}")
+    if replaced:
+        fs.delete(old, True)
+    return replaced
+
+
+def remove(spark: Any, path: str) -> None:
+    fs, target = hadoop_fs(spark, path)
+    fs.delete(target, True)
+
+
+def ship_code_and_model(spark: Any, model_dir: Path, staging: Path) -> str:
+    """Send the project's code (unless spark-submit already did) and the model folder to
+    every executor; returns the model archive's name in SparkFiles."""
+    package_dir = Path(__file__).resolve().parents[1]
+    if package_dir.is_dir():  # a checkout; from --py-files app.zip it is inside the zip
+        spark.sparkContext.addPyFile(str(code_zip(staging)))
+    spark.sparkContext.addArchive(str(model_archive(model_dir, staging)))
+    return model_archive_name(model_dir)
+
+
+def score_with_spark(
+    job: Job, predictor: Predictor, model_dir: Path, max_text_chars: int, staging: Path
+) -> Summary:
+    """Read, score and write; the summary counts what the written output holds."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    spark = job.spark
+    input_format = data_format(job.input_path, INPUT_FORMATS, "INPUT")
+    output_format = data_format(job.output_path, OUTPUT_FORMATS, "OUTPUT")
+    archive = ship_code_and_model(spark, model_dir, staging)
+    started = time.perf_counter()
+
+    frame, csv_width = read_input(job, input_format)
+    columns = [name for name in frame.columns if name not in (CORRUPT_COLUMN, LINE_COLUMN)]
+    if job.text_column not in columns:
+        raise click.BadParameter(
+            f"no column {job.text_column!r} in the input ({', '.join(columns) or 'none'})",
+            param_hint="'--text-column'",
+        )
+    classes = predictor.bundle.classes
+    added = output_columns(classes)
+    replaced = [name for name in columns if name in added]
+    if replaced:
+        warn(f"warning: input columns {', '.join(replaced)} are replaced in the output")
+        frame = frame.drop(*replaced)
+    if job.id_column not in frame.columns:
+        # Unique, and increasing with the position in a file (not consecutive across
+        # partitions): part files are unordered, so every row needs a key.
+        frame = frame.select(F.monotonically_increasing_id().alias(job.id_column), "*")
+    parallelism = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < parallelism:
+        # A CSV file read with multiLine is one task; spread the scoring over every core.
+        frame = frame.repartition(parallelism)
+
+    dropped = (CORRUPT_COLUMN, LINE_COLUMN)
+    plan = ScoringPlan(
+        input_format=input_format,
+        text_column=job.text_column,
+        csv_width=csv_width,
+        max_text_chars=max_text_chars,
+        model_archive=archive,
+        backend=predictor.backend,
+        inference_threads=Config.INFERENCE_THREADS,
+        dropped=dropped,
+    )
+    # label, score, p_<class>..., version, error
+    kinds = [StringType(), *[DoubleType()] * (1 + len(classes)), StringType(), StringType()]
+    schema = StructType(
+        [field for field in frame.schema.fields if field.name not in dropped]
+        + [StructField(name, kind) for name, kind in zip(added, kinds, strict=True)]
+    )
+    scored = frame.mapInArrow(score_partition(plan), schema)
+
+    partial = partial_path(job.output_path)
+    try:
+        write_output(scored, partial, output_format)
+        seconds = time.perf_counter() - started
+        written = read_output(spark, partial, output_format, schema)
+        counts = written.agg(F.count(F.lit(1)), F.count("error")).first()
+        summary = Summary(rows=counts[0], bad_rows=counts[1], seconds=seconds)
+        if summary.bad_rows:
+            examples = written.where(F.col("error").isNotNull()).select(job.id_column, "error")
+            for row in examples.limit(BAD_ROWS_SHOWN).collect():
+                warn(f"{job.id_column} {row[0]}: {row[1]}")
+            if summary.bad_rows > BAD_ROWS_SHOWN:
+                warn(f"... and {summary.bad_rows - BAD_ROWS_SHOWN} more: see the error column")
+        if publish(spark, partial, job.output_path):
+            warn(f"warning: replaced the previous {job.output_path}")
+    except BaseException:
+        remove(spark, partial)
+        raise
+    return summary
+
+
+def check_arguments(input_path: str, output_path: str) -> None:
+    """Fail fast, before Spark starts, on what can be checked locally."""
+    data_format(input_path, INPUT_FORMATS, "INPUT")
+    data_format(output_path, OUTPUT_FORMATS, "OUTPUT")
+    if is_local(input_path) and not Path(urlparse(input_path).path).exists():
+        raise click.BadParameter(f"{input_path} does not exist", param_hint="'INPUT'")
+    if is_local(output_path):
+        output = Path(urlparse(output_path).path)
+        if not output.resolve().parent.is_dir():
+            raise click.UsageError(f"OUTPUT's folder does not exist: {output.parent}")
+        if is_local(input_path) and output.resolve() == Path(urlparse(input_path).path).resolve():
+            raise click.UsageError("OUTPUT must not be INPUT")
+
+
+def short_reason(error: BaseException) -> str:
+    """One line from a (often very long) Spark error: for a JVM error, its root cause."""
+    text = str(error)
+    java = getattr(error, "java_exception", None)  # py4j's Py4JJavaError
+    if java is not None:
+        while java.getCause() is not None:
+            java = java.getCause()
+        text = str(java.toString())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+@click.command(name="spark")
+@click.argument("input_path", metavar="INPUT")
+@click.argument("output_path", metavar="OUTPUT")
+@click.option(
+    "--master",
+    default=None,
+    help="Spark master, e.g. local[2] or spark://host:7077 "
+    "[default: spark-submit's --master, else local[*]].",
+)
+@click.option(
+    "--model-version",
+    default=None,
+    help="A version folder of MODEL_BASE_DIR [default: the version the server answers with "
+    "by default (MODEL_DIR, else the stable label), as app.batch].",
+)
+@click.option(
+    "--model-dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A model version folder, instead of --model-version (e.g. under spark-submit, "
+    "where the code runs from app.zip).",
+)
+@click.option(
+    "--text-column",
+    default="text",
+    show_default=True,
+    help="Column (JSON key) holding the text to classify.",
+)
+@click.option(
+    "--id-column",
+    default="id",
+    show_default=True,
+    help="Column that identifies a row; added (unique, increasing) when the input has none.",
+)
+@click.option(
+    "--max-text-chars",
+    default=Config.MAX_TEXT_CHARS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Longer texts are bad rows, as in the API.",
+)
+def spark_command(
+    input_path: str,
+    output_path: str,
+    master: str | None,
+    model_version: str | None,
+    model_dir: Path | None,
+    text_column: str,
+    id_column: str,
+    max_text_chars: int,
+) -> None:
+    """Score INPUT (CSV, JSON Lines or Parquet, by extension; a folder of parts too) into
+    OUTPUT (a folder of Parquet, CSV or JSON Lines parts, by extension) on Spark.
+
+    Adds label, score, p_<class>, version and error to every row, as app.batch does; bad
+    rows are written with the reason in error. Prints rows/s to stderr at the end.
+    """
+    check_arguments(input_path, output_path)
+    if model_dir is not None and model_version is not None:
+        raise click.UsageError("give --model-version or --model-dir, not both")
+    if model_dir is None:
+        try:
+            model_dir = model_version_dir(model_version)
+        except ModelBundleError as error:
+            raise click.ClickException(f"model failed to load: {error}") from None
+    if not model_dir.is_dir():
+        base = Path(Config.MODEL_BASE_DIR)
+        found = base.iterdir() if base.is_dir() else []
+        available = ", ".join(sorted(p.name for p in found if p.name.isdigit())) or "none"
+        raise click.BadParameter(
+            f"no model folder {model_dir} (versions in {base}: {available})",
+            param_hint="'--model-version'",
+        )
+    try:  # on the driver first: a broken model stops the run before Spark starts
+        predictor = Predictor.load(
+            model_dir, backend=Config.KERAS_BACKEND, inference_threads=Config.INFERENCE_THREADS
+        )
+    except ModelBundleError as error:
+        raise click.ClickException(f"model failed to load: {error}") from None
+
+    try:
+        spark = start_spark(master)
+    except Exception as error:  # no Java, a bad master URL, ...
+        raise click.ClickException(f"Spark did not start: {short_reason(error)}") from None
+    job = Job(spark, local_uri(input_path), local_uri(output_path), text_column, id_column)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sentiment-spark-") as staging:
+            summary = score_with_spark(job, predictor, model_dir, max_text_chars, Path(staging))
+    except click.ClickException:
+        raise
+    except Exception as error:
+        from pyspark.errors import AnalysisException
+
+        if isinstance(error, AnalysisException):  # e.g. no such path, unreadable schema
+            raise click.UsageError(short_reason(error)) from None
+        raise click.ClickException(f"Spark job failed: {short_reason(error)}") from None
+    finally:
+        spark.stop()
+    warn(summary_line(summary, predictor, output_path))

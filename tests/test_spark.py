@@ -1,0 +1,368 @@
+"""``python -m app.spark`` against ``app.batch`` on the same files: real Spark (``local[2]``,
+``spark-submit`` and a standalone cluster on 127.0.0.1), the real model, bad rows included.
+
+Needs ``requirements-spark.txt`` and Java 17+: ``make test-spark`` builds that environment and
+runs ``pytest -m spark``. ``make test`` deselects the marker (pyproject.toml), and nothing here
+imports PySpark or PyArrow at module level, so collecting this file costs nothing there.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.config import PROJECT_ROOT
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+ROWS = 1_000
+TOLERANCE = 1e-6
+PHRASES = [
+    f"{a} {b}{c}"
+    for a, b, c in itertools.product(
+        ["The flight", "Check-in", "The crew on flight 1234", "My bag", "Customer service"],
+        ["was wonderful", "was delayed three hours", "left on time", "was rude", "is at 6pm"],
+        ["!", ".", " :(", " :)", " - never again.", " #travel"],
+    )
+]
+# Row index → text: what app.batch calls bad, and good texts that are awkward in CSV.
+SPECIAL = {
+    3: "",
+    10: "   ",
+    42: "x" * 5001,
+    43: "y" * 5000,
+    99: 'Great crew, friendly staff, "best" flight ever!',
+    150: "Terrible.\nLost my bag,\nand nobody called back.",
+    151: "Windows line\r\nendings, quoted",
+    200: "  padded on both sides  ",
+    333: "Cancelled again. Never flying with them. 😡",
+    500: "\t\n",
+    777: "Café au lait was perfect, merci beaucoup!",
+    999: "",
+}
+SHORT_ROW, LONG_ROW = 600, 601  # one field missing (padded: bad text); one field too many
+
+
+def run(module: str, *args: str | Path, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def summary(stderr: str) -> tuple[int, int]:
+    match = re.search(r"Scored (\d+) rows \((\d+) bad\) in .*: [\d,]+ rows/s", stderr)
+    assert match, stderr
+    return int(match[1]), int(match[2])
+
+
+def len_int(name: str) -> int:
+    """A version folder's number; other entries (labels.json) sort first."""
+    return int(name) if name.isdigit() else -1
+
+
+def read_parquet(folder: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(folder).to_pylist()
+
+
+def read_json_parts(folder: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for part in sorted(folder.glob("part-*.json"))
+        for line in part.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def assert_same_scores(spark_row: dict, batch_row: dict, classes: list[str]) -> None:
+    """One row as app.batch wrote it (CSV: strings) and as the Spark job did."""
+    assert (spark_row["error"] or None) == (batch_row["error"] or None)
+    assert (spark_row["label"] or None) == (batch_row["label"] or None)
+    assert (spark_row["version"] or None) == (batch_row["version"] or None)
+    for name in ["score", *(f"p_{c}" for c in classes)]:
+        if batch_row[name] in ("", None):
+            assert spark_row[name] is None
+        else:
+            assert spark_row[name] == pytest.approx(float(batch_row[name]), abs=TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def classes() -> list[str]:
+    """The classes of the version both commands score with by default."""
+    from app.offline.package import model_version_dir
+
+    return json.loads((model_version_dir(None) / "metadata.json").read_text())["classes"]
+
+
+@pytest.fixture(scope="module")
+def reviews_csv(tmp_path_factory) -> Path:
+    """1,000 rows written by Python's csv module, as app.batch's users write them."""
+    path = tmp_path_factory.mktemp("csv") / "reviews.csv"
+    rng = random.Random(21)
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "text", "source"])
+        for i in range(ROWS):
+            text = SPECIAL.get(i, f"{rng.choice(PHRASES)} #{i}")
+            if i == SHORT_ROW:
+                writer.writerow([i])
+            elif i == LONG_ROW:
+                writer.writerow([i, text, "web", "extra"])
+            else:
+                writer.writerow([i, text, rng.choice(["web", "app", "mail"])])
+    return path
+
+
+def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
+    batch_out, spark_out = tmp_path / "batch.csv", tmp_path / "scored.parquet"
+    batch = run("app.batch", reviews_csv, batch_out, "--quiet")
+    assert batch.returncode == 0, batch.stderr
+
+    # Arrow batches of 100 rows: at least 10 batches, and still one model load per worker.
+    small_batches = "--conf spark.sql.execution.arrow.maxRecordsPerBatch=100 pyspark-shell"
+    result = run(
+        "app.spark",
+        reviews_csv,
+        spark_out,
+        "--master",
+        "local[2]",
+        env={"PYSPARK_SUBMIT_ARGS": small_batches},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == summary(batch.stderr)
+    loads = re.findall(r"^python worker \d+: model v\d+ loaded", result.stderr, flags=re.M)
+    assert 1 <= len(loads) <= 2, result.stderr  # local[2]: two Python workers at most
+    print(f"\nspark: {result.stderr.strip().splitlines()[-1]}")  # with -s; the README quotes it
+    with batch_out.open(newline="", encoding="utf-8") as file:
+        expected = {int(row["id"]): row for row in csv.DictReader(file)}
+    rows = read_parquet(spark_out)
+    added = ["label", "score", *(f"p_{c}" for c in classes), "version", "error"]
+    assert list(rows[0]) == ["id", "text", "source", *added]
+    got = {int(row["id"]): row for row in rows}
+    assert sorted(got) == sorted(expected) == list(range(ROWS))
+    for i in range(ROWS):
+        assert_same_scores(got[i], expected[i], classes)
+    bad = {i for i, row in got.items() if row["error"]}
+    assert bad == {3, 10, 42, 500, 999, SHORT_ROW, LONG_ROW}
+    assert got[LONG_ROW]["error"] == "The row has 4 fields but the header has 3."
+    assert got[150]["text"] == SPECIAL[150] and got[99]["text"] == SPECIAL[99]
+    assert not list(tmp_path.glob(".*partial*"))  # the temporary folder was renamed
+
+
+def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
+    """Every JSON Lines rule of app.batch: non-string, null, missing key, not JSON, blank;
+    with the highest model version, picked by --model-version (app.batch: --model-dir)."""
+    version = max((p.name for p in (PROJECT_ROOT / "model/sentiment").iterdir()), key=len_int)
+    lines = [
+        json.dumps({"text": "Thank you, the crew was wonderful!", "meta": {"a": [1]}}),
+        json.dumps({"text": 42}),
+        json.dumps({"text": None}),
+        json.dumps({"body": "no text key"}),
+        "{not json",
+        "",
+        json.dumps(["text", "a list"]),
+        json.dumps({"text": ["a", "list"]}),
+        json.dumps({"text": "x" * 5001}),
+        json.dumps({"text": "Cancelled again. Never flying with them. 😡"}),
+        json.dumps({"text": "   "}),
+    ]
+    lines += [json.dumps({"text": f"{PHRASES[i % len(PHRASES)]} #{i}"}) for i in range(189)]
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    batch_out, spark_out = tmp_path / "batch.jsonl", tmp_path / "scored.jsonl"
+    folder = PROJECT_ROOT / "model/sentiment" / version
+    batch = run("app.batch", source, batch_out, "--quiet", "--model-dir", folder)
+    assert batch.returncode == 0, batch.stderr
+
+    result = run("app.spark", source, spark_out, "--master", "local[2]", "--model-version", version)
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == summary(batch.stderr) == (200, 9)
+    assert f"with sentiment v{version} ->" in result.stderr
+    expected = [json.loads(line) for line in batch_out.read_text(encoding="utf-8").splitlines()]
+    # No id in the input: the job added one that increases with the line's position.
+    got = sorted(read_json_parts(spark_out), key=lambda row: row["id"])
+    assert len(got) == len(expected) == len(lines)
+    for spark_row, batch_row in zip(got, expected, strict=True):
+        assert_same_scores(spark_row, batch_row, classes)
+    assert got[1]["error"] == "Review text must be a string (got int)."
+    assert got[3]["error"] == "No key 'text'."
+    assert got[0]["meta"] == {"a": [1]} and got[0]["version"] == version
+
+
+def test_a_failed_job_leaves_no_output(tmp_path):
+    """A corrupt part in a folder of Parquet parts: exit 1, no OUTPUT, no partial folder."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = tmp_path / "reviews"
+    parts.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "text": ["fine", "great"]}), parts / "part-0.parquet")
+    (parts / "part-1.parquet").write_bytes(b"PAR1" + b"\0" * 64)  # not a Parquet file
+    output = tmp_path / "scored.parquet"
+
+    result = run("app.spark", parts, output, "--master", "local[2]")
+
+    assert result.returncode == 1, result.stderr
+    assert "Spark job failed" in result.stderr
+    assert "part-1.parquet is not a Parquet file" in result.stderr  # the root cause, named
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["reviews"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.csv", "out.parquet"], "does not exist"),
+        (["reviews.txt", "out.parquet"], "unknown extension '.txt'"),
+        (["reviews.csv", "out.xlsx"], "unknown extension '.xlsx'"),
+        (["reviews.csv", "out.parquet", "--model-version", "99"], "no model folder"),
+        (["reviews.csv", "out.parquet", "--text-column", "body"], "no column 'body'"),
+    ],
+)
+def test_unusable_arguments_exit_2(tmp_path, args, message):
+    (tmp_path / "reviews.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
+    (tmp_path / "reviews.txt").write_text("hello\n", encoding="utf-8")
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app.spark", *args, "--master", "local[1]"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / args[1]).exists()
+
+
+def test_a_broken_model_exits_1_before_spark_starts(tmp_path, reviews_csv):
+    broken = tmp_path / "1"
+    shutil.copytree(PROJECT_ROOT / "model/sentiment/1", broken)
+    (broken / "model.keras").write_bytes(b"not a model")
+
+    result = run("app.spark", reviews_csv, tmp_path / "out.parquet", env={"MODEL_DIR": str(broken)})
+
+    assert result.returncode == 1, result.stderr
+    assert "model failed to load" in result.stderr and "model.keras" in result.stderr
+    assert "SparkContext" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def standalone_cluster(tmp_path) -> Iterator[str]:
+    """A Spark standalone master and one worker (2 cores) on 127.0.0.1."""
+    spark_home = Path(importlib.util.find_spec("pyspark").origin).parent
+    port = free_port()
+    url = f"spark://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),  # spark-class's own search runs the system python3
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_WORKER_DIR": str(tmp_path / "work"),
+    }
+    commands = [
+        ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port)],
+        ["org.apache.spark.deploy.worker.Worker", "--cores", "2", "--memory", "2g", url],
+    ]
+    processes: list[subprocess.Popen] = []
+    try:
+        for number, command in enumerate(commands):
+            with (tmp_path / f"daemon-{number}.log").open("w") as log:
+                processes.append(
+                    subprocess.Popen(
+                        [spark_home / "bin" / "spark-class", *command, "--webui-port", "0"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            if number == 0:
+                wait_for_port(port, processes[0], tmp_path / "daemon-0.log")
+        yield url
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"the Spark master did not listen on {port}: {log.read_text()[-2000:]}")
+
+
+def test_spark_submit_on_a_standalone_cluster(tmp_path, reviews_csv, standalone_cluster, classes):
+    """The cluster path: spark-submit with the packaged code; the model as an archive."""
+    dist = tmp_path / "dist"
+    package = run("app.offline.package", dist)
+    assert package.returncode == 0, package.stderr
+    output = tmp_path / "scored.jsonl"
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    env = {
+        **os.environ,
+        # Executors are processes of the worker: they need the project's environment (on a
+        # real cluster, a packed one: see the README).
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+
+    result = subprocess.run(
+        [
+            spark_submit,
+            "--master",
+            standalone_cluster,
+            "--conf",
+            "spark.ui.enabled=false",
+            "--py-files",
+            dist / "app.zip",
+            PROJECT_ROOT / "app" / "spark.py",
+            reviews_csv,
+            output,
+            "--model-dir",
+            PROJECT_ROOT / "model" / "sentiment" / "1",
+        ],
+        cwd=tmp_path,  # not the checkout: the code comes from app.zip
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    # spark-submit's PythonRunner sends the Python driver's stderr to its own stdout.
+    assert summary(result.stdout) == (ROWS, 7)
+    rows = {row["id"]: row for row in read_json_parts(output)}
+    assert len(rows) == ROWS
+    assert {row["label"] for row in rows.values() if not row["error"]} <= set(classes)
