@@ -188,6 +188,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
                         "Invalid JSON, or a body that does not match the schema.",
                         {"blank": example(blank, 'For `{"review": "   "}`.')},
                     ),
+                    "404": error("No such version or label is served (`?version=`, `?label=`)."),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                     "415": error("The body is not sent as `application/json`."),
                 },
