@@ -82,16 +82,18 @@ def assert_rows(rows: list, count: int, classes: list[str]) -> list[str]:
 
 
 def test_model_status_as_documented(server, model):
-    """``curl http://localhost:8501/v1/models/half_plus_three`` → one AVAILABLE version."""
+    """``curl http://localhost:8501/v1/models/half_plus_three`` → each loaded version,
+    AVAILABLE (the docs' model has one version; this server loads 1 and 2)."""
     status, body = curl(f"{server.url}/v1/models/{model['name']}")
     assert status == 200
     assert body == {
         "model_version_status": [
             {
-                "version": model["version"],
+                "version": loaded["version"],
                 "state": "AVAILABLE",
                 "status": {"error_code": "OK", "error_message": ""},
             }
+            for loaded in model["versions"]
         ]
     }
 
@@ -182,8 +184,9 @@ def test_predict_columnar_rest(server, model):
 
 
 def test_get_status_rest(server, model):
-    """testGetStatusREST: GET ``/v1/models/default`` → the version's status."""
-    status, _, answer = call_rest(f"{server.url}/v1/models/{model['name']}", None)
+    """testGetStatusREST: GET ``/v1/models/default/versions/<v>`` → the version's status."""
+    url = f"{server.url}/v1/models/{model['name']}/versions/{model['version']}"
+    status, _, answer = call_rest(url, None)
     assert status == 200
     [version] = answer["model_version_status"]
     assert version == {
