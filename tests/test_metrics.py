@@ -61,7 +61,7 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
 
 
 @pytest.mark.slow
-def test_metrics_add_up_across_gunicorn_workers(start_server):
+def test_metrics_add_up_across_gunicorn_workers(start_server, app):
     server = start_server(WEB_CONCURRENCY="2")
     server.wait_ready()
 
@@ -88,4 +88,6 @@ def test_metrics_add_up_across_gunicorn_workers(start_server):
         assert total(parsed, requests_total, route="/classify") == sent
         assert total(parsed, "sentiment_prediction_confidence_count") == 2 * sent
         assert total(parsed, "sentiment_batch_size_sum") == 2 * sent
-        assert total(parsed, "sentiment_model_info") == 1
+        # One series per loaded version, each 1: livemax across the two workers.
+        versions = app.extensions["models"].registry.versions
+        assert total(parsed, "sentiment_model_info") == len(versions)

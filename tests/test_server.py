@@ -53,7 +53,8 @@ def test_procfile_server_classifies_and_stops_cleanly(start_server, backend):
     assert server.stop() == 0
     lines = json_lines(server.log(), strict=backend == "openvino")
     loaded = [line for line in lines if line["message"] == "model loaded"]
-    assert len(loaded) == 2  # once per worker
+    versions = {line["model_version"] for line in loaded}
+    assert len(loaded) == 2 * len(versions)  # every version once per worker
     assert {line["backend"] for line in loaded} == {backend}
     requests_logged = [line for line in lines if line.get("logger") == "app.request"]
     routed = [line for line in requests_logged if line["request_id"] == ROUTER_REQUEST_ID]
