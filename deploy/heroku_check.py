@@ -26,7 +26,10 @@ import requests
 from app.config import PROJECT_ROOT
 from deploy.dyno import WORK, WebProcess, build_environment, wait_for_200
 
-SLUG_LIMIT_MB, PSS_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 350, 60, 30
+SLUG_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 60, 30
+# Total PSS on a 512 MB dyno: 350 MB with one model version, 70 MB more for each other
+# version loaded (the versions issue's budget: 420 MB with two).
+PSS_ONE_VERSION_MB, PSS_PER_EXTRA_VERSION_MB = 350, 70
 ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 
 
@@ -73,6 +76,7 @@ def rehearse(env_dir: Path) -> dict:
         timeout=10,
     )
     results["classify"] = (response.status_code, response.json().get("label"))
+    results["versions"] = len(requests.get(base + "/ready", timeout=10).json()["versions"])
     with requests.Session() as session:
         for index in range(2000):
             session.post(base + "/classify", json={"review": f"review {index}: fine"}, timeout=10)
@@ -108,6 +112,7 @@ def main() -> None:
     slug_mb = slug_size_mb(env_dir, slug_files())
     print("3. running the Procfile's web command ...", flush=True)
     r = rehearse(env_dir)
+    pss_limit_mb = PSS_ONE_VERSION_MB + PSS_PER_EXTRA_VERSION_MB * (r.get("versions", 1) - 1)
 
     checks = [
         (f"slug estimate {slug_mb:.0f} MB", slug_mb <= SLUG_LIMIT_MB, f"≤ {SLUG_LIMIT_MB} MB"),
@@ -121,9 +126,9 @@ def main() -> None:
         checks += [
             (f"classification {r['classify']}", r["classify"][0] == 200, "200 with a label"),
             (
-                f"total PSS {r['pss_mb']:.0f} MB",
-                r["pss_mb"] <= PSS_LIMIT_MB,
-                f"≤ {PSS_LIMIT_MB} MB",
+                f"total PSS {r['pss_mb']:.0f} MB with {r['versions']} model versions",
+                r["pss_mb"] <= pss_limit_mb,
+                f"≤ {pss_limit_mb} MB",
             ),
             (
                 f"{r['log_lines']} log lines, {len(r.get('non_json', []))} not JSON",
