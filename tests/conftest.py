@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from app import create_app
+from app.config import DEFAULT_MODEL_DIR
 from deploy.dyno import WebProcess
 
 
@@ -29,6 +33,19 @@ def make_app():
         return create_app({"TESTING": True, **overrides})
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def two_versions(tmp_path_factory) -> Path:
+    """A model base folder with versions 1 and 2: version 1's files twice, the copy
+    numbered 2 (two real versions whose answers are known to be equal)."""
+    base = tmp_path_factory.mktemp("versions")
+    shutil.copytree(DEFAULT_MODEL_DIR, base / "1")
+    shutil.copytree(DEFAULT_MODEL_DIR, base / "2")
+    metadata = json.loads((base / "2" / "metadata.json").read_text())
+    metadata["version"] = "2"
+    (base / "2" / "metadata.json").write_text(json.dumps(metadata))
+    return base
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ a copy of it numbered 2 (same weights, different identity)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,6 @@ import pytest
 import requests
 
 from app import create_app
-from app.config import DEFAULT_MODEL_DIR
 from app.serving.routing import key_bucket
 
 # Each app loads two versions: these are feature tests, not part of the quick loop.
@@ -23,15 +21,8 @@ REVIEW = "The staff were friendly and the room was spotless."
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    """A model base folder with versions 1 and 2."""
-    base = tmp_path_factory.mktemp("versions")
-    shutil.copytree(DEFAULT_MODEL_DIR, base / "1")
-    shutil.copytree(DEFAULT_MODEL_DIR, base / "2")
-    metadata = json.loads((base / "2" / "metadata.json").read_text())
-    metadata["version"] = "2"
-    (base / "2" / "metadata.json").write_text(json.dumps(metadata))
-    return base
+def base_dir(two_versions):
+    return two_versions
 
 
 def two_version_app(base_dir, **config):

@@ -11,7 +11,6 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -161,18 +160,6 @@ def test_pages_load_nothing_from_other_hosts(client, path):
 
 
 # --- A real browser on a real server ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def two_versions(tmp_path_factory) -> Path:
-    """A model base folder with versions 1 and 2 (version 1's files, numbered 2)."""
-    base = tmp_path_factory.mktemp("versions")
-    shutil.copytree(DEFAULT_MODEL_DIR, base / "1")
-    shutil.copytree(DEFAULT_MODEL_DIR, base / "2")
-    metadata = json.loads((base / "2" / "metadata.json").read_text())
-    metadata["version"] = "2"
-    (base / "2" / "metadata.json").write_text(json.dumps(metadata))
-    return base
 
 
 @pytest.fixture(scope="module")
