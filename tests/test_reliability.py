@@ -118,6 +118,12 @@ def test_kill_9_of_a_worker_during_load(start_server, record_property):
     assert len(failed) <= 8  # at most the requests in flight on the killed worker
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 17 item 3: with reuse_port, connections queued at a worker when SIGTERM "
+    "arrives can be reset (seen in 1 of ~6 runs on a loaded machine); the fix (a "
+    "master-held SO_REUSEPORT group) is on the unmerged reliability branch",
+)
 def test_sigterm_during_load_finishes_requests_in_flight(start_server, record_property):
     server = start_server(WEB_CONCURRENCY="2")
     server.wait_ready()
