@@ -1,42 +1,233 @@
-"""Configuration: the one place that reads the environment (besides gunicorn.conf.py)."""
+"""Configuration: the one place that reads the environment (besides gunicorn.conf.py).
+
+Every setting is one line of ``SETTINGS``: its name, its default and what it allows. They
+are checked once, up front (``check_environment``): by gunicorn.conf.py in Gunicorn's
+master before any worker forks, and by ``python -m app.batch`` before it loads a model.
+A bad value stops start-up with one line naming the variable, the value and what is
+allowed, and exit code 2 (``EXIT_BAD_SETTING``), as Gunicorn does for its own settings.
+This module imports nothing heavy: the master must not pay for Flask, NumPy or Keras.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import ipaddress
 import os
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_BASE = PROJECT_ROOT / "model" / "sentiment"
 DEFAULT_MODEL_DIR = MODEL_BASE / "1"
+# Exit code of a bad setting: 2, the code of a usage error (argparse, click, Gunicorn's
+# own option errors).
+EXIT_BAD_SETTING = 2
+
+
+class SettingError(ValueError):
+    """A setting's value is not allowed; the message is the one line to print."""
+
+
+class Reason(ValueError):
+    """Raised by a ``Kind`` that can say more precisely what is wrong than ``allowed``."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a setting's text becomes a value: ``parse`` raises ``ValueError`` when the text
+    is not allowed, and ``allowed`` says in a few words what is."""
+
+    parse: Callable[[str], Any]
+    allowed: str
+
+
+def integer(low: int, high: int | None = None) -> Kind:
+    def parse(text: str) -> int:
+        value = int(text.strip())  # int() also refuses "1.5" and "" (ValueError)
+        if value < low or (high is not None and value > high):
+            raise ValueError(text)
+        return value
+
+    upper = f" to {high}" if high is not None else " or more"
+    return Kind(parse, f"a whole number, {low}{upper}")
+
+
+def number(low: float, high: float) -> Kind:
+    def parse(text: str) -> float:
+        value = float(text.strip())
+        if not low <= value <= high:  # also refuses nan
+            raise ValueError(text)
+        return value
+
+    return Kind(parse, f"a number from {low:g} to {high:g}")
+
+
+def choice(*values: str, result: Callable[[str], Any] = str) -> Kind:
+    """One of ``values``, case-insensitive; ``result`` maps the lower-case word."""
+
+    def parse(text: str) -> Any:
+        word = text.strip().lower()
+        if word not in values:
+            raise ValueError(text)
+        return result(word)
+
+    return Kind(parse, "one of " + ", ".join(values))
+
+
+def pattern(regex: str, allowed: str) -> Kind:
+    compiled = re.compile(regex)
+
+    def parse(text: str) -> str:
+        if not compiled.fullmatch(text.strip()):
+            raise ValueError(text)
+        return text.strip()
+
+    return Kind(parse, allowed)
+
+
+def _addresses(text: str) -> str:
+    for part in (part.strip() for part in text.split(",")):
+        if part != "*":
+            ipaddress.ip_network(part, strict=False)  # ValueError when not an address
+    return text
+
+
+def _gunicorn_arguments(text: str) -> str:
+    """Gunicorn's own command-line settings, checked with Gunicorn's parser and validators
+    (imported only here: Gunicorn is there whenever this variable matters)."""
+    from gunicorn.config import Config as GunicornConfig
+
+    if not text.strip():
+        return text
+    config = GunicornConfig(prog="gunicorn")
+    complaint = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(complaint):
+            parsed = config.parser().parse_args(shlex.split(text))
+    except SystemExit:  # argparse's complaint is its last line: "gunicorn: error: ..."
+        lines = complaint.getvalue().strip().splitlines() or [""]
+        raise Reason(lines[-1].removeprefix("gunicorn: error: ")) from None
+    for name, value in vars(parsed).items():
+        if value is not None and name in config.settings:
+            try:
+                config.set(name.lower(), value)
+            except (ValueError, TypeError) as error:  # Gunicorn's own validators
+                raise Reason(f"{name}: {error}") from None
+    if parsed.args:
+        raise Reason(f"unexpected arguments {' '.join(parsed.args)}")
+    if config.workers < 1 or config.threads < 1:  # 0 runs with nothing serving, or crashes
+        raise Reason("--workers and --threads must be 1 or more")
+    return text
+
+
+TEXT = Kind(str, "any text")
+BOOLEAN = choice("0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes"))
+VERSIONS = pattern(r"(?i:all)|\s*[1-9]\d*\s*(,\s*[1-9]\d*\s*)*", "all, or version numbers: 1,2")
+LABELS = pattern(
+    r"(\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9]\d*\s*)(,\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9]\d*\s*)*|",
+    "label=version pairs such as stable=2,canary=1, or nothing",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its default (as text, parsed like a given value), what
+    it allows, and whether only the web server reads it (``app.batch`` ignores those)."""
+
+    name: str
+    default: str
+    kind: Kind
+    server_only: bool = False
+
+    def parse(self, environ: Mapping[str, str]) -> Any:
+        text = environ.get(self.name, self.default)
+        try:
+            return self.kind.parse(text)
+        except (ValueError, TypeError) as error:
+            reason = f" ({error})" if isinstance(error, Reason) else ""
+            raise SettingError(
+                f"bad setting {self.name}={text!r}: allowed is {self.kind.allowed}{reason}"
+            ) from None
+
+
+# Every variable in the README's configuration table, one line each. Adding a setting is
+# adding a line here (and to the README table and app.json).
+SETTINGS = (
+    # The web server (read by gunicorn.conf.py, or by Gunicorn itself).
+    Setting("PORT", "8000", integer(1, 65535), server_only=True),
+    Setting("WEB_CONCURRENCY", "2", integer(1, 64), server_only=True),
+    Setting("FORWARDED_ALLOW_IPS", "*", Kind(_addresses, "* or a comma list of IP addresses or networks"), server_only=True),  # noqa: E501
+    Setting("ACCESS_LOG", "0", BOOLEAN, server_only=True),
+    Setting("PROMETHEUS_MULTIPROC_DIR", "", TEXT, server_only=True),
+    # Read by Gunicorn itself, after gunicorn.conf.py; checked with Gunicorn's parser.
+    Setting("GUNICORN_CMD_ARGS", "", Kind(_gunicorn_arguments, "Gunicorn options with valid values, at least 1 worker and 1 thread"), server_only=True),  # noqa: E501
+    # The app (workers and app.batch).
+    Setting("LOG_LEVEL", "info", choice("debug", "info", "warning", "error", result=str.upper)),
+    # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
+    # model.keras, preprocessing.json and metadata.json.
+    Setting("MODEL_BASE_DIR", str(MODEL_BASE), TEXT),
+    Setting("MODEL_VERSIONS", "all", VERSIONS),
+    # Empty: MODEL_BASE_DIR/labels.json, else the highest loaded version is stable.
+    Setting("MODEL_LABELS", "", LABELS),
+    # One version folder served alone (overrides the three settings above).
+    Setting("MODEL_DIR", "", TEXT),
+    # Who answers requests that name no version.
+    Setting("ROUTING", "stable", choice("stable", "canary", "shadow")),
+    Setting("CANARY_PERCENT", "10", number(0, 100)),
+    Setting("SHADOW_PERCENT", "100", number(0, 100)),
+    # Keras backend for serving: openvino (measured fastest and lightest) or tensorflow.
+    # Keras reads it from the environment when it is first imported.
+    Setting("KERAS_BACKEND", "openvino", choice("openvino", "tensorflow")),
+    # CPU threads one inference may use, per worker. 1 keeps workers from fighting over
+    # the cores (see gunicorn.conf.py and BENCHMARKS.md).
+    Setting("INFERENCE_THREADS", "1", integer(1, 64)),
+    Setting("MAX_BATCH_SIZE", "64", integer(1, 10000)),
+    Setting("MAX_TEXT_CHARS", "5000", integer(1, 1_000_000)),
+    # Flask reads it itself: 413 before the body is read.
+    Setting("MAX_CONTENT_LENGTH", str(1024 * 1024), integer(1, 1024**3)),
+)
+
+
+def check_environment(
+    environ: Mapping[str, str] | None = None, *, server: bool = True
+) -> dict[str, Any]:
+    """Every setting's value (``server``: also the web server's own); raises
+    ``SettingError`` for the first one that is not allowed, in ``SETTINGS`` order."""
+    environ = os.environ if environ is None else environ
+    return {
+        setting.name: setting.parse(environ)
+        for setting in SETTINGS
+        if server or not setting.server_only
+    }
+
+
+def _values_or_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The app's settings for ``Config``: a bad value falls back to its default here, so
+    that importing this module never fails; ``check_environment`` is what refuses it."""
+    values = {}
+    for setting in SETTINGS:
+        if setting.server_only:
+            continue
+        try:
+            values[setting.name] = setting.parse(environ)
+        except SettingError:
+            values[setting.name] = setting.parse({})
+    return values
 
 
 class Config:
-    """Settings with their defaults; every attribute is documented in the README.
+    """The app's settings (every ``SETTINGS`` line that is not ``server_only``), as
+    attributes: ``Config.MAX_TEXT_CHARS``. Every one is documented in the README.
 
-    Flask reads ``MAX_CONTENT_LENGTH`` itself (413 before the body is read); the rest
-    are the service's own. Tests override attributes through ``create_app(test_config)``.
+    Flask reads ``MAX_CONTENT_LENGTH`` itself; the rest are the service's own. Tests
+    override attributes through ``create_app(test_config)``.
     """
 
-    # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
-    # model.keras, preprocessing.json and metadata.json. MODEL_VERSIONS: "all" or "1,2".
-    MODEL_BASE_DIR = os.environ.get("MODEL_BASE_DIR", str(MODEL_BASE))
-    MODEL_VERSIONS = os.environ.get("MODEL_VERSIONS", "all")
-    # Labels such as "stable=2,canary=1"; empty: MODEL_BASE_DIR/labels.json, else the
-    # highest loaded version is stable.
-    MODEL_LABELS = os.environ.get("MODEL_LABELS", "")
-    # One version folder served alone (overrides the two settings above).
-    MODEL_DIR = os.environ.get("MODEL_DIR", "")
-    # Who answers requests that name no version: stable, canary or shadow.
-    ROUTING = os.environ.get("ROUTING", "stable")
-    CANARY_PERCENT = float(os.environ.get("CANARY_PERCENT", "10"))
-    SHADOW_PERCENT = float(os.environ.get("SHADOW_PERCENT", "100"))
-    # Keras backend for serving: "openvino" (default, measured fastest and lightest) or
-    # "tensorflow". Keras reads it from the environment when it is first imported.
-    KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "openvino")
-    # CPU threads one inference may use, per worker. 1 keeps workers from fighting over
-    # the cores (see gunicorn.conf.py and BENCHMARKS.md).
-    INFERENCE_THREADS = int(os.environ.get("INFERENCE_THREADS", "1"))
-    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
-    MAX_BATCH_SIZE = int(os.environ.get("MAX_BATCH_SIZE", "64"))
-    MAX_TEXT_CHARS = int(os.environ.get("MAX_TEXT_CHARS", "5000"))
-    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
+
+for _name, _value in _values_or_defaults(os.environ).items():
+    setattr(Config, _name, _value)

@@ -16,7 +16,7 @@ ALLOWED = {
     "app.observability": set(),
     "app.web": {"app.config", "app.serving", "app.observability"},
     "app.offline": {"app.config", "app.serving"},
-    "app": {"app.config", "app.web", "app.offline"},
+    "app": {"app.config", "app.web", "app.offline", "app.observability"},
     "model": {"app.serving"},
 }
 FLASK_ALLOWED = {"app.web", "app"}

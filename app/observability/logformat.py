@@ -44,6 +44,12 @@ def configure_logging(level: str) -> None:
     logging.getLogger("app").setLevel(level)
 
 
+def log_bad_setting(message: str) -> None:
+    """The one line that stops start-up on a bad setting (before logging is set up)."""
+    configure_logging("INFO")
+    logging.getLogger("app.config").critical(message)
+
+
 class GunicornLogger(glogging.Logger):
     """Gunicorn's logger, writing JSON lines with the same formatter as the app.
 
