@@ -38,7 +38,7 @@ from typing import IO, Any
 import click
 import numpy as np
 
-from app.config import Config
+from app.config import EXIT_BAD_SETTING, Config, SettingError, check_environment
 from app.serving.predictor import ModelBundleError, Predictor
 from app.serving.registry import VersionSelection
 from app.serving.texts import review_text_problem
@@ -417,6 +417,11 @@ def score_command(
     Adds label, score, p_<class>, version and error to every row; bad rows are reported with their
     line numbers and written with an empty label. Prints rows/s to stderr at the end.
     """
+    try:
+        check_environment(server=False)
+    except SettingError as error:
+        warn(f"Error: {error}")
+        sys.exit(EXIT_BAD_SETTING)
     if input_path.resolve() == output_path.resolve():
         raise click.UsageError("OUTPUT must not be INPUT")
     file_format(input_path)

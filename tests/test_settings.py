@@ -1,0 +1,133 @@
+"""Settings are checked once, up front (issue 17 item 7): a bad value is one line naming
+the variable, the value and what is allowed, and exit code 2, for the web server (in
+Gunicorn's master, before any worker forks) and for ``python -m app.batch``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app.config import (
+    EXIT_BAD_SETTING,
+    PROJECT_ROOT,
+    SETTINGS,
+    Config,
+    SettingError,
+    check_environment,
+)
+
+BAD = [
+    ("WEB_CONCURRENCY", "0"),
+    ("WEB_CONCURRENCY", "abc"),
+    ("WEB_CONCURRENCY", "-1"),
+    ("GUNICORN_CMD_ARGS", "--threads 0"),
+    ("GUNICORN_CMD_ARGS", "--workers 0"),
+    ("GUNICORN_CMD_ARGS", "--threads abc"),
+    ("GUNICORN_CMD_ARGS", "--no-such-option"),
+    ("LOG_LEVEL", "verbose"),
+    ("PORT", "http"),
+    ("FORWARDED_ALLOW_IPS", "my-proxy"),
+    ("ACCESS_LOG", "maybe"),
+    ("MODEL_VERSIONS", "1,two"),
+    ("MODEL_LABELS", "stable"),
+    ("ROUTING", "random"),
+    ("CANARY_PERCENT", "150"),
+    ("SHADOW_PERCENT", "nan"),
+    ("KERAS_BACKEND", "jax"),
+    ("INFERENCE_THREADS", "0"),
+    ("MAX_BATCH_SIZE", "1.5"),
+    ("MAX_TEXT_CHARS", ""),
+    ("MAX_CONTENT_LENGTH", "1MB"),
+]
+
+
+def test_the_defaults_are_allowed_and_are_what_config_holds():
+    values = check_environment({})
+    for name, value in values.items():
+        if hasattr(Config, name):
+            assert getattr(Config, name) == value, name
+    assert values["LOG_LEVEL"] == "INFO" and values["WEB_CONCURRENCY"] == 2
+
+
+@pytest.mark.parametrize(("name", "value"), BAD)
+def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allowed(name, value):
+    with pytest.raises(SettingError) as caught:
+        check_environment({name: value})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{name}={value!r}" in message and "allowed is " in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LOG_LEVEL", "DEBUG"),
+        ("GUNICORN_CMD_ARGS", "--threads 4 --max-requests 0"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),
+        ("MODEL_LABELS", "stable=2,canary=1"),
+        ("MODEL_VERSIONS", "ALL"),
+        ("ACCESS_LOG", "true"),
+    ],
+)
+def test_good_values_pass(name, value):
+    check_environment({name: value})
+
+
+def test_batch_skips_the_web_servers_own_settings():
+    check_environment({"WEB_CONCURRENCY": "0"}, server=False)
+    with pytest.raises(SettingError):
+        check_environment({"MAX_TEXT_CHARS": "0"}, server=False)
+
+
+def test_every_setting_is_in_the_readme_table():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"| `{setting.name}` |" in readme, setting.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "abc"),
+        ("WEB_CONCURRENCY", "-1"),
+        ("GUNICORN_CMD_ARGS", "--threads 0"),
+        ("LOG_LEVEL", "verbose"),
+        ("FORWARDED_ALLOW_IPS", "my-proxy"),
+    ],
+)
+def test_the_procfile_server_refuses_a_bad_setting_with_exit_2(start_server, name, value):
+    """In the master, before any worker (or model) starts: well under 20 s, one line."""
+    server = start_server(**{name: value})
+    try:
+        code = server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{name}={value!r}: still running after 20 s:\n{server.log()}")
+    assert code == EXIT_BAD_SETTING
+    lines = server.log().splitlines()
+    assert len(lines) == 1, lines
+    line = json.loads(lines[0])
+    assert line["level"] == "CRITICAL" and f"{name}={value!r}" in line["message"]
+    assert "allowed is" in line["message"]
+
+
+def test_batch_refuses_a_bad_setting_with_exit_2(tmp_path):
+    (tmp_path / "in.csv").write_text("text\nlovely\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.batch", "in.csv", "out.csv", "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "LOG_LEVEL": "verbose", "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == EXIT_BAD_SETTING
+    assert done.stderr.strip().splitlines() == [
+        "Error: bad setting LOG_LEVEL='verbose': allowed is one of debug, info, warning, error"
+    ]
+    assert not (tmp_path / "out.csv").exists()
