@@ -74,6 +74,12 @@ BODY_CASES = [
     ("utf16-body", json.dumps({"review": REVIEW}).encode("utf-16"), JSON_TYPE, 200, None),
     ("invalid-utf8", b'{"review": "caf\xe9 \xff\xfe"}', JSON_TYPE, 400, "invalid_json"),
     ("bom", b"\xef\xbb\xbf" + j({"review": REVIEW}), JSON_TYPE, 200, None),
+    # A lone surrogate escape is not text (I-JSON, RFC 7493); its echo in an error was a 500.
+    ("lone-surrogate-key", b'{"\\udc80": 1}', JSON_TYPE, 400, "invalid_json"),
+    ("lone-surrogate-key-beside", b'{"review": "ok", "\\ud800": 2}', JSON_TYPE, 400, "invalid_json"),
+    ("lone-surrogate-text", b'{"review": "bad \\udc80 text"}', JSON_TYPE, 400, "invalid_json"),
+    ("surrogate-pair-text", b'{"review": "good \\ud83d\\ude00"}', JSON_TYPE, 200, None),
+    ("escaped-backslash-u", b'{"review": "\\\\udc80"}', JSON_TYPE, 200, None),
     ("nul-and-controls", j({"review": "good\u0000 flight\u0007\u001b[31m"}), JSON_TYPE, 200, None),
     ("only-controls", j({"review": "\u0000\u0001"}), JSON_TYPE, 200, None),
     ("emoji", j({"review": "😍✈️👍🏽 best trip"}), JSON_TYPE, 200, None),

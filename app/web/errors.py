@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,14 @@ def http_error_parts(error: HTTPException) -> tuple[int, str, str, dict[str, Any
 
 
 def _json_error(status: int, body: dict[str, Any], headers: Any = None) -> Response:
-    response = jsonify(body)
+    try:
+        response = jsonify(body)
+    except (TypeError, ValueError):  # details that cannot be JSON: never a second failure
+        log.error("error body not serialisable; sent without details", exc_info=True)
+        inner = body.get("error") if isinstance(body.get("error"), dict) else None
+        if inner is None:
+            raise
+        response = jsonify(error_body(inner["code"], inner["message"]))
     response.status_code = status
     for name, value in headers or ():
         if name.lower() != "content-type":
@@ -118,6 +125,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> Response:
+        if isinstance(error, InternalServerError):
+            # Flask's own 500 (an error handler failed, or an exception escaped): the
+            # same code, body and log line with the request id as any unexpected error.
+            return handle_unexpected_error(error.original_exception or error)
         status, code, message, details = http_error_parts(error)
         # Keep headers such as Allow on 405.
         return _json_error(status, _body_for_request(code, message, details), error.get_headers())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -19,6 +20,32 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         # '{"review": "a", "review": "b"}' is ambiguous: refuse it rather than guess.
         raise ValueError("duplicate key in a JSON object")
     return obj
+
+
+# A \uD800-\uDFFF escape: the only way a lone surrogate gets into a parsed body (raw
+# bytes must be valid UTF-8, which cannot encode one).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(document: Any) -> str | None:
+    """The first key or string holding a lone surrogate (``"\\udc80"`` not followed by
+    its pair), as an escape; None if there is none. Such a string is not Unicode text:
+    I-JSON (RFC 7493) forbids it, and it cannot be written back as UTF-8."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as error:
+                return f"\\u{ord(item[error.start]):04x}"
+    return None
 
 
 class StrictJSONProvider(DefaultJSONProvider):
@@ -38,9 +65,15 @@ class StrictJSONProvider(DefaultJSONProvider):
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         try:
-            return json.loads(s, object_pairs_hook=_reject_duplicate_keys, **kwargs)
+            document = json.loads(s, object_pairs_hook=_reject_duplicate_keys, **kwargs)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
+        pattern = _SURROGATE_ESCAPE_BYTES if isinstance(s, bytes) else _SURROGATE_ESCAPE
+        if pattern.search(s):  # rare: the walk below costs nothing on ordinary bodies
+            lone = _lone_surrogate(document)
+            if lone is not None:
+                raise ValueError(f"A string or key holds a lone surrogate ({lone}), not text.")
+        return document
 
 
 class APIRequest(Request):
