@@ -126,7 +126,9 @@ def _gunicorn_arguments(text: str) -> str:
 
 
 TEXT = Kind(str, "any text")
-BOOLEAN = choice("0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes"))
+BOOLEAN = choice(
+    "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
+)
 VERSIONS = pattern(r"(?i:all)|\s*[1-9]\d*\s*(,\s*[1-9]\d*\s*)*", "all, or version numbers: 1,2")
 LABELS = pattern(
     r"(\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9]\d*\s*)(,\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9]\d*\s*)*|",
@@ -161,11 +163,24 @@ SETTINGS = (
     # The web server (read by gunicorn.conf.py, or by Gunicorn itself).
     Setting("PORT", "8000", integer(1, 65535), server_only=True),
     Setting("WEB_CONCURRENCY", "2", integer(1, 64), server_only=True),
-    Setting("FORWARDED_ALLOW_IPS", "*", Kind(_addresses, "* or a comma list of IP addresses or networks"), server_only=True),  # noqa: E501
+    Setting(
+        "FORWARDED_ALLOW_IPS",
+        "*",
+        Kind(_addresses, "* or a comma list of IP addresses or networks"),
+        server_only=True,
+    ),
     Setting("ACCESS_LOG", "0", BOOLEAN, server_only=True),
     Setting("PROMETHEUS_MULTIPROC_DIR", "", TEXT, server_only=True),
     # Read by Gunicorn itself, after gunicorn.conf.py; checked with Gunicorn's parser.
-    Setting("GUNICORN_CMD_ARGS", "", Kind(_gunicorn_arguments, "Gunicorn options with valid values, at least 1 worker and 1 thread"), server_only=True),  # noqa: E501
+    Setting(
+        "GUNICORN_CMD_ARGS",
+        "",
+        Kind(
+            _gunicorn_arguments,
+            "Gunicorn options with valid values, at least 1 worker and 1 thread",
+        ),
+        server_only=True,
+    ),
     # The app (workers and app.batch).
     Setting("LOG_LEVEL", "info", choice("debug", "info", "warning", "error", result=str.upper)),
     # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding

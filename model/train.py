@@ -27,6 +27,7 @@ import numpy as np
 
 from app.serving.predictor import METADATA_FILE, MODEL_FILE, PREPROCESSING_FILE
 from app.serving.preprocessing import TextEncoder, tokenize
+from model import known_answers
 from model.corpus import (
     CLASSES,
     CORPUS_FILE,
@@ -42,6 +43,9 @@ from model.evaluate import DEFAULT_MODEL_DIR, classification_metrics
 
 MODEL_NAME = "sentiment"
 MODEL_VERSION = "1"
+# Known answers (model/known_answers.py) are kept when the model gets them right with at
+# least this confidence (version 1, trained on tweets, is less sure of neutral texts).
+KNOWN_ANSWER_CONFIDENCE = 0.7
 # The serving code's names for the three files; a replacement model provides all three.
 ARTIFACT_FILES = (MODEL_FILE, PREPROCESSING_FILE, METADATA_FILE)
 
@@ -241,6 +245,17 @@ def saved_model_predictions(
     }
 
 
+def known_answer_probabilities(directory: Path) -> np.ndarray:
+    """The saved artifact's probabilities for every known-answer candidate, in order."""
+    import keras
+
+    model = keras.saving.load_model(directory / MODEL_FILE, compile=False)
+    with (directory / PREPROCESSING_FILE).open(encoding="utf-8") as file:
+        encoder = TextEncoder.from_config(json.load(file))
+    texts = [text for text, _ in known_answers.CANDIDATES]
+    return np.asarray(model.predict_on_batch(encoder.encode_batch(texts)))
+
+
 def summary_table(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
     """A short text table of accuracy and macro-F1 per system and split."""
     lines = [f"{'':10} {'split':12} {'accuracy':>9} {'macro-F1':>9}"]
@@ -328,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "parameters": int(model.count_params()),
                 },
                 "libraries": library_versions(),
+                # Checked by the server at load: a reordered class list is refused.
+                "known_answers": known_answers.choose(
+                    known_answer_probabilities(staging), CLASSES, KNOWN_ANSWER_CONFIDENCE
+                ),
             },
         )
         replace_artifact(staging, args.output)

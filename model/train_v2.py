@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from app.serving.preprocessing import TextEncoder
-from model import goemotions, lexicons, teamdata
+from model import goemotions, known_answers, lexicons, teamdata
 from model.corpus import CLASSES, CORPUS_FILE, PACKAGE, PACKAGE_VERSION, corpus_path, file_sha256
 from model.corpus import load_splits as load_tweet_splits
 from model.evaluate import classification_metrics, expected_calibration_error
@@ -53,25 +53,9 @@ DEFAULT_OUTPUT = Path(__file__).resolve().parent / "sentiment" / MODEL_VERSION
 # The drift reference's confidence buckets: upper bounds, like Prometheus' `le`; the
 # counts have one more entry, for +Inf.
 CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-# Known answers: clear texts written for this purpose (not from any data set); training
-# keeps those the model gets right with at least KNOWN_ANSWER_CONFIDENCE, up to
-# KNOWN_ANSWERS_PER_CLASS per class, and fails if a class has none.
-KNOWN_ANSWER_CANDIDATES = (
-    ("I absolutely love this, it is wonderful and works perfectly.", "positive"),
-    ("Fantastic service, friendly staff and great food. Highly recommended!", "positive"),
-    ("The best purchase I have made all year, excellent quality.", "positive"),
-    ("The crew was friendly and the flight left on time.", "positive"),
-    ("Terrible experience, rude staff and the product broke after a day.", "negative"),
-    ("This is the worst app I have ever used, it crashes constantly.", "negative"),
-    ("Awful, disgusting food and horrible service. Never again.", "negative"),
-    ("I hate it, a complete waste of money.", "negative"),
-    ("The store opens at 9 am on weekdays.", "neutral"),
-    ("The package contains two cables and a charger.", "neutral"),
-    ("The meeting has been moved to room 204 on Thursday.", "neutral"),
-    ("The book has twelve chapters and an index.", "neutral"),
-)
+# Known answers (model/known_answers.py): kept when the model gets them right with at
+# least this confidence.
 KNOWN_ANSWER_CONFIDENCE = 0.8
-KNOWN_ANSWERS_PER_CLASS = 2
 EVALUATED = ("tweet_validation", "tweet_test", "goemotions_test", "team_validation", "devset")
 CALIBRATION_SETS = ("tweet_validation", "goemotions_validation", "team_validation")
 
@@ -340,25 +324,6 @@ def devset_breakdown(
     return breakdown
 
 
-def choose_known_answers(probabilities: np.ndarray) -> list[dict[str, str]]:
-    """Candidates the model gets right with high confidence, the surest first per class."""
-    chosen = []
-    for label in CLASSES:
-        column = CLASSES.index(label)
-        right = [
-            (float(probabilities[i, column]), text)
-            for i, (text, expected) in enumerate(KNOWN_ANSWER_CANDIDATES)
-            if expected == label
-            and probabilities[i].argmax() == column
-            and probabilities[i, column] >= KNOWN_ANSWER_CONFIDENCE
-        ]
-        if not right:
-            raise RuntimeError(f"no known-answer candidate for {label!r} is answered surely")
-        for _, text in sorted(right, reverse=True)[:KNOWN_ANSWERS_PER_CLASS]:
-            chosen.append({"text": text, "label": label})
-    return chosen
-
-
 def drift_reference(probabilities: np.ndarray) -> dict[str, Any]:
     """Predicted label mix and top-probability histogram on the tweet test split: a
     count per bucket (not cumulative), a row counted in the first bucket whose upper
@@ -471,7 +436,7 @@ def run(output: Path, goemotions_dir: Path, seeds: int) -> dict[str, Any]:
         staging = Path(scratch)
         save_artifact(staging, model, encoder)
         texts_by_set = {name: texts for name, (texts, _) in sets.items()}
-        texts_by_set["known_answers"] = [text for text, _ in KNOWN_ANSWER_CANDIDATES]
+        texts_by_set["known_answers"] = [text for text, _ in known_answers.CANDIDATES]
         served = saved_probabilities(staging, texts_by_set)
         metrics = {name: scores(sets[name][1], served[name]) for name in EVALUATED}
         metrics["devset"]["breakdown"] = devset_breakdown(sources.devset, served["devset"])
@@ -544,7 +509,9 @@ def run(output: Path, goemotions_dir: Path, seeds: int) -> dict[str, Any]:
                 "ece_after": {name: metrics[name]["ece"] for name in EVALUATED},
             },
             "seed_spread": spread([shipped_run, *extra_runs]),
-            "known_answers": choose_known_answers(served["known_answers"]),
+            "known_answers": known_answers.choose(
+                served["known_answers"], CLASSES, KNOWN_ANSWER_CONFIDENCE
+            ),
             "reference": drift_reference(served["tweet_test"]),
             "training_label_mix": label_mix(data.labels),
             "training": {

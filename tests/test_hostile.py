@@ -76,7 +76,13 @@ BODY_CASES = [
     ("bom", b"\xef\xbb\xbf" + j({"review": REVIEW}), JSON_TYPE, 200, None),
     # A lone surrogate escape is not text (I-JSON, RFC 7493); its echo in an error was a 500.
     ("lone-surrogate-key", b'{"\\udc80": 1}', JSON_TYPE, 400, "invalid_json"),
-    ("lone-surrogate-key-beside", b'{"review": "ok", "\\ud800": 2}', JSON_TYPE, 400, "invalid_json"),
+    (
+        "lone-surrogate-key-beside",
+        b'{"review": "ok", "\\ud800": 2}',
+        JSON_TYPE,
+        400,
+        "invalid_json",
+    ),
     ("lone-surrogate-text", b'{"review": "bad \\udc80 text"}', JSON_TYPE, 400, "invalid_json"),
     ("surrogate-pair-text", b'{"review": "good \\ud83d\\ude00"}', JSON_TYPE, 200, None),
     ("escaped-backslash-u", b'{"review": "\\\\udc80"}', JSON_TYPE, 200, None),

@@ -172,7 +172,12 @@ def test_exception_inside_inference_is_a_500_and_the_worker_keeps_serving(make_a
 
 @pytest.mark.parametrize(
     "damage",
-    ["missing model.keras", "truncated model.keras", "metadata classes mismatch"],
+    [
+        "missing model.keras",
+        "truncated model.keras",
+        "metadata classes mismatch",
+        "metadata classes reordered",
+    ],
 )
 def test_unusable_model_stops_the_server(start_server, app, tmp_path, damage):
     """The server exits non-zero with one clear line, rather than respawning workers
@@ -183,12 +188,18 @@ def test_unusable_model_stops_the_server(start_server, app, tmp_path, damage):
     elif damage == "truncated model.keras":
         data = (folder / "model.keras").read_bytes()
         (folder / "model.keras").write_bytes(data[: len(data) // 2])
-    else:
+    elif damage == "metadata classes mismatch":
         metadata = json.loads((folder / "metadata.json").read_text())
         metadata["classes"] = metadata["classes"][:2]
+        (folder / "metadata.json").write_text(json.dumps(metadata))
+    else:  # the same classes in another order: caught only by the known answers
+        metadata = json.loads((folder / "metadata.json").read_text())
+        metadata["classes"] = list(reversed(metadata["classes"]))
         (folder / "metadata.json").write_text(json.dumps(metadata))
     server = start_server(MODEL_DIR=str(folder))
     assert server.process.wait(timeout=60) != 0
     lines = [json.loads(x) for x in server.log().splitlines() if x.startswith("{")]
     failures = [line for line in lines if line["message"].startswith("model failed to load")]
     assert failures and str(folder) in failures[0]["message"]
+    if damage == "metadata classes reordered":
+        assert "known answer 1 of 6 is wrong" in failures[0]["message"]

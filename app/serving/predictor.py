@@ -125,6 +125,50 @@ def load_model_bundle(directory: Path) -> ModelBundle:
     return ModelBundle(directory=directory, model=model, encoder=encoder, metadata=metadata)
 
 
+KNOWN_ANSWERS_KEY = "known_answers"
+
+
+def check_known_answers(bundle: ModelBundle, infer: Callable[[np.ndarray], np.ndarray]) -> int:
+    """Score the folder's known answers (texts with the labels training saw the model give
+    them) and raise ``ModelBundleError`` naming the folder and the first wrong one: a
+    ``metadata.json`` whose classes are in another order than the model's outputs labels
+    everything wrongly, and passes every other check. Returns how many were checked; 0
+    (with a warning) for a folder that has none, which still loads, as TF Serving loads a
+    version without warm-up requests."""
+    path = bundle.directory / METADATA_FILE
+    answers = bundle.metadata.get(KNOWN_ANSWERS_KEY)
+    if answers is None:
+        log.warning(
+            "model folder has no known answers: its class order is not checked",
+            extra={"model_dir": str(bundle.directory)},
+        )
+        return 0
+    if (
+        not isinstance(answers, list)
+        or not answers
+        or not all(
+            isinstance(a, dict)
+            and isinstance(a.get("text"), str)
+            and a.get("label") in bundle.classes
+            for a in answers
+        )
+    ):
+        raise ModelBundleError(
+            f"{path}: {KNOWN_ANSWERS_KEY} must be a non-empty list of "
+            f'{{"text", "label"}} with labels among the classes {bundle.classes}'
+        )
+    probabilities = np.asarray(infer(bundle.encoder.encode_batch([a["text"] for a in answers])))
+    for number, (answer, row) in enumerate(zip(answers, probabilities, strict=True), start=1):
+        said = bundle.classes[int(row.argmax())]
+        if said != answer["label"]:
+            raise ModelBundleError(
+                f"{bundle.directory}: known answer {number} of {len(answers)} is wrong: "
+                f"{answer['text']!r} should be {answer['label']}, the model says {said} "
+                f"({float(row.max()):.2f}); are the classes in metadata.json in the model's order?"
+            )
+    return len(answers)
+
+
 def _select_backend(backend: str, threads: int) -> None:
     """Make Keras use ``backend`` (it reads KERAS_BACKEND once, on first import) and,
     for TensorFlow, size its thread pools before anything starts its runtime."""
@@ -274,6 +318,7 @@ class Predictor:
         # Warm up: the first calls allocate and (on TensorFlow) trace.
         for batch_size in (1, 8, 64):
             infer(np.ones((batch_size, bundle.encoder.sequence_length), dtype=np.int32))
+        known_answers = check_known_answers(bundle, infer)
         predictor = cls(bundle, infer, backend)
         _release_free_memory()
         log.info(
@@ -283,6 +328,7 @@ class Predictor:
                 "model_name": bundle.name,
                 "model_version": bundle.version,
                 "backend": backend,
+                "known_answers": known_answers,
                 "load_ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
