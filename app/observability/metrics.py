@@ -9,6 +9,7 @@ own registry is exposed. No Flask here: ``app.web.metrics`` counts requests and 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,32 @@ from prometheus_client import (
 )
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+log = logging.getLogger(__name__)
+
+
+class MetricsUnavailable(Exception):
+    """The samples cannot be read now (the folder was deleted, a file is damaged)."""
+
+
+def ensure_multiproc_dir() -> bool:
+    """Re-create the workers' metrics folder if it was deleted while the server ran (a
+    tmp cleaner, an operator): serving and worker start-up must never depend on it.
+    Whichever process notices first re-creates it and logs the one line; True then."""
+    folder = os.environ.get(MULTIPROC_DIR_ENV)
+    if not folder or os.path.isdir(folder):
+        return False
+    try:
+        os.mkdir(folder)  # not makedirs: a vanished parent is not ours to re-create
+    except FileExistsError:  # another worker was first
+        return False
+    log.error(
+        "metrics folder was deleted: re-created; samples kept by running workers are "
+        "lost until they are replaced",
+        extra={"folder": folder},
+    )
+    return True
+
 
 # Request latency: from well under a millisecond (one review) to the router's 30 s limit.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30)
@@ -69,11 +96,19 @@ class ServiceMetrics:
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(*labels)
+            try:
+                found = metric.labels(*labels)
+            except FileNotFoundError:  # the folder of this process's sample files is gone
+                ensure_multiproc_dir()
+                found = metric.labels(*labels)
+            self._children[key] = found
         return found
 
     @classmethod
     def create(cls) -> ServiceMetrics:
+        # Each worker creates its metrics at start: a folder deleted since the master
+        # made it is re-created here, so that a new worker can always boot.
+        ensure_multiproc_dir()
         registry = CollectorRegistry()
         return cls(
             registry=registry,
@@ -182,9 +217,23 @@ class ServiceMetrics:
             )
 
     def exposition(self) -> bytes:
-        """The text format: merged across workers under Gunicorn, else this app's."""
-        if os.environ.get(MULTIPROC_DIR_ENV):
+        """The text format: merged across workers under Gunicorn, else this app's.
+
+        Raises ``MetricsUnavailable`` (logged once, one line) when the workers' folder was
+        deleted, after re-creating it: the next scrape has the samples written since, but
+        those the live workers kept in the deleted files are lost until they are replaced.
+        """
+        folder = os.environ.get(MULTIPROC_DIR_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        if ensure_multiproc_dir():  # logged there
+            raise MetricsUnavailable(f"{folder} was deleted")
+        try:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
-        return generate_latest(self.registry)
+        except (OSError, ValueError, KeyError) as error:  # e.g. a damaged or vanished file
+            log.error(
+                "metrics cannot be read: %s", error.__class__.__name__, extra={"folder": folder}
+            )
+            raise MetricsUnavailable(str(error)) from None

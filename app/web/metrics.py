@@ -8,10 +8,17 @@ import time
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.observability.metrics import HTTP_METHODS, ServiceMetrics
+from app.observability.metrics import HTTP_METHODS, MetricsUnavailable, ServiceMetrics
+from app.web.errors import APIError
 from app.web.request_log import current_record
 
 bp = Blueprint("metrics", __name__)
+
+
+class MetricsNotReadable(APIError):
+    status = 503
+    code = "metrics_unavailable"
+    message = "The metrics cannot be read now; the server keeps serving. Retry later."
 
 
 def init_app(app: Flask) -> None:
@@ -35,4 +42,7 @@ def init_app(app: Flask) -> None:
 def prometheus_metrics() -> Response:
     """Prometheus text format."""
     metrics: ServiceMetrics = current_app.extensions["metrics"]
-    return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+    try:
+        return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+    except MetricsUnavailable:  # logged where it was found, once
+        raise MetricsNotReadable() from None

@@ -92,11 +92,11 @@ def init_app(app: Flask) -> None:
     app.extensions["models"] = ServedModels(registry, router, shadow, metrics)
     for version, predictor in registry.versions.items():
         bundle = predictor.bundle
-        metrics.model_info.labels(bundle.name, version, predictor.backend).set(1)
+        metrics.child(metrics.model_info, bundle.name, version, predictor.backend).set(1)
         for label, share in bundle.metadata.get("training_label_mix", {}).items():
-            metrics.training_label_share.labels(version, label).set(share)
+            metrics.child(metrics.training_label_share, version, label).set(share)
     for label, version in registry.labels.items():
-        metrics.model_label.labels(label, version).set(1)
+        metrics.child(metrics.model_label, label, version).set(1)
     start_counters_at_zero(metrics, registry, router)
     metrics.worker_starts.inc()
 

@@ -118,6 +118,15 @@ def get(operation_id: str, tag: str, summary: str, ok: dict[str, Any]) -> dict[s
     }
 
 
+def with_response(
+    operation: dict[str, Any], status: str, response: dict[str, Any]
+) -> dict[str, Any]:
+    """``operation`` (one method) with one more documented response."""
+    for method in operation.values():
+        method["responses"][status] = response
+    return operation
+
+
 def pin_parameters() -> list[dict[str, Any]]:
     """``?version=`` and ``?label=``: pin the answering version (else ``ROUTING`` picks)."""
     pin = (
@@ -212,11 +221,15 @@ def classify_operations() -> dict[str, dict[str, Any]]:
             "What is served: identity, classes, limits, metrics, libraries.",
             json_response("The served model.", ref("ModelInfo")),
         ),
-        "/metrics": get(
-            "metrics",
-            "operations",
-            "Prometheus metrics, in the text exposition format (0.0.4).",
-            text_response("The metrics.", "text/plain", {"type": "string"}),
+        "/metrics": with_response(
+            get(
+                "metrics",
+                "operations",
+                "Prometheus metrics, in the text exposition format (0.0.4).",
+                text_response("The metrics.", "text/plain", {"type": "string"}),
+            ),
+            "503",
+            error("The metrics cannot be read now (`metrics_unavailable`); serving goes on."),
         ),
         "/": get(
             "page",

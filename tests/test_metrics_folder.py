@@ -1,0 +1,77 @@
+"""The metrics folder deleted while the server runs (issue 17 item 4): serving and worker
+replacement never depend on it; it is re-created, the scrape that finds it gone answers
+503 ``metrics_unavailable`` with one log line, and later scrapes work again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+REVIEW = {"review": "The crew was friendly and the flight left on time."}
+
+
+def workers(server) -> list[int]:
+    path = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def log_lines(server) -> list[dict]:
+    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+
+def test_deleting_the_metrics_folder_neither_stops_serving_nor_worker_replacement(
+    start_server, tmp_path
+):
+    folder = tmp_path / "metrics"
+    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
+    server.wait_ready("/ready")
+    assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
+
+    # A scrape that finds the folder gone re-creates it and answers 503, once.
+    shutil.rmtree(folder)
+    scrapes = [requests.get(server.url + "/metrics", timeout=10) for _ in range(6)]
+    statuses = [response.status_code for response in scrapes]
+    assert statuses[0] == 503 and set(statuses[1:]) == {200}, statuses
+    assert scrapes[0].json()["error"]["code"] == "metrics_unavailable"
+    assert folder.is_dir()
+
+    # A request that finds it gone re-creates it too, and is served.
+    shutil.rmtree(folder)
+    for _ in range(6):
+        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
+        assert requests.get(server.url + "/nothing-here", timeout=10).status_code == 404
+    statuses = [requests.get(server.url + "/metrics", timeout=10).status_code for _ in range(4)]
+    assert 500 not in statuses and statuses[-1] == 200 and folder.is_dir(), statuses
+    deleted = [
+        line for line in log_lines(server) if "metrics folder was deleted" in line["message"]
+    ]
+    assert len(deleted) == 2 and {line["folder"] for line in deleted} == {str(folder)}
+
+    # Deleted again, then a worker dies: its replacement boots (it re-creates the folder).
+    shutil.rmtree(folder)
+    before = workers(server)
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = workers(server) if server.process.poll() is None else []
+        if len(now) == 2 and before[0] not in now and folder.is_dir():
+            break
+        time.sleep(0.2)
+    assert server.process.poll() is None, f"the server stopped:\n{server.log()[-2000:]}"
+    assert len(workers(server)) == 2 and folder.is_dir()
+    server.wait_ready("/ready", timeout=60)
+    for _ in range(10):
+        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
+    text = requests.get(server.url + "/metrics", timeout=10)
+    if text.status_code == 503:  # the old worker found the second deletion: once
+        text = requests.get(server.url + "/metrics", timeout=10)
+    assert text.status_code == 200 and "sentiment_worker_starts_total" in text.text
