@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +189,90 @@ def test_unusable_arguments_exit_non_zero(tmp_path, name, content, args, message
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert not output.exists()
+
+
+def test_bytes_that_are_not_utf8_make_bad_rows_and_are_copied_unchanged(tmp_path):
+    """Issue 17 item 9: never replaced silently by U+FFFD; LF input gives LF output."""
+    source, scored = tmp_path / "latin1.csv", tmp_path / "out.csv"
+    source.write_bytes(
+        b"id,text,note\n1,caf\xe9 was lovely,x\n2,great crew,\xff\xfe\n3,Lost my bag.,ok\n"
+    )
+
+    result = run_batch(source, scored)
+
+    assert result.returncode == 0, result.stderr
+    assert "line 2: Not valid UTF-8 (byte 0xE9 in column 'text')." in result.stderr
+    assert "line 3: Not valid UTF-8 (byte 0xFF in column 'note')." in result.stderr
+    assert "Scored 3 rows (2 bad)" in result.stderr
+    out = scored.read_bytes()
+    assert b"\r\n" not in out and b"\xef\xbf\xbd" not in out  # LF kept, no U+FFFD
+    lines = out.split(b"\n")
+    assert lines[1].startswith(b"1,caf\xe9 was lovely,x,,") and lines[1].endswith(b"'text').")
+    assert lines[2].startswith(b"2,great crew,\xff\xfe,,")
+    assert lines[3].startswith(b"3,Lost my bag.,ok,negative,")
+
+
+def test_crlf_csv_input_gives_crlf_output(tmp_path):
+    source, scored = tmp_path / "windows.csv", tmp_path / "out.csv"
+    source.write_bytes(b"text\r\nLovely crew\r\nLost my bag\r\n")
+    assert run_batch(source, scored).returncode == 0
+    assert scored.read_bytes().count(b"\r\n") == 3
+
+
+def test_json_lines_that_are_not_utf8_or_not_text_are_bad_rows(tmp_path):
+    source, scored = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_bytes(b'{"text": "caf\xe9"}\n{"text": "odd \\udc80"}\n{"text": "Lovely crew"}\n')
+
+    result = run_batch(source, scored)
+
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [1, 2]
+    out = [json.loads(line) for line in scored.read_text(encoding="utf-8").splitlines()]
+    assert out[0]["error"] == "Not valid UTF-8 (byte 0xE9)."
+    assert out[1]["error"] == "Not text: a string holds a lone surrogate (\\udc80)."
+    assert out[2]["label"] == "positive"
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A real 16 KiB tmpfs (needs root), mounted read-write or read-only."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = []
+
+    def mount(*options: str) -> Path:
+        target = tmp_path / f"fs{len(mounted)}"
+        target.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", ",".join(["size=16k", *options]), "tmpfs", target],
+            check=True,
+        )
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", target], check=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [((), "No space left on device"), (("ro",), "Read-only file system")],
+    ids=["full-disk", "read-only-folder"],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_74(
+    tmp_path, tiny_filesystem, options, reason
+):
+    """Issue 17 item 10: not a traceback with exit 1 (the model's code), no .partial left."""
+    source = tmp_path / "big.csv"
+    source.write_text(
+        "text\n" + "".join(f"The crew was lovely on flight {i}\n" for i in range(3000))
+    )
+    folder = tiny_filesystem(*options)
+    output = folder / "out.csv"
+
+    result = run_batch(source, output)
+
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.strip().splitlines() == [f"Error: cannot write {output}: {reason}"]
+    assert list(folder.iterdir()) == []  # neither OUTPUT nor OUTPUT.partial

@@ -7,8 +7,9 @@ the input's format. Every input row is written, in order, with these columns (ke
 scored the row) and ``error``. An input column with one of those names is replaced (a
 warning says so). ``app.offline.spark`` adds the same columns with the same functions.
 
-A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; in JSON Lines also a
-line that is not a JSON object, or text that is not a string) does not stop the run: it is
+A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; bytes that are not
+UTF-8; in JSON Lines also a line that is not a JSON object, or text that is not a string)
+does not stop the run: it is
 reported on stderr with its line number, counted in the summary, and written in its place
 with an empty label, scores and version and the reason in ``error`` (in CSV empty cells,
 in JSON Lines ``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line
@@ -17,13 +18,20 @@ reported at the line where it starts. Blank lines are skipped in CSV (as Python'
 ``csv.DictReader`` does) but are bad rows in JSON Lines, so output line N always answers
 input line N there.
 
+Input bytes are never altered: bytes that are not UTF-8 make their row bad, and a CSV
+row's cells are written back byte for byte (Python's ``surrogateescape``). A CSV output has
+the input's line ending (LF or CRLF, from the header line); JSON Lines output has LF.
+
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
-such file, unknown extension, no such text column); 1 when the model cannot be loaded.
-The output is written to ``OUTPUT.partial`` and renamed when complete.
+such file, unknown extension, no such text column) or settings; 1 when the model cannot be
+loaded; 74 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder,
+a full disk). The output is written to ``OUTPUT.partial`` and renamed when complete; a run
+that fails removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -41,12 +49,21 @@ import numpy as np
 from app.config import EXIT_BAD_SETTING, Config, SettingError, check_environment
 from app.serving.predictor import ModelBundleError, Predictor
 from app.serving.registry import VersionSelection
-from app.serving.texts import review_text_problem
+from app.serving.texts import lone_surrogate, review_text_problem
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
 # is only a bad row ("too long"), so allow fields up to 64 MiB.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
+# Bytes that are not UTF-8 are read as lone surrogates U+DC80-U+DCFF ("surrogateescape"),
+# which write back as the same bytes: nothing is replaced, and the row can be told bad.
+ENCODING_ERRORS = "surrogateescape"
+# sysexits.h: "an error occurred while doing I/O on some file" (here: writing OUTPUT).
+EXIT_OUTPUT_ERROR = 74
+
+
+class OutputNotWritable(Exception):
+    """OUTPUT (its ``.partial`` file) could not be created or written; removed again."""
 
 
 @dataclass
@@ -91,7 +108,7 @@ def read_lines(binary: IO[bytes], progress: Any) -> Iterator[str]:
     first = True
     for raw in binary:
         progress.update(len(raw))
-        line = raw.decode("utf-8", errors="replace")
+        line = raw.decode("utf-8", errors=ENCODING_ERRORS)
         if first:
             line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
         yield line
@@ -102,7 +119,10 @@ class CSVFormat:
 
     def __init__(self, lines: Iterator[str], text_column: str, max_text_chars: int):
         csv.field_size_limit(CSV_FIELD_LIMIT)
-        self.reader = csv.reader(lines)
+        first = next(lines, "")
+        # Written back with the input's line ending: LF stays LF (csv's default is CRLF).
+        self.newline = "\r\n" if first.endswith("\r\n") else "\n"
+        self.reader = csv.reader(itertools.chain([first], lines))
         try:
             self.header = next(self.reader)
         except StopIteration:
@@ -137,11 +157,26 @@ class CSVFormat:
                 yield Row(line, record, error=too_many_fields(len(record), width))
                 continue
             record += [""] * (width - len(record))
+            undecodable = not_utf8(record, self.header)
+            if undecodable:
+                yield Row(line, record, error=undecodable)
+                continue
             text = record[self.text_index]
             yield Row(line, record, text=text, error=review_text_problem(text, self.max_text_chars))
 
     def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
-        return CSVWriter(output, self.header, added)
+        return CSVWriter(output, self.header, added, self.newline)
+
+
+def not_utf8(values: Sequence[str], names: Sequence[str] | None = None) -> str | None:
+    """Why a row read with ``surrogateescape`` holds bytes that are not UTF-8 (the first
+    such byte, and its CSV column), or None if it holds none."""
+    for index, value in enumerate(values):
+        for character in value:
+            if "\udc80" <= character <= "\udcff":
+                where = f" in column {names[index]!r}" if names and index < len(names) else ""
+                return f"Not valid UTF-8 (byte 0x{ord(character) - 0xDC00:02X}{where})."
+    return None
 
 
 def too_many_fields(fields: int, width: int) -> str:
@@ -150,11 +185,11 @@ def too_many_fields(fields: int, width: int) -> str:
 
 
 class CSVWriter:
-    def __init__(self, output: IO[str], header: list[str], added: list[str]):
+    def __init__(self, output: IO[str], header: list[str], added: list[str], newline: str):
         self.keep = [i for i, name in enumerate(header) if name not in added]
         self.width = len(header)
         self.empty_cells = len(added) - 1  # all but "error"
-        self.writer = csv.writer(output)
+        self.writer = csv.writer(output, lineterminator=newline)
         self.writer.writerow([header[i] for i in self.keep] + added)
 
     def write(self, row: Row, prediction: Prediction | None) -> None:
@@ -212,6 +247,9 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     """One JSON Lines record: its object and text, or why it cannot be scored."""
     if not line.strip():
         return Row(number, {}, error="Blank line: expected a JSON object.")
+    undecodable = not_utf8([line])
+    if undecodable:
+        return Row(number, {}, error=undecodable)
     try:
         record = json.loads(line)
     except ValueError as error:
@@ -219,6 +257,9 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
         return Row(number, {}, error=f"Not valid JSON ({reason}).")
     if not isinstance(record, dict):
         return Row(number, {}, error=f"Expected a JSON object, got {type(record).__name__}.")
+    lone = lone_surrogate(record) if "\\u" in line else None  # only escapes make one
+    if lone is not None:
+        return Row(number, {}, error=f"Not text: a string holds a lone surrogate ({lone}).")
     text = record.get(text_column)
     if text is None and text_column not in record:
         return Row(number, record, error=f"No key {text_column!r}.")
@@ -325,16 +366,27 @@ def score_file(
         replaced = [name for name in source.input_columns() if name in added]
         if replaced:
             warn(f"warning: input columns {', '.join(replaced)} are replaced in the output")
-        with partial.open("w", encoding="utf-8", newline="") as output:
-            writer = source.writer(output, added)
-            batch: list[Row] = []
-            for row in source.rows():
-                batch.append(row)
-                if len(batch) >= batch_size:
-                    _score_batch(batch, predictor, writer, summary)
-                    batch = []
-            _score_batch(batch, predictor, writer, summary)
-    os.replace(partial, output_path)
+        try:
+            with partial.open("w", encoding="utf-8", errors=ENCODING_ERRORS, newline="") as output:
+                writer = source.writer(output, added)
+                batch: list[Row] = []
+                for row in source.rows():
+                    batch.append(row)
+                    if len(batch) >= batch_size:
+                        _score_batch(batch, predictor, writer, summary)
+                        batch = []
+                _score_batch(batch, predictor, writer, summary)
+            os.replace(partial, output_path)
+        except OSError as error:  # writing (INPUT is open and read the same way as before)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise OutputNotWritable(
+                f"cannot write {output_path}: {error.strerror or error}"
+            ) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -437,15 +489,19 @@ def score_command(
         )
     except ModelBundleError as error:
         raise click.ClickException(f"model failed to load: {error}") from None
-    summary = score_file(
-        input_path,
-        output_path,
-        predictor,
-        text_column=text_column,
-        batch_size=batch_size,
-        max_text_chars=max_text_chars,
-        show_progress=not quiet,
-    )
+    try:
+        summary = score_file(
+            input_path,
+            output_path,
+            predictor,
+            text_column=text_column,
+            batch_size=batch_size,
+            max_text_chars=max_text_chars,
+            show_progress=not quiet,
+        )
+    except OutputNotWritable as error:
+        warn(f"Error: {error}")
+        sys.exit(EXIT_OUTPUT_ERROR)
     warn(summary_line(summary, predictor, output_path))
 
 

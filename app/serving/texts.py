@@ -32,3 +32,24 @@ def review_text_problem(text: Any, max_chars: int) -> str | None:
     if len(text) > max_chars:
         return TOO_LONG_MESSAGE.format(max=max_chars, length=len(text))
     return None
+
+
+def lone_surrogate(document: Any) -> str | None:
+    """The first key or string in a parsed JSON document that holds a lone surrogate (a
+    ``"\\udc80"`` escape without its pair), as that escape; None if there is none. Such a
+    string is not Unicode text: I-JSON (RFC 7493) forbids it, and it cannot be written
+    back as UTF-8. The API refuses the body, batch and Spark scoring the line."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as error:
+                return f"\\u{ord(item[error.start]):04x}"
+    return None

@@ -11,6 +11,7 @@ from flask import Flask, Request, Response
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.serving.texts import lone_surrogate
 from app.web.errors import InvalidJSON, UnsupportedMediaType
 
 
@@ -26,26 +27,6 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 # bytes must be valid UTF-8, which cannot encode one).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _lone_surrogate(document: Any) -> str | None:
-    """The first key or string holding a lone surrogate (``"\\udc80"`` not followed by
-    its pair), as an escape; None if there is none. Such a string is not Unicode text:
-    I-JSON (RFC 7493) forbids it, and it cannot be written back as UTF-8."""
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as error:
-                return f"\\u{ord(item[error.start]):04x}"
-    return None
 
 
 class StrictJSONProvider(DefaultJSONProvider):
@@ -70,7 +51,7 @@ class StrictJSONProvider(DefaultJSONProvider):
             raise ValueError("JSON nested too deeply") from None
         pattern = _SURROGATE_ESCAPE_BYTES if isinstance(s, bytes) else _SURROGATE_ESCAPE
         if pattern.search(s):  # rare: the walk below costs nothing on ordinary bodies
-            lone = _lone_surrogate(document)
+            lone = lone_surrogate(document)
             if lone is not None:
                 raise ValueError(f"A string or key holds a lone surrogate ({lone}), not text.")
         return document
