@@ -100,10 +100,10 @@ def _addresses(text: str) -> str:
 def _gunicorn_arguments(text: str) -> str:
     """Gunicorn's own command-line settings, checked with Gunicorn's parser and validators
     (imported only here: Gunicorn is there whenever this variable matters)."""
-    from gunicorn.config import Config as GunicornConfig
-
     if not text.strip():
         return text
+    from gunicorn.config import Config as GunicornConfig
+
     config = GunicornConfig(prog="gunicorn")
     complaint = io.StringIO()
     try:
@@ -126,6 +126,10 @@ def _gunicorn_arguments(text: str) -> str:
 
 
 TEXT = Kind(str, "any text")
+ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
+GUNICORN_OPTIONS = Kind(
+    _gunicorn_arguments, "Gunicorn options with valid values, at least 1 worker and 1 thread"
+)
 BOOLEAN = choice(
     "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
 )
@@ -163,24 +167,11 @@ SETTINGS = (
     # The web server (read by gunicorn.conf.py, or by Gunicorn itself).
     Setting("PORT", "8000", integer(1, 65535), server_only=True),
     Setting("WEB_CONCURRENCY", "2", integer(1, 64), server_only=True),
-    Setting(
-        "FORWARDED_ALLOW_IPS",
-        "*",
-        Kind(_addresses, "* or a comma list of IP addresses or networks"),
-        server_only=True,
-    ),
+    Setting("FORWARDED_ALLOW_IPS", "*", ADDRESSES, server_only=True),
     Setting("ACCESS_LOG", "0", BOOLEAN, server_only=True),
     Setting("PROMETHEUS_MULTIPROC_DIR", "", TEXT, server_only=True),
     # Read by Gunicorn itself, after gunicorn.conf.py; checked with Gunicorn's parser.
-    Setting(
-        "GUNICORN_CMD_ARGS",
-        "",
-        Kind(
-            _gunicorn_arguments,
-            "Gunicorn options with valid values, at least 1 worker and 1 thread",
-        ),
-        server_only=True,
-    ),
+    Setting("GUNICORN_CMD_ARGS", "", GUNICORN_OPTIONS, server_only=True),
     # The app (workers and app.batch).
     Setting("LOG_LEVEL", "info", choice("debug", "info", "warning", "error", result=str.upper)),
     # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
