@@ -257,6 +257,17 @@ def test_unusable_arguments_exit_2(tmp_path, args, message):
     assert not (tmp_path / args[1]).exists()
 
 
+def test_a_bad_setting_exits_2_before_spark_starts(tmp_path):
+    (tmp_path / "reviews.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
+    result = run(
+        "app.spark", tmp_path / "reviews.csv", tmp_path / "out.parquet", env={"MAX_TEXT_CHARS": "0"}
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: bad setting MAX_TEXT_CHARS='0': allowed is a whole number, 1 to 1000000"
+    ]
+
+
 def test_a_broken_model_exits_1_before_spark_starts(tmp_path, reviews_csv):
     broken = tmp_path / "1"
     shutil.copytree(PROJECT_ROOT / "model/sentiment/1", broken)

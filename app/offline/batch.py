@@ -414,6 +414,16 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
+def exit_on_bad_setting() -> None:
+    """Check the settings a scoring command reads, up front, as the server does: a bad
+    one is one line naming it, and exit code 2."""
+    try:
+        check_environment(server=False)
+    except SettingError as error:
+        warn(f"Error: {error}")
+        sys.exit(EXIT_BAD_SETTING)
+
+
 @click.command(name="score")
 @click.argument(
     "input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -469,11 +479,7 @@ def score_command(
     Adds label, score, p_<class>, version and error to every row; bad rows are reported with their
     line numbers and written with an empty label. Prints rows/s to stderr at the end.
     """
-    try:
-        check_environment(server=False)
-    except SettingError as error:
-        warn(f"Error: {error}")
-        sys.exit(EXIT_BAD_SETTING)
+    exit_on_bad_setting()
     if input_path.resolve() == output_path.resolve():
         raise click.UsageError("OUTPUT must not be INPUT")
     file_format(input_path)

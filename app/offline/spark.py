@@ -11,10 +11,14 @@ and its preprocessing load once per Python worker (``worker_predictor``), not pe
 PySpark is imported inside functions only: the server and ``app.batch`` never load it, and
 ``requirements-spark.txt`` (with Java 17+) is needed only to run this.
 
+Bytes that are not UTF-8 are the one bad-row rule ``app.batch`` has and this job has not:
+Spark's readers decode them to U+FFFD themselves, before any Python code sees the row.
+
 Exit status, as ``app.batch``: 0 when the input was scored (even with bad rows), 2 for
-unusable arguments (no such input, unknown extension, no such column or model version),
-1 when the model cannot be loaded or Spark or the job fails. The output is written to a
-hidden folder beside OUTPUT and renamed when complete, so a failed run leaves no OUTPUT.
+unusable arguments (no such input, unknown extension, no such column or model version)
+or settings, 1 when the model cannot be loaded or Spark or the job fails. The output is
+written to a hidden folder beside OUTPUT and renamed when complete, so a failed run leaves
+no OUTPUT.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import click
 from app.config import Config
 from app.offline.batch import (
     Summary,
+    exit_on_bad_setting,
     json_line_row,
     output_columns,
     predict_texts,
@@ -455,6 +460,7 @@ def spark_command(
     Adds label, score, p_<class>, version and error to every row, as app.batch does; bad
     rows are written with the reason in error. Prints rows/s to stderr at the end.
     """
+    exit_on_bad_setting()
     check_arguments(input_path, output_path)
     if model_dir is not None and model_version is not None:
         raise click.UsageError("give --model-version or --model-dir, not both")
