@@ -111,13 +111,17 @@ def test_calibration_is_recorded(metadata: dict[str, Any]) -> None:
     calibration = metadata["calibration"]
     assert calibration["temperature"] > 0
     assert "devset" not in calibration["fitted_on"]
-    assert set(calibration["ece_before"]) == set(calibration["ece_after"]) == set(EVALUATED)
-    # Temperature scaling minimises the log-loss on the calibration rows; on the
-    # tweets (most of them) it must not make the calibration error worse.
+    assert set(calibration["set_weights"]) == set(calibration["fitted_on"])
     assert (
-        calibration["ece_after"]["tweet_validation"]
-        <= calibration["ece_before"]["tweet_validation"] + 0.005
+        calibration["set_weights"]["team_validation"] == TrainingConfigV2().calibration_team_weight
     )
+    assert set(calibration["ece_before"]) == set(calibration["ece_after"]) == set(EVALUATED)
+    # Weighted toward the held-out reviews, the temperature must still keep the tweets
+    # and the GoEmotions comments within issue 14's target (ECE <= 0.05).
+    for name in ("tweet_validation", "tweet_test", "goemotions_test"):
+        assert calibration["ece_after"][name] <= 0.05, name
+    # The reviews are what the weighting is for: their error must come down.
+    assert calibration["ece_after"]["devset"] < calibration["ece_before"]["devset"]
 
 
 def test_seed_spread_covers_three_seeds(metadata: dict[str, Any]) -> None:
