@@ -49,7 +49,9 @@ class ListenerGroup:
 
     def __str__(self) -> str:
         host, port = self.address
-        return f"http://[{host}]:{port}" if self.family == socket.AF_INET6 else f"http://{host}:{port}"
+        return (
+            f"http://[{host}]:{port}" if self.family == socket.AF_INET6 else f"http://{host}:{port}"
+        )
 
     def getsockname(self) -> tuple[str, int]:
         return self.address

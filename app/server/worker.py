@@ -15,6 +15,7 @@ reached the server is reset."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import selectors
 import socket
@@ -124,10 +125,8 @@ class BufferingWorker(ThreadWorker):
             return True
         if state is Progress.BODY_EXPECTS_CONTINUE and not conn.sent_continue:
             conn.sent_continue = True
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.send(CONTINUE)  # 25 bytes into an empty send buffer
-            except OSError:
-                pass
         return False
 
     def handle(self, conn: TConn):
@@ -179,10 +178,8 @@ class BufferingWorker(ThreadWorker):
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _forget(self, conn: TConn) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass
         self.watched.pop(conn, None)
         self.nr_conns -= 1
         conn.close()
