@@ -224,9 +224,9 @@ def kill_9_under_load(count: int = 8000) -> str:
     """The requests in flight in the killed worker die with it (its connections close,
     as with any server); nothing else may fail: not the connections queued on its
     socket (the master holds it, the replacement serves them), not the other worker's.
-    ab counts a lost request once or twice (a reset is both a receive error and a poll
-    error), so the bound is twice its 32 connections, of which the killed worker held
-    about half."""
+    ab counts each lost request up to three times (a reset is a receive error, a poll
+    error and a short length), so the bound is three per connection of its 32; the
+    killed worker holds about half of them."""
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
         result = ab(web, Path(tmp), count, during=_kill_a_worker)
         workers = len(children(web.process.pid))
@@ -239,7 +239,7 @@ def kill_9_under_load(count: int = 8000) -> str:
     assert workers == 2, f"{line}: {workers} workers after"
     assert all(r.status_code == 200 for r in after), f"{line}: not all answered after"
     assert result["complete"] == count and result["non_2xx"] == 0, line
-    assert result["failed"] <= 64, line
+    assert result["failed"] <= 3 * 32, line
     return line
 
 
