@@ -75,21 +75,20 @@ class BufferingWorker(ThreadWorker):
         self.nr_conns += 1
         self._read_request(TConn(self.cfg, client, address, listener.getsockname()))
 
-    def _read_request(self, conn: TConn, data: bytes = b"") -> None:
+    def _read_request(self, conn: TConn, data: bytes = b"", kept_alive: bool = False) -> None:
         """Watch ``conn`` until a whole request has arrived (``data``: bytes of it read
-        already), then hand it to a thread."""
+        already), then hand it to a thread. A new connection gets ``read_timeout`` for its
+        first request, a kept-alive one ``keepalive`` until the next (as nginx's
+        client_header_timeout and keepalive_timeout)."""
         now = time.monotonic()
         conn.buf = bytearray(data)
         conn.sent_continue = False
         conn.closing = False
         if data and self._maybe_hand_over(conn):
             return
-        if data:
-            conn.deadline = now + self.read_timeout
-        else:  # idle: a new connection, or kept alive between requests
-            conn.deadline = now + self.cfg.keepalive
-            if not self.alive:
-                conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
+        conn.deadline = now + (self.cfg.keepalive if kept_alive and not data else self.read_timeout)
+        if not data and not self.alive:
+            conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
         conn.sock.setblocking(False)
         self.watched[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
@@ -153,7 +152,7 @@ class BufferingWorker(ThreadWorker):
             return
         if keep_alive:
             # A body drain can read ahead into the next (pipelined) request.
-            self._read_request(conn, conn.parser.unreader.take_buffered())
+            self._read_request(conn, conn.parser.unreader.take_buffered(), kept_alive=True)
         else:
             self._close(conn)
 
