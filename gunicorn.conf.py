@@ -38,15 +38,15 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # and overlap network I/O with the short, lock-guarded inference. The work is CPU-bound
 # Python, so more threads only queue for the GIL: 2 gave the same throughput as 4 or
 # sync workers and the lowest p99 (BENCHMARKS.md, tuning).
-worker_class = "gthread"
-threads = 2
-# gthread gives a thread to every new connection, which then waits for the request as
-# long as the client likes: 4-8 slow or silent clients held both threads of both workers
-# (issue 17). This subclass reads each request whole in the worker's event loop (as nginx
-# does in front of an app server) and only then hands it to a thread; see README,
-# Reliability. A request must arrive within REQUEST_READ_TIMEOUT seconds of its first
-# byte (default 30, Heroku's router gives up after 30 s too), or gets 408.
+# Gunicorn's gthread gives a thread to every new connection, which then waits for the
+# request as long as the client likes: 4-8 slow or silent clients held both threads of
+# both workers (issue 17). This subclass of gthread reads each request whole in the
+# worker's event loop (as nginx does in front of an app server) and only then hands it
+# to a thread; see README, Reliability. A request must arrive within
+# REQUEST_READ_TIMEOUT seconds of its first byte (default 30: Heroku's router gives up
+# after 30 s too), or gets 408.
 worker_class = "app.server.worker.BufferingWorker"
+threads = 2
 _read_timeout = os.environ.get("REQUEST_READ_TIMEOUT", "30")
 try:
     BufferingWorker.read_timeout = float(_read_timeout)

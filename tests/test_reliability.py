@@ -182,6 +182,12 @@ def test_a_port_held_by_another_program_stops_the_server_with_one_line():
     chaos_traffic.port_held_by_another_program()
 
 
+def test_a_bad_request_read_timeout_stops_the_server_with_one_line(start_server):
+    server = start_server(REQUEST_READ_TIMEOUT="soon")
+    assert server.process.wait(timeout=30) != 0
+    assert "REQUEST_READ_TIMEOUT must be a number of seconds > 0, got 'soon'" in server.log()
+
+
 def test_exception_inside_inference_is_a_500_and_the_worker_keeps_serving(make_app, caplog):
     app = make_app()
     predictor = app.extensions["models"].registry.stable
