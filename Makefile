@@ -9,7 +9,7 @@ TEXTBLOB := textblob==0.20.1
 VERSION ?= 1
 GOEMOTIONS ?= ../shared/data/goemotions
 
-.PHONY: serve test test-fast test-spark spark-package model evaluate bench loadtest heroku-check lint format clean openapi-lint
+.PHONY: serve test test-fast test-spark spark-package model evaluate bench loadtest chaos heroku-check lint format clean openapi-lint
 
 # Serving dependencies only, as Heroku installs them.
 $(VENV)/.serve: requirements.txt
@@ -90,6 +90,11 @@ openapi-lint: $(VENV)/.dev
 	mkdir -p reports
 	$(BIN)/python -c 'import json, sys; from app import create_app; json.dump(create_app({"TESTING": True}).test_client().get("/openapi.json").get_json(), open(sys.argv[1], "w"), indent=1)' reports/openapi.json >/dev/null
 	$(OPENAPI_LINT)/node_modules/.bin/redocly lint --config $(OPENAPI_LINT)/redocly.yaml reports/openapi.json
+
+## chaos: the real server against slow and idle sockets, worker recycling, kill -HUP,
+## kill -9, SIGTERM and a taken port; one line per scenario, fails on any (~5 min; needs ab)
+chaos: $(VENV)/.dev
+	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 
 ## heroku-check: rehearse a Heroku deploy: slug size, boot, PSS, logs, SIGTERM
 heroku-check: $(VENV)/.dev

@@ -4,21 +4,28 @@ beside it; the defaults are the ones measured in BENCHMARKS.md."""
 
 import gc
 import os
+import sys
 import tempfile
 
 from app.observability.logformat import GunicornLogger
+from app.server import listeners
+from app.server.worker import BufferingWorker
 
 # --- Where to listen ----------------------------------------------------------------
 # Heroku (and most platforms) hand the port in $PORT and route to every interface.
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new
+# Each worker accepts from its own SO_REUSEPORT socket and the kernel spreads new
 # connections over them. With one shared socket, whichever worker wakes first accepts,
 # and kept-alive connections stay where they landed: runs of `ab -k -c 32` ended with
 # all 32 on one worker in 1 of 6 runs, at half the throughput with a core 40% idle
 # (measured, BENCHMARKS.md). Spread by the kernel, the split stayed within 10:22.
-# The price: connections still waiting in a worker's own queue when it exits (a crash,
-# or recycling at max_requests) are reset instead of going to the other worker.
-reuse_port = True
+# The master makes and holds these sockets (on_starting, app/server/listeners.py), not
+# Gunicorn's reuse_port, which has each worker bind its own after fork: then a new
+# worker joins the group before its model has loaded, the queue of an exiting one is
+# reset (13,907 of 20,000 requests failed with recycling), and a second server on the
+# same port joins silently. Held by the master, a replacement worker inherits its
+# slot's socket and queue, and a port someone else listens on stops the start.
+reuse_port = False
 
 # --- Workers ------------------------------------------------------------------------
 # Every setting below can be overridden without a deploy through GUNICORN_CMD_ARGS,
@@ -31,8 +38,22 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # and overlap network I/O with the short, lock-guarded inference. The work is CPU-bound
 # Python, so more threads only queue for the GIL: 2 gave the same throughput as 4 or
 # sync workers and the lowest p99 (BENCHMARKS.md, tuning).
-worker_class = "gthread"
+# Gunicorn's gthread gives a thread to every new connection, which then waits for the
+# request as long as the client likes: 4-8 slow or silent clients held both threads of
+# both workers (issue 17). This subclass of gthread reads each request whole in the
+# worker's event loop (as nginx does in front of an app server) and only then hands it
+# to a thread; see README, Reliability. A request must arrive within
+# REQUEST_READ_TIMEOUT seconds of its first byte (default 30: Heroku's router gives up
+# after 30 s too), or gets 408.
+worker_class = "app.server.worker.BufferingWorker"
 threads = 2
+_read_timeout = os.environ.get("REQUEST_READ_TIMEOUT", "30")
+try:
+    BufferingWorker.read_timeout = float(_read_timeout)
+except ValueError:
+    BufferingWorker.read_timeout = 0.0
+if not 0 < BufferingWorker.read_timeout < float("inf"):
+    sys.exit(f"REQUEST_READ_TIMEOUT must be a number of seconds > 0, got {_read_timeout!r}")
 # Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
 # fork; TensorFlow loaded in the master hangs every worker (measured).
 preload_app = False
@@ -76,12 +97,32 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server):
-    """Start from empty metric files: samples of an earlier run would be counted again."""
+    """Start from empty metric files: samples of an earlier run would be counted again.
+    Then listen: one SO_REUSEPORT socket per worker slot, held here in the master
+    (Gunicorn skips its own sockets when LISTENERS is set). If anything listens on the
+    address already, stop now with one line, rather than share the port or respawn
+    workers that cannot bind."""
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.remove(os.path.join(folder, name))
+    try:
+        server.LISTENERS = listeners.open_groups(
+            server.cfg.address, server.cfg.workers, server.cfg.backlog
+        )
+    except (listeners.AddressInUse, OSError, ValueError) as error:
+        server.log.error("%s", error)
+        sys.exit(1)
+
+
+def pre_fork(server, worker):
+    """Give the new worker its slot's sockets (the slot a dead worker left free)."""
+    listeners.assign_slot(server.LISTENERS, server.WORKERS.values(), worker)
+
+
+def post_fork(server, worker):
+    listeners.close_other_slots(server.LISTENERS, worker)
 
 
 def post_worker_init(worker):

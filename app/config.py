@@ -167,6 +167,8 @@ SETTINGS = (
     # The web server (read by gunicorn.conf.py, or by Gunicorn itself).
     Setting("PORT", "8000", integer(1, 65535), server_only=True),
     Setting("WEB_CONCURRENCY", "2", integer(1, 64), server_only=True),
+    # Seconds from a request's first byte to its last (gunicorn.conf.py, the worker).
+    Setting("REQUEST_READ_TIMEOUT", "30", number(0.001, 3600), server_only=True),
     Setting("FORWARDED_ALLOW_IPS", "*", ADDRESSES, server_only=True),
     Setting("ACCESS_LOG", "0", BOOLEAN, server_only=True),
     Setting("PROMETHEUS_MULTIPROC_DIR", "", TEXT, server_only=True),

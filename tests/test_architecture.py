@@ -14,6 +14,7 @@ ALLOWED = {
     "app.config": set(),
     "app.serving": set(),
     "app.observability": set(),
+    "app.server": {"app.config", "app.observability"},
     "app.web": {"app.config", "app.serving", "app.observability"},
     "app.offline": {"app.config", "app.serving"},
     "app": {"app.config", "app.web", "app.offline", "app.observability"},

@@ -30,6 +30,8 @@ BAD = [
     ("GUNICORN_CMD_ARGS", "--no-such-option"),
     ("LOG_LEVEL", "verbose"),
     ("PORT", "http"),
+    ("REQUEST_READ_TIMEOUT", "soon"),
+    ("REQUEST_READ_TIMEOUT", "0"),
     ("FORWARDED_ALLOW_IPS", "my-proxy"),
     ("ACCESS_LOG", "maybe"),
     ("MODEL_VERSIONS", "1,two"),

@@ -1,0 +1,88 @@
+"""Is a request complete in this buffer? Enough HTTP/1.1 framing (RFC 9112) to decide
+when to hand a connection to a thread; Gunicorn's parser does the real parsing and
+refuses what is malformed, so anything odd here is "hand it over now"."""
+
+from __future__ import annotations
+
+import enum
+import re
+
+# Without a blank line after this much, the request is malformed (Gunicorn's limits: a
+# 4094-byte request line, 100 fields of 8190 bytes) or hostile: the parser answers it.
+HEADER_LIMIT = 64 * 1024
+# Bodies up to this size are read whole before a thread sees them; a larger one is handed
+# over at its headers, and the app refuses it (MAX_CONTENT_LENGTH, 1 MiB by default, 413)
+# without reading it.
+BODY_LIMIT = 1024 * 1024 + 64 * 1024
+
+_TOKEN_START = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]")
+
+
+class Progress(enum.Enum):
+    COMPLETE = "complete"  # hand it to a thread
+    HEADERS = "headers"  # still reading the headers
+    BODY = "body"  # headers in, body still arriving
+    BODY_EXPECTS_CONTINUE = "continue"  # the same, and the client waits for 100 Continue
+
+
+def progress(buf: bytes | bytearray) -> Progress:
+    """How far the request at the start of ``buf`` has arrived."""
+    start = 0
+    while buf.startswith(b"\r\n", start):  # RFC 9112 2.2: ignore empty lines first
+        start += 2
+    if len(buf) > start and not _TOKEN_START.match(buf, start):
+        return Progress.COMPLETE  # not HTTP (TLS, garbage): the parser says 400 at once
+    end = buf.find(b"\r\n\r\n", start)
+    if end < 0:
+        return Progress.COMPLETE if len(buf) > HEADER_LIMIT else Progress.HEADERS
+    length, chunked, expect = _framing(bytes(buf[start:end]))
+    body = end + 4
+    if chunked:
+        done = _chunked_complete(buf, body)
+    elif length is None:
+        return Progress.COMPLETE
+    else:
+        done = length > BODY_LIMIT or len(buf) - body >= length
+    if done or len(buf) - body > BODY_LIMIT:
+        return Progress.COMPLETE
+    return Progress.BODY_EXPECTS_CONTINUE if expect else Progress.BODY
+
+
+def _framing(head: bytes) -> tuple[int | None, bool, bool]:
+    """(Content-Length or None, chunked?, Expect: 100-continue?). A value that does not
+    parse gives (None, False, False): complete, the parser refuses it."""
+    length, chunked, expect = None, False, False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                return None, False, False
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = value.endswith(b"chunked")
+        elif name == b"expect":
+            expect = value == b"100-continue"
+    if chunked and length is not None:
+        return None, False, False  # both: RFC 9112 6.3 calls it an attack; the parser refuses
+    return length, chunked, expect
+
+
+def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
+    """Whether the chunked body starting at ``pos`` has its last chunk and trailers;
+    a size line that does not parse counts as complete (the parser refuses it)."""
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return False
+        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return True
+        if size == 0:
+            trailers = eol + 2
+            return buf.startswith(b"\r\n", trailers) or buf.find(b"\r\n\r\n", trailers) >= 0
+        pos = eol + 2 + size + 2
+        if pos > len(buf):
+            return False

@@ -1,0 +1,371 @@
+"""Chaos scenarios around requests: hostile sockets, worker replacement, signals and
+ports (issue 17 items 1, 2, 3 and 5). Each starts the real server (the Procfile's
+command, deploy.dyno.WebProcess) on 127.0.0.1, runs bounded traffic and returns one
+line with its figure, or raises AssertionError saying what broke. ``benchmarks.chaos``
+runs them; tests/test_reliability.py runs each with shorter counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import requests
+
+from deploy.dyno import WebProcess, children
+
+REVIEW = {"review": "The crew was friendly and the flight left on time."}
+HEAVY = {"reviews": [("Lovely flight, terrible food, long delay. " * 120)[:5000]] * 64}
+RECYCLING = "--max-requests 300 --max-requests-jitter 50"
+
+
+@contextmanager
+def server(folder: Path, **env: str) -> Iterator[WebProcess]:
+    """A ready server (``/ready`` answers 200), stopped on the way out."""
+    web = WebProcess(env, log_path=folder / f"server-{time.monotonic_ns()}.log")
+    try:
+        web.wait_ready("/ready", timeout=90)
+        every_worker_ready(web)
+        yield web
+    finally:
+        web.stop()
+
+
+def every_worker_ready(web: WebProcess, timeout: float = 90) -> None:
+    """Until 16 new connections in a row get ``/ready`` within 0.5 s: the kernel hashes
+    each to one worker's socket at random, so both workers have loaded their model (one
+    still loading would leave its share of connections waiting)."""
+    started, in_a_row = time.monotonic(), 0
+    while in_a_row < 16:
+        assert time.monotonic() - started < timeout, "workers not ready"
+        try:
+            in_a_row = in_a_row + 1 if requests.get(f"{web.url}/ready", timeout=0.5).ok else 0
+        except requests.RequestException:
+            in_a_row = 0
+
+
+def p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
+
+
+def ab(web: WebProcess, folder: Path, count: int, *, during=None, at: float = 1.5) -> dict:
+    """``ab -r -k -c 32 -n count`` of one review; ``during(web)`` is called ``at`` seconds
+    in. Complete, failed and non-2xx counts, and the seconds it took."""
+    body = folder / "one.json"
+    body.write_text(json.dumps(REVIEW))
+    command = ["ab", "-q", "-r", "-k", "-s", "30", "-c", "32", "-n", str(count),
+               "-p", str(body), "-T", "application/json", f"{web.url}/classify"]  # fmt: skip
+    started = time.monotonic()
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if during is not None:
+        time.sleep(at)
+        assert run.poll() is None, "ab finished before the event: raise the count"
+        during(web)
+    output, _ = run.communicate(timeout=300)
+
+    def number(label: str) -> int:
+        match = re.search(rf"^{label}:\s+(\d+)", output, re.M)
+        return int(match.group(1)) if match else 0
+
+    return {
+        "complete": number("Complete requests"),
+        "failed": number("Failed requests"),
+        "non_2xx": number("Non-2xx responses"),
+        "seconds": time.monotonic() - started,
+        "output": output,
+    }
+
+
+def served_by(web: WebProcess) -> Counter:
+    """Requests per worker pid, from the app's request log lines."""
+    counts: Counter = Counter()
+    for line in web.log().splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        if record.get("message") == "request":
+            counts[record["pid"]] += 1
+    return counts
+
+
+# --- item 1: slow and idle clients ------------------------------------------------------
+
+
+def hostile_sockets(port: int, slow_headers: int, slow_bodies: int, idle: int) -> Iterator:
+    """Open the hostile sockets; a generator so that the caller holds them while it runs.
+    Slow ones then get one more byte a second from ``trickle``."""
+    sockets = []
+    for index in range(slow_headers + slow_bodies + idle):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if index < slow_headers:
+            sock.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\n")
+        elif index < slow_headers + slow_bodies:
+            sock.sendall(
+                b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n{"
+            )
+        sockets.append(sock)
+    return sockets
+
+
+def trickle(sockets: list[socket.socket], stop: threading.Event) -> None:
+    """One byte a second on each slow socket (a header line or the body, never done)."""
+    while not stop.wait(1.0):
+        for sock in sockets:
+            with suppress(OSError):
+                sock.send(b"a")
+
+
+def slow_and_idle_clients(
+    seconds: float = 30, slow_headers: int = 128, slow_bodies: int = 128, idle: int = 500
+) -> str:
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
+        opened = hostile_sockets(web.port, slow_headers, slow_bodies, idle)
+        slow = opened[: slow_headers + slow_bodies]
+        stop = threading.Event()
+        sender = threading.Thread(target=trickle, args=(slow, stop))
+        sender.start()
+        latencies, failures = [], 0
+        session = requests.Session()
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                # Alternate a kept-alive connection and a new one: both must get through.
+                poster = session.post if len(latencies) % 2 else requests.post
+                sent = time.perf_counter()
+                try:
+                    ok = poster(f"{web.url}/classify", json=REVIEW, timeout=5).status_code == 200
+                except requests.RequestException:
+                    ok = False
+                latencies.append(time.perf_counter() - sent)
+                failures += not ok
+                time.sleep(0.01)
+        finally:
+            stop.set()
+            sender.join()
+            for sock in opened:
+                sock.close()
+        worst = p99(latencies) * 1000
+        line = (
+            f"{slow_headers} slow-header + {slow_bodies} slow-body + {idle} idle sockets held, "
+            f"{seconds:g} s: {failures} of {len(latencies)} /classify failed, p99 {worst:.1f} ms"
+        )
+        assert failures == 0 and worst <= 100, line
+        return line
+
+
+def read_timeout_answers_408(timeout: float = 2) -> str:
+    """A request that does not arrive within REQUEST_READ_TIMEOUT gets 408 and a close."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server(Path(tmp), REQUEST_READ_TIMEOUT=str(timeout)) as web,
+    ):
+        with socket.create_connection(("127.0.0.1", web.port), timeout=timeout + 5) as sock:
+            sock.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            started = time.monotonic()
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+            waited = time.monotonic() - started
+        line = f"stalled body answered {reply[:12]!r} after {waited:.1f} s (timeout {timeout:g} s)"
+        assert reply.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in reply, line
+        assert timeout - 0.1 <= waited <= timeout + 1.5, line
+        return line
+
+
+# --- item 2: worker replacement and the spread of connections ---------------------------
+
+
+def recycling_under_load(count: int = 3000) -> str:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server(Path(tmp), GUNICORN_CMD_ARGS=RECYCLING) as web,
+    ):
+        result = ab(web, Path(tmp), count)
+        recycled = len(served_by(web))
+    line = (
+        f"--max-requests 300, ab -r -k -c 32 -n {count}: {result['failed']} failed, "
+        f"{result['non_2xx']} non-2xx, {recycled - 2} workers replaced, {result['seconds']:.1f} s"
+    )
+    assert result["complete"] == count and result["failed"] == result["non_2xx"] == 0, line
+    assert recycled - 2 >= count // 400, f"{line}: too few recycles to prove anything"
+    return line
+
+
+def _signal_master(sig: int):
+    return lambda web: os.kill(web.process.pid, sig)
+
+
+def _kill_a_worker(web: WebProcess) -> None:
+    os.kill(children(web.process.pid)[0], signal.SIGKILL)
+
+
+def reload_under_load(count: int = 8000) -> str:
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
+        before = set(children(web.process.pid))
+        result = ab(web, Path(tmp), count, during=_signal_master(signal.SIGHUP))
+        after = set(children(web.process.pid))
+    line = f"ab -r -k -c 32 -n {count}: {result['failed']} failed, all workers replaced"
+    assert before and not before & after, f"{line}: the workers were not replaced"
+    assert result["complete"] == count and result["failed"] == result["non_2xx"] == 0, line
+    return line
+
+
+def kill_9_under_load(count: int = 8000) -> str:
+    """The requests in flight in the killed worker die with it (its connections close,
+    as with any server); nothing else may fail: not the connections queued on its
+    socket (the master holds it, the replacement serves them), not the other worker's.
+    ab counts each lost request up to three times (a reset is a receive error, a poll
+    error and a short length), so the bound is three per connection of its 32; the
+    killed worker holds about half of them."""
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
+        result = ab(web, Path(tmp), count, during=_kill_a_worker)
+        workers = len(children(web.process.pid))
+        after = [requests.post(f"{web.url}/classify", json=REVIEW, timeout=5) for _ in range(50)]
+    breakdown = re.search(r"\(Connect.*\)", result["output"])
+    line = (
+        f"ab -r -k -c 32 -n {count}: {result['failed']} failed "
+        f"{breakdown.group(0) if breakdown else ''}, then 50 of 50 answered"
+    )
+    assert workers == 2, f"{line}: {workers} workers after"
+    assert all(r.status_code == 200 for r in after), f"{line}: not all answered after"
+    assert result["complete"] == count and result["non_2xx"] == 0, line
+    assert result["failed"] <= 3 * 32, line
+    return line
+
+
+def keepalive_spread(runs: int = 4, count: int = 3000) -> str:
+    """The smaller worker's share of the requests of ``ab -k -c 32``, run by run: kept-
+    alive connections stay where they land, so this is how the kernel spread them."""
+    shares = []
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
+        for _ in range(runs):
+            before = served_by(web)
+            ab(web, Path(tmp), count)
+            time.sleep(0.3)  # the last request lines
+            counts = served_by(web) - before
+            shares.append(min(counts.values()) / sum(counts.values()) if len(counts) == 2 else 0)
+    line = (
+        f"ab -k -c 32 -n {count}, the smaller worker's share in each of {runs} runs: "
+        + ", ".join(f"{share:.0%}" for share in shares)
+    )
+    assert min(shares) >= 0.2, line
+    return line
+
+
+# --- item 3: SIGTERM under load ---------------------------------------------------------
+
+
+def sigterm_under_load(clients: int = 6, seconds: float = 2) -> str:
+    """New connections with batches of 64 long reviews; SIGTERM to the master. Every
+    request sent before the signal must be answered; exit 0 within the graceful timeout."""
+    outcomes: list[tuple[float, float, bool]] = []
+    stop = threading.Event()
+
+    def client(url: str) -> None:
+        while not stop.is_set():
+            sent = time.monotonic()
+            try:
+                ok = requests.post(url, json=HEAVY, timeout=25).status_code == 200
+            except requests.RequestException:
+                ok = False
+            outcomes.append((sent, time.monotonic(), ok))
+            if not ok:
+                time.sleep(0.01)
+
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
+        threads = [
+            threading.Thread(target=client, args=(f"{web.url}/classify",)) for _ in range(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(seconds)
+        signalled = time.monotonic()
+        web.process.send_signal(signal.SIGTERM)
+        code = web.process.wait(timeout=30)
+        took = time.monotonic() - signalled
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    in_flight = [o for o in outcomes if o[0] < signalled - 0.02 and o[1] > signalled]
+    lost = [o for o in outcomes if o[0] < signalled - 0.02 and not o[2]]
+    line = (
+        f"{len(in_flight)} requests in flight, {len(lost)} of those sent "
+        f"before it failed, exit {code} after {took:.1f} s"
+    )
+    assert in_flight, f"{line}: nothing was in flight, the run proves nothing"
+    assert not lost and code == 0 and took < 20, line
+    return line
+
+
+# --- item 5: the port -------------------------------------------------------------------
+
+
+def _start_expecting_failure(folder: Path, port: int) -> tuple[int | None, float, str]:
+    """Start a server on ``port``; its exit code (None: still running after 10 s), the
+    seconds it took and its log."""
+    web = WebProcess(port=port, log_path=folder / f"refused-{time.monotonic_ns()}.log")
+    try:
+        code = web.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        code = None
+    took = time.monotonic() - web.started
+    web.stop()
+    return code, took, web.log()
+
+
+def _error_lines(log: str) -> list[str]:
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+    return [x["message"] for x in lines if x["level"] in ("ERROR", "CRITICAL")]
+
+
+def second_server_on_the_port() -> str:
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as first:
+        listening = [x for x in first.log().splitlines() if "Listening at" in x]
+        assert listening and f"http://0.0.0.0:{first.port} " in listening[0], listening
+        code, took, log = _start_expecting_failure(Path(tmp), first.port)
+        errors = _error_lines(log)
+        pids = set(children(first.process.pid))
+        served = [requests.post(f"{first.url}/classify", json=REVIEW, timeout=5) for _ in range(50)]
+        assert all(r.status_code == 200 for r in served), "the first server stopped serving"
+        assert set(served_by(first)) <= pids | {first.process.pid}
+    line = f"exit {code} after {took:.1f} s, the first served 50 of 50: {errors[:1]}"
+    assert code not in (None, 0) and took < 10, line
+    assert len(errors) == 1 and f":{first.port}" in errors[0], line
+    return line
+
+
+def port_held_by_another_program() -> str:
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(8)
+        port = other.getsockname()[1]
+        code, took, log = _start_expecting_failure(Path(tmp), port)
+        errors = _error_lines(log)
+        boots = log.count("Booting worker")
+    line = f"exit {code} after {took:.1f} s, {boots} worker boots: {errors[:1]}"
+    assert code not in (None, 0) and took < 10 and boots == 0, line
+    assert len(errors) == 1 and f":{port}" in errors[0], line
+    return line
+
+
+SCENARIOS = [
+    ("slow and idle clients", slow_and_idle_clients),
+    ("request read timeout", read_timeout_answers_408),
+    ("worker recycling under load", recycling_under_load),
+    ("kill -HUP under load", reload_under_load),
+    ("kill -9 of a worker under load", kill_9_under_load),
+    ("keep-alive spread", keepalive_spread),
+    ("SIGTERM under load", sigterm_under_load),
+    ("second server on the port", second_server_on_the_port),
+    ("port held by another program", port_held_by_another_program),
+]

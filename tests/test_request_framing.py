@@ -1,0 +1,53 @@
+"""When the worker's event loop hands a connection to a thread: a whole request, or
+something the parser will refuse at once; never a request still arriving."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.server.requests_in import BODY_LIMIT, HEADER_LIMIT, Progress, progress
+
+HEAD = b"POST /classify HTTP/1.1\r\nHost: x\r\n"
+CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("buf", "expected"),
+    [
+        (b"", Progress.HEADERS),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n", Progress.HEADERS),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", Progress.COMPLETE),
+        (b"\r\nGET / HTTP/1.1\r\n\r\n", Progress.COMPLETE),  # empty lines first are allowed
+        (HEAD + b"Content-Length: 5\r\n\r\n{}", Progress.BODY),
+        (HEAD + b"Content-Length: 2\r\n\r\n{}", Progress.COMPLETE),
+        (HEAD + b"content-length:  2 \r\n\r\n{}GET / HTTP/1.1\r\n", Progress.COMPLETE),
+        (
+            HEAD + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            Progress.BODY_EXPECTS_CONTINUE,
+        ),
+        (CHUNKED + b"2\r\n{}\r\n", Progress.BODY),
+        (CHUNKED + b"2\r\n{}\r\n0\r\n", Progress.BODY),
+        (CHUNKED + b"2\r\n{}\r\n0\r\n\r\n", Progress.COMPLETE),
+        (
+            CHUNKED + b"2;x=y\r\n{}\r\n0\r\nT: 1\r\n\r\n",
+            Progress.COMPLETE,
+        ),
+        # Malformed or hostile: the parser answers 400/413/414 without waiting.
+        (b"\x16\x03\x01\x00\xa5\x01\x00", Progress.COMPLETE),  # a TLS ClientHello
+        (HEAD + b"Content-Length: 1x\r\n\r\n", Progress.COMPLETE),
+        (HEAD + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n", Progress.COMPLETE),
+        (HEAD + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", Progress.COMPLETE),
+        (CHUNKED + b"zz\r\n", Progress.COMPLETE),
+        (HEAD + b"Content-Length: %d\r\n\r\n" % (BODY_LIMIT + 1), Progress.COMPLETE),
+        (b"GET /" + b"a" * HEADER_LIMIT, Progress.COMPLETE),
+    ],
+)
+def test_progress(buf, expected):
+    assert progress(buf) is expected
+
+
+def test_an_endless_chunked_body_is_handed_over_at_the_limit():
+    buf = CHUNKED
+    assert progress(buf + b"10000\r\n" + b"a" * 65536 + b"\r\n") is Progress.BODY
+    big = b"".join(b"10000\r\n" + b"a" * 65536 + b"\r\n" for _ in range(18))
+    assert progress(buf + big) is Progress.COMPLETE
