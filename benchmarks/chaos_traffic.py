@@ -126,8 +126,15 @@ def trickle(sockets: list[socket.socket], stop: threading.Event) -> None:
 
 
 def slow_and_idle_clients(
-    seconds: float = 30, slow_headers: int = 128, slow_bodies: int = 128, idle: int = 500
+    seconds: float = 30,
+    slow_headers: int = 128,
+    slow_bodies: int = 128,
+    idle: int = 500,
+    p99_limit_ms: float = 100,
 ) -> str:
+    """A normal client among slow and idle ones: 0 failures, p99 within ``p99_limit_ms``
+    (issue 17's 100 ms in `make chaos`; the pytest run allows more, since timing belongs
+    to the benchmarks and CI machines are shared: before the fix, requests timed out)."""
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
         opened = hostile_sockets(web.port, slow_headers, slow_bodies, idle)
         slow = opened[: slow_headers + slow_bodies]
@@ -159,7 +166,7 @@ def slow_and_idle_clients(
             f"{slow_headers} slow-header + {slow_bodies} slow-body + {idle} idle sockets held, "
             f"{seconds:g} s: {failures} of {len(latencies)} /classify failed, p99 {worst:.1f} ms"
         )
-        assert failures == 0 and worst <= 100, line
+        assert failures == 0 and worst <= p99_limit_ms, line
         return line
 
 

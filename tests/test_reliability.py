@@ -146,7 +146,9 @@ def test_sigterm_during_load_finishes_requests_in_flight(start_server, record_pr
 
 
 def test_slow_and_idle_clients_do_not_hold_threads(record_property):
-    line = chaos_traffic.slow_and_idle_clients(seconds=8, slow_headers=64, slow_bodies=64, idle=200)
+    line = chaos_traffic.slow_and_idle_clients(
+        seconds=8, slow_headers=64, slow_bodies=64, idle=200, p99_limit_ms=1000
+    )
     record_property("slow_clients", line)
 
 
