@@ -54,6 +54,14 @@ except ValueError:
     BufferingWorker.read_timeout = 0.0
 if not 0 < BufferingWorker.read_timeout < float("inf"):
     sys.exit(f"REQUEST_READ_TIMEOUT must be a number of seconds > 0, got {_read_timeout!r}")
+# A request that is whole in memory and at most INLINE_MAX_BYTES long runs on the
+# worker's event loop itself, with no hand-over to a thread and back (~60 futex calls,
+# ~3 thread switches and up to 5 ms of waiting for the GIL a request: the cause of our
+# p99, BENCHMARKS.md); larger or odd requests still go to the threads. 0 turns it off.
+_inline = os.environ.get("INLINE_MAX_BYTES", "131072")
+if not _inline.isdigit():
+    sys.exit(f"INLINE_MAX_BYTES must be a number of bytes >= 0, got {_inline!r}")
+BufferingWorker.inline_max_bytes = int(_inline)
 # Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
 # fork; TensorFlow loaded in the master hangs every worker (measured).
 preload_app = False

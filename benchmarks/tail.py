@@ -176,6 +176,8 @@ for _name, _arity in {"post_fork": 2, "post_worker_init": 1, "worker_exit": 2}.i
 
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
+    "no-inline": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "0"}),
+    "noop-no-inline": (NOOP_APP, "", {"INLINE_MAX_BYTES": "0"}),
     "twin": (TWIN_APP, "", TWIN_ENV),
     "noop": (NOOP_APP, "", {}),
     "threads-1": (SERVICE_APP, "threads = 1", {}),

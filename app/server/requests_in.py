@@ -86,3 +86,22 @@ def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
         pos = eol + 2 + size + 2
         if pos > len(buf):
             return False
+
+
+def whole(buf: bytes | bytearray) -> bool:
+    """Whether the request at the start of ``buf`` is all in ``buf``: its headers and
+    every byte of the body they announce, so that parsing it (and draining its body)
+    never reads the socket. A request that is complete only in ``progress``'s sense
+    (handed over at its headers because its body is too large, or not HTTP at all) is
+    not whole. Garbled framing counts as whole: the parser refuses it from the headers."""
+    start = 0
+    while buf.startswith(b"\r\n", start):
+        start += 2
+    end = buf.find(b"\r\n\r\n", start)
+    if end < 0 or not _TOKEN_START.match(buf, start):
+        return False
+    length, chunked, _ = _framing(bytes(buf[start:end]))
+    body = end + 4
+    if chunked:
+        return _chunked_complete(buf, body)
+    return length is None or len(buf) - body >= length

@@ -11,10 +11,20 @@ before and never waits for the network. The loop also closes connections without
 blocking (Gunicorn's graceful close waits up to 2 s in the loop), answers ``408`` when
 a request does not arrive within ``read_timeout``, and on shutdown accepts what is
 already queued on its listening socket before closing it, so no connection that
-reached the server is reset."""
+reached the server is reset.
+
+A request that is whole in memory and at most ``inline_max_bytes`` long (every single
+review and batch of 64; INLINE_MAX_BYTES) is not handed to a thread at all: the loop
+runs it itself, as uvicorn does, and sends the response without blocking (what the
+client's socket buffer does not take, the loop sends when it can). Each hand-over to a
+thread and back costs ~60 futex calls and ~3 thread switches, and can wait up to 5 ms
+for the GIL: that was our tail (BENCHMARKS.md, "Tail latency"). Anything else (a body
+that is not in memory, a request the parser will refuse, a larger body) still goes to
+the thread pool as in gthread."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import selectors
@@ -25,7 +35,7 @@ from functools import partial
 import orjson
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from app.server.requests_in import Progress, progress
+from app.server.requests_in import Progress, progress, whole
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How long a closing connection may keep sending before we stop reading it (Gunicorn's
@@ -50,18 +60,89 @@ def _timeout_response(seconds: float) -> bytes:
     )
 
 
+class _Outbox:
+    """Stands in for the client's socket while a request runs on the loop: keeps what
+    Gunicorn writes (status line and headers, then the body) so that the loop sends it
+    all in one non-blocking ``sendmsg``, without joining it into one more copy. Closing
+    and half-closing are left to the loop, after the response has gone."""
+
+    __slots__ = ("sock", "chunks")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.chunks: list = []
+
+    def sendall(self, data) -> None:
+        self.chunks.append(data)
+
+    def send(self, data) -> int:
+        self.chunks.append(data)
+        return len(data)
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        file.seek(offset)
+        data = file.read(count) if count else file.read()
+        self.chunks.append(data)
+        return len(data)
+
+    def setblocking(self, _flag) -> None:
+        pass
+
+    def settimeout(self, _value) -> None:
+        pass
+
+    def shutdown(self, _how) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def recv(self, *_args) -> bytes:
+        return b""  # gunicorn.util.close_graceful's drain: the loop does it later
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def _send_some(sock: socket.socket, chunks: list) -> list | None:
+    """Send what the socket takes now; return what is left ([] when all went), or None
+    when the connection is broken."""
+    if len(chunks) > 64:  # sendmsg takes at most IOV_MAX (1024) buffers
+        chunks = [b"".join(chunks)]
+    try:
+        sent = sock.sendmsg(chunks)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        return None
+    while chunks and sent >= len(chunks[0]):
+        sent -= len(chunks[0])
+        chunks.pop(0)
+    if chunks and sent:
+        chunks[0] = memoryview(chunks[0])[sent:]
+    return chunks
+
+
 class BufferingWorker(ThreadWorker):
     """gthread with request buffering in the event loop (see the module's docstring)."""
 
     #: Seconds from a request's first byte to its last; set by gunicorn.conf.py
     #: (REQUEST_READ_TIMEOUT). Heroku's router gives up on a request after 30 s anyway.
     read_timeout: float = 30.0
+    #: Requests up to this many bytes (request line, headers and body) that are whole in
+    #: memory run on the loop itself instead of a thread; 0: every request goes to a
+    #: thread, as in gthread. Set by gunicorn.conf.py (INLINE_MAX_BYTES).
+    inline_max_bytes: int = 0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Connections the loop watches, oldest first: reading a request, or closing.
         self.watched: dict[TConn, None] = {}
         self._next_expiry = 0.0
+        # Connections whose whole request is in memory, to run on the loop in turn (a
+        # queue, not recursion: a pipelined request is found while finishing the last).
+        self._ready: collections.deque[TConn] = collections.deque()
+        self._running_inline = False
 
     # --- reading requests in the loop ------------------------------------------------
 
@@ -84,6 +165,7 @@ class BufferingWorker(ThreadWorker):
         conn.buf = bytearray(data)
         conn.sent_continue = False
         conn.closing = False
+        conn.outbox = None  # the rest of a response the client has not taken yet
         if data and self._maybe_hand_over(conn):
             return
         conn.deadline = now + (self.cfg.keepalive if kept_alive and not data else self.read_timeout)
@@ -128,6 +210,59 @@ class BufferingWorker(ThreadWorker):
                 conn.sock.send(CONTINUE)  # 25 bytes into an empty send buffer
         return False
 
+    def enqueue_req(self, conn: TConn) -> None:
+        """Run a short, whole request on the loop; hand anything else to a thread."""
+        if len(conn.buf) > self.inline_max_bytes or not whole(conn.buf):
+            super().enqueue_req(conn)
+            return
+        self._ready.append(conn)
+        if self._running_inline:
+            return
+        self._running_inline = True
+        try:
+            while self._ready:
+                self._serve_inline(self._ready.popleft())
+        finally:
+            self._running_inline = False
+
+    def _serve_inline(self, conn: TConn) -> None:
+        """gthread's handle() on the loop: the parser reads only the bytes in memory,
+        the response goes to an _Outbox, and the loop sends it without blocking."""
+        if not conn.initialized:
+            conn.init()
+        real = conn.sock
+        real.setblocking(False)  # never wait on the client here, whatever happens
+        conn.sock = outbox = _Outbox(real)
+        try:
+            keep_alive = bool(self.handle(conn))  # catches what the app raises
+        finally:
+            conn.sock = real
+            left = _send_some(real, outbox.chunks)
+            if left is None:
+                self.nr_conns -= 1
+                conn.close()
+        if left is None:
+            return
+        if left:  # the client's socket buffer is full: send the rest when it can take it
+            conn.outbox, conn.keep_alive = left, keep_alive
+            conn.deadline = time.monotonic() + self.read_timeout
+            self.watched[conn] = None
+            self.poller.register(real, selectors.EVENT_WRITE, partial(self._on_writable, conn))
+            return
+        self._after_response(conn, keep_alive)
+
+    def _on_writable(self, conn: TConn, _sock) -> None:
+        left = _send_some(conn.sock, conn.outbox)
+        if left is None:
+            self._forget(conn)
+        elif not left:
+            self.poller.unregister(conn.sock)
+            del self.watched[conn]
+            conn.outbox = None
+            self._after_response(conn, conn.keep_alive)
+        else:
+            conn.outbox = left
+
     def handle(self, conn: TConn):
         """In a thread: give the parser the bytes the loop read, then serve as gthread."""
         if not conn.initialized:
@@ -150,6 +285,9 @@ class BufferingWorker(ThreadWorker):
             self.nr_conns -= 1
             conn.close()
             return
+        self._after_response(conn, keep_alive)
+
+    def _after_response(self, conn: TConn, keep_alive: bool) -> None:
         if keep_alive:
             # A body drain can read ahead into the next (pipelined) request.
             self._read_request(conn, conn.parser.unreader.take_buffered(), kept_alive=True)
@@ -190,7 +328,7 @@ class BufferingWorker(ThreadWorker):
             return
         self._next_expiry = now + 0.5
         for conn in [c for c in self.watched if c.deadline <= now]:
-            if conn.closing:
+            if conn.closing or conn.outbox is not None:  # gone, or not reading its response
                 self._forget(conn)
             elif conn.buf:  # part of a request, too slowly
                 self._close(conn, _timeout_response(self.read_timeout))
@@ -201,7 +339,7 @@ class BufferingWorker(ThreadWorker):
         """At worker_connections, close the longest-idle connection to make room for a
         new one (nginx does the same with kept-alive connections)."""
         for conn in self.watched:
-            if not conn.closing and not conn.buf:
+            if not conn.closing and not conn.buf and conn.outbox is None:
                 self._close(conn)
                 return
 
@@ -229,7 +367,7 @@ class BufferingWorker(ThreadWorker):
         # requests being read and served get the graceful timeout.
         linger = time.monotonic() + STOP_KEEPALIVE_LINGER
         for conn in self.watched:
-            if not conn.closing and not conn.buf:
+            if not conn.closing and not conn.buf and conn.outbox is None:
                 conn.deadline = min(conn.deadline, linger)
         graceful = time.monotonic() + self.cfg.graceful_timeout
         while self.nr_conns > 0 and time.monotonic() < graceful:
