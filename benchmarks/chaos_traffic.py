@@ -170,6 +170,55 @@ def slow_and_idle_clients(
         return line
 
 
+def clients_that_do_not_read(clients: int = 8, pipelined: int = 200, timeout: float = 2) -> str:
+    """Clients that pipeline requests for a 41 KB document and never read the answers:
+    requests run on the worker's event loop (INLINE_MAX_BYTES), so a response the
+    client's socket does not take must wait in the loop, not block it. Others keep being
+    served, and each stuck connection is dropped REQUEST_READ_TIMEOUT after its last
+    progress."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        server(Path(tmp), REQUEST_READ_TIMEOUT=str(timeout)) as web,
+    ):
+        stuck = []
+        for _ in range(clients):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", web.port))
+            sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * pipelined)
+            stuck.append(sock)
+        latencies, failures = [], 0
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < timeout + 2:
+                sent = time.perf_counter()
+                try:
+                    ok = requests.post(f"{web.url}/classify", json=REVIEW, timeout=5).ok
+                except requests.RequestException:
+                    ok = False
+                latencies.append(time.perf_counter() - sent)
+                failures += not ok
+                time.sleep(0.01)
+            dropped = 0
+            for sock in stuck:  # by now the server has closed them: read to the end
+                sock.settimeout(5)
+                with suppress(OSError):
+                    while sock.recv(1 << 20):
+                        pass
+                    dropped += 1
+        finally:
+            for sock in stuck:
+                sock.close()
+        worst = p99(latencies) * 1000
+        line = (
+            f"{clients} clients with {pipelined} pipelined requests each, never reading: "
+            f"{failures} of {len(latencies)} /classify failed, p99 {worst:.1f} ms; "
+            f"{dropped} of {clients} stuck connections closed by the server"
+        )
+        assert failures == 0 and worst <= 1000 and dropped == clients, line
+        return line
+
+
 def read_timeout_answers_408(timeout: float = 2) -> str:
     """A request that does not arrive within REQUEST_READ_TIMEOUT gets 408 and a close."""
     with (
@@ -367,6 +416,7 @@ def port_held_by_another_program() -> str:
 
 SCENARIOS = [
     ("slow and idle clients", slow_and_idle_clients),
+    ("clients that do not read", clients_that_do_not_read),
     ("request read timeout", read_timeout_answers_408),
     ("worker recycling under load", recycling_under_load),
     ("kill -HUP under load", reload_under_load),

@@ -174,6 +174,21 @@ for _name, _arity in {"post_fork": 2, "post_worker_init": 1, "worker_exit": 2}.i
         globals()[_name] = _chained(globals().get(_name), globals()["experiment_" + _name], _arity)
 """
 
+# cProfile of each worker's main thread (where requests run with INLINE_MAX_BYTES),
+# written to PROBE_DIR/profile-<pid>.out when the worker exits; read with pstats.
+PROFILE = """
+def experiment_post_fork(server, worker):
+    import cProfile, os
+    worker.profile = cProfile.Profile()
+    worker.profile.enable()
+
+
+def experiment_worker_exit(server, worker):
+    import os
+    worker.profile.disable()
+    worker.profile.dump_stats(os.path.join(os.environ["PROBE_DIR"], f"profile-{worker.pid}.out"))
+"""
+
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "no-inline": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "0"}),
@@ -200,6 +215,7 @@ EXPERIMENTS = {
     "inline": (SERVICE_APP, INLINE + "\nthreads = 1", {}),
     "noop-inline": (NOOP_APP, INLINE + "\nthreads = 1", {}),
     "probe": (SERVICE_APP, PROBE, {}),
+    "profile": (SERVICE_APP, PROFILE, {}),
     "probe-threads-1": (SERVICE_APP, PROBE + "\nthreads = 1", {}),
     "probe-noop": (NOOP_APP, PROBE, {}),
     "probe-switch-1ms": (

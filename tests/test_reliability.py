@@ -152,6 +152,10 @@ def test_slow_and_idle_clients_do_not_hold_threads(record_property):
     record_property("slow_clients", line)
 
 
+def test_clients_that_do_not_read_their_responses_do_not_block_the_loop(record_property):
+    record_property("not_reading", chaos_traffic.clients_that_do_not_read())
+
+
 def test_a_request_that_does_not_arrive_in_time_gets_408():
     chaos_traffic.read_timeout_answers_408(timeout=2)
 
