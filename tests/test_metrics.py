@@ -91,3 +91,25 @@ def test_metrics_add_up_across_gunicorn_workers(start_server, app):
         # One series per loaded version, each 1: livemax across the two workers.
         versions = app.extensions["models"].registry.versions
         assert total(parsed, "sentiment_model_info") == len(versions)
+
+
+def test_observe_all_gives_the_samples_of_one_observe_per_amount():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from app.observability.metrics import CONFIDENCE_BUCKETS, observe_all
+
+    amounts = [0.5, 0.55, 0.9, 0.97, 0.97, 1.0, 0.34, 0.999, 0.75, float("nan")]
+    one_by_one, all_at_once = CollectorRegistry(), CollectorRegistry()
+    made = [
+        Histogram("c", "x", ["label"], buckets=CONFIDENCE_BUCKETS, registry=registry)
+        for registry in (one_by_one, all_at_once)
+    ]
+    for amount in amounts:
+        made[0].labels("positive").observe(amount)
+    observe_all(made[1].labels("positive"), amounts)
+    observe_all(made[1].labels("negative"), [0.8])
+    made[0].labels("negative").observe(0.8)
+    text = [generate_latest(registry).decode() for registry in (one_by_one, all_at_once)]
+    drop_created = [[ln for ln in t.splitlines() if "_created" not in ln] for t in text]
+    assert drop_created[0] == drop_created[1]
+    assert 'c_bucket{label="positive",le="+Inf"} 9.0' in text[1]

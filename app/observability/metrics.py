@@ -9,8 +9,10 @@ own registry is exposed. No Flask here: ``app.web.metrics`` counts requests and 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPMethod
@@ -200,8 +202,11 @@ class ServiceMetrics:
         self.child(self.inference_latency, version).observe(seconds)
         self.child(self.batch_size, version).observe(len(labels))
         self.child(self.model_requests, version, "ok").inc()
+        by_label: dict[str, list[float]] = defaultdict(list)
         for label, probability in zip(labels, top, strict=True):
-            self.child(self.confidence, version, label).observe(probability)
+            by_label[label].append(probability)
+        for label, probabilities in by_label.items():
+            observe_all(self.child(self.confidence, version, label), probabilities)
 
     def observe_shadow(
         self, stable: str, candidate: str, agreed: Sequence[bool], seconds: float
@@ -237,3 +242,23 @@ class ServiceMetrics:
                 "metrics cannot be read: %s", error.__class__.__name__, extra={"folder": folder}
             )
             raise MetricsUnavailable(str(error)) from None
+
+
+def observe_all(histogram: Any, amounts: Sequence[float]) -> None:
+    """``histogram.observe(x)`` for each of ``amounts`` (a labelled child), with one write
+    to each bucket that gets any, instead of two writes per amount: a batch of 64
+    predictions made 128 sample-file writes (each checking the pid) for the confidence
+    histogram alone. Uses the fields ``Histogram.observe`` uses in prometheus-client
+    0.26.0 (pinned; tests/test_metrics.py checks that both give the same samples)."""
+    if len(amounts) == 1:
+        histogram.observe(amounts[0])
+        return
+    histogram._raise_if_not_observable()
+    bounds = histogram._upper_bounds
+    counts: dict[int, int] = defaultdict(int)
+    for amount in amounts:  # observe(): the first bucket whose bound is >= the amount
+        if amount == amount:  # observe() puts a NaN in no bucket
+            counts[bisect.bisect_left(bounds, amount)] += 1
+    histogram._sum.inc(sum(amounts))
+    for index, count in counts.items():
+        histogram._buckets[index].inc(count)
