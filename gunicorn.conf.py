@@ -59,8 +59,8 @@ if not 0 < BufferingWorker.read_timeout < float("inf"):
 # ~3 thread switches and up to 5 ms of waiting for the GIL a request: the cause of our
 # p99, BENCHMARKS.md); larger or odd requests still go to the threads. 0 turns it off.
 _inline = os.environ.get("INLINE_MAX_BYTES", "131072")
-if not _inline.isdigit():
-    sys.exit(f"INLINE_MAX_BYTES must be a number of bytes >= 0, got {_inline!r}")
+if not (_inline.isdigit() and int(_inline) <= 1024 * 1024):
+    sys.exit(f"INLINE_MAX_BYTES must be a number of bytes from 0 to 1048576, got {_inline!r}")
 BufferingWorker.inline_max_bytes = int(_inline)
 # Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
 # fork; TensorFlow loaded in the master hangs every worker (measured).

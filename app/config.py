@@ -169,6 +169,8 @@ SETTINGS = (
     Setting("WEB_CONCURRENCY", "2", integer(1, 64), server_only=True),
     # Seconds from a request's first byte to its last (gunicorn.conf.py, the worker).
     Setting("REQUEST_READ_TIMEOUT", "30", number(0.001, 3600), server_only=True),
+    # Requests up to this many bytes run on the worker's event loop, not a thread (0: off).
+    Setting("INLINE_MAX_BYTES", "131072", integer(0, 1024 * 1024), server_only=True),
     Setting("FORWARDED_ALLOW_IPS", "*", ADDRESSES, server_only=True),
     Setting("ACCESS_LOG", "0", BOOLEAN, server_only=True),
     Setting("PROMETHEUS_MULTIPROC_DIR", "", TEXT, server_only=True),

@@ -32,6 +32,8 @@ BAD = [
     ("PORT", "http"),
     ("REQUEST_READ_TIMEOUT", "soon"),
     ("REQUEST_READ_TIMEOUT", "0"),
+    ("INLINE_MAX_BYTES", "-1"),
+    ("INLINE_MAX_BYTES", "64k"),
     ("FORWARDED_ALLOW_IPS", "my-proxy"),
     ("ACCESS_LOG", "maybe"),
     ("MODEL_VERSIONS", "1,two"),
