@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import PROJECT_ROOT
-from benchmarks.bench import NOOP_APP, SERVICE_APP, SINGLE, TWIN_APP, TWIN_ENV
+from benchmarks.bench import BATCH, NOOP_APP, SERVICE_APP, SINGLE, TWIN_APP, TWIN_ENV
 from benchmarks.drivers import LoadResult, ab, cpu_seconds, median_of, wrk, wrk_script
 from benchmarks.reviews import rotating_reviews
 from deploy.dyno import WORK, children, free_port, stop_web, wait_for_200
@@ -192,6 +192,7 @@ def experiment_worker_exit(server, worker):
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "no-inline": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "0"}),
+    "inline-4k": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "4096"}),  # batches go to threads
     "noop-no-inline": (NOOP_APP, "", {"INLINE_MAX_BYTES": "0"}),
     "twin": (TWIN_APP, "", TWIN_ENV),
     "noop": (NOOP_APP, "", {}),
@@ -281,7 +282,8 @@ def measure(experiment: Experiment, load: str, seconds: float, scripts: dict, bo
     if tool == "wrk":
         result = wrk(experiment.url, scripts[keepalive], 16, seconds, keepalive)
     else:
-        result = ab(experiment.url, body, 16, int(2000 * seconds), keepalive)
+        per_second = 2000 if body.name == "single.json" else 150
+        result = ab(experiment.url, body, 16, int(per_second * seconds), keepalive)
     result.cpu_us = (cpu_seconds(experiment.process.pid) - before) / result.requests * 1e6
     return result
 
@@ -295,19 +297,28 @@ def main() -> None:
         "--loads", default="wrk-keepalive,wrk-close,ab-keepalive,ab-close", help="c=16 each"
     )
     parser.add_argument(
+        "--batch", action="store_true", help="send batches of 64 (bench.BATCH) instead"
+    )
+    parser.add_argument(
         "--syscalls",
         action="store_true",
         help="instead: system calls and thread switches per request (strace), per experiment",
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tail-"))
-    bodies = [json.dumps({"review": text}) for text in rotating_reviews()]
+    texts = rotating_reviews()
+    bodies = [json.dumps({"review": text}) for text in texts]
+    if args.batch:  # 30 different orders of the same 64 reviews
+        bodies = [
+            json.dumps({"reviews": [texts[(start + i) % len(texts)] for i in range(64)]})
+            for start in range(0, 30 * 64, 64)
+        ]
     scripts = {
         True: wrk_script(bodies, work / "ka.lua"),
         False: wrk_script(bodies, work / "close.lua", keepalive=False),
     }
-    body = work / "single.json"
-    body.write_text(json.dumps(SINGLE))
+    body = work / ("batch.json" if args.batch else "single.json")
+    body.write_text(json.dumps(BATCH if args.batch else SINGLE))
     bin_dir, twin_bin = WORK / "venv" / "bin", WORK / "venv-twin" / "bin"
     started: list[Experiment] = []
     try:

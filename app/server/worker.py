@@ -171,7 +171,8 @@ class BufferingWorker(ThreadWorker):
         conn.deadline = now + (self.cfg.keepalive if kept_alive and not data else self.read_timeout)
         if not data and not self.alive:
             conn.deadline = min(conn.deadline, now + STOP_KEEPALIVE_LINGER)
-        conn.sock.setblocking(False)
+        if conn.sock.gettimeout() != 0.0:  # setblocking is a system call even when idle
+            conn.sock.setblocking(False)
         self.watched[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
@@ -231,7 +232,8 @@ class BufferingWorker(ThreadWorker):
         if not conn.initialized:
             conn.init()
         real = conn.sock
-        real.setblocking(False)  # never wait on the client here, whatever happens
+        if real.gettimeout() != 0.0:  # never wait on the client here, whatever happens
+            real.setblocking(False)
         conn.sock = outbox = _Outbox(real)
         try:
             keep_alive = bool(self.handle(conn))  # catches what the app raises
