@@ -274,6 +274,16 @@ class BufferingWorker(ThreadWorker):
         conn.buf = bytearray()
         return super().handle(conn)
 
+    def _keepalive_after(self, conn: TConn, keepalive):
+        """On the loop the body is in memory: drain what the app left of it without
+        gthread's socket timeout, whose settimeout() pair is two system calls a request."""
+        if not isinstance(conn.sock, _Outbox) or not keepalive:
+            return super()._keepalive_after(conn, keepalive)
+        try:
+            return bool(conn.parser.finish_body())
+        except (BlockingIOError, InterruptedError):  # not in memory after all: close
+            return False
+
     def handle_request(self, req, conn):
         if conn.sent_continue:  # the loop has answered the Expect already
             req._expected_100_continue = False
