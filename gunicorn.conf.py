@@ -54,10 +54,15 @@ except ValueError:
     BufferingWorker.read_timeout = 0.0
 if not 0 < BufferingWorker.read_timeout < float("inf"):
     sys.exit(f"REQUEST_READ_TIMEOUT must be a number of seconds > 0, got {_read_timeout!r}")
-# A request that is whole in memory and at most INLINE_MAX_BYTES long runs on the
-# worker's event loop itself, with no hand-over to a thread and back (~60 futex calls,
-# ~3 thread switches and up to 5 ms of waiting for the GIL a request: the cause of our
-# p99, BENCHMARKS.md); larger or odd requests still go to the threads. 0 turns it off.
+# Since issue 22, a request that is whole in memory and at most INLINE_MAX_BYTES long
+# (default 128 KiB: every single review and batch of 64) runs on the worker's event loop
+# itself, as uvicorn runs its handlers: the hand-over to a thread and back cost ~67 futex
+# calls and ~5 thread switches a request and could wait up to 5 ms for the GIL, our p99
+# (strace: 95 -> 22 system calls a request; wrk c=16 1.24x req/s, p99 15 -> 10 ms;
+# BENCHMARKS.md, "Requests on the event loop"). The response is sent without blocking:
+# a client that does not read cannot stall the loop (it is dropped after
+# REQUEST_READ_TIMEOUT). The 2 threads now serve only the rest (a body not in memory,
+# what the parser refuses, larger bodies). 0: every request to a thread, as before.
 _inline = os.environ.get("INLINE_MAX_BYTES", "131072")
 if not (_inline.isdigit() and int(_inline) <= 1024 * 1024):
     sys.exit(f"INLINE_MAX_BYTES must be a number of bytes from 0 to 1048576, got {_inline!r}")
