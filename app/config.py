@@ -30,6 +30,13 @@ class Config:
     ROUTING = os.environ.get("ROUTING", "stable")
     CANARY_PERCENT = float(os.environ.get("CANARY_PERCENT", "10"))
     SHADOW_PERCENT = float(os.environ.get("SHADOW_PERCENT", "100"))
+    # ROUTING=bandit: the least share of requests (percent) each version keeps.
+    BANDIT_MIN_PERCENT = float(os.environ.get("BANDIT_MIN_PERCENT", "5"))
+    # The prediction store: PostgreSQL when set (Heroku Postgres sets it), else SQLite in
+    # the instance folder. Predictions (never texts) are recorded unless RECORD_PREDICTIONS=0.
+    DATABASE_URL = os.environ.get("DATABASE_URL", "")
+    RECORD_PREDICTIONS = os.environ.get("RECORD_PREDICTIONS", "1") != "0"
+    PREDICTION_RETENTION_DAYS = float(os.environ.get("PREDICTION_RETENTION_DAYS", "30"))
     # Keras backend for serving: "openvino" (default, measured fastest and lightest) or
     # "tensorflow". Keras reads it from the environment when it is first imported.
     KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "openvino")
