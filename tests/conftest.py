@@ -64,6 +64,9 @@ def start_server(tmp_path) -> Iterator:
     servers: list[WebProcess] = []
 
     def start(**env: str) -> WebProcess:
+        # Each server records its answers in a store of its own unless told otherwise.
+        database = f"sqlite:///{tmp_path / f'predictions-{len(servers)}.sqlite3'}"
+        env = {"DATABASE_URL": database, **env}
         server = WebProcess(env, log_path=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server
