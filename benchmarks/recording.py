@@ -1,0 +1,62 @@
+"""Issue 19's budget in one run: single-review throughput with prediction recording on
+against off (``ab -k -c 32``, rounds alternating between the two servers), and p99 at
+c=16 with recording on. ``python -m benchmarks.recording [--rounds N]``.
+
+Both servers are the Procfile's command with two workers; the one that records writes to
+the default SQLite store (``instance/predictions.sqlite3``) unless ``DATABASE_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from benchmarks.bench import SERVICE_APP, SINGLE, Bench, Load, Server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=8000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-recording-"))
+    bench = Bench(work, quick=False)
+    (work / "single.json").write_text(json.dumps(SINGLE))
+    servers = []
+    try:
+        servers.append(Server("recording on", SERVICE_APP, {}, None))
+        servers.append(Server("recording off", SERVICE_APP, {"RECORD_PREDICTIONS": "0"}, None))
+        for server in servers:  # warm-up
+            bench.run(server, Load("ab", 16, 2000))
+        rps: dict[str, list[float]] = {server.name: [] for server in servers}
+        p99: dict[str, list[float]] = {server.name: [] for server in servers}
+        failed = 0
+        for _ in range(args.rounds):
+            for server in servers:
+                result = bench.run(server, Load("ab", 32, args.requests))
+                rps[server.name].append(result.rps)
+                failed += result.failed + result.non_2xx
+            for server in servers:
+                result = bench.run(server, Load("ab", 16, args.requests // 2))
+                p99[server.name].append(result.p99_ms)
+                failed += result.failed + result.non_2xx
+        on, off = (statistics.median(rps[s.name]) for s in servers)
+        ratios = [a / b for a, b in zip(rps["recording on"], rps["recording off"], strict=True)]
+        print(f"ab -k -c 32 -n {args.requests}, {args.rounds} alternating rounds")
+        for server in servers:
+            print(f"  {server.name}: {rps[server.name]} req/s, p99 c=16 {p99[server.name]} ms")
+        print(f"median req/s: on {on:.0f}, off {off:.0f}, ratio {on / off:.3f}")
+        print(f"per-round ratios: {[round(r, 3) for r in ratios]}")
+        print(f"p99 at c=16 (median): on {statistics.median(p99['recording on']):.1f} ms, "
+              f"off {statistics.median(p99['recording off']):.1f} ms")  # fmt: skip
+        print(f"failed or non-2xx: {failed}")
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
