@@ -34,12 +34,14 @@ def main() -> None:
         rps: dict[str, list[float]] = {server.name: [] for server in servers}
         p99: dict[str, list[float]] = {server.name: [] for server in servers}
         failed = 0
-        for _ in range(args.rounds):
-            for server in servers:
+        for number in range(args.rounds):
+            # Who goes first alternates too: a slow spell then hits both sides alike.
+            ordered = servers if number % 2 == 0 else servers[::-1]
+            for server in ordered:
                 result = bench.run(server, Load("ab", 32, args.requests))
                 rps[server.name].append(result.rps)
                 failed += result.failed + result.non_2xx
-            for server in servers:
+            for server in ordered:
                 result = bench.run(server, Load("ab", 16, args.requests // 2))
                 p99[server.name].append(result.p99_ms)
                 failed += result.failed + result.non_2xx

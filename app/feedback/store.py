@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
     Float,
@@ -33,7 +34,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ metadata = MetaData()
 predictions = Table(
     "predictions",
     metadata,
-    Column("id", Integer().with_variant(postgresql.BIGINT(), "postgresql"), primary_key=True),
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     Column("request_id", String(REQUEST_ID_MAX), nullable=False),
     Column("item", Integer, nullable=False),  # position in the request's batch, from 0
     Column("version", String(32), nullable=False),
@@ -180,7 +180,13 @@ def make_engine(url: str) -> Engine:
 
 
 def _insert(dialect: str, table: Table) -> Any:
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    """INSERT with the dialect's ON CONFLICT (imported here: a SQLite server never loads
+    the PostgreSQL dialect)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
 
 
 class PredictionStore:
