@@ -61,14 +61,27 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def feature_variants(stable_version: str) -> list[Variant]:
-    """This turn's features, each switched off in a server of its own (everything else as
-    shipped): a feature's cost is its server's difference to the shipped one, measured in
-    the same rounds. A feature that comes with a setting is one more line here."""
+    """This turn's features, each in a server of its own (everything else as shipped): on
+    by default ones switched off, opt-in ones (the rollout modes) switched on. A feature's
+    cost is the difference between its two servers, measured in the same rounds. A feature
+    that comes with a setting is one more line here."""
+    other = "1" if stable_version == "2" else "2"
+    labels = f"stable={stable_version},canary={other}"
     return [
         Variant("request log line", env={"LOG_LEVEL": "warning"}),
         Variant("metrics", app_spec=WITHOUT_METRICS_APP),
         Variant("second model version (one loaded)", env={"MODEL_VERSIONS": stable_version}),
         Variant("prediction recording", env={"RECORD_PREDICTIONS": "0"}),
+        Variant(
+            f"canary routing ({labels}, 10%)",
+            env={"ROUTING": "canary", "MODEL_LABELS": labels},
+            switched_on=True,
+        ),
+        Variant(
+            f"shadow scoring ({labels}, 100%)",
+            env={"ROUTING": "shadow", "MODEL_LABELS": labels},
+            switched_on=True,
+        ),
     ]
 
 
@@ -79,6 +92,8 @@ class Variant:
     name: str
     app_spec: str = SERVICE_APP
     env: dict[str, str] = field(default_factory=dict)
+    # False: the shipped server has the feature and this one has not; True: the reverse.
+    switched_on: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,7 +338,7 @@ def run(quick: bool) -> dict:
         for server in started:
             server.stop()
     results["sweep"], results["tail"], results["batches"] = sweep, tail, batches
-    results["features"] = [variant.name for variant in variants]
+    results["features"] = [(variant.name, variant.switched_on) for variant in variants]
     results["one_version"] = one_version.name
 
     if not quick:
@@ -418,12 +433,15 @@ def batch_rows(r: dict) -> dict[Load, LoadResult]:
 
 
 def feature_costs(r: dict) -> list[tuple[str, float, float]]:
-    """(feature, µs of server CPU per request, req/s change) from the wrk c=32 runs."""
+    """(feature, switched on in its own server, µs of server CPU per request, req/s
+    change) from the wrk c=32 runs: always the server with the feature against the one
+    without it."""
     shipped = r["tail"][WRK32]["service"]
     rows = []
-    for name in r["features"]:
-        off = r["tail"][WRK32][name]
-        rows.append((name, shipped.cpu_us - off.cpu_us, shipped.rps / off.rps - 1))
+    for name, switched_on in r["features"]:
+        other = r["tail"][WRK32][name]
+        on, off = (other, shipped) if switched_on else (shipped, other)
+        rows.append((name, switched_on, on.cpu_us - off.cpu_us, on.rps / off.rps - 1))
     return rows
 
 
@@ -445,7 +463,7 @@ def targets(r: dict) -> list[tuple[str, str, str, bool]]:
     two, _ = r["pss"]["service"]
     one, _ = r["pss"][r["one_version"]]
     costs = ", ".join(
-        f"{name}: {cpu:+.0f} µs ({change:+.0%} req/s)" for name, cpu, change in feature_costs(r)
+        f"{name}: {cpu:+.0f} µs ({change:+.0%} req/s)" for name, _, cpu, change in feature_costs(r)
     )
     return [
         (
@@ -548,10 +566,11 @@ def report(r: dict, command: str) -> str:
         f"| service as shipped (all on) | {shipped32.rps:,.0f} | {shipped32.cpu_us:.0f} | | "
         f"{r['sweep'][AB32]['service'].rps:,.0f} | {r['sweep'][AB32]['service'].cpu_us:.0f} |",
     ]
-    for name, cost, _ in feature_costs(r):
+    for name, switched_on, cost, _ in feature_costs(r):
         wrk_row, ab_row = r["tail"][WRK32][name], r["sweep"][AB32][name]
+        which = "with" if switched_on else "without"
         feature_lines.append(
-            f"| without the {name} | {wrk_row.rps:,.0f} | {wrk_row.cpu_us:.0f} | "
+            f"| {which} the {name} | {wrk_row.rps:,.0f} | {wrk_row.cpu_us:.0f} | "
             f"**{cost:+.0f}** | {ab_row.rps:,.0f} | {ab_row.cpu_us:.0f} |"
         )
     side = [

@@ -161,6 +161,7 @@ def test_curl_example_output(client, command, shown):
     assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
 
 
+@pytest.mark.slow
 def test_batch_example(tmp_path):
     [example] = [text for language, text in blocks() if "python -m app.batch reviews" in text]
     [input_block] = [text for language, text in blocks() if text.startswith("$ cat reviews.jsonl")]
