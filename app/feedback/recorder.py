@@ -98,21 +98,7 @@ class PredictionRecorder:
         while not self._stop.is_set():
             started = time.monotonic()
             batch, markers = self._take()
-            failed = False
-            if batch:
-                try:
-                    self.store.record(batch)
-                except StoreUnavailable as error:
-                    failed = True
-                    self._on_drop("database_error", len(batch))
-                    log.warning(
-                        "prediction records dropped: the database failed (%s)",
-                        error,
-                        extra={"dropped": len(batch)},
-                    )
-                except Exception:  # a bug must not kill the writer
-                    log.exception("prediction recorder failed")
-                    self._on_drop("database_error", len(batch))
+            failed = bool(batch) and not self._write(batch)
             for marker in markers:
                 marker.set()
             if failed:
@@ -121,6 +107,28 @@ class PredictionRecorder:
             self._run_periodic()
             # Fewer, larger transactions: at most one write per FLUSH_SECONDS.
             self._stop.wait(max(0.0, FLUSH_SECONDS - (time.monotonic() - started)))
+
+    def _write(self, batch: list[PredictionRecord]) -> bool:
+        """Write ``batch``, trying twice (another worker's schema creation or lock, a
+        connection the database closed); else drop it (counted). True when written."""
+        for attempt in (1, 2):
+            try:
+                self.store.record(batch)
+                return True
+            except StoreUnavailable as error:
+                if attempt == 1 and not self._stop.wait(RETRY_SECONDS / 2):
+                    continue
+                self._on_drop("database_error", len(batch))
+                log.warning(
+                    "prediction records dropped: the database failed (%s)",
+                    error,
+                    extra={"dropped": len(batch)},
+                )
+            except Exception:  # a bug must not kill the writer
+                log.exception("prediction recorder failed")
+                self._on_drop("database_error", len(batch))
+            return False
+        return False
 
     def _run_periodic(self) -> None:
         now = time.monotonic()

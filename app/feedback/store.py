@@ -67,6 +67,14 @@ predictions = Table(
     Index("predictions_created", "created_at"),
     Index("predictions_version_created", "version", "created_at"),
 )
+# The few rows with feedback, for /monitoring's accuracy and F1 without a full scan.
+_with_feedback = predictions.c.true_label.is_not(None)
+Index(
+    "predictions_feedback",
+    predictions.c.version,
+    sqlite_where=_with_feedback,
+    postgresql_where=_with_feedback,
+)
 
 # The bandit's state (Seldon Core keeps its routers' in Redis): rewards per version,
 # updated in the same transaction as the feedback that earns them.
