@@ -470,3 +470,29 @@ def test_readme_feedback_section(make_app):
         if shown is not None:
             problem = mismatch(parse_shown(shown), response.get_json())
             assert problem is None, f"README: {command}\n{problem}\nnow: {response.get_data()}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"DATABASE_URL": "mysql://user:hunter2@db/x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "just-a-path.sqlite3"}, "DATABASE_URL"),
+        ({"PREDICTION_RETENTION_DAYS": 0}, "PREDICTION_RETENTION_DAYS=0"),
+    ],
+)
+def test_a_bad_store_setting_stops_start_up_naming_it(make_app, caplog, overrides, named):
+    from app.feedback.store import StoreConfigError
+
+    with pytest.raises(StoreConfigError, match=named):
+        make_app(**overrides)
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"]
+    assert named in line and "hunter2" not in line
+
+
+def test_a_bad_bandit_floor_stops_start_up_naming_it(make_app, two_versions):
+    from app.serving.predictor import ModelBundleError
+
+    settings = dict(MODEL_BASE_DIR=str(two_versions), MODEL_LABELS="", ROUTING="bandit")
+    for floor in (-1, 51):
+        with pytest.raises(ModelBundleError, match=f"BANDIT_MIN_PERCENT={floor}"):
+            make_app(**settings, BANDIT_MIN_PERCENT=floor)

@@ -87,6 +87,10 @@ bandit_arms = Table(
 )
 
 
+class StoreConfigError(ValueError):
+    """A setting of the store is unusable (the message names it, never the password)."""
+
+
 class StoreUnavailable(Exception):
     """The database could not be reached or refused the statement."""
 
@@ -134,10 +138,15 @@ def engine_url(database_url: str, instance_dir: Path) -> str:
     folder; Heroku's ``postgres://`` and plain ``postgresql://`` → psycopg 3."""
     if not database_url:
         return f"sqlite:///{instance_dir / 'predictions.sqlite3'}"
-    for scheme in ("postgres://", "postgresql://"):
+    for scheme in ("postgres://", "postgresql://", "postgresql+psycopg://"):
         if database_url.startswith(scheme):
             return "postgresql+psycopg://" + database_url.removeprefix(scheme)
-    return database_url
+    if database_url.startswith("sqlite:///"):
+        return database_url
+    scheme = database_url.partition("://")[0] if "://" in database_url else "no scheme"
+    raise StoreConfigError(
+        f"DATABASE_URL: use postgres://, postgresql:// or sqlite:/// (got {scheme[:20]})"
+    )
 
 
 def make_engine(url: str) -> Engine:

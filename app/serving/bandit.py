@@ -27,7 +27,8 @@ class ThompsonSampler:
             raise ValueError("a bandit needs at least one arm")
         if not 0 <= min_percent * len(arms) <= 100:
             raise ValueError(
-                f"BANDIT_MIN_PERCENT={min_percent}: {len(arms)} versions cannot each get it"
+                f"BANDIT_MIN_PERCENT={min_percent}: use 0 to {100 / len(arms):g} "
+                f"with {len(arms)} versions"
             )
         self.arms = list(arms)
         self.min_percent = min_percent

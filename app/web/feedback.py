@@ -24,6 +24,7 @@ from app.feedback.store import (
     ConflictingFeedback,
     FeedbackItem,
     PredictionStore,
+    StoreConfigError,
     StoreUnavailable,
     UnknownPrediction,
     engine_url,
@@ -69,9 +70,14 @@ class Feedback:
         config = app.config
         self.models = models
         self.metrics = metrics
-        self.url = engine_url(config["DATABASE_URL"], Path(app.instance_path))
-        self.store = PredictionStore.from_url(self.url)
         self.retention_days = config["PREDICTION_RETENTION_DAYS"]
+        if not self.retention_days > 0:
+            raise StoreConfigError(
+                f"PREDICTION_RETENTION_DAYS={self.retention_days}: use a number of days above 0"
+            )
+        self.store = PredictionStore.from_url(
+            engine_url(config["DATABASE_URL"], Path(app.instance_path))
+        )
         periodic: list[tuple[float, Any]] = [
             (GAUGES_REFRESH_SECONDS, self.refresh_gauges),
             (RETENTION_EVERY_SECONDS, self.delete_expired),
@@ -137,7 +143,11 @@ def init_app(app: Flask) -> None:
     classes = sorted({c for p in models.registry.versions.values() for c in p.bundle.classes})
     app.extensions[FEEDBACK_SCHEMA] = feedback_item_schema(classes)
     if app.config["RECORD_PREDICTIONS"]:
-        feedback = Feedback(app, models, app.extensions["metrics"])
+        try:
+            feedback = Feedback(app, models, app.extensions["metrics"])
+        except StoreConfigError as error:
+            log.critical("prediction store not usable: %s", error)
+            raise
         models.recorder = feedback.recorder
         app.extensions[FEEDBACK] = feedback
     app.register_blueprint(bp)
