@@ -44,6 +44,15 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "dropout 0.2": {"dropout": 0.2},
     "balanced class weights": {"class_weight_power": 1.0},
     "no label smoothing": {"label_smoothing": 0.0},
+    "written labels unsmoothed": {"written_label_smoothing": 0.0},
+    "no label smoothing anywhere": {"written_label_smoothing": 0.0, "label_smoothing": 0.0},
+    "written labels unsmoothed, crowd 0.05": {
+        "written_label_smoothing": 0.0,
+        "label_smoothing": 0.05,
+    },
+    "tweet class weights ^0.5": {"tweet_class_weight_power": 0.5},
+    "calibration: every set weighs the same": {"calibration_team_weight": 1.0},
+    "calibration: team reviews weigh 8": {"calibration_team_weight": 8.0},
     # The tweets weigh 1; weighing them k times more = the other sources divided by k.
     "tweets weigh 2": {
         "goemotions_weight": 0.1,

@@ -12,8 +12,8 @@ validation split; see the model card):
 - preprocessing: negation scope marking and lexicon tokens in the shared encoder
   (opt-in through ``preprocessing.json``, so version 1 encodes as before);
 - calibration: a temperature fitted on held-out validation rows (tweets, GoEmotions,
-  team reviews), folded into the output layer, so the served probabilities are the
-  calibrated ones.
+  team reviews; the reviews weigh most, as they stand for the texts the model is for),
+  folded into the output layer, so the served probabilities are the calibrated ones.
 
 The dev set (``model/data/devset.csv``) is scored, never trained on. Texts that equal a
 dev-set text once normalised are dropped from every training source.
@@ -92,12 +92,18 @@ class TrainingConfigV2:
     embedding_dim: int = 32
     max_embedding_dim: int = 64
     dropout: float = 0.3
+    # Label smoothing per kind of label: the crowd's labels (tweets, GoEmotions) are noisy;
+    # the team's reviews and the lexicon and topic words are labelled as written.
     label_smoothing: float = 0.1
+    written_label_smoothing: float = 0.1
     learning_rate: float = 2e-3
     batch_size: int = 128
     epochs: int = 3
     # Class weight = (n / (k * weighted count)) ** power over the weighted training mix.
     class_weight_power: float = 0.5
+    # An extra class weight on the tweets alone, (n / (k * count)) ** power over the tweet
+    # rows: their positive class is small (18%) while the mix is balanced.
+    tweet_class_weight_power: float = 0.0
     # Data mix: a weight per source (tweets weigh 1).
     goemotions_weight: float = 0.2
     team_weight: float = 4.0
@@ -105,6 +111,9 @@ class TrainingConfigV2:
     topic_words: int = 4_000
     topic_min_count: int = 5
     topic_weight: float = 1.0
+    # Calibration: the held-out team reviews' weight in the temperature's fit (the tweet
+    # validation and GoEmotions dev splits weigh 1 each).
+    calibration_team_weight: float = 4.0
 
 
 @dataclass
@@ -135,6 +144,7 @@ class TrainingSet:
     texts: list[str]
     labels: np.ndarray
     weights: np.ndarray  # source weight × class weight
+    smoothing: np.ndarray  # label smoothing of each row (by its source)
     sources: dict[str, int]  # rows per source
     dropped_as_dev: int  # rows dropped because they repeat a dev-set text
 
@@ -154,6 +164,7 @@ def training_set(config: TrainingConfigV2, sources: Sources) -> TrainingSet:
         limit=config.topic_words,
         min_count=config.topic_min_count,
     )
+    crowd = {"tweets", "goemotions"}
     parts: dict[str, tuple[list[tuple[str, str]], float]] = {
         "tweets": ([(e.text, e.label) for e in sources.tweets["train"]], 1.0),
         "goemotions": (
@@ -168,14 +179,24 @@ def training_set(config: TrainingConfigV2, sources: Sources) -> TrainingSet:
         "topic_words": ([(word, "neutral") for word in topics], config.topic_weight),
     }
     dev_keys = {teamdata.normalise(row.text) for row in sources.devset}
-    texts, labels, weights, counts, dropped = [], [], [], {}, 0
+    texts, labels, weights, smoothing, counts, dropped = [], [], [], [], {}, 0
     for name, (rows, weight) in parts.items():
         kept = [(text, label) for text, label in rows if teamdata.normalise(text) not in dev_keys]
         dropped += len(rows) - len(kept)
         counts[name] = len(kept)
+        ids = np.array([CLASSES.index(label) for _, label in kept], dtype=np.int32)
+        row_weights = np.full(len(kept), weight, dtype=np.float64)
+        if name == "tweets" and config.tweet_class_weight_power:
+            within = np.bincount(ids, minlength=len(CLASSES))
+            extra = (len(ids) / (len(CLASSES) * within)) ** config.tweet_class_weight_power
+            row_weights *= extra[ids]
         texts.extend(text for text, _ in kept)
-        labels.extend(CLASSES.index(label) for _, label in kept)
-        weights.extend([weight] * len(kept))
+        labels.extend(ids.tolist())
+        weights.extend(row_weights.tolist())
+        smoothing.extend(
+            [config.label_smoothing if name in crowd else config.written_label_smoothing]
+            * len(kept)
+        )
     label_ids = np.array(labels, dtype=np.int32)
     source_weights = np.array(weights, dtype=np.float32)
     mass = np.bincount(label_ids, weights=source_weights, minlength=len(CLASSES))
@@ -184,6 +205,7 @@ def training_set(config: TrainingConfigV2, sources: Sources) -> TrainingSet:
         texts=texts,
         labels=label_ids,
         weights=(source_weights * class_weight[label_ids]).astype(np.float32),
+        smoothing=np.array(smoothing, dtype=np.float32),
         sources=counts,
         dropped_as_dev=dropped,
     )
@@ -220,11 +242,19 @@ def build_model(config: TrainingConfigV2, vocabulary_size: int) -> Any:
     logits = keras.layers.Dense(len(CLASSES), name="logits")(x)
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
     model = keras.Model(token_ids, probabilities, name=MODEL_NAME)
+    # The smoothing is in the targets (it differs by source): see ``smoothed_targets``.
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=keras.losses.CategoricalCrossentropy(),
     )
     return model
+
+
+def smoothed_targets(labels: np.ndarray, smoothing: np.ndarray) -> np.ndarray:
+    """One-hot rows smoothed as Keras' ``label_smoothing`` does, ε per row:
+    ``y (1 - ε) + ε / k``."""
+    one_hot = np.eye(len(CLASSES), dtype=np.float32)[labels]
+    return one_hot * (1 - smoothing[:, None]) + smoothing[:, None] / len(CLASSES)
 
 
 def train_model(config: TrainingConfigV2, encoder: TextEncoder, data: TrainingSet) -> Any:
@@ -236,7 +266,7 @@ def train_model(config: TrainingConfigV2, encoder: TextEncoder, data: TrainingSe
     model = build_model(config, encoder.vocabulary_size)
     model.fit(
         encoder.encode_batch(data.texts),
-        keras.utils.to_categorical(data.labels, len(CLASSES)),
+        smoothed_targets(data.labels, data.smoothing),
         sample_weight=data.weights,
         batch_size=config.batch_size,
         epochs=config.epochs,
@@ -258,11 +288,16 @@ def softmax(values: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def fit_temperature(groups: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+def fit_temperature(
+    groups: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float] | None = None
+) -> float:
     """The temperature T that minimises the negative log-likelihood of softmax(z / T),
-    averaged per group of (logits, class ids) so that each kind of text counts the same
-    (the tweets would otherwise outweigh the few held-out reviews ten to one)."""
+    averaged per group of (logits, class ids), each group weighing its ``weights`` entry
+    (default: the same), so that the few held-out reviews are not outweighed by the
+    thousands of tweets."""
     from scipy.optimize import minimize_scalar
+
+    weights = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=float)
 
     def nll(log_t: float) -> float:
         losses = []
@@ -271,10 +306,14 @@ def fit_temperature(groups: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
             scaled -= scaled.max(axis=1, keepdims=True)
             log_norm = np.log(np.exp(scaled).sum(axis=1))
             losses.append(np.mean(log_norm - scaled[np.arange(len(label_ids)), label_ids]))
-        return float(np.mean(losses))
+        return float(np.average(losses, weights=weights))
 
     result = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
     return round(float(np.exp(result.x)), 4)
+
+
+def calibration_weight(config: TrainingConfigV2, name: str) -> float:
+    return config.calibration_team_weight if name == "team_validation" else 1.0
 
 
 def fold_temperature(model: Any, temperature: float) -> None:
@@ -390,7 +429,10 @@ def train_and_calibrate(
         name: np.asarray(head.predict_on_batch(encoder.encode_batch(texts)), dtype=np.float64)
         for name, (texts, _) in sets.items()
     }
-    temperature = fit_temperature([(raw[name], sets[name][1]) for name in CALIBRATION_SETS])
+    temperature = fit_temperature(
+        [(raw[name], sets[name][1]) for name in CALIBRATION_SETS],
+        [calibration_weight(config, name) for name in CALIBRATION_SETS],
+    )
     fold_temperature(model, temperature)
     return model, temperature, {name: softmax(values) for name, values in raw.items()}
 
@@ -532,10 +574,13 @@ def run(output: Path, goemotions_dir: Path, seeds: int) -> dict[str, Any]:
             },
             "metrics": metrics,
             "calibration": {
-                "method": "temperature scaling (each calibration set weighs the same), "
-                "folded into the logits layer",
+                "method": "temperature scaling (the calibration sets weighted as in "
+                "set_weights), folded into the logits layer",
                 "temperature": temperature,
                 "fitted_on": list(CALIBRATION_SETS),
+                "set_weights": {
+                    name: calibration_weight(config, name) for name in CALIBRATION_SETS
+                },
                 "ece_bins": 15,
                 "ece_before": {
                     name: expected_calibration_error(sets[name][1], uncalibrated[name])

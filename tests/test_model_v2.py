@@ -28,6 +28,8 @@ from model.train_v2 import (
     DEFAULT_OUTPUT,
     EVALUATED,
     TrainingConfigV2,
+    fit_temperature,
+    smoothed_targets,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -111,13 +113,17 @@ def test_calibration_is_recorded(metadata: dict[str, Any]) -> None:
     calibration = metadata["calibration"]
     assert calibration["temperature"] > 0
     assert "devset" not in calibration["fitted_on"]
-    assert set(calibration["ece_before"]) == set(calibration["ece_after"]) == set(EVALUATED)
-    # Temperature scaling minimises the log-loss on the calibration rows; on the
-    # tweets (most of them) it must not make the calibration error worse.
+    assert set(calibration["set_weights"]) == set(calibration["fitted_on"])
     assert (
-        calibration["ece_after"]["tweet_validation"]
-        <= calibration["ece_before"]["tweet_validation"] + 0.005
+        calibration["set_weights"]["team_validation"] == TrainingConfigV2().calibration_team_weight
     )
+    assert set(calibration["ece_before"]) == set(calibration["ece_after"]) == set(EVALUATED)
+    # Weighted toward the held-out reviews, the temperature must still keep the tweets
+    # and the GoEmotions comments within issue 14's target (ECE <= 0.05).
+    for name in ("tweet_validation", "tweet_test", "goemotions_test"):
+        assert calibration["ece_after"][name] <= 0.05, name
+    # The reviews are what the weighting is for: their error must come down.
+    assert calibration["ece_after"]["devset"] < calibration["ece_before"]["devset"]
 
 
 def test_seed_spread_covers_three_seeds(metadata: dict[str, Any]) -> None:
@@ -188,6 +194,26 @@ def test_served_model_gives_the_known_answers_and_recorded_dev_metrics(metadata)
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["macro_f1"] == pytest.approx(recorded["macro_f1"], abs=2e-3)
     assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=2e-3)
+
+
+def test_smoothing_is_per_row_as_keras_does_it() -> None:
+    targets = smoothed_targets(np.array([0, 2]), np.array([0.1, 0.0], dtype=np.float32))
+    assert targets[0] == pytest.approx([0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3])
+    assert targets[1] == pytest.approx([0, 0, 1])
+
+
+def test_temperature_follows_the_heavier_calibration_set() -> None:
+    """Two sets that want different temperatures: the weights decide between them."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2000, 3)) * 3
+    labels = logits.argmax(axis=1)
+    noisy = np.where(rng.random(2000) < 0.4, rng.integers(0, 3, 2000), labels)
+    sharp_set, soft_set = (logits[:1000], labels[:1000]), (logits[1000:], noisy[1000:])
+    equal = fit_temperature([sharp_set, soft_set])
+    toward_sharp = fit_temperature([sharp_set, soft_set], [4.0, 1.0])
+    toward_soft = fit_temperature([sharp_set, soft_set], [1.0, 4.0])
+    assert toward_sharp < equal < toward_soft
+    assert fit_temperature([sharp_set, soft_set], [1.0, 1.0]) == equal
 
 
 def test_training_says_where_goemotions_is_missing(tmp_path: Path) -> None:
