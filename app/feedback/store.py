@@ -64,8 +64,8 @@ predictions = Table(
     Column("true_label", String(64)),  # the feedback; NULL until given
     Column("feedback_at", Float),
     UniqueConstraint("request_id", "item", name="predictions_request_item"),
+    # Retention and the last hour's and day's mixes; every index costs each insert a page.
     Index("predictions_created", "created_at"),
-    Index("predictions_version_created", "version", "created_at"),
 )
 # The few rows with feedback, for /monitoring's accuracy and F1 without a full scan.
 _with_feedback = predictions.c.true_label.is_not(None)
