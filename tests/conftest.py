@@ -78,7 +78,7 @@ def start_server(tmp_path) -> Iterator:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A real PostgreSQL server for the whole run (tests/postgres.py), or a skip."""
+    """A real PostgreSQL server for the whole run (tests/postgres_harness.py), or a skip."""
     from postgres_harness import PostgresServer
 
     server = PostgresServer()
@@ -86,9 +86,10 @@ def postgres_server():
     server.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def database_url(request, tmp_path) -> str:
-    """A fresh prediction store: a SQLite file, then a PostgreSQL database."""
+    """A fresh prediction store: a SQLite file, then a PostgreSQL database (a real server
+    started for the run: slow, so `make test-fast` runs the SQLite half)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'predictions.sqlite3'}"
     return request.getfixturevalue("postgres_server").url()

@@ -253,6 +253,7 @@ def test_review_texts_are_never_stored(make_app, tmp_path):
             assert text.encode() not in data and b"secret review" not in data, path
 
 
+@pytest.mark.slow
 def test_review_texts_are_never_stored_in_postgresql(make_app, postgres_server):
     app = make_app(DATABASE_URL=postgres_server.url())
     client = app.test_client()

@@ -50,6 +50,8 @@ class PredictionRecorder:
         # SimpleQueue (no lock held across put and get, C-implemented) has no bound: the
         # bound is checked on its size in submit().
         self._stop = threading.Event()
+        # Set by flush() and stop(): the writer skips the rest of its pause between writes.
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prediction-recorder", daemon=True)
         self._thread.start()
 
@@ -69,10 +71,13 @@ class PredictionRecorder:
         a marker goes through the queue behind it."""
         marker = threading.Event()
         self._pending.put(marker)  # type: ignore[arg-type]
+        self._wake.set()
         return marker.wait(timeout)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        self._pending.put(threading.Event())  # type: ignore[arg-type]  # wakes _take()
         self._thread.join(timeout=5)
 
     def _take(self) -> tuple[list[PredictionRecord], list[threading.Event]]:
@@ -105,8 +110,10 @@ class PredictionRecorder:
                 self._stop.wait(RETRY_SECONDS)
                 continue
             self._run_periodic()
-            # Fewer, larger transactions: at most one write per FLUSH_SECONDS.
-            self._stop.wait(max(0.0, FLUSH_SECONDS - (time.monotonic() - started)))
+            # Fewer, larger transactions: at most one write per FLUSH_SECONDS, unless a
+            # flush or the stop is waiting.
+            self._wake.wait(max(0.0, FLUSH_SECONDS - (time.monotonic() - started)))
+            self._wake.clear()
 
     def _write(self, batch: list[PredictionRecord]) -> bool:
         """Write ``batch``, trying twice (another worker's schema creation or lock, a
