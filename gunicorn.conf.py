@@ -1,6 +1,7 @@
-"""Gunicorn settings for the web process (the Procfile runs ``gunicorn --config
-gunicorn.conf.py``). Every value can be overridden by the environment variable named
-beside it; the defaults are the ones measured in BENCHMARKS.md."""
+"""Gunicorn settings for the web process. The Procfile runs ``python -m app.server
+--config gunicorn.conf.py``: every setting is checked, then Gunicorn runs in-process.
+Every value can be overridden by the environment variable named beside it; the defaults
+are the ones measured in BENCHMARKS.md."""
 
 import gc
 import os

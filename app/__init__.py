@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         docs,
         errors,
         explain,
+        feedback,
         json_io,
         metrics,
         models,
@@ -45,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     models.init_app(app)
     api.init_app(app)
+    feedback.init_app(app)
     app.register_blueprint(explain.bp)
     app.register_blueprint(tfserving.bp)
     app.register_blueprint(openapi.bp)

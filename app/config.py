@@ -130,6 +130,10 @@ ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments, "Gunicorn options with valid values, at least 1 worker and 1 thread"
 )
+DATABASE_URL = pattern(
+    r"|(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+",
+    "nothing (SQLite in the instance folder), postgres://…, postgresql://… or sqlite:///…",
+)
 BOOLEAN = choice(
     "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
 )
@@ -149,6 +153,8 @@ class Setting:
     default: str
     kind: Kind
     server_only: bool = False
+    # The value may hold a password (a database URL): a refusal never repeats it.
+    secret: bool = False
 
     def parse(self, environ: Mapping[str, str]) -> Any:
         text = environ.get(self.name, self.default)
@@ -156,8 +162,9 @@ class Setting:
             return self.kind.parse(text)
         except (ValueError, TypeError) as error:
             reason = f" ({error})" if isinstance(error, Reason) else ""
+            shown = "<not shown>" if self.secret else repr(text)
             raise SettingError(
-                f"bad setting {self.name}={text!r}: allowed is {self.kind.allowed}{reason}"
+                f"bad setting {self.name}={shown}: allowed is {self.kind.allowed}{reason}"
             ) from None
 
 
@@ -187,9 +194,16 @@ SETTINGS = (
     # One version folder served alone (overrides the three settings above).
     Setting("MODEL_DIR", "", TEXT),
     # Who answers requests that name no version.
-    Setting("ROUTING", "stable", choice("stable", "canary", "shadow")),
+    Setting("ROUTING", "stable", choice("stable", "canary", "shadow", "bandit")),
     Setting("CANARY_PERCENT", "10", number(0, 100)),
     Setting("SHADOW_PERCENT", "100", number(0, 100)),
+    # ROUTING=bandit: the least share of requests (percent) each version keeps.
+    Setting("BANDIT_MIN_PERCENT", "5", number(0, 100)),
+    # The prediction store: PostgreSQL when set (Heroku Postgres sets it), else SQLite in
+    # the instance folder. Predictions (never texts) are recorded unless RECORD_PREDICTIONS=0.
+    Setting("DATABASE_URL", "", DATABASE_URL, secret=True),
+    Setting("RECORD_PREDICTIONS", "1", BOOLEAN),
+    Setting("PREDICTION_RETENTION_DAYS", "30", number(0.001, 36500)),
     # Keras backend for serving: openvino (measured fastest and lightest) or tensorflow.
     # Keras reads it from the environment when it is first imported.
     Setting("KERAS_BACKEND", "openvino", choice("openvino", "tensorflow")),

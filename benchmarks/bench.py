@@ -71,7 +71,7 @@ def feature_variants(stable_version: str) -> list[Variant]:
         Variant("request log line", env={"LOG_LEVEL": "warning"}),
         Variant("metrics", app_spec=WITHOUT_METRICS_APP),
         Variant("second model version (one loaded)", env={"MODEL_VERSIONS": stable_version}),
-        # Variant("prediction recording", env={"RECORD_PREDICTIONS": "0"}),
+        Variant("prediction recording", env={"RECORD_PREDICTIONS": "0"}),
         Variant(
             f"canary routing ({labels}, 10%)",
             env={"ROUTING": "canary", "MODEL_LABELS": labels},

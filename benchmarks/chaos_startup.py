@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,18 @@ def exit_code(process: WebProcess, timeout: float) -> int:
         raise AssertionError(f"still running after {timeout} s") from None
 
 
+def wait_for_workers_started(process: WebProcess, count: int) -> None:
+    """Until ``count`` workers have loaded their models (their start-up counter)."""
+    deadline = time.monotonic() + MODEL_LOAD_WITHIN
+    while time.monotonic() < deadline:
+        text = requests.get(process.url + "/metrics", timeout=10).text
+        started = re.search(r"^sentiment_worker_starts_total (\S+)$", text, re.M)
+        if started and float(started[1]) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{count} workers not started in {MODEL_LOAD_WITHIN} s")
+
+
 def bad_settings(scratch: Path) -> str:
     """Item 7: each bad value stops the server with exit 2 and one line naming it."""
     slowest = 0.0
@@ -103,6 +116,7 @@ def deleted_metrics_folder(scratch: Path) -> str:
     folder = scratch / "metrics"
     with server(scratch, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder)) as process:
         process.wait_ready("/ready", timeout=MODEL_LOAD_WITHIN)
+        wait_for_workers_started(process, 2)  # a booting worker re-creates it itself
         shutil.rmtree(folder)
         statuses = [
             requests.get(process.url + "/metrics", timeout=10).status_code for _ in range(4)

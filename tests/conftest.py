@@ -15,9 +15,11 @@ from deploy.dyno import WebProcess
 
 
 @pytest.fixture(scope="session")
-def app():
-    """One app with the real model for the whole run (the model is read-only)."""
-    return create_app({"TESTING": True})
+def app(tmp_path_factory):
+    """One app with the real model for the whole run (the model is read-only); its
+    prediction store is a SQLite file of its own."""
+    database = tmp_path_factory.mktemp("store") / "predictions.sqlite3"
+    return create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{database}"})
 
 
 @pytest.fixture
@@ -26,13 +28,21 @@ def client(app):
 
 
 @pytest.fixture
-def make_app():
-    """Build an app with config overrides, for tests that need other limits."""
+def make_app(tmp_path):
+    """Build an app with config overrides, for tests that need other limits (each with
+    its own prediction store unless told otherwise; closed at the end of the test)."""
+    apps = []
 
     def factory(**overrides):
-        return create_app({"TESTING": True, **overrides})
+        database = f"sqlite:///{tmp_path / 'predictions.sqlite3'}"
+        app = create_app({"TESTING": True, "DATABASE_URL": database, **overrides})
+        apps.append(app)
+        return app
 
-    return factory
+    yield factory
+    for app in apps:
+        if "feedback" in app.extensions:
+            app.extensions["feedback"].close()
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +64,9 @@ def start_server(tmp_path) -> Iterator:
     servers: list[WebProcess] = []
 
     def start(**env: str) -> WebProcess:
+        # Each server records its answers in a store of its own unless told otherwise.
+        database = f"sqlite:///{tmp_path / f'predictions-{len(servers)}.sqlite3'}"
+        env = {"DATABASE_URL": database, **env}
         server = WebProcess(env, log_path=tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server
@@ -61,3 +74,22 @@ def start_server(tmp_path) -> Iterator:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole run (tests/postgres_harness.py), or a skip."""
+    from postgres_harness import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_url(request, tmp_path) -> str:
+    """A fresh prediction store: a SQLite file, then a PostgreSQL database (a real server
+    started for the run: slow, so `make test-fast` runs the SQLite half)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.sqlite3'}"
+    return request.getfixturevalue("postgres_server").url()

@@ -79,6 +79,7 @@ def test_a_folder_without_known_answers_loads_with_one_warning(tmp_path, caplog)
     assert len(warned) == 1 and warned[0].model_dir == str(copy)
 
 
+@pytest.mark.slow
 def test_batch_refuses_reordered_classes_with_exit_1(tmp_path):
     copy = shutil.copytree(VERSIONS[0], tmp_path / "model")
     rewrite_metadata(copy, lambda m: m.update(classes=list(reversed(m["classes"]))))

@@ -118,7 +118,34 @@ def parse_shown(text: str) -> Any:
     return json.loads(text, parse_float=Number, parse_int=Number)
 
 
-EXAMPLES = curl_examples()
+# Feedback needs answers recorded first: tests/test_feedback.py runs that section in order.
+STATEFUL = ("/feedback", "/monitoring")
+EXAMPLES = [
+    (command, shown)
+    for command, shown in curl_examples()
+    if not request_of(command)[1].startswith(STATEFUL)
+]
+
+
+def section_commands(heading: str) -> list[tuple[str, str | None]]:
+    """Every ``curl`` command of one README section, in order, with the ```json output
+    shown right after its block (or None)."""
+    start = README.index(heading)
+    end = README.index("\n### ", start + len(heading))
+    fenced = [(m.group(1), m.group(2)) for m in FENCE.finditer(README, start, end)]
+    found = []
+    for index, (language, text) in enumerate(fenced):
+        if language != "sh":
+            continue
+        commands = [
+            line for line in text.replace("\\\n", " ").splitlines() if line.startswith("curl ")
+        ]
+        for number, command in enumerate(commands):
+            last = number == len(commands) - 1
+            following = fenced[index + 1] if index + 1 < len(fenced) else ("", "")
+            shown = following[1].strip() if last and following[0] == "json" else None
+            found.append((command, shown))
+    return found
 
 
 def test_the_readme_has_examples_to_check():

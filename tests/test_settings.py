@@ -39,6 +39,9 @@ BAD = [
     ("MODEL_VERSIONS", "1,two"),
     ("MODEL_LABELS", "stable"),
     ("ROUTING", "random"),
+    ("BANDIT_MIN_PERCENT", "200"),
+    ("RECORD_PREDICTIONS", "maybe"),
+    ("PREDICTION_RETENTION_DAYS", "0"),
     ("CANARY_PERCENT", "150"),
     ("SHADOW_PERCENT", "nan"),
     ("KERAS_BACKEND", "jax"),
@@ -75,10 +78,21 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
         ("MODEL_LABELS", "stable=2,canary=1"),
         ("MODEL_VERSIONS", "ALL"),
         ("ACCESS_LOG", "true"),
+        ("ROUTING", "bandit"),
+        ("DATABASE_URL", "postgres://user:secret@db.example:5432/name"),
+        ("DATABASE_URL", "sqlite:////tmp/predictions.sqlite3"),
     ],
 )
 def test_good_values_pass(name, value):
     check_environment({name: value})
+
+
+def test_a_bad_database_url_is_refused_without_repeating_its_password():
+    with pytest.raises(SettingError) as caught:
+        check_environment({"DATABASE_URL": "mysql://user:s3cr3t@db.example/name"})
+    message = str(caught.value)
+    assert message.startswith("bad setting DATABASE_URL=<not shown>: allowed is ")
+    assert "s3cr3t" not in message
 
 
 def test_batch_skips_the_web_servers_own_settings():

@@ -90,6 +90,11 @@ class ServiceMetrics:
     shadow_latency: Histogram
     shadow_dropped: Counter
     worker_starts: Counter
+    records_dropped: Counter
+    feedback: Counter
+    live_accuracy: Gauge
+    drift_psi: Gauge
+    bandit_share: Gauge
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)
 
     def child(self, metric: Histogram, *labels: str) -> Any:
@@ -191,6 +196,42 @@ class ServiceMetrics:
             worker_starts=Counter(
                 "sentiment_worker_starts",
                 "Workers that finished loading their models (restarts show as increases).",
+                registry=registry,
+            ),
+            records_dropped=Counter(
+                "sentiment_prediction_records_dropped",
+                "Prediction records not stored: the queue was full or the database failed.",
+                ["reason"],
+                registry=registry,
+            ),
+            feedback=Counter(
+                "sentiment_feedback",
+                "True labels received (POST /feedback), by version and whether it was right.",
+                ["version", "correct"],
+                registry=registry,
+            ),
+            # The gauges below are computed from the shared database by every worker's
+            # background thread: all workers agree, the most recent value is the one.
+            live_accuracy=Gauge(
+                "sentiment_live_accuracy",
+                "Share of the predictions with feedback that were right, per version.",
+                ["version"],
+                multiprocess_mode="livemostrecent",
+                registry=registry,
+            ),
+            drift_psi=Gauge(
+                "sentiment_drift_psi",
+                "Population stability index over the last day against the version's test-set "
+                "reference: of the label mix or of the confidence histogram.",
+                ["version", "signal"],
+                multiprocess_mode="livemostrecent",
+                registry=registry,
+            ),
+            bandit_share=Gauge(
+                "sentiment_bandit_share",
+                "ROUTING=bandit: the share of requests each version gets now.",
+                ["version"],
+                multiprocess_mode="livemostrecent",
                 registry=registry,
             ),
         )

@@ -6,6 +6,8 @@
   every worker and across restarts; without a key the draw is random per request.
 - ``shadow``: ``stable`` answers; ``canary`` also scores ``SHADOW_PERCENT`` of the
   requests in a background thread (``ShadowScorer``), off the response path.
+- ``bandit``: every loaded version competes; Thompson sampling on feedback rewards
+  (``app.serving.bandit``) picks one per request, each keeping ``BANDIT_MIN_PERCENT``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from app.serving.bandit import ThompsonSampler
 from app.serving.predictor import Classification, ModelBundleError, Predictor
 from app.serving.registry import CANARY, ModelRegistry
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("stable", "canary", "shadow")
+POLICIES = ("stable", "canary", "shadow", "bandit")
 
 
 def key_bucket(key: str) -> float:
@@ -50,20 +53,32 @@ class Router:
         policy: str = "stable",
         canary_percent: float = 10,
         shadow_percent: float = 100,
+        bandit_min_percent: float = 5,
     ):
         if policy not in POLICIES:
             raise ModelBundleError(f"ROUTING={policy}: use one of {', '.join(POLICIES)}")
-        if policy != "stable" and CANARY not in registry.labels:
+        self.bandit: ThompsonSampler | None = None
+        self._versions = registry.versions
+        if policy == "bandit":
+            if len(registry.versions) < 2:
+                raise ModelBundleError("ROUTING=bandit needs at least two loaded versions")
+            try:
+                self.bandit = ThompsonSampler(list(registry.versions), bandit_min_percent)
+            except ValueError as error:
+                raise ModelBundleError(str(error)) from None
+        elif policy != "stable" and CANARY not in registry.labels:
             raise ModelBundleError(
                 f"ROUTING={policy} needs a 'canary' label (MODEL_LABELS=stable=N,canary=M)"
             )
         self.policy = policy
         self.stable = registry.stable
-        self.candidate = registry.labelled(CANARY) if policy != "stable" else None
+        self.candidate = registry.labelled(CANARY) if policy in ("canary", "shadow") else None
         self.canary_percent = canary_percent
         self.shadow_percent = shadow_percent
 
     def route(self, routing_key: str | None = None) -> Route:
+        if self.bandit is not None:
+            return Route(self._versions[self.bandit.choose()])
         if self.candidate is None:
             return Route(self.stable)
         if self.policy == "canary":

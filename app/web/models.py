@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
@@ -18,6 +19,9 @@ from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
 from app.serving.routing import Route, Router, ShadowScorer
 from app.web.errors import ModelNotFound
 from app.web.request_log import current_record
+
+if TYPE_CHECKING:
+    from app.feedback.recorder import PredictionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class ServedModels:
     router: Router
     shadow: ShadowScorer | None
     metrics: ServiceMetrics
+    # Records every answer (``app.web.feedback`` sets it unless RECORD_PREDICTIONS=0).
+    recorder: PredictionRecorder | None = None
 
     def choose(self, version: str | None, label: str | None, routing_key: str | None) -> Route:
         """The pinned version or label (404 if unknown; given together, the label must
@@ -47,16 +53,19 @@ class ServedModels:
         return Route(chosen) if chosen else self.router.route(routing_key)
 
     def run(self, route: Route, texts: list[str]) -> Classification:
-        """Classify ``texts``; hand the result to the request log, the metrics and the
-        shadow (which never delays or fails this call)."""
+        """Classify ``texts``; hand the result to the request log, the metrics, the
+        prediction recorder and the shadow (neither of which delays or fails this call)."""
         version = route.answer.bundle.version
         try:
             result = route.answer.classify(texts)
         except Exception:
             self.metrics.child(self.metrics.model_requests, version, "error").inc()
             raise
-        current_record().classification = result
+        record = current_record()
+        record.classification = result
         self.metrics.observe_inference(version, result.seconds, result.labels, result.scores)
+        if self.recorder is not None:
+            self.recorder.submit(record.request_id, version, result.labels, result.scores)
         if route.shadow is not None and self.shadow is not None:
             self.shadow.submit(route.shadow, texts, result)
         return result
@@ -78,7 +87,11 @@ def init_app(app: Flask) -> None:
             config["INFERENCE_THREADS"],
         )
         router = Router(
-            registry, config["ROUTING"], config["CANARY_PERCENT"], config["SHADOW_PERCENT"]
+            registry,
+            config["ROUTING"],
+            config["CANARY_PERCENT"],
+            config["SHADOW_PERCENT"],
+            config["BANDIT_MIN_PERCENT"],
         )
     except ModelBundleError as error:
         log.critical("model failed to load: %s", error)
@@ -109,6 +122,10 @@ def start_counters_at_zero(
     for version in registry.versions:
         for outcome in ("ok", "error"):
             metrics.child(metrics.model_requests, version, outcome)
+        for correct in ("true", "false"):
+            metrics.child(metrics.feedback, version, correct)
+    for reason in ("queue_full", "database_error"):
+        metrics.child(metrics.records_dropped, reason)
     if router.candidate is not None and router.policy == "shadow":
         candidate, stable = router.candidate.bundle.version, router.stable.bundle.version
         metrics.child(metrics.shadow_dropped, candidate)

@@ -21,6 +21,7 @@ from marshmallow import EXCLUDE, fields
 
 from app.web import schemas
 from app.web.api import REQUEST_SCHEMAS
+from app.web.feedback import FEEDBACK_SCHEMA
 from app.web.schemas import EXAMPLE_REVIEW, OTHER_REVIEW, TF_INPUT_NAME, OneOfShapes
 
 bp = Blueprint("openapi", __name__)
@@ -42,6 +43,7 @@ TAGS = [
     {"name": "classify", "description": "The service's own API."},
     {"name": "tensorflow-serving", "description": "TensorFlow Serving's REST API (`/v1/`)."},
     {"name": "operations", "description": "Liveness, readiness, the model, metrics."},
+    {"name": "feedback", "description": "True labels for answers; how each version does."},
     {"name": "web", "description": "The page to try the model in a browser."},
     {"name": "documentation", "description": "This document."},
 ]
@@ -58,6 +60,8 @@ RESPONSE_SCHEMAS = {
     "TFPredictRowResponse": schemas.TFPredictRowResponseSchema,
     "TFPredictColumnResponse": schemas.TFPredictColumnResponseSchema,
     "TFError": schemas.TFErrorSchema,
+    "FeedbackResponse": schemas.FeedbackResponseSchema,
+    "Monitoring": schemas.MonitoringSchema,
 }
 # Flask rule → OpenAPI path: "<int64:version>" → "{version}".
 _RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -244,6 +248,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
             json_response("OpenAPI 3.0.", {"type": "object"}),
         ),
         "/explain": explain_operation(),
+        **feedback_operations(),
         "/docs": get(
             "docsPage",
             "documentation",
@@ -300,6 +305,125 @@ def explain_operation() -> dict[str, Any]:
             },
         }
     }
+
+
+def feedback_operations() -> dict[str, dict[str, Any]]:
+    """``POST /feedback`` and ``GET /monitoring``."""
+    request_id = "3f1c8e4ad39a4a55b4c5e1f1d2a7c901"
+    given = {
+        "request_id": request_id,
+        "index": 0,
+        "version": "2",
+        "predicted": "positive",
+        "label": "positive",
+        "correct": True,
+        "repeated": False,
+    }
+    item_error = {"request_id": request_id, "index": 0}
+    hour = {"predictions": 120, "shares": {"negative": 0.45, "neutral": 0.35, "positive": 0.2}}
+    day = {"predictions": 2400, "shares": {"negative": 0.42, "neutral": 0.38, "positive": 0.2}}
+    report = {
+        "database": "postgresql",
+        "retention_days": 30,
+        "routing": "bandit",
+        "versions": [
+            {
+                "version": "2",
+                "predictions": 52000,
+                "feedback": 310,
+                "accuracy": 0.84,
+                "macro_f1": 0.81,
+                "label_mix": {
+                    "last_hour": hour,
+                    "last_day": day,
+                    "training": {"negative": 0.3331, "neutral": 0.3498, "positive": 0.3171},
+                },
+                "drift": {
+                    "window": "last_day",
+                    "reference": "tweet_test",
+                    "label_mix_psi": 0.0021,
+                    "confidence_psi": 0.0153,
+                },
+                "bandit_share": 0.95,
+            }
+        ],
+    }
+    return {
+        "/feedback": {
+            "post": {
+                "operationId": "feedback",
+                "tags": ["feedback"],
+                "summary": "Give the true label of an earlier answer (or of several).",
+                "description": (
+                    "Name the answer by the `X-Request-ID` header it carried, and the item by "
+                    "its position in the batch (`index`, default 0). A list is stored all or "
+                    "none. The same label twice is accepted (`repeated`); another is a 409."
+                ),
+                "requestBody": json_body(
+                    {
+                        "oneOf": [
+                            ref("FeedbackItem"),
+                            {"type": "array", "items": ref("FeedbackItem"), "minItems": 1},
+                        ]
+                    },
+                    {
+                        # An unknown request id: a known one exists only after a /classify.
+                        "unknown": example(
+                            [{"request_id": request_id, "index": 0, "label": "positive"}],
+                            "A list (here of one item) for an answer never given.",
+                        ),
+                    },
+                ),
+                "responses": {
+                    "200": json_response(
+                        "Stored (or the same label again).",
+                        ref("FeedbackResponse"),
+                        {"stored": example({"feedback": [given]}, "One answer.")},
+                    ),
+                    "400": error("Invalid JSON, or a body that does not match the schema."),
+                    "404": error(
+                        "No recorded prediction has this request id and index (yet: records "
+                        "are written within about a second of the answer).",
+                        {
+                            "unknown": example(
+                                {
+                                    "error": {
+                                        "code": "prediction_not_found",
+                                        "message": PREDICTION_NOT_FOUND,
+                                        "details": item_error,
+                                    }
+                                },
+                                "The first unknown item.",
+                            )
+                        },
+                    ),
+                    "409": error("This prediction already has a different true label."),
+                    "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+                    "415": error("The body is not sent as `application/json`."),
+                    "503": error("The prediction store cannot be reached."),
+                },
+            }
+        },
+        "/monitoring": {
+            "get": {
+                "operationId": "monitoring",
+                "tags": ["feedback"],
+                "summary": "Per version: predictions, feedback, live accuracy, label mix, drift.",
+                "responses": {
+                    "200": json_response(
+                        "Every loaded version.",
+                        ref("Monitoring"),
+                        {"one": example(report, "Version 2 of two, under ROUTING=bandit.")},
+                    ),
+                    "4XX": CLIENT_ERROR,
+                    "503": error("The prediction store cannot be reached."),
+                },
+            }
+        },
+    }
+
+
+PREDICTION_NOT_FOUND = "No recorded prediction has this request id and index."
 
 
 def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
@@ -523,6 +647,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     requests = app.extensions[REQUEST_SCHEMAS]
     for component, schema in requests.components.items():
         spec.components.schema(component, exclusions(requests, schema), schema=schema)
+    spec.components.schema("FeedbackItem", schema=app.extensions[FEEDBACK_SCHEMA])
     for component, schema_class in RESPONSE_SCHEMAS.items():
         spec.components.schema(component, schema=schema_class())
     operations = {**classify_operations(), **tfserving_operations(bundle.version)}

@@ -537,3 +537,107 @@ class TFErrorSchema(ResponseSchema):
     """TF Serving's error body: ``{"error": "<message>"}``."""
 
     error = fields.String(metadata={"example": "Servable not found for request: Latest(foo)"})
+
+
+# --- Feedback and monitoring ----------------------------------------------------------
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9+/=-]{1,200}$"
+
+
+def feedback_item_schema(classes: list[str]) -> Schema:
+    """One true label for one earlier prediction: ``request_id`` (the ``X-Request-ID`` the
+    answer carried), ``index`` (the position in its batch, default 0) and ``label``."""
+    return ClassifyRequestSchema.from_dict(
+        {
+            "request_id": fields.String(
+                required=True,
+                validate=validate.Regexp(
+                    REQUEST_ID_PATTERN, error="Send the X-Request-ID of an earlier answer."
+                ),
+                metadata={
+                    "description": "The `X-Request-ID` header of the answer this is about.",
+                    "example": "3f1c8e4ad39a4a55b4c5e1f1d2a7c901",
+                },
+            ),
+            "index": fields.Integer(
+                load_default=0,
+                strict=True,
+                validate=validate.Range(min=0, max=2**31 - 1),
+                metadata={"description": "Position in the batch (default 0).", "example": 0},
+            ),
+            "label": fields.String(
+                required=True,
+                validate=validate.OneOf(classes, error="Must be one of: {choices}."),
+                metadata={"description": "The true label.", "example": "positive"},
+            ),
+        },
+        name="FeedbackItem",
+    )()
+
+
+class FeedbackResultSchema(ResponseSchema):
+    request_id = fields.String()
+    index = fields.Integer()
+    version = fields.String(metadata={"description": "The version that answered."})
+    predicted = fields.String(metadata={"description": "Its label."})
+    label = fields.String(metadata={"description": "The true label given."})
+    correct = fields.Boolean()
+    repeated = fields.Boolean(
+        metadata={"description": "The same label was given before: nothing changed."}
+    )
+
+
+class FeedbackResponseSchema(ResponseSchema):
+    feedback = fields.List(fields.Nested(FeedbackResultSchema))
+
+
+class LabelMixSchema(ResponseSchema):
+    predictions = fields.Integer()
+    shares = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+class LabelMixesSchema(ResponseSchema):
+    last_hour = fields.Nested(LabelMixSchema)
+    last_day = fields.Nested(LabelMixSchema)
+    training = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        allow_none=True,
+        metadata={"description": "The training data's label mix (metadata.json), if recorded."},
+    )
+
+
+class DriftSchema(ResponseSchema):
+    window = fields.String(metadata={"enum": ["last_day"]})
+    reference = fields.String(
+        allow_none=True, metadata={"description": "The test set the reference comes from."}
+    )
+    label_mix_psi = fields.Float(
+        allow_none=True,
+        metadata={"description": "PSI of the label mix against the reference (null: too few)."},
+    )
+    confidence_psi = fields.Float(
+        allow_none=True,
+        metadata={"description": "PSI of the confidence histogram against the reference."},
+    )
+
+
+class VersionMonitoringSchema(ResponseSchema):
+    version = fields.String()
+    predictions = fields.Integer(metadata={"description": "Recorded, within the retention."})
+    feedback = fields.Integer(metadata={"description": "Of those, with a true label."})
+    accuracy = fields.Float(allow_none=True, metadata={"description": "On the feedback."})
+    macro_f1 = fields.Float(allow_none=True, metadata={"description": "On the feedback."})
+    label_mix = fields.Nested(LabelMixesSchema)
+    drift = fields.Nested(DriftSchema)
+    bandit_share = fields.Float(
+        allow_none=True,
+        metadata={"description": "ROUTING=bandit: the share of requests it gets now."},
+    )
+
+
+class MonitoringSchema(ResponseSchema):
+    database = fields.String(metadata={"enum": ["sqlite", "postgresql"]})
+    retention_days = fields.Float()
+    routing = fields.String()
+    versions = fields.List(fields.Nested(VersionMonitoringSchema))

@@ -1,0 +1,152 @@
+"""Recording predictions off the request path: a bounded queue per worker, written to the
+store in batches by one background thread, which also keeps the bandit's view of the arms
+fresh, refreshes the quality gauges and deletes records past their retention.
+
+A request only puts a tuple in the queue (``put_nowait``). When the queue is full, or the
+database fails a write, records are dropped and reported to ``on_drop``: a slow or dead
+database never delays or fails a request. Writing resumes by itself once the database
+answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from app.feedback.store import PredictionRecord, PredictionStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# Records waiting per worker: about 10 s of a busy worker's single reviews.
+MAX_PENDING = 10_000
+# Most records per write, and the pause between writes: fewer, larger transactions.
+MAX_BATCH = 2_000
+FLUSH_SECONDS = 0.2
+# After a failed write, wait this long before the next try (records meanwhile are dropped).
+RETRY_SECONDS = 1.0
+
+DropObserver = Callable[[str, int], None]  # (reason, count)
+Periodic = tuple[float, Callable[[], None]]  # (every N seconds, task)
+
+
+class PredictionRecorder:
+    """One background writer per worker (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: PredictionStore,
+        on_drop: DropObserver,
+        periodic: Sequence[Periodic] = (),
+        max_pending: int = MAX_PENDING,
+    ):
+        self.store = store
+        self._on_drop = on_drop
+        self._periodic = [[every, task, 0.0] for every, task in periodic]
+        self._pending: queue.SimpleQueue[PredictionRecord] = queue.SimpleQueue()
+        self._max_pending = max_pending
+        # SimpleQueue (no lock held across put and get, C-implemented) has no bound: the
+        # bound is checked on its size in submit().
+        self._stop = threading.Event()
+        # Set by flush() and stop(): the writer skips the rest of its pause between writes.
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prediction-recorder", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, request_id: str, version: str, labels: Sequence[str], scores: Sequence[float]
+    ) -> None:
+        """Queue one answer's records; drops them (counted) when the queue is full."""
+        if self._pending.qsize() + len(labels) > self._max_pending:
+            self._on_drop("queue_full", len(labels))
+            return
+        now = time.time()
+        for item, (label, score) in enumerate(zip(labels, scores, strict=True)):
+            self._pending.put(PredictionRecord(request_id, item, version, label, score, now))
+
+    def flush(self, timeout: float = 10) -> bool:
+        """Wait until everything queued so far is written or dropped (tests, shutdown):
+        a marker goes through the queue behind it."""
+        marker = threading.Event()
+        self._pending.put(marker)  # type: ignore[arg-type]
+        self._wake.set()
+        return marker.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._pending.put(threading.Event())  # type: ignore[arg-type]  # wakes _take()
+        self._thread.join(timeout=5)
+
+    def _take(self) -> tuple[list[PredictionRecord], list[threading.Event]]:
+        """The next batch, waiting up to FLUSH_SECONDS for its first record; and the
+        flush markers met on the way (set once the batch is handled)."""
+        batch: list[PredictionRecord] = []
+        markers: list[threading.Event] = []
+        try:
+            first = self._pending.get(timeout=FLUSH_SECONDS)
+        except queue.Empty:
+            return batch, markers
+        entries = [first]
+        while len(entries) < MAX_BATCH:
+            try:
+                entries.append(self._pending.get_nowait())
+            except queue.Empty:
+                break
+        for entry in entries:
+            (markers if isinstance(entry, threading.Event) else batch).append(entry)
+        return batch, markers
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            batch, markers = self._take()
+            failed = bool(batch) and not self._write(batch)
+            for marker in markers:
+                marker.set()
+            if failed:
+                self._stop.wait(RETRY_SECONDS)
+                continue
+            self._run_periodic()
+            # Fewer, larger transactions: at most one write per FLUSH_SECONDS, unless a
+            # flush or the stop is waiting.
+            self._wake.wait(max(0.0, FLUSH_SECONDS - (time.monotonic() - started)))
+            self._wake.clear()
+
+    def _write(self, batch: list[PredictionRecord]) -> bool:
+        """Write ``batch``, trying twice (another worker's schema creation or lock, a
+        connection the database closed); else drop it (counted). True when written."""
+        for attempt in (1, 2):
+            try:
+                self.store.record(batch)
+                return True
+            except StoreUnavailable as error:
+                if attempt == 1 and not self._stop.wait(RETRY_SECONDS / 2):
+                    continue
+                self._on_drop("database_error", len(batch))
+                log.warning(
+                    "prediction records dropped: the database failed (%s)",
+                    error,
+                    extra={"dropped": len(batch)},
+                )
+            except Exception:  # a bug must not kill the writer
+                log.exception("prediction recorder failed")
+                self._on_drop("database_error", len(batch))
+            return False
+        return False
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for entry in self._periodic:
+            every, task, last = entry
+            if now - last < every:
+                continue
+            entry[2] = now
+            try:
+                task()
+            except StoreUnavailable as error:
+                log.warning("background database task failed (%s)", error)
+            except Exception:
+                log.exception("background database task failed")

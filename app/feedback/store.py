@@ -1,0 +1,440 @@
+"""The prediction store: every recorded prediction, the true labels given as feedback, and
+the bandit's arms, in SQLite (the embedded default) or PostgreSQL, through SQLAlchemy Core.
+
+The schema lives here and only here (``create_all`` makes it; no migration tool until a
+second place needs it). Review texts are never stored: a row says which request and batch
+position it answers, which version answered, its label and score, and when.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_MAX = 200  # X-Request-ID: at most 200 characters (Heroku's router)
+# Seconds a statement may take on PostgreSQL, and to connect: a slow database costs the
+# background writer this long at most, never a request to /classify.
+STATEMENT_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_S = 3
+# Connections per worker: the background writer, and the two request threads of a gthread
+# worker answering /feedback or /monitoring. README: workers × this ≤ the plan's limit.
+POOL_SIZE = 3
+DELETE_CHUNK = 5000
+WRITES = "prediction_store_writes"  # execution option: a transaction that will write
+
+metadata = MetaData()
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("request_id", String(REQUEST_ID_MAX), nullable=False),
+    Column("item", Integer, nullable=False),  # position in the request's batch, from 0
+    Column("version", String(32), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("created_at", Float, nullable=False),  # Unix seconds
+    Column("true_label", String(64)),  # the feedback; NULL until given
+    Column("feedback_at", Float),
+    UniqueConstraint("request_id", "item", name="predictions_request_item"),
+    # Retention and the last hour's and day's mixes; every index costs each insert a page.
+    Index("predictions_created", "created_at"),
+)
+# The few rows with feedback, for /monitoring's accuracy and F1 without a full scan.
+_with_feedback = predictions.c.true_label.is_not(None)
+Index(
+    "predictions_feedback",
+    predictions.c.version,
+    sqlite_where=_with_feedback,
+    postgresql_where=_with_feedback,
+)
+
+# The bandit's state (Seldon Core keeps its routers' in Redis): rewards per version,
+# updated in the same transaction as the feedback that earns them.
+bandit_arms = Table(
+    "bandit_arms",
+    metadata,
+    Column("version", String(32), primary_key=True),
+    Column("successes", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0),
+)
+
+
+class StoreConfigError(ValueError):
+    """A setting of the store is unusable (the message names it, never the password)."""
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached or refused the statement."""
+
+
+class UnknownPrediction(LookupError):
+    """No recorded prediction has this request id and batch position."""
+
+
+class ConflictingFeedback(Exception):
+    """The prediction already has a different true label."""
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One answered text, as recorded (no text)."""
+
+    request_id: str
+    item: int
+    version: str
+    label: str
+    score: float
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    request_id: str
+    item: int
+    label: str
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    request_id: str
+    item: int
+    version: str
+    predicted: str
+    label: str
+    correct: bool
+    new: bool  # False: the same label was given before (an idempotent repeat)
+
+
+def engine_url(database_url: str, instance_dir: Path) -> str:
+    """The SQLAlchemy URL for ``DATABASE_URL``: empty → a SQLite file in the instance
+    folder; Heroku's ``postgres://`` and plain ``postgresql://`` → psycopg 3."""
+    if not database_url:
+        return f"sqlite:///{instance_dir / 'predictions.sqlite3'}"
+    for scheme in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if database_url.startswith(scheme):
+            return "postgresql+psycopg://" + database_url.removeprefix(scheme)
+    if database_url.startswith("sqlite:///"):
+        return database_url
+    scheme = database_url.partition("://")[0] if "://" in database_url else "no scheme"
+    raise StoreConfigError(
+        f"DATABASE_URL: use postgres://, postgresql:// or sqlite:/// (got {scheme[:20]})"
+    )
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the pool and timeouts above; SQLite in WAL mode (readers never wait
+    for the writer; several Gunicorn workers write the same file)."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not path.startswith("file:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            pool_size=POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=CONNECT_TIMEOUT_S,
+            connect_args={"timeout": STATEMENT_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+
+        @event.listens_for(engine, "connect")
+        def sqlite_pragmas(connection: Any, _record: Any) -> None:
+            # SQLAlchemy, not the driver, starts transactions (below).
+            connection.isolation_level = None
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def sqlite_begin(connection: Any) -> None:
+            # A transaction that reads, then writes, takes the write lock first: in WAL
+            # mode a reader that later writes after another worker's commit fails at once
+            # (SQLITE_BUSY_SNAPSHOT), while waiting for the lock is what busy_timeout does.
+            immediate = connection.get_execution_options().get(WRITES)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=CONNECT_TIMEOUT_S,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            "application_name": "sentiment-server",
+        },
+    )
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    """INSERT with the dialect's ON CONFLICT (imported here: a SQLite server never loads
+    the PostgreSQL dialect)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+class PredictionStore:
+    """Reads and writes the tables above; every failure of the database is a
+    ``StoreUnavailable`` (the caller decides: drop records, or answer 503)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.writer = engine.execution_options(**{WRITES: True})
+        self.dialect = engine.dialect.name
+        self._schema_ready = False
+
+    @classmethod
+    def from_url(cls, url: str) -> PredictionStore:
+        return cls(make_engine(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ensure_schema(self) -> None:
+        """Create the tables once (several workers may race: the loser finds them made)."""
+        if self._schema_ready:
+            return
+        try:
+            try:
+                metadata.create_all(self.engine)
+            except SQLAlchemyError:
+                # Another worker created them between our check and our CREATE.
+                metadata.create_all(self.engine)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(str(error.__class__.__name__)) from error
+        self._schema_ready = True
+
+    def record(self, records: Sequence[PredictionRecord]) -> None:
+        """Insert predictions in one transaction; a (request id, position) already
+        recorded (a client that resends its X-Request-ID) keeps its first answer."""
+        if not records:
+            return
+        self.ensure_schema()
+        rows = [
+            {
+                "request_id": r.request_id,
+                "item": r.item,
+                "version": r.version,
+                "label": r.label,
+                "score": r.score,
+                "created_at": r.created_at,
+            }
+            for r in records
+        ]
+        statement = _insert(self.dialect, predictions).on_conflict_do_nothing(
+            index_elements=["request_id", "item"]
+        )
+        try:
+            with self.writer.begin() as connection:
+                connection.execute(statement, rows)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(error.__class__.__name__) from error
+
+    def give_feedback(self, items: Sequence[FeedbackItem], now: float) -> list[FeedbackResult]:
+        """Store true labels, all or none: ``UnknownPrediction`` or ``ConflictingFeedback``
+        (with the offending item) leave the database as it was. Repeating the same label
+        is accepted and changes nothing."""
+        self.ensure_schema()
+        results: list[FeedbackResult] = []
+        try:
+            with self.writer.begin() as connection:
+                for given in items:
+                    where = and_(
+                        predictions.c.request_id == given.request_id,
+                        predictions.c.item == given.item,
+                    )
+                    row = connection.execute(
+                        select(
+                            predictions.c.version, predictions.c.label, predictions.c.true_label
+                        ).where(where)
+                    ).first()
+                    if row is None:
+                        raise UnknownPrediction(given)
+                    if row.true_label is None:
+                        # Only the first writer wins when two arrive at once; PostgreSQL
+                        # makes the second wait, then finds the label set (rowcount 0).
+                        updated = connection.execute(
+                            update(predictions)
+                            .where(where, predictions.c.true_label.is_(None))
+                            .values(true_label=given.label, feedback_at=now)
+                        )
+                        if updated.rowcount != 1:
+                            row = connection.execute(
+                                select(
+                                    predictions.c.version,
+                                    predictions.c.label,
+                                    predictions.c.true_label,
+                                ).where(where)
+                            ).one()
+                    if row.true_label is not None:
+                        if row.true_label != given.label:
+                            raise ConflictingFeedback(given)
+                        results.append(self._result(given, row, new=False))
+                        continue
+                    correct = row.label == given.label
+                    self._reward(connection, row.version, correct)
+                    results.append(self._result(given, row, new=True))
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(error.__class__.__name__) from error
+        return results
+
+    @staticmethod
+    def _result(given: FeedbackItem, row: Any, new: bool) -> FeedbackResult:
+        return FeedbackResult(
+            given.request_id, given.item, row.version, row.label, given.label,
+            row.label == given.label, new,
+        )  # fmt: skip
+
+    def _reward(self, connection: Any, version: str, correct: bool) -> None:
+        column = "successes" if correct else "failures"
+        statement = _insert(self.dialect, bandit_arms).values(
+            version=version, successes=int(correct), failures=int(not correct)
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["version"],
+            set_={column: getattr(bandit_arms.c, column) + 1},
+        )
+        connection.execute(statement)
+
+    def arms(self) -> dict[str, tuple[int, int]]:
+        """Version → (successes, failures) of feedback so far."""
+        self.ensure_schema()
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(bandit_arms)).all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(error.__class__.__name__) from error
+        return {row.version: (row.successes, row.failures) for row in rows}
+
+    def delete_older_than(self, cutoff: float) -> int:
+        """Delete predictions made before ``cutoff`` (Unix seconds), in chunks so that no
+        transaction holds the table long; the number deleted."""
+        self.ensure_schema()
+        deleted = 0
+        try:
+            while True:
+                with self.writer.begin() as connection:
+                    oldest = (
+                        select(predictions.c.id)
+                        .where(predictions.c.created_at < cutoff)
+                        .limit(DELETE_CHUNK)
+                        .scalar_subquery()
+                    )
+                    count = connection.execute(
+                        delete(predictions).where(predictions.c.id.in_(oldest))
+                    ).rowcount
+                deleted += count
+                if count < DELETE_CHUNK:
+                    return deleted
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(error.__class__.__name__) from error
+
+    def summary(self, now: float, buckets: Sequence[float]) -> StoreSummary:
+        """Everything ``GET /monitoring`` reports, in a few grouped queries."""
+        self.ensure_schema()
+        c = predictions.c
+        hour, day = now - 3600, now - 86400
+        # The confidence bucket of each score (Prometheus' ``le`` buckets, + the overflow).
+        bucket = case(
+            *[(c.score <= edge, index) for index, edge in enumerate(buckets)],
+            else_=len(buckets),
+        )
+        try:
+            with self.engine.connect() as connection:
+                totals = connection.execute(
+                    select(c.version, func.count(), func.count(c.true_label)).group_by(c.version)
+                ).all()
+                confusion = connection.execute(
+                    select(c.version, c.label, c.true_label, func.count())
+                    .where(c.true_label.is_not(None))
+                    .group_by(c.version, c.label, c.true_label)
+                ).all()
+                mix = connection.execute(
+                    select(
+                        c.version,
+                        c.label,
+                        func.sum(case((c.created_at >= hour, 1), else_=0)),
+                        func.count(),
+                    )
+                    .where(c.created_at >= day)
+                    .group_by(c.version, c.label)
+                ).all()
+                histogram = connection.execute(
+                    select(c.version, bucket, func.count())
+                    .where(c.created_at >= day)
+                    .group_by(c.version, bucket)
+                ).all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(error.__class__.__name__) from error
+        summary = StoreSummary()
+        for version, count, with_feedback in totals:
+            summary.predictions[version] = count
+            summary.feedback[version] = with_feedback
+        for version, label, true_label, count in confusion:
+            summary.confusion.setdefault(version, {})[(label, true_label)] = count
+        for version, label, last_hour, last_day in mix:
+            summary.last_hour.setdefault(version, {})[label] = int(last_hour or 0)
+            summary.last_day.setdefault(version, {})[label] = last_day
+        for version, index, count in histogram:
+            counts = summary.confidence.setdefault(version, [0] * (len(buckets) + 1))
+            counts[int(index)] = count
+        return summary
+
+    def scan_for(self, texts: Iterable[str]) -> list[str]:
+        """Every text of ``texts`` found in any column of any table (the privacy test)."""
+        found = []
+        wanted = list(texts)
+        with self.engine.connect() as connection:
+            for table in metadata.sorted_tables:
+                for row in connection.execute(select(table)):
+                    values = " ".join(str(value) for value in row)
+                    found.extend(text for text in wanted if text in values)
+        return found
+
+
+@dataclass
+class StoreSummary:
+    """Counts per version, as the store holds them (``app.feedback.quality`` turns them
+    into rates and scores)."""
+
+    predictions: dict[str, int] = field(default_factory=dict)
+    feedback: dict[str, int] = field(default_factory=dict)
+    # (predicted, true) → count, over the predictions that have feedback
+    confusion: dict[str, dict[tuple[str, str], int]] = field(default_factory=dict)
+    last_hour: dict[str, dict[str, int]] = field(default_factory=dict)
+    last_day: dict[str, dict[str, int]] = field(default_factory=dict)
+    # counts per confidence bucket over the last day (the buckets, then the overflow)
+    confidence: dict[str, list[int]] = field(default_factory=dict)

@@ -1,0 +1,65 @@
+"""Thompson sampling over model versions (``ROUTING=bandit``), as Seldon Core's
+multi-armed-bandit routers do: each version is an arm whose reward is 1 when feedback says
+its answer was right, 0 when wrong.
+
+Per request, draw from each arm's Beta(1 + successes, 1 + failures) and send the request
+to the highest draw. A floor keeps every arm alive: with probability
+``min_percent × arms / 100`` the arm is chosen uniformly instead, so each arm gets at
+least ``min_percent`` of the traffic whatever the rewards say (and a version that
+improves can still earn it back).
+
+The counts come from the database (shared by every worker) through ``update()``; this
+module holds no database code.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Mapping, Sequence
+
+
+class ThompsonSampler:
+    """Chooses an arm per request from the latest known rewards (see the module docstring)."""
+
+    def __init__(self, arms: Sequence[str], min_percent: float = 5):
+        if not arms:
+            raise ValueError("a bandit needs at least one arm")
+        if not 0 <= min_percent * len(arms) <= 100:
+            raise ValueError(
+                f"BANDIT_MIN_PERCENT={min_percent}: use 0 to {100 / len(arms):g} "
+                f"with {len(arms)} versions"
+            )
+        self.arms = list(arms)
+        self.min_percent = min_percent
+        self._explore = min_percent * len(arms) / 100
+        self._counts: dict[str, tuple[int, int]] = {arm: (0, 0) for arm in self.arms}
+        self._lock = threading.Lock()
+
+    def update(self, counts: Mapping[str, tuple[int, int]]) -> None:
+        """Replace the rewards: version → (successes, failures); unknown versions ignored."""
+        fresh = {arm: tuple(counts.get(arm, (0, 0))) for arm in self.arms}
+        with self._lock:
+            self._counts = fresh  # type: ignore[assignment]
+
+    @property
+    def counts(self) -> dict[str, tuple[int, int]]:
+        return dict(self._counts)
+
+    def choose(self, rng: random.Random | None = None) -> str:
+        draw = rng or random
+        if draw.random() < self._explore:
+            return draw.choice(self.arms)
+        counts = self._counts
+        return max(
+            self.arms,
+            key=lambda arm: draw.betavariate(1 + counts[arm][0], 1 + counts[arm][1]),
+        )
+
+    def expected_shares(self, draws: int = 2000, seed: int = 0) -> dict[str, float]:
+        """The share of traffic each arm gets now (by simulation): for ``/monitoring``."""
+        rng = random.Random(seed)
+        chosen = {arm: 0 for arm in self.arms}
+        for _ in range(draws):
+            chosen[self.choose(rng)] += 1
+        return {arm: count / draws for arm, count in chosen.items()}

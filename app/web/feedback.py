@@ -1,0 +1,235 @@
+"""Feedback and monitoring: ``POST /feedback`` (the true label of an earlier answer) and
+``GET /monitoring`` (per version: predictions, feedback, live accuracy and macro-F1, label
+mixes, drift), and the wiring of the prediction store (``app.feedback``) into the worker:
+the background recorder, the bandit's rewards and the quality gauges.
+
+Follows Seldon Core's feedback API where the issue is silent: the caller names the
+answer by its request id (Seldon: the response's ``meta.puid``), the reward is 1 for a
+correct answer and 0 otherwise, and a multi-armed-bandit router learns from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, request
+from marshmallow import Schema, ValidationError
+
+from app.feedback import quality
+from app.feedback.recorder import PredictionRecorder
+from app.feedback.store import (
+    ConflictingFeedback,
+    FeedbackItem,
+    PredictionStore,
+    StoreConfigError,
+    StoreUnavailable,
+    UnknownPrediction,
+    engine_url,
+)
+from app.observability.metrics import ServiceMetrics
+from app.web.errors import APIError, ValidationFailed
+from app.web.models import ServedModels
+from app.web.schemas import BatchLength, feedback_item_schema
+
+bp = Blueprint("feedback", __name__)
+log = logging.getLogger(__name__)
+
+FEEDBACK = "feedback"
+FEEDBACK_SCHEMA = "feedback_schema"
+# How often each worker re-reads the bandit's rewards and recomputes the quality gauges.
+BANDIT_REFRESH_SECONDS = 2.0
+GAUGES_REFRESH_SECONDS = 30.0
+RETENTION_EVERY_SECONDS = 3600.0
+
+
+class PredictionNotFound(APIError):
+    status = 404
+    code = "prediction_not_found"
+    message = "No recorded prediction has this request id and index."
+
+
+class FeedbackConflict(APIError):
+    status = 409
+    code = "feedback_conflict"
+    message = "This prediction already has a different true label."
+
+
+class DatabaseUnavailable(APIError):
+    status = 503
+    code = "database_unavailable"
+    message = "The prediction store cannot be reached; try again later."
+
+
+class Feedback:
+    """This worker's store, recorder and feedback schema."""
+
+    def __init__(self, app: Flask, models: ServedModels, metrics: ServiceMetrics):
+        config = app.config
+        self.models = models
+        self.metrics = metrics
+        self.retention_days = config["PREDICTION_RETENTION_DAYS"]
+        if not self.retention_days > 0:
+            raise StoreConfigError(
+                f"PREDICTION_RETENTION_DAYS={self.retention_days}: use a number of days above 0"
+            )
+        self.store = PredictionStore.from_url(
+            engine_url(config["DATABASE_URL"], Path(app.instance_path))
+        )
+        periodic: list[tuple[float, Any]] = [
+            (GAUGES_REFRESH_SECONDS, self.refresh_gauges),
+            (RETENTION_EVERY_SECONDS, self.delete_expired),
+        ]
+        if models.router.bandit is not None:
+            periodic.insert(0, (BANDIT_REFRESH_SECONDS, self.refresh_bandit))
+        self.recorder = PredictionRecorder(
+            self.store,
+            lambda reason, count: metrics.child(metrics.records_dropped, reason).inc(count),
+            periodic,
+        )
+
+    def close(self) -> None:
+        """Stop the recorder (what it holds is dropped) and close the connections."""
+        self.recorder.stop()
+        self.store.close()
+
+    def refresh_bandit(self) -> None:
+        bandit = self.models.router.bandit
+        if bandit is not None:
+            bandit.update(self.store.arms())
+            for version, share in bandit.expected_shares(draws=500).items():
+                self.metrics.bandit_share.labels(version).set(share)
+
+    def refresh_gauges(self) -> None:
+        for entry in self.report()["versions"]:
+            version = entry["version"]
+            if entry["accuracy"] is not None:
+                self.metrics.live_accuracy.labels(version).set(entry["accuracy"])
+            for signal in ("label_mix", "confidence"):
+                value = entry["drift"][f"{signal}_psi"]
+                if value is not None:
+                    self.metrics.drift_psi.labels(version, signal).set(value)
+
+    def delete_expired(self) -> None:
+        cutoff = time.time() - self.retention_days * 86400
+        deleted = self.store.delete_older_than(cutoff)
+        if deleted:
+            log.info("deleted expired prediction records", extra={"deleted": deleted})
+
+    def report(self) -> dict[str, Any]:
+        summary = self.store.summary(time.time(), quality.CONFIDENCE_BUCKETS)
+        bandit = self.models.router.bandit
+        shares = bandit.expected_shares() if bandit is not None else {}
+        versions = []
+        for version, predictor in self.models.registry.versions.items():
+            bundle = predictor.bundle
+            entry = quality.version_report(version, bundle.classes, bundle.metadata, summary)
+            entry["bandit_share"] = shares.get(version)
+            versions.append(entry)
+        return {
+            "database": self.store.dialect,
+            "retention_days": self.retention_days,
+            "routing": self.models.router.policy,
+            "versions": versions,
+        }
+
+
+def init_app(app: Flask) -> None:
+    """Open the store and start this worker's recorder (after the models have loaded).
+    The database is not touched here: a dead one must not stop the server from starting."""
+    models = served_models_of(app)
+    classes = sorted({c for p in models.registry.versions.values() for c in p.bundle.classes})
+    app.extensions[FEEDBACK_SCHEMA] = feedback_item_schema(classes)
+    if app.config["RECORD_PREDICTIONS"]:
+        try:
+            feedback = Feedback(app, models, app.extensions["metrics"])
+        except StoreConfigError as error:
+            log.critical("prediction store not usable: %s", error)
+            raise
+        models.recorder = feedback.recorder
+        app.extensions[FEEDBACK] = feedback
+    app.register_blueprint(bp)
+
+
+def served_models_of(app: Flask) -> ServedModels:
+    return app.extensions["models"]
+
+
+def current_feedback() -> Feedback:
+    feedback = current_app.extensions.get(FEEDBACK)
+    if feedback is None:
+        raise DatabaseUnavailable("Predictions are not recorded here (RECORD_PREDICTIONS=0).")
+    return feedback
+
+
+def load_items(schema: Schema, payload: Any, max_items: int) -> list[FeedbackItem]:
+    """An object, or a list of 1 to ``max_items`` objects, each checked by ``schema``."""
+    try:
+        if isinstance(payload, list):
+            BatchLength(
+                min=1,
+                max=max_items,
+                error="Send between {min} and {max} feedback items (got {length}).",
+            )(payload)
+            loaded = schema.load(payload, many=True)
+        else:
+            loaded = [schema.load(payload)]
+    except ValidationError as error:
+        raise ValidationFailed(details=error.normalized_messages()) from None
+    return [FeedbackItem(d["request_id"], d["index"], d["label"]) for d in loaded]
+
+
+@bp.post("/feedback")
+def feedback() -> dict[str, Any]:
+    """Store true labels for earlier answers (all or none)."""
+    items = load_items(
+        current_app.extensions[FEEDBACK_SCHEMA],
+        request.get_json(),
+        current_app.config["MAX_BATCH_SIZE"],
+    )
+    store = current_feedback()
+    try:
+        results = store.store.give_feedback(items, time.time())
+    except UnknownPrediction as error:
+        item = error.args[0]
+        raise PredictionNotFound(
+            details={"request_id": item.request_id, "index": item.item}
+        ) from None
+    except ConflictingFeedback as error:
+        item = error.args[0]
+        raise FeedbackConflict(
+            details={"request_id": item.request_id, "index": item.item}
+        ) from None
+    except StoreUnavailable:
+        log.warning("feedback refused: the database is unavailable")
+        raise DatabaseUnavailable() from None
+    metrics = store.metrics
+    for result in results:
+        if result.new:
+            correct = "true" if result.correct else "false"
+            metrics.child(metrics.feedback, result.version, correct).inc()
+    return {
+        "feedback": [
+            {
+                "request_id": r.request_id,
+                "index": r.item,
+                "version": r.version,
+                "predicted": r.predicted,
+                "label": r.label,
+                "correct": r.correct,
+                "repeated": not r.new,
+            }
+            for r in results
+        ]
+    }
+
+
+@bp.get("/monitoring")
+def monitoring() -> dict[str, Any]:
+    """Per version: predictions, feedback, live accuracy and macro-F1, label mixes, drift."""
+    try:
+        return current_feedback().report()
+    except StoreUnavailable:
+        raise DatabaseUnavailable() from None

@@ -1,0 +1,499 @@
+"""Issue 19: every answer recorded (never the text), ``POST /feedback``, ``GET /monitoring``,
+the bandit, retention and the metrics, against SQLite and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import f1_score
+
+from app.feedback import quality
+from app.feedback.recorder import PredictionRecorder
+from app.feedback.store import (
+    FeedbackItem,
+    PredictionRecord,
+    PredictionStore,
+    engine_url,
+)
+from app.serving.bandit import ThompsonSampler
+
+REVIEWS = [
+    "The crew was lovely and we landed early. Thank you!",
+    "Lost my bag again. Never flying with them.",
+    "Flight 2214 boards at gate B12.",
+]
+
+
+def store_of(app) -> PredictionStore:
+    return app.extensions["feedback"].store
+
+
+def classify(client, body, **headers):
+    response = client.post("/classify", json=body, headers=headers)
+    assert response.status_code == 200
+    return response
+
+
+def flushed(app) -> None:
+    assert app.extensions["feedback"].recorder.flush()
+
+
+@pytest.fixture
+def direct_store():
+    """``direct_store(url)``: a store outside any app, closed at the end."""
+    stores = []
+
+    def open_store(database_url: str) -> PredictionStore:
+        stores.append(PredictionStore.from_url(engine_url(database_url, Path())))
+        return stores[-1]
+
+    yield open_store
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def store_app(make_app, database_url):
+    """An app on a fresh store: SQLite, then PostgreSQL."""
+    app = make_app(DATABASE_URL=database_url)
+    yield app
+
+
+def test_feedback_on_an_answer_and_on_batch_items(store_app):
+    client = store_app.test_client()
+    one = classify(client, {"review": REVIEWS[0]})
+    batch = classify(client, {"reviews": REVIEWS})
+    flushed(store_app)
+    single_id, batch_id = one.headers["X-Request-ID"], batch.headers["X-Request-ID"]
+    answer = client.post("/feedback", json={"request_id": single_id, "label": "positive"})
+    assert answer.status_code == 200
+    [given] = answer.get_json()["feedback"]
+    assert given == {
+        "request_id": single_id,
+        "index": 0,
+        "version": one.get_json()["model"]["version"],
+        "predicted": one.get_json()["label"],
+        "label": "positive",
+        "correct": one.get_json()["label"] == "positive",
+        "repeated": False,
+    }
+    labels = ["positive", "negative", "negative"]
+    items = [{"request_id": batch_id, "index": i, "label": label} for i, label in enumerate(labels)]
+    answer = client.post("/feedback", json=items)
+    assert answer.status_code == 200
+    predicted = [p["label"] for p in batch.get_json()["predictions"]]
+    assert [g["predicted"] for g in answer.get_json()["feedback"]] == predicted
+    assert [g["correct"] for g in answer.get_json()["feedback"]] == [
+        p == t for p, t in zip(predicted, labels, strict=True)
+    ]
+
+
+def test_repeats_unknown_ids_and_conflicts(store_app):
+    client = store_app.test_client()
+    request_id = classify(client, {"reviews": REVIEWS[:2]}).headers["X-Request-ID"]
+    flushed(store_app)
+    body = {"request_id": request_id, "index": 1, "label": "neutral"}
+    assert client.post("/feedback", json=body).status_code == 200
+    # The same label again: accepted, nothing changes (idempotent).
+    again = client.post("/feedback", json=body)
+    assert again.status_code == 200 and again.get_json()["feedback"][0]["repeated"] is True
+    # Another label for the same item: 409, the first one stays.
+    conflict = client.post("/feedback", json={**body, "label": "positive"})
+    assert conflict.status_code == 409
+    assert conflict.get_json()["error"]["code"] == "feedback_conflict"
+    assert conflict.get_json()["error"]["details"] == {"request_id": request_id, "index": 1}
+    # Unknown id or index: 404; a list is all or none (item 0 stays without feedback).
+    for unknown in ({"request_id": "f" * 32, "label": "positive"}, {**body, "index": 2}):
+        missing = client.post("/feedback", json=unknown)
+        assert missing.status_code == 404, unknown
+        assert missing.get_json()["error"]["code"] == "prediction_not_found"
+    mixed = [{"request_id": request_id, "label": "negative"}, {**body, "index": 7}]
+    assert client.post("/feedback", json=mixed).status_code == 404
+    version = store_app.extensions["models"].registry.stable.bundle.version
+    report = client.get("/monitoring").get_json()
+    [entry] = [v for v in report["versions"] if v["version"] == version]
+    assert (entry["predictions"], entry["feedback"]) == (2, 1)
+    assert sum(store_of(store_app).arms()[version]) == 1  # rewarded once, not per repeat
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"request_id": "a" * 32},
+        {"label": "positive"},
+        {"request_id": "a" * 32, "label": "great"},
+        {"request_id": "a" * 32, "label": "Positive"},
+        {"request_id": "a" * 32, "label": "positive", "index": -1},
+        {"request_id": "a" * 32, "label": "positive", "index": "0"},
+        {"request_id": "a" * 32, "label": "positive", "index": 1.5},
+        {"request_id": "a" * 32, "label": "positive", "text": "great crew"},
+        {"request_id": "", "label": "positive"},
+        {"request_id": "a b", "label": "positive"},
+        {"request_id": "a" * 201, "label": "positive"},
+        {"request_id": 42, "label": "positive"},
+        [],
+        [{"request_id": "a" * 32, "label": "positive"}] * 65,
+        ["a"],
+        "positive",
+        None,
+        17,
+    ],
+)
+def test_invalid_feedback_is_a_400(client, body):
+    response = client.post("/feedback", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["code"] == "validation_error"
+
+
+def test_feedback_needs_json(client):
+    assert client.post("/feedback", data="x", content_type="text/plain").status_code == 415
+    response = client.post("/feedback", data="{", content_type="application/json")
+    assert response.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_monitoring_reports_accuracy_f1_mixes_and_drift(store_app):
+    client = store_app.test_client()
+    rng = random.Random(7)
+    texts = [
+        *[f"Lovely crew, great flight number {i}!" for i in range(60)],
+        *[f"Lost my bag on flight {i}. Terrible." for i in range(60)],
+        *[f"Flight {i} boards at gate B{i}." for i in range(40)],
+    ]
+    answers = []
+    for start in range(0, len(texts), 32):
+        response = classify(client, {"reviews": texts[start : start + 32]})
+        request_id = response.headers["X-Request-ID"]
+        for index, prediction in enumerate(response.get_json()["predictions"]):
+            answers.append((request_id, index, prediction["label"]))
+    flushed(store_app)
+    truth = {}
+    for request_id, index, predicted in answers[::3]:
+        truth[(request_id, index)] = predicted if rng.random() < 0.7 else "neutral"
+    items = [{"request_id": r, "index": i, "label": label} for (r, i), label in truth.items()]
+    assert client.post("/feedback", json=items[:40]).status_code == 200
+    assert client.post("/feedback", json=items[40:]).status_code == 200
+
+    version = store_app.extensions["models"].registry.stable.bundle.version
+    report = client.get("/monitoring").get_json()
+    assert report["database"] == store_of(store_app).dialect
+    [entry] = [v for v in report["versions"] if v["version"] == version]
+    predicted = {(r, i): label for r, i, label in answers}
+    y_pred = [predicted[key] for key in truth]
+    y_true = list(truth.values())
+    assert entry["predictions"] == len(texts) and entry["feedback"] == len(truth)
+    assert entry["accuracy"] == round(
+        sum(a == b for a, b in zip(y_pred, y_true, strict=True)) / len(y_true), 4
+    )
+    assert entry["macro_f1"] == round(f1_score(y_true, y_pred, average="macro"), 4)
+    mix = entry["label_mix"]
+    assert mix["last_hour"] == mix["last_day"]
+    assert mix["last_day"]["predictions"] == len(texts)
+    counts = {label: sum(p == label for p in predicted.values()) for label in ("negative",)}
+    assert mix["last_day"]["shares"]["negative"] == round(counts["negative"] / len(texts), 4)
+    bundle = store_app.extensions["models"].registry.stable.bundle
+    assert mix["training"] == bundle.metadata["training_label_mix"]
+    reference = bundle.metadata["reference"]
+    drift = entry["drift"]
+    assert drift["reference"] == reference["set"]
+    shares = [mix["last_day"]["shares"][c] for c in bundle.classes]
+    expected = quality.psi(shares, [reference["label_mix"][c] for c in bundle.classes])
+    assert drift["label_mix_psi"] == pytest.approx(expected, abs=2e-3)
+    assert drift["confidence_psi"] > 0
+    # The other version answered nothing: no rates, no drift.
+    [other] = [v for v in report["versions"] if v["version"] != version]
+    assert (other["predictions"], other["accuracy"], other["drift"]["label_mix_psi"]) == (
+        0,
+        None,
+        None,
+    )
+
+
+def test_psi():
+    assert quality.psi([1, 2, 3], [10, 20, 30]) == pytest.approx(0)
+    # A textbook case: (0.5−0.25)·ln 2 + (0.5−0.75)·ln(2/3)
+    assert quality.psi([50, 50], [25, 75]) == pytest.approx(0.25 * 0.6931 + 0.25 * 0.4055, 1e-3)
+    assert quality.psi([0, 10], [5, 5]) > 1  # an emptied bin is a major shift
+
+
+def test_macro_f1_is_scikit_learns():
+    rng = random.Random(3)
+    classes = ["negative", "neutral", "positive"]
+    y_true = [rng.choice(classes) for _ in range(300)]
+    y_pred = [t if rng.random() < 0.6 else rng.choice(classes[:2]) for t in y_true]
+    confusion: dict[tuple[str, str], int] = {}
+    for p, t in zip(y_pred, y_true, strict=True):
+        confusion[(p, t)] = confusion.get((p, t), 0) + 1
+    assert quality.macro_f1(confusion) == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert quality.macro_f1({}) is None and quality.accuracy({}) is None
+
+
+def test_review_texts_are_never_stored(make_app, tmp_path):
+    """Search the database files (SQLite's file and its WAL) and every table."""
+    database = tmp_path / "private.sqlite3"
+    app = make_app(DATABASE_URL=f"sqlite:///{database}")
+    client = app.test_client()
+    secrets = [f"My secret review number {i} about seat 4{i}C" for i in range(5)]
+    classify(client, {"reviews": secrets[:3]})
+    for text in secrets[3:]:
+        classify(client, {"review": text})
+    flushed(app)
+    assert store_of(app).summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions
+    assert store_of(app).scan_for(secrets) == []
+    files = list(tmp_path.glob("private.sqlite3*"))
+    assert database in files
+    for path in files:
+        data = path.read_bytes()
+        for text in secrets:
+            assert text.encode() not in data and b"secret review" not in data, path
+
+
+@pytest.mark.slow
+def test_review_texts_are_never_stored_in_postgresql(make_app, postgres_server):
+    app = make_app(DATABASE_URL=postgres_server.url())
+    client = app.test_client()
+    secrets = [f"Another secret review {i}" for i in range(3)]
+    classify(client, {"reviews": secrets})
+    flushed(app)
+    assert store_of(app).scan_for(secrets) == []
+    assert sum(store_of(app).summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions.values())
+
+
+def test_a_read_only_database_drops_records_and_never_fails_classify(make_app, tmp_path):
+    database = tmp_path / "ro.sqlite3"
+    sqlite3.connect(database).close()  # an empty file, opened read-only below
+    url = f"sqlite:///file:{database}?mode=ro&uri=true"
+    app = make_app(DATABASE_URL=url)
+    client = app.test_client()
+    for _ in range(5):
+        classify(client, {"review": REVIEWS[0]})
+    flushed(app)
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'sentiment_prediction_records_dropped_total{reason="database_error"} 5.0' in metrics
+    assert client.get("/monitoring").status_code == 503
+    given = client.post("/feedback", json={"request_id": "a" * 32, "label": "positive"})
+    assert given.status_code == 503
+    assert given.get_json()["error"]["code"] == "database_unavailable"
+
+
+def test_a_full_queue_drops_records_without_waiting(tmp_path):
+    """The writer is stuck behind another connection's exclusive lock: submissions beyond
+    the bound are dropped at once (counted), then writing resumes."""
+    url = engine_url("", tmp_path)
+    store = PredictionStore.from_url(url)
+    store.ensure_schema()
+    dropped: list[tuple[str, int]] = []
+    blocker = sqlite3.connect(tmp_path / "predictions.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    recorder = PredictionRecorder(store, lambda reason, n: dropped.append((reason, n)),
+                                  max_pending=10)  # fmt: skip
+    recorder.submit("first-request-id-0000", "1", ["positive"], [0.9])
+    time.sleep(0.5)  # the writer takes it and waits for the lock
+    started = time.perf_counter()
+    for number in range(30):
+        recorder.submit(f"request-{number:016d}", "1", ["positive"], [0.9])
+    assert time.perf_counter() - started < 0.05
+    assert dropped == [("queue_full", 1)] * 20
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert recorder.flush(timeout=15)
+    summary = store.summary(time.time(), quality.CONFIDENCE_BUCKETS)
+    assert summary.predictions == {"1": 11}
+    recorder.stop()
+    store.close()
+
+
+def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_store):
+    store = direct_store(database_url)
+    old = time.time() - 31 * 86400
+    store.record(
+        [PredictionRecord(f"old-{i:020d}", 0, "1", "positive", 0.9, old) for i in range(7)]
+    )
+    store.record(
+        [PredictionRecord("recent-0000000000000000", 0, "1", "positive", 0.9, time.time())]
+    )
+    make_app(DATABASE_URL=database_url, PREDICTION_RETENTION_DAYS=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the recorder's first round deletes them
+        if store.summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions == {"1": 1}:
+            break
+        time.sleep(0.1)
+    assert store.summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions == {"1": 1}
+
+
+def test_feedback_and_quality_metrics(store_app):
+    client = store_app.test_client()
+    response = classify(client, {"reviews": REVIEWS})
+    flushed(store_app)
+    request_id = response.headers["X-Request-ID"]
+    predicted = [p["label"] for p in response.get_json()["predictions"]]
+    wrong = next(c for c in ("negative", "neutral", "positive") if c != predicted[2])
+    items = [
+        {"request_id": request_id, "index": 0, "label": predicted[0]},
+        {"request_id": request_id, "index": 1, "label": predicted[1]},
+        {"request_id": request_id, "index": 2, "label": wrong},
+    ]
+    assert client.post("/feedback", json=items).status_code == 200
+    store_app.extensions["feedback"].refresh_gauges()
+    version = response.get_json()["model"]["version"]
+    text = client.get("/metrics").get_data(as_text=True)
+    assert f'sentiment_feedback_total{{correct="true",version="{version}"}} 2.0' in text
+    assert f'sentiment_feedback_total{{correct="false",version="{version}"}} 1.0' in text
+    assert f'sentiment_live_accuracy{{version="{version}"}} 0.6667' in text
+
+
+def test_recording_off_keeps_the_api_honest(make_app):
+    app = make_app(RECORD_PREDICTIONS=False)
+    client = app.test_client()
+    classify(client, {"review": REVIEWS[0]})
+    assert client.get("/monitoring").status_code == 503
+    assert (
+        client.post("/feedback", json={"request_id": "a" * 32, "label": "positive"}).status_code
+        == 503
+    )
+
+
+# --- The bandit ----------------------------------------------------------------------
+
+
+def shares_of(sampler: ThompsonSampler, draws: int = 20000) -> dict[str, float]:
+    rng = random.Random(11)
+    counts = {arm: 0 for arm in sampler.arms}
+    for _ in range(draws):
+        counts[sampler.choose(rng)] += 1
+    return {arm: n / draws for arm, n in counts.items()}
+
+
+def test_thompson_sampling_favours_the_better_arm_and_keeps_the_floor():
+    sampler = ThompsonSampler(["1", "2"], min_percent=5)
+    even = shares_of(sampler)
+    assert even["1"] == pytest.approx(0.5, abs=0.02)
+    sampler.update({"1": (40, 60), "2": (85, 15)})
+    skewed = shares_of(sampler)
+    assert skewed["2"] > 0.94 and skewed["1"] >= 0.045  # the floor: 5% ± sampling noise
+    sampler = ThompsonSampler(["1", "2", "3"], min_percent=0)
+    sampler.update({"1": (900, 100), "2": (10, 990), "3": (10, 990)})
+    assert shares_of(sampler)["1"] == 1.0
+    with pytest.raises(ValueError):
+        ThompsonSampler(["1", "2", "3"], min_percent=40)
+
+
+def test_bandit_state_is_shared_through_the_database(make_app, two_versions, database_url):
+    """Two apps (two workers) on one database: feedback through one moves the other."""
+    settings = dict(
+        DATABASE_URL=database_url, MODEL_BASE_DIR=str(two_versions), MODEL_LABELS="",
+        ROUTING="bandit", BANDIT_MIN_PERCENT=5,
+    )  # fmt: skip
+    first, second = make_app(**settings), make_app(**settings)
+    client = first.test_client()
+    items = []
+    for number in range(40):
+        response = classify(client, {"review": REVIEWS[0]}, **{"X-Request-ID": f"{number:032d}"})
+        version = response.get_json()["model"]["version"]
+        # Version 2 is always right, version 1 always wrong.
+        label = response.get_json()["label"] if version == "2" else "neutral"
+        items.append({"request_id": f"{number:032d}", "label": label, "version": version})
+    flushed(first)
+    assert {i["version"] for i in items} == {"1", "2"}  # both got traffic at first
+    for item in items:
+        body = {k: v for k, v in item.items() if k != "version"}
+        assert client.post("/feedback", json=body).status_code == 200
+    feedback = second.extensions["feedback"]
+    feedback.refresh_bandit()
+    bandit = second.extensions["models"].router.bandit
+    assert bandit.counts["1"][1] == sum(i["version"] == "1" for i in items)
+    served = [
+        classify(second.test_client(), {"review": REVIEWS[1]}).get_json()["model"]["version"]
+        for _ in range(200)
+    ]
+    assert served.count("2") > 150 and served.count("1") >= 2
+    report = second.test_client().get("/monitoring").get_json()
+    assert report["routing"] == "bandit"
+    assert sum(v["bandit_share"] for v in report["versions"]) == pytest.approx(1)
+
+
+def test_bandit_needs_two_versions(make_app):
+    from app.serving.predictor import ModelBundleError
+
+    with pytest.raises(ModelBundleError, match="ROUTING=bandit"):
+        make_app(ROUTING="bandit", MODEL_VERSIONS="1", MODEL_LABELS="stable=1")
+
+
+def test_concurrent_identical_feedback_counts_once(store_app):
+    client = store_app.test_client()
+    request_id = classify(client, {"review": REVIEWS[0]}).headers["X-Request-ID"]
+    flushed(store_app)
+    statuses: list[int] = []
+
+    def give() -> None:
+        body = {"request_id": request_id, "label": "positive"}
+        statuses.append(store_app.test_client().post("/feedback", json=body).status_code)
+
+    threads = [threading.Thread(target=give) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 4
+    assert sum(sum(arm) for arm in store_of(store_app).arms().values()) == 1
+
+
+def test_store_keeps_the_first_answer_for_a_repeated_request_id(database_url, direct_store):
+    store = direct_store(database_url)
+    now = time.time()
+    store.record([PredictionRecord("repeated-id-00000000000", 0, "1", "positive", 0.9, now)])
+    store.record([PredictionRecord("repeated-id-00000000000", 0, "2", "negative", 0.8, now)])
+    [result] = store.give_feedback([FeedbackItem("repeated-id-00000000000", 0, "positive")], now)
+    assert (result.version, result.predicted, result.correct) == ("1", "positive", True)
+
+
+def test_readme_feedback_section(make_app):
+    """The README's Feedback section, command by command, on a fresh store with the
+    default settings (what ``make serve`` runs): every output shown is the real one."""
+    from test_readme import mismatch, parse_shown, request_of, section_commands
+
+    app = make_app()
+    client = app.test_client()
+    commands = section_commands("### Feedback and monitoring")
+    assert [request_of(c)[1] for c, _ in commands] == [
+        "/classify", "/feedback", "/feedback", "/monitoring",
+    ]  # fmt: skip
+    for command, shown in commands:
+        method, path, headers, body = request_of(command)
+        response = client.open(path, method=method, headers=headers, data=body)
+        assert response.status_code in (200, 409), (command, response.get_json())
+        flushed(app)
+        if shown is not None:
+            problem = mismatch(parse_shown(shown), response.get_json())
+            assert problem is None, f"README: {command}\n{problem}\nnow: {response.get_data()}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"DATABASE_URL": "mysql://user:hunter2@db/x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "just-a-path.sqlite3"}, "DATABASE_URL"),
+        ({"PREDICTION_RETENTION_DAYS": 0}, "PREDICTION_RETENTION_DAYS=0"),
+    ],
+)
+def test_a_bad_store_setting_stops_start_up_naming_it(make_app, caplog, overrides, named):
+    from app.feedback.store import StoreConfigError
+
+    with pytest.raises(StoreConfigError, match=named):
+        make_app(**overrides)
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"]
+    assert named in line and "hunter2" not in line
+
+
+def test_a_bad_bandit_floor_stops_start_up_naming_it(make_app, two_versions):
+    from app.serving.predictor import ModelBundleError
+
+    settings = dict(MODEL_BASE_DIR=str(two_versions), MODEL_LABELS="", ROUTING="bandit")
+    for floor in (-1, 51):
+        with pytest.raises(ModelBundleError, match=f"BANDIT_MIN_PERCENT={floor}"):
+            make_app(**settings, BANDIT_MIN_PERCENT=floor)

@@ -1,0 +1,106 @@
+"""Issue 19 against real Gunicorn servers: records from every worker reach one database,
+feedback works whichever worker answers, and a PostgreSQL that stops under load costs
+records (counted), never a /classify."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from test_reliability import Load
+
+pytestmark = pytest.mark.slow
+
+REVIEWS = ["Secret-ish review: the crew on 4411 was lovely", "Lost bag on 4411, awful"]
+
+
+def wait_for_predictions(url: str, count: int, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    report = {}
+    while time.monotonic() < deadline:
+        response = requests.get(f"{url}/monitoring", timeout=5)
+        if response.status_code == 200:
+            report = response.json()
+            if sum(v["predictions"] for v in report["versions"]) >= count:
+                return report
+        time.sleep(0.2)
+    raise AssertionError(f"not {count} predictions in {timeout} s: {report}")
+
+
+def dropped(url: str, reason: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    found = re.search(
+        rf'^sentiment_prediction_records_dropped_total{{reason="{reason}"}} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_two_workers_record_into_one_sqlite_file_and_take_feedback(start_server, tmp_path):
+    database = tmp_path / "shared.sqlite3"
+    server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=f"sqlite:///{database}")
+    server.wait_ready()
+    session = requests.Session()
+    ids = []
+    for number in range(120):
+        request_id = f"server-test-{number:020d}"
+        body = {"reviews": REVIEWS} if number % 2 else {"review": REVIEWS[0]}
+        # New connections, so that both workers answer (each has its own socket).
+        response = requests.post(f"{server.url}/classify", json=body,
+                                 headers={"X-Request-ID": request_id}, timeout=5)  # fmt: skip
+        assert response.status_code == 200
+        ids.append((request_id, len(response.json().get("predictions", [0]))))
+    report = wait_for_predictions(server.url, 180)
+    assert sum(v["predictions"] for v in report["versions"]) == 180
+    for request_id, size in ids:
+        items = [{"request_id": request_id, "index": i, "label": "positive"} for i in range(size)]
+        response = session.post(f"{server.url}/feedback", json=items, timeout=5)
+        assert response.status_code == 200, response.text
+    report = requests.get(f"{server.url}/monitoring", timeout=5).json()
+    assert sum(v["feedback"] for v in report["versions"]) == 180
+    # The texts are nowhere in the files (the database, its WAL and shared memory).
+    for path in Path(tmp_path).glob("shared.sqlite3*"):
+        data = path.read_bytes()
+        assert b"Secret-ish" not in data and b"awful" not in data, path
+    text = requests.get(f"{server.url}/metrics", timeout=5).text
+    assert re.search(r'sentiment_feedback_total\{correct="true",version="2"\} \d', text)
+    assert dropped(server.url, "database_error") == dropped(server.url, "queue_full") == 0
+
+
+def test_postgresql_stopped_under_load(start_server, postgres_server):
+    """Stop PostgreSQL while 4 clients classify: 0 failed requests, records dropped and
+    counted, and recording resumes once it is back."""
+    server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=postgres_server.url())
+    server.wait_ready()
+    url = f"{server.url}/classify"
+    with Load(url, {"review": REVIEWS[0]}, threads=4) as load:
+        time.sleep(3)
+        postgres_server.stop()
+        stopped_at = time.monotonic()
+        time.sleep(4)
+        assert requests.get(f"{server.url}/monitoring", timeout=5).status_code == 503
+        postgres_server.start()
+        time.sleep(3)
+    outcomes = load.outcomes
+    assert len(outcomes) > 100
+    failed = [o for o in outcomes if not o[2]]
+    assert failed == [], f"{len(failed)} of {len(outcomes)} failed"
+    during = [o for o in outcomes if stopped_at <= o[0] <= stopped_at + 4]
+    assert during and max(done - sent for sent, done, _ in during) < 1.0
+    assert dropped(server.url, "database_error") > 0
+    # Recording resumes: a new answer is recorded and takes feedback.
+    request_id = "after-restart-000000000001"
+    response = requests.post(
+        url, json={"review": REVIEWS[1]}, headers={"X-Request-ID": request_id}, timeout=5
+    )
+    assert response.status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        body = {"request_id": request_id, "label": "negative"}
+        given = requests.post(f"{server.url}/feedback", json=body, timeout=5)
+        if given.status_code == 200:
+            break
+        time.sleep(0.3)
+    assert given.status_code == 200, given.text
