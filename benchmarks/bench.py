@@ -72,6 +72,9 @@ def feature_variants(stable_version: str) -> list[Variant]:
         Variant("metrics", app_spec=WITHOUT_METRICS_APP),
         Variant("second model version (one loaded)", env={"MODEL_VERSIONS": stable_version}),
         Variant("prediction recording", env={"RECORD_PREDICTIONS": "0"}),
+        # Not a feature but a default to keep checking: requests on the worker's event
+        # loop against gthread's hand-over to a thread (issue 22; BENCHMARKS.md).
+        Variant("requests on the event loop", env={"INLINE_MAX_BYTES": "0"}),
         Variant(
             f"canary routing ({labels}, 10%)",
             env={"ROUTING": "canary", "MODEL_LABELS": labels},
