@@ -195,7 +195,9 @@ EXPERIMENTS = {
     "inline-4k": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "4096"}),  # batches go to threads
     "no-recording": (SERVICE_APP, "", {"RECORD_PREDICTIONS": "0"}),
     "no-inline-no-recording": (
-        SERVICE_APP, "", {"INLINE_MAX_BYTES": "0", "RECORD_PREDICTIONS": "0"}
+        SERVICE_APP,
+        "",
+        {"INLINE_MAX_BYTES": "0", "RECORD_PREDICTIONS": "0"},
     ),
     "noop-no-inline": (NOOP_APP, "", {"INLINE_MAX_BYTES": "0"}),
     "twin": (TWIN_APP, "", TWIN_ENV),

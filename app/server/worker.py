@@ -66,7 +66,7 @@ class _Outbox:
     all in one non-blocking ``sendmsg``, without joining it into one more copy. Closing
     and half-closing are left to the loop, after the response has gone."""
 
-    __slots__ = ("sock", "chunks")
+    __slots__ = ("chunks", "sock")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
