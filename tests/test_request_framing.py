@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.server.requests_in import BODY_LIMIT, HEADER_LIMIT, Progress, progress
+from app.server.requests_in import BODY_LIMIT, HEADER_LIMIT, Progress, progress, whole
 
 HEAD = b"POST /classify HTTP/1.1\r\nHost: x\r\n"
 CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -51,3 +51,22 @@ def test_an_endless_chunked_body_is_handed_over_at_the_limit():
     assert progress(buf + b"10000\r\n" + b"a" * 65536 + b"\r\n") is Progress.BODY
     big = b"".join(b"10000\r\n" + b"a" * 65536 + b"\r\n" for _ in range(18))
     assert progress(buf + big) is Progress.COMPLETE
+
+
+@pytest.mark.parametrize(
+    ("buf", "expected"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (HEAD + b"Content-Length: 2\r\n\r\n{}", True),
+        (HEAD + b"Content-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n", True),  # pipelined
+        (HEAD + b"Content-Length: 5\r\n\r\n{}", False),
+        (CHUNKED + b"2\r\n{}\r\n0\r\n\r\n", True),
+        (CHUNKED + b"2\r\n{}\r\n0\r\n", False),
+        # Complete for progress() (handed over at once) but not in memory: a thread's.
+        (HEAD + b"Content-Length: %d\r\n\r\n" % (BODY_LIMIT + 1), False),
+        (b"\x16\x03\x01\x00\xa5\x01\x00", False),
+        (b"GET /" + b"a" * (HEADER_LIMIT + 1), False),
+    ],
+)
+def test_only_a_request_wholly_in_memory_runs_on_the_loop(buf, expected):
+    assert whole(buf) is expected
