@@ -2,19 +2,24 @@
 
 No Flask here. Keras (and with it TensorFlow or OpenVINO) is imported inside ``load()``
 only, so importing the app in the Gunicorn master never starts an inference runtime
-(loading TensorFlow before fork hangs the workers: measured).
+(loading TensorFlow before fork hangs the workers: measured). On the OpenVINO backend a
+worker never imports Keras at all: a child process exports the Keras model to OpenVINO
+IR once (``app.serving.openvino_export``) and the worker compiles the IR.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
+import fcntl
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -44,8 +49,8 @@ class ModelBundle:
     """One model version as shipped: the Keras model, its encoder and its metadata."""
 
     directory: Path
-    # keras.Model, typed loosely so that this module does not import Keras; None once
-    # the OpenVINO backend has compiled it.
+    # keras.Model, typed loosely so that this module does not import Keras; None on the
+    # OpenVINO backend, which serves the exported IR.
     model: Any
     encoder: TextEncoder
     metadata: dict[str, Any]
@@ -81,11 +86,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_model_bundle(directory: Path) -> ModelBundle:
-    """Read and cross-check one artifact folder; raise ``ModelBundleError`` naming the
-    file and the problem when anything is missing, corrupt or inconsistent."""
-    import keras  # deferred: see the module docstring
-
+def read_bundle_files(directory: Path) -> tuple[dict[str, Any], TextEncoder]:
+    """The folder's metadata and encoder, checked; and its model file must exist. Raises
+    ``ModelBundleError`` naming the file and the problem. Needs no Keras."""
     directory = Path(directory)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
@@ -97,21 +100,24 @@ def load_model_bundle(directory: Path) -> ModelBundle:
         raise ModelBundleError(
             f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"
         ) from None
+    if not (directory / MODEL_FILE).is_file():
+        raise ModelBundleError(f"{directory / MODEL_FILE}: file not found")
+    return metadata, encoder
 
+
+def check_model_shapes(
+    directory: Path,
+    metadata: dict[str, Any],
+    encoder: TextEncoder,
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+) -> None:
+    """The model (its inputs' and outputs' shapes, Keras' or OpenVINO's) must take the
+    encoder's ids and give one probability per class of the metadata."""
     model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelBundleError(f"{model_path}: file not found")
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as error:  # Keras raises many types for a damaged archive
-        raise ModelBundleError(
-            f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
-        ) from None
-
-    inputs, outputs = model.inputs, model.outputs
     if len(inputs) != 1 or len(outputs) != 1:
         raise ModelBundleError(f"{model_path}: expected one input and one output")
-    input_length, output_size = inputs[0].shape[-1], outputs[0].shape[-1]
+    input_length, output_size = inputs[0][-1], outputs[0][-1]
     if output_size != len(metadata["classes"]):
         raise ModelBundleError(
             f"{directory / METADATA_FILE}: lists {len(metadata['classes'])} classes "
@@ -122,6 +128,29 @@ def load_model_bundle(directory: Path) -> ModelBundle:
             f"{directory / PREPROCESSING_FILE}: sequence_length {encoder.sequence_length} "
             f"but the model takes {input_length}"
         )
+
+
+def load_model_bundle(directory: Path) -> ModelBundle:
+    """Read and cross-check one artifact folder; raise ``ModelBundleError`` naming the
+    file and the problem when anything is missing, corrupt or inconsistent."""
+    import keras  # deferred: see the module docstring
+
+    directory = Path(directory)
+    metadata, encoder = read_bundle_files(directory)
+    model_path = directory / MODEL_FILE
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged archive
+        raise ModelBundleError(
+            f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
+        ) from None
+    check_model_shapes(
+        directory,
+        metadata,
+        encoder,
+        [tensor.shape for tensor in model.inputs],
+        [tensor.shape for tensor in model.outputs],
+    )
     return ModelBundle(directory=directory, model=model, encoder=encoder, metadata=metadata)
 
 
@@ -171,9 +200,14 @@ def check_known_answers(bundle: ModelBundle, infer: Callable[[np.ndarray], np.nd
 
 def _select_backend(backend: str, threads: int) -> None:
     """Make Keras use ``backend`` (it reads KERAS_BACKEND once, on first import) and,
-    for TensorFlow, size its thread pools before anything starts its runtime."""
+    for TensorFlow, size its thread pools before anything starts its runtime. The
+    OpenVINO backend serves without Keras in this process (see the module docstring)."""
     if backend not in SUPPORTED_BACKENDS:
         raise ModelBundleError(f"KERAS_BACKEND={backend!r}: use one of {SUPPORTED_BACKENDS}")
+    if backend == "openvino":
+        if "keras" not in sys.modules:  # Keras imported later here (tools, tests) agrees
+            os.environ["KERAS_BACKEND"] = backend
+        return
     os.environ["KERAS_BACKEND"] = backend
     import keras
 
@@ -181,42 +215,88 @@ def _select_backend(backend: str, threads: int) -> None:
         raise ModelBundleError(
             f"Keras was already imported with backend {keras.backend.backend()!r}"
         )
-    if backend == "tensorflow":
-        import tensorflow as tf
+    import tensorflow as tf
 
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:  # the runtime already started (a second load in-process)
-            log.warning("TensorFlow was already initialised; its thread settings stay")
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # the runtime already started (a second load in-process)
+        log.warning("TensorFlow was already initialised; its thread settings stay")
 
 
-def _export_openvino(model: Any, model_path: Path) -> Path:
-    """The Keras model's forward pass as OpenVINO IR, exported once per model file.
+# A cold export (a child that imports Keras, loads the model and writes the IR) takes
+# seconds; this bounds a child that hangs.
+EXPORT_TIMEOUT_S = 120
+
+
+def _export_openvino(model_dir: Path) -> Path:
+    """The Keras model's forward pass as OpenVINO IR, exported once per model file, by a
+    child process (``app.serving.openvino_export``) so that this one never imports Keras.
 
     Every worker compiles from the same files, so the weights OpenVINO maps from the .bin
     file are shared between workers instead of private to each (7 MB a worker). The
-    folder is keyed by the model file and the library versions, and appears atomically:
-    a worker that loses the race to create it uses the winner's files.
+    folder is keyed by the model file and the library versions, and appears atomically;
+    workers that need the same folder at once take turns (a file lock), so that only the
+    first exports it. A folder that cannot be exported raises ``ModelBundleError`` with
+    the child's message (the same checks as ``load_model_bundle``).
     """
-    import keras
     import openvino as ov
 
+    model_path = model_dir / MODEL_FILE
     key = hashlib.sha256(model_path.read_bytes())
-    key.update(f"{keras.__version__} {ov.__version__}".encode())
+    key.update(f"{importlib.metadata.version('keras')} {ov.__version__}".encode())
     target = Path(tempfile.gettempdir()) / f"sentiment-openvino-{key.hexdigest()[:16]}"
-    if not (target / "model.xml").is_file():
-        staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
-        model.export(str(staging / "model.xml"), format="openvino", verbose=False)
-        try:
-            staging.rename(target)
-        except OSError:  # another worker got there first
-            shutil.rmtree(staging, ignore_errors=True)
+    if (target / "model.xml").is_file():
+        return target / "model.xml"
+    with open(f"{target}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (target / "model.xml").is_file():
+            staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
+            try:
+                _run_export(model_dir, staging)
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return target / "model.xml"
 
 
-def _openvino_infer(ir_path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Compile the Keras model's forward pass with explicit CPU settings.
+def _run_export(model_dir: Path, staging: Path) -> None:
+    from app.serving import openvino_export
+
+    # The child imports this project from where this file is, wherever it was started.
+    paths = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "openvino",
+        "PYTHONPATH": os.pathsep.join(path for path in paths if path),
+    }
+    try:
+        child = subprocess.run(
+            [sys.executable, "-m", openvino_export.__name__, str(model_dir), str(staging)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=EXPORT_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelBundleError(
+            f"{model_dir / MODEL_FILE}: export to OpenVINO took over {EXPORT_TIMEOUT_S} s"
+        ) from None
+    last_line = (child.stderr.strip().splitlines() or [""])[-1]
+    if child.returncode == openvino_export.BAD_BUNDLE_EXIT:
+        raise ModelBundleError(last_line)
+    if child.returncode != 0 or not (staging / "model.xml").is_file():
+        raise ModelBundleError(
+            f"{model_dir / MODEL_FILE}: export to OpenVINO failed "
+            f"(exit code {child.returncode}: {last_line})"
+        )
+
+
+def _openvino_infer(
+    bundle: ModelBundle, ir_path: Path, threads: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Compile the exported forward pass with explicit CPU settings.
 
     Keras' own OpenVINO predict path compiles with the CPU defaults (a thread per core,
     pinned, bf16 where the CPU has it), and two workers then fight over two cores. Keras'
@@ -239,6 +319,14 @@ def _openvino_infer(ir_path: Path, threads: int) -> Callable[[np.ndarray], np.nd
     # Both compile from one read of the IR (each compilation takes its own copy of the
     # graph), which measured 2 MB a worker less than reading it twice.
     model = core.read_model(ir_path)
+    # The IR may be older than the folder's metadata and encoder: check them against it.
+    check_model_shapes(
+        bundle.directory,
+        bundle.metadata,
+        bundle.encoder,
+        [_static_dims(port.get_partial_shape()) for port in model.inputs],
+        [_static_dims(port.get_partial_shape()) for port in model.outputs],
+    )
     batches = core.compile_model(model, "CPU", config).create_infer_request()
     model.reshape([1, model.input().get_partial_shape()[1]])
     single = core.compile_model(model, "CPU", config).create_infer_request()
@@ -259,6 +347,11 @@ def _openvino_infer(ir_path: Path, threads: int) -> Callable[[np.ndarray], np.nd
         return batches.get_output_tensor().data.copy()
 
     return infer
+
+
+def _static_dims(shape: Any) -> list[int | None]:
+    """An OpenVINO partial shape as a list, ``None`` for a dynamic dimension."""
+    return [dim.get_length() if dim.is_static else None for dim in shape]
 
 
 def _release_free_memory() -> None:
@@ -306,13 +399,12 @@ class Predictor:
         started = time.perf_counter()
         model_dir = Path(model_dir)
         _select_backend(backend, inference_threads)
-        bundle = load_model_bundle(model_dir)
         if backend == "openvino":
-            ir_path = _export_openvino(bundle.model, model_dir / MODEL_FILE)
-            infer = _openvino_infer(ir_path, inference_threads)
-            # The compiled graph holds its own weights: drop Keras' copy (~8 MB).
-            bundle = dataclasses.replace(bundle, model=None)
+            metadata, encoder = read_bundle_files(model_dir)
+            bundle = ModelBundle(model_dir, model=None, encoder=encoder, metadata=metadata)
+            infer = _openvino_infer(bundle, _export_openvino(model_dir), inference_threads)
         else:
+            bundle = load_model_bundle(model_dir)
             # A compiled function per call; model.predict costs ~33 ms a call.
             infer = bundle.model.predict_on_batch
         # Warm up: the first calls allocate and (on TensorFlow) trace.
