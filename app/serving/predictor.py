@@ -135,9 +135,7 @@ def load_model_bundle(directory: Path) -> ModelBundle:
             f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
         ) from None
     inputs, outputs = model.inputs, model.outputs
-    _check_model_shape(
-        bundle, len(inputs), len(outputs), inputs[0].shape[-1], outputs[0].shape[-1]
-    )
+    _check_model_shape(bundle, len(inputs), len(outputs), inputs[0].shape[-1], outputs[0].shape[-1])
     return dataclasses.replace(bundle, model=model)
 
 
