@@ -120,8 +120,9 @@ def test_damaged_artifact_names_the_file_and_problem(artifact, damage, file_name
     ],
 )
 def test_openvino_load_names_the_file_and_problem_too(artifact, damage, file_name, problem):
-    # On OpenVINO, Predictor.load checks the folder without Keras in this process (the
-    # export child loads the Keras file): the same messages as load_model_bundle's.
+    """The server's way in, with the same messages as load_model_bundle's: without Keras
+    in this process, on the cached OpenVINO export (the ``app`` fixture exported this model
+    file already), or, for a damaged model file (other bytes), through the export child."""
     damage(artifact)
     with pytest.raises(ModelBundleError) as raised:
         Predictor.load(artifact)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import hashlib
 import importlib.metadata
@@ -50,7 +51,7 @@ class ModelBundle:
 
     directory: Path
     # keras.Model, typed loosely so that this module does not import Keras; None on the
-    # OpenVINO backend, which serves the exported IR.
+    # OpenVINO backend, which serves the exported graph (see ``_openvino_ir``).
     model: Any
     encoder: TextEncoder
     metadata: dict[str, Any]
@@ -86,9 +87,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_bundle_files(directory: Path) -> tuple[dict[str, Any], TextEncoder]:
-    """The folder's metadata and encoder, checked; and its model file must exist. Raises
-    ``ModelBundleError`` naming the file and the problem. Needs no Keras."""
+def read_model_folder(directory: Path) -> ModelBundle:
+    """Read and cross-check a version folder's metadata and encoder, and find its model
+    file (not loaded: ``model`` is None). Raises ``ModelBundleError`` naming the file and
+    the problem."""
     directory = Path(directory)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
@@ -102,56 +104,45 @@ def read_bundle_files(directory: Path) -> tuple[dict[str, Any], TextEncoder]:
         ) from None
     if not (directory / MODEL_FILE).is_file():
         raise ModelBundleError(f"{directory / MODEL_FILE}: file not found")
-    return metadata, encoder
+    return ModelBundle(directory=directory, model=None, encoder=encoder, metadata=metadata)
 
 
-def check_model_shapes(
-    directory: Path,
-    metadata: dict[str, Any],
-    encoder: TextEncoder,
-    inputs: Sequence[Any],
-    outputs: Sequence[Any],
+def _check_model_shape(
+    bundle: ModelBundle, inputs: int, outputs: int, input_length: Any, output_size: Any
 ) -> None:
-    """The model (its inputs' and outputs' shapes, Keras' or OpenVINO's) must take the
-    encoder's ids and give one probability per class of the metadata."""
-    model_path = directory / MODEL_FILE
-    if len(inputs) != 1 or len(outputs) != 1:
+    """The model takes one row of the encoder's length and gives one probability per class."""
+    model_path = bundle.directory / MODEL_FILE
+    if inputs != 1 or outputs != 1:
         raise ModelBundleError(f"{model_path}: expected one input and one output")
-    input_length, output_size = inputs[0][-1], outputs[0][-1]
-    if output_size != len(metadata["classes"]):
+    if output_size != len(bundle.classes):
         raise ModelBundleError(
-            f"{directory / METADATA_FILE}: lists {len(metadata['classes'])} classes "
+            f"{bundle.directory / METADATA_FILE}: lists {len(bundle.classes)} classes "
             f"but the model outputs {output_size}"
         )
-    if input_length != encoder.sequence_length:
+    if input_length != bundle.encoder.sequence_length:
         raise ModelBundleError(
-            f"{directory / PREPROCESSING_FILE}: sequence_length {encoder.sequence_length} "
-            f"but the model takes {input_length}"
+            f"{bundle.directory / PREPROCESSING_FILE}: sequence_length "
+            f"{bundle.encoder.sequence_length} but the model takes {input_length}"
         )
 
 
 def load_model_bundle(directory: Path) -> ModelBundle:
-    """Read and cross-check one artifact folder; raise ``ModelBundleError`` naming the
-    file and the problem when anything is missing, corrupt or inconsistent."""
+    """Read and cross-check one artifact folder with its Keras model loaded; raise
+    ``ModelBundleError`` naming the file and the problem when anything is missing, corrupt
+    or inconsistent."""
     import keras  # deferred: see the module docstring
 
-    directory = Path(directory)
-    metadata, encoder = read_bundle_files(directory)
-    model_path = directory / MODEL_FILE
+    bundle = read_model_folder(directory)
+    model_path = bundle.directory / MODEL_FILE
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
         raise ModelBundleError(
             f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
         ) from None
-    check_model_shapes(
-        directory,
-        metadata,
-        encoder,
-        [tensor.shape for tensor in model.inputs],
-        [tensor.shape for tensor in model.outputs],
-    )
-    return ModelBundle(directory=directory, model=model, encoder=encoder, metadata=metadata)
+    inputs, outputs = model.inputs, model.outputs
+    _check_model_shape(bundle, len(inputs), len(outputs), inputs[0].shape[-1], outputs[0].shape[-1])
+    return dataclasses.replace(bundle, model=model)
 
 
 KNOWN_ANSWERS_KEY = "known_answers"
@@ -229,20 +220,23 @@ def _select_backend(backend: str, threads: int) -> None:
 EXPORT_TIMEOUT_S = 120
 
 
-def _export_openvino(model_dir: Path) -> Path:
-    """The Keras model's forward pass as OpenVINO IR, exported once per model file, by a
-    child process (``app.serving.openvino_export``) so that this one never imports Keras.
+def _openvino_ir(bundle: ModelBundle) -> Path:
+    """The Keras model's forward pass as OpenVINO IR, exported once per model file by a
+    child process (``app.serving.openvino_export``), so that this one never imports Keras:
+    Keras and what it imports (SciPy, h5py, optree) cost a worker ~80 MB for its whole
+    life (make heroku-check: 397 MB total PSS with them, 237 MB without).
 
     Every worker compiles from the same files, so the weights OpenVINO maps from the .bin
     file are shared between workers instead of private to each (7 MB a worker). The
-    folder is keyed by the model file and the library versions, and appears atomically;
-    workers that need the same folder at once take turns (a file lock), so that only the
-    first exports it. A folder that cannot be exported raises ``ModelBundleError`` with
-    the child's message (the same checks as ``load_model_bundle``).
+    folder is keyed by the model file's bytes and the library versions, and appears
+    atomically; workers that need the same folder at once take turns (a file lock), so
+    only the first exports it. A damaged model file has other bytes, so the child loads
+    it, and its refusal (the same checks and messages as ``load_model_bundle``) is raised
+    here as ``ModelBundleError``.
     """
     import openvino as ov
 
-    model_path = model_dir / MODEL_FILE
+    model_path = bundle.directory / MODEL_FILE
     key = hashlib.sha256(model_path.read_bytes())
     key.update(f"{importlib.metadata.version('keras')} {ov.__version__}".encode())
     target = Path(tempfile.gettempdir()) / f"sentiment-openvino-{key.hexdigest()[:16]}"
@@ -253,7 +247,7 @@ def _export_openvino(model_dir: Path) -> Path:
         if not (target / "model.xml").is_file():
             staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
             try:
-                _run_export(model_dir, staging)
+                _run_export(bundle.directory, staging)
                 staging.rename(target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -261,6 +255,7 @@ def _export_openvino(model_dir: Path) -> Path:
 
 
 def _run_export(model_dir: Path, staging: Path) -> None:
+    """``python -m app.serving.openvino_export model_dir staging``; its refusal raised."""
     from app.serving import openvino_export
 
     # The child imports this project from where this file is, wherever it was started.
@@ -319,13 +314,12 @@ def _openvino_infer(
     # Both compile from one read of the IR (each compilation takes its own copy of the
     # graph), which measured 2 MB a worker less than reading it twice.
     model = core.read_model(ir_path)
-    # The IR may be older than the folder's metadata and encoder: check them against it.
-    check_model_shapes(
-        bundle.directory,
-        bundle.metadata,
-        bundle.encoder,
-        [_static_dims(port.get_partial_shape()) for port in model.inputs],
-        [_static_dims(port.get_partial_shape()) for port in model.outputs],
+    _check_model_shape(
+        bundle,
+        len(model.inputs),
+        len(model.outputs),
+        model.input().get_partial_shape()[-1].get_length(),
+        model.output().get_partial_shape()[-1].get_length(),
     )
     batches = core.compile_model(model, "CPU", config).create_infer_request()
     model.reshape([1, model.input().get_partial_shape()[1]])
@@ -347,11 +341,6 @@ def _openvino_infer(
         return batches.get_output_tensor().data.copy()
 
     return infer
-
-
-def _static_dims(shape: Any) -> list[int | None]:
-    """An OpenVINO partial shape as a list, ``None`` for a dynamic dimension."""
-    return [dim.get_length() if dim.is_static else None for dim in shape]
 
 
 def _release_free_memory() -> None:
@@ -400,9 +389,8 @@ class Predictor:
         model_dir = Path(model_dir)
         _select_backend(backend, inference_threads)
         if backend == "openvino":
-            metadata, encoder = read_bundle_files(model_dir)
-            bundle = ModelBundle(model_dir, model=None, encoder=encoder, metadata=metadata)
-            infer = _openvino_infer(bundle, _export_openvino(model_dir), inference_threads)
+            bundle = read_model_folder(model_dir)
+            infer = _openvino_infer(bundle, _openvino_ir(bundle), inference_threads)
         else:
             bundle = load_model_bundle(model_dir)
             # A compiled function per call; model.predict costs ~33 ms a call.
