@@ -192,6 +192,7 @@ def experiment_worker_exit(server, worker):
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "gthread": (SERVICE_APP, 'worker_class = "gthread"', {}),  # Gunicorn's own worker
+    "noop-gthread": (NOOP_APP, 'worker_class = "gthread"', {}),
     "no-inline": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "0"}),
     "inline-4k": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "4096"}),  # batches go to threads
     "no-recording": (SERVICE_APP, "", {"RECORD_PREDICTIONS": "0"}),
