@@ -557,8 +557,11 @@ def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
     return operations
 
 
-def path_parameters(rule: str, name: str, version: str, labels: list[str]) -> list[dict[str, Any]]:
-    """The path parameters of a ``/v1/models`` rule; only the served values are valid."""
+def path_parameters(
+    rule: str, name: str, versions: list[str], labels: list[str]
+) -> list[dict[str, Any]]:
+    """The path parameters of a ``/v1/models`` rule; only the served values are valid
+    (every loaded version, the stable one as the example)."""
     parameters = []
     if "<model:name>" in rule:
         parameters.append(
@@ -577,14 +580,14 @@ def path_parameters(rule: str, name: str, version: str, labels: list[str]) -> li
                 "name": "version",
                 "in": "path",
                 "required": True,
-                "description": "The served model's version; others are 404.",
+                "description": "A loaded version (`GET /model` → `versions`); others are 404.",
                 "schema": {
                     "type": "integer",
                     "format": "int64",
                     "minimum": 0,
-                    "enum": [int(version)],
+                    "enum": sorted(int(v) for v in versions),
                 },
-                "example": int(version),
+                "example": int(versions[0]),
             }
         )
     if "<model:label>" in rule:
@@ -656,7 +659,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
         spec.path(
             path=openapi_path(rule),
             operations=operations[rule],
-            parameters=path_parameters(rule, bundle.name, bundle.version, sorted(registry.labels)),
+            parameters=path_parameters(
+                rule,
+                bundle.name,
+                [bundle.version, *(v for v in registry.versions if v != bundle.version)],
+                sorted(registry.labels),
+            ),
         )
     return spec.to_dict()
 
