@@ -452,6 +452,35 @@ def test_store_keeps_the_first_answer_for_a_repeated_request_id(database_url, di
     assert (result.version, result.predicted, result.correct) == ("1", "positive", True)
 
 
+def test_a_batch_with_repeated_request_ids_keeps_its_new_records(database_url, direct_store):
+    """PostgreSQL's COPY fails on a repeat: the batch goes in again row by row, so the
+    new records of the batch are kept along with the first answer of each repeat."""
+    store = direct_store(database_url)
+    now = time.time()
+    store.record([PredictionRecord("repeated-id-00000000000", 0, "1", "positive", 0.9, now)])
+    store.record(
+        [
+            PredictionRecord("new-id-0000000000000000", 0, "2", "negative", 0.7, now),
+            PredictionRecord("repeated-id-00000000000", 0, "2", "negative", 0.8, now),
+            PredictionRecord("new-id-0000000000000000", 0, "1", "positive", 0.6, now),
+            PredictionRecord("new-id-0000000000000000", 1, "2", "positive", 0.6, now),
+        ]
+    )
+    summary = store.summary(time.time(), quality.CONFIDENCE_BUCKETS)
+    assert summary.predictions == {"1": 1, "2": 2}
+    given = store.give_feedback(
+        [
+            FeedbackItem("repeated-id-00000000000", 0, "positive"),
+            FeedbackItem("new-id-0000000000000000", 0, "negative"),
+            FeedbackItem("new-id-0000000000000000", 1, "positive"),
+        ],
+        now,
+    )
+    assert [(r.version, r.predicted) for r in given] == [
+        ("1", "positive"), ("2", "negative"), ("2", "positive"),
+    ]  # fmt: skip
+
+
 def test_readme_feedback_section(make_app):
     """The README's Feedback section, command by command, on a fresh store with the
     default settings (what ``make serve`` runs): every output shown is the real one."""

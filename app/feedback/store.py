@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -103,9 +103,9 @@ class ConflictingFeedback(Exception):
     """The prediction already has a different true label."""
 
 
-@dataclass(frozen=True)
-class PredictionRecord:
-    """One answered text, as recorded (no text)."""
+class PredictionRecord(NamedTuple):
+    """One answered text, as recorded (no text). A tuple in the order of
+    ``RECORD_COLUMNS``: the writer hands it to the driver as it is."""
 
     request_id: str
     item: int
@@ -113,6 +113,22 @@ class PredictionRecord:
     label: str
     score: float
     created_at: float
+
+
+RECORD_COLUMNS = PredictionRecord._fields
+_COLUMN_LIST = ", ".join(RECORD_COLUMNS)
+# The writer's statements, prepared once by the driver (sqlite3's statement cache,
+# psycopg's prepared statements) and run on its cursor: a batch costs the driver's work
+# per row, not SQLAlchemy's compilation and parameter processing.
+SQLITE_INSERT = (
+    f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (request_id, item) DO NOTHING"
+)
+POSTGRESQL_INSERT = (
+    f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (request_id, item) DO NOTHING"
+)
+POSTGRESQL_COPY = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
 
 
 @dataclass(frozen=True)
@@ -214,6 +230,8 @@ class PredictionStore:
         self.engine = engine
         self.writer = engine.execution_options(**{WRITES: True})
         self.dialect = engine.dialect.name
+        # What the driver raises when the writer uses its cursor directly.
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._schema_ready = False
 
     @classmethod
@@ -239,29 +257,47 @@ class PredictionStore:
 
     def record(self, records: Sequence[PredictionRecord]) -> None:
         """Insert predictions in one transaction; a (request id, position) already
-        recorded (a client that resends its X-Request-ID) keeps its first answer."""
+        recorded (a client that resends its X-Request-ID) keeps its first answer.
+
+        On PostgreSQL the batch goes in by ``COPY`` (a few µs of client CPU a row, against
+        ~10 for a prepared INSERT); a batch that repeats a recorded request id fails the
+        COPY's unique index and is inserted again row by row, skipping the repeats."""
         if not records:
             return
         self.ensure_schema()
-        rows = [
-            {
-                "request_id": r.request_id,
-                "item": r.item,
-                "version": r.version,
-                "label": r.label,
-                "score": r.score,
-                "created_at": r.created_at,
-            }
-            for r in records
-        ]
-        statement = _insert(self.dialect, predictions).on_conflict_do_nothing(
-            index_elements=["request_id", "item"]
-        )
         try:
-            with self.writer.begin() as connection:
-                connection.execute(statement, rows)
-        except SQLAlchemyError as error:
+            if self.dialect == "postgresql":
+                self._record_postgresql(records)
+            else:
+                with self.writer.begin() as connection:
+                    cursor = connection.connection.cursor()
+                    cursor.executemany(SQLITE_INSERT, records)
+                    cursor.close()
+        except (SQLAlchemyError, self._driver_error) as error:
             raise StoreUnavailable(error.__class__.__name__) from error
+
+    def _record_postgresql(self, records: Sequence[PredictionRecord]) -> None:
+        from psycopg.errors import UniqueViolation
+
+        with self.engine.connect() as connection:
+            driver = connection.connection.dbapi_connection
+            try:
+                try:
+                    with driver.cursor() as cursor, cursor.copy(POSTGRESQL_COPY) as copy:
+                        for record in records:
+                            copy.write_row(record)
+                    driver.commit()
+                    return
+                except UniqueViolation:
+                    driver.rollback()
+                with driver.cursor() as cursor:
+                    cursor.executemany(POSTGRESQL_INSERT, records)
+                driver.commit()
+            except self._driver_error:
+                # SQLAlchemy did not see this error: close the connection rather than
+                # hand a broken one back to the pool.
+                connection.invalidate()
+                raise
 
     def give_feedback(self, items: Sequence[FeedbackItem], now: float) -> list[FeedbackResult]:
         """Store true labels, all or none: ``UnknownPrediction`` or ``ConflictingFeedback``
