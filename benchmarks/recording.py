@@ -56,7 +56,7 @@ def answers(count: int) -> list[tuple[str, str, list[str], list[float], float]]:
     return [(uuid.uuid4().hex, "1", ["positive"], [0.93], now) for _ in range(count)]
 
 
-def in_process(database_url: str, records: int, batch: int) -> None:
+def in_process(database_url: str, records: int, batch: int, rate: float) -> None:
     """µs of CPU per record: the request's part, the writer's, and the writer's steps."""
     from app.feedback.recorder import PredictionRecorder, to_records
     from app.feedback.store import POSTGRESQL_COPY, SQLITE_INSERT
@@ -68,10 +68,18 @@ def in_process(database_url: str, records: int, batch: int) -> None:
                                   max_pending=records + 1)  # fmt: skip
     queued = answers(records)
     writer_before = thread_cpu(recorder._thread)
-    started = time.thread_time()
-    for request_id, version, labels, scores, _at in queued:
-        recorder.submit(request_id, version, labels, scores)
-    submit_us = (time.thread_time() - started) / records * 1e6
+    spent = 0.0
+    begun = time.monotonic()
+    # At ``rate`` answers a second, in bursts of 10 ms: the writer's batches are the size
+    # a worker that busy makes.
+    burst = max(1, int(rate / 100))
+    for start in range(0, records, burst):
+        clock = time.thread_time()
+        for request_id, version, labels, scores, _at in queued[start : start + burst]:
+            recorder.submit(request_id, version, labels, scores)
+        spent += time.thread_time() - clock
+        time.sleep(max(0.0, begun + (start + burst) / rate - time.monotonic()))
+    submit_us = spent / records * 1e6
     assert recorder.flush(timeout=600)
     writer_us = (thread_cpu(recorder._thread) - writer_before) / records * 1e6
     recorder.stop()
@@ -98,7 +106,7 @@ def in_process(database_url: str, records: int, batch: int) -> None:
             steps["commit"].append(time.thread_time() - inserted)
     store.close()
     per_record = {step: statistics.median(times) / batch * 1e6 for step, times in steps.items()}
-    print(f"{database_url.split(':')[0]}, {records} records after the prefill, "
+    print(f"{database_url.split(':')[0]}, {records} records at {rate:g}/s after the prefill, "
           f"{len(dropped)} drops; CPU µs per record:")  # fmt: skip
     print(f"  request path (submit): {submit_us:.2f}")
     print(f"  writer thread, all of it: {writer_us:.1f}")
@@ -114,13 +122,14 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=0)
     parser.add_argument("--in-process", type=int, metavar="RECORDS", default=0)
     parser.add_argument("--batch", type=int, default=500, help="rows a write (--in-process)")
+    parser.add_argument("--rate", type=float, default=1000, help="answers/s (--in-process)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-recording-"))
     database = os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'predictions.sqlite3'}"
     if args.prefill:
         prefill(database, args.prefill)
     if args.in_process:
-        in_process(database, args.in_process, args.batch)
+        in_process(database, args.in_process, args.batch, args.rate)
         return
     bench = Bench(work, quick=False)
     loads = [Load("ab", 32, args.requests), Load("wrk", 32, args.seconds)]
