@@ -404,8 +404,9 @@ class PredictionStore:
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
 
-    def summary(self, now: float, buckets: Sequence[float]) -> StoreSummary:
-        """Everything ``GET /monitoring`` reports, in a few grouped queries."""
+    def summary(self, now: float, buckets: Sequence[float], totals: bool = True) -> StoreSummary:
+        """Everything ``GET /monitoring`` reports, in a few grouped queries; without
+        ``totals`` (the gauges need none), no count over the whole table."""
         self.ensure_schema()
         c = predictions.c
         hour, day = now - 3600, now - 86400
@@ -416,43 +417,48 @@ class PredictionStore:
         )
         try:
             with self.engine.connect() as connection:
-                totals = connection.execute(
-                    select(c.version, func.count(), func.count(c.true_label)).group_by(c.version)
-                ).all()
+                counts = (
+                    connection.execute(
+                        select(c.version, func.count(), func.count(c.true_label)).group_by(
+                            c.version
+                        )
+                    ).all()
+                    if totals
+                    else []
+                )
                 confusion = connection.execute(
                     select(c.version, c.label, c.true_label, func.count())
                     .where(c.true_label.is_not(None))
                     .group_by(c.version, c.label, c.true_label)
                 ).all()
-                mix = connection.execute(
+                # The last day's label mix and confidence histogram in one pass (one
+                # group per version, label and bucket: a few dozen rows).
+                last_day = connection.execute(
                     select(
                         c.version,
                         c.label,
+                        bucket,
                         func.sum(case((c.created_at >= hour, 1), else_=0)),
                         func.count(),
                     )
                     .where(c.created_at >= day)
-                    .group_by(c.version, c.label)
-                ).all()
-                histogram = connection.execute(
-                    select(c.version, bucket, func.count())
-                    .where(c.created_at >= day)
-                    .group_by(c.version, bucket)
+                    .group_by(c.version, c.label, bucket)
                 ).all()
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
         summary = StoreSummary()
-        for version, count, with_feedback in totals:
+        for version, count, with_feedback in counts:
             summary.predictions[version] = count
             summary.feedback[version] = with_feedback
         for version, label, true_label, count in confusion:
             summary.confusion.setdefault(version, {})[(label, true_label)] = count
-        for version, label, last_hour, last_day in mix:
-            summary.last_hour.setdefault(version, {})[label] = int(last_hour or 0)
-            summary.last_day.setdefault(version, {})[label] = last_day
-        for version, index, count in histogram:
-            counts = summary.confidence.setdefault(version, [0] * (len(buckets) + 1))
-            counts[int(index)] = count
+        for version, label, index, in_hour, in_day in last_day:
+            hour_mix = summary.last_hour.setdefault(version, {})
+            hour_mix[label] = hour_mix.get(label, 0) + int(in_hour or 0)
+            day_mix = summary.last_day.setdefault(version, {})
+            day_mix[label] = day_mix.get(label, 0) + in_day
+            histogram = summary.confidence.setdefault(version, [0] * (len(buckets) + 1))
+            histogram[int(index)] += in_day
         return summary
 
     def scan_for(self, texts: Iterable[str]) -> list[str]:
