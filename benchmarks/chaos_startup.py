@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 import requests
 
 from app.config import DEFAULT_MODEL_DIR, EXIT_BAD_SETTING
-from deploy.dyno import WebProcess
+from deploy.dyno import WebProcess, wait_for_workers_started
 
 REVIEW = {"review": "The crew was friendly and the flight left on time."}
 BAD_SETTINGS = (
@@ -64,18 +63,6 @@ def exit_code(process: WebProcess, timeout: float) -> int:
         return process.process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"still running after {timeout} s") from None
-
-
-def wait_for_workers_started(process: WebProcess, count: int) -> None:
-    """Until ``count`` workers have loaded their models (their start-up counter)."""
-    deadline = time.monotonic() + MODEL_LOAD_WITHIN
-    while time.monotonic() < deadline:
-        text = requests.get(process.url + "/metrics", timeout=10).text
-        started = re.search(r"^sentiment_worker_starts_total (\S+)$", text, re.M)
-        if started and float(started[1]) >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{count} workers not started in {MODEL_LOAD_WITHIN} s")
 
 
 def bad_settings(scratch: Path) -> str:
@@ -116,7 +103,7 @@ def deleted_metrics_folder(scratch: Path) -> str:
     folder = scratch / "metrics"
     with server(scratch, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder)) as process:
         process.wait_ready("/ready", timeout=MODEL_LOAD_WITHIN)
-        wait_for_workers_started(process, 2)  # a booting worker re-creates it itself
+        wait_for_workers_started(process.url, 2, MODEL_LOAD_WITHIN)  # a booting one re-creates it
         shutil.rmtree(folder)
         statuses = [
             requests.get(process.url + "/metrics", timeout=10).status_code for _ in range(4)

@@ -177,7 +177,7 @@ for _name, _arity in {"post_fork": 2, "post_worker_init": 1, "worker_exit": 2}.i
 # cProfile of each worker's main thread (where requests run with INLINE_MAX_BYTES),
 # written to PROBE_DIR/profile-<pid>.out when the worker exits; read with pstats.
 PROFILE = """
-def experiment_post_fork(server, worker):
+def experiment_post_worker_init(worker):  # after the app has loaded: requests only
     import cProfile, os
     worker.profile = cProfile.Profile()
     worker.profile.enable()
@@ -191,6 +191,7 @@ def experiment_worker_exit(server, worker):
 
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
+    "gthread": (SERVICE_APP, 'worker_class = "gthread"', {}),  # Gunicorn's own worker
     "no-inline": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "0"}),
     "inline-4k": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "4096"}),  # batches go to threads
     "no-recording": (SERVICE_APP, "", {"RECORD_PREDICTIONS": "0"}),

@@ -77,6 +77,20 @@ def wait_for_200(
     return None
 
 
+def wait_for_workers_started(url: str, count: int, timeout: float = 60) -> None:
+    """Until ``count`` workers of the server at ``url`` have loaded their models (their
+    start-up counter on /metrics); a worker still booting does things of its own (it
+    re-creates the metrics folder, for one), so a test of a running server waits for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = requests.get(url + "/metrics", timeout=10).text
+        started = re.search(r"^sentiment_worker_starts_total (\S+)$", text, re.M)
+        if started and float(started[1]) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{count} workers not started in {timeout} s")
+
+
 def stop_web(process: subprocess.Popen, timeout: float = 30) -> int | None:
     """SIGTERM to the whole process group, as Heroku stops a dyno; its exit code, or
     None if it was still running after ``timeout`` and had to be killed."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from deploy.dyno import wait_for_workers_started
 
 pytestmark = pytest.mark.slow
 
@@ -29,26 +30,13 @@ def log_lines(server) -> list[dict]:
     return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
 
 
-def wait_for_workers_started(server, count: int, timeout: float = 60) -> None:
-    """Until ``count`` workers have loaded their models (a worker still booting would
-    re-create the folder itself, before the scrape this test makes notices it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = requests.get(server.url + "/metrics", timeout=10).text
-        started = re.search(r"^sentiment_worker_starts_total (\S+)$", text, re.M)
-        if started and float(started[1]) >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{count} workers not started in {timeout} s")
-
-
 def test_deleting_the_metrics_folder_neither_stops_serving_nor_worker_replacement(
     start_server, tmp_path
 ):
     folder = tmp_path / "metrics"
     server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
     server.wait_ready("/ready")
-    wait_for_workers_started(server, 2)
+    wait_for_workers_started(server.url, 2)
     assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
 
     # A scrape that finds the folder gone re-creates it and answers 503, once.

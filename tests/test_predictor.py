@@ -99,10 +99,13 @@ def _edit_json(path, change):
         ),
     ],
 )
-def test_damaged_artifact_names_the_file_and_problem(artifact, damage, file_name, problem):
+@pytest.mark.parametrize("load", [load_model_bundle, Predictor.load], ids=["keras", "served"])
+def test_damaged_artifact_names_the_file_and_problem(artifact, damage, file_name, problem, load):
+    """Both ways in: the Keras model loaded, and the server's, which (the ``app`` fixture
+    having exported this model file already) compiles the cached OpenVINO export."""
     damage(artifact)
     with pytest.raises(ModelBundleError) as raised:
-        load_model_bundle(artifact)
+        load(artifact)
     message = str(raised.value)
     assert str(artifact / file_name) in message
     assert problem in message

@@ -44,8 +44,8 @@ class ModelBundle:
     """One model version as shipped: the Keras model, its encoder and its metadata."""
 
     directory: Path
-    # keras.Model, typed loosely so that this module does not import Keras; None once
-    # the OpenVINO backend has compiled it.
+    # keras.Model, typed loosely so that this module does not import Keras; None on the
+    # OpenVINO backend, which serves the exported graph (see ``_openvino_ir``).
     model: Any
     encoder: TextEncoder
     metadata: dict[str, Any]
@@ -81,11 +81,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_model_bundle(directory: Path) -> ModelBundle:
-    """Read and cross-check one artifact folder; raise ``ModelBundleError`` naming the
-    file and the problem when anything is missing, corrupt or inconsistent."""
-    import keras  # deferred: see the module docstring
-
+def read_model_folder(directory: Path) -> ModelBundle:
+    """Read and cross-check a version folder's metadata and encoder, and find its model
+    file (not loaded: ``model`` is None). Raises ``ModelBundleError`` naming the file and
+    the problem."""
     directory = Path(directory)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
@@ -97,32 +96,47 @@ def load_model_bundle(directory: Path) -> ModelBundle:
         raise ModelBundleError(
             f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"
         ) from None
+    if not (directory / MODEL_FILE).is_file():
+        raise ModelBundleError(f"{directory / MODEL_FILE}: file not found")
+    return ModelBundle(directory=directory, model=None, encoder=encoder, metadata=metadata)
 
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelBundleError(f"{model_path}: file not found")
+
+def _check_model_shape(
+    bundle: ModelBundle, inputs: int, outputs: int, input_length: Any, output_size: Any
+) -> None:
+    """The model takes one row of the encoder's length and gives one probability per class."""
+    model_path = bundle.directory / MODEL_FILE
+    if inputs != 1 or outputs != 1:
+        raise ModelBundleError(f"{model_path}: expected one input and one output")
+    if output_size != len(bundle.classes):
+        raise ModelBundleError(
+            f"{bundle.directory / METADATA_FILE}: lists {len(bundle.classes)} classes "
+            f"but the model outputs {output_size}"
+        )
+    if input_length != bundle.encoder.sequence_length:
+        raise ModelBundleError(
+            f"{bundle.directory / PREPROCESSING_FILE}: sequence_length "
+            f"{bundle.encoder.sequence_length} but the model takes {input_length}"
+        )
+
+
+def load_model_bundle(directory: Path) -> ModelBundle:
+    """Read and cross-check one artifact folder with its Keras model loaded; raise
+    ``ModelBundleError`` naming the file and the problem when anything is missing, corrupt
+    or inconsistent."""
+    import keras  # deferred: see the module docstring
+
+    bundle = read_model_folder(directory)
+    model_path = bundle.directory / MODEL_FILE
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many types for a damaged archive
         raise ModelBundleError(
             f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
         ) from None
-
     inputs, outputs = model.inputs, model.outputs
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelBundleError(f"{model_path}: expected one input and one output")
-    input_length, output_size = inputs[0].shape[-1], outputs[0].shape[-1]
-    if output_size != len(metadata["classes"]):
-        raise ModelBundleError(
-            f"{directory / METADATA_FILE}: lists {len(metadata['classes'])} classes "
-            f"but the model outputs {output_size}"
-        )
-    if input_length != encoder.sequence_length:
-        raise ModelBundleError(
-            f"{directory / PREPROCESSING_FILE}: sequence_length {encoder.sequence_length} "
-            f"but the model takes {input_length}"
-        )
-    return ModelBundle(directory=directory, model=model, encoder=encoder, metadata=metadata)
+    _check_model_shape(bundle, len(inputs), len(outputs), inputs[0].shape[-1], outputs[0].shape[-1])
+    return dataclasses.replace(bundle, model=model)
 
 
 KNOWN_ANSWERS_KEY = "known_answers"
@@ -191,21 +205,26 @@ def _select_backend(backend: str, threads: int) -> None:
             log.warning("TensorFlow was already initialised; its thread settings stay")
 
 
-def _export_openvino(model: Any, model_path: Path) -> Path:
+def _openvino_ir(bundle: ModelBundle) -> Path:
     """The Keras model's forward pass as OpenVINO IR, exported once per model file.
 
     Every worker compiles from the same files, so the weights OpenVINO maps from the .bin
     file are shared between workers instead of private to each (7 MB a worker). The
-    folder is keyed by the model file and the library versions, and appears atomically:
-    a worker that loses the race to create it uses the winner's files.
+    folder is keyed by the model file's bytes and the library versions, and appears
+    atomically: a worker that loses the race to create it uses the winner's files. Once
+    it exists, the Keras model is not loaded at all (0.12 s and a transient copy of the
+    weights less per version and worker; a damaged model file has other bytes, so it
+    is still loaded, and refused, by Keras).
     """
     import keras
     import openvino as ov
 
+    model_path = bundle.directory / MODEL_FILE
     key = hashlib.sha256(model_path.read_bytes())
     key.update(f"{keras.__version__} {ov.__version__}".encode())
     target = Path(tempfile.gettempdir()) / f"sentiment-openvino-{key.hexdigest()[:16]}"
     if not (target / "model.xml").is_file():
+        model = load_model_bundle(bundle.directory).model
         staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
         model.export(str(staging / "model.xml"), format="openvino", verbose=False)
         try:
@@ -215,7 +234,9 @@ def _export_openvino(model: Any, model_path: Path) -> Path:
     return target / "model.xml"
 
 
-def _openvino_infer(ir_path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+def _openvino_infer(
+    bundle: ModelBundle, ir_path: Path, threads: int
+) -> Callable[[np.ndarray], np.ndarray]:
     """Compile the Keras model's forward pass with explicit CPU settings.
 
     Keras' own OpenVINO predict path compiles with the CPU defaults (a thread per core,
@@ -239,6 +260,13 @@ def _openvino_infer(ir_path: Path, threads: int) -> Callable[[np.ndarray], np.nd
     # Both compile from one read of the IR (each compilation takes its own copy of the
     # graph), which measured 2 MB a worker less than reading it twice.
     model = core.read_model(ir_path)
+    _check_model_shape(
+        bundle,
+        len(model.inputs),
+        len(model.outputs),
+        model.input().get_partial_shape()[-1].get_length(),
+        model.output().get_partial_shape()[-1].get_length(),
+    )
     batches = core.compile_model(model, "CPU", config).create_infer_request()
     model.reshape([1, model.input().get_partial_shape()[1]])
     single = core.compile_model(model, "CPU", config).create_infer_request()
@@ -306,13 +334,11 @@ class Predictor:
         started = time.perf_counter()
         model_dir = Path(model_dir)
         _select_backend(backend, inference_threads)
-        bundle = load_model_bundle(model_dir)
         if backend == "openvino":
-            ir_path = _export_openvino(bundle.model, model_dir / MODEL_FILE)
-            infer = _openvino_infer(ir_path, inference_threads)
-            # The compiled graph holds its own weights: drop Keras' copy (~8 MB).
-            bundle = dataclasses.replace(bundle, model=None)
+            bundle = read_model_folder(model_dir)
+            infer = _openvino_infer(bundle, _openvino_ir(bundle), inference_threads)
         else:
+            bundle = load_model_bundle(model_dir)
             # A compiled function per call; model.predict costs ~33 ms a call.
             infer = bundle.model.predict_on_batch
         # Warm up: the first calls allocate and (on TensorFlow) trace.
