@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -126,11 +127,19 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-recording-"))
     database = os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'predictions.sqlite3'}"
-    if args.prefill:
-        prefill(database, args.prefill)
-    if args.in_process:
-        in_process(database, args.in_process, args.batch, args.rate)
-        return
+    try:
+        if args.prefill:
+            prefill(database, args.prefill)
+        if args.in_process:
+            in_process(database, args.in_process, args.batch, args.rate)
+        else:
+            compare(work, database, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the SQLite file: 100 MB with a prefill
+
+
+def compare(work: Path, database: str, args: argparse.Namespace) -> None:
+    """The two servers in alternating rounds (the module docstring)."""
     bench = Bench(work, quick=False)
     loads = [Load("ab", 32, args.requests), Load("wrk", 32, args.seconds)]
     tail = Load("ab", 16, args.requests // 2)
