@@ -42,6 +42,9 @@ def prefill(database_url: str, count: int) -> None:
                 for _ in range(min(10_000, count - start))
             ]
         )
+    if store.dialect == "sqlite":  # else the server's writer would copy the WAL back
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
 
 
