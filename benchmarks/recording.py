@@ -63,7 +63,7 @@ def answers(count: int) -> list[tuple[str, str, list[str], list[float], float]]:
 def in_process(database_url: str, records: int, batch: int, rate: float) -> None:
     """µs of CPU per record: the request's part, the writer's, and the writer's steps."""
     from app.feedback.recorder import PredictionRecorder, to_records
-    from app.feedback.store import POSTGRESQL_COPY, SQLITE_INSERT
+    from app.feedback.store import POSTGRESQL_COPY, sqlite_insert
 
     store = PredictionStore.from_url(engine_url(database_url, Path()))
     store.ensure_schema()
@@ -103,7 +103,7 @@ def in_process(database_url: str, records: int, batch: int, rate: float) -> None
                         copy.write_row(row)
             else:
                 driver.execute("BEGIN IMMEDIATE")
-                driver.executemany(SQLITE_INSERT, rows)
+                sqlite_insert(driver.cursor(), rows)
             inserted = time.thread_time()
             driver.commit()
             steps["insert"].append(inserted - clock)

@@ -8,6 +8,8 @@ position it answers, which version answered, its label and score, and when.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import operator
 from collections.abc import Iterable, Sequence
@@ -120,13 +122,32 @@ class PredictionRecord(NamedTuple):
 RECORD_COLUMNS = PredictionRecord._fields
 _RECORD_KEY = operator.itemgetter(0, 1)  # request_id, item
 _COLUMN_LIST = ", ".join(RECORD_COLUMNS)
-# The writer's statements, prepared once by the driver (sqlite3's statement cache,
-# psycopg's prepared statements) and run on its cursor: a batch costs the driver's work
-# per row, not SQLAlchemy's compilation and parameter processing.
-SQLITE_INSERT = (
-    f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (request_id, item) DO NOTHING"
-)
+# The writer's statements, run on the driver's cursor: a batch costs the driver's work per
+# row, not SQLAlchemy's compilation and parameter processing.
+# SQLite: many rows a statement. sqlite3's executemany lets go of the GIL around each row's
+# step, and each row then waits for it to come back from the busy request threads (up to
+# the 5 ms switch interval). Measured against a thread running Python non-stop: 200 rows
+# a second at 70-100 µs of CPU each, against 2,000 a second at 28 µs with 200 rows a
+# statement (alone: 16 and 19 µs).
+SQLITE_ROWS_PER_INSERT = 200  # 1,200 parameters (SQLite allows 32,766)
+
+
+@functools.lru_cache(maxsize=SQLITE_ROWS_PER_INSERT)
+def _sqlite_insert(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES {values} "
+        "ON CONFLICT (request_id, item) DO NOTHING"
+    )
+
+
+def sqlite_insert(cursor: Any, rows: Sequence[PredictionRecord]) -> None:
+    """Insert ``rows`` on a sqlite3 cursor, in order, SQLITE_ROWS_PER_INSERT a statement."""
+    for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
+        cursor.execute(_sqlite_insert(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+
+
 POSTGRESQL_INSERT = (
     f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (request_id, item) DO NOTHING"
@@ -283,7 +304,7 @@ class PredictionStore:
                 rows = sorted(records, key=_RECORD_KEY)
                 with self.writer.begin() as connection:
                     cursor = connection.connection.cursor()
-                    cursor.executemany(SQLITE_INSERT, rows)
+                    sqlite_insert(cursor, rows)
                     cursor.close()
         except (SQLAlchemyError, self._driver_error) as error:
             raise StoreUnavailable(error.__class__.__name__) from error
