@@ -1,0 +1,45 @@
+"""Export one model folder's ``model.keras`` to OpenVINO IR, in a process of its own.
+
+A serving worker on the OpenVINO backend needs OpenVINO and NumPy, not Keras: importing
+Keras (with the SciPy, h5py and optree it brings) costs a worker ~100 MB that it would
+carry for its whole life. So the worker runs this module as a short-lived child when the
+IR is not exported yet (``Predictor.load``); the child loads the Keras model, applies
+every check ``load_model_bundle`` makes, writes the IR and exits, and its memory goes
+with it.
+
+``python -m app.serving.openvino_export MODEL_DIR TARGET_DIR``: exit 0 with the IR in
+TARGET_DIR; exit 2 with the ``ModelBundleError`` message as the last line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from app.serving.predictor import ModelBundleError, load_model_bundle
+
+BAD_BUNDLE_EXIT = 2
+
+
+def export(model_dir: Path, target_dir: Path) -> None:
+    """Check the folder as ``load_model_bundle`` does and write ``target_dir/model.xml``."""
+    bundle = load_model_bundle(model_dir)
+    bundle.model.export(str(target_dir / "model.xml"), format="openvino", verbose=False)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m app.serving.openvino_export MODEL_DIR TARGET_DIR", file=sys.stderr)
+        return 1
+    os.environ["KERAS_BACKEND"] = "openvino"  # before Keras is imported
+    try:
+        export(Path(argv[0]), Path(argv[1]))
+    except ModelBundleError as error:
+        print(error, file=sys.stderr)
+        return BAD_BUNDLE_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
