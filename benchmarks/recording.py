@@ -1,68 +1,189 @@
 """Issue 19's budget in one run: single-review throughput with prediction recording on
-against off (``ab -k -c 32``, rounds alternating between the two servers), and p99 at
-c=16 with recording on. ``python -m benchmarks.recording [--rounds N]``.
+against off, with ``ab -k -c 32`` (one body) and ``wrk -c 32`` (rotating texts), rounds
+alternating between the two servers, the server CPU per request of each, and p99 at c=16
+with recording on. ``python -m benchmarks.recording [--rounds N]``.
 
 Both servers are the Procfile's command with two workers; the one that records writes to
 a fresh SQLite file (the default store, empty as on a first deploy) unless ``DATABASE_URL``
-is set.
+is set; ``--prefill N`` first puts N records in it (the cost of an insert grows with the
+table).
+
+``--in-process`` measures the CPU of one record instead, without servers or load: the
+request's part (``submit``), the writer thread's whole part, and the writer's steps one by
+one (building the rows, the insert, the commit), into the same database.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shutil
 import statistics
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
-from benchmarks.bench import SERVICE_APP, SINGLE, Bench, Load, Server
+from app.feedback.store import PredictionRecord, PredictionStore, engine_url
+from benchmarks.bench import SERVICE_APP, Bench, Load, Server
+
+ON, OFF = "recording on", "recording off"
+
+
+def prefill(database_url: str, count: int) -> None:
+    """``count`` records with random request ids (as Heroku's router makes them)."""
+    store = PredictionStore.from_url(engine_url(database_url, Path()))
+    now = time.time()
+    for start in range(0, count, 10_000):
+        store.record(
+            [
+                PredictionRecord(uuid.uuid4().hex, 0, "1", "positive", 0.9, now)
+                for _ in range(min(10_000, count - start))
+            ]
+        )
+    if store.dialect == "sqlite":  # else the server's writer would copy the WAL back
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+
+
+def thread_cpu(thread: threading.Thread) -> float:
+    """CPU seconds ``thread`` has used so far (Linux)."""
+    assert thread.ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def answers(count: int) -> list[tuple[str, str, list[str], list[float], float]]:
+    """``count`` single-review answers as ``/classify`` submits them."""
+    now = time.time()
+    return [(uuid.uuid4().hex, "1", ["positive"], [0.93], now) for _ in range(count)]
+
+
+def in_process(database_url: str, records: int, batch: int, rate: float) -> None:
+    """µs of CPU per record: the request's part, the writer's, and the writer's steps."""
+    from app.feedback.recorder import PredictionRecorder, to_records
+    from app.feedback.store import POSTGRESQL_COPY, sqlite_insert
+
+    store = PredictionStore.from_url(engine_url(database_url, Path()))
+    store.ensure_schema()
+    dropped: list[int] = []
+    recorder = PredictionRecorder(store, lambda _reason, count: dropped.append(count),
+                                  max_pending=records + 1)  # fmt: skip
+    queued = answers(records)
+    writer_before = thread_cpu(recorder._thread)
+    spent = 0.0
+    begun = time.monotonic()
+    # At ``rate`` answers a second, in bursts of 10 ms: the writer's batches are the size
+    # a worker that busy makes.
+    burst = max(1, int(rate / 100))
+    for start in range(0, records, burst):
+        clock = time.thread_time()
+        for request_id, version, labels, scores, _at in queued[start : start + burst]:
+            recorder.submit(request_id, version, labels, scores)
+        spent += time.thread_time() - clock
+        time.sleep(max(0.0, begun + (start + burst) / rate - time.monotonic()))
+    submit_us = spent / records * 1e6
+    assert recorder.flush(timeout=600)
+    writer_us = (thread_cpu(recorder._thread) - writer_before) / records * 1e6
+    recorder.stop()
+    steps: dict[str, list[float]] = {"rows": [], "insert": [], "commit": []}
+    for _ in range(max(1, records // batch // 2)):
+        queued = answers(batch)
+        clock = time.thread_time()
+        rows, _markers = to_records(queued)
+        built = time.thread_time()
+        steps["rows"].append(built - clock)
+        with store.engine.connect() as connection:
+            driver = connection.connection.dbapi_connection
+            clock = time.thread_time()
+            if store.dialect == "postgresql":
+                with driver.cursor() as cursor, cursor.copy(POSTGRESQL_COPY) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                driver.execute("BEGIN IMMEDIATE")
+                sqlite_insert(driver.cursor(), rows)
+            inserted = time.thread_time()
+            driver.commit()
+            steps["insert"].append(inserted - clock)
+            steps["commit"].append(time.thread_time() - inserted)
+    store.close()
+    per_record = {step: statistics.median(times) / batch * 1e6 for step, times in steps.items()}
+    print(f"{database_url.split(':')[0]}, {records} records at {rate:g}/s after the prefill, "
+          f"{len(dropped)} drops; CPU µs per record:")  # fmt: skip
+    print(f"  request path (submit): {submit_us:.2f}")
+    print(f"  writer thread, all of it: {writer_us:.1f}")
+    print(f"  writer's steps, batches of {batch}: rows {per_record['rows']:.2f}, insert "
+          f"{per_record['insert']:.1f}, commit {per_record['commit']:.2f}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=8000)
+    parser.add_argument("--requests", type=int, default=8000, help="per ab run")
+    parser.add_argument("--seconds", type=float, default=4, help="per wrk run")
+    parser.add_argument("--prefill", type=int, default=0)
+    parser.add_argument("--in-process", type=int, metavar="RECORDS", default=0)
+    parser.add_argument("--batch", type=int, default=500, help="rows a write (--in-process)")
+    parser.add_argument("--rate", type=float, default=1000, help="answers/s (--in-process)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-recording-"))
-    bench = Bench(work, quick=False)
-    (work / "single.json").write_text(json.dumps(SINGLE))
-    servers = []
+    database = os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'predictions.sqlite3'}"
     try:
-        database = os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'predictions.sqlite3'}"
-        servers.append(Server("recording on", SERVICE_APP, {"DATABASE_URL": database}, None))
-        servers.append(Server("recording off", SERVICE_APP, {"RECORD_PREDICTIONS": "0"}, None))
+        if args.prefill:
+            prefill(database, args.prefill)
+        if args.in_process:
+            in_process(database, args.in_process, args.batch, args.rate)
+        else:
+            compare(work, database, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the SQLite file: 100 MB with a prefill
+
+
+def compare(work: Path, database: str, args: argparse.Namespace) -> None:
+    """The two servers in alternating rounds (the module docstring)."""
+    bench = Bench(work, quick=False)
+    loads = [Load("ab", 32, args.requests), Load("wrk", 32, args.seconds)]
+    tail = Load("ab", 16, args.requests // 2)
+    servers: list[Server] = []
+    try:
+        servers.append(Server(ON, SERVICE_APP, {"DATABASE_URL": database}, None))
+        servers.append(Server(OFF, SERVICE_APP, {"RECORD_PREDICTIONS": "0"}, None))
         for server in servers:  # warm-up
             bench.run(server, Load("ab", 16, 2000))
-        rps: dict[str, list[float]] = {server.name: [] for server in servers}
+        rps: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         p99: dict[str, list[float]] = {server.name: [] for server in servers}
-        cpu: dict[str, list[float]] = {server.name: [] for server in servers}
         failed = 0
         for number in range(args.rounds):
             # Who goes first alternates too: a slow spell then hits both sides alike.
             ordered = servers if number % 2 == 0 else servers[::-1]
+            for load in loads:
+                for server in ordered:
+                    result = bench.run(server, load)
+                    rps.setdefault((load.tool, server.name), []).append(result.rps)
+                    cpu.setdefault((load.tool, server.name), []).append(result.cpu_us)
+                    failed += result.failed + result.non_2xx
             for server in ordered:
-                result = bench.run(server, Load("ab", 32, args.requests))
-                rps[server.name].append(result.rps)
-                cpu[server.name].append(result.cpu_us)
-                failed += result.failed + result.non_2xx
-            for server in ordered:
-                result = bench.run(server, Load("ab", 16, args.requests // 2))
+                result = bench.run(server, tail)
                 p99[server.name].append(result.p99_ms)
                 failed += result.failed + result.non_2xx
-        on, off = (statistics.median(rps[s.name]) for s in servers)
-        ratios = [a / b for a, b in zip(rps["recording on"], rps["recording off"], strict=True)]
-        print(f"ab -k -c 32 -n {args.requests}, {args.rounds} alternating rounds")
-        for server in servers:
-            print(f"  {server.name}: {rps[server.name]} req/s, p99 c=16 {p99[server.name]} ms")
-        print(f"median req/s: on {on:.0f}, off {off:.0f}, ratio {on / off:.3f}")
-        print(f"per-round ratios: {[round(r, 3) for r in ratios]}, "
-              f"median {statistics.median(ratios):.3f}")  # fmt: skip
-        cpu_on, cpu_off = (statistics.median(cpu[s.name]) for s in servers)
-        print(f"server CPU per request (median): on {cpu_on:.0f} µs, off {cpu_off:.0f} µs, "
-              f"ratio {cpu_on / cpu_off:.3f}")  # fmt: skip
-        print(f"p99 at c=16 (median): on {statistics.median(p99['recording on']):.1f} ms, "
-              f"off {statistics.median(p99['recording off']):.1f} ms")  # fmt: skip
+        print(f"{args.rounds} alternating rounds: ab -k -c 32 -n {args.requests} (one body), "
+              f"wrk -c 32 -d {args.seconds:g}s (rotating texts); database {database.split(':')[0]}"
+              f", prefilled {args.prefill}")  # fmt: skip
+        for load in loads:
+            on, off = rps[(load.tool, ON)], rps[(load.tool, OFF)]
+            ratios = [a / b for a, b in zip(on, off, strict=True)]
+            cpu_on, cpu_off = (statistics.median(cpu[(load.tool, s)]) for s in (ON, OFF))
+            print(f"{load.tool}: req/s on {[round(r) for r in on]}, off {[round(r) for r in off]}")
+            print(f"  per-round ratios {[round(r, 3) for r in ratios]}, "
+                  f"median {statistics.median(ratios):.3f}; ratio of medians "
+                  f"{statistics.median(on) / statistics.median(off):.3f}")  # fmt: skip
+            print(f"  server CPU per request (median): on {cpu_on:.0f} µs, off {cpu_off:.0f} µs"
+                  f", +{cpu_on - cpu_off:.0f} µs")  # fmt: skip
+        print(f"p99 at c=16, ab (median): on {statistics.median(p99[ON]):.1f} ms, "
+              f"off {statistics.median(p99[OFF]):.1f} ms")  # fmt: skip
         print(f"failed or non-2xx: {failed}")
     finally:
         for server in servers:

@@ -3,11 +3,13 @@ the bandit, retention and the metrics, against SQLite and a real PostgreSQL serv
 
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import sqlite3
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -449,6 +451,69 @@ def test_store_keeps_the_first_answer_for_a_repeated_request_id(database_url, di
     store.record([PredictionRecord("repeated-id-00000000000", 0, "2", "negative", 0.8, now)])
     [result] = store.give_feedback([FeedbackItem("repeated-id-00000000000", 0, "positive")], now)
     assert (result.version, result.predicted, result.correct) == ("1", "positive", True)
+
+
+def test_a_batch_with_repeated_request_ids_keeps_its_new_records(database_url, direct_store):
+    """PostgreSQL's COPY fails on a repeat: the batch goes in again row by row, so the
+    new records of the batch are kept along with the first answer of each repeat."""
+    store = direct_store(database_url)
+    now = time.time()
+    store.record([PredictionRecord("repeated-id-00000000000", 0, "1", "positive", 0.9, now)])
+    store.record(
+        [
+            PredictionRecord("new-id-0000000000000000", 0, "2", "negative", 0.7, now),
+            PredictionRecord("repeated-id-00000000000", 0, "2", "negative", 0.8, now),
+            PredictionRecord("new-id-0000000000000000", 0, "1", "positive", 0.6, now),
+            PredictionRecord("new-id-0000000000000000", 1, "2", "positive", 0.6, now),
+        ]
+    )
+    summary = store.summary(time.time(), quality.CONFIDENCE_BUCKETS)
+    assert summary.predictions == {"1": 1, "2": 2}
+    given = store.give_feedback(
+        [
+            FeedbackItem("repeated-id-00000000000", 0, "positive"),
+            FeedbackItem("new-id-0000000000000000", 0, "negative"),
+            FeedbackItem("new-id-0000000000000000", 1, "positive"),
+        ],
+        now,
+    )
+    assert [(r.version, r.predicted) for r in given] == [
+        ("1", "positive"), ("2", "negative"), ("2", "positive"),
+    ]  # fmt: skip
+
+
+def test_summary_counts_the_last_hour_and_day_and_buckets_scores(database_url, direct_store):
+    """The store's summary against the same counts made in Python, over records of the
+    last hour, of the last day and older."""
+    store = direct_store(database_url)
+    now = time.time()
+    rng = random.Random(19)
+    ages = [60, 1800, 3 * 3600, 20 * 3600, 3 * 86400]  # seconds before now
+    records = [
+        PredictionRecord(f"summary-{n:016d}", 0, rng.choice("12"),
+                         rng.choice(["positive", "negative", "neutral"]),
+                         rng.choice([0.35, 0.4, 0.45, 0.55, 0.8, 0.93, 0.97, 0.995]),
+                         now - rng.choice(ages))
+        for n in range(300)
+    ]  # fmt: skip
+    store.record(records)
+    summary = store.summary(now, quality.CONFIDENCE_BUCKETS)
+    for version in "12":
+        mine = [r for r in records if r.version == version]
+        day = [r for r in mine if r.created_at >= now - 86400]
+        hour = [r for r in day if r.created_at >= now - 3600]
+        assert summary.predictions[version] == len(mine)
+        assert summary.last_day[version] == dict(Counter(r.label for r in day))
+        assert {k: v for k, v in summary.last_hour[version].items() if v} == dict(
+            Counter(r.label for r in hour)
+        )
+        histogram = [0] * (len(quality.CONFIDENCE_BUCKETS) + 1)
+        for r in day:
+            histogram[bisect.bisect_left(quality.CONFIDENCE_BUCKETS, r.score)] += 1
+        assert summary.confidence[version] == histogram
+    gauges_only = store.summary(now, quality.CONFIDENCE_BUCKETS, totals=False)
+    assert gauges_only.predictions == {}
+    assert gauges_only.confidence == summary.confidence
 
 
 def test_readme_feedback_section(make_app):

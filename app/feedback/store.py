@@ -8,11 +8,14 @@ position it answers, which version answered, its label and score, and when.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -47,6 +50,7 @@ CONNECT_TIMEOUT_S = 3
 # worker answering /feedback or /monitoring. README: workers × this ≤ the plan's limit.
 POOL_SIZE = 3
 DELETE_CHUNK = 5000
+WAL_CHECKPOINT_PAGES = 10_000  # SQLite: pages of 4 kB
 WRITES = "prediction_store_writes"  # execution option: a transaction that will write
 
 metadata = MetaData()
@@ -103,9 +107,9 @@ class ConflictingFeedback(Exception):
     """The prediction already has a different true label."""
 
 
-@dataclass(frozen=True)
-class PredictionRecord:
-    """One answered text, as recorded (no text)."""
+class PredictionRecord(NamedTuple):
+    """One answered text, as recorded (no text). A tuple in the order of
+    ``RECORD_COLUMNS``: the writer hands it to the driver as it is."""
 
     request_id: str
     item: int
@@ -113,6 +117,42 @@ class PredictionRecord:
     label: str
     score: float
     created_at: float
+
+
+RECORD_COLUMNS = PredictionRecord._fields
+_RECORD_KEY = operator.itemgetter(0, 1)  # request_id, item
+_COLUMN_LIST = ", ".join(RECORD_COLUMNS)
+# The writer's statements, run on the driver's cursor: a batch costs the driver's work per
+# row, not SQLAlchemy's compilation and parameter processing.
+# SQLite: many rows a statement. sqlite3's executemany lets go of the GIL around each row's
+# step, and each row then waits for it to come back from the busy request threads (up to
+# the 5 ms switch interval). Measured against a thread running Python non-stop: 200 rows
+# a second at 70-100 µs of CPU each, against 2,000 a second at 28 µs with 200 rows a
+# statement (alone: 16 and 19 µs).
+SQLITE_ROWS_PER_INSERT = 200  # 1,200 parameters (SQLite allows 32,766)
+
+
+@functools.lru_cache(maxsize=SQLITE_ROWS_PER_INSERT)
+def _sqlite_insert(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES {values} "
+        "ON CONFLICT (request_id, item) DO NOTHING"
+    )
+
+
+def sqlite_insert(cursor: Any, rows: Sequence[PredictionRecord]) -> None:
+    """Insert ``rows`` on a sqlite3 cursor, in order, SQLITE_ROWS_PER_INSERT a statement."""
+    for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + SQLITE_ROWS_PER_INSERT]
+        cursor.execute(_sqlite_insert(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+
+
+POSTGRESQL_INSERT = (
+    f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (request_id, item) DO NOTHING"
+)
+POSTGRESQL_COPY = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
 
 
 @dataclass(frozen=True)
@@ -171,6 +211,11 @@ def make_engine(url: str) -> Engine:
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint every 40 MB of WAL rather than 4 MB: the request id's index is
+            # random, so a write dirties about a page per record, and a longer WAL copies
+            # each page back to the database file once for many writes (-30% of the
+            # writer's CPU with 200,000 records).
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -214,6 +259,8 @@ class PredictionStore:
         self.engine = engine
         self.writer = engine.execution_options(**{WRITES: True})
         self.dialect = engine.dialect.name
+        # What the driver raises when the writer uses its cursor directly.
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._schema_ready = False
 
     @classmethod
@@ -239,29 +286,51 @@ class PredictionStore:
 
     def record(self, records: Sequence[PredictionRecord]) -> None:
         """Insert predictions in one transaction; a (request id, position) already
-        recorded (a client that resends its X-Request-ID) keeps its first answer."""
+        recorded (a client that resends its X-Request-ID) keeps its first answer.
+
+        On PostgreSQL the batch goes in by ``COPY`` (a few µs of client CPU a row, against
+        ~10 for a prepared INSERT); a batch that repeats a recorded request id fails the
+        COPY's unique index and is inserted again row by row, skipping the repeats."""
         if not records:
             return
         self.ensure_schema()
-        rows = [
-            {
-                "request_id": r.request_id,
-                "item": r.item,
-                "version": r.version,
-                "label": r.label,
-                "score": r.score,
-                "created_at": r.created_at,
-            }
-            for r in records
-        ]
-        statement = _insert(self.dialect, predictions).on_conflict_do_nothing(
-            index_elements=["request_id", "item"]
-        )
         try:
-            with self.writer.begin() as connection:
-                connection.execute(statement, rows)
-        except SQLAlchemyError as error:
+            if self.dialect == "postgresql":
+                self._record_postgresql(records)
+            else:
+                # In request-id order, the inserts walk the id's index from one end to
+                # the other instead of jumping around it: -15% CPU a record. (A stable
+                # sort on the key alone: of two answers with one id, the first is kept.)
+                rows = sorted(records, key=_RECORD_KEY)
+                with self.writer.begin() as connection:
+                    cursor = connection.connection.cursor()
+                    sqlite_insert(cursor, rows)
+                    cursor.close()
+        except (SQLAlchemyError, self._driver_error) as error:
             raise StoreUnavailable(error.__class__.__name__) from error
+
+    def _record_postgresql(self, records: Sequence[PredictionRecord]) -> None:
+        from psycopg.errors import UniqueViolation
+
+        with self.engine.connect() as connection:
+            driver = connection.connection.dbapi_connection
+            try:
+                try:
+                    with driver.cursor() as cursor, cursor.copy(POSTGRESQL_COPY) as copy:
+                        for record in records:
+                            copy.write_row(record)
+                    driver.commit()
+                    return
+                except UniqueViolation:
+                    driver.rollback()
+                with driver.cursor() as cursor:
+                    cursor.executemany(POSTGRESQL_INSERT, records)
+                driver.commit()
+            except self._driver_error:
+                # SQLAlchemy did not see this error: close the connection rather than
+                # hand a broken one back to the pool.
+                connection.invalidate()
+                raise
 
     def give_feedback(self, items: Sequence[FeedbackItem], now: float) -> list[FeedbackResult]:
         """Store true labels, all or none: ``UnknownPrediction`` or ``ConflictingFeedback``
@@ -362,8 +431,9 @@ class PredictionStore:
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
 
-    def summary(self, now: float, buckets: Sequence[float]) -> StoreSummary:
-        """Everything ``GET /monitoring`` reports, in a few grouped queries."""
+    def summary(self, now: float, buckets: Sequence[float], totals: bool = True) -> StoreSummary:
+        """Everything ``GET /monitoring`` reports, in a few grouped queries; without
+        ``totals`` (the gauges need none), no count over the whole table."""
         self.ensure_schema()
         c = predictions.c
         hour, day = now - 3600, now - 86400
@@ -374,43 +444,48 @@ class PredictionStore:
         )
         try:
             with self.engine.connect() as connection:
-                totals = connection.execute(
-                    select(c.version, func.count(), func.count(c.true_label)).group_by(c.version)
-                ).all()
+                counts = (
+                    connection.execute(
+                        select(c.version, func.count(), func.count(c.true_label)).group_by(
+                            c.version
+                        )
+                    ).all()
+                    if totals
+                    else []
+                )
                 confusion = connection.execute(
                     select(c.version, c.label, c.true_label, func.count())
                     .where(c.true_label.is_not(None))
                     .group_by(c.version, c.label, c.true_label)
                 ).all()
-                mix = connection.execute(
+                # The last day's label mix and confidence histogram in one pass (one
+                # group per version, label and bucket: a few dozen rows).
+                last_day = connection.execute(
                     select(
                         c.version,
                         c.label,
+                        bucket,
                         func.sum(case((c.created_at >= hour, 1), else_=0)),
                         func.count(),
                     )
                     .where(c.created_at >= day)
-                    .group_by(c.version, c.label)
-                ).all()
-                histogram = connection.execute(
-                    select(c.version, bucket, func.count())
-                    .where(c.created_at >= day)
-                    .group_by(c.version, bucket)
+                    .group_by(c.version, c.label, bucket)
                 ).all()
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
         summary = StoreSummary()
-        for version, count, with_feedback in totals:
+        for version, count, with_feedback in counts:
             summary.predictions[version] = count
             summary.feedback[version] = with_feedback
         for version, label, true_label, count in confusion:
             summary.confusion.setdefault(version, {})[(label, true_label)] = count
-        for version, label, last_hour, last_day in mix:
-            summary.last_hour.setdefault(version, {})[label] = int(last_hour or 0)
-            summary.last_day.setdefault(version, {})[label] = last_day
-        for version, index, count in histogram:
-            counts = summary.confidence.setdefault(version, [0] * (len(buckets) + 1))
-            counts[int(index)] = count
+        for version, label, index, in_hour, in_day in last_day:
+            hour_mix = summary.last_hour.setdefault(version, {})
+            hour_mix[label] = hour_mix.get(label, 0) + int(in_hour or 0)
+            day_mix = summary.last_day.setdefault(version, {})
+            day_mix[label] = day_mix.get(label, 0) + in_day
+            histogram = summary.confidence.setdefault(version, [0] * (len(buckets) + 1))
+            histogram[int(index)] += in_day
         return summary
 
     def scan_for(self, texts: Iterable[str]) -> list[str]:
