@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sklearn.metrics import f1_score
 
 from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
@@ -192,7 +191,8 @@ def test_monitoring_reports_accuracy_f1_mixes_and_drift(store_app):
     assert entry["accuracy"] == round(
         sum(a == b for a, b in zip(y_pred, y_true, strict=True)) / len(y_true), 4
     )
-    assert entry["macro_f1"] == round(f1_score(y_true, y_pred, average="macro"), 4)
+    # quality.macro_f1 is scikit-learn's (test_macro_f1_is_scikit_learns).
+    assert entry["macro_f1"] == round(quality.macro_f1(confusion_of(y_pred, y_true)), 4)
     mix = entry["label_mix"]
     assert mix["last_hour"] == mix["last_day"]
     assert mix["last_day"]["predictions"] == len(texts)
@@ -223,15 +223,25 @@ def test_psi():
     assert quality.psi([0, 10], [5, 5]) > 1  # an emptied bin is a major shift
 
 
+def confusion_of(y_pred: list[str], y_true: list[str]) -> dict[tuple[str, str], int]:
+    """(predicted, true) → count, as the store reports it."""
+    confusion: dict[tuple[str, str], int] = {}
+    for p, t in zip(y_pred, y_true, strict=True):
+        confusion[(p, t)] = confusion.get((p, t), 0) + 1
+    return confusion
+
+
+@pytest.mark.slow  # scikit-learn's import alone is most of a second of test-fast
 def test_macro_f1_is_scikit_learns():
+    from sklearn.metrics import f1_score
+
     rng = random.Random(3)
     classes = ["negative", "neutral", "positive"]
     y_true = [rng.choice(classes) for _ in range(300)]
     y_pred = [t if rng.random() < 0.6 else rng.choice(classes[:2]) for t in y_true]
-    confusion: dict[tuple[str, str], int] = {}
-    for p, t in zip(y_pred, y_true, strict=True):
-        confusion[(p, t)] = confusion.get((p, t), 0) + 1
-    assert quality.macro_f1(confusion) == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert quality.macro_f1(confusion_of(y_pred, y_true)) == pytest.approx(
+        f1_score(y_true, y_pred, average="macro")
+    )
     assert quality.macro_f1({}) is None and quality.accuracy({}) is None
 
 

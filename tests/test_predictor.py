@@ -101,6 +101,9 @@ DAMAGES = [
 ]
 
 
+# Keras loads the model only where training and the export child do: importing it costs
+# test-fast a second, so the tests of load_model_bundle run in make test.
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, file_name, problem", DAMAGES)
 def test_damaged_artifact_names_the_file_and_problem(artifact, damage, file_name, problem):
     damage(artifact)
@@ -154,6 +157,7 @@ def test_openvino_serving_never_imports_keras(tmp_path):
     assert list(tmp_path.glob("sentiment-openvino-*/model.xml"))
 
 
+@pytest.mark.slow
 def test_bundle_reads_metadata(artifact):
     bundle = load_model_bundle(artifact)
     assert bundle.classes == ["negative", "neutral", "positive"]
