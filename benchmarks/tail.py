@@ -270,6 +270,8 @@ def start(name: str, work: Path, bin_dir: Path, twin_bin: Path) -> Experiment:
             "PORT": str(port),
             "WEB_CONCURRENCY": "2",
             "PROBE_DIR": str(probes),
+            # Its own empty prediction store, not the shared one of make serve.
+            "DATABASE_URL": f"sqlite:///{work / name}.sqlite3",
             **env,
         },
         stdout=subprocess.DEVNULL,

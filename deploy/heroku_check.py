@@ -1,23 +1,30 @@
 """`make heroku-check`: rehearse what Heroku does with this repo, and check its limits.
 
 1. Build a fresh virtual environment from requirements.txt alone, as the buildpack does.
-2. Estimate the slug: a gzip tarball of that site-packages plus the repo files that
-   .slugignore keeps (target ≤ 200 MB; Heroku warns above 300 MB, refuses above 500 MB).
-3. Run the Procfile's web command exactly as written, from that environment only, with
-   PORT and WEB_CONCURRENCY=2 (what the buildpack sets on a 512 MB dyno): /ready within
-   60 s (R10), a classification, total PSS ≤ 350 MB with one model version and 70 MB
-   more per other version, after some traffic (prediction recording on, the default).
-4. The logs are JSON lines and carry the router's X-Request-ID.
-5. SIGTERM, as Heroku sends on restart: a clean exit (0) within the 30 s grace period.
+2. Run bin/post_compile from it, as the buildpack does after installing: the OpenVINO
+   exports of every model version go into the slug (.openvino/).
+3. Estimate the slug: a gzip tarball of that site-packages plus the repo files that
+   .slugignore keeps and the exports (target ≤ 200 MB; Heroku warns above 300 MB,
+   refuses above 500 MB).
+4. Run the Procfile's web command exactly as written, from that environment only, with
+   PORT, WEB_CONCURRENCY=2 (what the buildpack sets on a 512 MB dyno) and an empty
+   temporary folder (a dyno boots on a fresh filesystem): /ready within 60 s (R10), a
+   classification, total PSS ≤ 350 MB with one model version and 70 MB more per other
+   version, after some traffic (prediction recording on, the default).
+5. The logs are JSON lines and carry the router's X-Request-ID.
+6. SIGTERM, as Heroku sends on restart: a clean exit (0) within the 30 s grace period.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +32,7 @@ import pathspec
 import requests
 
 from app.config import PROJECT_ROOT
+from app.serving.predictor import PREBUILT_DIR
 from deploy.dyno import WORK, WebProcess, build_environment, wait_for_200
 
 SLUG_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 60, 30
@@ -57,12 +65,30 @@ def slug_size_mb(env_dir: Path, files: list[Path]) -> float:
     return len(buffer.getvalue()) / 1e6
 
 
+def post_compile(env_dir: Path) -> float:
+    """Run ``bin/post_compile`` as the buildpack does (the slug's Python first on the
+    PATH), from scratch; the seconds it took. It fails the check if it fails."""
+    shutil.rmtree(PREBUILT_DIR, ignore_errors=True)
+    started = time.monotonic()
+    subprocess.run(
+        [str(PROJECT_ROOT / "bin" / "post_compile")],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+        check=True,
+    )
+    return time.monotonic() - started
+
+
 def rehearse(env_dir: Path) -> dict:
-    """Run the web process as a dyno would; return its measurements."""
+    """Run the web process as a dyno would (an empty temporary folder: a dyno's
+    filesystem starts fresh at every boot); return its measurements."""
     log_path = WORK / "web.log"
+    fresh_tmp = Path(tempfile.mkdtemp(prefix="dyno-tmp-"))
     # Only the slug's environment: its bin first on the PATH.
     web = WebProcess(
-        {"WEB_CONCURRENCY": "2", "DYNO": "web.1"}, log_path=log_path, bin_dir=env_dir / "bin"
+        {"WEB_CONCURRENCY": "2", "DYNO": "web.1", "TMPDIR": str(fresh_tmp)},
+        log_path=log_path,
+        bin_dir=env_dir / "bin",
     )
     base = web.url
     ready_s = wait_for_200(web.process, "GET", base + "/ready", BIND_LIMIT_S)
@@ -111,13 +137,17 @@ def main() -> None:
     WORK.mkdir(exist_ok=True)
     print("1. building a fresh environment from requirements.txt ...", flush=True)
     env_dir = build_environment()
-    print("2. estimating the slug ...", flush=True)
-    slug_mb = slug_size_mb(env_dir, slug_files())
-    print("3. running the Procfile's web command ...", flush=True)
+    print("2. bin/post_compile, as the buildpack runs it ...", flush=True)
+    compile_s = post_compile(env_dir)
+    print("3. estimating the slug ...", flush=True)
+    prebuilt = [path for path in PREBUILT_DIR.rglob("*") if path.is_file()]
+    slug_mb = slug_size_mb(env_dir, slug_files() + prebuilt)
+    print("4. running the Procfile's web command, with an empty /tmp ...", flush=True)
     r = rehearse(env_dir)
     pss_limit_mb = PSS_ONE_VERSION_MB + PSS_PER_EXTRA_VERSION_MB * (r.get("versions", 1) - 1)
 
     checks = [
+        (f"bin/post_compile in {compile_s:.1f} s", True, "exit 0"),
         (f"slug estimate {slug_mb:.0f} MB", slug_mb <= SLUG_LIMIT_MB, f"≤ {SLUG_LIMIT_MB} MB"),
         (
             f"/ready after {r['ready_s']:.1f} s" if r["ready_s"] else "/ready never answered",

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from app.serving import openvino_export
+from app.serving import predictor as predictor_module
 from app.serving.predictor import (
     METADATA_FILE,
     MODEL_FILE,
@@ -139,8 +141,9 @@ def test_openvino_serving_never_imports_keras(tmp_path):
     # Keras and what it imports cost a worker ~100 MB (make heroku-check): on OpenVINO a
     # child process exports the model, here to an empty temporary folder, so it must.
     script = (
-        "import sys; from app.serving.predictor import Predictor; "
-        f"p = Predictor.load({str(DEFAULT_MODEL_DIR)!r}); "
+        "import sys; from pathlib import Path; from app.serving import predictor; "
+        f"predictor.PREBUILT_DIR = Path({str(tmp_path / 'no-build')!r}); "
+        f"p = predictor.Predictor.load({str(DEFAULT_MODEL_DIR)!r}); "
         "print(p.classify(['great flight']).labels[0], sorted("
         "m for m in ('keras', 'scipy', 'h5py', 'tensorflow') if m in sys.modules))"
     )
@@ -155,6 +158,37 @@ def test_openvino_serving_never_imports_keras(tmp_path):
     assert child.returncode == 0, child.stderr
     assert child.stdout.split(maxsplit=1) == ["positive", "[]\n"]
     assert list(tmp_path.glob("sentiment-openvino-*/model.xml"))
+
+
+@pytest.mark.slow
+def test_the_builds_exports_spare_a_fresh_dyno_the_export(tmp_path, monkeypatch):
+    """bin/post_compile's step: every version exported into PREBUILT_DIR; then a worker
+    on an empty temporary folder (a fresh dyno) compiles those, exporting nothing."""
+    prebuilt, fresh_tmp = tmp_path / "prebuilt", tmp_path / "tmp"
+    fresh_tmp.mkdir()
+    monkeypatch.setattr(predictor_module, "PREBUILT_DIR", prebuilt)
+    exported = openvino_export.prebuild(DEFAULT_MODEL_DIR.parent)
+    versions = sorted(d.name for d in DEFAULT_MODEL_DIR.parent.iterdir() if d.name.isdigit())
+    assert len(exported) == len(versions) >= 2
+    assert all(path.is_file() and path.parent.parent == prebuilt for path in exported)
+    script = (
+        "import sys; from pathlib import Path; from app.serving import predictor; "
+        f"predictor.PREBUILT_DIR = Path({str(prebuilt)!r}); "
+        f"base = Path({str(DEFAULT_MODEL_DIR.parent)!r}); "
+        f"print([predictor.Predictor.load(base / v).classify(['great flight']).labels[0] "
+        f"for v in {versions!r}], 'keras' in sys.modules)"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TMPDIR": str(fresh_tmp)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == f"{['positive'] * len(versions)} False"
+    assert list(fresh_tmp.iterdir()) == []  # nothing exported at boot
 
 
 @pytest.mark.slow

@@ -220,34 +220,52 @@ def _select_backend(backend: str, threads: int) -> None:
 EXPORT_TIMEOUT_S = 120
 
 
+# Exports made at build time (``bin/post_compile``, which Heroku's Python buildpack runs
+# after installing the requirements): a fresh dyno then boots without exporting.
+PREBUILT_DIR = Path(__file__).resolve().parents[2] / ".openvino"
+
+
+def export_name(model_path: Path) -> str:
+    """The export's folder name: keyed by the model file's bytes and the library versions."""
+    import openvino as ov
+
+    key = hashlib.sha256(model_path.read_bytes())
+    key.update(f"{importlib.metadata.version('keras')} {ov.__version__}".encode())
+    return f"sentiment-openvino-{key.hexdigest()[:16]}"
+
+
 def _openvino_ir(bundle: ModelBundle) -> Path:
     """The Keras model's forward pass as OpenVINO IR, exported once per model file by a
     child process (``app.serving.openvino_export``), so that this one never imports Keras:
     Keras and what it imports (SciPy, h5py, optree) cost a worker ~80 MB for its whole
     life (make heroku-check: 397 MB total PSS with them, 237 MB without).
 
-    Every worker compiles from the same files, so the weights OpenVINO maps from the .bin
-    file are shared between workers instead of private to each (7 MB a worker). The
-    folder is keyed by the model file's bytes and the library versions, and appears
+    The build's export (``PREBUILT_DIR``) is used when it matches the model file and the
+    libraries; else one in the temporary folder, made on first use. Every worker compiles
+    from the same files, so the weights OpenVINO maps from the .bin file are shared
+    between workers instead of private to each (7 MB a worker). The folder appears
     atomically; workers that need the same folder at once take turns (a file lock), so
     only the first exports it. A damaged model file has other bytes, so the child loads
     it, and its refusal (the same checks and messages as ``load_model_bundle``) is raised
     here as ``ModelBundleError``.
     """
-    import openvino as ov
+    name = export_name(bundle.directory / MODEL_FILE)
+    if (PREBUILT_DIR / name / "model.xml").is_file():
+        return PREBUILT_DIR / name / "model.xml"
+    return export_once(bundle.directory, Path(tempfile.gettempdir()) / name)
 
-    model_path = bundle.directory / MODEL_FILE
-    key = hashlib.sha256(model_path.read_bytes())
-    key.update(f"{importlib.metadata.version('keras')} {ov.__version__}".encode())
-    target = Path(tempfile.gettempdir()) / f"sentiment-openvino-{key.hexdigest()[:16]}"
+
+def export_once(model_dir: Path, target: Path) -> Path:
+    """``target/model.xml``, exported from ``model_dir`` by the child unless it exists."""
     if (target / "model.xml").is_file():
         return target / "model.xml"
+    target.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{target}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (target / "model.xml").is_file():
             staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=target.parent))
             try:
-                _run_export(bundle.directory, staging)
+                _run_export(model_dir, staging)
                 staging.rename(target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
