@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
+from app.serving.predictor import PREBUILT_DIR
 from app.serving.registry import VersionSelection
 from benchmarks.drivers import LoadResult, ab, cpu_seconds, median_of, wrk, wrk_script
 from benchmarks.reviews import REVIEWS, rotating_batches, rotating_reviews
 from deploy.dyno import WebProcess, build_environment
-from deploy.heroku_check import slug_files, slug_size_mb
+from deploy.heroku_check import post_compile, slug_files, slug_size_mb
 
 SERVICE_APP = "app:create_app()"
 NOOP_APP = "benchmarks.apps:noop_app()"
@@ -303,8 +304,10 @@ def run(quick: bool) -> dict:
     serving_env = build_environment(fresh=False)
     serving_bin = serving_env / "bin"
     twin_bin = build_environment(False, pinned(TWIN_PACKAGES), "venv-twin") / "bin"
-    print("slug estimate ...", flush=True)
-    results["slug_mb"] = slug_size_mb(serving_env, slug_files())
+    print("bin/post_compile and the slug estimate ...", flush=True)
+    post_compile(serving_env)  # the build's exports, as a deploy makes them
+    prebuilt = [path for path in PREBUILT_DIR.rglob("*") if path.is_file()]
+    results["slug_mb"] = slug_size_mb(serving_env, slug_files() + prebuilt)
 
     variants = feature_variants(stable)
     print("starting the servers ...", flush=True)
