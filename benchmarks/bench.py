@@ -34,12 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
-from app.serving.predictor import PREBUILT_DIR
 from app.serving.registry import VersionSelection
 from benchmarks.drivers import LoadResult, ab, cpu_seconds, median_of, wrk, wrk_script
 from benchmarks.reviews import REVIEWS, rotating_batches, rotating_reviews
 from deploy.dyno import WebProcess, build_environment
-from deploy.heroku_check import post_compile, slug_files, slug_size_mb
+from deploy.heroku_check import post_compile, prebuilt_files, slug_files, slug_size_mb
 
 SERVICE_APP = "app:create_app()"
 NOOP_APP = "benchmarks.apps:noop_app()"
@@ -123,12 +122,6 @@ class Server(WebProcess):
     sets on a 512 MB dyno, once it answers a review."""
 
     def __init__(self, name: str, app_spec: str, env: dict[str, str], bin_dir: Path | None):
-        # Its own empty prediction store, as a new dyno has: servers sharing the default
-        # one (instance/, kept between runs) wrote into one growing file, and each
-        # worker's periodic summary scanned all of it (measured: a 436 MB database and a
-        # 459 MB WAL after a few runs, every idle worker at ~13% CPU).
-        self.store = Path(tempfile.mkdtemp(prefix=f"bench-store-{name.split()[0]}-"))
-        env = {"DATABASE_URL": f"sqlite:///{self.store / 'predictions.sqlite3'}", **env}
         super().__init__({"WEB_CONCURRENCY": "2", **env}, bin_dir=bin_dir, app_spec=app_spec)
         self.name = name
         self.served = 0  # requests answered so far (for the memory readings)
@@ -141,12 +134,6 @@ class Server(WebProcess):
     @property
     def classify_url(self) -> str:
         return f"{self.url}/classify"
-
-    def stop(self, timeout: float = 30) -> int | None:
-        try:
-            return super().stop(timeout)
-        finally:
-            shutil.rmtree(self.store, ignore_errors=True)
 
 
 class Bench:
@@ -306,8 +293,7 @@ def run(quick: bool) -> dict:
     twin_bin = build_environment(False, pinned(TWIN_PACKAGES), "venv-twin") / "bin"
     print("bin/post_compile and the slug estimate ...", flush=True)
     post_compile(serving_env)  # the build's exports, as a deploy makes them
-    prebuilt = [path for path in PREBUILT_DIR.rglob("*") if path.is_file()]
-    results["slug_mb"] = slug_size_mb(serving_env, slug_files() + prebuilt)
+    results["slug_mb"] = slug_size_mb(serving_env, slug_files() + prebuilt_files())
 
     variants = feature_variants(stable)
     print("starting the servers ...", flush=True)

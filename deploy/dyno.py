@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -121,6 +123,15 @@ class WebProcess:
         app_spec: str | None = None,
         port: int | None = None,
     ):
+        env = dict(env or {})
+        self.store: Path | None = None
+        if "DATABASE_URL" not in env:
+            # Its own empty prediction store, as a dyno's fresh filesystem gives it. Servers
+            # sharing make serve's (instance/, kept between runs) wrote into one growing
+            # file that each worker's periodic summary scanned (a 436 MB database and a
+            # 459 MB WAL after a few bench runs; every idle worker at ~13% CPU).
+            self.store = Path(tempfile.mkdtemp(prefix="web-store-"))
+            env["DATABASE_URL"] = f"sqlite:///{self.store / 'predictions.sqlite3'}"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -150,7 +161,11 @@ class WebProcess:
 
     def stop(self, timeout: float = 30) -> int | None:
         """SIGTERM, as Heroku sends; the exit code (None if it had to be killed)."""
-        return stop_web(self.process, timeout)
+        try:
+            return stop_web(self.process, timeout)
+        finally:
+            if self.store is not None:
+                shutil.rmtree(self.store, ignore_errors=True)
 
 
 def build_environment(fresh: bool = True, extra: tuple[str, ...] = (), name: str = "venv") -> Path:

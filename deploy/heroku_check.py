@@ -54,6 +54,11 @@ def slug_files() -> list[Path]:
     return [PROJECT_ROOT / name for name in tracked if not spec.match_file(name)]
 
 
+def prebuilt_files() -> list[Path]:
+    """The exports bin/post_compile wrote (they ship in the slug)."""
+    return [path for path in PREBUILT_DIR.rglob("*") if path.is_file()]
+
+
 def slug_size_mb(env_dir: Path, files: list[Path]) -> float:
     """Compressed size of site-packages plus the app's files, as a gzip tarball."""
     site_packages = next((env_dir / "lib").glob("python3*/site-packages"))
@@ -140,8 +145,7 @@ def main() -> None:
     print("2. bin/post_compile, as the buildpack runs it ...", flush=True)
     compile_s = post_compile(env_dir)
     print("3. estimating the slug ...", flush=True)
-    prebuilt = [path for path in PREBUILT_DIR.rglob("*") if path.is_file()]
-    slug_mb = slug_size_mb(env_dir, slug_files() + prebuilt)
+    slug_mb = slug_size_mb(env_dir, slug_files() + prebuilt_files())
     print("4. running the Procfile's web command, with an empty /tmp ...", flush=True)
     r = rehearse(env_dir)
     pss_limit_mb = PSS_ONE_VERSION_MB + PSS_PER_EXTRA_VERSION_MB * (r.get("versions", 1) - 1)

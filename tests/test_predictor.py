@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,27 +137,37 @@ def test_openvino_load_names_the_file_and_problem_too(artifact, damage, file_nam
     assert problem in message
 
 
-@pytest.mark.slow
-def test_openvino_serving_never_imports_keras(tmp_path):
-    # Keras and what it imports cost a worker ~100 MB (make heroku-check): on OpenVINO a
-    # child process exports the model, here to an empty temporary folder, so it must.
+def serving_child(prebuilt: Path, tmp: Path, code: str) -> str:
+    """What ``code`` prints in a fresh process as a worker starts: ``predictor`` imported,
+    the build's exports looked for in ``prebuilt``, ``tmp`` as its temporary folder."""
     script = (
         "import sys; from pathlib import Path; from app.serving import predictor; "
-        f"predictor.PREBUILT_DIR = Path({str(tmp_path / 'no-build')!r}); "
-        f"p = predictor.Predictor.load({str(DEFAULT_MODEL_DIR)!r}); "
-        "print(p.classify(['great flight']).labels[0], sorted("
-        "m for m in ('keras', 'scipy', 'h5py', 'tensorflow') if m in sys.modules))"
+        f"predictor.PREBUILT_DIR = Path({str(prebuilt)!r}); {code}"
     )
     child = subprocess.run(
         [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "TMPDIR": str(tmp_path)},
+        env={**os.environ, "TMPDIR": str(tmp)},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert child.returncode == 0, child.stderr
-    assert child.stdout.split(maxsplit=1) == ["positive", "[]\n"]
+    return child.stdout
+
+
+@pytest.mark.slow
+def test_openvino_serving_never_imports_keras(tmp_path):
+    # Keras and what it imports cost a worker ~100 MB (make heroku-check): on OpenVINO a
+    # child process exports the model, here to an empty temporary folder, so it must.
+    printed = serving_child(
+        tmp_path / "no-build",
+        tmp_path,
+        f"p = predictor.Predictor.load({str(DEFAULT_MODEL_DIR)!r}); "
+        "print(p.classify(['great flight']).labels[0], sorted("
+        "m for m in ('keras', 'scipy', 'h5py', 'tensorflow') if m in sys.modules))",
+    )
+    assert printed.split(maxsplit=1) == ["positive", "[]\n"]
     assert list(tmp_path.glob("sentiment-openvino-*/model.xml"))
 
 
@@ -171,23 +182,14 @@ def test_the_builds_exports_spare_a_fresh_dyno_the_export(tmp_path, monkeypatch)
     versions = sorted(d.name for d in DEFAULT_MODEL_DIR.parent.iterdir() if d.name.isdigit())
     assert len(exported) == len(versions) >= 2
     assert all(path.is_file() and path.parent.parent == prebuilt for path in exported)
-    script = (
-        "import sys; from pathlib import Path; from app.serving import predictor; "
-        f"predictor.PREBUILT_DIR = Path({str(prebuilt)!r}); "
+    printed = serving_child(
+        prebuilt,
+        fresh_tmp,
         f"base = Path({str(DEFAULT_MODEL_DIR.parent)!r}); "
         f"print([predictor.Predictor.load(base / v).classify(['great flight']).labels[0] "
-        f"for v in {versions!r}], 'keras' in sys.modules)"
+        f"for v in {versions!r}], 'keras' in sys.modules)",
     )
-    child = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "TMPDIR": str(fresh_tmp)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == 0, child.stderr
-    assert child.stdout.strip() == f"{['positive'] * len(versions)} False"
+    assert printed.strip() == f"{['positive'] * len(versions)} False"
     assert list(fresh_tmp.iterdir()) == []  # nothing exported at boot
 
 

@@ -43,26 +43,28 @@ def export(model_dir: Path, target_dir: Path) -> None:
 def prebuild(base_dir: Path) -> list[Path]:
     """Export each numeric version folder of ``base_dir`` into ``predictor.PREBUILT_DIR``
     (each in its own child)."""
+    if not base_dir.is_dir():
+        raise ModelBundleError(f"{base_dir}: not a folder of model versions")
     folders = sorted(d for d in base_dir.iterdir() if d.name.isdigit() and d.is_dir())
     root = predictor.PREBUILT_DIR
     return [export_once(folder, root / export_name(folder / MODEL_FILE)) for folder in folders]
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "--prebuild":
-        try:
-            for path in prebuild(Path(argv[1])):
-                print(f"exported {path}")
-        except ModelBundleError as error:
-            print(error, file=sys.stderr)
-            return BAD_BUNDLE_EXIT
-        return 0
     if len(argv) != 2:
-        print("usage: python -m app.serving.openvino_export MODEL_DIR TARGET_DIR", file=sys.stderr)
+        print(
+            "usage: python -m app.serving.openvino_export MODEL_DIR TARGET_DIR\n"
+            "       python -m app.serving.openvino_export --prebuild BASE_DIR",
+            file=sys.stderr,
+        )
         return 1
     os.environ["KERAS_BACKEND"] = "openvino"  # before Keras is imported
     try:
-        export(Path(argv[0]), Path(argv[1]))
+        if argv[0] == "--prebuild":
+            for path in prebuild(Path(argv[1])):
+                print(f"exported {path}")
+        else:
+            export(Path(argv[0]), Path(argv[1]))
     except ModelBundleError as error:
         print(error, file=sys.stderr)
         return BAD_BUNDLE_EXIT
