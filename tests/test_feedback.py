@@ -13,15 +13,21 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
 from app.feedback.store import (
+    RECORD_COLUMNS,
     FeedbackItem,
     PredictionRecord,
     PredictionStore,
+    count_key,
     engine_url,
+    prediction_counts,
+    predictions,
 )
+from app.observability import metrics
 from app.serving.bandit import ThompsonSampler
 
 REVIEWS = [
@@ -255,7 +261,7 @@ def test_review_texts_are_never_stored(make_app, tmp_path):
     for text in secrets[3:]:
         classify(client, {"review": text})
     flushed(app)
-    assert store_of(app).summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions
+    assert store_of(app).summary(time.time()).predictions
     assert store_of(app).scan_for(secrets) == []
     files = list(tmp_path.glob("private.sqlite3*"))
     assert database in files
@@ -273,7 +279,7 @@ def test_review_texts_are_never_stored_in_postgresql(make_app, postgres_server):
     classify(client, {"reviews": secrets})
     flushed(app)
     assert store_of(app).scan_for(secrets) == []
-    assert sum(store_of(app).summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions.values())
+    assert sum(store_of(app).summary(time.time()).predictions.values())
 
 
 def test_a_read_only_database_drops_records_and_never_fails_classify(make_app, tmp_path):
@@ -313,7 +319,7 @@ def test_a_full_queue_drops_records_without_waiting(tmp_path):
     blocker.execute("ROLLBACK")
     blocker.close()
     assert recorder.flush(timeout=15)
-    summary = store.summary(time.time(), quality.CONFIDENCE_BUCKETS)
+    summary = store.summary(time.time())
     assert summary.predictions == {"1": 11}
     recorder.stop()
     store.close()
@@ -331,10 +337,10 @@ def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_
     make_app(DATABASE_URL=database_url, PREDICTION_RETENTION_DAYS=30)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the recorder's first round deletes them
-        if store.summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions == {"1": 1}:
+        if store.summary(time.time()).predictions == {"1": 1}:
             break
         time.sleep(0.1)
-    assert store.summary(time.time(), quality.CONFIDENCE_BUCKETS).predictions == {"1": 1}
+    assert store.summary(time.time()).predictions == {"1": 1}
 
 
 def test_feedback_and_quality_metrics(store_app):
@@ -477,7 +483,7 @@ def test_a_batch_with_repeated_request_ids_keeps_its_new_records(database_url, d
             PredictionRecord("new-id-0000000000000000", 1, "2", "positive", 0.6, now),
         ]
     )
-    summary = store.summary(time.time(), quality.CONFIDENCE_BUCKETS)
+    summary = store.summary(time.time())
     assert summary.predictions == {"1": 1, "2": 2}
     given = store.give_feedback(
         [
@@ -493,25 +499,29 @@ def test_a_batch_with_repeated_request_ids_keeps_its_new_records(database_url, d
 
 
 def test_summary_counts_the_last_hour_and_day_and_buckets_scores(database_url, direct_store):
-    """The store's summary against the same counts made in Python, over records of the
-    last hour, of the last day and older."""
+    """The store's summary against the same counts made in Python from the records, over
+    records of the last hour, of the last day and older (by whole minutes, as the store
+    counts them), written in several batches."""
     store = direct_store(database_url)
     now = time.time()
     rng = random.Random(19)
-    ages = [60, 1800, 3 * 3600, 20 * 3600, 3 * 86400]  # seconds before now
+    ages = [0, 60, 1800, 3540, 3 * 3600, 20 * 3600, 86340, 3 * 86400]  # seconds before now
     records = [
         PredictionRecord(f"summary-{n:016d}", 0, rng.choice("12"),
                          rng.choice(["positive", "negative", "neutral"]),
-                         rng.choice([0.35, 0.4, 0.45, 0.55, 0.8, 0.93, 0.97, 0.995]),
-                         now - rng.choice(ages))
+                         rng.choice([0.35, 0.4, 0.45, 0.55, 0.8, 0.93, 0.97, 0.995, 1.0]),
+                         now - rng.choice(ages) - rng.random() * 30)
         for n in range(300)
     ]  # fmt: skip
-    store.record(records)
-    summary = store.summary(now, quality.CONFIDENCE_BUCKETS)
+    for start in range(0, 300, 100):
+        store.record(records[start : start + 100])
+    summary = store.summary(now)
+    minute = int(now // 60)
     for version in "12":
         mine = [r for r in records if r.version == version]
-        day = [r for r in mine if r.created_at >= now - 86400]
-        hour = [r for r in day if r.created_at >= now - 3600]
+        day = [r for r in mine if int(r.created_at // 60) > minute - 1440]
+        hour = [r for r in day if int(r.created_at // 60) > minute - 60]
+        assert len(hour) < len(day) < len(mine)
         assert summary.predictions[version] == len(mine)
         assert summary.last_day[version] == dict(Counter(r.label for r in day))
         assert {k: v for k, v in summary.last_hour[version].items() if v} == dict(
@@ -521,9 +531,59 @@ def test_summary_counts_the_last_hour_and_day_and_buckets_scores(database_url, d
         for r in day:
             histogram[bisect.bisect_left(quality.CONFIDENCE_BUCKETS, r.score)] += 1
         assert summary.confidence[version] == histogram
-    gauges_only = store.summary(now, quality.CONFIDENCE_BUCKETS, totals=False)
-    assert gauges_only.predictions == {}
-    assert gauges_only.confidence == summary.confidence
+    # The buckets of sentiment_prediction_confidence, as the README says.
+    assert quality.CONFIDENCE_BUCKETS == metrics.CONFIDENCE_BUCKETS
+
+
+def counts_table(store: PredictionStore) -> Counter:
+    """``prediction_counts`` as (minute, version, label, bucket) → count."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(prediction_counts)).all()
+    return Counter({tuple(row[:4]): row.count for row in rows})
+
+
+def counts_from_predictions(store: PredictionStore) -> Counter:
+    """What ``prediction_counts`` should hold: the predictions table, counted in Python."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(*(predictions.c[n] for n in RECORD_COLUMNS))).all()
+    return Counter(count_key(row) for row in rows)
+
+
+def test_counts_match_the_predictions_through_repeats_and_retention(database_url, direct_store):
+    """The per-minute counts that /monitoring reads stay equal to the predictions table:
+    a repeated request id adds nothing (in a batch of new ones too: PostgreSQL's COPY
+    fails and the batch goes in row by row), and retention deletes the wholly expired
+    minutes' counts with their predictions."""
+    store = direct_store(database_url)
+    now = time.time()
+    old = now - 40 * 86400
+    first = [PredictionRecord(f"counted-{n:014d}", 0, "2", "positive", 0.97, now) for n in range(5)]
+    store.record(first)
+    store.record(
+        [*first[:2], PredictionRecord("counted-new-000000000", 0, "2", "neutral", 0.5, now)]
+    )
+    store.record(
+        [PredictionRecord(f"expired-{n:014d}", 0, "1", "negative", 0.6, old) for n in range(4)]
+    )
+    assert counts_table(store) == counts_from_predictions(store)
+    assert store.summary(now).predictions == {"1": 4, "2": 6}
+    assert store.delete_older_than(now - 30 * 86400) == 4
+    assert counts_table(store) == counts_from_predictions(store)
+    assert store.summary(now).predictions == {"2": 6}
+
+
+def test_a_store_made_before_the_counts_table_is_counted_once(database_url, direct_store):
+    """A database written by a version without ``prediction_counts``: the first worker
+    to open it creates the table and counts the predictions already there, once."""
+    store = direct_store(database_url)
+    now = time.time()
+    store.record([PredictionRecord(f"before-{n:015d}", n % 2, "1", "neutral", 0.7, now - n * 61)
+                  for n in range(20)])  # fmt: skip
+    prediction_counts.drop(store.engine)
+    for _ in range(2):  # two workers, one after the other
+        direct_store(database_url).ensure_schema()
+    assert counts_table(store) == counts_from_predictions(store)
+    assert sum(counts_table(store).values()) == 20
 
 
 def test_readme_feedback_section(make_app):

@@ -13,14 +13,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.feedback.store import StoreSummary
+from app.feedback.store import CONFIDENCE_BUCKETS, StoreSummary
 
 PSI_FLOOR = 0.0001
 # Fewer predictions than this in the window: no drift score (it would be noise).
 MIN_DRIFT_PREDICTIONS = 100
-# The confidence histogram's upper bucket edges, as the model folders' references and the
-# sentiment_prediction_confidence histogram have them (then one bucket above the last).
-CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 def accuracy(confusion: Mapping[tuple[str, str], int]) -> float | None:

@@ -8,6 +8,8 @@ position it answers, which version answered, its label and score, and when.
 
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
 import itertools
 import logging
@@ -29,12 +31,16 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     case,
+    cast,
     create_engine,
     delete,
     event,
     func,
+    inspect,
     select,
+    true,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -79,6 +85,28 @@ Index(
     sqlite_where=_with_feedback,
     postgresql_where=_with_feedback,
 )
+
+# The confidence histogram's upper bucket edges, as the model folders' references and the
+# sentiment_prediction_confidence histogram have them (then one bucket above the last).
+CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+# What GET /monitoring and the gauges read instead of scanning the predictions: how many
+# answers each minute had, per version, label and confidence bucket, written in the same
+# transaction as the predictions they count (a few dozen rows a minute, against a row per
+# answer: the last day's summary took 0.74 s of CPU at a million records, every 30 s in
+# every worker). Deleted with the predictions by retention, by whole minutes.
+prediction_counts = Table(
+    "prediction_counts",
+    metadata,
+    Column("minute", Integer, primary_key=True),  # Unix minute: created_at // 60
+    Column("version", String(32), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    # The index of the first of CONFIDENCE_BUCKETS ≥ the score (len: above the last). The
+    # counts are kept per bucket: changing the edges changes what stored counts mean.
+    Column("bucket", Integer, primary_key=True),
+    Column("count", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)
+_COUNT_KEY = ("minute", "version", "label", "bucket")
 
 # The bandit's state (Seldon Core keeps its routers' in Redis): rewards per version,
 # updated in the same transaction as the feedback that earns them.
@@ -148,11 +176,49 @@ def sqlite_insert(cursor: Any, rows: Sequence[PredictionRecord]) -> None:
         cursor.execute(_sqlite_insert(len(chunk)), list(itertools.chain.from_iterable(chunk)))
 
 
+def count_key(record: Sequence[Any]) -> tuple[int, str, str, int]:
+    """The ``prediction_counts`` row a record (or a row in its column order) adds 1 to,
+    as ``_counts_of`` makes it in SQL."""
+    _, _, version, label, score, created_at = record
+    return (int(created_at // 60), version, label, bisect.bisect_left(CONFIDENCE_BUCKETS, score))
+
+
+def _counts_of(dialect: str, where: Any = None) -> Any:
+    """``prediction_counts`` rows made from the predictions that ``where`` selects, added
+    to those already there (one statement)."""
+    c = predictions.c
+    seconds = c.created_at / 60
+    minute = cast(func.floor(seconds) if dialect == "postgresql" else seconds, Integer)
+    bucket = case(
+        *[(c.score <= edge, index) for index, edge in enumerate(CONFIDENCE_BUCKETS)],
+        else_=len(CONFIDENCE_BUCKETS),
+    )
+    # Always a WHERE: without one, SQLite would read the ON CONFLICT below as part of the
+    # SELECT (its UPSERT documentation says so).
+    rows = select(minute, c.version, c.label, bucket, func.count()).where(
+        true() if where is None else where
+    )
+    statement = _insert(dialect, prediction_counts).from_select(
+        [*_COUNT_KEY, "count"], rows.group_by(minute, c.version, c.label, bucket)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=list(_COUNT_KEY),
+        set_={"count": prediction_counts.c.count + statement.excluded["count"]},
+    )
+
+
 POSTGRESQL_INSERT = (
     f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (request_id, item) DO NOTHING"
 )
+POSTGRESQL_INSERT_RETURNING = POSTGRESQL_INSERT + f" RETURNING {_COLUMN_LIST}"
 POSTGRESQL_COPY = f"COPY predictions ({_COLUMN_LIST}) FROM STDIN"
+_COUNT_KEY_LIST = ", ".join(_COUNT_KEY)
+POSTGRESQL_ADD_COUNTS = (
+    f"INSERT INTO prediction_counts ({_COUNT_KEY_LIST}, count) VALUES (%s, %s, %s, %s, %s) "
+    f"ON CONFLICT ({_COUNT_KEY_LIST}) "
+    "DO UPDATE SET count = prediction_counts.count + EXCLUDED.count"
+)
 
 
 @dataclass(frozen=True)
@@ -262,6 +328,8 @@ class PredictionStore:
         # What the driver raises when the writer uses its cursor directly.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._schema_ready = False
+        if self.dialect == "sqlite":
+            self._count_new = _counts_of(self.dialect, predictions.c.id > bindparam("after"))
 
     @classmethod
     def from_url(cls, url: str) -> PredictionStore:
@@ -276,13 +344,22 @@ class PredictionStore:
             return
         try:
             try:
-                metadata.create_all(self.engine)
+                self._create_schema()
             except SQLAlchemyError:
                 # Another worker created them between our check and our CREATE.
-                metadata.create_all(self.engine)
+                self._create_schema()
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__class__.__name__)) from error
         self._schema_ready = True
+
+    def _create_schema(self) -> None:
+        """The missing tables, in one transaction; a ``prediction_counts`` added to a
+        store that already has predictions (made before it existed) counts them first."""
+        with self.writer.begin() as connection:
+            counted = inspect(connection).has_table(prediction_counts.name)
+            metadata.create_all(connection)
+            if not counted:
+                connection.execute(_counts_of(self.dialect))
 
     def record(self, records: Sequence[PredictionRecord]) -> None:
         """Insert predictions in one transaction; a (request id, position) already
@@ -304,8 +381,12 @@ class PredictionStore:
                 rows = sorted(records, key=_RECORD_KEY)
                 with self.writer.begin() as connection:
                     cursor = connection.connection.cursor()
+                    # The writer holds the lock: the new rows are those after the last id
+                    # (a repeated request id adds none), and they are counted in SQL.
+                    [last] = cursor.execute("SELECT max(id) FROM predictions").fetchone()
                     sqlite_insert(cursor, rows)
                     cursor.close()
+                    connection.execute(self._count_new, {"after": last or 0})
         except (SQLAlchemyError, self._driver_error) as error:
             raise StoreUnavailable(error.__class__.__name__) from error
 
@@ -316,21 +397,34 @@ class PredictionStore:
             driver = connection.connection.dbapi_connection
             try:
                 try:
-                    with driver.cursor() as cursor, cursor.copy(POSTGRESQL_COPY) as copy:
-                        for record in records:
-                            copy.write_row(record)
+                    with driver.cursor() as cursor:
+                        with cursor.copy(POSTGRESQL_COPY) as copy:
+                            for record in records:
+                                copy.write_row(record)
+                        self._add_counts_postgresql(cursor, records)
                     driver.commit()
                     return
                 except UniqueViolation:
                     driver.rollback()
                 with driver.cursor() as cursor:
-                    cursor.executemany(POSTGRESQL_INSERT, records)
+                    cursor.executemany(POSTGRESQL_INSERT_RETURNING, records, returning=True)
+                    inserted = []
+                    for _ in cursor.results():
+                        inserted.extend(cursor.fetchall())
+                    self._add_counts_postgresql(cursor, inserted)
                 driver.commit()
             except self._driver_error:
                 # SQLAlchemy did not see this error: close the connection rather than
                 # hand a broken one back to the pool.
                 connection.invalidate()
                 raise
+
+    @staticmethod
+    def _add_counts_postgresql(cursor: Any, records: Iterable[PredictionRecord]) -> None:
+        """Add ``records`` to ``prediction_counts``, in key order: two workers adding to
+        the same rows lock them in the same order and never deadlock."""
+        counts = collections.Counter(map(count_key, records))
+        cursor.executemany(POSTGRESQL_ADD_COUNTS, [(*key, n) for key, n in sorted(counts.items())])
 
     def give_feedback(self, items: Sequence[FeedbackItem], now: float) -> list[FeedbackResult]:
         """Store true labels, all or none: ``UnknownPrediction`` or ``ConflictingFeedback``
@@ -427,65 +521,58 @@ class PredictionStore:
                     ).rowcount
                 deleted += count
                 if count < DELETE_CHUNK:
-                    return deleted
+                    break
+            with self.writer.begin() as connection:  # the minutes wholly before the cutoff
+                connection.execute(
+                    delete(prediction_counts).where(prediction_counts.c.minute < int(cutoff // 60))
+                )
+            return deleted
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
 
-    def summary(self, now: float, buckets: Sequence[float], totals: bool = True) -> StoreSummary:
-        """Everything ``GET /monitoring`` reports, in a few grouped queries; without
-        ``totals`` (the gauges need none), no count over the whole table."""
+    def summary(self, now: float) -> StoreSummary:
+        """Everything ``GET /monitoring`` reports, in three grouped queries: two over the
+        per-minute counts, one over the predictions that have feedback (an index)."""
         self.ensure_schema()
-        c = predictions.c
-        hour, day = now - 3600, now - 86400
-        # The confidence bucket of each score (Prometheus' ``le`` buckets, + the overflow).
-        bucket = case(
-            *[(c.score <= edge, index) for index, edge in enumerate(buckets)],
-            else_=len(buckets),
-        )
+        c, counts = predictions.c, prediction_counts.c
+        # Whole minutes: the last hour is the 60 minutes up to now, this one included.
+        hour, day = int(now // 60) - 59, int(now // 60) - 1439
         try:
             with self.engine.connect() as connection:
-                counts = (
-                    connection.execute(
-                        select(c.version, func.count(), func.count(c.true_label)).group_by(
-                            c.version
-                        )
-                    ).all()
-                    if totals
-                    else []
-                )
+                totals = connection.execute(
+                    select(counts.version, func.sum(counts.count)).group_by(counts.version)
+                ).all()
                 confusion = connection.execute(
                     select(c.version, c.label, c.true_label, func.count())
                     .where(c.true_label.is_not(None))
                     .group_by(c.version, c.label, c.true_label)
                 ).all()
-                # The last day's label mix and confidence histogram in one pass (one
-                # group per version, label and bucket: a few dozen rows).
                 last_day = connection.execute(
                     select(
-                        c.version,
-                        c.label,
-                        bucket,
-                        func.sum(case((c.created_at >= hour, 1), else_=0)),
-                        func.count(),
+                        counts.version,
+                        counts.label,
+                        counts.bucket,
+                        func.sum(case((counts.minute >= hour, counts.count), else_=0)),
+                        func.sum(counts.count),
                     )
-                    .where(c.created_at >= day)
-                    .group_by(c.version, c.label, bucket)
+                    .where(counts.minute >= day)
+                    .group_by(counts.version, counts.label, counts.bucket)
                 ).all()
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
         summary = StoreSummary()
-        for version, count, with_feedback in counts:
-            summary.predictions[version] = count
-            summary.feedback[version] = with_feedback
+        for version, count in totals:
+            summary.predictions[version] = int(count)
         for version, label, true_label, count in confusion:
             summary.confusion.setdefault(version, {})[(label, true_label)] = count
-        for version, label, index, in_hour, in_day in last_day:
+            summary.feedback[version] = summary.feedback.get(version, 0) + count
+        for version, label, bucket, in_hour, in_day in last_day:
             hour_mix = summary.last_hour.setdefault(version, {})
             hour_mix[label] = hour_mix.get(label, 0) + int(in_hour or 0)
             day_mix = summary.last_day.setdefault(version, {})
-            day_mix[label] = day_mix.get(label, 0) + in_day
-            histogram = summary.confidence.setdefault(version, [0] * (len(buckets) + 1))
-            histogram[int(index)] += in_day
+            day_mix[label] = day_mix.get(label, 0) + int(in_day)
+            histogram = summary.confidence.setdefault(version, [0] * (len(CONFIDENCE_BUCKETS) + 1))
+            histogram[bucket] += int(in_day)
         return summary
 
     def scan_for(self, texts: Iterable[str]) -> list[str]:

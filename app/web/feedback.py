@@ -103,7 +103,7 @@ class Feedback:
                 self.metrics.bandit_share.labels(version).set(share)
 
     def refresh_gauges(self) -> None:
-        for entry in self.report(totals=False)["versions"]:
+        for entry in self.report()["versions"]:
             version = entry["version"]
             if entry["accuracy"] is not None:
                 self.metrics.live_accuracy.labels(version).set(entry["accuracy"])
@@ -118,10 +118,9 @@ class Feedback:
         if deleted:
             log.info("deleted expired prediction records", extra={"deleted": deleted})
 
-    def report(self, totals: bool = True) -> dict[str, Any]:
-        """What ``GET /monitoring`` answers; without ``totals``, the counts of predictions
-        and feedback over the whole table are left out (0), sparing a full scan."""
-        summary = self.store.summary(time.time(), quality.CONFIDENCE_BUCKETS, totals)
+    def report(self) -> dict[str, Any]:
+        """What ``GET /monitoring`` answers."""
+        summary = self.store.summary(time.time())
         bandit = self.models.router.bandit
         shares = bandit.expected_shares() if bandit is not None else {}
         versions = []
