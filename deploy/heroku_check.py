@@ -2,7 +2,8 @@
 
 1. Build a fresh virtual environment from requirements.txt alone, as the buildpack does.
 2. Run bin/post_compile from it, as the buildpack does after installing: the OpenVINO
-   exports of every model version go into the slug (.openvino/).
+   exports of every model version go into the slug (.openvino/), and what a dyno never
+   loads from OpenVINO's wheel (other devices' plugins, other formats' readers) goes.
 3. Estimate the slug: a gzip tarball of that site-packages plus the repo files that
    .slugignore keeps and the exports (target ≤ 200 MB; Heroku warns above 300 MB,
    refuses above 500 MB).
