@@ -217,6 +217,21 @@ EXPERIMENTS = {
         "    sys.setswitchinterval(0.001)",
         {},
     ),
+    "flush-50ms": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        "    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = 0.05",
+        {},
+    ),
+    # The recorder's thread at a lower scheduling priority (Linux: a thread is a task).
+    "writer-nice-10": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    import os, threading\n"
+        "    for thread in threading.enumerate():\n"
+        "        if thread.name == 'prediction-recorder':\n"
+        "            os.setpriority(os.PRIO_PROCESS, thread.native_id, 10)",
+        {},
+    ),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
     "noop-quick-close": (NOOP_APP, QUICK_CLOSE, {}),
