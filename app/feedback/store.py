@@ -52,6 +52,8 @@ REQUEST_ID_MAX = 200  # X-Request-ID: at most 200 characters (Heroku's router)
 # background writer this long at most, never a request to /classify.
 STATEMENT_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 3
+# Counting the records of a database made before prediction_counts existed, once.
+BACKFILL_MS = 600_000
 # Connections per worker: the background writer, and the two request threads of a gthread
 # worker answering /feedback or /monitoring. README: workers × this ≤ the plan's limit.
 POOL_SIZE = 3
@@ -359,6 +361,8 @@ class PredictionStore:
             counted = inspect(connection).has_table(prediction_counts.name)
             metadata.create_all(connection)
             if not counted:
+                if self.dialect == "postgresql":  # once: a big table may take minutes
+                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {BACKFILL_MS}")
                 connection.execute(_counts_of(self.dialect))
 
     def record(self, records: Sequence[PredictionRecord]) -> None:
