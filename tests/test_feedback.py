@@ -25,6 +25,7 @@ from app.feedback.store import (
     count_key,
     engine_url,
     prediction_counts,
+    prediction_totals,
     predictions,
 )
 from app.observability import metrics
@@ -549,6 +550,16 @@ def counts_from_predictions(store: PredictionStore) -> Counter:
     return Counter(count_key(row) for row in rows)
 
 
+def totals_agree(store: PredictionStore) -> bool:
+    """``prediction_totals`` holds each version's sum of ``prediction_counts``."""
+    with store.engine.connect() as connection:
+        totals = {row.version: row.count for row in connection.execute(select(prediction_totals))}
+    sums = Counter()
+    for (_, version, _, _), count in counts_table(store).items():
+        sums[version] += count
+    return {v: n for v, n in totals.items() if n} == dict(sums)
+
+
 def test_counts_match_the_predictions_through_repeats_and_retention(database_url, direct_store):
     """The per-minute counts that /monitoring reads stay equal to the predictions table:
     a repeated request id adds nothing (in a batch of new ones too: PostgreSQL's COPY
@@ -566,24 +577,31 @@ def test_counts_match_the_predictions_through_repeats_and_retention(database_url
         [PredictionRecord(f"expired-{n:014d}", 0, "1", "negative", 0.6, old) for n in range(4)]
     )
     assert counts_table(store) == counts_from_predictions(store)
+    assert totals_agree(store)
     assert store.summary(now).predictions == {"1": 4, "2": 6}
     assert store.delete_older_than(now - 30 * 86400) == 4
+    assert store.delete_older_than(now - 30 * 86400) == 0  # subtracts nothing twice
     assert counts_table(store) == counts_from_predictions(store)
+    assert totals_agree(store)
     assert store.summary(now).predictions == {"2": 6}
 
 
-def test_a_store_made_before_the_counts_table_is_counted_once(database_url, direct_store):
-    """A database written by a version without ``prediction_counts``: the first worker
-    to open it creates the table and counts the predictions already there, once."""
+def test_a_store_made_before_the_counts_tables_is_counted_once(database_url, direct_store):
+    """A database written by a version without ``prediction_counts`` and
+    ``prediction_totals``: the first worker to open it creates them and counts the
+    predictions already there, once."""
     store = direct_store(database_url)
     now = time.time()
     store.record([PredictionRecord(f"before-{n:015d}", n % 2, "1", "neutral", 0.7, now - n * 61)
                   for n in range(20)])  # fmt: skip
     prediction_counts.drop(store.engine)
+    prediction_totals.drop(store.engine)
     for _ in range(2):  # two workers, one after the other
         direct_store(database_url).ensure_schema()
     assert counts_table(store) == counts_from_predictions(store)
     assert sum(counts_table(store).values()) == 20
+    assert totals_agree(store)
+    assert store.summary(now).predictions == {"1": 20}
 
 
 def test_readme_feedback_section(make_app):

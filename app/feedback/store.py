@@ -109,6 +109,14 @@ prediction_counts = Table(
     Column("count", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
 )
 _COUNT_KEY = ("minute", "version", "label", "bucket")
+# The sum of each version's prediction_counts, kept with them: /monitoring's totals
+# without summing 30 days of minutes (up to 80,000 rows a day, 0.85 s at 30 days).
+prediction_totals = Table(
+    "prediction_totals",
+    metadata,
+    Column("version", String(32), primary_key=True),
+    Column("count", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)
 
 # The bandit's state (Seldon Core keeps its routers' in Redis): rewards per version,
 # updated in the same transaction as the feedback that earns them.
@@ -209,6 +217,20 @@ def _counts_of(dialect: str, where: Any = None) -> Any:
     )
 
 
+def _totals_of(dialect: str, table: Table, where: Any = None) -> Any:
+    """``prediction_totals`` rows made from ``table`` (the predictions, or the per-minute
+    counts) where ``where`` holds, added to those already there."""
+    counted = func.count() if table is predictions else func.sum(table.c.count)
+    rows = select(table.c.version, counted).where(true() if where is None else where)
+    statement = _insert(dialect, prediction_totals).from_select(
+        ["version", "count"], rows.group_by(table.c.version)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["version"],
+        set_={"count": prediction_totals.c.count + statement.excluded["count"]},
+    )
+
+
 POSTGRESQL_INSERT = (
     f"INSERT INTO predictions ({_COLUMN_LIST}) VALUES (%s, %s, %s, %s, %s, %s) "
     "ON CONFLICT (request_id, item) DO NOTHING"
@@ -220,6 +242,10 @@ POSTGRESQL_ADD_COUNTS = (
     f"INSERT INTO prediction_counts ({_COUNT_KEY_LIST}, count) VALUES (%s, %s, %s, %s, %s) "
     f"ON CONFLICT ({_COUNT_KEY_LIST}) "
     "DO UPDATE SET count = prediction_counts.count + EXCLUDED.count"
+)
+POSTGRESQL_ADD_TOTALS = (
+    "INSERT INTO prediction_totals (version, count) VALUES (%s, %s) "
+    "ON CONFLICT (version) DO UPDATE SET count = prediction_totals.count + EXCLUDED.count"
 )
 
 
@@ -331,7 +357,11 @@ class PredictionStore:
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._schema_ready = False
         if self.dialect == "sqlite":
-            self._count_new = _counts_of(self.dialect, predictions.c.id > bindparam("after"))
+            new_rows = predictions.c.id > bindparam("after")
+            self._count_new = (
+                _counts_of(self.dialect, new_rows),
+                _totals_of(self.dialect, predictions, new_rows),
+            )
 
     @classmethod
     def from_url(cls, url: str) -> PredictionStore:
@@ -355,15 +385,20 @@ class PredictionStore:
         self._schema_ready = True
 
     def _create_schema(self) -> None:
-        """The missing tables, in one transaction; a ``prediction_counts`` added to a
-        store that already has predictions (made before it existed) counts them first."""
+        """The missing tables, in one transaction; the counts added to a store that
+        already has predictions (made before they existed) count those first."""
         with self.writer.begin() as connection:
-            counted = inspect(connection).has_table(prediction_counts.name)
+            tables = inspect(connection)
+            counted, totalled = (
+                tables.has_table(t.name) for t in (prediction_counts, prediction_totals)
+            )
             metadata.create_all(connection)
             if not counted:
                 if self.dialect == "postgresql":  # once: a big table may take minutes
                     connection.exec_driver_sql(f"SET LOCAL statement_timeout = {BACKFILL_MS}")
                 connection.execute(_counts_of(self.dialect))
+            if not totalled:
+                connection.execute(_totals_of(self.dialect, prediction_counts))
 
     def record(self, records: Sequence[PredictionRecord]) -> None:
         """Insert predictions in one transaction; a (request id, position) already
@@ -390,7 +425,8 @@ class PredictionStore:
                     [last] = cursor.execute("SELECT max(id) FROM predictions").fetchone()
                     sqlite_insert(cursor, rows)
                     cursor.close()
-                    connection.execute(self._count_new, {"after": last or 0})
+                    for statement in self._count_new:
+                        connection.execute(statement, {"after": last or 0})
         except (SQLAlchemyError, self._driver_error) as error:
             raise StoreUnavailable(error.__class__.__name__) from error
 
@@ -429,6 +465,10 @@ class PredictionStore:
         the same rows lock them in the same order and never deadlock."""
         counts = collections.Counter(map(count_key, records))
         cursor.executemany(POSTGRESQL_ADD_COUNTS, [(*key, n) for key, n in sorted(counts.items())])
+        totals: collections.Counter[str] = collections.Counter()
+        for (_, version, _, _), n in counts.items():
+            totals[version] += n
+        cursor.executemany(POSTGRESQL_ADD_TOTALS, sorted(totals.items()))
 
     def give_feedback(self, items: Sequence[FeedbackItem], now: float) -> list[FeedbackResult]:
         """Store true labels, all or none: ``UnknownPrediction`` or ``ConflictingFeedback``
@@ -526,26 +566,38 @@ class PredictionStore:
                 deleted += count
                 if count < DELETE_CHUNK:
                     break
-            with self.writer.begin() as connection:  # the minutes wholly before the cutoff
-                connection.execute(
-                    delete(prediction_counts).where(prediction_counts.c.minute < int(cutoff // 60))
-                )
+            # The counts of the minutes wholly before the cutoff, and their sums from the
+            # totals (what a DELETE returns is what this worker deleted: two workers never
+            # subtract the same minutes).
+            counts = prediction_counts.c
+            with self.writer.begin() as connection:
+                expired: collections.Counter[str] = collections.Counter()
+                for version, count in connection.execute(
+                    delete(prediction_counts)
+                    .where(counts.minute < int(cutoff // 60))
+                    .returning(counts.version, counts.count)
+                ):
+                    expired[version] += count
+                for version, count in sorted(expired.items()):
+                    connection.execute(
+                        update(prediction_totals)
+                        .where(prediction_totals.c.version == version)
+                        .values(count=prediction_totals.c.count - count)
+                    )
             return deleted
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
 
     def summary(self, now: float) -> StoreSummary:
-        """Everything ``GET /monitoring`` reports, in three grouped queries: two over the
-        per-minute counts, one over the predictions that have feedback (an index)."""
+        """Everything ``GET /monitoring`` reports: the totals, the last day's per-minute
+        counts, and the predictions that have feedback (an index finds them)."""
         self.ensure_schema()
         c, counts = predictions.c, prediction_counts.c
         # Whole minutes: the last hour is the 60 minutes up to now, this one included.
         hour, day = int(now // 60) - 59, int(now // 60) - 1439
         try:
             with self.engine.connect() as connection:
-                totals = connection.execute(
-                    select(counts.version, func.sum(counts.count)).group_by(counts.version)
-                ).all()
+                totals = connection.execute(select(prediction_totals)).all()
                 confusion = connection.execute(
                     select(c.version, c.label, c.true_label, func.count())
                     .where(c.true_label.is_not(None))
@@ -566,7 +618,8 @@ class PredictionStore:
             raise StoreUnavailable(error.__class__.__name__) from error
         summary = StoreSummary()
         for version, count in totals:
-            summary.predictions[version] = int(count)
+            if count:
+                summary.predictions[version] = count
         for version, label, true_label, count in confusion:
             summary.confusion.setdefault(version, {})[(label, true_label)] = count
             summary.feedback[version] = summary.feedback.get(version, 0) + count
