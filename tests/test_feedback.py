@@ -102,6 +102,21 @@ def test_feedback_on_an_answer_and_on_batch_items(store_app):
     ]
 
 
+def test_feedback_right_after_the_answer_finds_it(store_app):
+    """A record waits in the worker's queue until the writer's next round (up to 0.5 s
+    after the last one): feedback sent at once makes the worker write its queue first."""
+    client = store_app.test_client()
+    classify(client, {"review": REVIEWS[1]})
+    deadline = time.monotonic() + 5
+    while not store_of(store_app).summary(time.time()).predictions:  # its own round
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    # The writer has just written: its next round is about 0.5 s away.
+    request_id = classify(client, {"review": REVIEWS[0]}).headers["X-Request-ID"]
+    answer = client.post("/feedback", json={"request_id": request_id, "label": "positive"})
+    assert answer.status_code == 200, answer.get_json()
+
+
 def test_repeats_unknown_ids_and_conflicts(store_app):
     client = store_app.test_client()
     request_id = classify(client, {"reviews": REVIEWS[:2]}).headers["X-Request-ID"]

@@ -38,6 +38,8 @@ bp = Blueprint("feedback", __name__)
 log = logging.getLogger(__name__)
 
 FEEDBACK = "feedback"
+# At most this long, a /feedback naming an unknown answer waits for this worker's queue.
+FEEDBACK_FLUSH_SECONDS = 1.0
 FEEDBACK_SCHEMA = "feedback_schema"
 # How often each worker re-reads the bandit's rewards and recomputes the quality gauges.
 BANDIT_REFRESH_SECONDS = 2.0
@@ -192,7 +194,15 @@ def feedback() -> dict[str, Any]:
     )
     store = current_feedback()
     try:
-        results = store.store.give_feedback(items, time.time())
+        try:
+            results = store.store.give_feedback(items, time.time())
+        except UnknownPrediction:
+            # The answer may still wait in this worker's queue (a record is written up to
+            # FLUSH_SECONDS after its answer; a client that keeps its connection alive
+            # reaches the worker that answered it): write the queue, then look once more.
+            if not store.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
+                raise
+            results = store.store.give_feedback(items, time.time())
     except UnknownPrediction as error:
         item = error.args[0]
         raise PredictionNotFound(
