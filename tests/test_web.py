@@ -125,9 +125,22 @@ def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
         }
         for version, predictor in registry.versions.items()
     ]
-    assert config["urls"] == {"classify": "/classify", "explain": "/explain", "model": "/model"}
+    assert config["urls"] == {
+        "classify": "/classify",
+        "explain": "/explain",
+        "model": "/model",
+        "feedback": "/feedback",
+    }
     assert [example["text"] for example in config["examples"]] == [e.text for e in EXAMPLES]
     assert {example.kind for example in EXAMPLES} == {"best", "limits"}
+
+
+def test_page_offers_no_feedback_when_answers_are_not_recorded(make_app):
+    html = make_app(RECORD_PREDICTIONS=False).test_client().get("/").get_data(as_text=True)
+    config = re.search(
+        r'<script type="application/json" id="page-config">(.*?)</script>', html, re.S
+    )
+    assert json.loads(config.group(1))["urls"]["feedback"] is None
 
 
 STATIC = [
@@ -447,6 +460,22 @@ def test_one_review_why_examples_and_errors(server, browser, device):
         saturated = browser.find_element(By.ID, "explain-saturated").is_displayed()
         assert saturated == (scale <= 0.02)
     assert by_test_id(browser, "explain-view").is_displayed()
+
+    # The true label, sent back right after the answer: stored with it, counted in /monitoring.
+    def feedback_on_version_1() -> int:
+        report = requests.get(server.url + "/monitoring", timeout=5).json()
+        return next(v["feedback"] for v in report["versions"] if v["version"] == "1")
+
+    before = feedback_on_version_1()
+    truth = "positive" if expected["label"] != "positive" else "neutral"
+    by_test_id(browser, f"feedback-{truth}").click()
+    feedback_status = browser.find_element(By.ID, "feedback-status")
+    wait_for(browser, lambda: feedback_status.text.startswith("Recorded"), "the feedback's answer")
+    assert feedback_status.text == (
+        f"Recorded: {truth}. The model said {expected['label']}: it counts as wrong for version 1."
+    )
+    assert feedback_on_version_1() == before + 1
+    assert not by_test_id(browser, "feedback-negative").is_enabled()  # once per answer
     assert_fits_the_window(browser, width)
     assert contrast_problems(browser) == []
     screenshot(browser, f"{device}-one-review")

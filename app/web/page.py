@@ -2,7 +2,8 @@
 
 One Jinja template with its own CSS and scripts (``app/static/``, no CDN, no build step),
 so it works offline. The scripts are just another client of the API: ``POST /classify``
-(one review, batches of a file), ``POST /explain`` (why), ``GET /model`` (the limits). The
+(one review, batches of a file), ``POST /explain`` (why), ``GET /model`` (the limits),
+``POST /feedback`` (the true label of an answer). The
 view renders what only the server knows cheaply: the loaded versions and their labels,
 each version's "how sure" thresholds (``app.serving.confidence``), and the examples.
 """
@@ -85,6 +86,8 @@ def page_config() -> dict[str, Any]:
             "classify": url_for("api.classify"),
             "explain": url_for("explain.explain_review"),
             "model": url_for("api.model_info"),
+            # The true label of an answer, when answers are recorded (else no buttons).
+            "feedback": url_for("feedback.feedback") if config["RECORD_PREDICTIONS"] else None,
         },
         "stable": registry.labels["stable"],
         "versions": [

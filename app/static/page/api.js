@@ -43,6 +43,18 @@ export function plainError(status, body, requestId) {
       detail,
     );
   }
+  if (status === 404 && error.code === "prediction_not_found") {
+    return new PlainError(
+      "The server has no record of that answer (it may not be recording now). Try again in a moment.",
+      detail,
+    );
+  }
+  if (status === 409 && error.code === "feedback_conflict") {
+    return new PlainError("That answer already has a different true label.", detail);
+  }
+  if (status === 503 && error.code === "database_unavailable") {
+    return new PlainError("The server is not recording answers now, so it cannot take a true label.", detail);
+  }
   if (status === 413) {
     return new PlainError("That is more text than the server takes in one request.", detail);
   }
@@ -62,6 +74,11 @@ export function plainError(status, body, requestId) {
 
 /** POST ``body`` as JSON; the parsed answer, or a PlainError. */
 export async function postJSON(url, body, signal) {
+  return (await postJSONWithId(url, body, signal)).answer;
+}
+
+/** As postJSON, with the request id the server gave the answer (X-Request-ID). */
+export async function postJSONWithId(url, body, signal) {
   let response;
   try {
     response = await fetch(url, {
@@ -77,8 +94,9 @@ export async function postJSON(url, body, signal) {
     );
   }
   const answer = await response.json().catch(() => null);
-  if (response.ok && answer) return answer;
-  throw plainError(response.status, answer, response.headers.get("X-Request-ID"));
+  const requestId = response.headers.get("X-Request-ID");
+  if (response.ok && answer) return { answer, requestId };
+  throw plainError(response.status, answer, requestId);
 }
 
 export async function getJSON(url) {

@@ -1,6 +1,6 @@
 // One review: the label, a bar per class, how sure in words, which version answered, why
 // (POST /explain), the example reviews, and two versions side by side.
-import { hideError, postJSON, PlainError, showError, withVersion } from "./api.js";
+import { hideError, postJSON, postJSONWithId, PlainError, showError, withVersion } from "./api.js";
 import {
   element,
   percent,
@@ -45,6 +45,41 @@ export function setUpSingle(config, chosenVersion) {
     showError(error, problem);
     review.setAttribute("aria-invalid", "true");
     result.hidden = true;
+  }
+
+  // The true label, sent back for the answer on show (POST /feedback): buttons for the
+  // answering version's classes, under the answer.
+  function offerFeedback(body, requestId) {
+    const box = $("feedback");
+    const feedbackStatus = $("feedback-status");
+    feedbackStatus.textContent = "";
+    if (!config.urls.feedback || !requestId) {
+      box.hidden = true;
+      return;
+    }
+    const classes = config.versions.find((item) => item.version === body.model.version).classes;
+    const buttons = classes.map((name) => {
+      const choice = element("button", "secondary", name);
+      choice.type = "button";
+      choice.dataset.testid = `feedback-${name}`;
+      choice.addEventListener("click", async () => {
+        for (const other of buttons) other.disabled = true;
+        feedbackStatus.textContent = "Sending…";
+        try {
+          const answer = await postJSON(config.urls.feedback, { request_id: requestId, label: name });
+          const [given] = answer.feedback;
+          feedbackStatus.textContent = given.correct
+            ? `Recorded: ${name}. The model was right.`
+            : `Recorded: ${name}. The model said ${given.predicted}: it counts as wrong for version ${given.version}.`;
+        } catch (problem) {
+          feedbackStatus.textContent = problem.message;
+          for (const other of buttons) other.disabled = false;
+        }
+      });
+      return choice;
+    });
+    $("feedback-choices").replaceChildren(...buttons);
+    box.hidden = false;
   }
 
   function showAnswer(body) {
@@ -161,8 +196,12 @@ export function setUpSingle(config, chosenVersion) {
     button.setAttribute("aria-disabled", "true");
     status.textContent = "Classifying…";
     try {
-      const body = await postJSON(withVersion(config.urls.classify, chosenVersion()), { review: text });
+      const { answer: body, requestId } = await postJSONWithId(
+        withVersion(config.urls.classify, chosenVersion()),
+        { review: text },
+      );
       showAnswer(body);
+      offerFeedback(body, requestId);
       status.textContent = "";
       await explain(text, body.model.version); // the version that answered
     } catch (problem) {
