@@ -88,8 +88,15 @@ def post_compile(env_dir: Path) -> float:
 def rehearse(env_dir: Path) -> dict:
     """Run the web process as a dyno would (an empty temporary folder: a dyno's
     filesystem starts fresh at every boot); return its measurements."""
-    log_path = WORK / "web.log"
     fresh_tmp = Path(tempfile.mkdtemp(prefix="dyno-tmp-"))
+    try:
+        return _rehearse(env_dir, fresh_tmp)
+    finally:
+        shutil.rmtree(fresh_tmp, ignore_errors=True)
+
+
+def _rehearse(env_dir: Path, fresh_tmp: Path) -> dict:
+    log_path = WORK / "web.log"
     # Only the slug's environment: its bin first on the PATH.
     web = WebProcess(
         {"WEB_CONCURRENCY": "2", "DYNO": "web.1", "TMPDIR": str(fresh_tmp)},

@@ -108,13 +108,18 @@ def test_page_has_every_control_with_its_test_id_and_a_label(client, app):
     assert f'<strong id="model-version">{bundle.version}</strong>' in html
 
 
-def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
+def page_config_of(client) -> dict:
+    """The JSON the page's scripts read, from ``GET /``."""
     html = client.get("/").get_data(as_text=True)
-    config = json.loads(
+    return json.loads(
         re.search(r'<script type="application/json" id="page-config">(.*?)</script>', html, re.S)
         .group(1)
         .replace("&#39;", "'")
     )
+
+
+def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
+    config = page_config_of(client)
     registry = app.extensions["models"].registry
     assert config["versions"] == [
         {
@@ -136,11 +141,8 @@ def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
 
 
 def test_page_offers_no_feedback_when_answers_are_not_recorded(make_app):
-    html = make_app(RECORD_PREDICTIONS=False).test_client().get("/").get_data(as_text=True)
-    config = re.search(
-        r'<script type="application/json" id="page-config">(.*?)</script>', html, re.S
-    )
-    assert json.loads(config.group(1))["urls"]["feedback"] is None
+    config = page_config_of(make_app(RECORD_PREDICTIONS=False).test_client())
+    assert config["urls"]["feedback"] is None
 
 
 STATIC = [

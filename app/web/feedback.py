@@ -23,6 +23,7 @@ from app.feedback.recorder import PredictionRecorder
 from app.feedback.store import (
     ConflictingFeedback,
     FeedbackItem,
+    FeedbackResult,
     PredictionStore,
     StoreConfigError,
     StoreUnavailable,
@@ -96,6 +97,18 @@ class Feedback:
         """Stop the recorder (what it holds is dropped) and close the connections."""
         self.recorder.stop()
         self.store.close()
+
+    def give_feedback(self, items: list[FeedbackItem]) -> list[FeedbackResult]:
+        """Store true labels (``PredictionStore.give_feedback``). An answer not found may
+        still wait in this worker's queue (a record is written up to FLUSH_SECONDS after
+        its answer; a client that keeps its connection alive reaches the worker that
+        answered it): then the queue is written and the items looked up once more."""
+        try:
+            return self.store.give_feedback(items, time.time())
+        except UnknownPrediction:
+            if not self.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
+                raise
+            return self.store.give_feedback(items, time.time())
 
     def refresh_bandit(self) -> None:
         bandit = self.models.router.bandit
@@ -194,15 +207,7 @@ def feedback() -> dict[str, Any]:
     )
     store = current_feedback()
     try:
-        try:
-            results = store.store.give_feedback(items, time.time())
-        except UnknownPrediction:
-            # The answer may still wait in this worker's queue (a record is written up to
-            # FLUSH_SECONDS after its answer; a client that keeps its connection alive
-            # reaches the worker that answered it): write the queue, then look once more.
-            if not store.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
-                raise
-            results = store.store.give_feedback(items, time.time())
+        results = store.give_feedback(items)
     except UnknownPrediction as error:
         item = error.args[0]
         raise PredictionNotFound(

@@ -558,10 +558,10 @@ def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
 
 
 def path_parameters(
-    rule: str, name: str, versions: list[str], labels: list[str]
+    rule: str, name: str, version: str, versions: list[str], labels: list[str]
 ) -> list[dict[str, Any]]:
     """The path parameters of a ``/v1/models`` rule; only the served values are valid
-    (every loaded version, the stable one as the example)."""
+    (every loaded version; ``version``, the stable one, as the example)."""
     parameters = []
     if "<model:name>" in rule:
         parameters.append(
@@ -587,7 +587,7 @@ def path_parameters(
                     "minimum": 0,
                     "enum": sorted(int(v) for v in versions),
                 },
-                "example": int(versions[0]),
+                "example": int(version),
             }
         )
     if "<model:label>" in rule:
@@ -660,10 +660,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             path=openapi_path(rule),
             operations=operations[rule],
             parameters=path_parameters(
-                rule,
-                bundle.name,
-                [bundle.version, *(v for v in registry.versions if v != bundle.version)],
-                sorted(registry.labels),
+                rule, bundle.name, bundle.version, list(registry.versions), sorted(registry.labels)
             ),
         )
     return spec.to_dict()
