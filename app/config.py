@@ -210,6 +210,11 @@ SETTINGS = (
     # CPU threads one inference may use, per worker. 1 keeps workers from fighting over
     # the cores (see gunicorn.conf.py and BENCHMARKS.md).
     Setting("INFERENCE_THREADS", "1", integer(1, 64)),
+    # Dynamic batching (app.serving.batching): requests waiting in a worker's threads
+    # share one inference call of up to this many texts (1: off), the first waiting at
+    # most DYNAMIC_BATCH_TIMEOUT_MS for the others.
+    Setting("DYNAMIC_BATCH_MAX_SIZE", "1", integer(1, 1024)),
+    Setting("DYNAMIC_BATCH_TIMEOUT_MS", "2", number(0, 1000)),
     Setting("MAX_BATCH_SIZE", "64", integer(1, 10000)),
     Setting("MAX_TEXT_CHARS", "5000", integer(1, 1_000_000)),
     # Flask reads it itself: 413 before the body is read.

@@ -269,19 +269,19 @@ def summary_table(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Retrain a shipped sentiment model version.")
-    parser.add_argument("--version", choices=("1", "2"), default="1")
+    parser.add_argument("--version", choices=("1", "2", "3"), default="1")
     parser.add_argument("--output", type=Path, help="default: model/sentiment/<version>")
     parser.add_argument("--verbose", action="store_true", help="show Keras progress (v1)")
     parser.add_argument(
         "--goemotions",
         type=Path,
-        help="GoEmotions folder for version 2 (default: ../shared/data/goemotions)",
+        help="GoEmotions folder for versions 2 and 3 (default: ../shared/data/goemotions)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds for version 2's spread")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    if args.version == "2":
+    if args.version in ("2", "3"):
         from model.goemotions import DEFAULT_DIR, check_dir
 
         # Checked before TensorFlow loads: a missing folder fails in a second.
@@ -296,6 +296,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         output = args.output or train_v2.DEFAULT_OUTPUT
         metadata = train_v2.run(output, goemotions_dir, args.seeds)
         train_v2.print_summary(metadata)
+        print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
+        return
+    if args.version == "3":
+        from model import train_v3
+
+        output = args.output or train_v3.DEFAULT_OUTPUT
+        metadata = train_v3.run(output, goemotions_dir)
+        train_v3.print_summary(metadata)
         print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
         return
     args.output = args.output or DEFAULT_MODEL_DIR

@@ -73,6 +73,8 @@ def occluded_rows(predictor: Predictor, text: str) -> tuple[list[str], np.ndarra
         ids = [feature for feature, first, end in spans if not first <= left_out < end]
         # The encoder's convention for a text with nothing in it: one out-of-vocabulary id.
         rows[row, : len(ids) or 1] = ids or [OOV_ID]
+    if not encoder.fixed_length:  # a transformer takes rows as wide as the longest
+        rows = rows[:, : max(len(spans), 1)]
     return tokens, rows
 
 

@@ -42,10 +42,14 @@ def export(model_dir: Path, target_dir: Path) -> None:
 
 def prebuild(base_dir: Path) -> list[Path]:
     """Export each numeric version folder of ``base_dir`` into ``predictor.PREBUILT_DIR``
-    (each in its own child)."""
+    (each in its own child), except those that ship their own IR (version 3)."""
     if not base_dir.is_dir():
         raise ModelBundleError(f"{base_dir}: not a folder of model versions")
-    folders = sorted(d for d in base_dir.iterdir() if d.name.isdigit() and d.is_dir())
+    folders = sorted(
+        d
+        for d in base_dir.iterdir()
+        if d.name.isdigit() and d.is_dir() and not (d / predictor.IR_FILE).is_file()
+    )
     root = predictor.PREBUILT_DIR
     return [export_once(folder, root / export_name(folder / MODEL_FILE)) for folder in folders]
 

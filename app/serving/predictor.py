@@ -31,11 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from app.serving.preprocessing import TextEncoder
+from app.serving.batching import DynamicBatcher
+from app.serving.preprocessing import TextEncoder, WordPieceEncoder, encoder_from_config
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+# A folder may ship its own OpenVINO IR beside (or, in the slug, instead of) the Keras
+# file: version 3's, compressed to 16-bit weights at training time (45 MB, not 90).
+IR_FILE = "model.xml"
 PREPROCESSING_FILE = "preprocessing.json"
 METADATA_FILE = "metadata.json"
 SUPPORTED_BACKENDS = ("openvino", "tensorflow")
@@ -53,7 +57,7 @@ class ModelBundle:
     # keras.Model, typed loosely so that this module does not import Keras; None on the
     # OpenVINO backend, which serves the exported graph (see ``_openvino_ir``).
     model: Any
-    encoder: TextEncoder
+    encoder: TextEncoder | WordPieceEncoder
     metadata: dict[str, Any]
 
     @property
@@ -97,12 +101,12 @@ def read_model_folder(directory: Path) -> ModelBundle:
         if key not in metadata:
             raise ModelBundleError(f"{directory / METADATA_FILE}: missing key {key!r}")
     try:
-        encoder = TextEncoder.from_config(_read_json(directory / PREPROCESSING_FILE))
-    except (KeyError, TypeError, ValueError) as error:
+        encoder = encoder_from_config(_read_json(directory / PREPROCESSING_FILE), directory)
+    except (KeyError, TypeError, ValueError, OSError) as error:
         raise ModelBundleError(
             f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"
         ) from None
-    if not (directory / MODEL_FILE).is_file():
+    if not (directory / MODEL_FILE).is_file() and not (directory / IR_FILE).is_file():
         raise ModelBundleError(f"{directory / MODEL_FILE}: file not found")
     return ModelBundle(directory=directory, model=None, encoder=encoder, metadata=metadata)
 
@@ -110,7 +114,8 @@ def read_model_folder(directory: Path) -> ModelBundle:
 def _check_model_shape(
     bundle: ModelBundle, inputs: int, outputs: int, input_length: Any, output_size: Any
 ) -> None:
-    """The model takes one row of the encoder's length and gives one probability per class."""
+    """The model takes one row of the encoder's length (any length, ``None``, for an
+    encoder whose rows are as wide as the batch) and gives one probability per class."""
     model_path = bundle.directory / MODEL_FILE
     if inputs != 1 or outputs != 1:
         raise ModelBundleError(f"{model_path}: expected one input and one output")
@@ -119,7 +124,13 @@ def _check_model_shape(
             f"{bundle.directory / METADATA_FILE}: lists {len(bundle.classes)} classes "
             f"but the model outputs {output_size}"
         )
-    if input_length != bundle.encoder.sequence_length:
+    if not bundle.encoder.fixed_length:
+        if input_length is not None:
+            raise ModelBundleError(
+                f"{bundle.directory / PREPROCESSING_FILE}: rows of any length, "
+                f"but the model takes {input_length} ids"
+            )
+    elif input_length != bundle.encoder.sequence_length:
         raise ModelBundleError(
             f"{bundle.directory / PREPROCESSING_FILE}: sequence_length "
             f"{bundle.encoder.sequence_length} but the model takes {input_length}"
@@ -131,6 +142,8 @@ def load_model_bundle(directory: Path) -> ModelBundle:
     ``ModelBundleError`` naming the file and the problem when anything is missing, corrupt
     or inconsistent."""
     import keras  # deferred: see the module docstring
+
+    import app.serving.transformer  # noqa: F401  (registers version 3's layers)
 
     bundle = read_model_folder(directory)
     model_path = bundle.directory / MODEL_FILE
@@ -249,6 +262,8 @@ def _openvino_ir(bundle: ModelBundle) -> Path:
     it, and its refusal (the same checks and messages as ``load_model_bundle``) is raised
     here as ``ModelBundleError``.
     """
+    if (bundle.directory / IR_FILE).is_file():
+        return bundle.directory / IR_FILE
     name = export_name(bundle.directory / MODEL_FILE)
     if (PREBUILT_DIR / name / "model.xml").is_file():
         return PREBUILT_DIR / name / "model.xml"
@@ -306,6 +321,22 @@ def _run_export(model_dir: Path, staging: Path) -> None:
         )
 
 
+PRECISIONS = ("f32", "bf16")
+
+
+def inference_precision(bundle: ModelBundle) -> str:
+    """``metadata.json``'s ``serving.inference_precision``: ``f32`` unless the training
+    pipeline measured that ``bf16`` keeps the answers (version 3: twice as fast, and its
+    weights a worker's own in 16 bits instead of 32). A CPU without bf16 runs f32."""
+    precision = bundle.metadata.get("serving", {}).get("inference_precision", "f32")
+    if precision not in PRECISIONS:
+        raise ModelBundleError(
+            f"{bundle.directory / METADATA_FILE}: serving.inference_precision must be one "
+            f"of {PRECISIONS}, not {precision!r}"
+        )
+    return precision
+
+
 def _openvino_infer(
     bundle: ModelBundle, ir_path: Path, threads: int
 ) -> Callable[[np.ndarray], np.ndarray]:
@@ -314,7 +345,8 @@ def _openvino_infer(
     Keras' own OpenVINO predict path compiles with the CPU defaults (a thread per core,
     pinned, bf16 where the CPU has it), and two workers then fight over two cores. Keras'
     public export gives the same graph, which we compile with one stream, ``threads``
-    threads, no pinning, and f32 (as fast here, and the same numbers as TensorFlow).
+    threads, no pinning, and the folder's precision (``inference_precision``: f32 for
+    the n-gram versions, as fast here and the same numbers as TensorFlow).
 
     Single texts, the common request, get a second compilation with the batch size fixed
     at 1 and an input buffer filled in place: 45 µs a call inside a request against 72 µs
@@ -327,20 +359,30 @@ def _openvino_infer(
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "ENABLE_CPU_PINNING": False,
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": inference_precision(bundle),
     }
     # Both compile from one read of the IR (each compilation takes its own copy of the
     # graph), which measured 2 MB a worker less than reading it twice.
     model = core.read_model(ir_path)
+    width = model.input().get_partial_shape()[-1]
     _check_model_shape(
         bundle,
         len(model.inputs),
         len(model.outputs),
-        model.input().get_partial_shape()[-1].get_length(),
+        None if width.is_dynamic else width.get_length(),
         model.output().get_partial_shape()[-1].get_length(),
     )
+    if width.is_dynamic:  # rows as wide as the batch (version 3): one graph for all
+        graph = core.compile_model(model, "CPU", config).create_infer_request()
+
+        def infer_any(ids: np.ndarray) -> np.ndarray:
+            graph.set_input_tensor(ov.Tensor(ids, shared_memory=True))
+            graph.infer()
+            return graph.get_output_tensor().data.copy()
+
+        return infer_any
     batches = core.compile_model(model, "CPU", config).create_infer_request()
-    model.reshape([1, model.input().get_partial_shape()[1]])
+    model.reshape([1, width])
     single = core.compile_model(model, "CPU", config).create_infer_request()
     single_input = single.get_input_tensor().data  # a view of OpenVINO's own buffer
     single_output = single.get_output_tensor()
@@ -389,18 +431,31 @@ class Predictor:
     returns a ready object, so nothing that holds one ever asks whether it is loaded."""
 
     def __init__(
-        self, bundle: ModelBundle, infer: Callable[[np.ndarray], np.ndarray], backend: str
+        self,
+        bundle: ModelBundle,
+        infer: Callable[[np.ndarray], np.ndarray],
+        backend: str,
+        batching: tuple[int, float] | None = None,
     ):
         self.bundle = bundle
         self.backend = backend
         self._infer = infer
         # One inference at a time per worker: an OpenVINO infer request is not
-        # thread-safe, and one ~0.1 ms call at a time keeps CPU use predictable.
+        # thread-safe, and one call at a time keeps CPU use predictable.
         self._lock = threading.Lock()
+        # (max_batch_size, timeout in seconds): requests waiting in this worker's threads
+        # share calls (app.serving.batching); None, or a size of 1: each its own call.
+        self.batcher = None
+        if batching and batching[0] > 1:
+            self.batcher = DynamicBatcher(infer, *batching)
 
     @classmethod
     def load(
-        cls, model_dir: Path | str, backend: str = "openvino", inference_threads: int = 1
+        cls,
+        model_dir: Path | str,
+        backend: str = "openvino",
+        inference_threads: int = 1,
+        batching: tuple[int, float] | None = None,
     ) -> Predictor:
         """Load, compile and warm up the model in ``model_dir``. Raises ``ModelBundleError``."""
         started = time.perf_counter()
@@ -414,10 +469,11 @@ class Predictor:
             # A compiled function per call; model.predict costs ~33 ms a call.
             infer = bundle.model.predict_on_batch
         # Warm up: the first calls allocate and (on TensorFlow) trace.
+        width = bundle.encoder.sequence_length if bundle.encoder.fixed_length else 16
         for batch_size in (1, 8, 64):
-            infer(np.ones((batch_size, bundle.encoder.sequence_length), dtype=np.int32))
+            infer(np.ones((batch_size, width), dtype=np.int32))
         known_answers = check_known_answers(bundle, infer)
-        predictor = cls(bundle, infer, backend)
+        predictor = cls(bundle, infer, backend, batching)
         _release_free_memory()
         log.info(
             "model loaded",
@@ -434,13 +490,13 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities, shape ``(len(texts), len(classes))``, rows in input order."""
-        ids = self.bundle.encoder.encode_batch(texts)
-        with self._lock:
-            return np.asarray(self._infer(ids), dtype=np.float32)
+        return self.predict_ids(self.bundle.encoder.encode_batch(texts))
 
     def predict_ids(self, ids: np.ndarray) -> np.ndarray:
         """Class probabilities for rows that are already ids (``int32``, shape
-        ``(rows, sequence_length)``): explanations score rows with tokens left out."""
+        ``(rows, width)``): explanations score rows with tokens left out."""
+        if self.batcher is not None:
+            return np.asarray(self.batcher(ids), dtype=np.float32)
         with self._lock:
             return np.asarray(self._infer(ids), dtype=np.float32)
 

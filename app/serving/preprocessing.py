@@ -222,6 +222,7 @@ class TextEncoder:
     negation_scope: int = 0
     lexicon: dict[str, int] = field(default_factory=dict)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    fixed_length = True  # every row is sequence_length ids wide
 
     def __post_init__(self) -> None:
         self._index = {token: i + RESERVED_IDS for i, token in enumerate(self.vocabulary)}
@@ -369,3 +370,109 @@ class TextEncoder:
             negation_scope=int(config.get("negation_scope", 0)),
             lexicon={str(word): int(value) for word, value in config.get("lexicon", {}).items()},
         )
+
+
+# Version 3's tokenizer file, kept in its model folder beside preprocessing.json.
+WORDPIECE_FILE = "tokenizer.json"
+# A batch's rows are padded to its longest text, rounded up to this many ids: fewer
+# distinct input shapes for the runtime, at most 7 padding ids a row.
+WORDPIECE_PAD_MULTIPLE = 8
+
+
+def clean_for_wordpiece(text: str) -> str:
+    """``standardize``'s repairs for a model with its own vocabulary: HTML entities,
+    mojibake, Unicode forms, control characters, links and @mentions (a placeholder
+    each), letters repeated for emphasis. Case, numbers, emoticons and punctuation stay:
+    the WordPiece tokenizer knows them (it lower-cases itself)."""
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", repair_mojibake(text))
+    text = _CONTROLS.sub(" ", text)
+    if "http" in text or "www." in text:
+        text = re.sub(r"(?:https?://|www\.)\S*", " link ", text, flags=re.IGNORECASE)
+    if "@" in text:
+        text = _MENTION.sub("@user", text)
+    return _REPEATS.sub(r"\1\1", text)
+
+
+@dataclass
+class WordPieceEncoder:
+    """Maps texts to rows of WordPiece ids for a transformer (version 3): ``[CLS]``, the
+    text's sub-word ids, ``[SEP]``, at most ``sequence_length`` ids, then ``PAD_ID``. A
+    batch is as wide as its longest row (rounded up to ``WORDPIECE_PAD_MULTIPLE``), not
+    ``sequence_length``: a transformer's cost grows with the width, and the model takes
+    any. The ``tokenizers`` package reads the model's own ``tokenizer.json`` (no
+    TensorFlow; its padding setting is replaced by this class's)."""
+
+    tokenizer_json: str
+    sequence_length: int = 128
+    fixed_length = False  # rows are as wide as the batch needs
+
+    def __post_init__(self) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self._tokenizer = Tokenizer.from_str(self.tokenizer_json)
+        except Exception as error:  # the Rust side raises a bare Exception
+            raise ValueError(f"not a tokenizers JSON file ({error})") from None
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(self.sequence_length)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return self._tokenizer.get_vocab_size()
+
+    def encode_ids(self, text: str) -> list[int]:
+        return self._tokenizer.encode(clean_for_wordpiece(text)).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """An ``int32`` array ``(len(texts), width)``, width the longest row's length
+        rounded up to ``WORDPIECE_PAD_MULTIPLE`` (at most ``sequence_length``)."""
+        rows = [self.encode_ids(text) for text in texts]
+        longest = max((len(ids) for ids in rows), default=2)
+        step = WORDPIECE_PAD_MULTIPLE
+        width = min(-(-longest // step) * step, self.sequence_length)
+        batch = np.zeros((len(rows), width), dtype=np.int32)
+        for row, ids in enumerate(rows):
+            batch[row, : len(ids)] = ids
+        return batch
+
+    def feature_spans(self, text: str) -> tuple[list[str], list[tuple[int, int, int]]]:
+        """The words the model sees, and each id with the word it belongs to,
+        ``(id, first, end)`` as ``TextEncoder.feature_spans`` gives them; ``[CLS]`` and
+        ``[SEP]`` belong to no word (``(id, -1, -1)``: never left out)."""
+        cleaned = clean_for_wordpiece(text)
+        encoding = self._tokenizer.encode(cleaned)
+        words: list[str] = []
+        spans: list[tuple[int, int, int]] = []
+        seen: dict[int, int] = {}
+        for token_id, word, (start, end) in zip(
+            encoding.ids, encoding.word_ids, encoding.offsets, strict=True
+        ):
+            if word is None:
+                spans.append((token_id, -1, -1))
+                continue
+            if word not in seen:
+                seen[word] = len(words)
+                words.append("")
+            position = seen[word]
+            words[position] += cleaned[start:end].lower()
+            spans.append((token_id, position, position + 1))
+        return words, spans
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "kind": "wordpiece",
+            "tokenizer": WORDPIECE_FILE,
+            "sequence_length": self.sequence_length,
+        }
+
+
+def encoder_from_config(config: dict[str, Any], directory: Any) -> TextEncoder | WordPieceEncoder:
+    """The encoder a model folder's ``preprocessing.json`` describes: version 3's
+    WordPiece tokenizer (its file in ``directory``) or the n-gram ``TextEncoder``."""
+    if config.get("kind") == "wordpiece":
+        path = directory / str(config["tokenizer"])
+        return WordPieceEncoder(path.read_text(encoding="utf-8"), int(config["sequence_length"]))
+    return TextEncoder.from_config(config)

@@ -142,12 +142,16 @@ class ModelRegistry:
 
     @classmethod
     def load(
-        cls, selection: VersionSelection, backend: str = "openvino", inference_threads: int = 1
+        cls,
+        selection: VersionSelection,
+        backend: str = "openvino",
+        inference_threads: int = 1,
+        batching: tuple[int, float] | None = None,
     ) -> ModelRegistry:
         labels = selection.label_map()
         versions: dict[str, Predictor] = {}
         for expected, folder in selection.folders().items():
-            predictor = Predictor.load(folder, backend, inference_threads)
+            predictor = Predictor.load(folder, backend, inference_threads, batching)
             version = predictor.bundle.version
             if expected is not None and version != expected:
                 raise ModelBundleError(

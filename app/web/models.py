@@ -85,6 +85,7 @@ def init_app(app: Flask) -> None:
             VersionSelection.from_config(config),
             config["KERAS_BACKEND"],
             config["INFERENCE_THREADS"],
+            (config["DYNAMIC_BATCH_MAX_SIZE"], config["DYNAMIC_BATCH_TIMEOUT_MS"] / 1000),
         )
         router = Router(
             registry,
