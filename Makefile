@@ -78,9 +78,10 @@ format: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) $(SPARK_VENV) dist reports .pytest_cache .ruff_cache
 
-## bench: ab and wrk against the server, its FastAPI twin and baselines; writes BENCHMARKS.md (needs ab, wrk)
+## bench: ab and wrk against the server, its FastAPI twin and baselines, then version 3 against 2; writes BENCHMARKS.md (needs ab, wrk)
 bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.transformer $(BENCH_ARGS)
 
 ## loadtest: locust for LOADTEST_TIME (default 60s) against a local server; fails on any failure
 loadtest: $(VENV)/.dev

@@ -186,9 +186,11 @@ SETTINGS = (
     # The app (workers and app.batch).
     Setting("LOG_LEVEL", "info", choice("debug", "info", "warning", "error", result=str.upper)),
     # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
-    # model.keras, preprocessing.json and metadata.json.
+    # model.keras (or its own model.xml), preprocessing.json and metadata.json.
     Setting("MODEL_BASE_DIR", str(MODEL_BASE), TEXT),
-    Setting("MODEL_VERSIONS", "all", VERSIONS),
+    # Version 3 (the transformer) is opt-in: with two workers it takes a server from
+    # ~235 to ~545 MB (README, Model versions), past a 512 MB dyno.
+    Setting("MODEL_VERSIONS", "1,2", VERSIONS),
     # Empty: MODEL_BASE_DIR/labels.json, else the highest loaded version is stable.
     Setting("MODEL_LABELS", "", LABELS),
     # One version folder served alone (overrides the three settings above).

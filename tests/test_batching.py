@@ -90,3 +90,24 @@ def test_a_request_as_big_as_a_batch_runs_alone(rows) -> None:
     batcher = DynamicBatcher(model, max_batch_size=8, timeout=5.0)
     assert batcher(np.ones((rows, 4), dtype=np.int32)).shape == (rows, 2)
     assert model.shapes == [(rows, 4)]
+
+
+def test_a_transformer_request_is_scored_in_calls_of_bounded_size() -> None:
+    """``infer_in_calls``: calls of at most CALL_TOKENS ids, rows sorted by length and cut
+    to their longest, answers back in the request's order."""
+    from app.serving.predictor import CALL_TOKENS, infer_in_calls
+
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(3, 128, size=64)
+    ids = np.zeros((64, 128), dtype=np.int32)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1000, 2000, size=length)
+    model = Recorder()
+    result = infer_in_calls(ids, model)
+    assert result.tolist() == model_answers(ids)
+    assert all(rows * width <= CALL_TOKENS for rows, width in model.shapes)
+    assert sum(rows for rows, _ in model.shapes) == 64
+
+
+def model_answers(ids: np.ndarray) -> list[list[float]]:
+    return np.stack([ids.sum(axis=1), (ids != 0).sum(axis=1)], axis=1).astype(float).tolist()

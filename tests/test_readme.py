@@ -120,11 +120,15 @@ def parse_shown(text: str) -> Any:
 
 # Feedback needs answers recorded first: tests/test_feedback.py runs that section in order.
 STATEFUL = ("/feedback", "/monitoring")
+# Version 3 is opt-in: its examples run against the settings the README gives for it.
+ACCURATE = "label=accurate"
+ACCURATE_SETTINGS = {"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2,accurate=3"}
 EXAMPLES = [
     (command, shown)
     for command, shown in curl_examples()
-    if not request_of(command)[1].startswith(STATEFUL)
+    if not request_of(command)[1].startswith(STATEFUL) and ACCURATE not in command
 ]
+ACCURATE_EXAMPLES = [(command, shown) for command, shown in curl_examples() if ACCURATE in command]
 
 
 def section_commands(heading: str) -> list[tuple[str, str | None]]:
@@ -157,6 +161,23 @@ def test_curl_example_output(client, command, shown):
     method, path, headers, body = request_of(command)
     response = client.open(path, method=method, headers=headers, data=body)
     actual = response.get_json()
+    problem = mismatch(parse_shown(shown), actual)
+    assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
+
+
+def test_version_3_example_under_the_settings_shown(make_app):
+    [(command, shown)] = ACCURATE_EXAMPLES
+    [settings] = [
+        line
+        for language, text in blocks()
+        for line in text.splitlines()
+        if "make serve" in line
+        if line.startswith("MODEL_VERSIONS=")
+    ]
+    assert all(f"{name}={value}" in settings for name, value in ACCURATE_SETTINGS.items())
+    client = make_app(**ACCURATE_SETTINGS).test_client()
+    method, path, headers, body = request_of(command)
+    actual = client.open(path, method=method, headers=headers, data=body).get_json()
     problem = mismatch(parse_shown(shown), actual)
     assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
 

@@ -1,0 +1,194 @@
+"""`make bench`'s second part: version 3 (the transformer) against version 2 (n-grams), and
+dynamic batching on and off. Writes its own section of BENCHMARKS.md.
+
+In process (one thread, as a worker runs it): the median time of one call on a 16-token
+text at batch 1, and per text at batch 16, at each precision the IR can be compiled with.
+Through HTTP (the Procfile's command, requirements.txt alone, two workers): version 2
+alone, version 3 alone, and version 3 with dynamic batching (8 threads a worker, requests
+on threads rather than the event loop, batches of up to 16, 2 ms wait), single reviews in
+rotation (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and
+memory of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from app.config import MODEL_BASE, PROJECT_ROOT
+from benchmarks.bench import BENCHMARKS_MD, Bench, Load, Server, machine
+from deploy.dyno import build_environment
+
+START, END = "<!-- bench-v3:start -->", "<!-- bench-v3:end -->"
+V3 = MODEL_BASE / "3"
+LOADS = [Load("wrk", 16, 5), Load("wrk", 32, 5)]
+BATCHING_ENV = {
+    "DYNAMIC_BATCH_MAX_SIZE": "16",
+    "DYNAMIC_BATCH_TIMEOUT_MS": "2",
+    "INLINE_MAX_BYTES": "0",
+    "GUNICORN_CMD_ARGS": "--threads 8",
+}
+
+_IN_PROCESS = """
+import json, statistics, sys, time
+import numpy as np
+from app.serving.predictor import Predictor
+predictor = Predictor.load(sys.argv[1], "openvino", 1)
+encoder, infer = predictor.bundle.encoder, predictor._infer
+# 16 ids: [CLS], 14 word pieces, [SEP].
+text = "the room was clean and the staff were friendly but the breakfast was cold"
+ids = encoder.encode_batch([text])
+assert ids.shape == (1, 16) and (ids != 0).all(), ids
+def median_ms(batch, repeat):
+    for _ in range(5):
+        infer(batch)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter(); infer(batch); times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+print(json.dumps({
+    "batch1_ms": median_ms(ids, 300),
+    "batch16_ms_per_text": median_ms(np.repeat(ids, 16, axis=0), 60) / 16,
+}))
+"""
+
+
+def in_process(precision: str, python: Path, work: Path) -> dict[str, float]:
+    """Version 3 compiled at ``precision`` (a copy of its folder saying so)."""
+    folder = work / f"v3-{precision}"
+    folder.mkdir()
+    for path in V3.iterdir():
+        if path.name != "metadata.json":
+            (folder / path.name).symlink_to(path)
+    metadata = json.loads((V3 / "metadata.json").read_text())
+    metadata["serving"] = {**metadata.get("serving", {}), "inference_precision": precision}
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    output = subprocess.run(
+        [python, "-c", _IN_PROCESS, str(folder)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def run(quick: bool) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-v3-"))
+    bench = Bench(work, quick)
+    results: dict = {"started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    serving_bin = build_environment(fresh=False) / "bin"
+    print("version 3 in process ...", flush=True)
+    results["in_process"] = {
+        precision: in_process(precision, serving_bin / "python", work)
+        for precision in ("f32", "bf16")
+    }
+    servers: list[Server] = []
+    try:
+        for name, env in (
+            ("version 2", {"MODEL_VERSIONS": "2", "MODEL_LABELS": "stable=2"}),
+            ("version 3", {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3"}),
+            (
+                "version 3, dynamic batching",
+                {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", **BATCHING_ENV},
+            ),
+            ("every version", {}),
+        ):
+            print(f"starting {name} ...", flush=True)
+            servers.append(Server(name, "app:create_app()", env, serving_bin))
+        compared = servers[:3]
+        for server in compared:
+            bench.run(server, Load("wrk", 16, 1))
+        results["boot_s"] = {server.name: server.boot_s for server in servers}
+        results["loads"] = {}
+        for load in LOADS:
+            print(f"  {load.label} ...", flush=True)
+            results["loads"][load.label] = bench.interleaved(compared, load)
+        results["pss_mb"] = {server.name: server.pss_mb() for server in servers}
+    finally:
+        for server in servers:
+            server.stop()
+    shutil.rmtree(work)
+    return results
+
+
+def report(r: dict, command: str) -> str:
+    lines = [
+        START,
+        "## Version 3 (the transformer) against version 2, and dynamic batching",
+        "",
+        f"`{command}` (its second part, `benchmarks/transformer.py`), {r['started']}, "
+        f"{machine()}. Servers: the Procfile's command from requirements.txt alone, two "
+        "workers. Dynamic batching: "
+        + ", ".join(f"`{key}={value}`" for key, value in BATCHING_ENV.items())
+        + ".",
+        "",
+        "In process, one thread, the model call alone (median):",
+        "",
+        "| precision | 16 tokens, batch 1 | per text, batch 16 |",
+        "|---|---|---|",
+    ]
+    for precision, row in r["in_process"].items():
+        lines.append(
+            f"| {precision} | {row['batch1_ms']:.2f} ms | {row['batch16_ms_per_text']:.2f} ms |"
+        )
+    lines += [
+        "",
+        "Through HTTP, single reviews in rotation (wrk, keep-alive), medians of the rounds:",
+        "",
+        "| load | server | req/s | vs version 2 | p50 | p99 | failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, rows in r["loads"].items():
+        base = rows["version 2"].rps
+        for name, row in rows.items():
+            lines.append(
+                f"| {label} | {name} | {row.rps:.0f} | {row.rps / base:.2f}× | "
+                f"{row.p50_ms:.1f} ms | {row.p99_ms:.1f} ms | {row.failed + row.non_2xx} |"
+            )
+    lines += [
+        "",
+        "| server | boot (to the first answer) | PSS, master and workers |",
+        "|---|---|---|",
+    ]
+    for name, boot in r["boot_s"].items():
+        lines.append(f"| {name} | {boot:.1f} s | {r['pss_mb'][name]:.0f} MB |")
+    lines += ["", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(text: str) -> None:
+    current = BENCHMARKS_MD.read_text()
+    if START not in current:
+        current += f"\n{START}\n{END}\n"
+    before, rest = current.split(START, 1)
+    BENCHMARKS_MD.write_text(before + text + rest.split(END, 1)[1].lstrip("\n"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round, short loads")
+    args = parser.parse_args()
+    started = time.monotonic()
+    results = run(args.quick)
+    command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
+    write_report(report(results, command))
+    print(f"done in {time.monotonic() - started:.0f} s; report in {BENCHMARKS_MD.name}")
+    in_process_bf16 = results["in_process"]["bf16"]["batch1_ms"]
+    print(f"  16 tokens, batch 1, bf16: {in_process_bf16:.2f} ms (target 2 ms)")
+    for label, rows in results["loads"].items():
+        ratio = rows["version 3"].rps / rows["version 2"].rps
+        print(f"  {label}: v3/v2 {ratio:.2f}, p99 {rows['version 3'].p99_ms:.1f} ms")
+    print(f"  boot: {results['boot_s']['version 3']:.1f} s (target 10 s)")
+
+
+if __name__ == "__main__":
+    main()

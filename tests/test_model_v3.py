@@ -1,0 +1,237 @@
+"""Version 3 (MiniLM fine-tuned): its encoder, its network, and the committed artifact.
+
+Training takes half an hour on two cores, so CI never retrains it: these tests check the
+artifact as ``make model VERSION=3`` built it (its files fit together, its metadata is
+consistent, the OpenVINO IR the server compiles gives the recorded answers) and the two
+pieces it is built from: the WordPiece encoder and the Keras layers with the published
+weights mapped in, checked against a plain NumPy forward pass of BERT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.serving.preprocessing import (
+    PAD_ID,
+    WORDPIECE_FILE,
+    WORDPIECE_PAD_MULTIPLE,
+    WordPieceEncoder,
+    clean_for_wordpiece,
+    encoder_from_config,
+)
+from model.corpus import CLASSES
+from model.train_v3 import (
+    AGREEMENT_LABELS,
+    AGREEMENT_PROBABILITY,
+    ARTIFACT_FILES_V3,
+    DEFAULT_OUTPUT,
+    EVALUATED,
+    PRETRAINED_SHA256,
+    pretrained_dir,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = DEFAULT_OUTPUT
+
+
+@pytest.fixture(scope="module")
+def metadata() -> dict[str, Any]:
+    return json.loads((MODEL_DIR / "metadata.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> WordPieceEncoder:
+    config = json.loads((MODEL_DIR / "preprocessing.json").read_text(encoding="utf-8"))
+    return encoder_from_config(config, MODEL_DIR)
+
+
+def test_encoder_rows_start_with_cls_end_with_sep_and_pad_to_a_multiple(encoder) -> None:
+    texts = ["Great food!", "The staff were friendly and the room was clean."]
+    rows = encoder.encode_batch(texts)
+    assert rows.dtype == np.int32
+    assert rows.shape[1] % WORDPIECE_PAD_MULTIPLE == 0
+    for row, text in zip(rows, texts, strict=True):
+        ids = encoder.encode_ids(text)
+        assert ids[0] == 101 and ids[-1] == 102  # [CLS] … [SEP]
+        assert row[: len(ids)].tolist() == ids
+        assert (row[len(ids) :] == PAD_ID).all()
+
+
+def test_encoder_truncates_at_its_length(encoder) -> None:
+    rows = encoder.encode_batch(["word " * 500])
+    assert rows.shape == (1, encoder.sequence_length)
+    assert rows[0, -1] == 102
+
+
+def test_cleaning_replaces_links_and_mentions_and_repairs_text() -> None:
+    cleaned = clean_for_wordpiece("@united sooooo late!!! see https://t.co/x &amp; caf\u00c3\u00a9")
+    assert cleaned == "@user soo late!! see  link  & café"
+
+
+def test_feature_spans_are_the_ids_encode_gives(encoder) -> None:
+    text = "The crew wasn't friendly, unbelievably slow."
+    words, spans = encoder.feature_spans(text)
+    assert [feature for feature, _, _ in spans] == encoder.encode_ids(text)
+    assert words[:3] == ["the", "crew", "wasn"]
+    assert spans[0][1:] == spans[-1][1:] == (-1, -1)  # [CLS], [SEP]: never left out
+    # "unbelievably" is several word pieces, all standing for one word.
+    pieces = [span for span in spans if span[1] == words.index("unbelievably")]
+    assert len(pieces) > 1
+
+
+def test_a_damaged_tokenizer_file_is_refused_with_its_reason(tmp_path: Path) -> None:
+    (tmp_path / WORDPIECE_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a tokenizers JSON file"):
+        encoder_from_config(
+            {"kind": "wordpiece", "tokenizer": WORDPIECE_FILE, "sequence_length": 128}, tmp_path
+        )
+
+
+def test_artifact_is_complete(metadata) -> None:
+    files = {path.name for path in MODEL_DIR.iterdir() if path.is_file()}
+    assert set(ARTIFACT_FILES_V3) <= files <= {*ARTIFACT_FILES_V3, "evaluation.md"}
+    # The IR's weights are 16-bit: half the Keras file's 32-bit ones.
+    keras_bytes = (MODEL_DIR / "model.keras").stat().st_size
+    assert (MODEL_DIR / "model.bin").stat().st_size < 0.55 * keras_bytes
+    assert metadata["pretrained"]["sha256"] == PRETRAINED_SHA256
+    assert (MODEL_DIR / WORDPIECE_FILE).read_bytes() == (
+        pretrained_dir() / WORDPIECE_FILE
+    ).read_bytes()
+
+
+def test_recorded_metrics_and_openvino_agreement(metadata) -> None:
+    metrics = metadata["metrics"]
+    assert set(EVALUATED) <= set(metrics)
+    for name in EVALUATED:
+        confusion = np.array(metrics[name]["confusion_matrix"])
+        assert confusion.trace() / confusion.sum() == pytest.approx(
+            metrics[name]["accuracy"], abs=1e-4
+        )
+    serving = metadata["serving"]
+    chosen = serving["agreement"][serving["inference_precision"]]
+    assert chosen["labels_same"] >= AGREEMENT_LABELS
+    assert chosen["max_probability_difference"] <= AGREEMENT_PROBABILITY
+    answers = metadata["known_answers"]
+    assert {answer["label"] for answer in answers} == set(CLASSES)
+
+
+_REFERENCE = """
+import json, sys
+import numpy as np
+from scipy.special import erf
+from safetensors.numpy import load_file
+import keras
+from app.serving.transformer import MiniLMEncoder, load_minilm_weights
+from app.serving.preprocessing import WordPieceEncoder
+from model.train_v3 import pretrained_dir
+
+folder = pretrained_dir()
+encoder = WordPieceEncoder((folder / "tokenizer.json").read_text())
+ids = encoder.encode_batch(["My flight was delayed by three hours.", "I love chocolate cake!"])
+mask = (ids != 0).astype(np.float64)
+
+# BERT, written out in NumPy from the published weights' names.
+w = {k: v.astype(np.float64) for k, v in load_file(str(folder / "model.safetensors")).items()}
+def norm(x, name):
+    mean = x.mean(-1, keepdims=True); var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-12) * w[name + ".weight"] + w[name + ".bias"]
+def linear(x, name):
+    return x @ w[name + ".weight"].T + w[name + ".bias"]
+batch, length = ids.shape
+x = w["embeddings.word_embeddings.weight"][ids]
+x = x + w["embeddings.position_embeddings.weight"][:length]
+x = norm(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+for i in range(6):
+    p = f"encoder.layer.{i}."
+    q, k, v = (
+        linear(x, p + "attention.self." + n).reshape(batch, length, 12, 32).transpose(0, 2, 1, 3)
+        for n in ("query", "key", "value")
+    )
+    s = q @ k.transpose(0, 1, 3, 2) / np.sqrt(32) + (1 - mask[:, None, None, :]) * -1e9
+    s = np.exp(s - s.max(-1, keepdims=True)); s /= s.sum(-1, keepdims=True)
+    c = (s @ v).transpose(0, 2, 1, 3).reshape(batch, length, 384)
+    x = norm(x + linear(c, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+    h = linear(x, p + "intermediate.dense"); h = 0.5 * h * (1 + erf(h / np.sqrt(2)))
+    x = norm(x + linear(h, p + "output.dense"), p + "output.LayerNorm")
+reference = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+
+layer = MiniLMEncoder()
+layer.build((None, None))
+load_minilm_weights(layer, folder / "model.safetensors")
+ours = keras.ops.convert_to_numpy(layer(ids))
+print(json.dumps({"max_difference": float(np.abs(ours - reference).max()),
+                  "scale": float(np.abs(reference).max())}))
+"""
+
+
+@pytest.mark.slow
+def test_keras_layers_with_the_published_weights_match_a_numpy_bert() -> None:
+    """The weight mapping (names, transposes, head splits) and the layers' arithmetic:
+    mean-pooled sentence vectors equal a NumPy forward pass of the checkpoint."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-c", _REFERENCE],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["scale"] > 0.1
+    assert result["max_difference"] < 1e-4
+
+
+_SERVED = """
+import json
+import numpy as np
+from app.serving.predictor import Predictor
+from model.teamdata import load_devset
+from model.train_v3 import DEFAULT_OUTPUT
+from model.train_v2 import scores
+from model.corpus import CLASSES
+
+predictor = Predictor.load(DEFAULT_OUTPUT, backend="openvino")
+metadata = predictor.bundle.metadata
+answers = [predictor.classify([a["text"]]) for a in metadata["known_answers"]]
+dev = load_devset()
+probabilities = np.concatenate([predictor.predict_proba([row.text for row in dev[i:i + 32]])
+                                for i in range(0, len(dev), 32)])
+truth = np.array([CLASSES.index(row.label) for row in dev])
+print(json.dumps({
+    "labels": [a.labels[0] for a in answers],
+    "devset": scores(truth, probabilities),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(metadata) -> None:
+    """The server's path (the folder's own IR, at its recorded precision) reproduces what
+    training recorded from the Keras model on TensorFlow."""
+    env = {**os.environ, "KERAS_BACKEND": "openvino", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-c", _SERVED],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    served = json.loads(completed.stdout)
+    assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
+    recorded = metadata["metrics"]["devset"]
+    assert served["devset"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.01)
+    assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=0.01)
