@@ -24,6 +24,7 @@ from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
 from benchmarks.bench import BENCHMARKS_MD, Bench, Load, Server, machine
+from benchmarks.drivers import wrk
 from deploy.dyno import build_environment
 
 START, END = "<!-- bench-v3:start -->", "<!-- bench-v3:end -->"
@@ -100,7 +101,7 @@ def run(quick: bool) -> dict:
                 "version 3, dynamic batching",
                 {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", **BATCHING_ENV},
             ),
-            ("every version", {}),
+            ("every version", {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2,accurate=3"}),
         ):
             print(f"starting {name} ...", flush=True)
             servers.append(Server(name, "app:create_app()", env, serving_bin))
@@ -112,6 +113,12 @@ def run(quick: bool) -> dict:
         for load in LOADS:
             print(f"  {load.label} ...", flush=True)
             results["loads"][load.label] = bench.interleaved(compared, load)
+        # Memory after traffic: "every version" answers reviews by version 2 (stable) and
+        # by version 3 (the label accurate), as long as one round of the others.
+        every, load = servers[3], Load("wrk", 16, 5)
+        bench.run(every, load)
+        script = bench.scripts[("single", True)]
+        wrk(f"{every.url}/classify?label=accurate", script, 16, bench.amount(load), True)
         results["pss_mb"] = {server.name: server.pss_mb() for server in servers}
     finally:
         for server in servers:
