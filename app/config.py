@@ -215,6 +215,9 @@ SETTINGS = (
     # Dynamic batching (app.serving.batching): requests waiting in a worker's threads
     # share one inference call of up to this many texts (1: off), the first waiting at
     # most DYNAMIC_BATCH_TIMEOUT_MS for the others.
+    # OpenVINO's precision for every loaded version: "model" (each folder's recorded
+    # choice: f32 for every shipped version), or f32 / bf16 for all.
+    Setting("INFERENCE_PRECISION", "model", choice("model", "f32", "bf16")),
     Setting("DYNAMIC_BATCH_MAX_SIZE", "1", integer(1, 1024)),
     Setting("DYNAMIC_BATCH_TIMEOUT_MS", "2", number(0, 1000)),
     Setting("MAX_BATCH_SIZE", "64", integer(1, 10000)),

@@ -235,3 +235,18 @@ def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(metadata) ->
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.01)
     assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=0.01)
+
+
+@pytest.mark.slow
+def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app) -> None:
+    """INFERENCE_PRECISION overrides the folder's choice: the same answers, within the
+    measured bf16 difference, and a different compiled precision."""
+    texts = ["I expected to hate this phone case, but it has survived two drops."]
+    answers = {}
+    for precision in ("model", "bf16"):
+        app = make_app(MODEL_VERSIONS="3", MODEL_LABELS="stable=3", INFERENCE_PRECISION=precision)
+        response = app.test_client().post("/classify", json={"reviews": texts})
+        answers[precision] = response.get_json()["predictions"][0]["scores"]
+    assert answers["model"] != answers["bf16"]  # another precision did run
+    for label, value in answers["model"].items():
+        assert answers["bf16"][label] == pytest.approx(value, abs=0.02)

@@ -324,10 +324,12 @@ def _run_export(model_dir: Path, staging: Path) -> None:
 PRECISIONS = ("f32", "bf16")
 
 
-def inference_precision(bundle: ModelBundle) -> str:
-    """``metadata.json``'s ``serving.inference_precision``: ``f32`` unless the training
-    pipeline measured that ``bf16`` keeps the answers (version 3: twice as fast, and its
-    weights a worker's own in 16 bits instead of 32). A CPU without bf16 runs f32."""
+def inference_precision(bundle: ModelBundle, chosen: str | None = None) -> str:
+    """``chosen`` (the operator's ``INFERENCE_PRECISION``) if given, else ``metadata.json``'s
+    ``serving.inference_precision``: ``f32`` unless the training pipeline measured that
+    ``bf16`` keeps the answers. A CPU without bf16 runs f32."""
+    if chosen in PRECISIONS:
+        return chosen
     precision = bundle.metadata.get("serving", {}).get("inference_precision", "f32")
     if precision not in PRECISIONS:
         raise ModelBundleError(
@@ -338,7 +340,7 @@ def inference_precision(bundle: ModelBundle) -> str:
 
 
 def _openvino_infer(
-    bundle: ModelBundle, ir_path: Path, threads: int
+    bundle: ModelBundle, ir_path: Path, threads: int, precision: str | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Compile the exported forward pass with explicit CPU settings.
 
@@ -359,7 +361,7 @@ def _openvino_infer(
         "INFERENCE_NUM_THREADS": threads,
         "NUM_STREAMS": 1,
         "ENABLE_CPU_PINNING": False,
-        "INFERENCE_PRECISION_HINT": inference_precision(bundle),
+        "INFERENCE_PRECISION_HINT": inference_precision(bundle, precision),
     }
     # Both compile from one read of the IR (each compilation takes its own copy of the
     # graph), which measured 2 MB a worker less than reading it twice.
@@ -496,14 +498,16 @@ class Predictor:
         backend: str = "openvino",
         inference_threads: int = 1,
         batching: tuple[int, float] | None = None,
+        precision: str | None = None,
     ) -> Predictor:
-        """Load, compile and warm up the model in ``model_dir``. Raises ``ModelBundleError``."""
+        """Load, compile and warm up the model in ``model_dir``. Raises ``ModelBundleError``.
+        ``precision`` (``f32``, ``bf16``; None: the folder's own) applies on OpenVINO."""
         started = time.perf_counter()
         model_dir = Path(model_dir)
         _select_backend(backend, inference_threads)
         if backend == "openvino":
             bundle = read_model_folder(model_dir)
-            infer = _openvino_infer(bundle, _openvino_ir(bundle), inference_threads)
+            infer = _openvino_infer(bundle, _openvino_ir(bundle), inference_threads, precision)
         else:
             bundle = load_model_bundle(model_dir)
             # A compiled function per call; model.predict costs ~33 ms a call.

@@ -147,11 +147,12 @@ class ModelRegistry:
         backend: str = "openvino",
         inference_threads: int = 1,
         batching: tuple[int, float] | None = None,
+        precision: str | None = None,
     ) -> ModelRegistry:
         labels = selection.label_map()
         versions: dict[str, Predictor] = {}
         for expected, folder in selection.folders().items():
-            predictor = Predictor.load(folder, backend, inference_threads, batching)
+            predictor = Predictor.load(folder, backend, inference_threads, batching, precision)
             version = predictor.bundle.version
             if expected is not None and version != expected:
                 raise ModelBundleError(
