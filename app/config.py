@@ -189,7 +189,7 @@ SETTINGS = (
     # model.keras (or its own model.xml), preprocessing.json and metadata.json.
     Setting("MODEL_BASE_DIR", str(MODEL_BASE), TEXT),
     # Version 3 (the transformer) is opt-in: with two workers it takes a server from
-    # ~235 to ~545 MB (README, Model versions), past a 512 MB dyno.
+    # ~235 to 450-545 MB (README, Model versions), up to past a 512 MB dyno.
     Setting("MODEL_VERSIONS", "1,2", VERSIONS),
     # Empty: MODEL_BASE_DIR/labels.json, else the highest loaded version is stable.
     Setting("MODEL_LABELS", "", LABELS),
@@ -212,12 +212,12 @@ SETTINGS = (
     # CPU threads one inference may use, per worker. 1 keeps workers from fighting over
     # the cores (see gunicorn.conf.py and BENCHMARKS.md).
     Setting("INFERENCE_THREADS", "1", integer(1, 64)),
-    # Dynamic batching (app.serving.batching): requests waiting in a worker's threads
-    # share one inference call of up to this many texts (1: off), the first waiting at
-    # most DYNAMIC_BATCH_TIMEOUT_MS for the others.
     # OpenVINO's precision for every loaded version: "model" (each folder's recorded
     # choice: f32 for every shipped version), or f32 / bf16 for all.
     Setting("INFERENCE_PRECISION", "model", choice("model", "f32", "bf16")),
+    # Dynamic batching (app.serving.batching): requests waiting in a worker's threads
+    # share one inference call of up to this many texts (1: off), the first waiting at
+    # most DYNAMIC_BATCH_TIMEOUT_MS for the others.
     Setting("DYNAMIC_BATCH_MAX_SIZE", "1", integer(1, 1024)),
     Setting("DYNAMIC_BATCH_TIMEOUT_MS", "2", number(0, 1000)),
     Setting("MAX_BATCH_SIZE", "64", integer(1, 10000)),

@@ -20,7 +20,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -44,6 +46,7 @@ from model.train_v2 import (
     drift_reference,
     evaluation_sets,
     fit_temperature,
+    fold_temperature,
     label_mix,
     load_sources,
     scores,
@@ -237,18 +240,10 @@ def train(
     return model, history
 
 
-def fold_temperature(model: Any, temperature: float) -> None:
-    layer = model.get_layer("logits")
-    kernel, bias = layer.get_weights()
-    layer.set_weights([kernel / temperature, bias / temperature])
-
-
 def run(
     output: Path, goemotions_dir: Path, config: TrainingConfigV3 | None = None
 ) -> dict[str, Any]:
     """Build version 3 into ``output``; return its metadata."""
-    import shutil
-
     import keras
 
     started = time.perf_counter()
@@ -275,7 +270,7 @@ def run(
         staging = Path(scratch)
         keras.Model(model.inputs, model.outputs, name=model.name).save(staging / "model.keras")
         (staging / "preprocessing.json").write_text(
-            __import__("json").dumps(encoder.to_config()) + "\n", encoding="utf-8"
+            json.dumps(encoder.to_config()) + "\n", encoding="utf-8"
         )
         shutil.copyfile(tokenizer_file, staging / WORDPIECE_FILE)
         saved = keras.saving.load_model(staging / "model.keras", compile=False)
@@ -347,6 +342,7 @@ def run(
             },
             "libraries": library_versions(),
         }
+        write_metadata(staging, metadata)  # the export child reads the whole folder
         metadata["serving"] = package_openvino(staging, sets["tweet_test"][0], served["tweet_test"])
         write_metadata(staging, metadata)
         output.mkdir(parents=True, exist_ok=True)
@@ -390,15 +386,13 @@ def package_openvino(
     precision. Returns ``metadata.json``'s ``serving`` entry."""
     import openvino as ov
 
-    from app.serving.predictor import IR_FILE, _run_export
+    from app.serving.predictor import IR_FILE, export_once
 
     encoder = WordPieceEncoder((folder / WORDPIECE_FILE).read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as scratch:
-        _run_export(folder, Path(scratch))
+        exported = export_once(folder, Path(scratch) / "export")  # the server's export child
         core = ov.Core()
-        ov.save_model(
-            core.read_model(Path(scratch) / IR_FILE), folder / IR_FILE, compress_to_fp16=True
-        )
+        ov.save_model(core.read_model(exported), folder / IR_FILE, compress_to_fp16=True)
     agreement = {}
     for precision in ("f32", "bf16"):
         compiled = core.compile_model(

@@ -180,6 +180,12 @@ def test_version_3_example_under_the_settings_shown(make_app):
     actual = client.open(path, method=method, headers=headers, data=body).get_json()
     problem = mismatch(parse_shown(shown), actual)
     assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
+    # "Version 2 reads that review as negative."
+    assert "Version 2 reads that review as negative." in README
+    stable = client.open(
+        path.replace(ACCURATE, "version=2"), method=method, headers=headers, data=body
+    ).get_json()
+    assert stable["label"] == "negative", stable
 
 
 @pytest.mark.slow
