@@ -250,3 +250,21 @@ def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app) -> None:
     assert answers["model"] != answers["bf16"]  # another precision did run
     for label, value in answers["model"].items():
         assert answers["bf16"][label] == pytest.approx(value, abs=0.02)
+
+
+@pytest.mark.slow
+def test_explain_leaves_out_whole_words_on_version_3(make_app) -> None:
+    """/explain on the transformer: one contribution per word (its pieces left out
+    together), the words in reading order, and the decisive word pushing the label."""
+    app = make_app(MODEL_VERSIONS="2,3", MODEL_LABELS="stable=2,accurate=3")
+    text = "The crew wasn't friendly, but the seats were wonderful."
+    response = app.test_client().post("/explain?label=accurate", json={"review": text})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["model"]["version"] == "3"
+    words = [token["token"] for token in body["tokens"]]
+    assert words[:4] == ["the", "crew", "wasn", "'"]
+    contributions = {t["token"]: t["contributions"][body["label"]] for t in body["tokens"]}
+    assert body["label"] == "positive"
+    assert contributions["wonderful"] > 0
+    assert contributions["wonderful"] == max(contributions.values())

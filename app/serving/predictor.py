@@ -383,7 +383,8 @@ def _openvino_infer(
         graph = core.compile_model(model, "CPU", config).create_infer_request()
 
         def infer_one(ids: np.ndarray) -> np.ndarray:
-            graph.set_input_tensor(ov.Tensor(ids, shared_memory=True))
+            # Shared with OpenVINO, so C-contiguous (explanations pass a slice of columns).
+            graph.set_input_tensor(ov.Tensor(np.ascontiguousarray(ids), shared_memory=True))
             graph.infer()
             return graph.get_output_tensor().data.copy()
 
