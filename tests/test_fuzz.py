@@ -20,8 +20,13 @@ pytestmark = pytest.mark.slow
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-def test_server_keeps_its_published_contract(start_server):
-    server = start_server(WEB_CONCURRENCY="2")
+# The default versions, and version 3 (the transformer, its own encoder and graph) alone.
+SETTINGS = {"default": {}, "version 3": {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3"}}
+
+
+@pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
+def test_server_keeps_its_published_contract(start_server, settings):
+    server = start_server(WEB_CONCURRENCY="2", **settings)
     server.wait_ready("/ready")
     command = [
         str(SCHEMATHESIS), "--config-file", "schemathesis.toml", "--no-color",
