@@ -15,6 +15,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -469,7 +470,7 @@ class WordPieceEncoder:
         }
 
 
-def encoder_from_config(config: dict[str, Any], directory: Any) -> TextEncoder | WordPieceEncoder:
+def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder | WordPieceEncoder:
     """The encoder a model folder's ``preprocessing.json`` describes: version 3's
     WordPiece tokenizer (its file in ``directory``) or the n-gram ``TextEncoder``."""
     if config.get("kind") == "wordpiece":
