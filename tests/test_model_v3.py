@@ -123,6 +123,23 @@ def test_recorded_metrics_and_openvino_agreement(metadata) -> None:
     assert {answer["label"] for answer in answers} == set(CLASSES)
 
 
+def run_child(script: str, backend: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter on ``backend`` (Keras reads it once, at
+    import); the JSON object its last line of output prints."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 _REFERENCE = """
 import json, sys
 import numpy as np
@@ -176,18 +193,7 @@ print(json.dumps({"max_difference": float(np.abs(ours - reference).max()),
 def test_keras_layers_with_the_published_weights_match_a_numpy_bert() -> None:
     """The weight mapping (names, transposes, head splits) and the layers' arithmetic:
     mean-pooled sentence vectors equal a NumPy forward pass of the checkpoint."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    completed = subprocess.run(
-        [sys.executable, "-c", _REFERENCE],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result = run_child(_REFERENCE, "tensorflow")
     assert result["scale"] > 0.1
     assert result["max_difference"] < 1e-4
 
@@ -219,18 +225,7 @@ print(json.dumps({
 def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(metadata) -> None:
     """The server's path (the folder's own IR, at its recorded precision) reproduces what
     training recorded from the Keras model on TensorFlow."""
-    env = {**os.environ, "KERAS_BACKEND": "openvino", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    completed = subprocess.run(
-        [sys.executable, "-c", _SERVED],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    served = json.loads(completed.stdout)
+    served = run_child(_SERVED, "openvino")
     assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.01)
