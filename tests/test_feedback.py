@@ -341,6 +341,19 @@ def test_a_full_queue_drops_records_without_waiting(tmp_path):
     store.close()
 
 
+def test_periodic_tasks_run_on_the_first_round_whatever_the_uptime(tmp_path):
+    """A period longer than the machine has been up (the monotonic clock starts at boot)
+    must not delay the first run: retention on a fresh dyno would wait an hour."""
+    store = PredictionStore.from_url(engine_url("", tmp_path))
+    ran = threading.Event()
+    recorder = PredictionRecorder(store, lambda *_: None, [(time.monotonic() + 3600, ran.set)])
+    try:
+        assert ran.wait(5)
+    finally:
+        recorder.stop()
+        store.close()
+
+
 def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_store):
     store = direct_store(database_url)
     old = time.time() - 31 * 86400

@@ -12,6 +12,7 @@ resumes by itself once the database answers again.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -50,7 +51,10 @@ class PredictionRecorder:
     ):
         self.store = store
         self._on_drop = on_drop
-        self._periodic = [[every, task, 0.0] for every, task in periodic]
+        # Each task runs on the writer's first round, then every N seconds: its last run
+        # starts at minus infinity, not 0 (the monotonic clock counts from the machine's
+        # boot, so on a machine up for less than N seconds 0 would skip the first round).
+        self._periodic = [[every, task, -math.inf] for every, task in periodic]
         self._pending: queue.SimpleQueue[Answer | threading.Event] = queue.SimpleQueue()
         self._max_pending = max_pending
         # SimpleQueue (no lock held across put and get, C-implemented) has no bound: the
