@@ -278,9 +278,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="GoEmotions folder for versions 2 and 3 (default: ../shared/data/goemotions)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds for version 2's spread")
+    parser.add_argument(
+        "--package-only",
+        action="store_true",
+        help="version 3: export the trained model.keras to the folder's OpenVINO IR again",
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    if args.package_only:
+        if args.version != "3":
+            parser.exit(2, "model.train: --package-only is for version 3\n")
+        use_tensorflow_backend()
+        from model import train_v3
+
+        output = args.output or train_v3.DEFAULT_OUTPUT
+        serving = train_v3.repackage(output)["serving"]
+        print(f"packaged {output / 'model.xml'}: {serving}")
+        return
     if args.version in ("2", "3"):
         from model.goemotions import DEFAULT_DIR, check_dir
 

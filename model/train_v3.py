@@ -360,6 +360,56 @@ AGREEMENT_LABELS = 0.995
 AGREEMENT_PROBABILITY = 0.01
 
 
+def _constant(output: Any) -> np.ndarray | None:
+    """The data of the constant behind ``output`` and any Converts, as f32; else None."""
+    node = output.get_node()
+    while node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    return node.get_data().astype(np.float32) if node.get_type_name() == "Constant" else None
+
+
+def fuse_projections(graph: Any) -> int:
+    """Rewrite the exported graph's projections as plain matrix products on weights laid
+    out ``(out, in)``, the form OpenVINO's CPU plugin runs as one fully connected kernel
+    that reads the 16-bit weights as they are: an ``einsum`` with a
+    ``(width, heads, head width)`` kernel becomes a MatMul and a Reshape that keeps the
+    batch and the length free (``special_zero``), and a Dense's ``(in, out)`` kernel is
+    transposed. The same products, so the same answers; half the time of a call in f32
+    (measured: BENCHMARKS.md, second part). Returns how many were rewritten."""
+    import openvino.opset13 as ops
+
+    rewritten = 0
+    for node in graph.get_ops():
+        kind = node.get_type_name()
+        weights = _constant(node.input_value(1)) if kind in ("Einsum", "MatMul") else None
+        if weights is None:
+            continue
+        inputs = node.input_value(0)
+        if kind == "Einsum" and node.get_attributes()["equation"] == "bld,dhk->blhk":
+            width, heads, head_width = weights.shape
+            product = ops.matmul(
+                inputs, ops.constant(weights.reshape(width, -1).T.copy()), False, True
+            )
+            fused = ops.reshape(
+                product, ops.constant(np.array([0, 0, heads, head_width])), special_zero=True
+            )
+        elif kind == "Einsum" and node.get_attributes()["equation"] == "blhk,hkd->bld":
+            heads, head_width, width = weights.shape
+            flat = ops.reshape(
+                inputs, ops.constant(np.array([0, 0, heads * head_width])), special_zero=True
+            )
+            fused = ops.matmul(flat, ops.constant(weights.reshape(-1, width).T.copy()), False, True)
+        elif kind == "MatMul" and weights.ndim == 2 and not node.get_attributes()["transpose_b"]:
+            transpose_a = node.get_attributes()["transpose_a"]
+            fused = ops.matmul(inputs, ops.constant(weights.T.copy()), transpose_a, True)
+        else:
+            continue
+        node.output(0).replace(fused.output(0))
+        rewritten += 1
+    graph.validate_nodes_and_infer_types()
+    return rewritten
+
+
 def package_openvino(
     folder: Path, texts: list[str], keras_probabilities: np.ndarray
 ) -> dict[str, Any]:
@@ -375,7 +425,9 @@ def package_openvino(
     with tempfile.TemporaryDirectory() as scratch:
         exported = export_once(folder, Path(scratch) / "export")  # the server's export child
         core = ov.Core()
-        ov.save_model(core.read_model(exported), folder / IR_FILE, compress_to_fp16=True)
+        graph = core.read_model(exported)
+        fuse_projections(graph)
+        ov.save_model(graph, folder / IR_FILE, compress_to_fp16=True)
     agreement = {}
     for precision in ("f32", "bf16"):
         compiled = core.compile_model(
@@ -403,3 +455,23 @@ def package_openvino(
         "agreement_with_keras_on": "tweet_test",
         "agreement": agreement,
     }
+
+
+def repackage(folder: Path) -> dict[str, Any]:
+    """Export ``folder``'s trained ``model.keras`` to its IR again and record the new
+    agreement in its ``metadata.json`` (``make model VERSION=3 PACKAGE_ONLY=1``): for a
+    change in the export or in OpenVINO, without training again. The weights, the
+    metrics and every other figure stay as trained."""
+    import keras
+
+    import app.serving.transformer  # noqa: F401  (registers the layers model.keras names)
+    from app.serving.predictor import METADATA_FILE
+    from model.corpus import load_splits
+
+    texts = [row.text for row in load_splits()["test"]]
+    encoder = WordPieceEncoder((folder / WORDPIECE_FILE).read_text(encoding="utf-8"))
+    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    metadata["serving"] = package_openvino(folder, texts, predict(model, encoder, texts))
+    write_metadata(folder, metadata)
+    return metadata

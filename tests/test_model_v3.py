@@ -35,6 +35,7 @@ from model.train_v3 import (
     DEFAULT_OUTPUT,
     EVALUATED,
     PRETRAINED_SHA256,
+    fuse_projections,
     pretrained_dir,
 )
 
@@ -121,6 +122,53 @@ def test_recorded_metrics_and_openvino_agreement(metadata) -> None:
     assert chosen["max_probability_difference"] <= AGREEMENT_PROBABILITY
     answers = metadata["known_answers"]
     assert {answer["label"] for answer in answers} == set(CLASSES)
+
+
+def test_fused_projections_give_the_same_numbers() -> None:
+    """The packaging rewrite on a small graph of the exported kind: an einsum projection
+    into heads, one back out of them, and a Dense-style product; same outputs, no einsum
+    left, every product on ``(out, in)`` weights."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(0)
+    width, heads, head_width = 8, 2, 4
+
+    def weights(*shape):
+        return ops.convert(ops.constant(rng.normal(size=shape).astype(np.float16)), np.float32)
+
+    ids = ops.parameter([-1, -1, width], np.float32)
+    split = ops.einsum([ids, weights(width, heads, head_width)], "bld,dhk->blhk")
+    merged = ops.einsum([split, weights(heads, head_width, width)], "blhk,hkd->bld")
+    out = ops.matmul(merged, weights(width, 3), False, False)
+    graph = ov.Model([out], [ids])
+    core = ov.Core()
+    x = rng.normal(size=(2, 5, width)).astype(np.float32)
+    before = core.compile_model(graph.clone(), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
+    assert fuse_projections(graph) == 3
+    kinds = [node.get_type_name() for node in graph.get_ops()]
+    assert "Einsum" not in kinds
+    assert all(
+        node.get_attributes()["transpose_b"]
+        for node in graph.get_ops()
+        if node.get_type_name() == "MatMul"
+    )
+    after = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_the_shipped_ir_is_in_the_fused_form() -> None:
+    """What makes a call fast (BENCHMARKS.md, second part): attention as one op, layer
+    normalisation in the form OpenVINO fuses, products on ``(out, in)`` weights."""
+    import openvino as ov
+
+    graph = ov.Core().read_model(MODEL_DIR / "model.xml")
+    kinds = [node.get_type_name() for node in graph.get_ops()]
+    assert kinds.count("ScaledDotProductAttention") == 6  # one per block
+    assert "Einsum" not in kinds
+    assert kinds.count("Sqrt") == 13 and "Negative" not in kinds  # 13 layer norms, no rsqrt
+    products = [node for node in graph.get_ops() if node.get_type_name() == "MatMul"]
+    assert len(products) == 37 and all(p.get_attributes()["transpose_b"] for p in products)
 
 
 def run_child(script: str, backend: str) -> dict[str, Any]:

@@ -9,9 +9,12 @@ them by name.
 The model takes one input, the token ids (``PAD_ID`` = 0 pads a row), and derives the
 attention mask and the segment ids itself, so a version 3 folder fits the same
 one-input, one-output contract as the n-gram versions, except that its rows may have any
-length. The attention is written with ``einsum`` on kernels shaped ``(width, heads,
-head_width)``, with no reshape: a reshape in the exported graph fixed the batch size
-(measured with KerasHub's backbone), an einsum keeps both the batch and the length free.
+length. The projections are ``einsum`` on kernels shaped ``(width, heads, head_width)``,
+with no reshape: a reshape in the exported graph fixed the batch size (measured with
+KerasHub's backbone), an einsum keeps both the batch and the length free. Outside
+training, attention is ``ops.dot_product_attention`` (one op in OpenVINO) and layer
+normalisation is written in the form OpenVINO fuses (``layer_norm``); training packs the
+projections into plain products (``model.train_v3.fuse_projections``).
 ``load_minilm_weights`` maps the published checkpoint (Hugging Face's BERT names) onto it.
 """
 
@@ -24,6 +27,18 @@ import keras
 from keras import ops
 
 PACKAGE = "sentiment"
+
+
+def layer_norm(layer: keras.layers.LayerNormalization, x):
+    """``layer`` applied to ``x`` (its own weights and epsilon), written out as
+    ``(x - mean) / sqrt(variance + epsilon)``: the form OpenVINO fuses into one
+    normalisation op. Keras' layer computes the same with a reciprocal square root that
+    the export leaves as eight separate ops."""
+    # The axis as a one-element tuple: the fused op takes its axes as a list, and a bare
+    # -1 makes OpenVINO's fusion fail at compile time.
+    centred = x - ops.mean(x, axis=(-1,), keepdims=True)
+    variance = ops.mean(ops.square(centred), axis=(-1,), keepdims=True)
+    return centred / ops.sqrt(variance + layer.epsilon) * layer.gamma + layer.beta
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -51,7 +66,7 @@ class BertEmbeddings(keras.layers.Layer):
         position_ids = ops.cumsum(ops.ones_like(ids), axis=1) - 1
         positions = ops.take(self.positions, position_ids, axis=0)
         x = ops.take(self.words, ids, axis=0) + positions + self.segment
-        return self.norm(x)
+        return layer_norm(self.norm, x)
 
     def get_config(self):
         return {
@@ -107,13 +122,17 @@ class EncoderBlock(keras.layers.Layer):
 
     def call(self, x, mask_bias, training=False):
         q, k, v = self.query(x), self.key(x), self.value(x)
-        scores = ops.einsum("bqhk,bshk->bhqs", q, k) * self.scale + mask_bias
-        weights = self.drop(ops.softmax(scores, axis=-1), training=training)
-        context = ops.einsum("bhqs,bshk->bqhk", weights, v)
+        if training:  # BERT's dropout on the attention weights
+            scores = ops.einsum("bqhk,bshk->bhqs", q, k) * self.scale + mask_bias
+            weights = self.drop(ops.softmax(scores, axis=-1), training=training)
+            context = ops.einsum("bhqs,bshk->bqhk", weights, v)
+        else:  # the same product, as one attention op (OpenVINO's fused kernel)
+            context = ops.dot_product_attention(q, k, v, bias=mask_bias, scale=self.scale)
         attended = self.drop(self.attention_output(context), training=training)
-        x = self.attention_norm(x + attended)
+        x = layer_norm(self.attention_norm, x + attended)
         hidden = keras.activations.gelu(self.intermediate(x), approximate=False)
-        return self.output_norm(x + self.drop(self.output_dense(hidden), training=training))
+        output = self.drop(self.output_dense(hidden), training=training)
+        return layer_norm(self.output_norm, x + output)
 
     def get_config(self):
         return {
