@@ -7,7 +7,7 @@ Through HTTP (the Procfile's command, requirements.txt alone, two workers): vers
 alone, version 3 alone, and version 3 with dynamic batching (8 threads a worker, requests
 on threads rather than the event loop, batches of up to 16, 2 ms wait), single reviews in
 rotation (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and
-memory of each.
+memory of each, and of every version after batches of the 64 longest texts.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
 from benchmarks.bench import BENCHMARKS_MD, Bench, Load, Server, machine
-from benchmarks.drivers import wrk
+from benchmarks.drivers import wrk, wrk_script
+from benchmarks.reviews import rotating_reviews
 from deploy.dyno import build_environment
 
 START, END = "<!-- bench-v3:start -->", "<!-- bench-v3:end -->"
 V3 = MODEL_BASE / "3"
 LOADS = [Load("wrk", 16, 5), Load("wrk", 32, 5)]
+LONG_BATCHES = "every version, then batches of 64 long reviews to version 3"
 BATCHING_ENV = {
     "DYNAMIC_BATCH_MAX_SIZE": "16",
     "DYNAMIC_BATCH_TIMEOUT_MS": "2",
@@ -120,6 +122,13 @@ def run(quick: bool) -> dict:
         script = bench.scripts[("single", True)]
         wrk(f"{every.url}/classify?label=accurate", script, 16, bench.amount(load), True)
         results["pss_mb"] = {server.name: server.pss_mb() for server in servers}
+        # The worst case for memory: version 3's widest calls, batches of the 64 longest
+        # texts (512 word pieces a call), at c=4.
+        longest = sorted(rotating_reviews(), key=len)[-64:]
+        batches = [json.dumps({"reviews": longest[i:] + longest[:i]}) for i in range(0, 64, 8)]
+        long_script = wrk_script(batches, work / "long.lua")
+        wrk(f"{every.url}/classify?label=accurate", long_script, 4, bench.amount(load), True)
+        results["pss_mb"][LONG_BATCHES] = every.pss_mb()
     finally:
         for server in servers:
             server.stop()
@@ -168,6 +177,7 @@ def report(r: dict, command: str) -> str:
     ]
     for name, boot in r["boot_s"].items():
         lines.append(f"| {name} | {boot:.1f} s | {r['pss_mb'][name]:.0f} MB |")
+    lines.append(f"| {LONG_BATCHES} | – | {r['pss_mb'][LONG_BATCHES]:.0f} MB |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
@@ -195,6 +205,7 @@ def main() -> None:
         ratio = rows["version 3"].rps / rows["version 2"].rps
         print(f"  {label}: v3/v2 {ratio:.2f}, p99 {rows['version 3'].p99_ms:.1f} ms")
     print(f"  boot: {results['boot_s']['version 3']:.1f} s (target 10 s)")
+    print(f"  {LONG_BATCHES}: {results['pss_mb'][LONG_BATCHES]:.0f} MB (dyno 512 MB)")
 
 
 if __name__ == "__main__":
