@@ -4,8 +4,9 @@ dynamic batching on and off. Writes its own section of BENCHMARKS.md.
 In process (one thread, as a worker runs it): the median time of one call on a 16-token
 text at batch 1, and per text at batch 16, at each precision the IR can be compiled with.
 Through HTTP (the Procfile's command, requirements.txt alone, two workers): version 2
-alone, version 3 alone, and version 3 with dynamic batching (8 threads a worker, requests
-on threads rather than the event loop, batches of up to 16, 2 ms wait), single reviews in
+alone, version 3 alone, version 3 with dynamic batching (8 threads a worker, requests
+on threads rather than the event loop, batches of up to 16, 2 ms wait) and version 3
+compiled in bf16 (``INFERENCE_PRECISION=bf16``), single reviews in
 rotation (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and
 memory of each, and of every version after batches of the 64 longest texts.
 """
@@ -103,11 +104,15 @@ def run(quick: bool) -> dict:
                 "version 3, dynamic batching",
                 {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", **BATCHING_ENV},
             ),
+            (
+                "version 3, bf16",
+                {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", "INFERENCE_PRECISION": "bf16"},
+            ),
             ("every version", {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2,accurate=3"}),
         ):
             print(f"starting {name} ...", flush=True)
             servers.append(Server(name, "app:create_app()", env, serving_bin))
-        compared = servers[:3]
+        compared = servers[:4]
         for server in compared:
             bench.run(server, Load("wrk", 16, 1))
         results["boot_s"] = {server.name: server.boot_s for server in servers}
@@ -117,7 +122,7 @@ def run(quick: bool) -> dict:
             results["loads"][load.label] = bench.interleaved(compared, load)
         # Memory after traffic: "every version" answers reviews by version 2 (stable) and
         # by version 3 (the label accurate), as long as one round of the others.
-        every, load = servers[3], Load("wrk", 16, 5)
+        every, load = servers[4], Load("wrk", 16, 5)
         bench.run(every, load)
         script = bench.scripts[("single", True)]
         wrk(f"{every.url}/classify?label=accurate", script, 16, bench.amount(load), True)
@@ -202,8 +207,9 @@ def main() -> None:
     in_process_bf16 = results["in_process"]["bf16"]["batch1_ms"]
     print(f"  16 tokens, batch 1, bf16: {in_process_bf16:.2f} ms (target 2 ms)")
     for label, rows in results["loads"].items():
-        ratio = rows["version 3"].rps / rows["version 2"].rps
-        print(f"  {label}: v3/v2 {ratio:.2f}, p99 {rows['version 3'].p99_ms:.1f} ms")
+        for name in ("version 3", "version 3, bf16"):
+            ratio = rows[name].rps / rows["version 2"].rps
+            print(f"  {label}: {name} / version 2 {ratio:.2f}, p99 {rows[name].p99_ms:.1f} ms")
     print(f"  boot: {results['boot_s']['version 3']:.1f} s (target 10 s)")
     print(f"  {LONG_BATCHES}: {results['pss_mb'][LONG_BATCHES]:.0f} MB (dyno 512 MB)")
 
