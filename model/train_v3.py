@@ -375,7 +375,7 @@ def fuse_projections(graph: Any) -> int:
     ``(width, heads, head width)`` kernel becomes a MatMul and a Reshape that keeps the
     batch and the length free (``special_zero``), and a Dense's ``(in, out)`` kernel is
     transposed. The same products, so the same answers; half the time of a call in f32
-    (measured: BENCHMARKS.md, second part). Returns how many were rewritten."""
+    (measured: the model card, version 3, Serving it). Returns how many were rewritten."""
     import openvino.opset13 as ops
 
     rewritten = 0

@@ -137,11 +137,11 @@ def test_fused_projections_give_the_same_numbers() -> None:
     def weights(*shape):
         return ops.convert(ops.constant(rng.normal(size=shape).astype(np.float16)), np.float32)
 
-    ids = ops.parameter([-1, -1, width], np.float32)
-    split = ops.einsum([ids, weights(width, heads, head_width)], "bld,dhk->blhk")
+    rows = ops.parameter([-1, -1, width], np.float32)
+    split = ops.einsum([rows, weights(width, heads, head_width)], "bld,dhk->blhk")
     merged = ops.einsum([split, weights(heads, head_width, width)], "blhk,hkd->bld")
     out = ops.matmul(merged, weights(width, 3), False, False)
-    graph = ov.Model([out], [ids])
+    graph = ov.Model([out], [rows])
     core = ov.Core()
     x = rng.normal(size=(2, 5, width)).astype(np.float32)
     before = core.compile_model(graph.clone(), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
