@@ -30,7 +30,10 @@ from app.config import PROJECT_ROOT
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 ROWS = 1_000
-TOLERANCE = 1e-6
+# Both write probabilities with 6 decimals, and the same text scored in a batch of another
+# size may differ in float32's last bits (seen on an AMX machine): one step of the sixth
+# decimal apart, which as floats can be a hair over 1e-6.
+TOLERANCE = 1.5e-6
 PHRASES = [
     f"{a} {b}{c}"
     for a, b, c in itertools.product(
