@@ -112,7 +112,7 @@ def run(quick: bool) -> dict:
         ):
             print(f"starting {name} ...", flush=True)
             servers.append(Server(name, "app:create_app()", env, serving_bin))
-        compared = servers[:4]
+        compared, every = servers[:-1], servers[-1]
         for server in compared:
             bench.run(server, Load("wrk", 16, 1))
         results["boot_s"] = {server.name: server.boot_s for server in servers}
@@ -122,7 +122,7 @@ def run(quick: bool) -> dict:
             results["loads"][load.label] = bench.interleaved(compared, load)
         # Memory after traffic: "every version" answers reviews by version 2 (stable) and
         # by version 3 (the label accurate), as long as one round of the others.
-        every, load = servers[4], Load("wrk", 16, 5)
+        load = Load("wrk", 16, 5)
         bench.run(every, load)
         script = bench.scripts[("single", True)]
         wrk(f"{every.url}/classify?label=accurate", script, 16, bench.amount(load), True)

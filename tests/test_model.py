@@ -8,21 +8,17 @@ app's tests choose their own): anything that runs the model runs in a subprocess
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from children import run_python
 
 from app.serving.preprocessing import TextEncoder
 from model.corpus import CLASSES, corpus_path, file_sha256, load_splits
 from model.evaluate import DEFAULT_MODEL_DIR as MODEL_DIR
 from model.train import ARTIFACT_FILES, TrainingConfig, fit_encoder
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MAX_ARTIFACT_BYTES = 10 * 1024 * 1024
 
 
@@ -35,22 +31,6 @@ def metadata() -> dict[str, Any]:
 def shipped_encoder() -> TextEncoder:
     config = json.loads((MODEL_DIR / "preprocessing.json").read_text(encoding="utf-8"))
     return TextEncoder.from_config(config)
-
-
-def run_python(code_or_module: list[str], backend: str) -> str:
-    """Run ``python <args>`` from the project root with ``KERAS_BACKEND=backend``."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    completed = subprocess.run(
-        [sys.executable, *code_or_module],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout
 
 
 def test_artifact_is_complete_and_small() -> None:

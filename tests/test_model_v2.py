@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from children import run_python
 
 from app.serving.preprocessing import TextEncoder
 from model import lexicons
@@ -177,18 +178,7 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_served_model_gives_the_known_answers_and_recorded_dev_metrics(metadata) -> None:
-    env = {**os.environ, "KERAS_BACKEND": "openvino", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    completed = subprocess.run(
-        [sys.executable, "-c", _SERVED],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    served = json.loads(completed.stdout)
+    served = json.loads(run_python(["-c", _SERVED], "openvino", timeout=180))
     assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
     assert min(served["scores"]) >= 0.7
     recorded = metadata["metrics"]["devset"]

@@ -10,14 +10,12 @@ weights mapped in, checked against a plain NumPy forward pass of BERT.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from children import run_python
 
 from app.serving.preprocessing import (
     PAD_ID,
@@ -39,7 +37,6 @@ from model.train_v3 import (
     pretrained_dir,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = DEFAULT_OUTPUT
 
 
@@ -172,20 +169,9 @@ def test_the_shipped_ir_is_in_the_fused_form() -> None:
 
 
 def run_child(script: str, backend: str) -> dict[str, Any]:
-    """Run ``script`` in a fresh interpreter on ``backend`` (Keras reads it once, at
-    import); the JSON object its last line of output prints."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    """The JSON object the last line of ``script``'s output prints, run in a child."""
+    output = run_python(["-c", script], backend, timeout=300)
+    return json.loads(output.strip().splitlines()[-1])
 
 
 _REFERENCE = """

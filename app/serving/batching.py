@@ -4,10 +4,10 @@ for the model in one worker's threads are merged into one inference call of at m
 
 A transformer scores 16 texts in one call for about half the CPU time of 16 calls
 (``BENCHMARKS.md``), so under concurrent load a batch could pay; through HTTP on two cores
-it did not (the same file: 0.07× version 2's req/s against 0.06× without); with no concurrency
-the wait is pure latency, and a bag-of-n-grams model, whose call costs tens of
-microseconds, gains nothing (issue 4 measured it). Off unless ``DYNAMIC_BATCH_MAX_SIZE``
-> 1.
+it bought no throughput (the same file: 0.09× version 2's req/s with and without), only a
+lower p99 at c=32; with no concurrency the wait is pure latency, and a bag-of-n-grams
+model, whose call costs tens of microseconds, gains nothing (issue 4 measured it). Off
+unless ``DYNAMIC_BATCH_MAX_SIZE`` > 1.
 
 No thread of its own: the first request to find the model idle leads. It waits (releasing
 the lock) until the batch is full or its timeout passes, takes the rows queued so far,
