@@ -232,6 +232,31 @@ EXPERIMENTS = {
         "            os.setpriority(os.PRIO_PROCESS, thread.native_id, 10)",
         {},
     ),
+    "writer-nice-19": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    import os, threading\n"
+        "    for thread in threading.enumerate():\n"
+        "        if thread.name == 'prediction-recorder':\n"
+        "            os.setpriority(os.PRIO_PROCESS, thread.native_id, 19)",
+        {},
+    ),
+    # SCHED_BATCH: a woken writer does not preempt the thread running requests.
+    "writer-batch": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    import os, threading\n"
+        "    for thread in threading.enumerate():\n"
+        "        if thread.name == 'prediction-recorder':\n"
+        "            os.sched_setscheduler(thread.native_id, os.SCHED_BATCH, os.sched_param(0))",
+        {},
+    ),
+    "writer-idle": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    import os, threading\n"
+        "    for thread in threading.enumerate():\n"
+        "        if thread.name == 'prediction-recorder':\n"
+        "            os.sched_setscheduler(thread.native_id, os.SCHED_IDLE, os.sched_param(0))",
+        {},
+    ),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
     "noop-quick-close": (NOOP_APP, QUICK_CLOSE, {}),
