@@ -257,6 +257,13 @@ EXPERIMENTS = {
         "            os.sched_setscheduler(thread.native_id, os.SCHED_IDLE, os.sched_param(0))",
         {},
     ),
+    # One connection accepted a wake-up of the listening socket, as gthread does.
+    "accept-one": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        "    import app.server.worker as loop\n    loop.ACCEPT_BATCH = 1",
+        {},
+    ),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
     "noop-quick-close": (NOOP_APP, QUICK_CLOSE, {}),

@@ -139,6 +139,46 @@ def test_sigterm_during_load_finishes_requests_in_flight(start_server, record_pr
     assert all(ok for _, _, ok in in_flight)
 
 
+def test_a_burst_of_new_connections_is_accepted_at_once_while_the_loop_is_busy(
+    start_server, record_property
+):
+    """A worker accepts every connection queued on its socket when it wakes, not one per
+    turn of its loop (gthread's way): with the loop busy on long requests, the 24th of
+    a burst of new connections waited 24 turns for its answer (2 s on version 3)."""
+    server = start_server(WEB_CONCURRENCY="1")
+    server.wait_ready()
+    # Batches that run on the loop itself (under INLINE_MAX_BYTES): each turn of the loop
+    # serves the four of them that are waiting.
+    busy = {"reviews": [("Lovely flight, terrible food, long delay. " * 45)[:1800]] * 64}
+    burst = 24
+    start = threading.Barrier(burst)
+    waited: list[float] = []
+
+    def new_connection() -> None:
+        start.wait()
+        sent = time.monotonic()
+        response = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=30)
+        assert response.status_code == 200
+        waited.append(time.monotonic() - sent)
+
+    with Load(server.url + "/classify", busy, threads=4) as load:
+        time.sleep(1.5)
+        began = time.monotonic()
+        clients = [threading.Thread(target=new_connection) for _ in range(burst)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join(timeout=60)
+        ended = time.monotonic()
+    turns = [done - sent for sent, done, ok in load.outcomes if ok and began <= sent <= ended]
+    turn = sorted(turns)[len(turns) // 2]
+    line = f"slowest of {burst} new connections {max(waited):.2f} s, a turn {turn:.3f} s"
+    record_property("accept_burst", line)
+    print(line)
+    assert len(waited) == burst and all(ok for _, _, ok in load.outcomes), line
+    assert max(waited) < 4 * turn, line
+
+
 # The scenarios of `make chaos` (benchmarks/chaos_traffic.py), with smaller counts. Each
 # failed on the main branch before issue 17: slow or silent sockets held gthread's
 # threads; workers bound their own SO_REUSEPORT sockets, so the queue of a replaced one

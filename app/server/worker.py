@@ -42,6 +42,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # close_graceful uses the same 2 s and 64 KiB, blocking; here the loop does it).
 CLOSE_LINGER = 2.0
 CLOSE_DRAIN_BYTES = 64 * 1024
+# Most connections accepted a wake-up of the listening socket (asyncio's default backlog).
+ACCEPT_BATCH = 100
 
 
 def _timeout_response(seconds: float) -> bytes:
@@ -147,14 +149,24 @@ class BufferingWorker(ThreadWorker):
     # --- reading requests in the loop ------------------------------------------------
 
     def accept(self, listener) -> None:
-        try:
-            client, address = listener.accept()
-        except OSError as error:
-            if error.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+        """Every connection queued on ``listener``, up to ACCEPT_BATCH and the worker's
+        room, as asyncio's loop (100 a wake-up) and nginx's ``multi_accept`` do. One a
+        wake-up, as gthread accepts, left a burst of new connections waiting a loop
+        round each behind the requests in progress: the 32nd of wrk's connections to
+        version 3 waited 2 s for its first answer (BENCHMARKS.md)."""
+        for _ in range(ACCEPT_BATCH):
+            if self.nr_conns >= self.worker_connections:
                 return
-            raise
-        self.nr_conns += 1
-        self._read_request(TConn(self.cfg, client, address, listener.getsockname()))
+            try:
+                client, address = listener.accept()
+            except OSError as error:
+                if error.errno == errno.ECONNABORTED:
+                    continue
+                if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return
+                raise
+            self.nr_conns += 1
+            self._read_request(TConn(self.cfg, client, address, listener.getsockname()))
 
     def _read_request(self, conn: TConn, data: bytes = b"", kept_alive: bool = False) -> None:
         """Watch ``conn`` until a whole request has arrived (``data``: bytes of it read
