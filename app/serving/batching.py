@@ -4,8 +4,9 @@ for the model in one worker's threads are merged into one inference call of at m
 
 A transformer scores 16 texts in one call for about half the CPU time of 16 calls
 (``BENCHMARKS.md``), so under concurrent load a batch could pay; through HTTP on two cores
-it bought no throughput (the same file: 0.09× version 2's req/s with and without), only a
-lower p99 at c=32; with no concurrency the wait is pure latency, and a bag-of-n-grams
+it bought no throughput (the same file: 0.07–0.08× version 2's req/s with and without) and,
+since the worker accepts a burst of new connections at once, no lower p99 either; with no
+concurrency the wait is pure latency, and a bag-of-n-grams
 model, whose call costs tens of microseconds, gains nothing (issue 4 measured it). Off
 unless ``DYNAMIC_BATCH_MAX_SIZE`` > 1.
 
