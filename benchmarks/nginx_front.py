@@ -78,7 +78,8 @@ class Dyno:
     """The server, and with ``front`` nginx before it; ``url`` is where clients go."""
 
     def __init__(self, folder: Path, bin_dir: Path, front: bool):
-        self.web = WebProcess(log_path=folder / "server.log", bin_dir=bin_dir)
+        log = folder / f"server-{time.monotonic_ns()}.log"  # two dynos run at once
+        self.web = WebProcess(log_path=log, bin_dir=bin_dir)
         self.web.wait_ready("/ready", timeout=90)
         every_worker_ready(self.web)
         self.nginx = None
