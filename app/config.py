@@ -188,7 +188,7 @@ SETTINGS = (
     # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
     # model.keras (or its own model.xml), preprocessing.json and metadata.json.
     Setting("MODEL_BASE_DIR", str(MODEL_BASE), TEXT),
-    # Version 3 (the transformer) is opt-in: ~10 times version 2's CPU a request, and with
+    # Version 3 (the transformer) is opt-in: ~15 times version 2's CPU a request, and with
     # two workers it takes a server from ~180 to 345-433 MB (README, Model versions).
     Setting("MODEL_VERSIONS", "1,2", VERSIONS),
     # Empty: MODEL_BASE_DIR/labels.json, else the highest loaded version is stable.

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -35,6 +34,7 @@ from types import SimpleNamespace
 
 import requests
 
+from benchmarks import drivers
 from benchmarks.chaos_traffic import REVIEW, ab, every_worker_ready
 from deploy.dyno import WebProcess, build_environment, children, free_port
 
@@ -106,21 +106,6 @@ class Dyno:
         self.web.stop()
 
 
-def run_ab(url: str, folder: Path, concurrency: int, count: int) -> dict:
-    body = folder / "one.json"
-    body.write_text(json.dumps(REVIEW))
-    command = ["ab", "-q", "-k", "-c", str(concurrency), "-n", str(count), "-p", str(body),
-               "-T", "application/json", f"{url}/classify"]  # fmt: skip
-    output = subprocess.run(command, capture_output=True, text=True, timeout=300).stdout
-
-    def number(label: str) -> float:
-        found = re.search(rf"^\s*{re.escape(label)}\s+([\d.]+)", output, re.M)
-        return float(found.group(1)) if found else float("nan")
-
-    return {"rps": number("Requests per second:"), "p99": number("99%"),
-            "failed": number("Failed requests:")}  # fmt: skip
-
-
 def heroku_shutdown(dyno: Dyno, clients: int = 6, seconds: float = 2) -> tuple[int, int]:
     """SIGTERM to every process at once under load: (requests sent before it, failed)."""
     outcomes: list[tuple[float, bool]] = []
@@ -164,13 +149,15 @@ def main() -> None:
     rows: dict[str, dict[str, list]] = {name: {"kill": [], "term": []} for name in setups}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        body = folder / "one.json"
+        body.write_text(json.dumps(REVIEW))
         # Throughput, rounds alternating between two dynos that both stay up.
         dynos = {name: Dyno(folder, bin_dir, front) for name, front in setups.items()}
         try:
             for _ in range(args.rounds):
                 for name, dyno in dynos.items():
                     for c in (32, 16):
-                        result = run_ab(dyno.url, folder, c, args.requests)
+                        result = drivers.ab(f"{dyno.url}/classify", body, c, args.requests)
                         rows[name].setdefault(f"c{c}", []).append(result)
         finally:
             for dyno in dynos.values():
@@ -193,7 +180,7 @@ def main() -> None:
                     dyno.close()
 
     def median(name: str, key: str, field: str) -> float:
-        return statistics.median(r[field] for r in rows[name][key])
+        return statistics.median(getattr(r, field) for r in rows[name][key])
 
     base = {c: median("direct", f"c{c}", "rps") for c in (32, 16)}
     print("| setup | req/s, ab -k c=32 (ratio) | req/s, c=16 | p99 ms, c=16 | kill -9 of a worker "
@@ -204,7 +191,7 @@ def main() -> None:
         rps32, rps16 = median(name, "c32", "rps"), median(name, "c16", "rps")
         print(
             f"| {name} | {rps32:,.0f} ({rps32 / base[32]:.2f}) | {rps16:,.0f} "
-            f"({rps16 / base[16]:.2f}) | {median(name, 'c16', 'p99'):.0f} | "
+            f"({rps16 / base[16]:.2f}) | {median(name, 'c16', 'p99_ms'):.0f} | "
             + ", ".join(str(n) for n in rows[name]["kill"])
             + " | "
             + ", ".join(f"{failed} of {sent:,}" for sent, failed in rows[name]["term"])

@@ -189,6 +189,20 @@ def experiment_worker_exit(server, worker):
     worker.profile.dump_stats(os.path.join(os.environ["PROBE_DIR"], f"profile-{worker.pid}.out"))
 """
 
+
+def _writer(call: str) -> tuple[str, str, dict]:
+    """An experiment that runs ``call`` on the prediction recorder's thread (``{tid}``:
+    its Linux thread id) once the worker has loaded the app."""
+    return (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    import os, threading\n"
+        "    for thread in threading.enumerate():\n"
+        "        if thread.name == 'prediction-recorder':\n"
+        f"            {call.format(tid='thread.native_id')}",
+        {},
+    )
+
+
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "gthread": (SERVICE_APP, 'worker_class = "gthread"', {}),  # Gunicorn's own worker
@@ -224,39 +238,11 @@ EXPERIMENTS = {
         {},
     ),
     # The recorder's thread at a lower scheduling priority (Linux: a thread is a task).
-    "writer-nice-10": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n    import os, threading\n"
-        "    for thread in threading.enumerate():\n"
-        "        if thread.name == 'prediction-recorder':\n"
-        "            os.setpriority(os.PRIO_PROCESS, thread.native_id, 10)",
-        {},
-    ),
-    "writer-nice-19": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n    import os, threading\n"
-        "    for thread in threading.enumerate():\n"
-        "        if thread.name == 'prediction-recorder':\n"
-        "            os.setpriority(os.PRIO_PROCESS, thread.native_id, 19)",
-        {},
-    ),
+    "writer-nice-10": _writer("os.setpriority(os.PRIO_PROCESS, {tid}, 10)"),
+    "writer-nice-19": _writer("os.setpriority(os.PRIO_PROCESS, {tid}, 19)"),
     # SCHED_BATCH: a woken writer does not preempt the thread running requests.
-    "writer-batch": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n    import os, threading\n"
-        "    for thread in threading.enumerate():\n"
-        "        if thread.name == 'prediction-recorder':\n"
-        "            os.sched_setscheduler(thread.native_id, os.SCHED_BATCH, os.sched_param(0))",
-        {},
-    ),
-    "writer-idle": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n    import os, threading\n"
-        "    for thread in threading.enumerate():\n"
-        "        if thread.name == 'prediction-recorder':\n"
-        "            os.sched_setscheduler(thread.native_id, os.SCHED_IDLE, os.sched_param(0))",
-        {},
-    ),
+    "writer-batch": _writer("os.sched_setscheduler({tid}, os.SCHED_BATCH, os.sched_param(0))"),
+    "writer-idle": _writer("os.sched_setscheduler({tid}, os.SCHED_IDLE, os.sched_param(0))"),
     # One connection accepted a wake-up of the listening socket, as gthread does.
     "accept-one": (
         SERVICE_APP,
