@@ -109,6 +109,7 @@ WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 {close}
+{router_ids}
 local bodies = {{
 {bodies}
 }}
@@ -116,6 +117,7 @@ local position = 0
 
 request = function()
   position = position % #bodies + 1
+  {set_id}
   return wrk.format(nil, nil, nil, bodies[position])
 end
 
@@ -130,8 +132,18 @@ end
 """
 
 
-def wrk_script(bodies: list[str], path: Path, keepalive: bool = True) -> Path:
-    """A Lua script for wrk that POSTs ``bodies`` (JSON texts) in rotation."""
+ROUTER_ID = (
+    'wrk.headers["X-Request-ID"] = string.format("%08x%08x%08x%08x", math.random(0, 2^32 - 1), '
+    "math.random(0, 2^32 - 1), math.random(0, 2^32 - 1), math.random(0, 2^32 - 1))"
+)
+
+
+def wrk_script(
+    bodies: list[str], path: Path, keepalive: bool = True, router_ids: bool = False
+) -> Path:
+    """A Lua script for wrk that POSTs ``bodies`` (JSON texts) in rotation; with
+    ``router_ids`` each request carries a new random ``X-Request-ID``, as Heroku's router
+    sends (32 hex digits here, where the router sends a UUID v4)."""
     quoted = []
     for body in bodies:
         level = 0
@@ -139,7 +151,13 @@ def wrk_script(bodies: list[str], path: Path, keepalive: bool = True) -> Path:
             level += 1
         quoted.append(f"  [{'=' * level}[{body}]{'=' * level}],")
     close = "" if keepalive else 'wrk.headers["Connection"] = "close"'
-    path.write_text(WRK_SCRIPT.format(close=close, bodies="\n".join(quoted)))
+    script = WRK_SCRIPT.format(
+        close=close,
+        router_ids="math.randomseed(os.time())" if router_ids else "",
+        set_id=ROUTER_ID if router_ids else "",
+        bodies="\n".join(quoted),
+    )
+    path.write_text(script)
     return path
 
 

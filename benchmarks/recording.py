@@ -8,6 +8,10 @@ a fresh SQLite file (the default store, empty as on a first deploy) unless ``DAT
 is set; ``--prefill N`` first puts N records in it (the cost of an insert grows with the
 table).
 
+``--router-ids``: every wrk request carries a new random ``X-Request-ID``, as behind
+Heroku's router (ab sends none: the server makes its own, time-ordered); with
+``--in-process``, the records get random ids instead of the server's.
+
 ``--in-process`` measures the CPU of one record instead, without servers or load: the
 request's part (``submit``), the writer thread's whole part, and the writer's steps one by
 one (building the rows, the insert, the commit), into the same database.
@@ -16,6 +20,7 @@ one (building the rows, the insert, the commit), into the same database.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,20 +31,25 @@ import uuid
 from pathlib import Path
 
 from app.feedback.store import PredictionRecord, PredictionStore, engine_url
+from app.web.request_log import request_id_from
 from benchmarks.bench import SERVICE_APP, Bench, Load, Server
+from benchmarks.drivers import wrk_script
+from benchmarks.reviews import rotating_reviews
+from deploy.dyno import build_environment
 
 ON, OFF = "recording on", "recording off"
 
 
-def prefill(database_url: str, count: int) -> None:
-    """``count`` records with random request ids (as Heroku's router makes them)."""
+def prefill(database_url: str, count: int, router_ids: bool) -> None:
+    """``count`` records, with random request ids (as Heroku's router makes them) or the
+    server's."""
     store = PredictionStore.from_url(engine_url(database_url, Path()))
     now = time.time()
     for start in range(0, count, 10_000):
         store.record(
             [
-                PredictionRecord(uuid.uuid4().hex, 0, "1", "positive", 0.9, now)
-                for _ in range(min(10_000, count - start))
+                PredictionRecord(request_id, 0, "1", "positive", 0.9, now)
+                for request_id, *_ in answers(min(10_000, count - start), router_ids)
             ]
         )
     if store.dialect == "sqlite":  # else the server's writer would copy the WAL back
@@ -54,13 +64,15 @@ def thread_cpu(thread: threading.Thread) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-def answers(count: int) -> list[tuple[str, str, list[str], list[float], float]]:
-    """``count`` single-review answers as ``/classify`` submits them."""
+def answers(count: int, router_ids: bool) -> list[tuple[str, str, list[str], list[float], float]]:
+    """``count`` single-review answers as ``/classify`` submits them, with the ids the
+    server makes (time-ordered) or random ones (``router_ids``, as Heroku's router)."""
     now = time.time()
-    return [(uuid.uuid4().hex, "1", ["positive"], [0.93], now) for _ in range(count)]
+    make = (lambda: uuid.uuid4().hex) if router_ids else (lambda: request_id_from(None))
+    return [(make(), "1", ["positive"], [0.93], now) for _ in range(count)]
 
 
-def in_process(database_url: str, records: int, batch: int, rate: float) -> None:
+def in_process(database_url: str, records: int, batch: int, rate: float, router_ids: bool) -> None:
     """µs of CPU per record: the request's part, the writer's, and the writer's steps."""
     from app.feedback.recorder import PredictionRecorder, to_records
     from app.feedback.store import POSTGRESQL_COPY, sqlite_insert
@@ -70,7 +82,7 @@ def in_process(database_url: str, records: int, batch: int, rate: float) -> None
     dropped: list[int] = []
     recorder = PredictionRecorder(store, lambda _reason, count: dropped.append(count),
                                   max_pending=records + 1)  # fmt: skip
-    queued = answers(records)
+    queued = answers(records, router_ids)
     writer_before = thread_cpu(recorder._thread)
     spent = 0.0
     begun = time.monotonic()
@@ -89,7 +101,7 @@ def in_process(database_url: str, records: int, batch: int, rate: float) -> None
     recorder.stop()
     steps: dict[str, list[float]] = {"rows": [], "insert": [], "commit": []}
     for _ in range(max(1, records // batch // 2)):
-        queued = answers(batch)
+        queued = answers(batch, router_ids)
         clock = time.thread_time()
         rows, _markers = to_records(queued)
         built = time.thread_time()
@@ -124,6 +136,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=8000, help="per ab run")
     parser.add_argument("--seconds", type=float, default=4, help="per wrk run")
     parser.add_argument("--prefill", type=int, default=0)
+    parser.add_argument("--router-ids", action="store_true")
     parser.add_argument("--in-process", type=int, metavar="RECORDS", default=0)
     parser.add_argument("--batch", type=int, default=500, help="rows a write (--in-process)")
     parser.add_argument("--rate", type=float, default=1000, help="answers/s (--in-process)")
@@ -132,9 +145,9 @@ def main() -> None:
     database = os.environ.get("DATABASE_URL") or f"sqlite:///{work / 'predictions.sqlite3'}"
     try:
         if args.prefill:
-            prefill(database, args.prefill)
+            prefill(database, args.prefill, args.router_ids)
         if args.in_process:
-            in_process(database, args.in_process, args.batch, args.rate)
+            in_process(database, args.in_process, args.batch, args.rate, args.router_ids)
         else:
             compare(work, database, args)
     finally:
@@ -144,17 +157,21 @@ def main() -> None:
 def compare(work: Path, database: str, args: argparse.Namespace) -> None:
     """The two servers in alternating rounds (the module docstring)."""
     bench = Bench(work, quick=False)
+    if args.router_ids:
+        single = [json.dumps({"review": text}) for text in rotating_reviews()]
+        bench.scripts["single", True] = wrk_script(single, work / "ids.lua", router_ids=True)
     loads = [Load("ab", 32, args.requests), Load("wrk", 32, args.seconds)]
-    tail = Load("ab", 16, args.requests // 2)
+    tails = [Load("ab", 16, args.requests // 2), Load("wrk", 16, args.seconds)]
+    serving_bin = build_environment(fresh=False) / "bin"  # requirements.txt only
     servers: list[Server] = []
     try:
-        servers.append(Server(ON, SERVICE_APP, {"DATABASE_URL": database}, None))
-        servers.append(Server(OFF, SERVICE_APP, {"RECORD_PREDICTIONS": "0"}, None))
+        servers.append(Server(ON, SERVICE_APP, {"DATABASE_URL": database}, serving_bin))
+        servers.append(Server(OFF, SERVICE_APP, {"RECORD_PREDICTIONS": "0"}, serving_bin))
         for server in servers:  # warm-up
             bench.run(server, Load("ab", 16, 2000))
         rps: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
-        p99: dict[str, list[float]] = {server.name: [] for server in servers}
+        p99: dict[tuple[str, str], list[float]] = {}
         failed = 0
         for number in range(args.rounds):
             # Who goes first alternates too: a slow spell then hits both sides alike.
@@ -165,13 +182,16 @@ def compare(work: Path, database: str, args: argparse.Namespace) -> None:
                     rps.setdefault((load.tool, server.name), []).append(result.rps)
                     cpu.setdefault((load.tool, server.name), []).append(result.cpu_us)
                     failed += result.failed + result.non_2xx
-            for server in ordered:
-                result = bench.run(server, tail)
-                p99[server.name].append(result.p99_ms)
-                failed += result.failed + result.non_2xx
+            for tail in tails:
+                for server in ordered:
+                    result = bench.run(server, tail)
+                    p99.setdefault((tail.tool, server.name), []).append(result.p99_ms)
+                    failed += result.failed + result.non_2xx
+        ids = "random in wrk (as a router sends)" if args.router_ids else "made by the server"
         print(f"{args.rounds} alternating rounds: ab -k -c 32 -n {args.requests} (one body), "
               f"wrk -c 32 -d {args.seconds:g}s (rotating texts); database {database.split(':')[0]}"
-              f", prefilled {args.prefill}")  # fmt: skip
+              f", prefilled {args.prefill}; request ids "
+              f"{ids}")  # fmt: skip
         for load in loads:
             on, off = rps[(load.tool, ON)], rps[(load.tool, OFF)]
             ratios = [a / b for a, b in zip(on, off, strict=True)]
@@ -182,8 +202,11 @@ def compare(work: Path, database: str, args: argparse.Namespace) -> None:
                   f"{statistics.median(on) / statistics.median(off):.3f}")  # fmt: skip
             print(f"  server CPU per request (median): on {cpu_on:.0f} µs, off {cpu_off:.0f} µs"
                   f", +{cpu_on - cpu_off:.0f} µs")  # fmt: skip
-        print(f"p99 at c=16, ab (median): on {statistics.median(p99[ON]):.1f} ms, "
-              f"off {statistics.median(p99[OFF]):.1f} ms")  # fmt: skip
+        for tail in tails:
+            on, off = p99[(tail.tool, ON)], p99[(tail.tool, OFF)]
+            print(f"p99 at c=16, {tail.tool}: on {[round(p, 1) for p in on]}, off "
+                  f"{[round(p, 1) for p in off]}; medians {statistics.median(on):.1f} and "
+                  f"{statistics.median(off):.1f} ms")  # fmt: skip
         print(f"failed or non-2xx: {failed}")
     finally:
         for server in servers:

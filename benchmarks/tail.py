@@ -237,6 +237,15 @@ EXPERIMENTS = {
         "    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = 0.05",
         {},
     ),
+    # Random request ids, as the server made them before version 7 UUIDs (and as Heroku's
+    # router sends them): each record's index entry lands on a random page.
+    "random-ids": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        "    import uuid, app.web.request_log as log\n    made = log.request_id_from\n"
+        "    log.request_id_from = lambda value: made(value) if value else uuid.uuid4().hex",
+        {},
+    ),
     # The recorder's thread at a lower scheduling priority (Linux: a thread is a task).
     "writer-nice-10": _writer("os.setpriority(os.PRIO_PROCESS, {tid}, 10)"),
     "writer-nice-19": _writer("os.setpriority(os.PRIO_PROCESS, {tid}, 19)"),

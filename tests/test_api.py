@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+import uuid
 
 import pytest
 
@@ -215,6 +217,20 @@ def test_request_id(client, sent, kept):
 def test_fresh_request_ids_differ(client):
     ids = {client.get("/health").headers["X-Request-ID"] for _ in range(5)}
     assert len(ids) == 5
+
+
+def test_fresh_request_ids_are_uuid7_in_time_order(client):
+    """The ids a server makes sort as it made them (the prediction store's index on them
+    then grows at one end), and carry the time they were made."""
+    before = time.time()
+    ids = [client.post("/classify", json={"review": POSITIVE}).headers["X-Request-ID"]]
+    ids += [client.get("/health").headers["X-Request-ID"] for _ in range(20)]
+    after = time.time()
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for request_id in ids:
+        parsed = uuid.UUID(hex=request_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (7, uuid.RFC_4122, request_id)
+        assert int(before * 1000) <= parsed.int >> 80 <= int(after * 1000) + 1
 
 
 def test_api_responses_are_not_cached_or_sniffed(client):
