@@ -130,6 +130,34 @@ def experiment_worker_exit(server, worker):
             json.dump(stats, file)
 """
 
+# Garbage collections in each worker once the app has loaded (PROBE's GC part, which
+# waits for gthread's hand-overs that the shipped worker no longer makes).
+GC_PROBE = """
+def experiment_post_worker_init(worker):
+    import gc, time
+    clock = time.perf_counter
+    stats = {"dispatch": [], "handle": [], "back": [], "close": [], "gc": [], "conns": 0,
+             "gc0": 0, "gc1": 0, "gc2": 0}
+    started = [0.0]
+
+    def on_gc(phase, info):
+        if phase == "start":
+            started[0] = clock()
+            stats[f"gc{info['generation']}"] += 1
+        else:
+            stats["gc"].append(clock() - started[0])
+
+    gc.callbacks.append(on_gc)
+    worker.probe_stats = stats
+
+
+def experiment_worker_exit(server, worker):
+    import json, os
+    path = os.path.join(os.environ["PROBE_DIR"], f"{worker.pid}.json")
+    with open(path, "w") as file:
+        json.dump(worker.probe_stats, file)
+"""
+
 # gthread without its thread pool: the main thread runs each request itself, as soon as
 # its connection is readable, then polls again (one thread per worker, like the twin's
 # event loop; no hand-over to a pool thread and back, so no wait for the GIL in between).
@@ -267,6 +295,8 @@ EXPERIMENTS = {
     "noop-inline": (NOOP_APP, INLINE + "\nthreads = 1", {}),
     "probe": (SERVICE_APP, PROBE, {}),
     "profile": (SERVICE_APP, PROFILE, {}),
+    "gc-probe": (SERVICE_APP, GC_PROBE, {}),
+    "gc-probe-no-recording": (SERVICE_APP, GC_PROBE, {"RECORD_PREDICTIONS": "0"}),
     "probe-threads-1": (SERVICE_APP, PROBE + "\nthreads = 1", {}),
     "probe-noop": (NOOP_APP, PROBE, {}),
     "probe-switch-1ms": (
