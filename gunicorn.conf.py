@@ -147,6 +147,16 @@ def post_worker_init(worker):
     gc.freeze()
 
 
+def worker_exit(server, worker):
+    """In a worker that stops (SIGTERM from a deploy or a restart, the master's recycling):
+    write the prediction records still queued, up to 5 s, before it exits (a worker whose
+    app never loaded has none)."""
+    if hasattr(worker, "wsgi"):
+        from app.web import feedback
+
+        feedback.close(worker.wsgi)
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live gauges (model info), so it no longer counts."""
     from prometheus_client import multiprocess

@@ -265,6 +265,12 @@ EXPERIMENTS = {
         "    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = 0.05",
         {},
     ),
+    "flush-2s": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        "    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = 2.0",
+        {},
+    ),
     # Random request ids, as the server made them before version 7 UUIDs (and as Heroku's
     # router sends them): each record's index entry lands on a random page.
     "random-ids": (
@@ -272,6 +278,15 @@ EXPERIMENTS = {
         "def experiment_post_worker_init(worker):\n"
         "    import uuid, app.web.request_log as log\n    made = log.request_id_from\n"
         "    log.request_id_from = lambda value: made(value) if value else uuid.uuid4().hex",
+        {},
+    ),
+    # Recording on, but nothing queued: the writer thread idles (what recording costs
+    # beyond the records themselves).
+    "submit-off": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        "    import app.feedback.recorder as recorder\n"
+        "    recorder.PredictionRecorder.submit = lambda *args: None",
         {},
     ),
     # The recorder's thread at a lower scheduling priority (Linux: a thread is a task).

@@ -341,6 +341,22 @@ def test_a_full_queue_drops_records_without_waiting(tmp_path):
     store.close()
 
 
+def test_stopping_the_recorder_writes_what_is_queued(tmp_path):
+    """What a stopping worker still holds is written, not lost: the last answers arrive
+    while the writer pauses between writes."""
+    store = PredictionStore.from_url(engine_url("", tmp_path))
+    dropped: list[tuple[str, int]] = []
+    recorder = PredictionRecorder(store, lambda reason, n: dropped.append((reason, n)))
+    recorder.submit("first-request-id-0000", "1", ["positive"], [0.9])
+    time.sleep(0.2)  # written; the writer now pauses until its next round
+    for number in range(3):
+        recorder.submit(f"request-{number:016d}", "1", ["negative"], [0.8])
+    recorder.stop()
+    assert store.summary(time.time()).predictions == {"1": 4}
+    assert dropped == []
+    store.close()
+
+
 def test_periodic_tasks_run_on_the_first_round_whatever_the_uptime(tmp_path):
     """A period longer than the machine has been up (the monotonic clock starts at boot)
     must not delay the first run: retention on a fresh dyno would wait an hour."""

@@ -32,6 +32,9 @@ MAX_BATCH = 5_000
 FLUSH_SECONDS = 0.5
 # After a failed write, wait this long before the next try (records meanwhile are dropped).
 RETRY_SECONDS = 1.0
+# A worker that stops (a deploy, a restart) writes its queue first, waiting at most this
+# long: inside Gunicorn's graceful timeout and Heroku's 30 s after SIGTERM.
+STOP_SECONDS = 5.0
 
 DropObserver = Callable[[str, int], None]  # (reason, count)
 # What a request queues: request id, version, labels, scores, Unix time.
@@ -83,7 +86,9 @@ class PredictionRecorder:
         self._wake.set()
         return marker.wait(timeout)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Write what is queued (waiting up to ``timeout``), then stop the writer."""
+        self.flush(timeout)
         self._stop.set()
         self._wake.set()
         self._pending.put(threading.Event())  # wakes _take()

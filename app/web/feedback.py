@@ -94,7 +94,7 @@ class Feedback:
         )
 
     def close(self) -> None:
-        """Stop the recorder (what it holds is dropped) and close the connections."""
+        """Write what the recorder holds, stop it and close the connections."""
         self.recorder.stop()
         self.store.close()
 
@@ -167,6 +167,14 @@ def init_app(app: Flask) -> None:
         models.recorder = feedback.recorder
         app.extensions[FEEDBACK] = feedback
     app.register_blueprint(bp)
+
+
+def close(app: Any) -> None:
+    """Write the answers still queued and close the store (a worker that stops). ``app``
+    is whatever the worker served: a benchmark's other app has no store."""
+    feedback = getattr(app, "extensions", {}).get(FEEDBACK)
+    if feedback is not None:
+        feedback.close()
 
 
 def served_models_of(app: Flask) -> ServedModels:
