@@ -109,7 +109,7 @@ WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 {close}
-{router_ids}
+{seed}
 local bodies = {{
 {bodies}
 }}
@@ -153,7 +153,7 @@ def wrk_script(
     close = "" if keepalive else 'wrk.headers["Connection"] = "close"'
     script = WRK_SCRIPT.format(
         close=close,
-        router_ids="math.randomseed(os.time())" if router_ids else "",
+        seed="math.randomseed(os.time())" if router_ids else "",
         set_id=ROUTER_ID if router_ids else "",
         bodies="\n".join(quoted),
     )

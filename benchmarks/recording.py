@@ -190,8 +190,7 @@ def compare(work: Path, database: str, args: argparse.Namespace) -> None:
         ids = "random in wrk (as a router sends)" if args.router_ids else "made by the server"
         print(f"{args.rounds} alternating rounds: ab -k -c 32 -n {args.requests} (one body), "
               f"wrk -c 32 -d {args.seconds:g}s (rotating texts); database {database.split(':')[0]}"
-              f", prefilled {args.prefill}; request ids "
-              f"{ids}")  # fmt: skip
+              f", prefilled {args.prefill}; request ids {ids}")  # fmt: skip
         for load in loads:
             on, off = rps[(load.tool, ON)], rps[(load.tool, OFF)]
             ratios = [a / b for a, b in zip(on, off, strict=True)]

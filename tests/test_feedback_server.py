@@ -5,6 +5,8 @@ records (counted), never a /classify."""
 from __future__ import annotations
 
 import re
+import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -109,18 +111,16 @@ def test_postgresql_stopped_under_load(start_server, postgres_server):
 def test_a_stopping_worker_writes_the_records_still_queued(start_server, tmp_path):
     """SIGTERM (a deploy, a restart) right after a burst of answers: each worker writes
     what its queue still holds before it exits, so no answer goes unrecorded."""
-    import sqlite3
-
     database = tmp_path / "stopping.sqlite3"
     server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=f"sqlite:///{database}")
     server.wait_ready()
     wait_for_predictions(server.url, 0)  # the schema exists before the burst
     answered = 0
     for _ in range(60):  # a connection each, closed: both workers answer, none lingers
-        response = requests.post(f"{server.url}/classify", json={"review": REVIEWS[0]})
+        response = requests.post(f"{server.url}/classify", json={"review": REVIEWS[0]}, timeout=5)
         answered += response.status_code == 200
     assert answered == 60
-    server.process.send_signal(15)
+    server.process.send_signal(signal.SIGTERM)  # as Heroku stops a dyno
     assert server.process.wait(30) == 0
     with sqlite3.connect(database) as connection:
         [recorded] = connection.execute("SELECT count(*) FROM predictions").fetchone()
