@@ -119,8 +119,10 @@ def experiment_post_fork(server, worker):
     util.close_graceful = timed_close
     gc.callbacks.append(on_gc)
     worker.probe_stats = stats
+"""
 
-
+# Both probes: each worker writes what it saw to PROBE_DIR/<pid>.json when it exits.
+PROBE_EXIT = """
 def experiment_worker_exit(server, worker):
     import json, os
     stats = getattr(worker, "probe_stats", None)
@@ -129,15 +131,16 @@ def experiment_worker_exit(server, worker):
         with open(path, "w") as file:
             json.dump(stats, file)
 """
+PROBE += PROBE_EXIT
 
 # Garbage collections in each worker once the app has loaded (PROBE's GC part, which
 # waits for gthread's hand-overs that the shipped worker no longer makes).
-GC_PROBE = """
+GC_PROBE = (
+    """
 def experiment_post_worker_init(worker):
     import gc, time
     clock = time.perf_counter
-    stats = {"dispatch": [], "handle": [], "back": [], "close": [], "gc": [], "conns": 0,
-             "gc0": 0, "gc1": 0, "gc2": 0}
+    stats = {"gc": [], "gc0": 0, "gc1": 0, "gc2": 0}
     started = [0.0]
 
     def on_gc(phase, info):
@@ -149,14 +152,9 @@ def experiment_post_worker_init(worker):
 
     gc.callbacks.append(on_gc)
     worker.probe_stats = stats
-
-
-def experiment_worker_exit(server, worker):
-    import json, os
-    path = os.path.join(os.environ["PROBE_DIR"], f"{worker.pid}.json")
-    with open(path, "w") as file:
-        json.dump(worker.probe_stats, file)
 """
+    + PROBE_EXIT
+)
 
 # gthread without its thread pool: the main thread runs each request itself, as soon as
 # its connection is readable, then polls again (one thread per worker, like the twin's
@@ -231,6 +229,15 @@ def _writer(call: str) -> tuple[str, str, dict]:
     )
 
 
+def _flush(seconds: float) -> tuple[str, str, dict]:
+    return (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        f"    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = {seconds}",
+        {},
+    )
+
+
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "gthread": (SERVICE_APP, 'worker_class = "gthread"', {}),  # Gunicorn's own worker
@@ -259,18 +266,9 @@ EXPERIMENTS = {
         "    sys.setswitchinterval(0.001)",
         {},
     ),
-    "flush-50ms": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n"
-        "    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = 0.05",
-        {},
-    ),
-    "flush-2s": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n"
-        "    import app.feedback.recorder as recorder\n    recorder.FLUSH_SECONDS = 2.0",
-        {},
-    ),
+    # The recorder writes every N seconds instead of every 0.5.
+    "flush-50ms": _flush(0.05),
+    "flush-2s": _flush(2.0),
     # Random request ids, as the server made them before version 7 UUIDs (and as Heroku's
     # router sends them): each record's index entry lands on a random page.
     "random-ids": (
@@ -501,12 +499,11 @@ def print_probes(name: str, folder: Path) -> None:
     """What the probe saw in each worker (ms), if the experiment had it."""
     for path in sorted(folder.glob("*.json")):
         stats = json.loads(path.read_text())
-        parts = [
-            f"{stats['conns']} connections, GC by generation "
-            f"{stats['gc0']}/{stats['gc1']}/{stats['gc2']}"
-        ]
+        parts = [f"GC by generation {stats['gc0']}/{stats['gc1']}/{stats['gc2']}"]
+        if "conns" in stats:
+            parts.insert(0, f"{stats['conns']} connections")
         for key in ("dispatch", "handle", "back", "close", "gc"):
-            values = sorted(stats[key])
+            values = sorted(stats.get(key, ()))
             if not values:
                 continue
             p50, p99 = values[len(values) // 2], values[int(len(values) * 0.99)]
