@@ -72,6 +72,13 @@ class TrainingConfigV2:
     sequence_length: int = 64
     negation_scope: int = 3
     lexicon_features: bool = True
+    # Character 3- to 6-grams of the words, in a second segment of the row (third
+    # release): the n-grams in at least char_min_count texts, the most frequent kept.
+    char_ngrams: tuple[int, int] = (3, 6)
+    char_length: int = 256
+    max_char_vocabulary: int = 27_000
+    char_min_count: int = 3
+    char_embedding_dim: int = 32
     # Network (version 1's): Embedding → [average pool (masked), max pool] → softmax.
     embedding_dim: int = 32
     max_embedding_dim: int = 64
@@ -204,28 +211,50 @@ def fit_encoder(texts: Sequence[str], config: TrainingConfigV2, lexicon: dict[st
         min_count=config.min_count,
         negation_scope=config.negation_scope,
         lexicon=lexicon if config.lexicon_features else None,
+        char_ngrams=config.char_ngrams,
+        char_length=config.char_length,
+        max_char_vocabulary=config.max_char_vocabulary,
+        char_min_count=config.char_min_count,
     )
 
 
-def build_model(config: TrainingConfigV2, vocabulary_size: int) -> Any:
+def build_model(config: TrainingConfigV2, encoder: TextEncoder) -> Any:
     """Version 1's network, with the logits and the softmax as two layers so that the
-    temperature can be folded into the logits' weights."""
+    temperature can be folded into the logits' weights; with character n-grams, their
+    segment of the row gets its own two embeddings, pooled the same way."""
     import keras
 
-    token_ids = keras.Input(shape=(config.sequence_length,), dtype="int32", name="token_ids")
-    averaged = keras.layers.Embedding(
-        vocabulary_size, config.embedding_dim, mask_zero=True, name="average_embedding"
-    )(token_ids)
-    pooled = keras.layers.GlobalAveragePooling1D()(averaged)
-    maximised = keras.layers.Embedding(
-        vocabulary_size, config.max_embedding_dim, name="max_embedding"
-    )(token_ids)
-    maximum = keras.layers.GlobalMaxPooling1D()(maximised)
-    x = keras.layers.Concatenate()([pooled, maximum])
+    from app.serving.layers import RowSegment
+
+    row = keras.Input(shape=(encoder.width,), dtype="int32", name="token_ids")
+
+    def pooled(ids: Any, vocabulary_size: int, dims: tuple[int, int], name: str) -> list[Any]:
+        averaged = keras.layers.Embedding(
+            vocabulary_size, dims[0], mask_zero=True, name=f"average_{name}embedding"
+        )(ids)
+        maximised = keras.layers.Embedding(vocabulary_size, dims[1], name=f"max_{name}embedding")(
+            ids
+        )
+        return [
+            keras.layers.GlobalAveragePooling1D()(averaged),
+            keras.layers.GlobalMaxPooling1D()(maximised),
+        ]
+
+    dims = (config.embedding_dim, config.max_embedding_dim)
+    if not encoder.char_length:
+        features = pooled(row, encoder.vocabulary_size, dims, "")
+    else:
+        tokens = RowSegment(0, encoder.sequence_length, name="tokens")(row)
+        chars = RowSegment(encoder.sequence_length, encoder.width, name="char_ngrams")(row)
+        features = [
+            *pooled(tokens, encoder.vocabulary_size, dims, ""),
+            *pooled(chars, encoder.char_vocabulary_size, (config.char_embedding_dim,) * 2, "char_"),
+        ]
+    x = keras.layers.Concatenate()(features)
     x = keras.layers.Dropout(config.dropout)(x)
     logits = keras.layers.Dense(len(CLASSES), name="logits")(x)
     probabilities = keras.layers.Softmax(name="probabilities")(logits)
-    model = keras.Model(token_ids, probabilities, name=MODEL_NAME)
+    model = keras.Model(row, probabilities, name=MODEL_NAME)
     # The smoothing is in the targets (it differs by source): see ``smoothed_targets``.
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -247,7 +276,7 @@ def train_model(config: TrainingConfigV2, encoder: TextEncoder, data: TrainingSe
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model(config, encoder.vocabulary_size)
+    model = build_model(config, encoder)
     model.fit(
         encoder.encode_batch(data.texts),
         smoothed_targets(data.labels, data.smoothing),

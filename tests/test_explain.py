@@ -47,13 +47,19 @@ def test_each_row_leaves_out_one_token_and_its_ngrams(predictor):
     encoder = predictor.bundle.encoder
     text = REVIEWS[0]
     tokens, rows = occluded_rows(predictor, text)
-    assert rows.shape == (len(tokens) + 1, encoder.sequence_length)
+    assert rows.shape == (len(tokens) + 1, encoder.width)
     assert rows[0].tolist() == encoder.encode_batch([text])[0].tolist()
     _, spans = encoder.feature_spans(text)
+    length = encoder.sequence_length
+    assert encoder.char_length  # the default version reads character n-grams too
     for i in range(len(tokens)):
         kept = [feature for feature, first, end in spans if not first <= i < end]
-        assert rows[i + 1][rows[i + 1] != PAD_ID].tolist() == kept
+        token_part, char_part = rows[i + 1][:length], rows[i + 1][length:]
+        assert token_part[token_part != PAD_ID].tolist() == kept
         assert len(kept) < len(spans)
+        # The word's character n-grams go too, unless another word has them as well.
+        others = [token for j, token in enumerate(tokens) if j != i]
+        assert char_part[char_part != PAD_ID].tolist() == encoder.char_ids(others)
 
 
 def test_contributions_are_the_differences_the_model_gives(predictor):

@@ -62,6 +62,8 @@ def test_encoder_uses_the_opt_in_features(encoder: TextEncoder, metadata) -> Non
     assert encoder.lexicon == lexicons.merged_lexicon()
     assert encoder.vocabulary_size == metadata["training"]["vocabulary_size"]
     assert len(encoder.vocabulary) <= config.max_vocabulary + 8  # + the lexicon tokens
+    assert (encoder.char_ngrams, encoder.char_length) == (config.char_ngrams, config.char_length)
+    assert len(encoder.char_vocabulary) == config.max_char_vocabulary
 
 
 def test_metadata_names_its_data(metadata: dict[str, Any]) -> None:
@@ -81,8 +83,8 @@ def test_metadata_names_its_data(metadata: dict[str, Any]) -> None:
         "topic_words",
     }
     training = metadata["training"]
-    assert {k: training[k] for k in TrainingConfigV2.__dataclass_fields__} == vars(
-        TrainingConfigV2()
+    assert {k: training[k] for k in TrainingConfigV2.__dataclass_fields__} == json.loads(
+        json.dumps(vars(TrainingConfigV2()))  # as JSON holds it: tuples are lists
     )
 
 

@@ -202,4 +202,4 @@ def test_bundle_reads_metadata(artifact):
     bundle = load_model_bundle(artifact)
     assert bundle.classes == ["negative", "neutral", "positive"]
     assert bundle.name == "sentiment"
-    assert bundle.encoder.sequence_length == bundle.model.inputs[0].shape[-1]
+    assert bundle.encoder.width == bundle.model.inputs[0].shape[-1]

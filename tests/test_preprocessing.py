@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from app.serving.preprocessing import (
+    CHAR_MARK_ID,
+    CHAR_RESERVED_IDS,
     LEXICON_TOKENS,
     NEGATED_LEXICON_TOKENS,
     NEGATED_PREFIX,
@@ -20,10 +22,12 @@ from app.serving.preprocessing import (
     URL_TOKEN,
     USER_TOKEN,
     TextEncoder,
+    char_words,
     ngrams,
     standardize,
     tokenize,
     tokenize_with_negation,
+    word_char_ngrams,
 )
 
 
@@ -122,6 +126,59 @@ def test_encode_batch_pads_and_truncates_to_sequence_length() -> None:
     assert PAD_ID not in batch[1]  # truncated: the first four tokens
     assert batch[1].tolist() == encoder.encode_ids("I love this love")[:4]
     assert encoder.encode_batch([]).shape == (0, 4)
+
+
+def test_char_ngrams_mark_the_word_ends() -> None:
+    assert word_char_ngrams("ok", 3, 4) == ["<ok", "ok>", "<ok>"]
+    assert word_char_ngrams("great", 6, 6) == ["<great", "great>"]
+    # Letters only, and a negation-marked token as its plain word.
+    assert char_words(["not", f"{NEGATED_PREFIX}good", "!", "don't", "😀", "ok"]) == [
+        "not",
+        "good",
+        "ok",
+    ]
+
+
+def char_encoder(**overrides: Any) -> TextEncoder:
+    options = _options() | {"char_ngrams": (3, 4), "char_length": 6, "max_char_vocabulary": 50}
+    return TextEncoder.fit(TEXTS, **(options | overrides))
+
+
+def test_char_segment_follows_the_tokens_and_shares_a_misspelt_words_ngrams() -> None:
+    encoder = char_encoder(char_length=40, char_min_count=2)
+    assert encoder.width == 8 + 40
+    assert encoder.char_vocabulary_size == len(encoder.char_vocabulary) + CHAR_RESERVED_IDS
+    # n-grams in at least two texts, most frequent first, ties alphabetically
+    assert encoder.char_vocabulary[:3] == ["<i>", "<lo", "<lov"]
+    assert "<hat" not in encoder.char_vocabulary  # one text
+    row = encoder.encode_batch(["I loove it"])[0]
+    assert row[:8].tolist() == encoder.encode_ids("I loove it") + [PAD_ID] * 5
+    chars = row[8:][row[8:] != PAD_ID].tolist()
+    assert chars == encoder.char_ids(["i", "loove", "it"])
+    index = {gram: i + CHAR_RESERVED_IDS for i, gram in enumerate(encoder.char_vocabulary)}
+    # "loove" is no token of the vocabulary, but its n-grams "<lo" and "ove" tie it to "love"
+    assert chars[0] == CHAR_MARK_ID and {index["<lo"], index["ove"]} <= set(chars)
+    assert len(chars) == len(set(chars))  # each n-gram once
+
+
+def test_char_segment_is_truncated_and_never_empty() -> None:
+    encoder = char_encoder(char_length=3)
+    batch = encoder.encode_batch(["love love this product", "", "😀 !"])
+    assert batch.shape == (3, 8 + 3)
+    assert batch[0, 8:].tolist() == encoder.char_ids(["love", "love", "this", "product"])
+    assert PAD_ID not in batch[0, 8:]
+    for row in batch[1:]:  # no word: the mark alone, so the segment's average is defined
+        assert row[8:].tolist() == [CHAR_MARK_ID, PAD_ID, PAD_ID]
+
+
+def test_char_config_round_trip_and_absent_when_unused() -> None:
+    encoder = char_encoder()
+    config = json.loads(json.dumps(encoder.to_config()))
+    restored = TextEncoder.from_config(config)
+    assert restored == encoder
+    texts = [*TEXTS, "lovely loving", ""]
+    assert (restored.encode_batch(texts) == encoder.encode_batch(texts)).all()
+    assert not {"char_ngrams", "char_length", "char_vocabulary"} & set(fit().to_config())
 
 
 def test_config_round_trip_through_json() -> None:

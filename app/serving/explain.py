@@ -68,11 +68,14 @@ def occluded_rows(predictor: Predictor, text: str) -> tuple[list[str], np.ndarra
     encoder = predictor.bundle.encoder
     tokens, spans = encoder.feature_spans(text)
     seen = min(len(tokens), encoder.sequence_length)
-    rows = np.full((seen + 1, encoder.sequence_length), PAD_ID, dtype=np.int32)
+    rows = np.full((seen + 1, encoder.width), PAD_ID, dtype=np.int32)
     for row, left_out in enumerate(range(-1, seen)):
         ids = [feature for feature, first, end in spans if not first <= left_out < end]
         # The encoder's convention for a text with nothing in it: one out-of-vocabulary id.
         rows[row, : len(ids) or 1] = ids or [OOV_ID]
+        if encoder.char_length:  # the character n-gram segment, made again
+            chars = encoder.char_ids([t for i, t in enumerate(tokens) if i != left_out])
+            rows[row, encoder.sequence_length : encoder.sequence_length + len(chars)] = chars
     if not encoder.fixed_length:  # a transformer takes rows as wide as the longest
         rows = rows[:, : max(len(spans), 1)]
     return tokens, rows

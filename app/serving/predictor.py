@@ -130,10 +130,12 @@ def _check_model_shape(
                 f"{bundle.directory / PREPROCESSING_FILE}: rows of any length, "
                 f"but the model takes {input_length} ids"
             )
-    elif input_length != bundle.encoder.sequence_length:
+    elif input_length != bundle.encoder.width:
+        encoder = bundle.encoder
+        chars = f" + char_length {encoder.char_length}" if encoder.char_length else ""
         raise ModelBundleError(
             f"{bundle.directory / PREPROCESSING_FILE}: sequence_length "
-            f"{bundle.encoder.sequence_length} but the model takes {input_length}"
+            f"{encoder.sequence_length}{chars} ids a row but the model takes {input_length}"
         )
 
 
@@ -143,6 +145,7 @@ def load_model_bundle(directory: Path) -> ModelBundle:
     or inconsistent."""
     import keras  # deferred: see the module docstring
 
+    import app.serving.layers  # registers version 2's segment layer
     import app.serving.transformer  # noqa: F401  (registers version 3's layers)
 
     bundle = read_model_folder(directory)
@@ -514,7 +517,7 @@ class Predictor:
             # A compiled function per call; model.predict costs ~33 ms a call.
             infer = bundle.model.predict_on_batch
         # Warm up: the first calls allocate and (on TensorFlow) trace.
-        width = bundle.encoder.sequence_length if bundle.encoder.fixed_length else 16
+        width = bundle.encoder.width if bundle.encoder.fixed_length else 16
         for batch_size in (1, 8, 64):
             infer(np.ones((batch_size, width), dtype=np.int32))
         known_answers = check_known_answers(bundle, infer)

@@ -9,6 +9,7 @@ no Flask, no Keras, so it is cheap to import and to test.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import re
 import unicodedata
@@ -135,6 +136,16 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(standardize(text))
 
 
+def _most_frequent(counts: Counter[str], min_count: int, limit: int) -> list[str]:
+    """The features counted at least ``min_count`` times, most frequent first (ties
+    alphabetically, so that a refit is identical), at most ``limit`` of them."""
+    kept = sorted(
+        (item for item in counts.items() if item[1] >= min_count),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return [feature for feature, _ in kept[:limit]]
+
+
 def ngrams(tokens: Sequence[str], n: int) -> list[str]:
     """Tokens followed by their 2..n-grams, each n-gram joined by a space."""
     features = list(tokens)
@@ -170,6 +181,35 @@ _TOKEN_OR_BOUNDARY = re.compile(_TOKEN.pattern + r"|[.,;:]")
 # bucket (-2 … 2, 0 never stored) becomes an extra token; in a negation scope, its own.
 LEXICON_TOKENS = {value: f"xxlex{value:+d}" for value in (-2, -1, 1, 2)}
 NEGATED_LEXICON_TOKENS = {value: f"xxnotlex{value:+d}" for value in (-2, -1, 1, 2)}
+
+
+# Character n-grams (opt-in, see ``TextEncoder.char_ngrams``): a row's second segment.
+# It starts with CHAR_MARK_ID, so that a text without a known n-gram still has one id to
+# average over; the n-grams' ids follow (local to the segment, from CHAR_RESERVED_IDS).
+CHAR_MARK_ID = 1
+CHAR_RESERVED_IDS = 2
+# Words whose n-gram ids a process keeps (about 200 bytes each): words repeat, and slicing
+# a word into its n-grams is most of the segment's cost.
+CHAR_CACHE_WORDS = 20_000
+
+
+def word_char_ngrams(word: str, smallest: int, largest: int) -> list[str]:
+    """The ``smallest``..``largest``-character n-grams of ``<word>`` (the brackets mark
+    its start and end, as fastText marks them), in order, repeats included."""
+    marked = f"<{word}>"
+    return [
+        marked[start : start + size]
+        for size in range(smallest, largest + 1)
+        for start in range(len(marked) - size + 1)
+    ]
+
+
+def char_words(tokens: Iterable[str]) -> list[str]:
+    """The words among ``tokens`` that get character n-grams: letters only (no emoji,
+    ``!``, ``?`` or contractions), a negation-marked token as its plain word."""
+    prefix = len(NEGATED_PREFIX)
+    words = (token[prefix:] if token.startswith(NEGATED_PREFIX) else token for token in tokens)
+    return [word for word in words if word.isalpha()]
 
 
 def is_negator(token: str) -> bool:
@@ -215,6 +255,13 @@ class TextEncoder:
     (``tokenize_with_negation``), and a non-empty ``lexicon`` (word → prior polarity
     bucket, -2 … 2) adds one lexicon token per known word, right after the tokens and
     before the n-grams, so that a long text keeps them.
+
+    A third (version 2's third release): with ``char_length`` > 0 a row has a second
+    segment of that many ids after the first ``sequence_length``, the character n-grams
+    (``char_ngrams`` = smallest, largest size) of the text's words that are in
+    ``char_vocabulary``, each once, in order of appearance, after ``CHAR_MARK_ID``. The
+    model pools each segment with its own embeddings; n-grams give a misspelt, inflected
+    or unseen word the tone of the words it resembles.
     """
 
     vocabulary: list[str]
@@ -222,11 +269,33 @@ class TextEncoder:
     ngram_size: int = 1
     negation_scope: int = 0
     lexicon: dict[str, int] = field(default_factory=dict)
+    char_ngrams: tuple[int, int] = (0, 0)
+    char_length: int = 0
+    char_vocabulary: list[str] = field(default_factory=list)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
-    fixed_length = True  # every row is sequence_length ids wide
+    fixed_length = True  # every row is ``width`` ids wide
 
     def __post_init__(self) -> None:
         self._index = {token: i + RESERVED_IDS for i, token in enumerate(self.vocabulary)}
+        char_index = {gram: i + CHAR_RESERVED_IDS for i, gram in enumerate(self.char_vocabulary)}
+        smallest, largest = self.char_ngrams
+
+        @functools.lru_cache(maxsize=CHAR_CACHE_WORDS)
+        def word_char_ids(word: str) -> tuple[int, ...]:
+            grams = word_char_ngrams(word, smallest, largest)
+            return tuple(char_index[gram] for gram in grams if gram in char_index)
+
+        self._word_char_ids = word_char_ids
+
+    @property
+    def width(self) -> int:
+        """Ids in a row: the token segment, then the character n-gram segment if any."""
+        return self.sequence_length + self.char_length
+
+    @property
+    def char_vocabulary_size(self) -> int:
+        """Ids of the character n-gram segment, including padding and its mark."""
+        return len(self.char_vocabulary) + CHAR_RESERVED_IDS
 
     @property
     def vocabulary_size(self) -> int:
@@ -244,26 +313,44 @@ class TextEncoder:
         min_count: int = 2,
         negation_scope: int = 0,
         lexicon: dict[str, int] | None = None,
+        char_ngrams: tuple[int, int] = (0, 0),
+        char_length: int = 0,
+        max_char_vocabulary: int = 0,
+        char_min_count: int = 3,
     ) -> TextEncoder:
         """Build the vocabulary from training texts: the most frequent features seen at
         least ``min_count`` times; ties broken alphabetically so a refit is identical.
-        The lexicon's tokens are always in the vocabulary when a lexicon is given."""
+        The lexicon's tokens are always in the vocabulary when a lexicon is given. With
+        ``char_length``, the character n-grams in at least ``char_min_count`` texts, at
+        most ``max_char_vocabulary`` of them, chosen the same way."""
         unfitted = cls([], sequence_length, ngram_size, negation_scope, dict(lexicon or {}))
         counts: Counter[str] = Counter()
+        char_counts: Counter[str] = Counter()
+        smallest, largest = char_ngrams
         for text in texts:
             tokens, extras = unfitted.features(text)
             counts.update(ngrams(tokens, ngram_size))
             counts.update(extras)
-        kept = sorted(
-            (item for item in counts.items() if item[1] >= min_count),
-            key=lambda item: (-item[1], item[0]),
-        )
-        vocabulary = [token for token, _ in kept[:max_vocabulary]]
+            if char_length:
+                char_counts.update(
+                    {
+                        gram
+                        for word in char_words(tokens)
+                        for gram in word_char_ngrams(word, smallest, largest)
+                    }
+                )
+        vocabulary = _most_frequent(counts, min_count, max_vocabulary)
         if lexicon:
             known = set(vocabulary)
             features = [*LEXICON_TOKENS.values(), *NEGATED_LEXICON_TOKENS.values()]
             vocabulary.extend(token for token in features if token not in known)
-        return dataclasses.replace(unfitted, vocabulary=vocabulary)
+        return dataclasses.replace(
+            unfitted,
+            vocabulary=vocabulary,
+            char_ngrams=char_ngrams if char_length else (0, 0),
+            char_length=char_length,
+            char_vocabulary=_most_frequent(char_counts, char_min_count, max_char_vocabulary),
+        )
 
     def features(self, text: str) -> tuple[list[str], list[str]]:
         """The text's tokens (negation-marked if enabled) and its lexicon tokens."""
@@ -296,7 +383,11 @@ class TextEncoder:
         return tokens, extras, origins
 
     def encode_ids(self, text: str) -> list[int]:
-        """The ids of one text, at most ``sequence_length`` of them, unpadded."""
+        """The ids of one text's token segment, at most ``sequence_length``, unpadded."""
+        return self._token_ids(text)[0]
+
+    def _token_ids(self, text: str) -> tuple[list[int], list[str]]:
+        """``encode_ids(text)``, and the tokens it was made from."""
         index = self._index
         length = self.sequence_length
         if self.negation_scope or self.lexicon:
@@ -309,11 +400,20 @@ class TextEncoder:
         for size in range(2, self.ngram_size + 1):
             for start in range(len(tokens) - size + 1):
                 if len(ids) >= length:
-                    return ids
+                    return ids, tokens
                 feature_id = index.get(" ".join(tokens[start : start + size]))
                 if feature_id is not None:
                     ids.append(feature_id)
-        return ids or [OOV_ID]
+        return ids or [OOV_ID], tokens
+
+    def char_ids(self, tokens: Sequence[str]) -> list[int]:
+        """The character n-gram segment's ids for ``tokens`` (``features``' tokens),
+        unpadded: ``CHAR_MARK_ID``, then each known n-gram once, at most ``char_length``."""
+        ids = [CHAR_MARK_ID]
+        word_char_ids = self._word_char_ids
+        for word in char_words(tokens):
+            ids.extend(word_char_ids(word))
+        return list(dict.fromkeys(ids))[: self.char_length]
 
     def feature_spans(self, text: str) -> tuple[list[str], list[tuple[int, int, int]]]:
         """The tokens the model sees, and ``encode_ids``' ids for them, each with the
@@ -340,11 +440,15 @@ class TextEncoder:
         return tokens, spans
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode texts into an ``int32`` array of shape ``(len(texts), sequence_length)``."""
-        batch = np.zeros((len(texts), self.sequence_length), dtype=np.int32)
+        """Encode texts into an ``int32`` array of shape ``(len(texts), width)``."""
+        batch = np.zeros((len(texts), self.width), dtype=np.int32)
+        start = self.sequence_length
         for row, text in enumerate(texts):
-            ids = self.encode_ids(text)
+            ids, tokens = self._token_ids(text)
             batch[row, : len(ids)] = ids
+            if self.char_length:
+                chars = self.char_ids(tokens)
+                batch[row, start : start + len(chars)] = chars
         return batch
 
     def to_config(self) -> dict[str, Any]:
@@ -359,6 +463,10 @@ class TextEncoder:
             config["negation_scope"] = self.negation_scope
         if self.lexicon:
             config["lexicon"] = self.lexicon
+        if self.char_length:
+            config["char_ngrams"] = list(self.char_ngrams)
+            config["char_length"] = self.char_length
+            config["char_vocabulary"] = self.char_vocabulary
         return config
 
     @classmethod
@@ -370,6 +478,9 @@ class TextEncoder:
             ngram_size=int(config.get("ngram_size", 1)),
             negation_scope=int(config.get("negation_scope", 0)),
             lexicon={str(word): int(value) for word, value in config.get("lexicon", {}).items()},
+            char_ngrams=tuple(int(size) for size in config.get("char_ngrams", (0, 0))),  # type: ignore[arg-type]
+            char_length=int(config.get("char_length", 0)),
+            char_vocabulary=list(config.get("char_vocabulary", [])),
         )
 
 
@@ -409,6 +520,7 @@ class WordPieceEncoder:
     tokenizer_json: str
     sequence_length: int = 128
     fixed_length = False  # rows are as wide as the batch needs
+    char_length = 0  # no character n-gram segment
 
     def __post_init__(self) -> None:
         from tokenizers import Tokenizer
@@ -419,6 +531,11 @@ class WordPieceEncoder:
             raise ValueError(f"not a tokenizers JSON file ({error})") from None
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.sequence_length)
+
+    @property
+    def width(self) -> int:
+        """The widest row (a batch's rows are as wide as its longest text needs)."""
+        return self.sequence_length
 
     @property
     def vocabulary_size(self) -> int:
