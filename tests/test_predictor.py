@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from app.config import DEFAULT_MODEL_DIR, MODEL_BASE, PROJECT_ROOT
 from app.serving import openvino_export
 from app.serving import predictor as predictor_module
 from app.serving.predictor import (
@@ -135,6 +135,20 @@ def test_openvino_load_names_the_file_and_problem_too(artifact, damage, file_nam
     message = str(raised.value)
     assert str(artifact / file_name) in message
     assert problem in message
+
+
+@pytest.mark.slow
+def test_char_segment_wider_than_the_model_takes_is_named(tmp_path):
+    """Version 2's rows hold two segments: a ``char_length`` the model was not built for
+    stops the load with both lengths named."""
+    folder = shutil.copytree(MODEL_BASE / "2", tmp_path / "2")
+    _edit_json(folder / PREPROCESSING_FILE, lambda c: c.update(char_length=c["char_length"] + 8))
+    with pytest.raises(ModelBundleError) as raised:
+        load_model_bundle(folder)
+    assert str(raised.value) == (
+        f"{folder / PREPROCESSING_FILE}: sequence_length 64 + char_length 264 ids a row "
+        "but the model takes 320"
+    )
 
 
 def serving_child(prebuilt: Path, tmp: Path, code: str) -> str:
