@@ -38,7 +38,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "max_vocabulary": 25_000,
     },
     "vocabulary 40k": {"max_vocabulary": 40_000},
-    "no character n-grams (first release)": {"char_length": 0},
+    "no character n-grams (second release)": {"char_length": 0},
     "character n-grams: 20k": {"max_char_vocabulary": 20_000},
     "2 epochs": {"epochs": 2},
     "4 epochs": {"epochs": 4},
