@@ -5,9 +5,9 @@ In process (one thread, as a worker runs it): the median time of one call on a 1
 text at batch 1, and per text at batch 16, at each precision the IR can be compiled with.
 Through HTTP (the Procfile's command, requirements.txt alone, two workers): version 2
 alone, version 3 alone, version 3 with dynamic batching (8 threads a worker, requests
-on threads rather than the event loop, batches of up to 16, 2 ms wait) and version 3
-compiled in bf16 (``INFERENCE_PRECISION=bf16``), single reviews in
-rotation (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and
+on threads rather than the event loop, batches of up to 16, 2 ms wait), version 3
+compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching, single
+reviews in rotation (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and
 memory of each, and of every version after batches of the 64 longest texts.
 """
 
@@ -108,6 +108,15 @@ def run(quick: bool) -> dict:
                 "version 3, bf16",
                 {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", "INFERENCE_PRECISION": "bf16"},
             ),
+            (
+                "version 3, bf16, dynamic batching",
+                {
+                    "MODEL_VERSIONS": "3",
+                    "MODEL_LABELS": "stable=3",
+                    "INFERENCE_PRECISION": "bf16",
+                    **BATCHING_ENV,
+                },
+            ),
             ("every version", {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2,accurate=3"}),
         ):
             print(f"starting {name} ...", flush=True)
@@ -207,7 +216,7 @@ def main() -> None:
     in_process_bf16 = results["in_process"]["bf16"]["batch1_ms"]
     print(f"  16 tokens, batch 1, bf16: {in_process_bf16:.2f} ms (target 2 ms)")
     for label, rows in results["loads"].items():
-        for name in ("version 3", "version 3, bf16"):
+        for name in ("version 3", "version 3, bf16", "version 3, bf16, dynamic batching"):
             ratio = rows[name].rps / rows["version 2"].rps
             print(f"  {label}: {name} / version 2 {ratio:.2f}, p99 {rows[name].p99_ms:.1f} ms")
     print(f"  boot: {results['boot_s']['version 3']:.1f} s (target 10 s)")

@@ -2,12 +2,12 @@
 for the model in one worker's threads are merged into one inference call of at most
 ``max_batch_size`` rows, the first of them waiting at most ``timeout`` seconds for others.
 
-A transformer scores 16 texts in one call for about half the CPU time of 16 calls
-(``BENCHMARKS.md``), so under concurrent load a batch could pay; through HTTP on two cores
-it bought no throughput (the same file: 0.07–0.08× version 2's req/s with and without) and,
-since the worker accepts a burst of new connections at once, no lower p99 either; with no
-concurrency the wait is pure latency, and a bag-of-n-grams
-model, whose call costs tens of microseconds, gains nothing (issue 4 measured it). Off
+It pays where a batch is much cheaper per text than a call alone. On two cores
+(``BENCHMARKS.md``, second part) that is version 3 in bf16: a text costs a third of a
+lone call's time in a batch of 16, and batching raised its req/s by 14–16% at c=16 and
+c=32. In f32 a batch saves a quarter, and batching bought neither throughput nor a lower
+p99. With no concurrency the wait is pure latency, and a bag-of-n-grams model, whose call
+costs tens of microseconds, gains nothing (issue 4 measured it). Off
 unless ``DYNAMIC_BATCH_MAX_SIZE`` > 1.
 
 No thread of its own: the first request to find the model idle leads. It waits (releasing
