@@ -267,15 +267,26 @@ def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(metadata) ->
 
 
 @pytest.mark.slow
-def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app) -> None:
+def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app, caplog) -> None:
     """INFERENCE_PRECISION overrides the folder's choice: the same answers, within the
-    measured bf16 difference, and a different compiled precision."""
+    measured bf16 difference, and a different compiled precision, which the load's log
+    line reports as OpenVINO compiled it."""
+    import openvino as ov
+
     texts = ["I expected to hate this phone case, but it has survived two drops."]
-    answers = {}
+    answers, compiled = {}, {}
     for precision in ("model", "bf16"):
-        app = make_app(MODEL_VERSIONS="3", MODEL_LABELS="stable=3", INFERENCE_PRECISION=precision)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="app.serving.predictor"):
+            app = make_app(
+                MODEL_VERSIONS="3", MODEL_LABELS="stable=3", INFERENCE_PRECISION=precision
+            )
+        [loaded] = [r for r in caplog.records if r.getMessage() == "model loaded"]
+        compiled[precision] = loaded.inference_precision
         response = app.test_client().post("/classify", json={"reviews": texts})
         answers[precision] = response.get_json()["predictions"][0]["scores"]
+    cpu_has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert compiled == {"model": "f32", "bf16": "bf16" if cpu_has_bf16 else "f32"}
     assert answers["model"] != answers["bf16"]  # another precision did run
     for label, value in answers["model"].items():
         assert answers["bf16"][label] == pytest.approx(value, abs=0.02)

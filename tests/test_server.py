@@ -56,6 +56,7 @@ def test_procfile_server_classifies_and_stops_cleanly(start_server, backend):
     versions = {line["model_version"] for line in loaded}
     assert len(loaded) == 2 * len(versions)  # every version once per worker
     assert {line["backend"] for line in loaded} == {backend}
+    assert {line["inference_precision"] for line in loaded} == {"f32"}  # the folders' own
     requests_logged = [line for line in lines if line.get("logger") == "app.request"]
     routed = [line for line in requests_logged if line["request_id"] == ROUTER_REQUEST_ID]
     assert len(routed) == 1

@@ -344,8 +344,10 @@ def inference_precision(bundle: ModelBundle, chosen: str | None = None) -> str:
 
 def _openvino_infer(
     bundle: ModelBundle, ir_path: Path, threads: int, precision: str | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Compile the exported forward pass with explicit CPU settings.
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """Compile the exported forward pass with explicit CPU settings; return the inference
+    function and the precision OpenVINO compiled it with (``f32`` where a ``bf16`` hint
+    meets a CPU without bf16: the hint is not an order).
 
     Keras' own OpenVINO predict path compiles with the CPU defaults (a thread per core,
     pinned, bf16 where the CPU has it), and two workers then fight over two cores. Keras'
@@ -383,7 +385,8 @@ def _openvino_infer(
         # batch size and width grew by 450 MB (measured). A short cache and calls of at
         # most CALL_TOKENS ids held the same worker to 117 MB above the compiled model.
         config["CPU_RUNTIME_CACHE_CAPACITY"] = 16
-        graph = core.compile_model(model, "CPU", config).create_infer_request()
+        compiled = core.compile_model(model, "CPU", config)
+        graph = compiled.create_infer_request()
 
         def infer_one(ids: np.ndarray) -> np.ndarray:
             # Shared with OpenVINO, so C-contiguous (explanations pass a slice of columns).
@@ -396,8 +399,9 @@ def _openvino_infer(
                 return infer_one(ids)
             return infer_in_calls(ids, infer_one)
 
-        return infer_any
-    batches = core.compile_model(model, "CPU", config).create_infer_request()
+        return infer_any, _compiled_precision(compiled)
+    compiled = core.compile_model(model, "CPU", config)
+    batches = compiled.create_infer_request()
     model.reshape([1, width])
     single = core.compile_model(model, "CPU", config).create_infer_request()
     single_input = single.get_input_tensor().data  # a view of OpenVINO's own buffer
@@ -416,7 +420,12 @@ def _openvino_infer(
         batches.infer()
         return batches.get_output_tensor().data.copy()
 
-    return infer
+    return infer, _compiled_precision(compiled)
+
+
+def _compiled_precision(compiled: Any) -> str:
+    """``f32`` or ``bf16``: what a compiled OpenVINO model computes in."""
+    return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
 
 # The most ids (rows × width) one call of a transformer gets; a bigger request is scored
@@ -511,11 +520,13 @@ class Predictor:
         _select_backend(backend, inference_threads)
         if backend == "openvino":
             bundle = read_model_folder(model_dir)
-            infer = _openvino_infer(bundle, _openvino_ir(bundle), inference_threads, precision)
+            infer, computed_in = _openvino_infer(
+                bundle, _openvino_ir(bundle), inference_threads, precision
+            )
         else:
             bundle = load_model_bundle(model_dir)
             # A compiled function per call; model.predict costs ~33 ms a call.
-            infer = bundle.model.predict_on_batch
+            infer, computed_in = bundle.model.predict_on_batch, "f32"
         # Warm up: the first calls allocate and (on TensorFlow) trace.
         width = bundle.encoder.width if bundle.encoder.fixed_length else 16
         for batch_size in (1, 8, 64):
@@ -530,6 +541,7 @@ class Predictor:
                 "model_name": bundle.name,
                 "model_version": bundle.version,
                 "backend": backend,
+                "inference_precision": computed_in,
                 "known_answers": known_answers,
                 "load_ms": round((time.perf_counter() - started) * 1000, 1),
             },
