@@ -77,7 +77,28 @@ def test_contributions_are_the_differences_the_model_gives(predictor):
     assert result.label == predictor.classify([text]).labels[0]
 
 
-def test_a_long_text_explains_the_tokens_the_model_reads(predictor):
+def test_a_long_text_is_explained_window_by_window_as_it_is_scored(predictor):
+    """Version 2 reads a text longer than a row by windows: every token is explained, the
+    answer is /classify's, and a token's contribution is its window's difference over
+    the number of windows."""
+    encoder = predictor.bundle.encoder
+    windows = encoder.windows(LONG)
+    assert len(tokenize(LONG)) > encoder.sequence_length and len(windows) > 1
+    result = explain(predictor, LONG)
+    assert [item.token for item in result.tokens] == tokenize(LONG)
+    assert result.unseen_tokens == 0
+    np.testing.assert_allclose(result.probabilities, predictor.predict_proba([LONG])[0], atol=1e-5)
+    first = windows[0]
+    first_tokens, rows = occluded_rows(predictor, first)
+    scored = predictor.predict_ids(rows)
+    for i in range(len(first_tokens)):
+        got = [result.tokens[i].contributions[name] for name in result.classes]
+        np.testing.assert_allclose(got, (scored[0] - scored[i + 1]) / len(windows), atol=1e-5)
+
+
+def test_a_version_without_windows_explains_the_tokens_it_reads(app):
+    predictor = app.extensions["models"].registry.version("1")
+    assert not predictor.bundle.encoder.window_tokens
     result = explain(predictor, LONG)
     length = predictor.bundle.encoder.sequence_length
     assert len(result.tokens) == length

@@ -64,6 +64,7 @@ def test_encoder_uses_the_opt_in_features(encoder: TextEncoder, metadata) -> Non
     assert len(encoder.vocabulary) <= config.max_vocabulary + 8  # + the lexicon tokens
     assert (encoder.char_ngrams, encoder.char_length) == (config.char_ngrams, config.char_length)
     assert len(encoder.char_vocabulary) == config.max_char_vocabulary
+    assert encoder.window_tokens == config.window_tokens > 0
 
 
 def test_metadata_names_its_data(metadata: dict[str, Any]) -> None:

@@ -46,6 +46,45 @@ def test_rows_do_not_depend_on_the_batch(predictor):
     np.testing.assert_allclose(together, one_by_one, atol=1e-6)
 
 
+# Four glowing sentences (74 tokens: more than one row of version 2 holds), then six
+# about everything that went wrong: the verdict is past the first row.
+LONG_REVIEW = (
+    "We loved the first two days at this hotel: the staff were friendly and the view was "
+    "wonderful. The pool was clean and warm, the bar made great cocktails, and the gardens "
+    "were beautiful. Our room was spacious and bright, with a comfortable bed and a lovely "
+    "balcony. Breakfast was excellent, with fresh bread, fruit and really good coffee. "
+    "Then everything went wrong. The air conditioning broke on the third night and nobody "
+    "came to fix it. The shower drained so slowly that the bathroom flooded every morning. "
+    "Housekeeping ignored our room three days in a row, and the towels were dirty. When we "
+    "complained, the manager was rude and offered nothing. The noise from the street kept "
+    "us awake until four. We left two days early, angry and exhausted, and we will never "
+    "stay here again."
+)
+
+
+def test_a_review_longer_than_a_row_is_read_to_its_end(predictor):
+    """The first row alone reads only the glowing start; the windows read the whole
+    review, and the answer is their mean."""
+    encoder = predictor.bundle.encoder
+    assert encoder.window_tokens  # the default version scores long texts by windows
+    classes = predictor.bundle.classes
+    first_row = predictor.predict_ids(encoder.encode_batch([LONG_REVIEW]))[0]
+    assert classes[int(first_row.argmax())] == "positive"
+    windows = encoder.windows(LONG_REVIEW)
+    assert len(windows) > 2
+    by_window = predictor.predict_proba(windows)
+    [answer] = predictor.predict_proba([LONG_REVIEW])
+    np.testing.assert_allclose(answer, by_window.mean(axis=0), atol=1e-6)
+    assert classes[int(answer.argmax())] == "negative"
+    # Among other texts, in any order, it gets the same answer; short texts are unchanged.
+    texts = ["great flight", LONG_REVIEW, "lost my bag"]
+    batch = predictor.predict_proba(texts)
+    np.testing.assert_allclose(batch[1], answer, atol=1e-6)
+    np.testing.assert_allclose(
+        batch[[0, 2]], predictor.predict_ids(encoder.encode_batch(texts[::2])), atol=1e-6
+    )
+
+
 def test_text_that_cleans_to_nothing_still_gets_a_prediction(predictor):
     probabilities = predictor.predict_proba(["\x00\x01", "@someone http://x.example"])
     assert np.isfinite(probabilities).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -282,3 +283,44 @@ def test_options_round_trip_through_the_config() -> None:
     assert restored == encoder
     texts = [*TEXTS, "I do not love it", "never hate"]
     assert (restored.encode_batch(texts) == encoder.encode_batch(texts)).all()
+
+
+def test_windows_cut_a_long_text_at_its_sentence_ends() -> None:
+    encoder = dataclasses.replace(fit(), window_tokens=6)
+    text = "I love this phone. The battery is great! It broke?\nNever again… ok"
+    windows = encoder.windows(text)
+    # Sentences are packed while they fit: the last three (after "?", a line break, "…").
+    assert windows == ["I love this phone.", "The battery is great!", "It broke? Never again… ok"]
+    assert all(len(tokenize(window)) <= 6 for window in windows)
+    # Every token once, in reading order.
+    assert [t for window in windows for t in tokenize(window)] == tokenize(text)
+
+
+def test_windows_cut_a_sentence_longer_than_a_window_at_its_spaces() -> None:
+    encoder = dataclasses.replace(fit(), window_tokens=4)
+    text = "one two three four five six seven, eight nine"
+    windows = encoder.windows(text)
+    assert all(len(tokenize(window)) <= 4 for window in windows)
+    assert [t for window in windows for t in tokenize(window)] == tokenize(text)
+
+
+def test_encode_windows_gives_a_long_text_a_row_per_window() -> None:
+    encoder = dataclasses.replace(fit(), window_tokens=4)  # rows of 8 ids
+    short, long = "I love it", "I love this phone. The battery is great. It broke. I hate it."
+    rows, owners = encoder.encode_windows([short, long, short])
+    windows = encoder.windows(long)
+    assert len(windows) > 1
+    assert owners == [0, *[1] * len(windows), 2]
+    assert rows.tolist() == encoder.encode_batch([short, *windows, short]).tolist()
+    # Without window_tokens, or for texts that fit, it is encode_batch.
+    plain = fit()
+    rows, owners = plain.encode_windows([short, long])
+    assert owners == [0, 1] and rows.tolist() == plain.encode_batch([short, long]).tolist()
+
+
+def test_window_tokens_round_trip_and_absent_when_unused() -> None:
+    assert "window_tokens" not in fit().to_config()
+    encoder = dataclasses.replace(fit(), window_tokens=32)
+    config = json.loads(json.dumps(encoder.to_config()))
+    assert config["window_tokens"] == 32
+    assert TextEncoder.from_config(config) == encoder

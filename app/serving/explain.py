@@ -82,24 +82,36 @@ def occluded_rows(predictor: Predictor, text: str) -> tuple[list[str], np.ndarra
 
 
 def explain(predictor: Predictor, text: str) -> Explanation:
-    """Score ``text`` and measure each token's contribution to each class."""
+    """Score ``text`` and measure each token's contribution to each class. A text that
+    ``/classify`` scores by windows (``Predictor.predict_proba``) is explained the same
+    way: each window with its tokens left out one at a time, the answer the mean of the
+    windows', so a token's contribution is its window's difference over the number of
+    windows."""
     started = time.perf_counter()
-    tokens, rows = occluded_rows(predictor, text)
-    probabilities = predictor.predict_ids(rows)
-    full, without = probabilities[0], probabilities[1:]
+    encoder = predictor.bundle.encoder
+    _, owners = encoder.encode_windows([text])
+    windows = encoder.windows(text) if len(owners) > 1 else [text]
+    occluded = [occluded_rows(predictor, window) for window in windows]
+    probabilities = predictor.predict_ids(np.concatenate([rows for _, rows in occluded]))
     classes = predictor.bundle.classes
-    differences = (full[np.newaxis, :] - without).tolist()
-    contributions = [
-        TokenContribution(token, dict(zip(classes, row, strict=True)))
-        for token, row in zip(tokens, differences, strict=False)
-    ]
+    fulls, contributions, unseen, start = [], [], 0, 0
+    for tokens, rows in occluded:
+        full, without = probabilities[start], probabilities[start + 1 : start + len(rows)]
+        start += len(rows)
+        fulls.append(full)
+        differences = ((full[np.newaxis, :] - without) / len(windows)).tolist()
+        contributions.extend(
+            TokenContribution(token, dict(zip(classes, row, strict=True)))
+            for token, row in zip(tokens, differences, strict=False)
+        )
+        unseen += len(tokens) - len(differences)
     bundle = predictor.bundle
     return Explanation(
         name=bundle.name,
         version=bundle.version,
         classes=classes,
-        probabilities=full.tolist(),
+        probabilities=np.mean(fulls, axis=0).tolist(),
         tokens=contributions,
-        unseen_tokens=len(tokens) - len(contributions),
+        unseen_tokens=unseen,
         seconds=time.perf_counter() - started,
     )

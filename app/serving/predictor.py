@@ -549,8 +549,17 @@ class Predictor:
         return predictor
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, shape ``(len(texts), len(classes))``, rows in input order."""
-        return self.predict_ids(self.bundle.encoder.encode_batch(texts))
+        """Class probabilities, shape ``(len(texts), len(classes))``, rows in input order.
+        A text too long for one row of the model is scored by windows (the encoder's
+        ``window_tokens``), and its probabilities are their mean."""
+        rows, owners = self.bundle.encoder.encode_windows(texts)
+        probabilities = self.predict_ids(rows)
+        if len(owners) == len(texts):  # one row a text
+            return probabilities
+        totals = np.zeros((len(texts), probabilities.shape[1]), dtype=np.float64)
+        np.add.at(totals, owners, probabilities)
+        counts = np.bincount(owners, minlength=len(texts))
+        return (totals / counts[:, np.newaxis]).astype(np.float32)
 
     def predict_ids(self, ids: np.ndarray) -> np.ndarray:
         """Class probabilities for rows that are already ids (``int32``, shape

@@ -54,6 +54,9 @@ _SMILE = re.compile(r"(?<!\w)(?:[:;=][-'^]?[)\]dp}]+|\^_*\^|<3+)(?!\w)")  # afte
 _FROWN = re.compile(r"(?<!\w)(?:[:;=][-'^]?[(\[/\\|{]+|:'\()(?![\w/])")
 _APOSTROPHES = re.compile(r"[\u2018\u2019\u02bc\u0060\u00b4]")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+# Where TextEncoder.windows may cut a long text: after . ! ? or … and the spaces that
+# follow, and at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|\s*\n\s*")
 # Letters (and !?.) repeated for emphasis. Digits are gone by then (numbers become
 # NUMBER_TOKEN) and "_" never reaches a token, so \w is as good as "letters" here and
 # twice as fast.
@@ -262,6 +265,12 @@ class TextEncoder:
     ``char_vocabulary``, each once, in order of appearance, after ``CHAR_MARK_ID``. The
     model pools each segment with its own embeddings; n-grams give a misspelt, inflected
     or unseen word the tone of the words it resembles.
+
+    A fourth (version 2 and later): with ``window_tokens`` > 0 a text too long for one row
+    (its tokens and lexicon tokens more than ``sequence_length``: the rest would not be
+    read) is cut at its sentence ends into windows of at most that many tokens, one row
+    each (``encode_windows``); the model's answer for the text is the mean of its
+    windows' (``Predictor.predict_proba``). A text that fits is one row, as before.
     """
 
     vocabulary: list[str]
@@ -272,6 +281,7 @@ class TextEncoder:
     char_ngrams: tuple[int, int] = (0, 0)
     char_length: int = 0
     char_vocabulary: list[str] = field(default_factory=list)
+    window_tokens: int = 0
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     fixed_length = True  # every row is ``width`` ids wide
 
@@ -388,23 +398,82 @@ class TextEncoder:
 
     def _token_ids(self, text: str) -> tuple[list[int], list[str]]:
         """``encode_ids(text)``, and the tokens it was made from."""
+        ids, tokens, _ = self._token_ids_whole(text)
+        return ids, tokens
+
+    def _token_ids_whole(self, text: str) -> tuple[list[int], list[str], bool]:
+        """``_token_ids(text)``, and whether the row holds every token and lexicon token."""
         index = self._index
         length = self.sequence_length
         if self.negation_scope or self.lexicon:
             tokens, extras = self.features(text)
             ids = [index.get(token, OOV_ID) for token in tokens[:length]]
             ids.extend(index.get(token, OOV_ID) for token in extras[: length - len(ids)])
+            whole = len(tokens) + len(extras) <= length
         else:  # version 1's encoding, kept on its own short path (it is the hot one)
             tokens = tokenize(text)
             ids = [index.get(token, OOV_ID) for token in tokens[:length]]
+            whole = len(tokens) <= length
         for size in range(2, self.ngram_size + 1):
             for start in range(len(tokens) - size + 1):
                 if len(ids) >= length:
-                    return ids, tokens
+                    return ids, tokens, whole
                 feature_id = index.get(" ".join(tokens[start : start + size]))
                 if feature_id is not None:
                     ids.append(feature_id)
-        return ids or [OOV_ID], tokens
+        return ids or [OOV_ID], tokens, whole
+
+    def windows(self, text: str) -> list[str]:
+        """``text`` cut at its sentence ends into pieces of at most ``window_tokens``
+        tokens (a longer sentence at its spaces), in reading order: what
+        ``encode_windows`` makes one row each of, for a text too long for one row."""
+        limit = self.window_tokens
+        pieces: list[tuple[str, int]] = []  # (text, tokens), no piece above the limit
+        for sentence in _SENTENCE_END.split(text.strip()):
+            size = len(tokenize(sentence))
+            if size <= limit:
+                pieces.append((sentence, size))
+                continue
+            part: list[str] = []
+            for word in sentence.split():
+                if part and len(tokenize(" ".join([*part, word]))) > limit:
+                    joined = " ".join(part)
+                    pieces.append((joined, len(tokenize(joined))))
+                    part = []
+                part.append(word)
+            joined = " ".join(part)
+            pieces.append((joined, len(tokenize(joined))))
+        windows: list[str] = []
+        current: list[str] = []
+        size = 0
+        for piece, tokens in pieces:
+            if current and size + tokens > limit:
+                windows.append(" ".join(current))
+                current, size = [], 0
+            current.append(piece)
+            size += tokens
+        if current:
+            windows.append(" ".join(current))
+        return windows or [text]
+
+    def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """``encode_batch(texts)``, except that with ``window_tokens`` set a text whose
+        tokens and lexicon tokens do not fit in one row gets one row per window
+        (``windows``). Returns the rows and, for each row, the index of its text."""
+        if not self.window_tokens:
+            return self.encode_batch(texts), list(range(len(texts)))
+        rows: list[tuple[list[int], list[str]]] = []
+        owners: list[int] = []
+        for owner, text in enumerate(texts):
+            ids, tokens, whole = self._token_ids_whole(text)
+            if whole:
+                rows.append((ids, tokens))
+                owners.append(owner)
+                continue
+            for window in self.windows(text):
+                rows.append(self._token_ids(window))
+                owners.append(owner)
+        return self._rows(rows), owners
 
     def char_ids(self, tokens: Sequence[str]) -> list[int]:
         """The character n-gram segment's ids for ``tokens`` (``features``' tokens),
@@ -441,10 +510,13 @@ class TextEncoder:
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts into an ``int32`` array of shape ``(len(texts), width)``."""
-        batch = np.zeros((len(texts), self.width), dtype=np.int32)
+        return self._rows([self._token_ids(text) for text in texts])
+
+    def _rows(self, encoded: Sequence[tuple[list[int], list[str]]]) -> np.ndarray:
+        """The model's rows for ``_token_ids`` results: token ids, then character n-grams."""
+        batch = np.zeros((len(encoded), self.width), dtype=np.int32)
         start = self.sequence_length
-        for row, text in enumerate(texts):
-            ids, tokens = self._token_ids(text)
+        for row, (ids, tokens) in enumerate(encoded):
             batch[row, : len(ids)] = ids
             if self.char_length:
                 chars = self.char_ids(tokens)
@@ -467,6 +539,8 @@ class TextEncoder:
             config["char_ngrams"] = list(self.char_ngrams)
             config["char_length"] = self.char_length
             config["char_vocabulary"] = self.char_vocabulary
+        if self.window_tokens:
+            config["window_tokens"] = self.window_tokens
         return config
 
     @classmethod
@@ -481,6 +555,7 @@ class TextEncoder:
             char_ngrams=tuple(int(size) for size in config.get("char_ngrams", (0, 0))),  # type: ignore[arg-type]
             char_length=int(config.get("char_length", 0)),
             char_vocabulary=list(config.get("char_vocabulary", [])),
+            window_tokens=int(config.get("window_tokens", 0)),
         )
 
 
@@ -543,6 +618,14 @@ class WordPieceEncoder:
 
     def encode_ids(self, text: str) -> list[int]:
         return self._tokenizer.encode(clean_for_wordpiece(text)).ids
+
+    def windows(self, text: str) -> list[str]:
+        """One window: a text is read from its first ``sequence_length`` word pieces."""
+        return [text]
+
+    def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """``encode_batch(texts)``, one row a text (``TextEncoder.encode_windows``)."""
+        return self.encode_batch(texts), list(range(len(texts)))
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """An ``int32`` array ``(len(texts), width)``, width the longest row's length
