@@ -88,9 +88,7 @@ def explain(predictor: Predictor, text: str) -> Explanation:
     windows', so a token's contribution is its window's difference over the number of
     windows."""
     started = time.perf_counter()
-    encoder = predictor.bundle.encoder
-    _, owners = encoder.encode_windows([text])
-    windows = encoder.windows(text) if len(owners) > 1 else [text]
+    windows = predictor.bundle.encoder.windows(text)
     occluded = [occluded_rows(predictor, window) for window in windows]
     probabilities = predictor.predict_ids(np.concatenate([rows for _, rows in occluded]))
     classes = predictor.bundle.classes

@@ -396,13 +396,9 @@ class TextEncoder:
         """The ids of one text's token segment, at most ``sequence_length``, unpadded."""
         return self._token_ids(text)[0]
 
-    def _token_ids(self, text: str) -> tuple[list[int], list[str]]:
-        """``encode_ids(text)``, and the tokens it was made from."""
-        ids, tokens, _ = self._token_ids_whole(text)
-        return ids, tokens
-
-    def _token_ids_whole(self, text: str) -> tuple[list[int], list[str], bool]:
-        """``_token_ids(text)``, and whether the row holds every token and lexicon token."""
+    def _token_ids(self, text: str) -> tuple[list[int], list[str], bool]:
+        """``encode_ids(text)``, the tokens it was made from, and whether the row holds
+        every token and lexicon token (else ``windows`` cuts the text)."""
         index = self._index
         length = self.sequence_length
         if self.negation_scope or self.lexicon:
@@ -424,9 +420,15 @@ class TextEncoder:
         return ids or [OOV_ID], tokens, whole
 
     def windows(self, text: str) -> list[str]:
-        """``text`` cut at its sentence ends into pieces of at most ``window_tokens``
-        tokens (a longer sentence at its spaces), in reading order: what
-        ``encode_windows`` makes one row each of, for a text too long for one row."""
+        """The texts the model reads ``text`` by: ``[text]`` when it fits one row (or
+        ``window_tokens`` is 0), else ``text`` cut at its sentence ends into pieces of at
+        most ``window_tokens`` tokens (a longer sentence at its spaces), in reading order."""
+        if not self.window_tokens or self._token_ids(text)[2]:
+            return [text]
+        return self._split(text)
+
+    def _split(self, text: str) -> list[str]:
+        """``windows(text)`` for a text that does not fit one row."""
         limit = self.window_tokens
         pieces: list[tuple[str, int]] = []  # (text, tokens), no piece above the limit
         for sentence in _SENTENCE_END.split(text.strip()):
@@ -462,15 +464,15 @@ class TextEncoder:
         (``windows``). Returns the rows and, for each row, the index of its text."""
         if not self.window_tokens:
             return self.encode_batch(texts), list(range(len(texts)))
-        rows: list[tuple[list[int], list[str]]] = []
+        rows: list[tuple[list[int], list[str], bool]] = []
         owners: list[int] = []
         for owner, text in enumerate(texts):
-            ids, tokens, whole = self._token_ids_whole(text)
-            if whole:
-                rows.append((ids, tokens))
+            encoded = self._token_ids(text)
+            if encoded[2]:  # it fits one row
+                rows.append(encoded)
                 owners.append(owner)
                 continue
-            for window in self.windows(text):
+            for window in self._split(text):
                 rows.append(self._token_ids(window))
                 owners.append(owner)
         return self._rows(rows), owners
@@ -512,11 +514,11 @@ class TextEncoder:
         """Encode texts into an ``int32`` array of shape ``(len(texts), width)``."""
         return self._rows([self._token_ids(text) for text in texts])
 
-    def _rows(self, encoded: Sequence[tuple[list[int], list[str]]]) -> np.ndarray:
+    def _rows(self, encoded: Sequence[tuple[list[int], list[str], bool]]) -> np.ndarray:
         """The model's rows for ``_token_ids`` results: token ids, then character n-grams."""
         batch = np.zeros((len(encoded), self.width), dtype=np.int32)
         start = self.sequence_length
-        for row, (ids, tokens) in enumerate(encoded):
+        for row, (ids, tokens, _) in enumerate(encoded):
             batch[row, : len(ids)] = ids
             if self.char_length:
                 chars = self.char_ids(tokens)
@@ -620,7 +622,7 @@ class WordPieceEncoder:
         return self._tokenizer.encode(clean_for_wordpiece(text)).ids
 
     def windows(self, text: str) -> list[str]:
-        """One window: a text is read from its first ``sequence_length`` word pieces."""
+        """``[text]``: a text is read from its first ``sequence_length`` word pieces."""
         return [text]
 
     def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
