@@ -9,6 +9,7 @@ weights mapped in, checked against a plain NumPy forward pass of BERT.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from children import run_python
+from test_predictor import LONG_REVIEW
 
 from app.serving.preprocessing import (
     PAD_ID,
@@ -24,6 +26,7 @@ from app.serving.preprocessing import (
     WordPieceEncoder,
     clean_for_wordpiece,
     encoder_from_config,
+    split_windows,
 )
 from model.corpus import CLASSES
 from model.train_v3 import (
@@ -33,6 +36,7 @@ from model.train_v3 import (
     DEFAULT_OUTPUT,
     EVALUATED,
     PRETRAINED_SHA256,
+    TrainingConfigV3,
     fuse_projections,
     pretrained_dir,
 )
@@ -67,6 +71,52 @@ def test_encoder_truncates_at_its_length(encoder) -> None:
     rows = encoder.encode_batch(["word " * 500])
     assert rows.shape == (1, encoder.sequence_length)
     assert rows[0, -1] == 102
+
+
+def test_the_folder_reads_long_texts_by_windows_as_training_configured() -> None:
+    config = json.loads((MODEL_DIR / "preprocessing.json").read_text(encoding="utf-8"))
+    assert config["window_tokens"] == TrainingConfigV3.window_tokens == 126  # a whole row
+    assert config["max_windows"] == TrainingConfigV3.max_windows > 1
+    restored = encoder_from_config(encoder_from_config(config, MODEL_DIR).to_config(), MODEL_DIR)
+    assert (restored.window_tokens, restored.max_windows) == (126, config["max_windows"])
+
+
+def pieces(encoder: WordPieceEncoder, text: str) -> list[int]:
+    """The text's word pieces, all of them, without [CLS] and [SEP]."""
+    return encoder._tokenizer.encode(clean_for_wordpiece(text), add_special_tokens=False).ids
+
+
+def test_a_text_longer_than_a_row_is_cut_at_its_sentence_ends(encoder) -> None:
+    text = LONG_REVIEW
+    assert len(pieces(encoder, text)) + 2 > encoder.sequence_length
+    windows = encoder.windows(text)
+    assert len(windows) == 2
+    assert windows[1].startswith("When we complained")  # a sentence's first words
+    assert all(len(pieces(encoder, w)) <= encoder.window_tokens for w in windows)
+    # Every word piece once, in reading order.
+    assert [i for w in windows for i in pieces(encoder, w)] == pieces(encoder, text)
+    assert encoder.windows("Great food!") == ["Great food!"]
+    # A row per window, after the rows of texts that fit.
+    rows, owners = encoder.encode_windows(["Great food!", text, "Slow."])
+    assert owners == [0, 1, 1, 2]
+    assert rows.tolist() == encoder.encode_batch(["Great food!", *windows, "Slow."]).tolist()
+
+
+def test_past_max_windows_the_opening_and_the_end_are_read(encoder) -> None:
+    sentences = [f"Sentence {n} says the room number {n} was fine." for n in range(40)]
+    text = " ".join(sentences)
+    narrow = dataclasses.replace(encoder, window_tokens=40, max_windows=3)
+    every = split_windows(text, 40, narrow._pieces)
+    assert len(every) > 5
+    assert narrow.windows(text) == [every[0], every[1], every[-1]]
+    assert dataclasses.replace(narrow, max_windows=0).windows(text) == every
+
+
+def test_feature_spans_of_a_long_text_are_one_row(encoder) -> None:
+    words, spans = encoder.feature_spans("word " * 500)
+    assert [feature for feature, _, _ in spans] == encoder.encode_ids("word " * 500)
+    assert len(spans) == encoder.sequence_length and spans[-1][0] == 102
+    assert len(words) == encoder.sequence_length - 2
 
 
 def test_cleaning_replaces_links_and_mentions_and_repairs_text() -> None:
@@ -290,6 +340,31 @@ def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app, caplog) -> 
     assert answers["model"] != answers["bf16"]  # another precision did run
     for label, value in answers["model"].items():
         assert answers["bf16"][label] == pytest.approx(value, abs=0.02)
+
+
+@pytest.mark.slow
+def test_version_3_reads_a_long_review_to_its_end(make_app) -> None:
+    """The hotel review's verdict is past version 3's first row (128 word pieces): one row
+    says positive; its two windows, averaged, say negative, on /classify and /explain."""
+    app = make_app(MODEL_VERSIONS="2,3", MODEL_LABELS="stable=2,accurate=3")
+    predictor = app.extensions["models"].registry.version("3")
+    encoder, classes = predictor.bundle.encoder, predictor.bundle.classes
+    first_row = predictor.predict_ids(encoder.encode_batch([LONG_REVIEW]))[0]
+    assert classes[int(first_row.argmax())] == "positive"
+    by_window = predictor.predict_proba(encoder.windows(LONG_REVIEW))
+    [answer] = predictor.predict_proba([LONG_REVIEW])
+    np.testing.assert_allclose(answer, by_window.mean(axis=0), atol=1e-5)
+    assert classes[int(answer.argmax())] == "negative"
+    client = app.test_client()
+    body = {"review": LONG_REVIEW}
+    classified = client.post("/classify?label=accurate", json=body).get_json()
+    explained = client.post("/explain?label=accurate", json=body).get_json()
+    assert classified["label"] == explained["label"] == "negative"
+    for label, value in classified["scores"].items():
+        assert explained["scores"][label] == pytest.approx(value, abs=1e-4)
+    words = [token["token"] for token in explained["tokens"]]
+    assert words[0] == "we" and words[-2:] == ["again", "."]  # both windows, every word
+    assert explained["unseen_tokens"] == 0
 
 
 @pytest.mark.slow

@@ -90,7 +90,15 @@ def explain(predictor: Predictor, text: str) -> Explanation:
     started = time.perf_counter()
     windows = predictor.bundle.encoder.windows(text)
     occluded = [occluded_rows(predictor, window) for window in windows]
-    probabilities = predictor.predict_ids(np.concatenate([rows for _, rows in occluded]))
+    width = max(rows.shape[1] for _, rows in occluded)  # a transformer's windows differ
+    probabilities = predictor.predict_ids(
+        np.concatenate(
+            [
+                np.pad(rows, ((0, 0), (0, width - rows.shape[1])), constant_values=PAD_ID)
+                for _, rows in occluded
+            ]
+        )
+    )
     classes = predictor.bundle.classes
     fulls, contributions, unseen, start = [], [], 0, 0
     for tokens, rows in occluded:

@@ -14,7 +14,7 @@ import html
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ _SMILE = re.compile(r"(?<!\w)(?:[:;=][-'^]?[)\]dp}]+|\^_*\^|<3+)(?!\w)")  # afte
 _FROWN = re.compile(r"(?<!\w)(?:[:;=][-'^]?[(\[/\\|{]+|:'\()(?![\w/])")
 _APOSTROPHES = re.compile(r"[\u2018\u2019\u02bc\u0060\u00b4]")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-# Where TextEncoder.windows may cut a long text: after . ! ? or … and the spaces that
+# Where split_windows may cut a long text: after . ! ? or … and the spaces that
 # follow, and at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|\s*\n\s*")
 # Letters (and !?.) repeated for emphasis. Digits are gone by then (numbers become
@@ -243,6 +243,39 @@ def tokenize_with_negation(text: str, scope: int) -> tuple[list[str], list[bool]
     return tokens, negated
 
 
+def split_windows(text: str, limit: int, count: Callable[[str], int]) -> list[str]:
+    """``text`` cut into windows of at most ``limit`` units (``count`` says how many a
+    piece of text has: tokens, word pieces): whole sentences packed while they fit (cut
+    after . ! ? … and at line breaks), a longer sentence at its spaces, in reading order."""
+    pieces: list[tuple[str, int]] = []  # (text, units), no piece above the limit
+    for sentence in _SENTENCE_END.split(text.strip()):
+        size = count(sentence)
+        if size <= limit:
+            pieces.append((sentence, size))
+            continue
+        part: list[str] = []
+        for word in sentence.split():
+            if part and count(" ".join([*part, word])) > limit:
+                joined = " ".join(part)
+                pieces.append((joined, count(joined)))
+                part = []
+            part.append(word)
+        joined = " ".join(part)
+        pieces.append((joined, count(joined)))
+    windows: list[str] = []
+    current: list[str] = []
+    size = 0
+    for piece, units in pieces:
+        if current and size + units > limit:
+            windows.append(" ".join(current))
+            current, size = [], 0
+        current.append(piece)
+        size += units
+    if current:
+        windows.append(" ".join(current))
+    return windows or [text]
+
+
 @dataclass
 class TextEncoder:
     """Maps texts to fixed-length rows of vocabulary ids (the model's input).
@@ -429,34 +462,7 @@ class TextEncoder:
 
     def _split(self, text: str) -> list[str]:
         """``windows(text)`` for a text that does not fit one row."""
-        limit = self.window_tokens
-        pieces: list[tuple[str, int]] = []  # (text, tokens), no piece above the limit
-        for sentence in _SENTENCE_END.split(text.strip()):
-            size = len(tokenize(sentence))
-            if size <= limit:
-                pieces.append((sentence, size))
-                continue
-            part: list[str] = []
-            for word in sentence.split():
-                if part and len(tokenize(" ".join([*part, word]))) > limit:
-                    joined = " ".join(part)
-                    pieces.append((joined, len(tokenize(joined))))
-                    part = []
-                part.append(word)
-            joined = " ".join(part)
-            pieces.append((joined, len(tokenize(joined))))
-        windows: list[str] = []
-        current: list[str] = []
-        size = 0
-        for piece, tokens in pieces:
-            if current and size + tokens > limit:
-                windows.append(" ".join(current))
-                current, size = [], 0
-            current.append(piece)
-            size += tokens
-        if current:
-            windows.append(" ".join(current))
-        return windows or [text]
+        return split_windows(text, self.window_tokens, lambda piece: len(tokenize(piece)))
 
     def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """``encode_batch(texts)``, except that with ``window_tokens`` set a text whose
@@ -592,10 +598,19 @@ class WordPieceEncoder:
     batch is as wide as its longest row (rounded up to ``WORDPIECE_PAD_MULTIPLE``), not
     ``sequence_length``: a transformer's cost grows with the width, and the model takes
     any. The ``tokenizers`` package reads the model's own ``tokenizer.json`` (no
-    TensorFlow; its padding setting is replaced by this class's)."""
+    TensorFlow; its padding and truncation settings are replaced by this class's).
+
+    With ``window_tokens`` > 0 a text longer than one row is read as ``TextEncoder``
+    reads it: cut at its sentence ends into windows of at most that many word pieces,
+    one row each, its answer the mean of theirs. A transformer's window costs as much as
+    a text of that length, so ``max_windows`` (0: no limit) bounds what one text may
+    cost: past it, the first half of the windows and the last are read (a review's
+    opening and its verdict), the middle is not."""
 
     tokenizer_json: str
     sequence_length: int = 128
+    window_tokens: int = 0
+    max_windows: int = 0
     fixed_length = False  # rows are as wide as the batch needs
     char_length = 0  # no character n-gram segment
 
@@ -607,7 +622,7 @@ class WordPieceEncoder:
         except Exception as error:  # the Rust side raises a bare Exception
             raise ValueError(f"not a tokenizers JSON file ({error})") from None
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(self.sequence_length)
+        self._tokenizer.no_truncation()  # encode_ids cuts, so that windows see the length
 
     @property
     def width(self) -> int:
@@ -619,20 +634,58 @@ class WordPieceEncoder:
         return self._tokenizer.get_vocab_size()
 
     def encode_ids(self, text: str) -> list[int]:
-        return self._tokenizer.encode(clean_for_wordpiece(text)).ids
+        """``[CLS]``, the text's first word pieces, ``[SEP]``: ``sequence_length`` at most."""
+        return self._cut(self._tokenizer.encode(clean_for_wordpiece(text)).ids)
+
+    def _cut(self, items: list[Any]) -> list[Any]:
+        """A whole encoding's ids (or spans) cut to one row: the first ones and ``[SEP]``."""
+        if len(items) > self.sequence_length:
+            return [*items[: self.sequence_length - 1], items[-1]]
+        return items
+
+    def _pieces(self, text: str) -> int:
+        """How many word pieces ``text`` has, without ``[CLS]`` and ``[SEP]``."""
+        cleaned = clean_for_wordpiece(text)
+        return len(self._tokenizer.encode(cleaned, add_special_tokens=False).ids)
 
     def windows(self, text: str) -> list[str]:
-        """``[text]``: a text is read from its first ``sequence_length`` word pieces."""
-        return [text]
+        """The texts the model reads ``text`` by: ``[text]`` when it fits one row (or
+        ``window_tokens`` is 0), else its windows (``split_windows``), at most
+        ``max_windows`` of them: the first half and the last, in reading order."""
+        if not self.window_tokens or self._pieces(text) + 2 <= self.sequence_length:
+            return [text]
+        return self._windows(text)
+
+    def _windows(self, text: str) -> list[str]:
+        windows = split_windows(text, self.window_tokens, self._pieces)
+        if self.max_windows and len(windows) > self.max_windows:
+            head = (self.max_windows + 1) // 2
+            windows = windows[:head] + windows[len(windows) - (self.max_windows - head) :]
+        return windows
 
     def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """``encode_batch(texts)``, one row a text (``TextEncoder.encode_windows``)."""
-        return self.encode_batch(texts), list(range(len(texts)))
+        """``encode_batch`` of every text's ``windows``, and each row's text's index."""
+        if not self.window_tokens:
+            return self.encode_batch(texts), list(range(len(texts)))
+        rows: list[list[int]] = []
+        owners: list[int] = []
+        for owner, text in enumerate(texts):
+            ids = self._tokenizer.encode(clean_for_wordpiece(text)).ids
+            if len(ids) <= self.sequence_length:  # it fits one row
+                rows.append(ids)
+                owners.append(owner)
+                continue
+            for window in self._windows(text):
+                rows.append(self.encode_ids(window))
+                owners.append(owner)
+        return self._rows(rows), owners
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """An ``int32`` array ``(len(texts), width)``, width the longest row's length
         rounded up to ``WORDPIECE_PAD_MULTIPLE`` (at most ``sequence_length``)."""
-        rows = [self.encode_ids(text) for text in texts]
+        return self._rows([self.encode_ids(text) for text in texts])
+
+    def _rows(self, rows: list[list[int]]) -> np.ndarray:
         longest = max((len(ids) for ids in rows), default=2)
         step = WORDPIECE_PAD_MULTIPLE
         width = min(-(-longest // step) * step, self.sequence_length)
@@ -650,8 +703,8 @@ class WordPieceEncoder:
         words: list[str] = []
         spans: list[tuple[int, int, int]] = []
         seen: dict[int, int] = {}
-        for token_id, word, (start, end) in zip(
-            encoding.ids, encoding.word_ids, encoding.offsets, strict=True
+        for token_id, word, (start, end) in self._cut(
+            list(zip(encoding.ids, encoding.word_ids, encoding.offsets, strict=True))
         ):
             if word is None:
                 spans.append((token_id, -1, -1))
@@ -665,11 +718,15 @@ class WordPieceEncoder:
         return words, spans
 
     def to_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "kind": "wordpiece",
             "tokenizer": WORDPIECE_FILE,
             "sequence_length": self.sequence_length,
         }
+        if self.window_tokens:
+            config["window_tokens"] = self.window_tokens
+            config["max_windows"] = self.max_windows
+        return config
 
 
 def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder | WordPieceEncoder:
@@ -677,5 +734,10 @@ def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder 
     WordPiece tokenizer (its file in ``directory``) or the n-gram ``TextEncoder``."""
     if config.get("kind") == "wordpiece":
         path = directory / str(config["tokenizer"])
-        return WordPieceEncoder(path.read_text(encoding="utf-8"), int(config["sequence_length"]))
+        return WordPieceEncoder(
+            path.read_text(encoding="utf-8"),
+            int(config["sequence_length"]),
+            window_tokens=int(config.get("window_tokens", 0)),
+            max_windows=int(config.get("max_windows", 0)),
+        )
     return TextEncoder.from_config(config)
