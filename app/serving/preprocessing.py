@@ -246,7 +246,8 @@ def tokenize_with_negation(text: str, scope: int) -> tuple[list[str], list[bool]
 def split_windows(text: str, limit: int, count: Callable[[str], int]) -> list[str]:
     """``text`` cut into windows of at most ``limit`` units (``count`` says how many a
     piece of text has: tokens, word pieces): whole sentences packed while they fit (cut
-    after . ! ? … and at line breaks), a longer sentence at its spaces, in reading order."""
+    after . ! ? … and at line breaks), a longer sentence at its spaces, in reading order.
+    Both tokenizers split at spaces first, so a sentence's units are its words' units."""
     pieces: list[tuple[str, int]] = []  # (text, units), no piece above the limit
     for sentence in _SENTENCE_END.split(text.strip()):
         size = count(sentence)
@@ -254,14 +255,15 @@ def split_windows(text: str, limit: int, count: Callable[[str], int]) -> list[st
             pieces.append((sentence, size))
             continue
         part: list[str] = []
+        size = 0
         for word in sentence.split():
-            if part and count(" ".join([*part, word])) > limit:
-                joined = " ".join(part)
-                pieces.append((joined, count(joined)))
-                part = []
+            units = count(word)
+            if part and size + units > limit:
+                pieces.append((" ".join(part), size))
+                part, size = [], 0
             part.append(word)
-        joined = " ".join(part)
-        pieces.append((joined, count(joined)))
+            size += units
+        pieces.append((" ".join(part), size))
     windows: list[str] = []
     current: list[str] = []
     size = 0
