@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -278,6 +278,26 @@ def split_windows(text: str, limit: int, count: Callable[[str], int]) -> list[st
     return windows or [text]
 
 
+Row = TypeVar("Row")
+
+
+def rows_by_window(
+    texts: Sequence[str],
+    encode: Callable[[str], tuple[Row, bool]],
+    windows: Callable[[str], list[str]],
+) -> tuple[list[Row], list[int]]:
+    """Each text's row (``encode``: the row and whether it holds the whole text), or, for
+    a text that does not fit, a row per window (``windows``); and each row's text's index."""
+    rows: list[Row] = []
+    owners: list[int] = []
+    for owner, text in enumerate(texts):
+        row, fits = encode(text)
+        pieces = [row] if fits else [encode(window)[0] for window in windows(text)]
+        rows.extend(pieces)
+        owners.extend([owner] * len(pieces))
+    return rows, owners
+
+
 @dataclass
 class TextEncoder:
     """Maps texts to fixed-length rows of vocabulary ids (the model's input).
@@ -472,17 +492,9 @@ class TextEncoder:
         (``windows``). Returns the rows and, for each row, the index of its text."""
         if not self.window_tokens:
             return self.encode_batch(texts), list(range(len(texts)))
-        rows: list[tuple[list[int], list[str], bool]] = []
-        owners: list[int] = []
-        for owner, text in enumerate(texts):
-            encoded = self._token_ids(text)
-            if encoded[2]:  # it fits one row
-                rows.append(encoded)
-                owners.append(owner)
-                continue
-            for window in self._split(text):
-                rows.append(self._token_ids(window))
-                owners.append(owner)
+        rows, owners = rows_by_window(
+            texts, lambda text: (encoded := self._token_ids(text), encoded[2]), self._split
+        )
         return self._rows(rows), owners
 
     def char_ids(self, tokens: Sequence[str]) -> list[int]:
@@ -637,7 +649,7 @@ class WordPieceEncoder:
 
     def encode_ids(self, text: str) -> list[int]:
         """``[CLS]``, the text's first word pieces, ``[SEP]``: ``sequence_length`` at most."""
-        return self._cut(self._tokenizer.encode(clean_for_wordpiece(text)).ids)
+        return self._row_and_fit(text)[0]
 
     def _cut(self, items: list[Any]) -> list[Any]:
         """A whole encoding's ids (or spans) cut to one row: the first ones and ``[SEP]``."""
@@ -669,18 +681,13 @@ class WordPieceEncoder:
         """``encode_batch`` of every text's ``windows``, and each row's text's index."""
         if not self.window_tokens:
             return self.encode_batch(texts), list(range(len(texts)))
-        rows: list[list[int]] = []
-        owners: list[int] = []
-        for owner, text in enumerate(texts):
-            ids = self._tokenizer.encode(clean_for_wordpiece(text)).ids
-            if len(ids) <= self.sequence_length:  # it fits one row
-                rows.append(ids)
-                owners.append(owner)
-                continue
-            for window in self._windows(text):
-                rows.append(self.encode_ids(window))
-                owners.append(owner)
+        rows, owners = rows_by_window(texts, self._row_and_fit, self._windows)
         return self._rows(rows), owners
+
+    def _row_and_fit(self, text: str) -> tuple[list[int], bool]:
+        """``encode_ids(text)``, and whether it holds the whole text."""
+        ids = self._tokenizer.encode(clean_for_wordpiece(text)).ids
+        return self._cut(ids), len(ids) <= self.sequence_length
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         """An ``int32`` array ``(len(texts), width)``, width the longest row's length
