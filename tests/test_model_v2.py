@@ -67,6 +67,13 @@ def test_encoder_uses_the_opt_in_features(encoder: TextEncoder, metadata) -> Non
     assert encoder.window_tokens == config.window_tokens > 0
 
 
+def test_emoji_outside_the_vocabulary_and_ratings_carry_nothing(encoder: TextEncoder) -> None:
+    # The README's Limits: only the emoji of the vocabulary count, and numbers are one token.
+    assert "👍" in encoder.vocabulary and "😡" not in encoder.vocabulary
+    np.testing.assert_array_equal(encoder.encode_batch(["😡"]), encoder.encode_batch([""]))
+    np.testing.assert_array_equal(encoder.encode_batch(["5/5"]), encoder.encode_batch(["1/5"]))
+
+
 def test_metadata_names_its_data(metadata: dict[str, Any]) -> None:
     assert metadata["name"] == "sentiment" and metadata["version"] == "2"
     assert metadata["classes"] == list(CLASSES)

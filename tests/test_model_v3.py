@@ -67,6 +67,11 @@ def test_encoder_rows_start_with_cls_end_with_sep_and_pad_to_a_multiple(encoder)
         assert (row[len(ids) :] == PAD_ID).all()
 
 
+def test_emoji_are_unknown_word_pieces(encoder) -> None:
+    # The README's Limits: the vocabulary has no emoji, each is [UNK] (id 100).
+    assert encoder.encode_ids("😡 👍 ❤️") == [101, 100, 100, 100, 102]
+
+
 def test_encoder_truncates_at_its_length(encoder) -> None:
     rows = encoder.encode_batch(["word " * 500])
     assert rows.shape == (1, encoder.sequence_length)
