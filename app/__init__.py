@@ -30,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         json_io,
         metrics,
         models,
+        open_inference,
         openapi,
         page,
         request_log,
@@ -49,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     feedback.init_app(app)
     app.register_blueprint(explain.bp)
     app.register_blueprint(tfserving.bp)
+    app.register_blueprint(open_inference.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(page.bp)

@@ -95,15 +95,22 @@ def test_every_operation_documents_its_errors(document):
     for path, method, operation in operations(document):
         responses = operation["responses"]
         assert "200" in responses, f"{method} {path}"
-        error_schema = "TFError" if path.startswith("/v1/") else "Error"
+        error_schema = "Error"
+        if path.startswith("/v1/"):
+            error_schema = "TFError"
+        elif path == "/v2" or path.startswith("/v2/"):
+            error_schema = "V2Error"
         for status, response in responses.items():
             if status.startswith(("4", "5")):
                 schema = response["content"]["application/json"]["schema"]
                 assert schema == {"$ref": f"#/components/schemas/{error_schema}"}, (path, status)
         assert any(status.startswith("4") for status in responses), f"{method} {path}"
         if "requestBody" in operation:
-            # /v1/ reads any Content-Type as JSON (as TF Serving does): no 415 there.
+            # /v1/ reads any Content-Type as JSON (as TF Serving does): no 415 there; /v2/
+            # too, but refuses a compressed body with 415.
             expected = {"400", "404", "413"} if path.startswith("/v1/") else {"400", "413", "415"}
+            if path.startswith("/v2/"):
+                expected.add("404")
             assert expected <= set(responses), f"{method} {path}"
 
 
@@ -242,6 +249,12 @@ def test_every_example_is_valid_against_its_schema(document):
             {"instances": [EXAMPLE_REVIEW], "inputs": [EXAMPLE_REVIEW]},
             400,
             "both",
+        ),
+        (
+            "/v2/models/{name}/infer",
+            {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["Good."]}]},
+            400,
+            "unknown_input",
         ),
     ],
 )

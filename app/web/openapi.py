@@ -11,6 +11,7 @@ which tests/test_openapi.py catches.
 from __future__ import annotations
 
 import base64
+import copy
 import re
 from typing import Any
 
@@ -22,7 +23,17 @@ from marshmallow import EXCLUDE, fields
 from app.web import schemas
 from app.web.api import REQUEST_SCHEMAS
 from app.web.feedback import FEEDBACK_SCHEMA
-from app.web.schemas import EXAMPLE_REVIEW, OTHER_REVIEW, TF_INPUT_NAME, OneOfShapes
+from app.web.schemas import (
+    EXAMPLE_REVIEW,
+    OTHER_REVIEW,
+    TF_INPUT_NAME,
+    V2_EXTENSIONS,
+    V2_INPUT_DATATYPE,
+    V2_LABEL,
+    V2_PROBABILITIES,
+    V2_SERVER_NAME,
+    OneOfShapes,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -33,7 +44,8 @@ INFO = {
     "description": (
         "Sentiment of short English texts (airline customer reviews): negative, neutral or "
         "positive. `POST /classify` is the service's own API; `/v1/models/...` follows "
-        "TensorFlow Serving's REST API for its clients (differences: README)."
+        "TensorFlow Serving's REST API for its clients (differences: README), and `/v2/...` "
+        "the Open Inference Protocol (KServe V2) for MLServer's, KServe's and Triton's."
     ),
     # The repository states no licence yet: say so rather than invent one.
     "license": {"name": "No licence granted (the repository has no LICENSE file)"},
@@ -42,6 +54,10 @@ INFO = {
 TAGS = [
     {"name": "classify", "description": "The service's own API."},
     {"name": "tensorflow-serving", "description": "TensorFlow Serving's REST API (`/v1/`)."},
+    {
+        "name": "open-inference",
+        "description": "The Open Inference Protocol (KServe V2; MLServer, Triton) (`/v2/`).",
+    },
     {"name": "operations", "description": "Liveness, readiness, the model, metrics."},
     {"name": "feedback", "description": "True labels for answers; how each version does."},
     {"name": "web", "description": "The page to try the model in a browser."},
@@ -60,6 +76,13 @@ RESPONSE_SCHEMAS = {
     "TFPredictRowResponse": schemas.TFPredictRowResponseSchema,
     "TFPredictColumnResponse": schemas.TFPredictColumnResponseSchema,
     "TFError": schemas.TFErrorSchema,
+    "V2Error": schemas.V2ErrorSchema,
+    "V2ServerMetadata": schemas.V2ServerMetadataSchema,
+    "V2Live": schemas.V2LiveSchema,
+    "V2Ready": schemas.V2ReadySchema,
+    "V2ModelReady": schemas.V2ModelReadySchema,
+    "V2ModelMetadata": schemas.V2ModelMetadataSchema,
+    "V2InferenceResponse": schemas.V2InferenceResponseSchema,
     "FeedbackResponse": schemas.FeedbackResponseSchema,
     "Monitoring": schemas.MonitoringSchema,
 }
@@ -557,13 +580,172 @@ def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
     return operations
 
 
+def v2_error(description: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A response with the Open Inference Protocol's error body, as on every ``/v2/`` URL."""
+    return json_response(description, ref("V2Error"), examples)
+
+
+def open_inference_operations(version: str, classes: list[str]) -> dict[str, dict[str, Any]]:
+    """``/v2/...``: the Open Inference Protocol's REST API (KServe V2), each model route
+    plain and with ``/versions/<v>``."""
+    tag = "open-inference"
+    texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
+    not_found = v2_error(
+        "No such model (or version) is served.",
+        {
+            "unknown_model": example(
+                {"error": "Model 'half' is not served; this server serves 'sentiment'."},
+                "Another name.",
+            )
+        },
+    )
+    client_error = v2_error("A client error (none is expected for this request).")
+
+    def get_operation(operation_id: str, summary: str, schema: str, value: Any) -> dict[str, Any]:
+        ok = json_response(summary, ref(schema), {"ok": example(value, summary)})
+        return {
+            "get": {
+                "operationId": operation_id,
+                "tags": [tag],
+                "summary": summary,
+                "responses": {"200": ok, "4XX": client_error},
+            }
+        }
+
+    probabilities = {
+        "name": V2_PROBABILITIES,
+        "datatype": "FP32",
+        "shape": [2, len(classes)],
+        "data": [0.001, 0.001, 0.998, 0.997, 0.002, 0.001][: 2 * len(classes)],
+    }
+    labels = {"name": V2_LABEL, "datatype": "BYTES", "shape": [2], "data": ["positive", "negative"]}
+    answer = {"model_name": "sentiment", "model_version": version, "id": "review-batch-7"}
+    review = {"name": TF_INPUT_NAME, "datatype": V2_INPUT_DATATYPE}
+    infer = {
+        "tags": [tag],
+        "summary": "Inference: class probabilities and labels (the Open Inference Protocol).",
+        "description": (
+            f"One `BYTES` input, `{TF_INPUT_NAME}`, of shape `[n]` or `[n, 1]`: n texts, with "
+            f"`POST /classify`'s limits. Outputs `{V2_PROBABILITIES}` (`FP32`, `[n, classes]`, "
+            f"in the model's class order, `GET /model`) and `{V2_LABEL}` (`BYTES`, `[n]`); "
+            "`outputs` picks some. The body is read as JSON whatever its Content-Type. "
+            "Triton's binary tensor extension: with an `Inference-Header-Content-Length` "
+            "header the body's first bytes are the JSON, and an input with the parameter "
+            "`binary_data_size` has its data after them (each text as a 4-byte little-endian "
+            "length and its UTF-8); an output with the parameter `binary_data` (every output, "
+            "with the request parameter `binary_data_output`) comes the same way after the "
+            "response's JSON (`application/octet-stream`, the JSON's length in "
+            "`Inference-Header-Content-Length`; FP32 as little-endian floats)."
+        ),
+        "requestBody": json_body(
+            ref("V2InferenceRequest"),
+            {
+                "texts": example(
+                    {"inputs": [{**review, "shape": [2], "data": texts}]},
+                    "Two texts; every output.",
+                ),
+                "labels_only": example(
+                    {
+                        "id": "review-batch-7",
+                        "inputs": [{**review, "shape": [2, 1], "data": [[text] for text in texts]}],
+                        "outputs": [{"name": V2_LABEL}],
+                    },
+                    "A column of two texts; the labels only.",
+                ),
+            },
+        ),
+        "responses": {
+            "200": {
+                "description": "The outputs, in input order: JSON, or (when an output is "
+                "asked for in binary) the JSON and then the binary tensors.",
+                "content": {
+                    JSON: {
+                        "schema": ref("V2InferenceResponse"),
+                        "examples": {
+                            "texts": example(
+                                {**answer, "outputs": [probabilities, labels]}, "Every output."
+                            ),
+                            "labels_only": example({**answer, "outputs": [labels]}, "Labels."),
+                        },
+                    },
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "400": v2_error(
+                "Invalid JSON, a body that does not match the schema, or a bad binary part.",
+                {
+                    "unknown_input": example(
+                        {
+                            "error": "The request body does not match the expected schema. "
+                            "inputs.0.name: Unknown input 'text': the model's input is 'review'."
+                        },
+                        "For an input named `text`.",
+                    )
+                },
+            ),
+            "404": not_found,
+            "413": v2_error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+            "415": v2_error("A compressed body (Content-Encoding): send it uncompressed."),
+        },
+    }
+    metadata_value = {
+        "name": "sentiment",
+        "versions": [version],
+        "platform": "openvino",
+        "inputs": [{**review, "shape": [-1]}],
+        "outputs": [
+            {"name": V2_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(classes)]},
+            {"name": V2_LABEL, "datatype": "BYTES", "shape": [-1]},
+        ],
+    }
+    operations = {
+        "/v2": get_operation(
+            "v2ServerMetadata",
+            "Server metadata: name, version, protocol extensions.",
+            "V2ServerMetadata",
+            {"name": V2_SERVER_NAME, "version": API_VERSION, "extensions": V2_EXTENSIONS},
+        ),
+        "/v2/health/live": get_operation(
+            "v2Live", "Liveness: the server answers.", "V2Live", {"live": True}
+        ),
+        "/v2/health/ready": get_operation(
+            "v2Ready", "Readiness: every version has loaded.", "V2Ready", {"ready": True}
+        ),
+    }
+    for versions, suffix in (("", ""), ("/versions/<version>", "Version")):
+        base = f"/v2/models/<name>{versions}"
+        metadata = get_operation(
+            f"v2ModelMetadata{suffix}",
+            "Model metadata: its tensors; every loaded version, or the one named.",
+            "V2ModelMetadata",
+            metadata_value,
+        )
+        ready = get_operation(
+            f"v2ModelReady{suffix}",
+            "Model readiness.",
+            "V2ModelReady",
+            {"name": "sentiment", "ready": True},
+        )
+        for operation in (metadata, ready):
+            operation["get"]["responses"] = {
+                "200": operation["get"]["responses"]["200"],
+                "404": not_found,
+            }
+        operations[base] = metadata
+        operations[f"{base}/ready"] = ready
+        operations[f"{base}/infer"] = {
+            "post": {"operationId": f"v2Infer{suffix}", **copy.deepcopy(infer)}
+        }
+    return operations
+
+
 def path_parameters(
     rule: str, name: str, version: str, versions: list[str], labels: list[str]
 ) -> list[dict[str, Any]]:
-    """The path parameters of a ``/v1/models`` rule; only the served values are valid
-    (every loaded version; ``version``, the stable one, as the example)."""
+    """The path parameters of a ``/v1/models`` or ``/v2/models`` rule; only the served
+    values are valid (every loaded version; ``version``, the stable one, as the example)."""
     parameters = []
-    if "<model:name>" in rule:
+    if "<model:name>" in rule or "<name>" in rule:
         parameters.append(
             {
                 "name": "name",
@@ -588,6 +770,17 @@ def path_parameters(
                     "enum": sorted(int(v) for v in versions),
                 },
                 "example": int(version),
+            }
+        )
+    if "<version>" in rule:
+        parameters.append(
+            {
+                "name": "version",
+                "in": "path",
+                "required": True,
+                "description": "A loaded version (`GET /model` → `versions`); others are 404.",
+                "schema": {"type": "string", "enum": versions},
+                "example": version,
             }
         )
     if "<model:label>" in rule:
@@ -653,7 +846,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.schema("FeedbackItem", schema=app.extensions[FEEDBACK_SCHEMA])
     for component, schema_class in RESPONSE_SCHEMAS.items():
         spec.components.schema(component, schema=schema_class())
-    operations = {**classify_operations(), **tfserving_operations(bundle.version)}
+    operations = {
+        **classify_operations(),
+        **tfserving_operations(bundle.version),
+        **open_inference_operations(bundle.version, bundle.classes),
+    }
     rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
     for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):
         spec.path(

@@ -173,6 +173,23 @@ class KeyedRequest:
         return keys[0], self.alternatives[keys[0]].load(payload)
 
 
+class OpenInferenceSchema(Schema):
+    """Open Inference Protocol objects: unknown keys are ignored, as servers of the
+    protocol add their own (Triton's ``parameters``, KServe's)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+# The Open Inference Protocol's server and tensors (``app.web.open_inference``).
+V2_SERVER_NAME = "sentiment-server"
+V2_EXTENSIONS = ["binary_tensor_data"]
+V2_INPUT_DATATYPE = "BYTES"
+V2_PROBABILITIES = "probabilities"
+V2_LABEL = "label"
+V2_OUTPUTS = (V2_PROBABILITIES, V2_LABEL)
+
+
 @dataclass(frozen=True)
 class RequestSchemas:
     """One app's request schemas; ``components`` names them for the OpenAPI document."""
@@ -180,6 +197,8 @@ class RequestSchemas:
     classify: KeyedRequest
     predict: KeyedRequest
     explain: Schema
+    infer: Schema  # the Open Inference Protocol's request
+    infer_texts: fields.List  # its texts, once read from its input tensor
     components: dict[str, Schema]
 
 
@@ -290,6 +309,81 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         },
         name="TFPredictColumnRequest",
     )()
+    parameters = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "Optional; see `binary_data` and `binary_data_output`."},
+    )
+    infer_input = OpenInferenceSchema.from_dict(
+        {
+            "name": fields.String(
+                required=True,
+                validate=validate.Equal(
+                    TF_INPUT_NAME, error="Unknown input {input!r}: the model's input is {other!r}."
+                ),
+                metadata={"example": TF_INPUT_NAME},
+            ),
+            "shape": fields.List(
+                fields.Integer(strict=True, validate=validate.Range(min=0)),
+                required=True,
+                validate=validate.Length(min=1, max=2),
+                metadata={"description": "`[n]` or `[n, 1]`: n texts.", "example": [2]},
+            ),
+            "datatype": fields.String(
+                required=True,
+                validate=validate.Equal(
+                    V2_INPUT_DATATYPE, error="Datatype {input!r}: the input is {other!r} (texts)."
+                ),
+                metadata={"example": V2_INPUT_DATATYPE},
+            ),
+            "parameters": fields.Dict(
+                keys=fields.String(),
+                metadata={
+                    "description": "`binary_data_size`: the input's bytes after the JSON "
+                    "(binary tensor extension) instead of `data`."
+                },
+            ),
+            "data": fields.List(
+                fields.Raw(),
+                metadata={
+                    "description": "The texts (UTF-8 strings), flat or nested as `shape`; "
+                    "as many as `shape` says.",
+                    "example": texts,
+                },
+            ),
+        },
+        name="V2RequestInput",
+    )()
+    infer_output = OpenInferenceSchema.from_dict(
+        {
+            "name": fields.String(
+                required=True,
+                validate=validate.OneOf(V2_OUTPUTS, error="Unknown output {input!r}: {choices}."),
+                metadata={"example": V2_PROBABILITIES},
+            ),
+            "parameters": fields.Dict(
+                keys=fields.String(),
+                metadata={"description": "`binary_data`: true sends it after the JSON."},
+            ),
+        },
+        name="V2RequestOutput",
+    )()
+    infer = OpenInferenceSchema.from_dict(
+        {
+            "id": fields.String(metadata={"description": "Echoed in the response."}),
+            "parameters": parameters,
+            "inputs": fields.List(
+                fields.Nested(infer_input),
+                required=True,
+                validate=validate.Length(equal=1, error=f"Send one input, {TF_INPUT_NAME!r}."),
+            ),
+            "outputs": fields.List(
+                fields.Nested(infer_output),
+                metadata={"description": "Optional; absent means every output."},
+            ),
+        },
+        name="V2InferenceRequest",
+    )()
+
     return RequestSchemas(
         classify=KeyedRequest(
             {"review": classify_one, "reviews": classify_batch},
@@ -303,6 +397,8 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             "keys to exist",
         ),
         explain=explain,
+        infer=infer,
+        infer_texts=fields.List(review_text(max_text_chars), validate=batch),
         components={
             "ClassifyOneRequest": classify_one,
             "ExplainRequest": explain,
@@ -312,6 +408,9 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             "TFNamedInputs": named_inputs,
             "TFPredictRowRequest": predict_row,
             "TFPredictColumnRequest": predict_column,
+            "V2RequestInput": infer_input,
+            "V2RequestOutput": infer_output,
+            "V2InferenceRequest": infer,
         },
     )
 
@@ -537,6 +636,63 @@ class TFErrorSchema(ResponseSchema):
     """TF Serving's error body: ``{"error": "<message>"}``."""
 
     error = fields.String(metadata={"example": "Servable not found for request: Latest(foo)"})
+
+
+class V2ErrorSchema(ResponseSchema):
+    """The Open Inference Protocol's error body: ``{"error": "<message>"}``."""
+
+    error = fields.String(
+        metadata={"example": "Model 'half' is not served; this server serves 'sentiment'."}
+    )
+
+
+class V2ServerMetadataSchema(ResponseSchema):
+    name = fields.String(metadata={"example": "sentiment-server"})
+    version = fields.String(metadata={"example": "1.0.0"})
+    extensions = fields.List(fields.String(), metadata={"example": ["binary_tensor_data"]})
+
+
+class V2LiveSchema(ResponseSchema):
+    live = fields.Boolean(metadata={"example": True})
+
+
+class V2ReadySchema(ResponseSchema):
+    ready = fields.Boolean(metadata={"example": True})
+
+
+class V2ModelReadySchema(V2ReadySchema):
+    name = fields.String(metadata={"example": "sentiment"})
+
+
+class V2TensorMetadataSchema(ResponseSchema):
+    name = fields.String(metadata={"example": TF_INPUT_NAME})
+    datatype = fields.String(metadata={"example": V2_INPUT_DATATYPE})
+    shape = fields.List(fields.Integer(), metadata={"example": [-1]})
+
+
+class V2ModelMetadataSchema(ResponseSchema):
+    name = fields.String(metadata={"example": "sentiment"})
+    versions = fields.List(fields.String(), metadata={"example": ["1", "2"]})
+    platform = fields.String(metadata={"description": "The serving backend: `openvino`."})
+    inputs = fields.List(fields.Nested(V2TensorMetadataSchema))
+    outputs = fields.List(fields.Nested(V2TensorMetadataSchema))
+
+
+class V2ResponseOutputSchema(V2TensorMetadataSchema):
+    data = fields.List(
+        fields.Raw(),
+        metadata={
+            "description": "Row-major: `probabilities` holds n × classes numbers, `label` n "
+            "class names."
+        },
+    )
+
+
+class V2InferenceResponseSchema(ResponseSchema):
+    model_name = fields.String(metadata={"example": "sentiment"})
+    model_version = fields.String(metadata={"example": "2"})
+    id = fields.String(metadata={"description": "The request's `id`, else its X-Request-ID."})
+    outputs = fields.List(fields.Nested(V2ResponseOutputSchema))
 
 
 # --- Feedback and monitoring ----------------------------------------------------------
