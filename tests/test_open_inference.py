@@ -328,7 +328,8 @@ def test_tritonclient_works_unchanged(start_server):
         assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
         assert client.get_model_metadata("sentiment")["inputs"][0]["name"] == "review"
 
-        texts = np.array([POSITIVE, NEGATIVE], dtype=object)
+        # The README's example.
+        texts = np.array(["Lovely crew!", "Lost my bag."], dtype=object)
         for binary in (True, False):
             tensor = httpclient.InferInput("review", [2], "BYTES")
             tensor.set_data_from_numpy(texts, binary_data=binary)
