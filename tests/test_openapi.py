@@ -107,7 +107,7 @@ def test_every_operation_documents_its_errors(document):
         assert any(status.startswith("4") for status in responses), f"{method} {path}"
         if "requestBody" in operation:
             # /v1/ reads any Content-Type as JSON (as TF Serving does): no 415 there; /v2/
-            # too, but refuses a compressed body with 415.
+            # too, but refuses a Content-Encoding other than gzip or deflate with 415.
             expected = {"400", "404", "413"} if path.startswith("/v1/") else {"400", "413", "415"}
             if path.startswith("/v2/"):
                 expected.add("404")

@@ -635,7 +635,9 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
             "length and its UTF-8); an output with the parameter `binary_data` (every output, "
             "with the request parameter `binary_data_output`) comes the same way after the "
             "response's JSON (`application/octet-stream`, the JSON's length in "
-            "`Inference-Header-Content-Length`; FP32 as little-endian floats)."
+            "`Inference-Header-Content-Length`; FP32 as little-endian floats). A body "
+            "compressed with gzip or deflate (`Content-Encoding`) is inflated; "
+            "MAX_CONTENT_LENGTH holds for what it inflates to."
         ),
         "requestBody": json_body(
             ref("V2InferenceRequest"),
@@ -685,7 +687,7 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
             ),
             "404": not_found,
             "413": v2_error("The body is larger than MAX_CONTENT_LENGTH bytes."),
-            "415": v2_error("A compressed body (Content-Encoding): send it uncompressed."),
+            "415": v2_error("A Content-Encoding other than gzip or deflate."),
         },
     }
     metadata_value = {
