@@ -132,6 +132,14 @@ def test_a_column_a_version_an_id_and_some_outputs(client):
     ]
 
 
+def test_mlserver_s_string_codec_shape(client):
+    """MLServer's StringCodec writes n texts as shape [n, 1] with flat data and says so in
+    a ``content_type`` parameter."""
+    tensor = review([POSITIVE, NEGATIVE], shape=[2, 1], parameters={"content_type": "str"})
+    answer = client.post(INFER, json={"inputs": [tensor]}).get_json()
+    assert answer["outputs"][1]["data"] == ["positive", "negative"]
+
+
 def test_the_body_is_json_whatever_its_content_type(client):
     body = json.dumps({"inputs": [review([POSITIVE])]})
     response = client.post(INFER, data=body, content_type="text/plain")
