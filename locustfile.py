@@ -1,7 +1,8 @@
 """Realistic traffic for the sentiment server: `make loadtest` (or `locust -f locustfile.py`).
 
-Mostly single reviews drawn from a varied list, some batches, a few invalid requests
-that must be refused with 400, and the probes an orchestrator sends. Every response is
+Mostly single reviews drawn from a varied list, some batches, a client of the Open
+Inference Protocol (`/v2/`), a few invalid requests that must be refused with 400, and the
+probes an orchestrator sends. Every response is
 checked for its status *and* its body; anything unexpected counts as a failure.
 """
 
@@ -73,6 +74,31 @@ class ReviewClient(FastHttpUser):
             for prediction in predictions:
                 if problem := prediction_problem(prediction):
                     response.failure(problem)
+                    return
+
+    @task(2)
+    def infer_open_inference(self) -> None:
+        """A client of the Open Inference Protocol (MLServer's, KServe's, Triton's), JSON."""
+        reviews = random.sample(REVIEWS, k=random.randint(1, 8))
+        tensor = {"name": "review", "shape": [len(reviews)], "datatype": "BYTES"}
+        with self.client.post(
+            "/v2/models/sentiment/infer",
+            json={"inputs": [{**tensor, "data": reviews}]},
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
+                return
+            outputs = {output["name"]: output for output in response.json()["outputs"]}
+            rows = outputs["probabilities"]["data"]
+            labels = outputs["label"]["data"]
+            if len(rows) != 3 * len(reviews) or len(labels) != len(reviews):
+                response.failure(f"{len(labels)} labels for {len(reviews)} reviews")
+                return
+            for index, label in enumerate(labels):
+                row = rows[3 * index : 3 * index + 3]
+                if not math.isclose(sum(row), 1.0, abs_tol=1e-4) or label not in CLASSES:
+                    response.failure(f"row {index}: {row}, {label!r}")
                     return
 
     @task(1)
