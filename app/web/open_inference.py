@@ -43,13 +43,11 @@ from app.web.models import ROUTING_KEY_HEADER, served_models, stable_predictor
 from app.web.openapi import API_VERSION
 from app.web.request_log import current_record
 from app.web.schemas import (
-    TF_INPUT_NAME,
     V2_EXTENSIONS,
-    V2_INPUT_DATATYPE,
-    V2_LABEL,
     V2_OUTPUTS,
     V2_PROBABILITIES,
     V2_SERVER_NAME,
+    v2_tensors,
 )
 from app.web.tfserving import tfserving_error_body
 
@@ -125,16 +123,11 @@ def model_metadata(name: str, version: str | None = None) -> dict[str, Any]:
     version, or the one named."""
     named = named_version(name, version)
     predictor = named or stable_predictor()
-    classes = len(predictor.bundle.classes)
     return {
         "name": predictor.bundle.name,
         "versions": [named.bundle.version] if named else list(served_models().registry.versions),
         "platform": predictor.backend,
-        "inputs": [{"name": TF_INPUT_NAME, "datatype": V2_INPUT_DATATYPE, "shape": [-1]}],
-        "outputs": [
-            {"name": V2_PROBABILITIES, "datatype": "FP32", "shape": [-1, classes]},
-            {"name": V2_LABEL, "datatype": "BYTES", "shape": [-1]},
-        ],
+        **v2_tensors(len(predictor.bundle.classes)),
     }
 
 

@@ -134,13 +134,19 @@ def json_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any
 CLIENT_ERROR = error("A client error (none is expected for this request).")
 
 
-def get(operation_id: str, tag: str, summary: str, ok: dict[str, Any]) -> dict[str, Any]:
+def get(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    ok: dict[str, Any],
+    client_error: dict[str, Any] = CLIENT_ERROR,
+) -> dict[str, Any]:
     return {
         "get": {
             "operationId": operation_id,
             "tags": [tag],
             "summary": summary,
-            "responses": {"200": ok, "4XX": CLIENT_ERROR},
+            "responses": {"200": ok, "4XX": client_error},
         }
     }
 
@@ -603,14 +609,7 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
 
     def get_operation(operation_id: str, summary: str, schema: str, value: Any) -> dict[str, Any]:
         ok = json_response(summary, ref(schema), {"ok": example(value, summary)})
-        return {
-            "get": {
-                "operationId": operation_id,
-                "tags": [tag],
-                "summary": summary,
-                "responses": {"200": ok, "4XX": client_error},
-            }
-        }
+        return get(operation_id, tag, summary, ok, client_error)
 
     probabilities = {
         "name": V2_PROBABILITIES,
@@ -694,11 +693,7 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
         "name": "sentiment",
         "versions": [version],
         "platform": "openvino",
-        "inputs": [{**review, "shape": [-1]}],
-        "outputs": [
-            {"name": V2_PROBABILITIES, "datatype": "FP32", "shape": [-1, len(classes)]},
-            {"name": V2_LABEL, "datatype": "BYTES", "shape": [-1]},
-        ],
+        **schemas.v2_tensors(len(classes)),
     }
     operations = {
         "/v2": get_operation(

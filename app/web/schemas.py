@@ -148,8 +148,10 @@ class ClassifyRequestSchema(Schema):
     """``POST /classify``: unknown fields are refused (additionalProperties: false)."""
 
 
-class TFRequestSchema(Schema):
-    """TF Serving request objects: unknown keys are ignored, as TF Serving does."""
+class ProtocolRequestSchema(Schema):
+    """Request objects of another server's protocol (TF Serving's, the Open Inference
+    Protocol's): unknown keys are ignored, as those servers ignore them (and add their own
+    parameters)."""
 
     class Meta:
         unknown = EXCLUDE
@@ -173,14 +175,6 @@ class KeyedRequest:
         return keys[0], self.alternatives[keys[0]].load(payload)
 
 
-class OpenInferenceSchema(Schema):
-    """Open Inference Protocol objects: unknown keys are ignored, as servers of the
-    protocol add their own (Triton's ``parameters``, KServe's)."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-
 # The Open Inference Protocol's server and tensors (``app.web.open_inference``).
 V2_SERVER_NAME = "sentiment-server"
 V2_EXTENSIONS = ["binary_tensor_data"]
@@ -188,6 +182,17 @@ V2_INPUT_DATATYPE = "BYTES"
 V2_PROBABILITIES = "probabilities"
 V2_LABEL = "label"
 V2_OUTPUTS = (V2_PROBABILITIES, V2_LABEL)
+
+
+def v2_tensors(classes: int) -> dict[str, list[dict[str, Any]]]:
+    """The model's tensors as the protocol's model metadata names them."""
+    return {
+        "inputs": [{"name": TF_INPUT_NAME, "datatype": V2_INPUT_DATATYPE, "shape": [-1]}],
+        "outputs": [
+            {"name": V2_PROBABILITIES, "datatype": "FP32", "shape": [-1, classes]},
+            {"name": V2_LABEL, "datatype": "BYTES", "shape": [-1]},
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,14 @@ class RequestSchemas:
     infer: Schema  # the Open Inference Protocol's request
     infer_texts: fields.List  # its texts, once read from its input tensor
     components: dict[str, Schema]
+
+
+def fixed_string(value: str, error: str) -> fields.String:
+    """A required string that must be ``value`` (``error``: marshmallow's ``Equal``
+    message, with ``{input}`` and ``{other}``)."""
+    return fields.String(
+        required=True, validate=validate.Equal(value, error=error), metadata={"example": value}
+    )
 
 
 def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
@@ -257,7 +270,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         {TF_INPUT_NAME: tf_text(max_text_chars, base64_text, required=True)},
         name="TFInstance",
     )()
-    named_inputs = TFRequestSchema.from_dict(
+    named_inputs = ProtocolRequestSchema.from_dict(
         {
             TF_INPUT_NAME: fields.List(
                 tf_text(max_text_chars, base64_text),
@@ -268,7 +281,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         },
         name="TFNamedInputs",
     )()
-    predict_row = TFRequestSchema.from_dict(
+    predict_row = ProtocolRequestSchema.from_dict(
         {
             "signature_name": signature_name,
             "instances": OneOfShapes(
@@ -287,7 +300,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         },
         name="TFPredictRowRequest",
     )()
-    predict_column = TFRequestSchema.from_dict(
+    predict_column = ProtocolRequestSchema.from_dict(
         {
             "signature_name": signature_name,
             "inputs": OneOfShapes(
@@ -313,14 +326,10 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         keys=fields.String(),
         metadata={"description": "Optional; see `binary_data` and `binary_data_output`."},
     )
-    infer_input = OpenInferenceSchema.from_dict(
+    infer_input = ProtocolRequestSchema.from_dict(
         {
-            "name": fields.String(
-                required=True,
-                validate=validate.Equal(
-                    TF_INPUT_NAME, error="Unknown input {input!r}: the model's input is {other!r}."
-                ),
-                metadata={"example": TF_INPUT_NAME},
+            "name": fixed_string(
+                TF_INPUT_NAME, "Unknown input {input!r}: the model's input is {other!r}."
             ),
             "shape": fields.List(
                 fields.Integer(strict=True, validate=validate.Range(min=0)),
@@ -328,12 +337,8 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
                 validate=validate.Length(min=1, max=2),
                 metadata={"description": "`[n]` or `[n, 1]`: n texts.", "example": [2]},
             ),
-            "datatype": fields.String(
-                required=True,
-                validate=validate.Equal(
-                    V2_INPUT_DATATYPE, error="Datatype {input!r}: the input is {other!r} (texts)."
-                ),
-                metadata={"example": V2_INPUT_DATATYPE},
+            "datatype": fixed_string(
+                V2_INPUT_DATATYPE, "Datatype {input!r}: the input is {other!r} (texts)."
             ),
             "parameters": fields.Dict(
                 keys=fields.String(),
@@ -353,7 +358,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         },
         name="V2RequestInput",
     )()
-    infer_output = OpenInferenceSchema.from_dict(
+    infer_output = ProtocolRequestSchema.from_dict(
         {
             "name": fields.String(
                 required=True,
@@ -367,7 +372,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         },
         name="V2RequestOutput",
     )()
-    infer = OpenInferenceSchema.from_dict(
+    infer = ProtocolRequestSchema.from_dict(
         {
             "id": fields.String(metadata={"description": "Echoed in the response."}),
             "parameters": parameters,
