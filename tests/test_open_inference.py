@@ -67,6 +67,8 @@ def test_server_metadata_and_health(client):
     }
     assert client.get("/v2/health/live").get_json() == {"live": True}
     assert client.get("/v2/health/ready").get_json() == {"ready": True}
+    # /v2 itself answers errors in the protocol's shape too, as its document says.
+    assert error_message(client.post("/v2"), 405).startswith("This URL does not support")
 
 
 def test_model_metadata_names_its_tensors_and_versions(app, client):

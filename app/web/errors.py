@@ -24,6 +24,7 @@ class APIError(Exception):
     status = 500
     code = "internal_error"
     message = "The server could not process the request."
+    headers: tuple[tuple[str, str], ...] = ()  # sent with the error (WWW-Authenticate on 401)
 
     def __init__(self, message: str | None = None, details: dict[str, Any] | None = None):
         super().__init__(message or self.message)
@@ -78,13 +79,20 @@ ERROR_BODIES = "error_bodies"
 ErrorBodyBuilder = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
 
-def _body_for_request(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
-    """The error body for this request's URL: a registered shape, else ``error_body``."""
-    builders: dict[str, ErrorBodyBuilder] = current_app.extensions.get(ERROR_BODIES, {})
+def body_for_path(
+    app: Flask, path: str, code: str, message: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    """The error body for a URL of ``app``: a registered shape (for the prefix's URLs and
+    the prefix itself without its slash: ``/v2``), else ``error_body``."""
+    builders: dict[str, ErrorBodyBuilder] = app.extensions.get(ERROR_BODIES, {})
     for prefix, build in builders.items():
-        if request.path.startswith(prefix):
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
             return build(code, message, details)
     return error_body(code, message, details)
+
+
+def _body_for_request(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    return body_for_path(current_app, request.path, code, message, details)
 
 
 def http_error_parts(error: HTTPException) -> tuple[int, str, str, dict[str, Any]]:
@@ -120,7 +128,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError) -> Response:
         return _json_error(
-            error.status, _body_for_request(error.code, error.message, error.details)
+            error.status,
+            _body_for_request(error.code, error.message, error.details),
+            error.headers,
         )
 
     @app.errorhandler(HTTPException)
