@@ -88,13 +88,14 @@ bench: $(VENV)/.dev
 loadtest: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.loadtest
 
-## openapi-lint: Redocly CLI (pinned in tools/openapi-lint) on the served OpenAPI document; needs npm
+## openapi-lint: Redocly CLI (pinned in tools/openapi-lint) on the served OpenAPI documents
+## (without and with API_KEYS); needs npm
 OPENAPI_LINT := tools/openapi-lint
 openapi-lint: $(VENV)/.dev
 	npm ci --prefix $(OPENAPI_LINT) --no-audit --no-fund --silent
 	mkdir -p reports
-	$(BIN)/python -c 'import json, sys; from app import create_app; json.dump(create_app({"TESTING": True}).test_client().get("/openapi.json").get_json(), open(sys.argv[1], "w"), indent=1)' reports/openapi.json >/dev/null
-	$(OPENAPI_LINT)/node_modules/.bin/redocly lint --config $(OPENAPI_LINT)/redocly.yaml reports/openapi.json
+	$(BIN)/python -c 'import json, sys; from app import create_app; [json.dump(create_app({"TESTING": True, **config}).test_client().get("/openapi.json").get_json(), open(path, "w"), indent=1) for path, config in zip(sys.argv[1:], ({}, {"API_KEYS": ("openapi-lint-key-0",)}))]' reports/openapi.json reports/openapi-keyed.json >/dev/null
+	$(OPENAPI_LINT)/node_modules/.bin/redocly lint --config $(OPENAPI_LINT)/redocly.yaml reports/openapi.json reports/openapi-keyed.json
 
 ## chaos: the real server against slow and idle sockets, worker recycling, kill -HUP,
 ## kill -9, SIGTERM and a taken port; one line per scenario, fails on any (~5 min; needs ab)

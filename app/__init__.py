@@ -23,6 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.config import Config
     from app.web import (
         api,
+        auth,
         docs,
         errors,
         explain,
@@ -44,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     request_log.init_app(app)
     json_io.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
     metrics.init_app(app)
     models.init_app(app)
     api.init_app(app)

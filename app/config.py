@@ -134,6 +134,29 @@ DATABASE_URL = pattern(
     r"|(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+",
     "nothing (SQLite in the instance folder), postgres://…, postgresql://… or sqlite:///…",
 )
+# RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
+_API_KEY = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+API_KEY_CHARS = (16, 256)
+
+
+def _api_keys(text: str) -> tuple[str, ...]:
+    """The accepted API keys; none (an empty text) turns the check off. Several keys let
+    clients move to a new one before the old one goes (rotation without a gap)."""
+    keys = tuple(part.strip() for part in text.split(",") if part.strip())
+    low, high = API_KEY_CHARS
+    for number, key in enumerate(keys, 1):  # the reason never repeats a key
+        if not low <= len(key) <= high:
+            raise Reason(f"key {number} has {len(key)} characters")
+        if not _API_KEY.fullmatch(key):
+            raise Reason(f"key {number} has a character outside A-Z a-z 0-9 - . _ ~ + / =")
+    return keys
+
+
+API_KEYS = Kind(
+    _api_keys,
+    f"nothing (no keys), or a comma list of keys of {API_KEY_CHARS[0]} to {API_KEY_CHARS[1]} "
+    "characters: A-Z a-z 0-9 - . _ ~ + / (and = at the end), e.g. from openssl rand -hex 32",
+)
 BOOLEAN = choice(
     "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
 )
@@ -153,7 +176,7 @@ class Setting:
     default: str
     kind: Kind
     server_only: bool = False
-    # The value may hold a password (a database URL): a refusal never repeats it.
+    # The value may hold a password (a database URL, API keys): a refusal never repeats it.
     secret: bool = False
 
     def parse(self, environ: Mapping[str, str]) -> Any:
@@ -205,6 +228,9 @@ SETTINGS = (
     # the instance folder. Predictions (never texts) are recorded unless RECORD_PREDICTIONS=0.
     Setting("DATABASE_URL", "", DATABASE_URL, secret=True),
     Setting("RECORD_PREDICTIONS", "1", BOOLEAN),
+    # Set: every route but the health probes and the page's own files needs
+    # "Authorization: Bearer <key>" with one of these keys (app.web.auth).
+    Setting("API_KEYS", "", API_KEYS, secret=True),
     Setting("PREDICTION_RETENTION_DAYS", "30", number(0.001, 36500)),
     # Keras backend for serving: openvino (measured fastest and lightest) or tensorflow.
     # Keras reads it from the environment when it is first imported.

@@ -123,10 +123,15 @@ STATEFUL = ("/feedback", "/monitoring")
 # Version 3 is opt-in: its examples run against the settings the README gives for it.
 ACCURATE = "label=accurate"
 ACCURATE_SETTINGS = {"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2,accurate=3"}
+# API keys: the section's examples run against a server with a key.
+KEYED = "### API keys"
 EXAMPLES = [
     (command, shown)
     for command, shown in curl_examples()
-    if not request_of(command)[1].startswith(STATEFUL) and ACCURATE not in command
+    if not request_of(command)[1].startswith(STATEFUL)
+    and ACCURATE not in command
+    and "Authorization" not in command
+    and "api_key_required" not in shown
 ]
 ACCURATE_EXAMPLES = [(command, shown) for command, shown in curl_examples() if ACCURATE in command]
 
@@ -186,6 +191,21 @@ def test_version_3_example_under_the_settings_shown(make_app):
         path.replace(ACCURATE, "version=2"), method=method, headers=headers, data=body
     ).get_json()
     assert stable["label"] == "negative", stable
+
+
+def test_api_key_examples_with_the_key_shown(make_app):
+    start = README.index(KEYED)
+    assert "API_KEYS=$API_KEY make serve" in README[start:]
+    key = "0123456789abcdef" * 4  # what `openssl rand -hex 32` prints
+    client = make_app(API_KEYS=(key,)).test_client()
+    examples = section_commands(KEYED)
+    assert len(examples) == 2 and all(shown for _, shown in examples)
+    for command, shown in examples:
+        method, path, headers, body = request_of(command)
+        headers = {name: value.replace("$API_KEY", key) for name, value in headers.items()}
+        actual = client.open(path, method=method, headers=headers, data=body).get_json()
+        problem = mismatch(parse_shown(shown), actual)
+        assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
 
 
 @pytest.mark.slow

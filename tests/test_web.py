@@ -879,3 +879,55 @@ def test_docs_renders_every_operation_and_tries_one(server, browser, device):
     screenshot(browser, f"{device}-docs-try-it")
     # Swagger UI asked no other host (no validator badge, no fonts): nothing failed.
     assert severe_browser_errors(browser) == []
+
+
+@pytest.mark.slow
+def test_a_keyed_server_s_page_asks_for_the_key_and_keeps_it_in_the_tab(start_server, browser):
+    key = "k3y-" + "b2" * 16
+    server = start_server(API_KEYS=key)
+    server.wait_ready("/ready")
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    field = by_test_id(browser, "api-key-input")
+    assert field.is_displayed() and field.get_attribute("type") == "password"
+
+    def error_says(element_id: str, words: str) -> None:
+        alert = browser.find_element(By.ID, element_id)
+        wait_for(browser, lambda: words in alert.text, f"{words!r} in #{element_id}")
+
+    classify_in_page(browser, POSITIVE)
+    error_says("error", "This server needs an API key. Enter it in the API key field above.")
+    field.send_keys("w" * 36)
+    classify_in_page(browser, POSITIVE)
+    error_says("error", "The server does not accept that API key.")
+    field.clear()
+    field.send_keys(key)
+
+    def answer(review: str) -> str:
+        headers = {"Authorization": f"Bearer {key}"}
+        response = requests.post(
+            server.url + "/classify", json={"review": review}, headers=headers, timeout=10
+        )
+        return response.json()["label"]
+
+    classify_in_page(browser, POSITIVE)
+    wait_for_label(browser, answer(POSITIVE))
+    wait_for_explanation(browser, POSITIVE)  # POST /explain carries the key too
+    # Many reviews: GET /model (the limits) and POST /classify, both with the key.
+    by_test_id(browser, "batch-input").send_keys("\n".join(PASTED))
+    browser.find_element(By.ID, "batch-score").click()
+    assert wait_for_batch(browser).startswith("4 of 4 reviews scored")
+
+    # The key stays for the tab (sessionStorage), never in localStorage or a cookie.
+    browser.refresh()
+    wait_for(
+        browser,
+        lambda: browser.execute_script("return document.documentElement.dataset.ready"),
+        "the page's script",
+    )
+    assert by_test_id(browser, "api-key-input").get_attribute("value") == key
+    assert browser.execute_script("return localStorage.length") == 0
+    assert browser.get_cookies() == []
+    classify_in_page(browser, NEGATIVE)
+    wait_for_label(browser, answer(NEGATIVE))
+    # The browser logs the two refused requests, and nothing else.
+    assert all(" 401 " in entry["message"] for entry in severe_browser_errors(browser))

@@ -22,6 +22,8 @@ from marshmallow import EXCLUDE, fields
 
 from app.web import schemas
 from app.web.api import REQUEST_SCHEMAS
+from app.web.auth import APIKeyMissing, is_public
+from app.web.errors import body_for_path
 from app.web.feedback import FEEDBACK_SCHEMA
 from app.web.schemas import (
     EXAMPLE_REVIEW,
@@ -821,10 +823,29 @@ def exclusions(requests: schemas.RequestSchemas, schema: Any) -> dict[str, Any]:
     return {}
 
 
+SECURITY_SCHEME = "apiKey"
+
+
+def with_api_key(app: Flask, operation: dict[str, Any], rule: str, public: bool) -> None:
+    """``operation`` on a server with ``API_KEYS``: a public route says it needs no key, a
+    keyed one documents its 401 in its URL's error shape."""
+    shape = tf_error if rule.startswith("/v1/") else v2_error if rule.startswith("/v2") else error
+    missing = APIKeyMissing()
+    body = body_for_path(app, rule, missing.code, missing.message, {})
+    for method in operation.values():
+        if public:
+            method["security"] = []
+        else:
+            method["responses"]["401"] = shape(
+                "No API key, or not one of the server's.", {"missing": example(body, "No key")}
+            )
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of ``app``'s routes, with ``app``'s limits."""
     registry = app.extensions["models"].registry
     bundle = registry.stable.bundle
+    keyed = bool(app.config["API_KEYS"])
     marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Sentiment model server",
@@ -833,9 +854,20 @@ def build_spec(app: Flask) -> dict[str, Any]:
         plugins=[marshmallow],
         info=INFO,
         servers=[{"url": "/", "description": "This server."}],
-        security=[],  # no authentication (README: put it at the edge)
+        # API_KEYS set: a bearer key on every operation but those that say otherwise.
+        security=[{SECURITY_SCHEME: []}] if keyed else [],
         tags=TAGS,
     )
+    if keyed:
+        spec.components.security_scheme(
+            SECURITY_SCHEME,
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "One of the server's keys (`API_KEYS`): "
+                "`Authorization: Bearer <key>`. The health probes need none.",
+            },
+        )
     marshmallow.converter.add_attribute_function(one_of_shapes)
     requests = app.extensions[REQUEST_SCHEMAS]
     for component, schema in requests.components.items():
@@ -848,8 +880,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
         **tfserving_operations(bundle.version),
         **open_inference_operations(bundle.version, bundle.classes),
     }
-    rules = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+    endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
+    rules = {rule for rule, endpoint in endpoints.items() if endpoint != "static"}
     for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):
+        if keyed:
+            with_api_key(app, operations[rule], rule, is_public(endpoints[rule]))
         spec.path(
             path=openapi_path(rule),
             operations=operations[rule],

@@ -3,7 +3,8 @@
 One Jinja template with its own CSS and scripts (``app/static/``, no CDN, no build step),
 so it works offline. The scripts are just another client of the API: ``POST /classify``
 (one review, batches of a file), ``POST /explain`` (why), ``GET /model`` (the limits),
-``POST /feedback`` (the true label of an answer). The
+``POST /feedback`` (the true label of an answer), with the API key the person enters when
+the server requires one (kept in the tab's ``sessionStorage`` only). The
 view renders what only the server knows cheaply: the loaded versions and their labels,
 each version's "how sure" thresholds (``app.serving.confidence``), and the examples.
 """
@@ -89,6 +90,8 @@ def page_config() -> dict[str, Any]:
             # The true label of an answer, when answers are recorded (else no buttons).
             "feedback": url_for("feedback.feedback") if config["RECORD_PREDICTIONS"] else None,
         },
+        # API_KEYS set: the page asks for a key and sends it with every call.
+        "apiKeyRequired": bool(config["API_KEYS"]),
         "stable": registry.labels["stable"],
         "versions": [
             {

@@ -11,6 +11,20 @@ export class PlainError extends Error {
 
 const nf = new Intl.NumberFormat("en");
 
+// The API key field, when the server asks for one (API_KEYS); its value lives in this tab only.
+const keyField = document.getElementById("api-key");
+const KEY_STORE = "sentiment-api-key";
+if (keyField) {
+  keyField.value = sessionStorage.getItem(KEY_STORE) || "";
+  keyField.addEventListener("input", () => sessionStorage.setItem(KEY_STORE, keyField.value.trim()));
+}
+
+/** Headers for a call: JSON, and the API key when the page has one. */
+function headers(extra = {}) {
+  const key = keyField ? keyField.value.trim() : "";
+  return { Accept: "application/json", ...extra, ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+}
+
 function detailMessages(details) {
   return Object.values(details || {}).flatMap((value) => {
     if (Array.isArray(value)) return value.map(String);
@@ -36,6 +50,12 @@ export function plainError(status, body, requestId) {
         "Shorten it or split it.",
       detail,
     );
+  }
+  if (status === 401 && error.code === "api_key_invalid") {
+    return new PlainError("The server does not accept that API key. Check it and enter it again above.", detail);
+  }
+  if (status === 401) {
+    return new PlainError("This server needs an API key. Enter it in the API key field above.", detail);
   }
   if (status === 404 && error.code === "model_not_found") {
     return new PlainError(
@@ -83,7 +103,7 @@ export async function postJSONWithId(url, body, signal) {
   try {
     response = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: headers({ "Content-Type": "application/json" }),
       body: JSON.stringify(body),
       signal,
     });
@@ -102,7 +122,7 @@ export async function postJSONWithId(url, body, signal) {
 export async function getJSON(url) {
   let response;
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" } });
+    response = await fetch(url, { headers: headers() });
   } catch {
     throw new PlainError("The server could not be reached. Check your connection and reload.");
   }
