@@ -35,7 +35,16 @@ from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
 from app.serving.registry import VersionSelection
-from benchmarks.drivers import LoadResult, ab, cpu_seconds, median_of, wrk, wrk_script
+from benchmarks.drivers import (
+    API_KEY,
+    AUTHORIZATION,
+    LoadResult,
+    ab,
+    cpu_seconds,
+    median_of,
+    wrk,
+    wrk_script,
+)
 from benchmarks.reviews import REVIEWS, rotating_batches, rotating_reviews
 from deploy.dyno import WebProcess, build_environment
 from deploy.heroku_check import post_compile, prebuilt_files, slug_files, slug_size_mb
@@ -85,6 +94,8 @@ def feature_variants(stable_version: str) -> list[Variant]:
             env={"ROUTING": "shadow", "MODEL_LABELS": labels},
             switched_on=True,
         ),
+        # Every load sends this key (benchmarks.drivers); only this server checks it.
+        Variant("API keys", env={"API_KEYS": API_KEY}, switched_on=True),
     ]
 
 
@@ -126,7 +137,9 @@ class Server(WebProcess):
         self.name = name
         self.served = 0  # requests answered so far (for the memory readings)
         try:
-            self.boot_s = self.wait_ready("/classify", 120, "POST", json=SINGLE)
+            self.boot_s = self.wait_ready(
+                "/classify", 120, "POST", json=SINGLE, headers={"Authorization": AUTHORIZATION}
+            )
         except RuntimeError:
             self.stop()
             raise RuntimeError(f"{name} ({app_spec}) did not start; run it by hand") from None
