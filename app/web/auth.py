@@ -1,7 +1,8 @@
 """Optional API keys: with ``API_KEYS`` set, every route but the health probes and the
 page's own files answers only requests that carry ``Authorization: Bearer <key>`` with one
 of the keys (RFC 6750's header; Werkzeug parses it). Anything else gets 401 with a
-``WWW-Authenticate`` challenge, in the error shape of the URL (TF Serving's under /v1/).
+``WWW-Authenticate`` challenge, in the error shape of the URL (TF Serving's under /v1/,
+the Open Inference Protocol's under /v2).
 
 With no keys set, nothing is registered: a request pays nothing for this module.
 """
