@@ -287,3 +287,27 @@ def test_a_keyed_server_with_real_clients_never_logs_a_key(start_server):
     assert '"path":"/classify","status":401' in log
     for key in (KEY, NEXT_KEY, WRONG):
         assert key not in log
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("Bearer ", "api_key_required"),
+        ("bearer\t" + KEY, "api_key_required"),  # the scheme ends at a space (RFC 9110)
+        ("Bearer a=b", "api_key_required"),  # parameters, not a token
+        (f"Bearer {KEY}=x", "api_key_required"),
+        ("Basic !!!", "api_key_required"),
+        ('Digest username="x"', "api_key_required"),
+        (f"  Bearer {KEY}", "api_key_required"),
+        (f"Bearer é{KEY}", "api_key_invalid"),
+        ("Bearer \x00", "api_key_invalid"),
+        ("Bearer " + "a" * 9000, "api_key_invalid"),
+        (f"Bearer {KEY}, Bearer {NEXT_KEY}", "api_key_invalid"),
+    ],
+)
+def test_odd_authorization_headers_get_401_never_500(keyed, header, code):
+    response = keyed.test_client().post(
+        "/classify", json={"review": "Fine."}, headers={"Authorization": header}
+    )
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == code
