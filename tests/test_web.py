@@ -820,6 +820,36 @@ def wait_for_swagger(driver: webdriver.Chrome, count: int) -> None:
     )
 
 
+def try_classify_in_docs(driver: webdriver.Chrome) -> tuple[str, dict]:
+    """Swagger UI's "Try it out" (once) then "Execute" on POST /classify with its first
+    example: the live response's status and body."""
+    block = driver.find_element(By.ID, "operations-classify-classify")
+    if not block.find_elements(By.CSS_SELECTOR, ".execute"):
+        block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
+        try_it = wait_for(
+            driver,
+            lambda: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"),
+            "the Try it out button",
+        )[0]
+        try_it.click()
+    execute = wait_for(driver, lambda: block.find_elements(By.CSS_SELECTOR, ".execute"), "Execute")[
+        0
+    ]
+    execute.click()
+    body = wait_for(
+        driver,
+        lambda: block.find_elements(
+            By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
+        ),
+        "the live response",
+        timeout=15,
+    )[0]
+    status = block.find_element(
+        By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status"
+    )
+    return status.text.strip(), json.loads(body.text)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("device", VIEWPORTS)
 def test_docs_renders_every_operation_and_tries_one(server, browser, device):
@@ -847,34 +877,12 @@ def test_docs_renders_every_operation_and_tries_one(server, browser, device):
     screenshot(browser, f"{device}-docs")
 
     # "Try it out" on POST /classify with its first example: a real answer.
-    block = browser.find_element(By.ID, "operations-classify-classify")
-    block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
-    try_it = wait_for(
-        browser,
-        lambda: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"),
-        "the Try it out button",
-    )[0]
-    try_it.click()
-    execute = wait_for(
-        browser, lambda: block.find_elements(By.CSS_SELECTOR, ".execute"), "Execute"
-    )[0]
-    execute.click()
-    body = wait_for(
-        browser,
-        lambda: block.find_elements(
-            By.CSS_SELECTOR, ".live-responses-table .response-col_description pre"
-        ),
-        "the live response",
-        timeout=15,
-    )[0]
-    answer = json.loads(body.text)
+    status, answer = try_classify_in_docs(browser)
+    assert status == "200"
     assert answer["label"] in ("negative", "neutral", "positive")
     assert answer["model"] == {"name": "sentiment", "version": "1"}
-    status = block.find_element(
-        By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status"
-    )
-    assert status.text.strip() == "200"
     assert_fits_the_window(browser, width)
+    block = browser.find_element(By.ID, "operations-classify-classify")
     browser.execute_script("arguments[0].scrollIntoView()", block)
     screenshot(browser, f"{device}-docs-try-it")
     # Swagger UI asked no other host (no validator badge, no fonts): nothing failed.
@@ -931,3 +939,30 @@ def test_a_keyed_server_s_page_asks_for_the_key_and_keeps_it_in_the_tab(start_se
     wait_for_label(browser, answer(NEGATIVE))
     # The browser logs the two refused requests, and nothing else.
     assert all(" 401 " in entry["message"] for entry in severe_browser_errors(browser))
+
+
+@pytest.mark.slow
+def test_a_keyed_server_s_docs_take_the_key_with_authorize(start_server, browser):
+    key = "k3y-" + "c3" * 16
+    server = start_server(API_KEYS=key)
+    server.wait_ready("/ready")
+    document = requests.get(server.url + "/openapi.json", timeout=5).json()
+    operations = sum(m in ("get", "post") for item in document["paths"].values() for m in item)
+    set_viewport(browser, *VIEWPORTS["desktop"])
+    browser.get(server.url + "/docs")
+    wait_for_swagger(browser, operations)
+    # The service's own API first, TF Serving's and the protocol's last.
+    tags = [tag.text for tag in browser.find_elements(By.CSS_SELECTOR, ".opblock-tag span")]
+    assert tags[0] == "classify" and tags[-2:] == ["tensorflow-serving", "open-inference"], tags
+
+    status, answer = try_classify_in_docs(browser)
+    assert status == "401" and answer["error"]["code"] == "api_key_required"
+    browser.find_element(By.CSS_SELECTOR, "button.btn.authorize").click()
+    dialog = wait_for(
+        browser, lambda: browser.find_elements(By.CSS_SELECTOR, ".modal-ux"), "the dialog"
+    )[0]
+    dialog.find_element(By.CSS_SELECTOR, "input").send_keys(key)
+    dialog.find_element(By.CSS_SELECTOR, "button.authorize").click()
+    dialog.find_element(By.CSS_SELECTOR, "button.btn-done").click()
+    status, answer = try_classify_in_docs(browser)
+    assert status == "200" and answer["label"] in ("negative", "neutral", "positive"), answer

@@ -1,7 +1,15 @@
 // GET /docs: start Swagger UI (shipped by the flask-swagger-ui package) on /openapi.json.
 "use strict";
 
-const TAG_ORDER = ["classify", "web", "operations", "documentation", "tensorflow-serving"];
+const TAG_ORDER = [
+  "classify",
+  "feedback",
+  "web",
+  "operations",
+  "documentation",
+  "tensorflow-serving",
+  "open-inference",
+];
 
 window.addEventListener("DOMContentLoaded", () => {
   const root = document.getElementById("swagger-ui");
@@ -17,7 +25,7 @@ window.addEventListener("DOMContentLoaded", () => {
     defaultModelsExpandDepth: 0,
     displayRequestDuration: true,
     tryItOutEnabled: false,
-    // The service's own API first, TF Serving's compatible one last.
+    // The service's own API first, TF Serving's and the Open Inference Protocol's last.
     tagsSorter: (a, b) => TAG_ORDER.indexOf(a) - TAG_ORDER.indexOf(b),
   });
 });

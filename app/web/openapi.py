@@ -162,20 +162,22 @@ def with_response(
     return operation
 
 
-def pin_parameters() -> list[dict[str, Any]]:
-    """``?version=`` and ``?label=``: pin the answering version (else ``ROUTING`` picks)."""
+def pin_parameters(stable: str) -> list[dict[str, Any]]:
+    """``?version=`` and ``?label=``: pin the answering version (else ``ROUTING`` picks).
+    The examples name the stable version twice, so that "Try it out" (which sends both)
+    gets an answer from any server."""
     pin = (
         "Pin the version that answers (else the routing policy picks); given together, "
         "the label must name that version. Unknown: 404."
     )
     return [
         {"name": name, "in": "query", "description": pin, "schema": {"type": kind}, "example": e}
-        for name, kind, e in (("version", "integer", 1), ("label", "string", "stable"))
+        for name, kind, e in (("version", "integer", int(stable)), ("label", "string", "stable"))
     ]
 
 
-def classify_operations() -> dict[str, dict[str, Any]]:
-    """``/classify`` and the service's own GET routes."""
+def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
+    """``/classify`` and the service's own GET routes (``stable``: the stable version)."""
     single = {
         "label": "positive",
         "score": 0.998,
@@ -208,7 +210,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
                 "tags": ["classify"],
                 "summary": "Classify one review or a batch of reviews.",
                 "description": "Send exactly one of `review` or `reviews`.",
-                "parameters": pin_parameters(),
+                "parameters": pin_parameters(stable),
                 "requestBody": json_body(
                     one_of("ClassifyOneRequest", "ClassifyBatchRequest"),
                     {
@@ -278,7 +280,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
             "This document.",
             json_response("OpenAPI 3.0.", {"type": "object"}),
         ),
-        "/explain": explain_operation(),
+        "/explain": explain_operation(stable),
         **feedback_operations(),
         "/docs": get(
             "docsPage",
@@ -289,7 +291,7 @@ def classify_operations() -> dict[str, dict[str, Any]]:
     }
 
 
-def explain_operation() -> dict[str, Any]:
+def explain_operation(stable: str) -> dict[str, Any]:
     """``POST /explain``: each token's contribution to each class (occlusion)."""
     classes = ("negative", "neutral", "positive")
     tokens = [
@@ -318,7 +320,7 @@ def explain_operation() -> dict[str, Any]:
                 "probability with the token minus without it (the token and the n-grams it is "
                 "part of left out: occlusion). Positive: it pushed toward that class."
             ),
-            "parameters": pin_parameters(),
+            "parameters": pin_parameters(stable),
             "requestBody": json_body(
                 ref("ExplainRequest"),
                 {"explain": example({"review": "Great job!"}, "One review.")},
@@ -876,7 +878,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for component, schema_class in RESPONSE_SCHEMAS.items():
         spec.components.schema(component, schema=schema_class())
     operations = {
-        **classify_operations(),
+        **classify_operations(bundle.version),
         **tfserving_operations(bundle.version),
         **open_inference_operations(bundle.version, bundle.classes),
     }
