@@ -94,7 +94,7 @@ OPENAPI_LINT := tools/openapi-lint
 openapi-lint: $(VENV)/.dev
 	npm ci --prefix $(OPENAPI_LINT) --no-audit --no-fund --silent
 	mkdir -p reports
-	$(BIN)/python -c 'import json, sys; from app import create_app; [json.dump(create_app({"TESTING": True, **config}).test_client().get("/openapi.json").get_json(), open(path, "w"), indent=1) for path, config in zip(sys.argv[1:], ({}, {"API_KEYS": ("openapi-lint-key-0",)}))]' reports/openapi.json reports/openapi-keyed.json >/dev/null
+	$(BIN)/python -c 'import json, sys; from app import create_app; [json.dump(create_app({"TESTING": True, **config}).test_client().get("/openapi.json").get_json(), open(path, "w"), indent=1) for path, config in zip(sys.argv[1:], ({}, {"API_KEYS": ("openapi-lint-key-0",), "MONITORING_API_KEYS": ("openapi-lint-key-1",)}))]' reports/openapi.json reports/openapi-keyed.json >/dev/null
 	$(OPENAPI_LINT)/node_modules/.bin/redocly lint --config $(OPENAPI_LINT)/redocly.yaml reports/openapi.json reports/openapi-keyed.json
 
 ## chaos: the real server against slow and idle sockets, worker recycling, kill -HUP,

@@ -229,8 +229,10 @@ SETTINGS = (
     Setting("DATABASE_URL", "", DATABASE_URL, secret=True),
     Setting("RECORD_PREDICTIONS", "1", BOOLEAN),
     # Set: every route but the health probes and the page's own files needs
-    # "Authorization: Bearer <key>" with one of these keys (app.web.auth).
+    # "Authorization: Bearer <key>" with one of these keys (app.web.auth); monitoring keys
+    # open /metrics and /monitoring alone (and close them when set without API_KEYS).
     Setting("API_KEYS", "", API_KEYS, secret=True),
+    Setting("MONITORING_API_KEYS", "", API_KEYS, secret=True),
     Setting("PREDICTION_RETENTION_DAYS", "30", number(0.001, 36500)),
     # Keras backend for serving: openvino (measured fastest and lightest) or tensorflow.
     # Keras reads it from the environment when it is first imported.

@@ -21,6 +21,7 @@ from app.web.auth import PUBLIC_ENDPOINTS
 KEY = "k3y-" + "a1" * 16  # 36 characters, as a client would hold it
 NEXT_KEY = "f" * 64  # `openssl rand -hex 32` gives 64 hex digits
 WRONG = "w" * 36
+SCRAPE = "scrape-" + "0" * 24  # a monitoring key (MONITORING_API_KEYS)
 # A path parameter's value for each route: the served model, a loaded version, a label.
 VALUES = {"name": "sentiment", "version": "1", "label": "stable", "filename": "style.css"}
 
@@ -35,7 +36,12 @@ def keyed(tmp_path_factory):
 
     database = tmp_path_factory.mktemp("store") / "predictions.sqlite3"
     app = create_app(
-        {"TESTING": True, "DATABASE_URL": f"sqlite:///{database}", "API_KEYS": (KEY, NEXT_KEY)}
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{database}",
+            "API_KEYS": (KEY, NEXT_KEY),
+            "MONITORING_API_KEYS": (SCRAPE,),
+        }
     )
     yield app
     app.extensions["feedback"].close()
@@ -81,6 +87,12 @@ def test_a_bad_key_is_refused_without_showing_it(text, reason):
     assert message.startswith("bad setting API_KEYS=<not shown>: allowed is ")
     assert reason in message
     assert all(key not in message for key in text.split(","))
+
+
+def test_monitoring_keys_are_checked_alike():
+    assert check_environment({"MONITORING_API_KEYS": SCRAPE})["MONITORING_API_KEYS"] == (SCRAPE,)
+    with pytest.raises(SettingError, match=r"^bad setting MONITORING_API_KEYS=<not shown>: "):
+        check_environment({"MONITORING_API_KEYS": "metrics"})
 
 
 def test_a_bad_key_stops_the_server_in_one_line_that_hides_it(tmp_path):
@@ -191,30 +203,79 @@ def test_the_keyed_document_says_which_operations_need_a_key(keyed):
     client = keyed.test_client()
     document = client.get("/openapi.json").get_json()
     assert [str(error) for error in OPENAPI_30_VALIDATOR.iter_errors(document)] == []
-    assert document["security"] == [{"apiKey": []}]
+    assert document["security"] == []  # each keyed operation says so itself
     assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     contract = schemathesis.openapi.from_dict(document)
-    public_paths = set()
+    public_paths, monitoring_paths = set(), set()
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method not in ("get", "post"):
                 continue
             url = re.sub(r"{(\w+)}", lambda m: VALUES[m.group(1)], path)
-            answer = client.open(url, method=method.upper(), json={} if method == "post" else None)
-            if operation.get("security") == []:
-                public_paths.add(path)
-                assert answer.status_code != 401 and "401" not in operation["responses"]
-                continue
-            # The documented 401 is what the server sends, in the URL's shape.
-            documented = operation["responses"]["401"]["content"]["application/json"]
-            assert answer.status_code == 401
-            assert answer.get_json() == documented["examples"]["missing"]["value"], path
             case = contract[path][method.upper()].Case(
                 path_parameters={k: VALUES[k] for k in re.findall(r"{(\w+)}", path)}
             )
-            case.validate_response(answer)
+
+            def send(headers: dict[str, str], url=url, method=method):
+                body = {} if method == "post" else None
+                return client.open(url, method=method.upper(), json=body, headers=headers)
+
+            responses = operation["responses"]
+            if "security" not in operation:
+                public_paths.add(path)
+                assert send({}).status_code != 401 and "401" not in responses
+                continue
+            assert operation["security"] == [{"apiKey": []}]
+            # The documented 401 and 403 are what the server sends, in the URL's shape.
+            for status, name, headers in ((401, "missing", {}), (403, "scope", bearer(SCRAPE))):
+                answer = send(headers)
+                if str(status) not in responses:  # a route the monitoring key opens
+                    assert status == 403 and answer.status_code not in (401, 403), path
+                    monitoring_paths.add(path)
+                    continue
+                documented = responses[str(status)]["content"]["application/json"]
+                assert answer.status_code == status, (path, status)
+                assert answer.get_json() == documented["examples"][name]["value"], path
+                case.validate_response(answer)
     assert "/health" in public_paths and "/v2/health/live" in public_paths
     assert "/classify" not in public_paths
+    assert monitoring_paths == {"/metrics", "/monitoring"}
+
+
+def test_a_monitoring_key_reads_metrics_and_monitoring_only(keyed):
+    client = keyed.test_client()
+    for url in ("/metrics", "/monitoring"):
+        assert client.get(url, headers=bearer(SCRAPE)).status_code == 200
+        assert client.get(url, headers=bearer(KEY)).status_code == 200  # API keys open all
+    for method, url in (("POST", "/classify"), ("GET", "/model"), ("POST", "/feedback")):
+        response = client.open(url, method=method, json={"review": "Fine."}, headers=bearer(SCRAPE))
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "api_key_out_of_scope"
+        challenge = 'Bearer realm="sentiment", error="insufficient_scope"'
+        assert response.headers["WWW-Authenticate"] == challenge
+
+
+def test_monitoring_keys_alone_close_only_metrics_and_monitoring(make_app):
+    client = make_app(MONITORING_API_KEYS=(SCRAPE,)).test_client()
+    assert client.post("/classify", json={"review": "Fine."}).status_code == 200
+    assert (
+        client.post("/classify", json={"review": "Fine."}, headers=bearer(SCRAPE)).status_code
+        == 200
+    )
+    for url in ("/metrics", "/monitoring"):
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers=bearer(WRONG)).status_code == 401
+        assert client.get(url, headers=bearer(SCRAPE)).status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    assert '"apiKeyRequired":false' in page  # the page calls no monitoring route
+    document = client.get("/openapi.json").get_json()
+    keyed = {
+        path
+        for path, item in document["paths"].items()
+        for op in item.values()
+        if isinstance(op, dict) and "security" in op
+    }
+    assert keyed == {"/metrics", "/monitoring"}
 
 
 def test_without_keys_nothing_asks_for_one(client):
@@ -244,7 +305,7 @@ def test_a_keyed_server_with_real_clients_never_logs_a_key(start_server):
     import tritonclient.http as httpclient
     from tritonclient.utils import InferenceServerException
 
-    server = start_server(API_KEYS=f"{KEY},{NEXT_KEY}", ACCESS_LOG="1")
+    server = start_server(API_KEYS=f"{KEY},{NEXT_KEY}", MONITORING_API_KEYS=SCRAPE, ACCESS_LOG="1")
     server.wait_ready("/ready")  # the probe needs no key
     review = {"review": "Lost my bag and nobody would help."}
     assert requests.post(server.url + "/classify", json=review, timeout=10).status_code == 401
@@ -273,9 +334,14 @@ def test_a_keyed_server_with_real_clients_never_logs_a_key(start_server):
     finally:
         client.close()
 
-    # Prometheus scrapes with the key (its `authorization` setting); the 401s are counted.
+    # Prometheus scrapes with a monitoring key (its `authorization` setting), which opens
+    # nothing else; the 401s are counted.
     assert requests.get(server.url + "/metrics", timeout=10).status_code == 401
-    metrics = requests.get(server.url + "/metrics", headers=bearer(KEY), timeout=10).text
+    scraped = requests.post(
+        server.url + "/classify", json=review, headers=bearer(SCRAPE), timeout=10
+    )
+    assert scraped.status_code == 403
+    metrics = requests.get(server.url + "/metrics", headers=bearer(SCRAPE), timeout=10).text
     refused = re.search(
         r'sentiment_http_request_duration_seconds_count\{[^}]*method="POST"[^}]*route="/classify"'
         r'[^}]*status="401"[^}]*\} (\d+)',
@@ -285,7 +351,7 @@ def test_a_keyed_server_with_real_clients_never_logs_a_key(start_server):
     server.stop()
     log = server.log()
     assert '"path":"/classify","status":401' in log
-    for key in (KEY, NEXT_KEY, WRONG):
+    for key in (KEY, NEXT_KEY, WRONG, SCRAPE):
         assert key not in log
 
 

@@ -27,7 +27,7 @@ KEY = "fuzz-key-0123456789abcdef"
 SETTINGS = {
     "default": {},
     "version 3": {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3"},
-    "API keys": {"API_KEYS": KEY},
+    "API keys": {"API_KEYS": KEY, "MONITORING_API_KEYS": "fuzz-monitoring-key-0123"},
 }
 
 

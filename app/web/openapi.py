@@ -22,8 +22,8 @@ from marshmallow import EXCLUDE, fields
 
 from app.web import schemas
 from app.web.api import REQUEST_SCHEMAS
-from app.web.auth import APIKeyMissing, is_public
-from app.web.errors import body_for_path
+from app.web.auth import MONITORING_ENDPOINTS, APIKeyMissing, APIKeyOutOfScope, Keys
+from app.web.errors import APIError, body_for_path
 from app.web.feedback import FEEDBACK_SCHEMA
 from app.web.schemas import (
     EXAMPLE_REVIEW,
@@ -828,18 +828,25 @@ def exclusions(requests: schemas.RequestSchemas, schema: Any) -> dict[str, Any]:
 SECURITY_SCHEME = "apiKey"
 
 
-def with_api_key(app: Flask, operation: dict[str, Any], rule: str, public: bool) -> None:
-    """``operation`` on a server with ``API_KEYS``: a public route says it needs no key, a
-    keyed one documents its 401 in its URL's error shape."""
+def with_api_key(
+    app: Flask, operation: dict[str, Any], rule: str, endpoint: str, keys: Keys
+) -> None:
+    """``operation`` on a server with keys, when its route needs one: the bearer scheme,
+    its 401 and (where a monitoring key is refused) its 403, in its URL's error shape."""
     shape = tf_error if rule.startswith("/v1/") else v2_error if rule.startswith("/v2") else error
-    missing = APIKeyMissing()
-    body = body_for_path(app, rule, missing.code, missing.message, {})
+
+    def response(problem: APIError, description: str, name: str) -> dict[str, Any]:
+        body = body_for_path(app, rule, problem.code, problem.message, {})
+        return shape(description, {name: example(body, problem.message)})
+
     for method in operation.values():
-        if public:
-            method["security"] = []
-        else:
-            method["responses"]["401"] = shape(
-                "No API key, or not one of the server's.", {"missing": example(body, "No key")}
+        method["security"] = [{SECURITY_SCHEME: []}]
+        method["responses"]["401"] = response(
+            APIKeyMissing(), "No API key, or not one of the server's.", "missing"
+        )
+        if keys.monitoring and endpoint not in MONITORING_ENDPOINTS:
+            method["responses"]["403"] = response(
+                APIKeyOutOfScope(), "A monitoring key, which opens no other route.", "scope"
             )
 
 
@@ -847,7 +854,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     """The OpenAPI document of ``app``'s routes, with ``app``'s limits."""
     registry = app.extensions["models"].registry
     bundle = registry.stable.bundle
-    keyed = bool(app.config["API_KEYS"])
+    keys = Keys.of(app)
     marshmallow = MarshmallowPlugin()
     spec = APISpec(
         title="Sentiment model server",
@@ -856,17 +863,18 @@ def build_spec(app: Flask) -> dict[str, Any]:
         plugins=[marshmallow],
         info=INFO,
         servers=[{"url": "/", "description": "This server."}],
-        # API_KEYS set: a bearer key on every operation but those that say otherwise.
-        security=[{SECURITY_SCHEME: []}] if keyed else [],
+        # Keys set: each operation that needs one says so (with_api_key).
+        security=[],
         tags=TAGS,
     )
-    if keyed:
+    if keys.api or keys.monitoring:
         spec.components.security_scheme(
             SECURITY_SCHEME,
             {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "One of the server's keys (`API_KEYS`): "
+                "description": "One of the server's keys (`API_KEYS`, or "
+                "`MONITORING_API_KEYS` for /metrics and /monitoring): "
                 "`Authorization: Bearer <key>`. The health probes need none.",
             },
         )
@@ -885,8 +893,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
     endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
     rules = {rule for rule, endpoint in endpoints.items() if endpoint != "static"}
     for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):
-        if keyed:
-            with_api_key(app, operations[rule], rule, is_public(endpoints[rule]))
+        if keys.required(endpoints[rule]):
+            with_api_key(app, operations[rule], rule, endpoints[rule], keys)
         spec.path(
             path=openapi_path(rule),
             operations=operations[rule],
