@@ -891,8 +891,8 @@ def test_docs_renders_every_operation_and_tries_one(server, browser, device):
 
 @pytest.mark.slow
 def test_a_keyed_server_s_page_asks_for_the_key_and_keeps_it_in_the_tab(start_server, browser):
-    key = "k3y-" + "b2" * 16
-    server = start_server(API_KEYS=key)
+    key, scrape = "k3y-" + "b2" * 16, "scrape-" + "b2" * 12
+    server = start_server(API_KEYS=key, MONITORING_API_KEYS=scrape)
     server.wait_ready("/ready")
     open_page(browser, server, *VIEWPORTS["desktop"])
     field = by_test_id(browser, "api-key-input")
@@ -907,6 +907,10 @@ def test_a_keyed_server_s_page_asks_for_the_key_and_keeps_it_in_the_tab(start_se
     field.send_keys("w" * 36)
     classify_in_page(browser, POSITIVE)
     error_says("error", "The server does not accept that API key.")
+    field.clear()
+    field.send_keys(scrape)
+    classify_in_page(browser, POSITIVE)
+    error_says("error", "That key may only read the server's metrics.")
     field.clear()
     field.send_keys(key)
 
@@ -937,8 +941,9 @@ def test_a_keyed_server_s_page_asks_for_the_key_and_keeps_it_in_the_tab(start_se
     assert browser.get_cookies() == []
     classify_in_page(browser, NEGATIVE)
     wait_for_label(browser, answer(NEGATIVE))
-    # The browser logs the two refused requests, and nothing else.
-    assert all(" 401 " in entry["message"] for entry in severe_browser_errors(browser))
+    # The browser logs the refused requests, and nothing else.
+    refused = (" 401 ", " 403 ")
+    assert all(any(r in e["message"] for r in refused) for e in severe_browser_errors(browser))
 
 
 @pytest.mark.slow

@@ -54,6 +54,9 @@ export function plainError(status, body, requestId) {
   if (status === 401 && error.code === "api_key_invalid") {
     return new PlainError("The server does not accept that API key. Check it and enter it again above.", detail);
   }
+  if (status === 403 && error.code === "api_key_out_of_scope") {
+    return new PlainError("That key may only read the server's metrics. Enter an API key above.", detail);
+  }
   if (status === 401) {
     return new PlainError("This server needs an API key. Enter it in the API key field above.", detail);
   }
