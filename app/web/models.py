@@ -49,7 +49,10 @@ class ServedModels:
             raise ModelNotFound(f"No {error} is served.") from None
         if pinned and labelled and pinned is not labelled:
             raise ModelNotFound(f"Label {label!r} names version {labelled.bundle.version}.")
-        chosen = pinned or labelled
+        return self.route_to(pinned or labelled, routing_key)
+
+    def route_to(self, chosen: Predictor | None, routing_key: str | None) -> Route:
+        """``chosen`` when the request named a version, else the routing policy's choice."""
         return Route(chosen) if chosen else self.router.route(routing_key)
 
     def run(self, route: Route, texts: list[str]) -> Classification:

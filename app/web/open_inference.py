@@ -36,7 +36,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.serving.predictor import Classification, Predictor
 from app.serving.registry import UnknownVersion
-from app.serving.routing import Route
 from app.web.api import app_request_schemas
 from app.web.errors import ERROR_BODIES, APIError, ModelNotFound, ValidationFailed
 from app.web.models import ROUTING_KEY_HEADER, served_models, stable_predictor
@@ -157,7 +156,7 @@ def infer(name: str, version: str | None = None) -> Response | dict[str, Any]:
         raise ValidationFailed(details={"inputs": {0: {"data": error.messages}}}) from None
     outputs = requested_outputs(data)
     models = served_models()
-    route = Route(named) if named else models.router.route(request.headers.get(ROUTING_KEY_HEADER))
+    route = models.route_to(named, request.headers.get(ROUTING_KEY_HEADER))
     result = models.run(route, texts)
     return infer_response(result, data.get("id", current_record().request_id), outputs)
 

@@ -29,7 +29,6 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Map
 
 from app.serving.predictor import Predictor
 from app.serving.registry import UnknownVersion
-from app.serving.routing import Route
 from app.web.api import app_request_schemas, validated
 from app.web.errors import ERROR_BODIES, APIError, ModelNotFound
 from app.web.models import ROUTING_KEY_HEADER, served_models, stable_predictor
@@ -237,7 +236,7 @@ def predict(name: str, version: int | None = None, label: str | None = None) -> 
     if not texts:  # an empty column, which TF Serving accepts: no rows
         return {"predictions": []} if key == "instances" else {"outputs": []}
     models = served_models()
-    route = Route(named) if named else models.router.route(request.headers.get(ROUTING_KEY_HEADER))
+    route = models.route_to(named, request.headers.get(ROUTING_KEY_HEADER))
     # Rows in the model's class order: the output tensor's rows.
     rows = models.run(route, texts).probabilities
     return {"predictions": rows} if key == "instances" else {"outputs": rows}
