@@ -33,6 +33,17 @@ function detailMessages(details) {
   });
 }
 
+// The API's error codes that a person can act on, in plain words.
+const BY_CODE = {
+  api_key_invalid: "The server does not accept that API key. Check it and enter it again above.",
+  api_key_out_of_scope: "That key may only read the server's metrics. Enter an API key above.",
+  model_not_found: "That model version is not served any more. Reload the page to see the versions on offer.",
+  prediction_not_found:
+    "The server has no record of that answer (it may not be recording now). Try again in a moment.",
+  feedback_conflict: "That answer already has a different true label.",
+  database_unavailable: "The server is not recording answers now, so it cannot take a true label.",
+};
+
 /** What went wrong, in plain words, from the status and the API's error body. */
 export function plainError(status, body, requestId) {
   const error = (body && body.error) || {};
@@ -51,32 +62,11 @@ export function plainError(status, body, requestId) {
       detail,
     );
   }
-  if (status === 401 && error.code === "api_key_invalid") {
-    return new PlainError("The server does not accept that API key. Check it and enter it again above.", detail);
-  }
-  if (status === 403 && error.code === "api_key_out_of_scope") {
-    return new PlainError("That key may only read the server's metrics. Enter an API key above.", detail);
+  if (Object.hasOwn(BY_CODE, error.code)) {
+    return new PlainError(BY_CODE[error.code], detail);
   }
   if (status === 401) {
     return new PlainError("This server needs an API key. Enter it in the API key field above.", detail);
-  }
-  if (status === 404 && error.code === "model_not_found") {
-    return new PlainError(
-      "That model version is not served any more. Reload the page to see the versions on offer.",
-      detail,
-    );
-  }
-  if (status === 404 && error.code === "prediction_not_found") {
-    return new PlainError(
-      "The server has no record of that answer (it may not be recording now). Try again in a moment.",
-      detail,
-    );
-  }
-  if (status === 409 && error.code === "feedback_conflict") {
-    return new PlainError("That answer already has a different true label.", detail);
-  }
-  if (status === 503 && error.code === "database_unavailable") {
-    return new PlainError("The server is not recording answers now, so it cannot take a true label.", detail);
   }
   if (status === 413) {
     return new PlainError("That is more text than the server takes in one request.", detail);
