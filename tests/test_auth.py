@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
 from app.config import EXIT_BAD_SETTING, PROJECT_ROOT, SettingError, check_environment
 from app.web.auth import PUBLIC_ENDPOINTS
+from app.web.openapi import openapi_path
 
 KEY = "k3y-" + "a1" * 16  # 36 characters, as a client would hold it
 NEXT_KEY = "f" * 64  # `openssl rand -hex 32` gives 64 hex digits
@@ -47,11 +48,16 @@ def keyed(tmp_path_factory):
     app.extensions["feedback"].close()
 
 
+def filled(path: str) -> str:
+    """An OpenAPI path with each ``{parameter}`` replaced by its value in ``VALUES``."""
+    return re.sub(r"{(\w+)}", lambda m: VALUES[m.group(1)], path)
+
+
 def routes(app) -> list[tuple[str, str, str]]:
     """(endpoint, method, URL) for every route of ``app``, its parameters filled in."""
     found = []
     for rule in app.url_map.iter_rules():
-        url = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: VALUES[m.group(1)], rule.rule)
+        url = filled(openapi_path(rule.rule))
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((rule.endpoint, method, url))
     return found
@@ -211,7 +217,7 @@ def test_the_keyed_document_says_which_operations_need_a_key(keyed):
         for method, operation in item.items():
             if method not in ("get", "post"):
                 continue
-            url = re.sub(r"{(\w+)}", lambda m: VALUES[m.group(1)], path)
+            url = filled(path)
             case = contract[path][method.upper()].Case(
                 path_parameters={k: VALUES[k] for k in re.findall(r"{(\w+)}", path)}
             )
