@@ -322,10 +322,11 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         },
         name="TFPredictColumnRequest",
     )()
-    parameters = fields.Dict(
-        keys=fields.String(),
-        metadata={"description": "Optional; see `binary_data` and `binary_data_output`."},
-    )
+
+    def parameters(description: str) -> fields.Dict:
+        """The protocol's ``parameters`` object: named values, others ignored."""
+        return fields.Dict(keys=fields.String(), metadata={"description": description})
+
     infer_input = ProtocolRequestSchema.from_dict(
         {
             "name": fixed_string(
@@ -340,12 +341,9 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             "datatype": fixed_string(
                 V2_INPUT_DATATYPE, "Datatype {input!r}: the input is {other!r} (texts)."
             ),
-            "parameters": fields.Dict(
-                keys=fields.String(),
-                metadata={
-                    "description": "`binary_data_size`: the input's bytes after the JSON "
-                    "(binary tensor extension) instead of `data`."
-                },
+            "parameters": parameters(
+                "`binary_data_size`: the input's bytes after the JSON "
+                "(binary tensor extension) instead of `data`."
             ),
             "data": fields.List(
                 fields.Raw(),
@@ -365,17 +363,14 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
                 validate=validate.OneOf(V2_OUTPUTS, error="Unknown output {input!r}: {choices}."),
                 metadata={"example": V2_PROBABILITIES},
             ),
-            "parameters": fields.Dict(
-                keys=fields.String(),
-                metadata={"description": "`binary_data`: true sends it after the JSON."},
-            ),
+            "parameters": parameters("`binary_data`: true sends it after the JSON."),
         },
         name="V2RequestOutput",
     )()
     infer = ProtocolRequestSchema.from_dict(
         {
             "id": fields.String(metadata={"description": "Echoed in the response."}),
-            "parameters": parameters,
+            "parameters": parameters("Optional; see `binary_data` and `binary_data_output`."),
             "inputs": fields.List(
                 fields.Nested(infer_input),
                 required=True,
