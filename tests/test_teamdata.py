@@ -9,10 +9,12 @@ import pytest
 from model.corpus import CLASSES
 from model.teamdata import (
     DEVSET_FILE,
+    RATINGS_FILE,
     REVIEWS_FILE,
     TeamText,
     drop_near_duplicates,
     load_devset,
+    load_ratings_set,
     load_team_reviews,
     near_duplicate,
     normalise,
@@ -53,8 +55,29 @@ def test_devset_is_balanced_across_twelve_domains(devset: list[TeamText]) -> Non
     assert sum(count for kind, count in kinds.items() if kind != "plain") >= 0.15 * len(devset)
 
 
-def test_texts_are_unique_within_each_file(devset, reviews) -> None:
-    for rows in (devset, reviews):
+@pytest.fixture(scope="module")
+def ratings() -> list[TeamText]:
+    return load_ratings_set()
+
+
+def test_ratings_set_is_balanced_across_the_dev_set_domains(ratings, devset) -> None:
+    assert len(ratings) == 180
+    domains = Counter(row.domain for row in ratings)
+    assert set(domains) == {row.domain for row in devset}
+    for domain in domains:
+        labels = Counter(row.label for row in ratings if row.domain == domain)
+        assert labels == {label: 5 for label in CLASSES}, domain
+    assert Counter(row.kind for row in ratings) == {
+        "rating_only": 84,
+        "agrees": 60,
+        "not_a_rating": 24,
+        "hard": 12,
+    }
+    assert {row.label for row in ratings if row.kind == "not_a_rating"} == {"neutral"}
+
+
+def test_texts_are_unique_within_each_file(devset, reviews, ratings) -> None:
+    for rows in (devset, reviews, ratings):
         keys = [normalise(row.text) for row in rows]
         assert all(keys) and len(set(keys)) == len(keys)
 
@@ -63,6 +86,11 @@ def test_training_reviews_never_repeat_a_devset_text(devset, reviews) -> None:
     dev_keys = {normalise(row.text) for row in devset}
     assert not [row.text for row in reviews if normalise(row.text) in dev_keys]
     kept, dropped = drop_near_duplicates(reviews, [row.text for row in devset])
+    assert dropped == [] and kept == reviews
+
+
+def test_training_reviews_never_nearly_repeat_a_ratings_set_text(reviews, ratings) -> None:
+    kept, dropped = drop_near_duplicates(reviews, [row.text for row in ratings])
     assert dropped == [] and kept == reviews
 
 
@@ -82,5 +110,5 @@ def test_reviews_split_into_train_and_calibration_rows(reviews) -> None:
 
 
 def test_files_are_where_training_reads_them() -> None:
-    assert DEVSET_FILE.parent == REVIEWS_FILE.parent
+    assert DEVSET_FILE.parent == REVIEWS_FILE.parent == RATINGS_FILE.parent
     assert (DEVSET_FILE.parent / "README.md").is_file()
