@@ -5,8 +5,9 @@ the TF-IDF + logistic regression baselines on every labelled set the project has
 writes ``model/sentiment/<v>/evaluation.md`` for each version, with its pictures in
 ``model/sentiment/<v>/evaluation/``: confusion matrices, per-domain accuracy, calibration
 curves and the 20 worst errors on the dev set. Sets: the team's dev set (overall, per
-domain, per kind), the tweet test split, and the GoEmotions test split when its folder is
-there. Nothing is trained on the dev set; the baselines are fitted here, on training data.
+domain, per kind), the team's ratings set (overall, per kind), the tweet test split, and
+the GoEmotions test split when its folder is there. Nothing is trained on the dev set
+or the ratings set; the baselines are fitted here, on training data.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from model.corpus import CLASSES
 from model.corpus import load_splits as load_tweet_splits
 from model.evaluate import classification_metrics, expected_calibration_error
-from model.teamdata import TeamText, load_devset
+from model.teamdata import TeamText, load_devset, load_ratings_set
 
 SENTIMENT_DIR = Path(__file__).resolve().parent / "sentiment"
 REPORT_FILE = "evaluation.md"
@@ -62,10 +63,18 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
         return np.array([CLASSES.index(row.label) for row in rows], dtype=np.int32)
 
     dev = load_devset()
+    ratings = load_ratings_set()
     tweets = load_tweet_splits()["test"]
     sets = [
         LabelledSet(
             "devset", "team dev set (720 texts, 12 domains)", [r.text for r in dev], ids(dev), dev
+        ),
+        LabelledSet(
+            "ratings",
+            f"team ratings set ({len(ratings)} texts with ratings or numbers)",
+            [r.text for r in ratings],
+            ids(ratings),
+            ratings,
         ),
         LabelledSet("tweet_test", "tweet test split", [e.text for e in tweets], ids(tweets)),
     ]
@@ -186,7 +195,7 @@ def summary_rows(systems: Sequence[System], labelled: LabelledSet) -> list[str]:
 
 
 def group_table(systems: Sequence[System], dev: LabelledSet, column: str) -> tuple[list[str], dict]:
-    """Accuracy per dev-set domain or kind, one column per system."""
+    """Accuracy per domain or kind of a team set, one column per system."""
     assert dev.rows is not None
     groups: dict[str, list[int]] = {}
     for index, row in enumerate(dev.rows):
@@ -345,6 +354,7 @@ def write_report(
         lines += [f"## {labelled.title}", "", *summary_rows(systems, labelled), ""]
     domain_lines, domain_values = group_table(systems, dev, "domain")
     kind_lines, kind_values = group_table(systems, dev, "kind")
+    rating_lines, _ = group_table(systems, next(s for s in sets if s.name == "ratings"), "kind")
     plot_confusion(system, sets, pictures / "confusion.png")
     plot_groups(domain_values, "dev set: accuracy per domain", pictures / "domains.png")
     plot_groups(kind_values, "dev set: accuracy per kind", pictures / "kinds.png")
@@ -363,6 +373,15 @@ def write_report(
         *kind_lines,
         "",
         f"![accuracy per kind]({PICTURES_DIR}/kinds.png)",
+        "",
+        "## Ratings set per kind (accuracy)",
+        "",
+        "`rating_only`: the words say little, the rating decides; `agrees`: words and rating "
+        'agree; `hard`: "zero stars if I could"; `not_a_rating`: numbers that are no rating '
+        '("1/2 cup", "a 5 star hotel"), all neutral. Written to test ratings, so it also '
+        "chose version 2's `rating_weight`: its figures there are optimistic.",
+        "",
+        *rating_lines,
         "",
         f"## Confusion matrices of version {version}",
         "",

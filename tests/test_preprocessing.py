@@ -18,12 +18,14 @@ from app.serving.preprocessing import (
     NUMBER_TOKEN,
     OOV_ID,
     PAD_ID,
+    RATING_TOKENS,
     RESERVED_IDS,
     SMILE_TOKEN,
     URL_TOKEN,
     USER_TOKEN,
     TextEncoder,
     char_words,
+    mark_ratings,
     ngrams,
     standardize,
     tokenize,
@@ -324,3 +326,79 @@ def test_window_tokens_round_trip_and_absent_when_unused() -> None:
     config = json.loads(json.dumps(encoder.to_config()))
     assert config["window_tokens"] == 32
     assert TextEncoder.from_config(config) == encoder
+
+
+@pytest.mark.parametrize(
+    ("text", "marked"),
+    [
+        # a share of its scale: ≥ 0.85 best, ≥ 0.65 good, ≤ 0.45 poor, ≤ 0.25 worst
+        ("Flew on Tuesday. 1/5.", "Flew on Tuesday.  xxratingworst ."),
+        ("4.5/5 for the cabins", " xxratingbest  for the cabins"),
+        ("Rating: 2/10", "Rating:  xxratingworst "),
+        ("7/10", " xxratinggood "),
+        ("4 / 10", " xxratingpoor "),
+        ("10/10 would fly again", " xxratingbest  would fly again"),
+        ("Ten out of ten for the app", " xxratingbest  for the app"),
+        ("1 out of 10, would not buy", " xxratingworst , would not buy"),
+        ("9 out of 10 stars", " xxratingbest "),
+        ("Five stars.", " xxratingbest ."),
+        ("One star. Avoid", " xxratingworst . Avoid"),
+        ("zero stars if I could", " xxratingworst  if I could"),
+        ("4 stars", " xxratinggood "),
+        ("ten stars!", " xxratingbest !"),  # more stars than there are: the top
+        ("half a star", " xxratingworst "),
+        # middling ratings stay numbers
+        ("3/5", "3/5"),
+        ("2.5 out of 5.", "2.5 out of 5."),
+        ("Three stars", "Three stars"),
+        # not ratings: a class of thing, a count, a share, a numbering, a date
+        ("a four star hotel", "a four star hotel"),
+        ("5-star service", "5-star service"),
+        ("4 out of 5 dentists", "4 out of 5 dentists"),
+        ("We flew 3 out of 4 legs", "We flew 3 out of 4 legs"),
+        ("Mix 1/5 of the sauce", "Mix 1/5 of the sauce"),
+        ("Chapter 3/10 covers", "Chapter 3/10 covers"),
+        ("expires 4/10", "expires 4/10"),
+        ("Boston 2/10 flight 994", "Boston 2/10 flight 994"),
+        ("4/30-5/5", "4/30-5/5"),
+        ("on 12/10/2024", "on 12/10/2024"),
+        ("24/7 support", "24/7 support"),
+        ("no rating here", "no rating here"),
+    ],
+)
+def test_mark_ratings(text: str, marked: str) -> None:
+    assert mark_ratings(text) == marked
+
+
+def test_ratings_read_as_lexicon_tokens_never_negated() -> None:
+    lexicon = {"love": 2, "awful": -2}
+    plain = fit(negation_scope=3, lexicon=lexicon)
+    rated = dataclasses.replace(plain, rating_weight=2)
+    index = {token: i + RESERVED_IDS for i, token in enumerate(plain.vocabulary)}
+    # Without the option a rating is two numbers, whatever its value.
+    assert plain.encode_ids("5/5") == plain.encode_ids("1/5")
+    # One token, weighing rating_weight ids: its own and copies among the lexicon tokens.
+    tokens, extras = rated.features("Arrived Tuesday. 1/5, I love nothing")
+    assert tokens[:3] == ["arrived", "tuesday", RATING_TOKENS[-2]]
+    assert extras == [LEXICON_TOKENS[2], LEXICON_TOKENS[-2]]
+    assert rated.encode_ids("1/5") == [index[LEXICON_TOKENS[-2]]] * 2
+    assert rated.encode_ids("five stars") == [index[LEXICON_TOKENS[2]]] * 2
+    assert rated.feature_spans("ok 1/5")[1][-2:] == [(index[LEXICON_TOKENS[-2]], 1, 2)] * 2
+    # "not even worth one star" is one star, not its opposite.
+    assert rated.features("not even worth one star") == (
+        ["not", "even", "not_worth", RATING_TOKENS[-2]],
+        [LEXICON_TOKENS[-2]],
+    )
+    # Middling ratings and texts without one encode as before.
+    for text in ("3/5", *TEXTS):
+        assert rated.encode_ids(text) == plain.encode_ids(text)
+
+
+def test_rating_weight_round_trip_needs_a_lexicon() -> None:
+    assert "rating_weight" not in fit().to_config()
+    encoder = dataclasses.replace(fit(lexicon={"love": 2}), rating_weight=3)
+    config = json.loads(json.dumps(encoder.to_config()))
+    assert config["rating_weight"] == 3
+    assert TextEncoder.from_config(config) == encoder
+    with pytest.raises(ValueError, match="rating_weight needs a lexicon"):
+        dataclasses.replace(fit(), rating_weight=3)

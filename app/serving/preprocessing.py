@@ -186,6 +186,119 @@ LEXICON_TOKENS = {value: f"xxlex{value:+d}" for value in (-2, -1, 1, 2)}
 NEGATED_LEXICON_TOKENS = {value: f"xxnotlex{value:+d}" for value in (-2, -1, 1, 2)}
 
 
+# Ratings (opt-in, see ``TextEncoder.rating_weight``): "4/5", "9 out of 10", "one star" and
+# "five stars" are numbers to the tokenizer ("xxnum xxnum"), and numbers read as neutral
+# facts. A rating stands for its share of the scale instead: a token of its own that
+# the encoder gives the lexicon token of the same polarity's id (``RATING_TOKENS``), so a
+# model that has learnt the lexicon's priors reads "1/5" as it reads "awful". A rating in
+# the middle of its scale (3/5, 5/10) is left as it is, numbers and all.
+RATING_TOKENS = {value: f"xxrating{value:+d}" for value in (-2, -1, 1, 2)}
+# Letters only, so that they pass ``standardize`` and ``tokenize`` as one word each.
+_RATING_MARKS = {
+    value: f"xxrating{name}"
+    for value, name in ((-2, "worst"), (-1, "poor"), (1, "good"), (2, "best"))
+}
+_RATING_BY_MARK = {mark: RATING_TOKENS[value] for value, mark in _RATING_MARKS.items()}
+_RATING_VALUES = {token: value for value, token in RATING_TOKENS.items()}
+_RATING_MARK = "xxrating"
+_NUMBER_WORDS = {
+    word: float(value)
+    for value, word in enumerate(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    )
+} | {"no": 0.0, "negative": 0.0, "half a": 0.5, "a hundred": 100.0}
+_RATING_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+_RATING_SCALES = r"5|10|100|five|ten|a hundred"
+_RATING = re.compile(
+    # Every rating starts with a digit or a number word's first letter: the lookahead
+    # skips the other positions at once (half the time of a text with a "/").
+    r"(?=[\dzotfsenha])"
+    rf"(?:(?<![\w/.,-])(?P<slash>\d{{1,3}}(?:\.\d)?)\s*/\s*(?P<slash_of>5|10|100)(?![\w/]|\.\d|-\d)"
+    rf"|\b(?P<out>\d{{1,3}}(?:\.\d)?|{_RATING_WORD})\s+out\s+of\s+(?P<out_of>{_RATING_SCALES})\b"
+    r"(?:\s+(?:stars|points))?"
+    rf"|\b(?P<stars>\d{{1,2}}(?:\.\d)?|{_RATING_WORD})(?:\s*-\s*|\s+)(?P<star>stars?)\b)",
+    re.IGNORECASE,
+)
+# "Chapter 3/10", "step 2/5", "sizes 2/10", "expires 4/10": a numbering or a date.
+_NUMBERING_WORDS = _words(
+    "chapter chapters step steps page pages part parts episode episodes day days week "
+    "weeks level question item no number size sizes issue volume vol book season round "
+    "stage track disc lesson game on by until till since before after from expires due"
+)
+# "1/5 of the sauce", "1/10 second", "2/10 flight 994": a share or a date.
+_NOT_A_RATING_AFTER = _words(
+    "of the second seconds minute minutes hour hours mile miles flight cup cups inch inches"
+)
+# What may follow "9 out of 10" for it to be a rating ("… 10, would buy again"),
+# rather than a count ("4 out of 5 dentists").
+_AFTER_OUT_OF = _words("and but would for from overall because if though so i it we they")
+_WORD_BEFORE = re.compile(r"([^\W\d_]+)\W*$")
+_WORD_AFTER = re.compile(r"\s*([^\W\d_]+)")
+
+
+def _number(text: str) -> float:
+    return _NUMBER_WORDS.get(text.lower()) if not text[0].isdigit() else float(text)  # type: ignore[return-value]
+
+
+def _rating_value(match: re.Match[str]) -> int:
+    """The polarity bucket (-2 … 2) of one ``_RATING`` match, 0 when it is not a rating
+    (a numbering, a count, a category such as "a four star hotel") or a middling one."""
+    text = match.string
+    if match["slash"]:
+        value, scale = float(match["slash"]), float(match["slash_of"])
+        before = _WORD_BEFORE.search(text, 0, match.start())
+        after = _WORD_AFTER.match(text, match.end())
+        if (before and before[1].lower() in _NUMBERING_WORDS) or (
+            after and after[1].lower() in _NOT_A_RATING_AFTER
+        ):
+            return 0
+    elif match["out"]:
+        value, scale = _number(match["out"]), _number(match["out_of"])
+        after = _WORD_AFTER.match(text, match.end())
+        if after and after[1].lower() not in _AFTER_OUT_OF:
+            return 0
+    else:
+        value, scale = _number(match["stars"]), 5.0
+        if match["star"].lower() == "star" and value > 1:
+            return 0  # "a four star hotel", "5-star service": a class of thing
+        value = min(value, scale)  # "ten stars!"
+    if value > scale:
+        return 0
+    share = value / scale
+    if share >= 0.85:
+        return 2
+    if share >= 0.65:
+        return 1
+    if share > 0.45:
+        return 0
+    return -1 if share > 0.25 else -2
+
+
+def _rating_tokens(tokens: list[str]) -> list[str]:
+    """``tokens`` with each rating mark replaced by its ``RATING_TOKENS`` token, never
+    negation-marked: "not even worth one star" is still one star."""
+    prefix = len(NEGATED_PREFIX)
+    return [
+        _RATING_BY_MARK.get(token[prefix:] if token.startswith(NEGATED_PREFIX) else token, token)
+        for token in tokens
+    ]
+
+
+def mark_ratings(text: str) -> str:
+    """``text`` with each rating that is not middling replaced by a mark that
+    ``TextEncoder`` turns into its ``RATING_TOKENS`` token."""
+    # A cheap test first (0.2 µs a review against 1.7 for a case-blind search): "/",
+    # "star" or "out of" in lower or upper case, or a word that holds "tar" ("start").
+    if not ("/" in text or "tar" in text or "ut of" in text or "TAR" in text or "UT OF" in text):
+        return text
+
+    def mark(match: re.Match[str]) -> str:
+        value = _rating_value(match)
+        return f" {_RATING_MARKS[value]} " if value else match[0]
+
+    return _RATING.sub(mark, text)
+
+
 # Character n-grams (opt-in, see ``TextEncoder.char_ngrams``): a row's second segment.
 # It starts with CHAR_MARK_ID, so that a text without a known n-gram still has one id to
 # average over; the n-grams' ids follow (local to the segment, from CHAR_RESERVED_IDS).
@@ -326,6 +439,11 @@ class TextEncoder:
     read) is cut at its sentence ends into windows of at most that many tokens, one row
     each (``encode_windows``); the model's answer for the text is the mean of its
     windows' (``Predictor.predict_proba``). A text that fits is one row, as before.
+
+    A fifth (with a lexicon): with ``rating_weight`` > 0 a rating that is not middling
+    ("1/5", "9 out of 10", "five stars") is one ``RATING_TOKENS`` token (``mark_ratings``)
+    that weighs that many ids, each the lexicon token of its polarity: its own, and the
+    rest among the lexicon tokens; without it a rating is two numbers.
     """
 
     vocabulary: list[str]
@@ -337,11 +455,17 @@ class TextEncoder:
     char_length: int = 0
     char_vocabulary: list[str] = field(default_factory=list)
     window_tokens: int = 0
+    rating_weight: int = 0
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     fixed_length = True  # every row is ``width`` ids wide
 
     def __post_init__(self) -> None:
         self._index = {token: i + RESERVED_IDS for i, token in enumerate(self.vocabulary)}
+        if self.rating_weight:
+            if not self.lexicon:
+                raise ValueError("rating_weight needs a lexicon: ratings read as its tokens")
+            for value, token in RATING_TOKENS.items():
+                self._index[token] = self._index[LEXICON_TOKENS[value]]
         char_index = {gram: i + CHAR_RESERVED_IDS for i, gram in enumerate(self.char_vocabulary)}
         smallest, largest = self.char_ngrams
 
@@ -424,11 +548,17 @@ class TextEncoder:
 
     def _features(self, text: str) -> tuple[list[str], list[str], list[int]]:
         """``features``, plus the position of the token each lexicon token comes from."""
+        rated = False
+        if self.rating_weight:
+            text = mark_ratings(text)
+            rated = _RATING_MARK in text
         if not self.negation_scope:
             tokens = tokenize(text)
             negated: Sequence[bool] = ()
         else:
             tokens, negated = tokenize_with_negation(text, self.negation_scope)
+        if rated:
+            tokens = _rating_tokens(tokens)
         lexicon = self.lexicon
         if not lexicon:
             return tokens, [], []
@@ -445,6 +575,13 @@ class TextEncoder:
                 if value:
                     extras.append(LEXICON_TOKENS[value])
                     origins.append(position)
+        if rated:  # a rating weighs rating_weight ids: its own, then copies among the extras
+            copies = self.rating_weight - 1
+            for position, token in enumerate(tokens):
+                value = _RATING_VALUES.get(token)
+                if value:
+                    extras.extend([LEXICON_TOKENS[value]] * copies)
+                    origins.extend([position] * copies)
         return tokens, extras, origins
 
     def encode_ids(self, text: str) -> list[int]:
@@ -563,6 +700,8 @@ class TextEncoder:
             config["char_vocabulary"] = self.char_vocabulary
         if self.window_tokens:
             config["window_tokens"] = self.window_tokens
+        if self.rating_weight:
+            config["rating_weight"] = self.rating_weight
         return config
 
     @classmethod
@@ -578,6 +717,7 @@ class TextEncoder:
             char_length=int(config.get("char_length", 0)),
             char_vocabulary=list(config.get("char_vocabulary", [])),
             window_tokens=int(config.get("window_tokens", 0)),
+            rating_weight=int(config.get("rating_weight", 0)),
         )
 
 
