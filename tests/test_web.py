@@ -24,7 +24,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
 from app.serving.confidence import confidence_bands
-from app.serving.preprocessing import tokenize
+from app.serving.preprocessing import RATING_TOKENS, tokenize
 from app.web.page import EXAMPLES, MAX_FILE_ROWS
 from deploy.dyno import WebProcess
 
@@ -738,6 +738,29 @@ def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> 
 
 def keys(driver: webdriver.Chrome, *sequence: str) -> None:
     ActionChains(driver).send_keys(*sequence).perform()
+
+
+@pytest.mark.slow
+def test_why_view_names_placeholders_in_words(server, browser):
+    # Version 2 reads "1/5" as a rating token (app/serving/preprocessing.py, RATING_TOKENS).
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    tokens = ["xxurl", "xxnum", *RATING_TOKENS.values(), "great"]
+    shown = browser.execute_async_script(
+        """
+        const [tokens, done] = arguments;
+        import("/static/page/format.js").then((format) => done(tokens.map(format.tokenText)));
+        """,
+        tokens,
+    )
+    assert shown == [
+        "[link]",
+        "[number]",
+        "[bottom rating]",
+        "[poor rating]",
+        "[good rating]",
+        "[top rating]",
+        "great",
+    ]
 
 
 @pytest.mark.slow

@@ -31,6 +31,10 @@ const PLACEHOLDERS = {
   xxnum: "[number]",
   xxsmile: "[:)]",
   xxfrown: "[:(]",
+  "xxrating+2": "[top rating]",
+  "xxrating+1": "[good rating]",
+  "xxrating-1": "[poor rating]",
+  "xxrating-2": "[bottom rating]",
 };
 export const tokenText = (token) => PLACEHOLDERS[token] || token;
 
