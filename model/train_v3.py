@@ -81,6 +81,10 @@ class TrainingConfigV3:
     # cut at one row). Chosen on long reviews made of dev-set texts (model card).
     window_tokens: int = 126
     max_windows: int = 4
+    # A rating that is not middling ("1/5", "five stars") is followed by the word for it,
+    # "1/5 (terrible)" (serving only for the shipped model, which was trained before it).
+    # Chosen on the team's ratings set (model card, version 2, "Ratings").
+    rating_glosses: bool = True
     tweets: int = 14_000  # sampled from the training split
     goemotions: int = 14_000
     team_repeats: int = 3
@@ -264,6 +268,7 @@ def run(
         config.sequence_length,
         window_tokens=config.window_tokens,
         max_windows=config.max_windows,
+        rating_glosses=config.rating_glosses,
     )
     model, history = train(config, sources, data, encoder)
     trained = time.perf_counter() - started

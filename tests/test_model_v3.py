@@ -129,6 +129,19 @@ def test_cleaning_replaces_links_and_mentions_and_repairs_text() -> None:
     assert cleaned == "@user soo late!! see  link  & café"
 
 
+def test_ratings_are_glossed_as_training_configured(encoder) -> None:
+    assert encoder.rating_glosses is TrainingConfigV3.rating_glosses is True
+    words, spans = encoder.feature_spans("Great phone. 1/5")
+    assert words[-4:] == ["5", "(", "terrible", ")"]
+    assert [feature for feature, _, _ in spans] == encoder.encode_ids("Great phone. 1/5")
+    plain = dataclasses.replace(encoder, rating_glosses=False)
+    assert encoder.encode_ids("Great phone. 1/5") != plain.encode_ids("Great phone. 1/5")
+    for text in ("Three stars", "Add 1/2 cup", "a four star hotel"):  # middling, or no rating
+        assert encoder.encode_ids(text) == plain.encode_ids(text)
+    assert encoder_from_config(encoder.to_config(), MODEL_DIR).rating_glosses
+    assert not encoder_from_config(plain.to_config(), MODEL_DIR).rating_glosses
+
+
 def test_feature_spans_are_the_ids_encode_gives(encoder) -> None:
     text = "The crew wasn't friendly, unbelievably slow."
     words, spans = encoder.feature_spans(text)
@@ -291,7 +304,7 @@ _SERVED = """
 import json
 import numpy as np
 from app.serving.predictor import Predictor
-from model.teamdata import load_devset
+from model.teamdata import load_devset, load_ratings_set
 from model.train_v3 import DEFAULT_OUTPUT
 from model.train_v2 import scores
 from model.corpus import CLASSES
@@ -303,9 +316,13 @@ dev = load_devset()
 probabilities = np.concatenate([predictor.predict_proba([row.text for row in dev[i:i + 32]])
                                 for i in range(0, len(dev), 32)])
 truth = np.array([CLASSES.index(row.label) for row in dev])
+ratings = load_ratings_set()
+read = np.concatenate([predictor.predict_proba([row.text for row in ratings[i:i + 32]])
+                       for i in range(0, len(ratings), 32)])
 print(json.dumps({
     "labels": [a.labels[0] for a in answers],
     "devset": scores(truth, probabilities),
+    "ratings": float(np.mean(read.argmax(1) == [CLASSES.index(row.label) for row in ratings])),
 }))
 """
 
@@ -319,6 +336,8 @@ def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(metadata) ->
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.01)
     assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=0.01)
+    # The ratings set (model card, version 2, "Ratings"): 0.87 glossed, 0.59 without.
+    assert served["ratings"] >= 0.85
 
 
 @pytest.mark.slow

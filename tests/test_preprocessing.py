@@ -25,6 +25,7 @@ from app.serving.preprocessing import (
     USER_TOKEN,
     TextEncoder,
     char_words,
+    gloss_ratings,
     mark_ratings,
     ngrams,
     standardize,
@@ -368,6 +369,14 @@ def test_window_tokens_round_trip_and_absent_when_unused() -> None:
 )
 def test_mark_ratings(text: str, marked: str) -> None:
     assert mark_ratings(text) == marked
+
+
+def test_gloss_ratings_names_what_a_rating_means() -> None:
+    assert gloss_ratings("Great phone. 1/5") == "Great phone. 1/5 (terrible)"
+    assert gloss_ratings("Four stars, 9/10!") == "Four stars (good), 9/10 (excellent)!"
+    assert gloss_ratings("7 out of 10") == "7 out of 10 (good)"
+    for text in ("3/5", "Add 1/2 cup", "a five star hotel", "no rating"):
+        assert gloss_ratings(text) == text
 
 
 def test_ratings_read_as_lexicon_tokens_never_negated() -> None:

@@ -200,6 +200,8 @@ _RATING_MARKS = {
 }
 _RATING_BY_MARK = {mark: RATING_TOKENS[value] for value, mark in _RATING_MARKS.items()}
 _RATING_VALUES = {token: value for value, token in RATING_TOKENS.items()}
+# What a transformer is told a rating means (``gloss_ratings``).
+RATING_GLOSSES = {2: "excellent", 1: "good", -1: "poor", -2: "terrible"}
 _RATING_MARK = "xxrating"
 _NUMBER_WORDS = {
     word: float(value)
@@ -284,19 +286,31 @@ def _rating_tokens(tokens: list[str]) -> list[str]:
     ]
 
 
-def mark_ratings(text: str) -> str:
-    """``text`` with each rating that is not middling replaced by a mark that
-    ``TextEncoder`` turns into its ``RATING_TOKENS`` token."""
+def _replace_ratings(text: str, replace: Callable[[str, int], str]) -> str:
+    """``text`` with each rating that is not middling replaced by ``replace(rating,
+    polarity bucket)``."""
     # A cheap test first (0.2 µs a review against 1.7 for a case-blind search): "/",
     # "star" or "out of" in lower or upper case, or a word that holds "tar" ("start").
     if not ("/" in text or "tar" in text or "ut of" in text or "TAR" in text or "UT OF" in text):
         return text
 
-    def mark(match: re.Match[str]) -> str:
+    def replaced(match: re.Match[str]) -> str:
         value = _rating_value(match)
-        return f" {_RATING_MARKS[value]} " if value else match[0]
+        return replace(match[0], value) if value else match[0]
 
-    return _RATING.sub(mark, text)
+    return _RATING.sub(replaced, text)
+
+
+def mark_ratings(text: str) -> str:
+    """``text`` with each rating that is not middling replaced by a mark that
+    ``TextEncoder`` turns into its ``RATING_TOKENS`` token."""
+    return _replace_ratings(text, lambda rating, value: f" {_RATING_MARKS[value]} ")
+
+
+def gloss_ratings(text: str) -> str:
+    """``text`` with each rating that is not middling followed by the word for it in
+    brackets ("1/5 (terrible)"), for a model that reads words (``WordPieceEncoder``)."""
+    return _replace_ratings(text, lambda rating, value: f"{rating} ({RATING_GLOSSES[value]})")
 
 
 # Character n-grams (opt-in, see ``TextEncoder.char_ngrams``): a row's second segment.
@@ -759,12 +773,17 @@ class WordPieceEncoder:
     one row each, its answer the mean of theirs. A transformer's window costs as much as
     a text of that length, so ``max_windows`` (0: no limit) bounds what one text may
     cost: past it, the first half of the windows and the last are read (a review's
-    opening and its verdict), the middle is not."""
+    opening and its verdict), the middle is not.
+
+    With ``rating_glosses`` a rating that is not middling ("1/5", "five stars") is
+    followed by the word for it (``gloss_ratings``: "1/5 (terrible)"); without it the
+    model reads a rating as its digits' word pieces."""
 
     tokenizer_json: str
     sequence_length: int = 128
     window_tokens: int = 0
     max_windows: int = 0
+    rating_glosses: bool = False
     fixed_length = False  # rows are as wide as the batch needs
     char_length = 0  # no character n-gram segment
 
@@ -797,10 +816,13 @@ class WordPieceEncoder:
             return [*items[: self.sequence_length - 1], items[-1]]
         return items
 
+    def _clean(self, text: str) -> str:
+        """The text the tokenizer reads: repaired, with its ratings glossed if asked."""
+        return clean_for_wordpiece(gloss_ratings(text) if self.rating_glosses else text)
+
     def _pieces(self, text: str) -> int:
         """How many word pieces ``text`` has, without ``[CLS]`` and ``[SEP]``."""
-        cleaned = clean_for_wordpiece(text)
-        return len(self._tokenizer.encode(cleaned, add_special_tokens=False).ids)
+        return len(self._tokenizer.encode(self._clean(text), add_special_tokens=False).ids)
 
     def windows(self, text: str) -> list[str]:
         """The texts the model reads ``text`` by: ``[text]`` when it fits one row (or
@@ -826,7 +848,7 @@ class WordPieceEncoder:
 
     def _row_and_fit(self, text: str) -> tuple[list[int], bool]:
         """``encode_ids(text)``, and whether it holds the whole text."""
-        ids = self._tokenizer.encode(clean_for_wordpiece(text)).ids
+        ids = self._tokenizer.encode(self._clean(text)).ids
         return self._cut(ids), len(ids) <= self.sequence_length
 
     def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -847,7 +869,7 @@ class WordPieceEncoder:
         """The words the model sees, and each id with the word it belongs to,
         ``(id, first, end)`` as ``TextEncoder.feature_spans`` gives them; ``[CLS]`` and
         ``[SEP]`` belong to no word (``(id, -1, -1)``: never left out)."""
-        cleaned = clean_for_wordpiece(text)
+        cleaned = self._clean(text)
         encoding = self._tokenizer.encode(cleaned)
         words: list[str] = []
         spans: list[tuple[int, int, int]] = []
@@ -875,6 +897,8 @@ class WordPieceEncoder:
         if self.window_tokens:
             config["window_tokens"] = self.window_tokens
             config["max_windows"] = self.max_windows
+        if self.rating_glosses:
+            config["rating_glosses"] = True
         return config
 
 
@@ -888,5 +912,6 @@ def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder 
             int(config["sequence_length"]),
             window_tokens=int(config.get("window_tokens", 0)),
             max_windows=int(config.get("max_windows", 0)),
+            rating_glosses=bool(config.get("rating_glosses", False)),
         )
     return TextEncoder.from_config(config)
