@@ -54,6 +54,7 @@ def j(value) -> bytes:
 
 
 REVIEW = "The flight was on time and the crew was kind."
+LONG_RATED = "a" * (MAX_TEXT_CHARS - 100) + " 1/5" * 25
 # (id, body bytes, content type, expected status, expected error code or None for 200)
 BODY_CASES = [
     ("not-json", b"hello", JSON_TYPE, 400, "invalid_json"),
@@ -100,6 +101,10 @@ BODY_CASES = [
         "validation_error",
     ),
     ("max-chars-emoji", j({"review": "😀" * MAX_TEXT_CHARS}), JSON_TYPE, 200, None),
+    # Ratings are looked for in every text (app/serving/preprocessing.py): a search for
+    # the word before each one over all the text before it took 9 s for this text.
+    ("rated-long-word", j({"reviews": [LONG_RATED] * MAX_BATCH_SIZE}), JSON_TYPE, 200, None),
+    ("ratings-only", j({"review": "1/5 " * (MAX_TEXT_CHARS // 4)}), JSON_TYPE, 200, None),
     ("whitespace", j({"review": " \t\n\u00a0"}), JSON_TYPE, 400, "validation_error"),
     ("reviews-0", j({"reviews": []}), JSON_TYPE, 400, "validation_error"),
     ("reviews-1", j({"reviews": [REVIEW]}), JSON_TYPE, 200, None),

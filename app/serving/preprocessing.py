@@ -234,8 +234,23 @@ _NOT_A_RATING_AFTER = _words(
 # What may follow "9 out of 10" for it to be a rating ("… 10, would buy again"),
 # rather than a count ("4 out of 5 dentists").
 _AFTER_OUT_OF = _words("and but would for from overall because if though so i it we they")
-_WORD_BEFORE = re.compile(r"([^\W\d_]+)\W*$")
+# The words next to a rating, looked for within a few characters of it: a search over
+# the whole text before each match made a 5,000-character word take seconds.
+_NEXT_TO = 24
+_WORD_BEFORE = re.compile(r"([^\W\d_]+)\W*\Z")
 _WORD_AFTER = re.compile(r"\s*([^\W\d_]+)")
+
+
+def _word_before(match: re.Match[str]) -> str:
+    start = match.start()
+    found = _WORD_BEFORE.search(match.string[max(0, start - _NEXT_TO) : start])
+    return found[1].lower() if found else ""
+
+
+def _word_after(match: re.Match[str]) -> str:
+    end = match.end()
+    found = _WORD_AFTER.match(match.string[end : end + _NEXT_TO])
+    return found[1].lower() if found else ""
 
 
 def _number(text: str) -> float:
@@ -245,19 +260,14 @@ def _number(text: str) -> float:
 def _rating_value(match: re.Match[str]) -> int:
     """The polarity bucket (-2 … 2) of one ``_RATING`` match, 0 when it is not a rating
     (a numbering, a count, a category such as "a four star hotel") or a middling one."""
-    text = match.string
     if match["slash"]:
         value, scale = float(match["slash"]), float(match["slash_of"])
-        before = _WORD_BEFORE.search(text, 0, match.start())
-        after = _WORD_AFTER.match(text, match.end())
-        if (before and before[1].lower() in _NUMBERING_WORDS) or (
-            after and after[1].lower() in _NOT_A_RATING_AFTER
-        ):
+        if _word_before(match) in _NUMBERING_WORDS or _word_after(match) in _NOT_A_RATING_AFTER:
             return 0
     elif match["out"]:
         value, scale = _number(match["out"]), _number(match["out_of"])
-        after = _WORD_AFTER.match(text, match.end())
-        if after and after[1].lower() not in _AFTER_OUT_OF:
+        after = _word_after(match)
+        if after and after not in _AFTER_OUT_OF:
             return 0
     else:
         value, scale = _number(match["stars"]), 5.0
