@@ -5,9 +5,9 @@ the TF-IDF + logistic regression baselines on every labelled set the project has
 writes ``model/sentiment/<v>/evaluation.md`` for each version, with its pictures in
 ``model/sentiment/<v>/evaluation/``: confusion matrices, per-domain accuracy, calibration
 curves and the 20 worst errors on the dev set. Sets: the team's dev set (overall, per
-domain, per kind), the team's ratings set (overall, per kind), the tweet test split, and
-the GoEmotions test split when its folder is there. Nothing is trained on the dev set
-or the ratings set; the baselines are fitted here, on training data.
+domain, per kind), the team's ratings set (overall, per kind) and idioms set, the tweet
+test split, and the GoEmotions test split when its folder is there. Nothing is trained on
+the dev, ratings or idioms sets; the baselines are fitted here, on training data.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from model.corpus import CLASSES
 from model.corpus import load_splits as load_tweet_splits
 from model.evaluate import classification_metrics, expected_calibration_error
-from model.teamdata import TeamText, load_devset, load_ratings_set
+from model.teamdata import TeamText, load_devset, load_idioms_set, load_ratings_set
 
 SENTIMENT_DIR = Path(__file__).resolve().parent / "sentiment"
 REPORT_FILE = "evaluation.md"
@@ -64,6 +64,7 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
 
     dev = load_devset()
     ratings = load_ratings_set()
+    idioms = load_idioms_set()
     tweets = load_tweet_splits()["test"]
     sets = [
         LabelledSet(
@@ -75,6 +76,13 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
             [r.text for r in ratings],
             ids(ratings),
             ratings,
+        ),
+        LabelledSet(
+            "idioms",
+            f"team idioms set ({len(idioms)} set phrases and plain facts)",
+            [r.text for r in idioms],
+            ids(idioms),
+            idioms,
         ),
         LabelledSet("tweet_test", "tweet test split", [e.text for e in tweets], ids(tweets)),
     ]

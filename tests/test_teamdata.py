@@ -9,11 +9,13 @@ import pytest
 from model.corpus import CLASSES
 from model.teamdata import (
     DEVSET_FILE,
+    IDIOMS_FILE,
     RATINGS_FILE,
     REVIEWS_FILE,
     TeamText,
     drop_near_duplicates,
     load_devset,
+    load_idioms_set,
     load_ratings_set,
     load_team_reviews,
     near_duplicate,
@@ -76,8 +78,19 @@ def test_ratings_set_is_balanced_across_the_dev_set_domains(ratings, devset) -> 
     assert {row.label for row in ratings if row.kind == "not_a_rating"} == {"neutral"}
 
 
-def test_texts_are_unique_within_each_file(devset, reviews, ratings) -> None:
-    for rows in (devset, reviews, ratings):
+@pytest.fixture(scope="module")
+def idioms() -> list[TeamText]:
+    return load_idioms_set()
+
+
+def test_idioms_set_is_balanced(idioms) -> None:
+    assert Counter(row.label for row in idioms) == {label: 30 for label in CLASSES}
+    assert {row.kind for row in idioms if row.label != "neutral"} == {"idiom"}
+    assert {row.kind for row in idioms if row.label == "neutral"} <= KINDS
+
+
+def test_texts_are_unique_within_each_file(devset, reviews, ratings, idioms) -> None:
+    for rows in (devset, reviews, ratings, idioms):
         keys = [normalise(row.text) for row in rows]
         assert all(keys) and len(set(keys)) == len(keys)
 
@@ -89,8 +102,10 @@ def test_training_reviews_never_repeat_a_devset_text(devset, reviews) -> None:
     assert dropped == [] and kept == reviews
 
 
-def test_training_reviews_never_nearly_repeat_a_ratings_set_text(reviews, ratings) -> None:
-    kept, dropped = drop_near_duplicates(reviews, [row.text for row in ratings])
+def test_training_reviews_never_nearly_repeat_a_ratings_or_idioms_set_text(
+    reviews, ratings, idioms
+) -> None:
+    kept, dropped = drop_near_duplicates(reviews, [row.text for row in (*ratings, *idioms)])
     assert dropped == [] and kept == reviews
 
 
@@ -110,5 +125,5 @@ def test_reviews_split_into_train_and_calibration_rows(reviews) -> None:
 
 
 def test_files_are_where_training_reads_them() -> None:
-    assert DEVSET_FILE.parent == REVIEWS_FILE.parent == RATINGS_FILE.parent
+    assert DEVSET_FILE.parent == REVIEWS_FILE.parent == RATINGS_FILE.parent == IDIOMS_FILE.parent
     assert (DEVSET_FILE.parent / "README.md").is_file()
