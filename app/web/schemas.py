@@ -458,7 +458,10 @@ class ClassifyBatchResponseSchema(ResponseSchema):
 
 class TokenContributionSchema(ResponseSchema):
     token = fields.String(
-        metadata={"description": "A token as the model sees it (lower case; `xxurl` for a link…)."}
+        metadata={
+            "description": "A token as the model sees it (lower case; `xxurl` for a link, "
+            "`xxrating-2` for a rating such as 1/5…)."
+        }
     )
     contributions = fields.Dict(
         keys=fields.String(),
