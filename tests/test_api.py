@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import time
 import uuid
+import zlib
 
 import pytest
 
@@ -151,6 +153,58 @@ def test_payload_too_large(make_app):
     client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
     response = client.post("/classify", json={"review": "a" * 2000})
     assert_error(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "encoding, compress", [("gzip", gzip.compress), ("deflate", zlib.compress)]
+)
+def test_a_compressed_body_is_read_on_every_json_route(client, encoding, compress):
+    """Content-Encoding gzip or deflate, as TF Serving and Triton accept it: the same
+    answer as the plain body, and each route still answers in its own shape."""
+    headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+
+    def post(url: str, body: dict):
+        return client.post(url, data=compress(json.dumps(body).encode()), headers=headers)
+
+    plain = client.post("/classify", json={"reviews": [POSITIVE, NEGATIVE]}).get_json()
+    assert post("/classify", {"reviews": [POSITIVE, NEGATIVE]}).get_json() == plain
+    explained = post("/explain", {"review": NEGATIVE}).get_json()
+    assert explained["label"] == "negative" and explained["tokens"]
+    predicted = post("/v1/models/sentiment:predict", {"instances": [POSITIVE]}).get_json()
+    assert predicted["predictions"][0] == pytest.approx(
+        list(plain["predictions"][0]["scores"].values())
+    )
+    unknown = post("/feedback", {"request_id": "a" * 32, "label": "positive"})
+    assert_error(unknown, 404, "prediction_not_found")
+
+
+def test_a_compressed_body_that_cannot_be_read(make_app):
+    client = make_app(MAX_CONTENT_LENGTH=2000).test_client()
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    # 3 kB of JSON squeezed into about a hundred bytes: refused as what it inflates to.
+    bomb = gzip.compress(json.dumps({"review": "a" * 3000}).encode())
+    assert len(bomb) < 200
+    assert_error(client.post("/classify", data=bomb, headers=headers), 413, "payload_too_large")
+    cut = client.post("/classify", data=gzip.compress(b'{"review": "Fine."}')[:-9], headers=headers)
+    assert (
+        assert_error(cut, 400, "invalid_encoding")["message"]
+        == "The body's gzip data is cut short."
+    )
+    plain = client.post("/classify", data=b'{"review": "Fine."}', headers=headers)
+    assert (
+        assert_error(plain, 400, "invalid_encoding")["message"]
+        == "The body is not valid gzip data."
+    )
+    brotli = {"Content-Encoding": "br", "Content-Type": "application/json"}
+    refused = client.post("/classify", data=b'{"review": "Fine."}', headers=brotli)
+    assert_error(refused, 415, "unsupported_media_type")
+    assert refused.headers["Accept-Encoding"] == "gzip, deflate"  # RFC 9110, 15.5.16
+    tf_refused = client.post("/v1/models/sentiment:predict", data=b"{}", headers=brotli)
+    assert tf_refused.status_code == 415 and set(tf_refused.get_json()) == {"error"}
+    identity = {"Content-Encoding": "identity", "Content-Type": "application/json"}
+    assert (
+        client.post("/classify", data=b'{"review": "Fine."}', headers=identity).status_code == 200
+    )
 
 
 def test_not_found(client):

@@ -7,6 +7,8 @@ import http.client
 import json
 import socket
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -263,6 +265,38 @@ def test_oversized_chunked_body_is_refused(server):
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def gzip_bomb(prefix: bytes, inflated_bytes: int) -> bytes:
+    """A gzip stream of ``prefix`` and then spaces, ``inflated_bytes`` in all, which
+    weighs about a thousandth of that."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [deflater.compress(prefix)]
+    block = b" " * (1 << 20)
+    for _ in range(inflated_bytes >> 20):
+        parts.append(deflater.compress(block))
+    return b"".join([*parts, deflater.flush()])
+
+
+def test_gzip_bombs_on_every_route_are_413(server):
+    """1 GB of JSON in a 1 MB gzip body (within MAX_CONTENT_LENGTH, 1 MiB), eight
+    at a time to each route that reads a body: 413 in the route's shape, as what the body
+    inflates to is over MAX_CONTENT_LENGTH, and no worker runs out of memory."""
+    before = worker_pids(server)
+    bomb = gzip_bomb(b'{"review": "Fine."' + b" " * 10, 1000 << 20)
+    assert len(bomb) < 1 << 20  # so the server reads it: only what it inflates to is over
+    headers = {"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"}
+    paths = ["/classify", "/explain", "/feedback", "/v1/models/sentiment:predict"]
+    paths.append("/v2/models/sentiment/infer")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(lambda path: (path, *send(server, "POST", path, bomb, headers)), paths * 8)
+        )
+    for path, status, body in answers:
+        assert status == 413, (path, status, body)
+        assert body is not None and "error" in body
+    assert worker_pids(server) == before
+    assert requests.get(server.url + "/ready", timeout=5).status_code == 200
 
 
 def test_malformed_http_is_refused_by_gunicorn_and_workers_survive(server):

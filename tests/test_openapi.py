@@ -106,10 +106,10 @@ def test_every_operation_documents_its_errors(document):
                 assert schema == {"$ref": f"#/components/schemas/{error_schema}"}, (path, status)
         assert any(status.startswith("4") for status in responses), f"{method} {path}"
         if "requestBody" in operation:
-            # /v1/ reads any Content-Type as JSON (as TF Serving does): no 415 there; /v2/
-            # too, but refuses a Content-Encoding other than gzip or deflate with 415.
-            expected = {"400", "404", "413"} if path.startswith("/v1/") else {"400", "413", "415"}
-            if path.startswith("/v2/"):
+            # Every route refuses a Content-Encoding other than gzip or deflate with 415;
+            # /v1/ and /v2/ read any Content-Type as JSON (as TF Serving and Triton do).
+            expected = {"400", "413", "415"}
+            if path.startswith(("/v1/", "/v2/")):
                 expected.add("404")
             assert expected <= set(responses), f"{method} {path}"
 

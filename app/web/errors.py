@@ -50,6 +50,20 @@ class UnsupportedMediaType(APIError):
     message = "Send the request body as JSON with 'Content-Type: application/json'."
 
 
+class UnsupportedEncoding(APIError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "Send the body as it is, or compressed with gzip or deflate (Content-Encoding)."
+    headers = (("Accept-Encoding", "gzip, deflate"),)  # RFC 9110, 15.5.16
+
+
+class InvalidEncoding(APIError):
+    """A body whose Content-Encoding says gzip or deflate but whose bytes are not."""
+
+    status = 400
+    code = "invalid_encoding"
+
+
 class ModelNotFound(APIError):
     status = 404
     code = "model_not_found"

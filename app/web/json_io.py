@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.serving.texts import lone_surrogate
-from app.web.errors import InvalidJSON, UnsupportedMediaType
+from app.web.errors import InvalidEncoding, InvalidJSON, UnsupportedEncoding, UnsupportedMediaType
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -57,22 +58,50 @@ class StrictJSONProvider(DefaultJSONProvider):
         return document
 
 
+# Content-Encoding → zlib's wbits: a gzip header and trailer; "deflate" is zlib's format
+# in HTTP (RFC 9110), which is what tritonclient sends (zlib.compress).
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
 class APIRequest(Request):
-    """Raise the API's own errors when the body is not JSON, instead of HTML 400/415."""
+    """Raise the API's own errors when the body is not JSON, instead of HTML 400/415, and
+    read a body compressed with gzip or deflate on every route, as TF Serving and Triton do."""
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):
-        data = super().get_data(cache=cache, as_text=as_text, parse_form_data=parse_form_data)
+        data = super().get_data(cache=cache, parse_form_data=parse_form_data)
         limit = self.max_content_length
         # A chunked body (no Content-Length) is cut at the limit by Werkzeug without an
         # error under Gunicorn: a body that reaches the limit is refused, not truncated.
         if limit is not None and self.content_length is None and len(data) >= limit:
             raise RequestEntityTooLarge()
-        return data
+        encoding = self.environ.get("HTTP_CONTENT_ENCODING")  # 0.05 µs; .headers: 0.7
+        if encoding is not None:
+            data = _inflated(data, encoding.strip().lower(), limit)
+        return data.decode(errors="replace") if as_text else data
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         if e is None:
             raise UnsupportedMediaType()
         raise InvalidJSON(details={"reason": _describe(e)})
+
+
+def _inflated(data: bytes, encoding: str, limit: int | None) -> bytes:
+    """A gzip or deflate body, inflated up to ``limit`` bytes: the limit holds for what
+    the body says, not only for what it weighs (a small body may inflate to gigabytes)."""
+    if encoding in ("", "identity"):
+        return data
+    if encoding not in _ENCODINGS:
+        raise UnsupportedEncoding()
+    inflater = zlib.decompressobj(_ENCODINGS[encoding])
+    try:
+        body = inflater.decompress(data, 0 if limit is None else limit + 1)
+    except zlib.error:
+        raise InvalidEncoding(f"The body is not valid {encoding} data.") from None
+    if limit is not None and len(body) > limit:
+        raise RequestEntityTooLarge()
+    if not inflater.eof:
+        raise InvalidEncoding(f"The body's {encoding} data is cut short.")
+    return body
 
 
 def _describe(error: ValueError) -> str:

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import re
 import struct
-import zlib
 from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.serving.predictor import Classification, Predictor
 from app.serving.registry import UnknownVersion
@@ -63,17 +61,6 @@ class InvalidBody(APIError):
 
     status = 400
     code = "invalid_argument"
-
-
-class UnsupportedEncoding(APIError):
-    status = 415
-    code = "unsupported_media_type"
-    message = "Send the body as it is, or compressed with gzip or deflate (Content-Encoding)."
-
-
-# Content-Encoding → zlib's wbits: a gzip header and trailer; "deflate" is zlib's format
-# in HTTP (RFC 9110), which is what tritonclient sends (zlib.compress).
-_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def _setup(state: BlueprintSetupState) -> None:
@@ -164,10 +151,7 @@ def infer(name: str, version: str | None = None) -> Response | dict[str, Any]:
 def read_body() -> tuple[Any, bytes]:
     """The JSON part of the body, and the binary part after it (the binary tensor
     extension), read whatever the Content-Type, as Triton reads it."""
-    raw = request.get_data()
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raw = decompressed(raw, encoding)
+    raw = request.get_data()  # inflated from gzip or deflate (``APIRequest``)
     length = request.headers.get(HEADER_LENGTH)
     if length is None:
         return parse_json(raw), b""
@@ -177,25 +161,6 @@ def read_body() -> tuple[Any, bytes]:
             f"(the body has {len(raw)} bytes)."
         )
     return parse_json(raw[: int(length)]), raw[int(length) :]
-
-
-def decompressed(raw: bytes, encoding: str) -> bytes:
-    """A gzip or deflate body, inflated up to ``MAX_CONTENT_LENGTH`` bytes: the limit
-    holds for what the body says, not only for what it weighs (a small body may inflate
-    to gigabytes)."""
-    if encoding not in _ENCODINGS:
-        raise UnsupportedEncoding()
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    inflater = zlib.decompressobj(_ENCODINGS[encoding])
-    try:
-        body = inflater.decompress(raw, limit + 1)
-    except zlib.error:
-        raise InvalidBody(f"The body is not valid {encoding} data.") from None
-    if len(body) > limit:
-        raise RequestEntityTooLarge()
-    if not inflater.eof:
-        raise InvalidBody(f"The body's {encoding} data is cut short.")
-    return body
 
 
 def parse_json(raw: bytes) -> Any:

@@ -44,10 +44,12 @@ API_VERSION = "1.0.0"
 JSON = "application/json"
 INFO = {
     "description": (
-        "Sentiment of short English texts (airline customer reviews): negative, neutral or "
+        "Sentiment of short English texts (reviews, comments, tweets): negative, neutral or "
         "positive. `POST /classify` is the service's own API; `/v1/models/...` follows "
         "TensorFlow Serving's REST API for its clients (differences: README), and `/v2/...` "
-        "the Open Inference Protocol (KServe V2) for MLServer's, KServe's and Triton's."
+        "the Open Inference Protocol (KServe V2) for MLServer's, KServe's and Triton's. "
+        "Every request body may be compressed with gzip or deflate (`Content-Encoding`); "
+        "MAX_CONTENT_LENGTH holds for what it inflates to."
     ),
     # The repository states no licence yet: say so rather than invent one.
     "license": {"name": "No licence granted (the repository has no LICENSE file)"},
@@ -111,6 +113,12 @@ def json_response(
     if examples:
         content["examples"] = examples
     return {"description": description, "content": {JSON: content}}
+
+
+UNSUPPORTED_BODY = (
+    "The body is not sent as `application/json`, or compressed otherwise than with gzip or "
+    "deflate (`Content-Encoding`; the answer's `Accept-Encoding` names both)."
+)
 
 
 def error(description: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -236,7 +244,7 @@ def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
                     ),
                     "404": error("No such version or label is served (`?version=`, `?label=`)."),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
-                    "415": error("The body is not sent as `application/json`."),
+                    "415": error(UNSUPPORTED_BODY),
                 },
             }
         },
@@ -334,7 +342,7 @@ def explain_operation(stable: str) -> dict[str, Any]:
                 "400": error("Invalid JSON, or a body that does not match the schema."),
                 "404": error("No such version or label is served."),
                 "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
-                "415": error("The body is not sent as `application/json`."),
+                "415": error(UNSUPPORTED_BODY),
             },
         }
     }
@@ -432,7 +440,7 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     ),
                     "409": error("This prediction already has a different true label."),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
-                    "415": error("The body is not sent as `application/json`."),
+                    "415": error(UNSUPPORTED_BODY),
                     "503": error("The prediction store cannot be reached."),
                 },
             }
@@ -542,6 +550,7 @@ def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
             ),
             "404": not_found,
             "413": tf_error("The body is larger than MAX_CONTENT_LENGTH bytes."),
+            "415": tf_error("A Content-Encoding other than gzip or deflate."),
         },
     }
     model_status = {
