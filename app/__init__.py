@@ -24,6 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.web import (
         api,
         auth,
+        cors,
         docs,
         errors,
         explain,
@@ -46,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     json_io.init_app(app)
     errors.init_app(app)
     auth.init_app(app)
+    cors.init_app(app)
     metrics.init_app(app)
     models.init_app(app)
     api.init_app(app)

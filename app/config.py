@@ -157,6 +157,26 @@ API_KEYS = Kind(
     f"nothing (no keys), or a comma list of keys of {API_KEY_CHARS[0]} to {API_KEY_CHARS[1]} "
     "characters: A-Z a-z 0-9 - . _ ~ + / (and = at the end), e.g. from openssl rand -hex 32",
 )
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """The origins that may call the API from a browser: none (CORS off), ``*`` (any), or
+    each as a browser sends it in ``Origin`` (scheme, host and port; no path)."""
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    if origins == ("*",):
+        return origins
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise Reason(f"{origin!r} is not an origin such as https://app.example.com")
+    return origins
+
+
+ORIGINS = Kind(
+    _origins,
+    "nothing (off), *, or a comma list of origins such as https://app.example.com,"
+    "http://localhost:3000",
+)
 BOOLEAN = choice(
     "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
 )
@@ -233,6 +253,8 @@ SETTINGS = (
     # open /metrics and /monitoring alone (and close them when set without API_KEYS).
     Setting("API_KEYS", "", API_KEYS, secret=True),
     Setting("MONITORING_API_KEYS", "", API_KEYS, secret=True),
+    # Browser apps on these origins may call the API (CORS; app.web.cors). Empty: none.
+    Setting("CORS_ORIGINS", "", ORIGINS),
     Setting("PREDICTION_RETENTION_DAYS", "30", number(0.001, 36500)),
     # Keras backend for serving: openvino (measured fastest and lightest) or tensorflow.
     # Keras reads it from the environment when it is first imported.

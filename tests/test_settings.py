@@ -49,6 +49,9 @@ BAD = [
     ("MAX_BATCH_SIZE", "1.5"),
     ("MAX_TEXT_CHARS", ""),
     ("MAX_CONTENT_LENGTH", "1MB"),
+    ("CORS_ORIGINS", "app.example.com"),
+    ("CORS_ORIGINS", "https://app.example.com/page"),
+    ("CORS_ORIGINS", "*, https://app.example.com"),
 ]
 
 
@@ -81,6 +84,8 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
         ("ROUTING", "bandit"),
         ("DATABASE_URL", "postgres://user:secret@db.example:5432/name"),
         ("DATABASE_URL", "sqlite:////tmp/predictions.sqlite3"),
+        ("CORS_ORIGINS", "*"),
+        ("CORS_ORIGINS", "https://app.example.com, http://localhost:3000/"),
     ],
 )
 def test_good_values_pass(name, value):

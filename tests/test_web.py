@@ -5,10 +5,13 @@ versions, at a phone's and a desktop's window size, every feature driven end to 
 from __future__ import annotations
 
 import csv
+import functools
+import http.server
 import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 
@@ -994,3 +997,65 @@ def test_a_keyed_server_s_docs_take_the_key_with_authorize(start_server, browser
     dialog.find_element(By.CSS_SELECTOR, "button.btn-done").click()
     status, answer = try_classify_in_docs(browser)
     assert status == "200" and answer["label"] in ("negative", "neutral", "positive"), answer
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # not on the test's output
+        pass
+
+
+@pytest.fixture
+def other_origins(tmp_path) -> Iterator[list[str]]:
+    """Two more origins on 127.0.0.1 (their own ports), each serving an empty page: the
+    browser apps of another team, one allowed to call the API and one not."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>another app</title>")
+    handler = functools.partial(QuietFiles, directory=str(site))
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) for _ in range(2)]
+    for httpd in servers:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield [f"http://127.0.0.1:{httpd.server_port}" for httpd in servers]
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# Run in a page of another origin: classify with a key (JSON and Authorization make the
+# browser ask first: a preflight), read the request id, then give feedback on it (the
+# prediction is recorded off the request path: retried while it is not there yet).
+CROSS_ORIGIN_CALLS = """
+const [url, key, review, done] = arguments;
+const headers = {"Content-Type": "application/json", "Authorization": "Bearer " + key};
+const post = (path, body) =>
+  fetch(url + path, {method: "POST", headers, body: JSON.stringify(body)});
+(async () => {
+  const answer = await post("/classify", {review});
+  const id = answer.headers.get("X-Request-ID");
+  const {label} = await answer.json();
+  let feedback;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    feedback = await post("/feedback", {request_id: id, label});
+    if (feedback.status !== 404) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  done({status: answer.status, id, label, feedback: feedback.status});
+})().catch((error) => done({error: error.name + ": " + error.message}));
+"""
+
+
+def test_a_browser_app_on_an_allowed_origin_calls_the_api(start_server, browser, other_origins):
+    """CORS as Chromium enforces it: the listed origin classifies, reads X-Request-ID and
+    sends feedback, with an API key; an origin not listed is refused by the browser."""
+    allowed, other = other_origins
+    key = "k3y-" + "c4" * 16
+    server = start_server(API_KEYS=key, CORS_ORIGINS=allowed)
+    server.wait_ready("/ready")
+    browser.get(allowed + "/")
+    result = browser.execute_async_script(CROSS_ORIGIN_CALLS, server.url, key, NEGATIVE)
+    assert result["status"] == 200 and result["label"] == "negative", result
+    assert re.fullmatch(r"[0-9a-f]{32}", result["id"]), result  # exposed to the script
+    assert result["feedback"] == 200, result
+    browser.get(other + "/")
+    refused = browser.execute_async_script(CROSS_ORIGIN_CALLS, server.url, key, NEGATIVE)
+    assert refused == {"error": "TypeError: Failed to fetch"}

@@ -1,0 +1,76 @@
+"""Cross-origin headers (CORS_ORIGINS) through the test client; a real Chromium enforcing
+them is in tests/test_web.py."""
+
+from __future__ import annotations
+
+import pytest
+
+APP = "https://app.example.com"
+KEY = "k3y-" + "d5" * 16
+
+
+def preflight(client, origin: str, path: str = "/classify"):
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, content-encoding",
+        },
+    )
+
+
+def test_off_by_default(client):
+    answer = client.post("/classify", json={"review": "Fine."}, headers={"Origin": APP})
+    assert answer.status_code == 200
+    assert not [name for name, _ in answer.headers.items() if name.startswith("Access-Control-")]
+    assert "Access-Control-Allow-Origin" not in preflight(client, APP).headers
+
+
+@pytest.mark.parametrize("path", ["/classify", "/v1/models/sentiment:predict", "/feedback"])
+def test_a_listed_origin_passes_its_preflight_even_on_a_keyed_server(make_app, path):
+    client = make_app(CORS_ORIGINS=(APP, "http://localhost:3000"), API_KEYS=(KEY,)).test_client()
+    answer = preflight(client, APP, path)
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == APP
+    allowed = answer.headers["Access-Control-Allow-Headers"]
+    assert set(allowed.split(", ")) == {"authorization", "content-type", "content-encoding"}
+    assert answer.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS, POST"
+    assert answer.headers["Access-Control-Max-Age"] == "600"
+    assert "Access-Control-Allow-Credentials" not in answer.headers
+
+
+def test_answers_and_errors_name_the_origin_and_expose_the_request_id(make_app):
+    client = make_app(CORS_ORIGINS=(APP,), API_KEYS=(KEY,)).test_client()
+    keyed = {"Origin": APP, "Authorization": f"Bearer {KEY}"}
+    answer = client.post("/classify", json={"review": "Fine."}, headers=keyed)
+    assert answer.status_code == 200
+    assert answer.headers["Access-Control-Allow-Origin"] == APP
+    assert "X-Request-ID" in answer.headers["Access-Control-Expose-Headers"].split(", ")
+    # A browser app can read why it was refused (401 and its WWW-Authenticate).
+    refused = client.post("/classify", json={"review": "Fine."}, headers={"Origin": APP})
+    assert refused.status_code == 401
+    assert refused.headers["Access-Control-Allow-Origin"] == APP
+    assert "WWW-Authenticate" in refused.headers["Access-Control-Expose-Headers"]
+    other = client.post(
+        "/classify",
+        json={"review": "Fine."},
+        headers={**keyed, "Origin": "https://elsewhere.example"},
+    )
+    assert other.status_code == 200  # the server answers; the browser withholds it
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_a_request_without_origin_gets_no_cors_headers(make_app):
+    """Servers and scripts send no Origin: nothing to tell them, nothing computed."""
+    client = make_app(CORS_ORIGINS=("*",)).test_client()
+    answer = client.post("/classify", json={"review": "Fine."})
+    assert answer.status_code == 200
+    assert not [name for name, _ in answer.headers.items() if name.startswith("Access-Control-")]
+
+
+def test_any_origin(make_app):
+    client = make_app(CORS_ORIGINS=("*",)).test_client()
+    answer = client.post("/classify", json={"review": "Fine."}, headers={"Origin": APP})
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert preflight(client, "http://localhost:5173").headers["Access-Control-Allow-Origin"] == "*"
