@@ -5,9 +5,10 @@ the TF-IDF + logistic regression baselines on every labelled set the project has
 writes ``model/sentiment/<v>/evaluation.md`` for each version, with its pictures in
 ``model/sentiment/<v>/evaluation/``: confusion matrices, per-domain accuracy, calibration
 curves and the 20 worst errors on the dev set. Sets: the team's dev set (overall, per
-domain, per kind), the team's ratings set (overall, per kind) and idioms set, the tweet
-test split, and the GoEmotions test split when its folder is there. Nothing is trained on
-the dev, ratings or idioms sets; the baselines are fitted here, on training data.
+domain, per kind), ratings set (overall, per kind), idioms set and emoji set (overall, per
+kind), the tweet test split, and the GoEmotions test split when its folder is there.
+Nothing is trained on the dev, ratings, idioms or emoji sets; the baselines are fitted
+here, on training data.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import numpy as np
 from model.corpus import CLASSES
 from model.corpus import load_splits as load_tweet_splits
 from model.evaluate import classification_metrics, expected_calibration_error
-from model.teamdata import TeamText, load_devset, load_idioms_set, load_ratings_set
+from model.teamdata import (
+    TeamText,
+    load_devset,
+    load_emoji_set,
+    load_idioms_set,
+    load_ratings_set,
+)
 
 SENTIMENT_DIR = Path(__file__).resolve().parent / "sentiment"
 REPORT_FILE = "evaluation.md"
@@ -65,6 +72,7 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
     dev = load_devset()
     ratings = load_ratings_set()
     idioms = load_idioms_set()
+    emoji = load_emoji_set()
     tweets = load_tweet_splits()["test"]
     sets = [
         LabelledSet(
@@ -83,6 +91,13 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
             [r.text for r in idioms],
             ids(idioms),
             idioms,
+        ),
+        LabelledSet(
+            "emoji",
+            f"team emoji set ({len(emoji)} short reviews and facts with emoji)",
+            [r.text for r in emoji],
+            ids(emoji),
+            emoji,
         ),
         LabelledSet("tweet_test", "tweet test split", [e.text for e in tweets], ids(tweets)),
     ]
@@ -363,6 +378,7 @@ def write_report(
     domain_lines, domain_values = group_table(systems, dev, "domain")
     kind_lines, kind_values = group_table(systems, dev, "kind")
     rating_lines, _ = group_table(systems, next(s for s in sets if s.name == "ratings"), "kind")
+    emoji_lines, _ = group_table(systems, next(s for s in sets if s.name == "emoji"), "kind")
     plot_confusion(system, sets, pictures / "confusion.png")
     plot_groups(domain_values, "dev set: accuracy per domain", pictures / "domains.png")
     plot_groups(kind_values, "dev set: accuracy per kind", pictures / "kinds.png")
@@ -390,6 +406,16 @@ def write_report(
         "chose version 2's `rating_weight`: its figures there are optimistic.",
         "",
         *rating_lines,
+        "",
+        "## Emoji set per kind (accuracy)",
+        "",
+        '`alone`: the emoji says it ("The sequel 🤦"); `agrees`: words and emoji agree; '
+        '`against`: the emoji turns the words ("Lovely view of a brick wall 🙄"); `neutral` '
+        "and `question`: facts and questions with emoji that carry no tone. Its emoji are "
+        "among those the team rated (`EMOJI_POLARITY`), and it chose version 2's "
+        "`emoji_weight`: its figures there are optimistic.",
+        "",
+        *emoji_lines,
         "",
         f"## Confusion matrices of version {version}",
         "",

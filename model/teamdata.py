@@ -32,6 +32,9 @@ RATINGS_FILE = DATA_DIR / "ratings_set.csv"
 # Set phrases of reviews ("save your money", "worth every penny"), and plain facts: for
 # choosing and reporting only.
 IDIOMS_FILE = DATA_DIR / "idioms_set.csv"
+# Short reviews with emoji, and plain facts with emoji that carry no tone: for choosing
+# and reporting only.
+EMOJI_FILE = DATA_DIR / "emoji_set.csv"
 COLUMNS = ("text", "label", "domain", "kind")
 # Two texts whose word sets overlap this much are one text said twice. Measured on the
 # team's files: pairs at 0.6-0.8 are the same sentence with a word or two changed ("Zip
@@ -144,6 +147,10 @@ def load_ratings_set(path: Path = RATINGS_FILE) -> list[TeamText]:
 
 
 def load_idioms_set(path: Path = IDIOMS_FILE) -> list[TeamText]:
+    return read_team_file(path)
+
+
+def load_emoji_set(path: Path = EMOJI_FILE) -> list[TeamText]:
     return read_team_file(path)
 
 

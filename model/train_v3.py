@@ -85,6 +85,9 @@ class TrainingConfigV3:
     # "1/5 (terrible)" (serving only for the shipped model, which was trained before it).
     # Chosen on the team's ratings set (model card, version 2, "Ratings").
     rating_glosses: bool = True
+    # An emoji of ``EMOJI_POLARITY`` is followed by the word for its polarity, "😡
+    # (terrible)": the vocabulary has no emoji. Serving only (added after training).
+    emoji_glosses: bool = True
     tweets: int = 14_000  # sampled from the training split
     goemotions: int = 14_000
     team_repeats: int = 3
@@ -269,6 +272,7 @@ def run(
         window_tokens=config.window_tokens,
         max_windows=config.max_windows,
         rating_glosses=config.rating_glosses,
+        emoji_glosses=config.emoji_glosses,
     )
     model, history = train(config, sources, data, encoder)
     trained = time.perf_counter() - started

@@ -20,7 +20,13 @@ import numpy as np
 import pytest
 from children import run_python
 
-from app.serving.preprocessing import TextEncoder
+from app.serving.preprocessing import (
+    EMOJI_POLARITY,
+    LEXICON_TOKENS,
+    OOV_ID,
+    RESERVED_IDS,
+    TextEncoder,
+)
 from model import lexicons
 from model.corpus import CLASSES, corpus_path, file_sha256
 from model.teamdata import DEVSET_FILE, REVIEWS_FILE
@@ -68,10 +74,15 @@ def test_encoder_uses_the_opt_in_features(encoder: TextEncoder, metadata) -> Non
     assert encoder.window_tokens == config.window_tokens > 0
 
 
-def test_emoji_outside_the_vocabulary_carry_nothing(encoder: TextEncoder) -> None:
-    # The README's Limits: only the emoji of the vocabulary count.
-    assert "👍" in encoder.vocabulary and "😡" not in encoder.vocabulary
-    np.testing.assert_array_equal(encoder.encode_batch(["😡"]), encoder.encode_batch([""]))
+def test_emoji_count_if_the_team_rated_them_or_the_vocabulary_has_them(encoder) -> None:
+    # The README's Limits: a rated emoji reads as its polarity's lexicon token; another
+    # counts only if the vocabulary has it.
+    assert encoder.emoji_weight == TrainingConfigV2.emoji_weight > 0
+    assert "😡" not in encoder.vocabulary and "🦄" not in encoder.vocabulary
+    assert "😡" in EMOJI_POLARITY and "🦄" not in EMOJI_POLARITY
+    worst = encoder.vocabulary.index(LEXICON_TOKENS[-2]) + RESERVED_IDS
+    assert encoder.encode_ids("😡") == [OOV_ID, worst]
+    np.testing.assert_array_equal(encoder.encode_batch(["🦄"]), encoder.encode_batch([""]))
 
 
 def test_ratings_are_read_by_their_share_of_the_scale(encoder: TextEncoder) -> None:

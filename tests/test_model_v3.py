@@ -68,8 +68,11 @@ def test_encoder_rows_start_with_cls_end_with_sep_and_pad_to_a_multiple(encoder)
 
 
 def test_emoji_are_unknown_word_pieces(encoder) -> None:
-    # The README's Limits: the vocabulary has no emoji, each is [UNK] (id 100).
-    assert encoder.encode_ids("😡 👍 ❤️") == [101, 100, 100, 100, 102]
+    # The README's Limits: the vocabulary has no emoji, each is [UNK] (id 100); a rated
+    # one is followed by its gloss (below).
+    plain = dataclasses.replace(encoder, emoji_glosses=False)
+    assert plain.encode_ids("😡 👍 ❤️") == [101, 100, 100, 100, 102]
+    assert encoder.encode_ids("🦄 🍕") == [101, 100, 100, 102]
 
 
 def test_encoder_truncates_at_its_length(encoder) -> None:
@@ -140,6 +143,15 @@ def test_ratings_are_glossed_as_training_configured(encoder) -> None:
         assert encoder.encode_ids(text) == plain.encode_ids(text)
     assert encoder_from_config(encoder.to_config(), MODEL_DIR).rating_glosses
     assert not encoder_from_config(plain.to_config(), MODEL_DIR).rating_glosses
+
+
+def test_rated_emoji_are_glossed_as_training_configured(encoder) -> None:
+    assert encoder.emoji_glosses is TrainingConfigV3.emoji_glosses is True
+    words, _ = encoder.feature_spans("The sequel 🤦")
+    assert words[-4:] == ["🤦", "(", "poor", ")"]
+    plain = dataclasses.replace(encoder, emoji_glosses=False)
+    assert encoder.encode_ids("Pizza 🍕 at 8") == plain.encode_ids("Pizza 🍕 at 8")
+    assert encoder_from_config(encoder.to_config(), MODEL_DIR).emoji_glosses
 
 
 def test_feature_spans_are_the_ids_encode_gives(encoder) -> None:

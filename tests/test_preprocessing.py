@@ -12,6 +12,7 @@ import pytest
 from app.serving.preprocessing import (
     CHAR_MARK_ID,
     CHAR_RESERVED_IDS,
+    EMOJI_POLARITY,
     LEXICON_TOKENS,
     NEGATED_LEXICON_TOKENS,
     NEGATED_PREFIX,
@@ -25,6 +26,7 @@ from app.serving.preprocessing import (
     USER_TOKEN,
     TextEncoder,
     char_words,
+    gloss_emoji,
     gloss_ratings,
     mark_ratings,
     ngrams,
@@ -409,5 +411,35 @@ def test_rating_weight_round_trip_needs_a_lexicon() -> None:
     config = json.loads(json.dumps(encoder.to_config()))
     assert config["rating_weight"] == 3
     assert TextEncoder.from_config(config) == encoder
-    with pytest.raises(ValueError, match="rating_weight needs a lexicon"):
+    with pytest.raises(ValueError, match="rating_weight and emoji_weight need a lexicon"):
         dataclasses.replace(fit(), rating_weight=3)
+    with pytest.raises(ValueError, match="rating_weight and emoji_weight need a lexicon"):
+        dataclasses.replace(fit(), emoji_weight=1)
+
+
+def test_rated_emoji_add_lexicon_tokens_of_their_polarity() -> None:
+    lexicon = {"love": 2, "awful": -2}
+    plain = fit(negation_scope=3, lexicon=lexicon)
+    rated = dataclasses.replace(plain, emoji_weight=2)
+    assert EMOJI_POLARITY["😡"] == -2 and EMOJI_POLARITY["👍"] == 1
+    # Each rated emoji adds emoji_weight lexicon tokens; its own token stays as it is.
+    tokens, extras = rated.features("The food 😡 but I love the staff 👍 🍕")
+    assert tokens == ["the", "food", "😡", "but", "i", "love", "the", "staff", "👍", "🍕"]
+    assert extras == [LEXICON_TOKENS[2]] + [LEXICON_TOKENS[-2]] * 2 + [LEXICON_TOKENS[1]] * 2
+    assert rated.feature_spans("ok 😡")[1][-2:] == [(rated.encode_ids("awful")[-1], 1, 2)] * 2
+    # Never negated: "not 😡" is still the emoji's own tone.
+    assert rated.features("not 😡")[1] == [LEXICON_TOKENS[-2]] * 2
+    # Texts without a rated emoji encode as before; the option round-trips.
+    for text in ("🍕 ✈️", "☕ at 9", *TEXTS):
+        assert rated.encode_ids(text) == plain.encode_ids(text)
+    config = json.loads(json.dumps(rated.to_config()))
+    assert config["emoji_weight"] == 2 and TextEncoder.from_config(config) == rated
+    assert "emoji_weight" not in plain.to_config()
+
+
+def test_gloss_emoji() -> None:
+    assert gloss_emoji("The sequel 🤦, the soundtrack 😍") == (
+        "The sequel 🤦 (poor), the soundtrack 😍 (excellent)"
+    )
+    for text in ("Pizza 🍕 at 8 ✈️", "no emoji", ""):
+        assert gloss_emoji(text) == text

@@ -9,12 +9,14 @@ import pytest
 from model.corpus import CLASSES
 from model.teamdata import (
     DEVSET_FILE,
+    EMOJI_FILE,
     IDIOMS_FILE,
     RATINGS_FILE,
     REVIEWS_FILE,
     TeamText,
     drop_near_duplicates,
     load_devset,
+    load_emoji_set,
     load_idioms_set,
     load_ratings_set,
     load_team_reviews,
@@ -89,9 +91,20 @@ def test_idioms_set_is_balanced(idioms) -> None:
     assert {row.kind for row in idioms if row.label == "neutral"} <= KINDS
 
 
-def test_texts_are_unique_within_each_file(devset, reviews, ratings, idioms) -> None:
-    for rows in (devset, reviews, ratings, idioms):
-        keys = [normalise(row.text) for row in rows]
+@pytest.fixture(scope="module")
+def emoji() -> list[TeamText]:
+    return load_emoji_set()
+
+
+def test_emoji_set_is_balanced_and_every_text_holds_an_emoji(emoji) -> None:
+    assert Counter(row.label for row in emoji) == {label: 30 for label in CLASSES}
+    assert {row.kind for row in emoji} == {"alone", "agrees", "against", "neutral", "question"}
+    assert all(max(row.text) >= "\u2190" for row in emoji)
+
+
+def test_texts_are_unique_within_each_file(devset, reviews, ratings, idioms, emoji) -> None:
+    for rows in (devset, reviews, ratings, idioms, emoji):
+        keys = [normalise(row.text) or row.text for row in rows]  # "😡" normalises to ""
         assert all(keys) and len(set(keys)) == len(keys)
 
 
@@ -102,10 +115,11 @@ def test_training_reviews_never_repeat_a_devset_text(devset, reviews) -> None:
     assert dropped == [] and kept == reviews
 
 
-def test_training_reviews_never_nearly_repeat_a_ratings_or_idioms_set_text(
-    reviews, ratings, idioms
+def test_training_reviews_never_nearly_repeat_a_ratings_idioms_or_emoji_set_text(
+    reviews, ratings, idioms, emoji
 ) -> None:
-    kept, dropped = drop_near_duplicates(reviews, [row.text for row in (*ratings, *idioms)])
+    held_out = [row.text for row in (*ratings, *idioms, *emoji)]
+    kept, dropped = drop_near_duplicates(reviews, held_out)
     assert dropped == [] and kept == reviews
 
 
@@ -125,5 +139,6 @@ def test_reviews_split_into_train_and_calibration_rows(reviews) -> None:
 
 
 def test_files_are_where_training_reads_them() -> None:
-    assert DEVSET_FILE.parent == REVIEWS_FILE.parent == RATINGS_FILE.parent == IDIOMS_FILE.parent
+    assert DEVSET_FILE.parent == REVIEWS_FILE.parent == RATINGS_FILE.parent
+    assert RATINGS_FILE.parent == IDIOMS_FILE.parent == EMOJI_FILE.parent
     assert (DEVSET_FILE.parent / "README.md").is_file()

@@ -323,6 +323,37 @@ def gloss_ratings(text: str) -> str:
     return _replace_ratings(text, lambda rating, value: f"{rating} ({RATING_GLOSSES[value]})")
 
 
+# Emoji (opt-in, see ``TextEncoder.emoji_weight``): the polarity bucket of the emoji
+# whose tone the team agreed on, rated by the team for this project (2026-12-04). Left
+# out on purpose: those used both ways (😂 🤣 😭 😅 🔥 🙏 😱 😏 🙃 💀, the stars, which
+# reviews also use as a count) and the neutral ones (😐 🤔 ✈ 🍕). Version 2 learnt 45
+# emoji from its Reddit comments, most of them as neutral (😍, 👏 and 😁 alone came back
+# ``neutral``), and none of the others: "😡" alone was ``neutral`` 0.99.
+EMOJI_POLARITY = {
+    emoji: value
+    for value, emoji_list in (
+        (2, "😍 🥰 😻 🤩 ❤ 💖 💗 💓 💞 💕 💘 💝 🥳 🏆 💯"),
+        (1, "🙂 😊 ☺ 😀 😃 😄 😁 😆 😎 😇 😘 🤗 😋 🤤 🥹 👍 👌 👏 🙌 💪"),
+        (1, "🎉 🎊 🥇 🌟 ♥ 💙 💚 💛 💜 🧡 🤍"),
+        (-1, "🙁 ☹ 😕 🫤 😟 😞 😔 😒 🙄 😑 😬 😢 😥 😓 😣 😨 😰 😤 🥱 🤦 🤡 👎 🚫 ❌ 😿"),
+        (-2, "😡 😠 🤬 👿 😾 🤮 🤢 💩 😖 😫 😩 💔"),
+    )
+    for emoji in emoji_list.split()
+}
+_FIRST_EMOJI = min(EMOJI_POLARITY)  # a text whose every character comes before it has none
+_RATED_EMOJI = re.compile(f"[{''.join(sorted(EMOJI_POLARITY))}]")
+
+
+def gloss_emoji(text: str) -> str:
+    """``text`` with each ``EMOJI_POLARITY`` emoji followed by the word for its bucket
+    ("The sequel 🤦 (poor)"), for a model whose vocabulary has no emoji."""
+    if text.isascii() or max(text) < _FIRST_EMOJI:
+        return text
+    return _RATED_EMOJI.sub(
+        lambda found: f"{found[0]} ({RATING_GLOSSES[EMOJI_POLARITY[found[0]]]})", text
+    )
+
+
 # Character n-grams (opt-in, see ``TextEncoder.char_ngrams``): a row's second segment.
 # It starts with CHAR_MARK_ID, so that a text without a known n-gram still has one id to
 # average over; the n-grams' ids follow (local to the segment, from CHAR_RESERVED_IDS).
@@ -480,14 +511,15 @@ class TextEncoder:
     char_vocabulary: list[str] = field(default_factory=list)
     window_tokens: int = 0
     rating_weight: int = 0
+    emoji_weight: int = 0
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     fixed_length = True  # every row is ``width`` ids wide
 
     def __post_init__(self) -> None:
         self._index = {token: i + RESERVED_IDS for i, token in enumerate(self.vocabulary)}
+        if (self.rating_weight or self.emoji_weight) and not self.lexicon:
+            raise ValueError("rating_weight and emoji_weight need a lexicon: read as its tokens")
         if self.rating_weight:
-            if not self.lexicon:
-                raise ValueError("rating_weight needs a lexicon: ratings read as its tokens")
             for value, token in RATING_TOKENS.items():
                 self._index[token] = self._index[LEXICON_TOKENS[value]]
         char_index = {gram: i + CHAR_RESERVED_IDS for i, gram in enumerate(self.char_vocabulary)}
@@ -599,6 +631,14 @@ class TextEncoder:
                 if value:
                     extras.append(LEXICON_TOKENS[value])
                     origins.append(position)
+        if self.emoji_weight and not text.isascii() and max(text) >= _FIRST_EMOJI:
+            for position, token in enumerate(tokens):
+                if token.startswith(NEGATED_PREFIX):
+                    token = token[prefix:]
+                value = EMOJI_POLARITY.get(token)
+                if value:
+                    extras.extend([LEXICON_TOKENS[value]] * self.emoji_weight)
+                    origins.extend([position] * self.emoji_weight)
         if rated:  # a rating weighs rating_weight ids: its own, then copies among the extras
             copies = self.rating_weight - 1
             for position, token in enumerate(tokens):
@@ -726,6 +766,8 @@ class TextEncoder:
             config["window_tokens"] = self.window_tokens
         if self.rating_weight:
             config["rating_weight"] = self.rating_weight
+        if self.emoji_weight:
+            config["emoji_weight"] = self.emoji_weight
         return config
 
     @classmethod
@@ -742,6 +784,7 @@ class TextEncoder:
             char_vocabulary=list(config.get("char_vocabulary", [])),
             window_tokens=int(config.get("window_tokens", 0)),
             rating_weight=int(config.get("rating_weight", 0)),
+            emoji_weight=int(config.get("emoji_weight", 0)),
         )
 
 
@@ -794,6 +837,7 @@ class WordPieceEncoder:
     window_tokens: int = 0
     max_windows: int = 0
     rating_glosses: bool = False
+    emoji_glosses: bool = False
     fixed_length = False  # rows are as wide as the batch needs
     char_length = 0  # no character n-gram segment
 
@@ -828,7 +872,11 @@ class WordPieceEncoder:
 
     def _clean(self, text: str) -> str:
         """The text the tokenizer reads: repaired, with its ratings glossed if asked."""
-        return clean_for_wordpiece(gloss_ratings(text) if self.rating_glosses else text)
+        if self.rating_glosses:
+            text = gloss_ratings(text)
+        if self.emoji_glosses:
+            text = gloss_emoji(text)
+        return clean_for_wordpiece(text)
 
     def _pieces(self, text: str) -> int:
         """How many word pieces ``text`` has, without ``[CLS]`` and ``[SEP]``."""
@@ -909,6 +957,8 @@ class WordPieceEncoder:
             config["max_windows"] = self.max_windows
         if self.rating_glosses:
             config["rating_glosses"] = True
+        if self.emoji_glosses:
+            config["emoji_glosses"] = True
         return config
 
 
@@ -923,5 +973,6 @@ def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder 
             window_tokens=int(config.get("window_tokens", 0)),
             max_windows=int(config.get("max_windows", 0)),
             rating_glosses=bool(config.get("rating_glosses", False)),
+            emoji_glosses=bool(config.get("emoji_glosses", False)),
         )
     return TextEncoder.from_config(config)
