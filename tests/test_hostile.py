@@ -107,6 +107,7 @@ BODY_CASES = [
     # the word before each one over all the text before it took 9 s for this text.
     ("rated-long-word", j({"reviews": [LONG_RATED] * MAX_BATCH_SIZE}), JSON_TYPE, 200, None),
     ("ratings-only", j({"review": "1/5 " * (MAX_TEXT_CHARS // 4)}), JSON_TYPE, 200, None),
+    ("star-ratings", j({"reviews": ["5⭐ " * (MAX_TEXT_CHARS // 3)] * 64}), JSON_TYPE, 200, None),
     ("whitespace", j({"review": " \t\n\u00a0"}), JSON_TYPE, 400, "validation_error"),
     ("reviews-0", j({"reviews": []}), JSON_TYPE, 400, "validation_error"),
     ("reviews-1", j({"reviews": [REVIEW]}), JSON_TYPE, 200, None),

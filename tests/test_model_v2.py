@@ -87,10 +87,10 @@ def test_emoji_count_if_the_team_rated_them_or_the_vocabulary_has_them(encoder) 
 
 def test_ratings_are_read_by_their_share_of_the_scale(encoder: TextEncoder) -> None:
     assert encoder.rating_weight == TrainingConfigV2.rating_weight > 0
-    texts = ["5/5", "five stars", "ten out of ten", "1/5", "3/5"]
+    texts = ["5/5", "five stars", "ten out of ten", "1/5", "3/5", "⭐⭐⭐⭐⭐", "★☆☆☆☆"]
     rows = encoder.encode_batch(texts).tolist()
     numbers = dataclasses.replace(encoder, rating_weight=0).encode_batch(texts).tolist()
-    assert rows[0] == rows[1] == rows[2] != rows[3]
+    assert rows[0] == rows[1] == rows[2] == rows[5] != rows[3] == rows[6]
     assert numbers[0] == numbers[3] == numbers[4] == rows[4]  # a middling rating stays numbers
 
 

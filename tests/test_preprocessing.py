@@ -350,13 +350,25 @@ def test_window_tokens_round_trip_and_absent_when_unused() -> None:
         ("4 stars", " xxratinggood "),
         ("ten stars!", " xxratingbest !"),  # more stars than there are: the top
         ("half a star", " xxratingworst "),
+        # star glyphs: out of 5, or out of filled and empty ones
+        ("⭐⭐⭐⭐⭐ would buy again", " xxratingbest  would buy again"),
+        ("Rating: ★★★★☆", "Rating:  xxratinggood "),
+        ("★☆☆☆☆", " xxratingworst "),
+        ("⭐️⭐️", " xxratingpoor "),  # with emoji presentation selectors
+        ("Gave it 5⭐!", "Gave it  xxratingbest !"),
+        ("two ⭐ for the food", " xxratingpoor  for the food"),
+        ("ten ⭐⭐⭐⭐⭐⭐⭐⭐⭐⭐", "ten  xxratingbest "),
         # middling ratings stay numbers
         ("3/5", "3/5"),
         ("2.5 out of 5.", "2.5 out of 5."),
         ("Three stars", "Three stars"),
+        ("★★★☆☆", "★★★☆☆"),
+        ("Flight 2 ★★★", "Flight 2 ★★★"),  # a number before a run of stars counts nothing
         # not ratings: a class of thing, a count, a share, a numbering, a date
         ("a four star hotel", "a four star hotel"),
         ("5-star service", "5-star service"),
+        ("a 4⭐ hotel", "a 4⭐ hotel"),
+        ("★ Great location ★ Clean rooms", "★ Great location ★ Clean rooms"),  # bullets
         ("4 out of 5 dentists", "4 out of 5 dentists"),
         ("We flew 3 out of 4 legs", "We flew 3 out of 4 legs"),
         ("Mix 1/5 of the sauce", "Mix 1/5 of the sauce"),
@@ -377,6 +389,7 @@ def test_gloss_ratings_names_what_a_rating_means() -> None:
     assert gloss_ratings("Great phone. 1/5") == "Great phone. 1/5 (terrible)"
     assert gloss_ratings("Four stars, 9/10!") == "Four stars (good), 9/10 (excellent)!"
     assert gloss_ratings("7 out of 10") == "7 out of 10 (good)"
+    assert gloss_ratings("★☆☆☆☆ Broke.") == "★☆☆☆☆ (terrible) Broke."
     for text in ("3/5", "Add 1/2 cup", "a five star hotel", "no rating"):
         assert gloss_ratings(text) == text
 

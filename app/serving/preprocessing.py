@@ -211,11 +211,17 @@ _NUMBER_WORDS = {
 } | {"no": 0.0, "negative": 0.0, "half a": 0.5, "a hundred": 100.0}
 _RATING_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
 _RATING_SCALES = r"5|10|100|five|ten|a hundred"
+# Star glyphs: filled, and empty ones that say the scale ("★★★★☆" is 4 of 5).
+_FILLED_STARS = "★⭐"
+_EMPTY_STARS = "☆"
 _RATING = re.compile(
-    # Every rating starts with a digit or a number word's first letter: the lookahead
-    # skips the other positions at once (half the time of a text with a "/").
-    r"(?=[\dzotfsenha])"
-    rf"(?:(?<![\w/.,-])(?P<slash>\d{{1,3}}(?:\.\d)?)\s*/\s*(?P<slash_of>5|10|100)(?![\w/]|\.\d|-\d)"
+    # Every rating starts with a digit, a number word's first letter or a star glyph: the
+    # lookahead skips the other positions at once (half the time of a text with a "/").
+    rf"(?=[\dzotfsenha{_FILLED_STARS}{_EMPTY_STARS}])"
+    rf"(?:(?P<glyphs>(?:[{_FILLED_STARS}{_EMPTY_STARS}]\ufe0f?){{2,10}})"
+    rf"|\b(?P<glyph_of>\d{{1,2}}(?:\.\d)?|{_RATING_WORD})\s*[{_FILLED_STARS}]\ufe0f?"
+    rf"(?!\ufe0f?[{_FILLED_STARS}{_EMPTY_STARS}])"
+    rf"|(?<![\w/.,-])(?P<slash>\d{{1,3}}(?:\.\d)?)\s*/\s*(?P<slash_of>5|10|100)(?![\w/]|\.\d|-\d)"
     rf"|\b(?P<out>\d{{1,3}}(?:\.\d)?|{_RATING_WORD})\s+out\s+of\s+(?P<out_of>{_RATING_SCALES})\b"
     r"(?:\s+(?:stars|points))?"
     rf"|\b(?P<stars>\d{{1,2}}(?:\.\d)?|{_RATING_WORD})(?:\s*-\s*|\s+)(?P<star>stars?)\b)",
@@ -260,7 +266,17 @@ def _number(text: str) -> float:
 def _rating_value(match: re.Match[str]) -> int:
     """The polarity bucket (-2 … 2) of one ``_RATING`` match, 0 when it is not a rating
     (a numbering, a count, a category such as "a four star hotel") or a middling one."""
-    if match["slash"]:
+    if match["glyphs"]:  # "★★★★☆", "⭐⭐⭐⭐⭐": out of 5 unless empty stars say otherwise
+        value = sum(glyph in _FILLED_STARS for glyph in match["glyphs"])
+        empty = match["glyphs"].count(_EMPTY_STARS)
+        scale = float(value + empty) if empty else 5.0
+        value = min(value, scale)
+    elif match["glyph_of"]:  # "5⭐", "two ⭐" (a number before a run of them is no count)
+        after = _word_after(match)
+        if after and after not in _AFTER_OUT_OF:
+            return 0  # "a 4⭐ hotel": a class of thing, as "a four star hotel"
+        value, scale = min(_number(match["glyph_of"]), 5.0), 5.0
+    elif match["slash"]:
         value, scale = float(match["slash"]), float(match["slash_of"])
         if _word_before(match) in _NUMBERING_WORDS or _word_after(match) in _NOT_A_RATING_AFTER:
             return 0
@@ -300,8 +316,16 @@ def _replace_ratings(text: str, replace: Callable[[str, int], str]) -> str:
     """``text`` with each rating that is not middling replaced by ``replace(rating,
     polarity bucket)``."""
     # A cheap test first (0.2 µs a review against 1.7 for a case-blind search): "/",
-    # "star" or "out of" in lower or upper case, or a word that holds "tar" ("start").
-    if not ("/" in text or "tar" in text or "ut of" in text or "TAR" in text or "UT OF" in text):
+    # "star" or "out of" in lower or upper case, a word that holds "tar" ("start"), or
+    # in a text that is not ASCII, a star glyph.
+    if not (
+        "/" in text
+        or "tar" in text
+        or "ut of" in text
+        or "TAR" in text
+        or "UT OF" in text
+        or (not text.isascii() and ("★" in text or "⭐" in text or "☆" in text))
+    ):
         return text
 
     def replaced(match: re.Match[str]) -> str:
