@@ -895,7 +895,7 @@ class WordPieceEncoder:
         return items
 
     def _clean(self, text: str) -> str:
-        """The text the tokenizer reads: repaired, with its ratings glossed if asked."""
+        """The text the tokenizer reads: repaired, its ratings and emoji glossed if asked."""
         if self.rating_glosses:
             text = gloss_ratings(text)
         if self.emoji_glosses:
