@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import itertools
 import json
 import os
@@ -172,6 +173,7 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
     [
         ("missing.csv", None, [], "does not exist"),
         ("reviews.txt", "text\nhello\n", [], "unknown extension"),
+        ("reviews.txt.gz", "text\nhello\n", [], "unknown extension '.txt.gz'"),
         ("reviews.csv", "id,body\n1,hello\n", [], "no column 'text'"),
         ("reviews.jsonl", '{"body": "hello"}\n', [], "no key 'text'"),
         ("reviews.csv", "text\nhello\n", ["--batch-size", "0"], "--batch-size"),
@@ -276,3 +278,44 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_74(
     assert result.returncode == 74, result.stderr
     assert result.stderr.strip().splitlines() == [f"Error: cannot write {output}: {reason}"]
     assert list(folder.iterdir()) == []  # neither OUTPUT nor OUTPUT.partial
+
+
+@pytest.mark.parametrize("name", ["reviews.csv", "reviews.jsonl"])
+def test_gzipped_files_are_read_and_written_as_the_plain_ones(tmp_path, name):
+    """``reviews.csv.gz`` in, ``.gz`` or plain out: the same rows as the plain file gives."""
+    texts = ["Lovely crew, thank you!", "Lost my bag again.", "Boarding at gate 14.", "😡"]
+    if name.endswith(".csv"):
+        plain = "text,id\n" + "".join(f'"{text}",{i}\n' for i, text in enumerate(texts))
+    else:
+        plain = "".join(json.dumps({"text": text, "id": i}) + "\n" for i, text in enumerate(texts))
+    source = tmp_path / name
+    source.write_text(plain, encoding="utf-8")
+    zipped = tmp_path / f"{name}.gz"
+    zipped.write_bytes(gzip.compress(plain.encode("utf-8")))
+    suffix = source.suffix
+
+    expected = tmp_path / f"expected{suffix}"
+    assert run_batch(source, expected).returncode == 0
+    for output in (tmp_path / f"out{suffix}.gz", tmp_path / f"out{suffix}"):
+        result = run_batch(zipped, output)
+        assert result.returncode == 0, result.stderr
+        written = output.read_bytes()
+        if output.suffix == ".gz":
+            written = gzip.decompress(written)
+        assert written == expected.read_bytes()
+
+
+def test_a_broken_gzipped_input_is_one_line_and_exit_65(tmp_path):
+    """Not a traceback, and not blamed on OUTPUT; no .partial left."""
+    rows = "text\n" + "".join(f"The crew was lovely on flight {i}\n" for i in range(3000))
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(rows.encode())[:-100])
+    not_gzip = tmp_path / "plain.csv.gz"
+    not_gzip.write_text(rows)
+    for source in (cut, not_gzip):
+        output = tmp_path / "out.csv"
+        result = run_batch(source, output)
+        assert result.returncode == 65, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"Error: cannot read {source}: ")
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["cut.csv.gz", "plain.csv.gz"]

@@ -1,11 +1,12 @@
 """Offline batch scoring: ``python -m app.batch INPUT OUTPUT`` scores a CSV or JSON Lines
 file with the server's model and preprocessing (``Predictor``), streaming it in batches.
 
-The format follows the extension (``.csv``; ``.jsonl`` or ``.ndjson``) and the output has
-the input's format. Every input row is written, in order, with these columns (keys) added:
-``label``, ``score``, ``p_<class>`` for each class, ``version`` (the model version that
-scored the row) and ``error``. An input column with one of those names is replaced (a
-warning says so). ``app.offline.spark`` adds the same columns with the same functions.
+The format follows the extension (``.csv``; ``.jsonl`` or ``.ndjson``; each may end in
+``.gz``, read and written gzipped) and the output has the input's format. Every input row
+is written, in order, with these columns (keys) added: ``label``, ``score``, ``p_<class>``
+for each class, ``version`` (the model version that scored the row) and ``error``. An
+input column with one of those names is replaced (a warning says so).
+``app.offline.spark`` adds the same columns with the same functions.
 
 A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; bytes that are not
 UTF-8; in JSON Lines also a line that is not a JSON object, or text that is not a string)
@@ -24,8 +25,9 @@ the input's line ending (LF or CRLF, from the header line); JSON Lines output ha
 
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
 such file, unknown extension, no such text column) or settings; 1 when the model cannot be
-loaded; 74 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder,
-a full disk). The output is written to ``OUTPUT.partial`` and renamed when complete; a run
+loaded; 65 (``EX_DATAERR``) when a gzipped INPUT is not valid gzip or is cut short; 74
+(``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder, a full
+disk). The output is written to ``OUTPUT.partial`` and renamed when complete; a run
 that fails removes it.
 """
 
@@ -33,12 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import itertools
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -52,6 +56,7 @@ from app.serving.registry import VersionSelection
 from app.serving.texts import lone_surrogate, review_text_problem
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+GZIP = ".gz"  # after a format's extension: the file is gzipped
 # Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
 # is only a bad row ("too long"), so allow fields up to 64 MiB.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
@@ -60,10 +65,16 @@ CSV_FIELD_LIMIT = 64 * 1024 * 1024
 ENCODING_ERRORS = "surrogateescape"
 # sysexits.h: "an error occurred while doing I/O on some file" (here: writing OUTPUT).
 EXIT_OUTPUT_ERROR = 74
+# sysexits.h: "the input data was incorrect in some way" (here: a gzipped INPUT that is not).
+EXIT_INPUT_ERROR = 65
 
 
 class OutputNotWritable(Exception):
     """OUTPUT (its ``.partial`` file) could not be created or written; removed again."""
+
+
+class InputNotReadable(Exception):
+    """A gzipped INPUT is not valid gzip, or is cut short."""
 
 
 @dataclass
@@ -90,28 +101,53 @@ class Summary:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
+def gzipped(path: Path) -> bool:
+    return path.suffix.lower() == GZIP
+
+
 def file_format(path: Path) -> str:
-    """``"csv"`` or ``"jsonl"`` from the file's extension, else a usage error."""
+    """``"csv"`` or ``"jsonl"`` from the file's extension (before ``.gz``), else a usage
+    error."""
+    suffix = Path(path.stem).suffix if gzipped(path) else path.suffix
     try:
-        return FORMATS[path.suffix.lower()]
+        return FORMATS[suffix.lower()]
     except KeyError:
         known = ", ".join(FORMATS)
-        raise click.UsageError(f"{path}: unknown extension {path.suffix!r} (use {known})") from None
+        raise click.UsageError(
+            f"{path}: unknown extension {''.join(path.suffixes)!r} (use {known}, each "
+            f"optionally with {GZIP})"
+        ) from None
 
 
-def read_lines(binary: IO[bytes], progress: Any) -> Iterator[str]:
-    """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by bytes.
+def read_lines(
+    binary: IO[bytes], progress: Any, compressed_at: Callable[[], int] | None = None
+) -> Iterator[str]:
+    """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by bytes
+    (of the file as stored: ``compressed_at`` tells how far a gzipped file has been read).
 
     Reading bytes keeps the count exact and cheap; splitting UTF-8 at ``\\n`` is safe
     because that byte never occurs inside a multi-byte character.
     """
     first = True
+    done = 0
     for raw in binary:
-        progress.update(len(raw))
+        if compressed_at is None:
+            progress.update(len(raw))
+        else:
+            progress.update(compressed_at() - done)
+            done = compressed_at()
         line = raw.decode("utf-8", errors=ENCODING_ERRORS)
         if first:
             line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
         yield line
+
+
+def gzip_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
+    """``lines`` of a gzipped file, a broken one raising ``InputNotReadable``."""
+    try:
+        yield from lines
+    except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
+        raise InputNotReadable(f"cannot read {path}: {error}") from None
 
 
 class CSVFormat:
@@ -349,7 +385,8 @@ def score_file(
     partial = output_path.with_name(output_path.name + ".partial")
 
     with (
-        input_path.open("rb") as binary,
+        input_path.open("rb") as stored,
+        gzip.GzipFile(fileobj=stored) if gzipped(input_path) else stored as binary,
         click.progressbar(
             length=input_path.stat().st_size,
             label=f"Scoring {input_path.name}",
@@ -357,7 +394,10 @@ def score_file(
             hidden=not show_progress,
         ) as progress,
     ):
-        lines = read_lines(binary, progress)
+        if gzipped(input_path):
+            lines = gzip_lines(read_lines(binary, progress, stored.tell), input_path)
+        else:
+            lines = read_lines(binary, progress)
         source: CSVFormat | JSONLinesFormat
         if kind == "csv":
             source = CSVFormat(lines, text_column, max_text_chars)
@@ -367,7 +407,10 @@ def score_file(
         if replaced:
             warn(f"warning: input columns {', '.join(replaced)} are replaced in the output")
         try:
-            with partial.open("w", encoding="utf-8", errors=ENCODING_ERRORS, newline="") as output:
+            opener = gzip.open if gzipped(output_path) else open
+            with opener(
+                partial, "wt", encoding="utf-8", errors=ENCODING_ERRORS, newline=""
+            ) as output:
                 writer = source.writer(output, added)
                 batch: list[Row] = []
                 for row in source.rows():
@@ -508,6 +551,9 @@ def score_command(
     except OutputNotWritable as error:
         warn(f"Error: {error}")
         sys.exit(EXIT_OUTPUT_ERROR)
+    except InputNotReadable as error:
+        warn(f"Error: {error}")
+        sys.exit(EXIT_INPUT_ERROR)
     warn(summary_line(summary, predictor, output_path))
 
 
