@@ -9,6 +9,7 @@ imports PySpark or PyArrow at module level, so collecting this file costs nothin
 from __future__ import annotations
 
 import csv
+import gzip
 import importlib.util
 import itertools
 import json
@@ -174,7 +175,8 @@ def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
 
 def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
     """Every JSON Lines rule of app.batch: non-string, null, missing key, not JSON, blank;
-    with the highest model version, picked by --model-version (app.batch: --model-dir)."""
+    with the highest model version, picked by --model-version (app.batch: --model-dir);
+    from a gzipped file."""
     version = max((p.name for p in (PROJECT_ROOT / "model/sentiment").iterdir()), key=len_int)
     lines = [
         json.dumps({"text": "Thank you, the crew was wonderful!", "meta": {"a": [1]}}),
@@ -190,8 +192,8 @@ def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
         json.dumps({"text": "   "}),
     ]
     lines += [json.dumps({"text": f"{PHRASES[i % len(PHRASES)]} #{i}"}) for i in range(189)]
-    source = tmp_path / "reviews.jsonl"
-    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = tmp_path / "reviews.jsonl.gz"  # gzipped, as exports often are: both read it
+    source.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8")))
     batch_out, spark_out = tmp_path / "batch.jsonl", tmp_path / "scored.jsonl"
     folder = PROJECT_ROOT / "model/sentiment" / version
     batch = run("app.batch", source, batch_out, "--quiet", "--model-dir", folder)

@@ -168,7 +168,11 @@ def score_partition(plan: ScoringPlan) -> Any:
 
 
 def data_format(path: str, formats: dict[str, str], what: str) -> str:
-    suffix = Path(urlparse(path).path.rstrip("/")).suffix.lower()
+    name = Path(urlparse(path).path.rstrip("/"))
+    text_input = what == "INPUT" and Path(name.stem).suffix.lower() in (".csv", ".jsonl", ".ndjson")
+    if text_input and name.suffix.lower() == ".gz":
+        name = Path(name.stem)  # "reviews.csv.gz": Spark reads gzip itself (one task a file)
+    suffix = name.suffix.lower()
     if suffix in formats:
         return formats[suffix]
     if what == "INPUT" and not suffix:
