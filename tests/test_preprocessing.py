@@ -358,6 +358,10 @@ def test_window_tokens_round_trip_and_absent_when_unused() -> None:
         ("Gave it 5⭐!", "Gave it  xxratingbest !"),
         ("two ⭐ for the food", " xxratingpoor  for the food"),
         ("ten ⭐⭐⭐⭐⭐⭐⭐⭐⭐⭐", "ten  xxratingbest "),
+        # thumbs: one good or poor, two excellent or terrible
+        ("Thumbs up.", " xxratinggood ."),
+        ("Two thumbs DOWN for the food", " xxratingworst  for the food"),
+        ("thumbs upgrade", "thumbs upgrade"),
         # middling ratings stay numbers
         ("3/5", "3/5"),
         ("2.5 out of 5.", "2.5 out of 5."),

@@ -217,8 +217,9 @@ _EMPTY_STARS = "☆"
 _RATING = re.compile(
     # Every rating starts with a digit, a number word's first letter or a star glyph: the
     # lookahead skips the other positions at once (half the time of a text with a "/").
-    rf"(?=[\dzotfsenha{_FILLED_STARS}{_EMPTY_STARS}])"
-    rf"(?:(?P<glyphs>(?:[{_FILLED_STARS}{_EMPTY_STARS}]\ufe0f?){{2,10}})"
+    rf"(?=[\dzotfsenhab{_FILLED_STARS}{_EMPTY_STARS}])"
+    r"(?:\b(?:(?P<thumbs_two>two|both|2)\s+)?thumbs?\s+(?P<thumbs>up|down)\b"
+    rf"|(?P<glyphs>(?:[{_FILLED_STARS}{_EMPTY_STARS}]\ufe0f?){{2,10}})"
     rf"|\b(?P<glyph_of>\d{{1,2}}(?:\.\d)?|{_RATING_WORD})\s*[{_FILLED_STARS}]\ufe0f?"
     rf"(?!\ufe0f?[{_FILLED_STARS}{_EMPTY_STARS}])"
     rf"|(?<![\w/.,-])(?P<slash>\d{{1,3}}(?:\.\d)?)\s*/\s*(?P<slash_of>5|10|100)(?![\w/]|\.\d|-\d)"
@@ -266,6 +267,9 @@ def _number(text: str) -> float:
 def _rating_value(match: re.Match[str]) -> int:
     """The polarity bucket (-2 … 2) of one ``_RATING`` match, 0 when it is not a rating
     (a numbering, a count, a category such as "a four star hotel") or a middling one."""
+    if match["thumbs"]:  # a verdict: one thumb good or poor, two excellent or terrible
+        value = 2 if match["thumbs_two"] else 1
+        return value if match["thumbs"].lower() == "up" else -value
     if match["glyphs"]:  # "★★★★☆", "⭐⭐⭐⭐⭐": out of 5 unless empty stars say otherwise
         value = sum(glyph in _FILLED_STARS for glyph in match["glyphs"])
         empty = match["glyphs"].count(_EMPTY_STARS)
@@ -316,14 +320,16 @@ def _replace_ratings(text: str, replace: Callable[[str, int], str]) -> str:
     """``text`` with each rating that is not middling replaced by ``replace(rating,
     polarity bucket)``."""
     # A cheap test first (0.2 µs a review against 1.7 for a case-blind search): "/",
-    # "star" or "out of" in lower or upper case, a word that holds "tar" ("start"), or
-    # in a text that is not ASCII, a star glyph.
+    # "star", "out of" or "thumbs" in lower or upper case, a word that holds "tar"
+    # ("start"), or in a text that is not ASCII, a star glyph.
     if not (
         "/" in text
         or "tar" in text
         or "ut of" in text
         or "TAR" in text
         or "UT OF" in text
+        or "humbs" in text
+        or "HUMBS" in text
         or (not text.isascii() and ("★" in text or "⭐" in text or "☆" in text))
     ):
         return text
