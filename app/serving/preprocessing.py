@@ -260,6 +260,13 @@ def _word_after(match: re.Match[str]) -> str:
     return found[1].lower() if found else ""
 
 
+def _counts_a_thing(match: re.Match[str]) -> bool:
+    """Whether a word follows the match that makes it a count or a class of thing ("4 out
+    of 5 dentists", "a 4⭐ hotel") rather than a rating ("9 out of 10, would buy again")."""
+    after = _word_after(match)
+    return bool(after) and after not in _AFTER_OUT_OF
+
+
 def _number(text: str) -> float:
     return _NUMBER_WORDS.get(text.lower()) if not text[0].isdigit() else float(text)  # type: ignore[return-value]
 
@@ -276,8 +283,7 @@ def _rating_value(match: re.Match[str]) -> int:
         scale = float(value + empty) if empty else 5.0
         value = min(value, scale)
     elif match["glyph_of"]:  # "5⭐", "two ⭐" (a number before a run of them is no count)
-        after = _word_after(match)
-        if after and after not in _AFTER_OUT_OF:
+        if _counts_a_thing(match):
             return 0  # "a 4⭐ hotel": a class of thing, as "a four star hotel"
         value, scale = min(_number(match["glyph_of"]), 5.0), 5.0
     elif match["slash"]:
@@ -286,8 +292,7 @@ def _rating_value(match: re.Match[str]) -> int:
             return 0
     elif match["out"]:
         value, scale = _number(match["out"]), _number(match["out_of"])
-        after = _word_after(match)
-        if after and after not in _AFTER_OUT_OF:
+        if _counts_a_thing(match):
             return 0
     else:
         value, scale = _number(match["stars"]), 5.0
@@ -309,11 +314,7 @@ def _rating_value(match: re.Match[str]) -> int:
 def _rating_tokens(tokens: list[str]) -> list[str]:
     """``tokens`` with each rating mark replaced by its ``RATING_TOKENS`` token, never
     negation-marked: "not even worth one star" is still one star."""
-    prefix = len(NEGATED_PREFIX)
-    return [
-        _RATING_BY_MARK.get(token[prefix:] if token.startswith(NEGATED_PREFIX) else token, token)
-        for token in tokens
-    ]
+    return [_RATING_BY_MARK.get(token.removeprefix(NEGATED_PREFIX), token) for token in tokens]
 
 
 def _replace_ratings(text: str, replace: Callable[[str, int], str]) -> str:
@@ -374,10 +375,15 @@ _FIRST_EMOJI = min(EMOJI_POLARITY)  # a text whose every character comes before 
 _RATED_EMOJI = re.compile(f"[{''.join(sorted(EMOJI_POLARITY))}]")
 
 
+def _may_hold_rated_emoji(text: str) -> bool:
+    """False for most texts at once: ASCII, or every character before the first rated one."""
+    return not text.isascii() and max(text) >= _FIRST_EMOJI
+
+
 def gloss_emoji(text: str) -> str:
     """``text`` with each ``EMOJI_POLARITY`` emoji followed by the word for its bucket
     ("The sequel 🤦 (poor)"), for a model whose vocabulary has no emoji."""
-    if text.isascii() or max(text) < _FIRST_EMOJI:
+    if not _may_hold_rated_emoji(text):
         return text
     return _RATED_EMOJI.sub(
         lambda found: f"{found[0]} ({RATING_GLOSSES[EMOJI_POLARITY[found[0]]]})", text
@@ -494,6 +500,23 @@ def rows_by_window(
         rows.extend(pieces)
         owners.extend([owner] * len(pieces))
     return rows, owners
+
+
+def _add_lexicon_tokens(
+    tokens: Sequence[str],
+    polarity: dict[str, int],
+    copies: int,
+    extras: list[str],
+    origins: list[int],
+) -> None:
+    """For each token with a ``polarity`` (a rating, a rated emoji; negation-marked or
+    not), ``copies`` lexicon tokens of that polarity in ``extras``, its position in
+    ``origins``."""
+    for position, token in enumerate(tokens):
+        value = polarity.get(token.removeprefix(NEGATED_PREFIX))
+        if value:
+            extras.extend([LEXICON_TOKENS[value]] * copies)
+            origins.extend([position] * copies)
 
 
 @dataclass
@@ -661,21 +684,10 @@ class TextEncoder:
                 if value:
                     extras.append(LEXICON_TOKENS[value])
                     origins.append(position)
-        if self.emoji_weight and not text.isascii() and max(text) >= _FIRST_EMOJI:
-            for position, token in enumerate(tokens):
-                if token.startswith(NEGATED_PREFIX):
-                    token = token[prefix:]
-                value = EMOJI_POLARITY.get(token)
-                if value:
-                    extras.extend([LEXICON_TOKENS[value]] * self.emoji_weight)
-                    origins.extend([position] * self.emoji_weight)
+        if self.emoji_weight and _may_hold_rated_emoji(text):  # never negated, as ratings
+            _add_lexicon_tokens(tokens, EMOJI_POLARITY, self.emoji_weight, extras, origins)
         if rated:  # a rating weighs rating_weight ids: its own, then copies among the extras
-            copies = self.rating_weight - 1
-            for position, token in enumerate(tokens):
-                value = _RATING_VALUES.get(token)
-                if value:
-                    extras.extend([LEXICON_TOKENS[value]] * copies)
-                    origins.extend([position] * copies)
+            _add_lexicon_tokens(tokens, _RATING_VALUES, self.rating_weight - 1, extras, origins)
         return tokens, extras, origins
 
     def encode_ids(self, text: str) -> list[int]:
