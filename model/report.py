@@ -69,35 +69,19 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
     def ids(rows: Sequence[Any]) -> np.ndarray:
         return np.array([CLASSES.index(row.label) for row in rows], dtype=np.int32)
 
-    dev = load_devset()
-    ratings = load_ratings_set()
-    idioms = load_idioms_set()
-    emoji = load_emoji_set()
+    def team_set(name: str, title: str, rows: list[TeamText]) -> LabelledSet:
+        return LabelledSet(name, title, [r.text for r in rows], ids(rows), rows)
+
+    ratings, idioms, emoji = load_ratings_set(), load_idioms_set(), load_emoji_set()
     tweets = load_tweet_splits()["test"]
     sets = [
-        LabelledSet(
-            "devset", "team dev set (720 texts, 12 domains)", [r.text for r in dev], ids(dev), dev
+        team_set("devset", "team dev set (720 texts, 12 domains)", load_devset()),
+        team_set(
+            "ratings", f"team ratings set ({len(ratings)} texts with ratings or numbers)", ratings
         ),
-        LabelledSet(
-            "ratings",
-            f"team ratings set ({len(ratings)} texts with ratings or numbers)",
-            [r.text for r in ratings],
-            ids(ratings),
-            ratings,
-        ),
-        LabelledSet(
-            "idioms",
-            f"team idioms set ({len(idioms)} set phrases and plain facts)",
-            [r.text for r in idioms],
-            ids(idioms),
-            idioms,
-        ),
-        LabelledSet(
-            "emoji",
-            f"team emoji set ({len(emoji)} short reviews and facts with emoji)",
-            [r.text for r in emoji],
-            ids(emoji),
-            emoji,
+        team_set("idioms", f"team idioms set ({len(idioms)} set phrases and plain facts)", idioms),
+        team_set(
+            "emoji", f"team emoji set ({len(emoji)} short reviews and facts with emoji)", emoji
         ),
         LabelledSet("tweet_test", "tweet test split", [e.text for e in tweets], ids(tweets)),
     ]

@@ -119,11 +119,9 @@ def file_format(path: Path) -> str:
         ) from None
 
 
-def read_lines(
-    binary: IO[bytes], progress: Any, compressed_at: Callable[[], int] | None = None
-) -> Iterator[str]:
-    """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by bytes
-    (of the file as stored: ``compressed_at`` tells how far a gzipped file has been read).
+def read_lines(binary: IO[bytes], progress: Any, stored_at: Callable[[], int]) -> Iterator[str]:
+    """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by the
+    bytes of the file as stored (``stored_at``: how far it has been read, gzipped or not).
 
     Reading bytes keeps the count exact and cheap; splitting UTF-8 at ``\\n`` is safe
     because that byte never occurs inside a multi-byte character.
@@ -131,11 +129,9 @@ def read_lines(
     first = True
     done = 0
     for raw in binary:
-        if compressed_at is None:
-            progress.update(len(raw))
-        else:
-            progress.update(compressed_at() - done)
-            done = compressed_at()
+        position = stored_at()
+        progress.update(position - done)
+        done = position
         line = raw.decode("utf-8", errors=ENCODING_ERRORS)
         if first:
             line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
@@ -394,10 +390,9 @@ def score_file(
             hidden=not show_progress,
         ) as progress,
     ):
+        lines = read_lines(binary, progress, stored.tell)
         if gzipped(input_path):
-            lines = gzip_lines(read_lines(binary, progress, stored.tell), input_path)
-        else:
-            lines = read_lines(binary, progress)
+            lines = gzip_lines(lines, input_path)
         source: CSVFormat | JSONLinesFormat
         if kind == "csv":
             source = CSVFormat(lines, text_column, max_text_chars)
