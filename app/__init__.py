@@ -24,6 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.web import (
         api,
         auth,
+        compression,
         cors,
         docs,
         errors,
@@ -58,4 +59,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(page.bp)
+    compression.init_app(app)
     return app

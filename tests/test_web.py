@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -912,6 +913,42 @@ def test_docs_renders_every_operation_and_tries_one(server, browser, device):
     browser.execute_script("arguments[0].scrollIntoView()", block)
     screenshot(browser, f"{device}-docs-try-it")
     # Swagger UI asked no other host (no validator badge, no fonts): nothing failed.
+    assert severe_browser_errors(browser) == []
+
+
+def downloads(driver: webdriver.Chrome) -> dict[str, dict]:
+    """What the browser fetched for this page, by path: bytes on the wire and decoded."""
+    entries = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => ({name: e.name,"
+        " encoded: e.encodedBodySize, decoded: e.decodedBodySize, transfer: e.transferSize}))"
+    )
+    return {urlsplit(entry["name"]).path: entry for entry in entries}
+
+
+@pytest.mark.slow
+def test_docs_assets_arrive_gzipped_and_are_revalidated_on_reload(server, browser):
+    """Chromium (which asks for gzip) through Gunicorn: Swagger UI's 1.9 MB of script and
+    styles and the document cross the wire gzipped, decode to the files, and a reload
+    revalidates them with 304s."""
+    set_viewport(browser, *VIEWPORTS["desktop"])
+    browser.get(server.url + "/docs")
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock"), "operations")
+    first = downloads(browser)
+    for path in (
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/openapi.json",
+    ):
+        plain = requests.get(server.url + path, headers={"Accept-Encoding": "identity"}, timeout=5)
+        assert first[path]["decoded"] == len(plain.content), path
+        assert first[path]["encoded"] < len(plain.content) / 3, path
+    bundle = first["/docs/assets/swagger-ui-bundle.js"]
+    assert bundle["transfer"] < 500_000 < 1_500_000 < bundle["decoded"]
+
+    browser.refresh()
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock"), "operations")
+    again = downloads(browser)["/docs/assets/swagger-ui-bundle.js"]
+    assert 0 < again["transfer"] < 2_000  # asked the server (not its memory): headers only
     assert severe_browser_errors(browser) == []
 
 
