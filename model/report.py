@@ -6,9 +6,9 @@ writes ``model/sentiment/<v>/evaluation.md`` for each version, with its pictures
 ``model/sentiment/<v>/evaluation/``: confusion matrices, per-domain accuracy, calibration
 curves and the 20 worst errors on the dev set. Sets: the team's dev set (overall, per
 domain, per kind), ratings set (overall, per kind), idioms set and emoji set (overall, per
-kind), the tweet test split, and the GoEmotions test split when its folder is there.
-Nothing is trained on the dev, ratings, idioms or emoji sets; the baselines are fitted
-here, on training data.
+kind), implicit set (overall), the tweet test split, and the GoEmotions test split when its
+folder is there. Nothing is trained on the dev, ratings, idioms, emoji or implicit sets;
+the baselines are fitted here, on training data.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from model.teamdata import (
     load_devset,
     load_emoji_set,
     load_idioms_set,
+    load_implicit_set,
     load_ratings_set,
 )
 
@@ -73,6 +74,7 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
         return LabelledSet(name, title, [r.text for r in rows], ids(rows), rows)
 
     ratings, idioms, emoji = load_ratings_set(), load_idioms_set(), load_emoji_set()
+    implicit = load_implicit_set()
     tweets = load_tweet_splits()["test"]
     sets = [
         team_set("devset", "team dev set (720 texts, 12 domains)", load_devset()),
@@ -82,6 +84,11 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
         team_set("idioms", f"team idioms set ({len(idioms)} set phrases and plain facts)", idioms),
         team_set(
             "emoji", f"team emoji set ({len(emoji)} short reviews and facts with emoji)", emoji
+        ),
+        team_set(
+            "implicit",
+            f"team implicit set ({len(implicit)} verdicts told as facts, and plain facts)",
+            implicit,
         ),
         LabelledSet("tweet_test", "tweet test split", [e.text for e in tweets], ids(tweets)),
     ]

@@ -11,6 +11,7 @@ from model.teamdata import (
     DEVSET_FILE,
     EMOJI_FILE,
     IDIOMS_FILE,
+    IMPLICIT_FILE,
     RATINGS_FILE,
     REVIEWS_FILE,
     TeamText,
@@ -18,6 +19,7 @@ from model.teamdata import (
     load_devset,
     load_emoji_set,
     load_idioms_set,
+    load_implicit_set,
     load_ratings_set,
     load_team_reviews,
     near_duplicate,
@@ -102,8 +104,22 @@ def test_emoji_set_is_balanced_and_every_text_holds_an_emoji(emoji) -> None:
     assert all(max(row.text) >= "\u2190" for row in emoji)
 
 
-def test_texts_are_unique_within_each_file(devset, reviews, ratings, idioms, emoji) -> None:
-    for rows in (devset, reviews, ratings, idioms, emoji):
+@pytest.fixture(scope="module")
+def implicit() -> list[TeamText]:
+    return load_implicit_set()
+
+
+def test_implicit_set_is_balanced_and_spans_the_dev_domains(implicit, devset) -> None:
+    assert Counter(row.label for row in implicit) == {label: 30 for label in CLASSES}
+    assert {row.kind for row in implicit if row.label != "neutral"} == {"implicit"}
+    assert {row.kind for row in implicit if row.label == "neutral"} <= KINDS
+    assert {row.domain for row in implicit} == {row.domain for row in devset}
+
+
+def test_texts_are_unique_within_each_file(
+    devset, reviews, ratings, idioms, emoji, implicit
+) -> None:
+    for rows in (devset, reviews, ratings, idioms, emoji, implicit):
         keys = [normalise(row.text) or row.text for row in rows]  # "😡" normalises to ""
         assert all(keys) and len(set(keys)) == len(keys)
 
@@ -115,10 +131,10 @@ def test_training_reviews_never_repeat_a_devset_text(devset, reviews) -> None:
     assert dropped == [] and kept == reviews
 
 
-def test_training_reviews_never_nearly_repeat_a_ratings_idioms_or_emoji_set_text(
-    reviews, ratings, idioms, emoji
+def test_training_reviews_never_nearly_repeat_a_held_out_set_text(
+    reviews, ratings, idioms, emoji, implicit
 ) -> None:
-    held_out = [row.text for row in (*ratings, *idioms, *emoji)]
+    held_out = [row.text for row in (*ratings, *idioms, *emoji, *implicit)]
     kept, dropped = drop_near_duplicates(reviews, held_out)
     assert dropped == [] and kept == reviews
 
@@ -140,5 +156,5 @@ def test_reviews_split_into_train_and_calibration_rows(reviews) -> None:
 
 def test_files_are_where_training_reads_them() -> None:
     assert DEVSET_FILE.parent == REVIEWS_FILE.parent == RATINGS_FILE.parent
-    assert RATINGS_FILE.parent == IDIOMS_FILE.parent == EMOJI_FILE.parent
+    assert RATINGS_FILE.parent == IDIOMS_FILE.parent == EMOJI_FILE.parent == IMPLICIT_FILE.parent
     assert (DEVSET_FILE.parent / "README.md").is_file()
