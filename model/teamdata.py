@@ -39,6 +39,9 @@ EMOJI_FILE = DATA_DIR / "emoji_set.csv"
 # ("The hot water ran out after two minutes"), and plain facts with the same kind of
 # numbers and times: for choosing and reporting only.
 IMPLICIT_FILE = DATA_DIR / "implicit_set.csv"
+# Training reviews of that kind, written and measured but not read by training (model
+# card, version 2, "Seventh round").
+IMPLICIT_REVIEWS_FILE = DATA_DIR / "implicit_reviews.csv"
 COLUMNS = ("text", "label", "domain", "kind")
 # Two texts whose word sets overlap this much are one text said twice. Measured on the
 # team's files: pairs at 0.6-0.8 are the same sentence with a word or two changed ("Zip

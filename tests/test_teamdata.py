@@ -12,6 +12,7 @@ from model.teamdata import (
     EMOJI_FILE,
     IDIOMS_FILE,
     IMPLICIT_FILE,
+    IMPLICIT_REVIEWS_FILE,
     RATINGS_FILE,
     REVIEWS_FILE,
     TeamText,
@@ -137,6 +138,20 @@ def test_training_reviews_never_nearly_repeat_a_held_out_set_text(
     held_out = [row.text for row in (*ratings, *idioms, *emoji, *implicit)]
     kept, dropped = drop_near_duplicates(reviews, held_out)
     assert dropped == [] and kept == reviews
+
+
+def test_unused_implicit_reviews_could_join_training_as_they_are(
+    devset, reviews, ratings, idioms, emoji, implicit
+) -> None:
+    candidates = read_team_file(IMPLICIT_REVIEWS_FILE)
+    assert Counter(row.label for row in candidates) == {
+        "negative": 107,
+        "neutral": 102,
+        "positive": 109,
+    }
+    others = [row.text for row in (*devset, *reviews, *ratings, *idioms, *emoji, *implicit)]
+    kept, dropped = drop_near_duplicates(candidates, others)
+    assert dropped == [] and kept == candidates
 
 
 def test_near_duplicate_catches_small_rewordings() -> None:
