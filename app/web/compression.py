@@ -1,9 +1,9 @@
 """gzip for what a browser downloads to show ``/docs`` and the page: the static files
-(Swagger UI's bundle and styles, 1.9 MB, are 0.48 MB gzipped) and ``/openapi.json``
-(68 KB, 7 KB gzipped), when the client accepts gzip.
+(Swagger UI's bundle and styles, 1.87 MB, are 0.48 MB gzipped) and ``/openapi.json``
+(68 KB, 9 KB gzipped), when the client accepts gzip.
 
 Only these routes are wrapped, so the API's routes pay nothing: their answers stay
-uncompressed (README, TensorFlow Serving API, differences). Each body is compressed once
+uncompressed (README, Open Inference Protocol: they are small). Each body is compressed once
 per worker and kept, keyed by path and ETag, so a changed file is compressed again:
 about 0.5 MB a worker, and 45 ms of CPU on the first download of the bundle.
 
