@@ -169,6 +169,29 @@ def test_static_files_have_a_content_type_that_nosniff_accepts(client, path):
     response.close()
 
 
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_pages_allow_only_this_server_s_files_and_no_framing(client, path):
+    response = client.get(path)
+    policy = dict(
+        directive.split(" ", 1)
+        for directive in response.headers["Content-Security-Policy"].split("; ")
+    )
+    assert policy["script-src"] == policy["style-src"] == policy["default-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "<script>" not in response.get_data(as_text=True)  # no inline script to allow
+    assert ' style="' not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/model", "/openapi.json", "/static/style.css"])
+def test_api_answers_and_files_carry_no_page_policy(client, path):
+    response = client.get(path)
+    response.close()
+    assert response.status_code == 200
+    assert "Content-Security-Policy" not in response.headers
+    assert "X-Frame-Options" not in response.headers
+
+
 @pytest.mark.parametrize("path", ["/", "/docs", *STATIC])
 def test_pages_load_nothing_from_other_hosts(client, path):
     response = client.get(path)
@@ -485,6 +508,15 @@ def test_one_review_why_examples_and_errors(server, browser, device):
     assert_fits_the_window(browser, width)
     assert contrast_problems(browser) == []
     screenshot(browser, f"{device}-one-review")
+
+    # The legend's samples show a strong push (from the style sheet: no inline styles).
+    samples = browser.find_elements(By.CSS_SELECTOR, ".legend .token")
+    assert len(samples) == 2
+    for sample in samples:
+        weight = browser.execute_script(
+            "return getComputedStyle(arguments[0]).getPropertyValue('--w')", sample
+        )
+        assert float(weight) == 0.8
 
     # Another class: the view re-colours toward it.
     Select(browser.find_element(By.ID, "explain-class")).select_by_value("positive")
@@ -1079,6 +1111,27 @@ const post = (path, body) =>
   done({status: answer.status, id, label, feedback: feedback.status});
 })().catch((error) => done({error: error.name + ": " + error.message}));
 """
+
+
+@pytest.mark.slow
+def test_another_site_cannot_frame_the_page_or_the_docs(server, browser, other_origins):
+    """Chromium refuses to show either page in another origin's frame (frame-ancestors),
+    so the page, which may hold an API key, cannot be clicked through from a lure."""
+    browser.get(other_origins[0] + "/")
+    for path in ("/", "/docs"):
+        browser.get_log("browser")  # start from an empty log
+        browser.execute_script(
+            "const frame = document.createElement('iframe'); frame.src = arguments[0];"
+            " document.body.append(frame);",
+            server.url + path,
+        )
+        wait_for(
+            browser,
+            lambda: [
+                e for e in browser.get_log("browser") if "frame-ancestors 'none'" in e["message"]
+            ],
+            f"the frame of {path} refused",
+        )
 
 
 def test_a_browser_app_on_an_allowed_origin_calls_the_api(start_server, browser, other_origins):

@@ -14,10 +14,13 @@ from importlib.resources import files
 
 from flask import Blueprint, render_template
 
+from app.web.page import protect_page
+
 SWAGGER_UI_PACKAGE = "flask_swagger_ui"
 SWAGGER_UI_DIST = files(SWAGGER_UI_PACKAGE) / "dist"
 
 bp = Blueprint("docs", __name__, static_folder=str(SWAGGER_UI_DIST), static_url_path="/docs/assets")
+bp.after_request(protect_page)
 
 
 def swagger_ui_version() -> str:

@@ -14,12 +14,42 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, Response, current_app, render_template, url_for
 
 from app.serving.confidence import confidence_bands
 from app.web.models import served_models
 
 bp = Blueprint("web", __name__)
+
+# What a browser may do on this server's pages (``/`` and ``/docs``; API answers are JSON
+# and carry none): scripts, styles, images and calls from this server only, and nothing
+# inline (both pages load their scripts and styles from files; scripts may still set an
+# element's style). No other site may frame a page: the page can hold an API key in its
+# tab, and a framed page can be clicked through (clickjacking).
+PAGE_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def protect_page(response: Response) -> Response:
+    """``PAGE_POLICY`` on an HTML answer (``X-Frame-Options`` for browsers that predate
+    ``frame-ancestors``)."""
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+        response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+bp.after_request(protect_page)
 
 # What the page reads in the browser before it sends anything: a file up to this size and
 # this many reviews (10,000 reviews of 64 take 157 requests: a few seconds).
