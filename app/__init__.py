@@ -30,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         explain,
         feedback,
+        https,
         json_io,
         metrics,
         models,
@@ -47,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     request_log.init_app(app)
     json_io.init_app(app)
     errors.init_app(app)
+    https.init_app(app)
     auth.init_app(app)
     cors.init_app(app)
     metrics.init_app(app)

@@ -253,6 +253,9 @@ SETTINGS = (
     # open /metrics and /monitoring alone (and close them when set without API_KEYS).
     Setting("API_KEYS", "", API_KEYS, secret=True),
     Setting("MONITORING_API_KEYS", "", API_KEYS, secret=True),
+    # Behind a proxy that ends TLS (Heroku's router): plain HTTP is redirected (GET, HEAD)
+    # or refused, and HTTPS answers carry HSTS (app.web.https).
+    Setting("FORCE_HTTPS", "0", BOOLEAN),
     # Browser apps on these origins may call the API (CORS; app.web.cors). Empty: none.
     Setting("CORS_ORIGINS", "", ORIGINS),
     Setting("PREDICTION_RETENTION_DAYS", "30", number(0.001, 36500)),
