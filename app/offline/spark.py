@@ -41,8 +41,10 @@ import click
 
 from app.config import Config
 from app.offline.batch import (
+    FORMATS,
     Summary,
     exit_on_bad_setting,
+    gzipped,
     json_line_row,
     output_columns,
     predict_texts,
@@ -169,9 +171,9 @@ def score_partition(plan: ScoringPlan) -> Any:
 
 def data_format(path: str, formats: dict[str, str], what: str) -> str:
     name = Path(urlparse(path).path.rstrip("/"))
-    text_input = what == "INPUT" and Path(name.stem).suffix.lower() in (".csv", ".jsonl", ".ndjson")
-    if text_input and name.suffix.lower() == ".gz":
-        name = Path(name.stem)  # "reviews.csv.gz": Spark reads gzip itself (one task a file)
+    # "reviews.csv.gz": a text format (app.batch's) that Spark reads gzipped, one task a file.
+    if what == "INPUT" and gzipped(name) and Path(name.stem).suffix.lower() in FORMATS:
+        name = Path(name.stem)
     suffix = name.suffix.lower()
     if suffix in formats:
         return formats[suffix]

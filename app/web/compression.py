@@ -44,7 +44,6 @@ def gzipped(make_response: Callable[[Any], Response], view: Callable[..., Any]) 
         if (
             response.status_code not in (200, 304)
             or not response.mimetype.startswith(COMPRESSIBLE)
-            or "Content-Encoding" in response.headers
             or request.accept_encodings.quality("gzip") <= 0
         ):
             return response
@@ -55,14 +54,13 @@ def gzipped(make_response: Callable[[Any], Response], view: Callable[..., Any]) 
             return response
         key = (request.path, etag)
         body = bodies.get(key)
+        response.direct_passthrough = False
         if body is None:
-            response.direct_passthrough = False
             body = bodies[key] = gzip.compress(response.get_data(), compresslevel=6, mtime=0)
         else:
             close = getattr(response.response, "close", None)  # the unread file
             if close is not None:
                 close()
-        response.direct_passthrough = False
         response.set_data(body)
         response.headers["Content-Encoding"] = "gzip"
         response.headers.pop("Accept-Ranges", None)
