@@ -59,8 +59,8 @@ test-spark: $(SPARK_VENV)/.installed
 spark-package: $(VENV)/.serve
 	$(BIN)/python -m app.offline.package dist $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
-## model: retrain model/sentiment/$(VERSION) from scratch (VERSION=1 default, 2, or 3: ~35 min) and print its metrics;
-## VERSION=3 PACKAGE_ONLY=1 only exports the trained model.keras to its OpenVINO IR again (~2 min)
+## model: retrain model/sentiment/$(VERSION) from scratch (VERSION=1 default, 2, 3: ~35 min, or 4: ~15 min) and print its metrics;
+## VERSION=3 or 4 PACKAGE_ONLY=1 only exports the trained model.keras to its OpenVINO IR again (~2 min)
 model: $(VENV)/.dev
 	$(BIN)/python -m model.train --version $(VERSION) --goemotions $(GOEMOTIONS) $(if $(PACKAGE_ONLY),--package-only)
 

@@ -269,34 +269,34 @@ def summary_table(metrics: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Retrain a shipped sentiment model version.")
-    parser.add_argument("--version", choices=("1", "2", "3"), default="1")
+    parser.add_argument("--version", choices=("1", "2", "3", "4"), default="1")
     parser.add_argument("--output", type=Path, help="default: model/sentiment/<version>")
     parser.add_argument("--verbose", action="store_true", help="show Keras progress (v1)")
     parser.add_argument(
         "--goemotions",
         type=Path,
-        help="GoEmotions folder for versions 2 and 3 (default: ../shared/data/goemotions)",
+        help="GoEmotions folder for versions 2 to 4 (default: ../shared/data/goemotions)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds for version 2's spread")
     parser.add_argument(
         "--package-only",
         action="store_true",
-        help="version 3: export the trained model.keras to the folder's OpenVINO IR again",
+        help="versions 3 and 4: export the trained model.keras to the folder's OpenVINO IR again",
     )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     if args.package_only:
-        if args.version != "3":
-            parser.exit(2, "model.train: --package-only is for version 3\n")
+        if args.version not in ("3", "4"):
+            parser.exit(2, "model.train: --package-only is for versions 3 and 4\n")
         use_tensorflow_backend()
         from model import train_v3
 
-        output = args.output or train_v3.DEFAULT_OUTPUT
+        output = args.output or train_v3.MODEL_BASE / args.version
         serving = train_v3.repackage(output)["serving"]
         print(f"packaged {output / 'model.xml'}: {serving}")
         return
-    if args.version in ("2", "3"):
+    if args.version in ("2", "3", "4"):
         from model.goemotions import DEFAULT_DIR, check_dir
 
         # Checked before TensorFlow loads: a missing folder fails in a second.
@@ -313,11 +313,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         train_v2.print_summary(metadata)
         print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
         return
-    if args.version == "3":
+    if args.version in ("3", "4"):
         from model import train_v3
 
-        output = args.output or train_v3.DEFAULT_OUTPUT
-        metadata = train_v3.run(output, goemotions_dir)
+        output = args.output or train_v3.MODEL_BASE / args.version
+        metadata = train_v3.run(output, goemotions_dir, args.version)
         train_v3.print_summary(metadata)
         print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
         return

@@ -1,10 +1,12 @@
-"""Version 3 (MiniLM fine-tuned): its encoder, its network, and the committed artifact.
+"""Versions 3 and 4 (MiniLM fine-tuned; version 4 on its first three blocks, distilled
+from version 3): the encoder, the network, and the committed artifacts.
 
-Training takes half an hour on two cores, so CI never retrains it: these tests check the
-artifact as ``make model VERSION=3`` built it (its files fit together, its metadata is
-consistent, the OpenVINO IR the server compiles gives the recorded answers) and the two
-pieces it is built from: the WordPiece encoder and the Keras layers with the published
-weights mapped in, checked against a plain NumPy forward pass of BERT.
+Training takes 10–30 minutes on two cores, so CI never retrains them: these tests check
+the artifacts as ``make model VERSION=3`` and ``VERSION=4`` built them (their files fit
+together, their metadata is consistent, the OpenVINO IR the server compiles gives the
+recorded answers) and the two pieces they are built from: the WordPiece encoder and the
+Keras layers with the published weights mapped in, checked against a plain NumPy forward
+pass of BERT.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from model.train_v3 import (
     AGREEMENT_LABELS,
     AGREEMENT_PROBABILITY,
     ARTIFACT_FILES_V3,
+    CONFIGS,
     DEFAULT_OUTPUT,
     EVALUATED,
+    MODEL_BASE,
     PRETRAINED_SHA256,
     TrainingConfigV3,
     fuse_projections,
@@ -47,6 +51,13 @@ MODEL_DIR = DEFAULT_OUTPUT
 @pytest.fixture(scope="module")
 def metadata() -> dict[str, Any]:
     return json.loads((MODEL_DIR / "metadata.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def shipped(request) -> tuple[Path, dict[str, Any]]:
+    """A folder this recipe built (version 3 or 4), and its metadata."""
+    folder = MODEL_BASE / request.param
+    return folder, json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -173,19 +184,28 @@ def test_a_damaged_tokenizer_file_is_refused_with_its_reason(tmp_path: Path) -> 
         )
 
 
-def test_artifact_is_complete(metadata) -> None:
-    files = {path.name for path in MODEL_DIR.iterdir() if path.is_file()}
+def test_artifact_is_complete(shipped) -> None:
+    folder, metadata = shipped
+    files = {path.name for path in folder.iterdir() if path.is_file()}
     assert set(ARTIFACT_FILES_V3) <= files <= {*ARTIFACT_FILES_V3, "evaluation.md"}
     # The IR's weights are 16-bit: half the Keras file's 32-bit ones.
-    keras_bytes = (MODEL_DIR / "model.keras").stat().st_size
-    assert (MODEL_DIR / "model.bin").stat().st_size < 0.55 * keras_bytes
+    keras_bytes = (folder / "model.keras").stat().st_size
+    assert (folder / "model.bin").stat().st_size < 0.55 * keras_bytes
+    assert metadata["version"] == folder.name
     assert metadata["pretrained"]["sha256"] == PRETRAINED_SHA256
-    assert (MODEL_DIR / WORDPIECE_FILE).read_bytes() == (
+    assert (folder / WORDPIECE_FILE).read_bytes() == (
         pretrained_dir() / WORDPIECE_FILE
     ).read_bytes()
+    # Trained with the recipe that builds it today.
+    # Built by the recipe that builds it today (version 3 was trained before ``blocks``
+    # existed, on all six).
+    config = dataclasses.asdict(CONFIGS[folder.name])
+    recorded = {"blocks": 6, **metadata["training"]}
+    assert {key: recorded[key] for key in config} == config
 
 
-def test_recorded_metrics_and_openvino_agreement(metadata) -> None:
+def test_recorded_metrics_and_openvino_agreement(shipped) -> None:
+    _, metadata = shipped
     metrics = metadata["metrics"]
     assert set(EVALUATED) <= set(metrics)
     for name in EVALUATED:
@@ -234,23 +254,28 @@ def test_fused_projections_give_the_same_numbers() -> None:
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
 
 
-def test_the_shipped_ir_is_in_the_fused_form() -> None:
+def test_the_shipped_ir_is_in_the_fused_form(shipped) -> None:
     """What makes a call fast (BENCHMARKS.md, second part): attention as one op, layer
     normalisation in the form OpenVINO fuses, products on ``(out, in)`` weights."""
     import openvino as ov
 
-    graph = ov.Core().read_model(MODEL_DIR / "model.xml")
+    folder, metadata = shipped
+    blocks = metadata["training"].get("blocks", TrainingConfigV3.blocks)
+    graph = ov.Core().read_model(folder / "model.xml")
     kinds = [node.get_type_name() for node in graph.get_ops()]
-    assert kinds.count("ScaledDotProductAttention") == 6  # one per block
+    assert kinds.count("ScaledDotProductAttention") == blocks  # one per block
     assert "Einsum" not in kinds
-    assert kinds.count("Sqrt") == 13 and "Negative" not in kinds  # 13 layer norms, no rsqrt
+    # Two layer norms a block and the embeddings', none as a reciprocal square root.
+    assert kinds.count("Sqrt") == 2 * blocks + 1 and "Negative" not in kinds
     products = [node for node in graph.get_ops() if node.get_type_name() == "MatMul"]
-    assert len(products) == 37 and all(p.get_attributes()["transpose_b"] for p in products)
+    # Six a block (query, key, value, attention output, intermediate, output), the head.
+    assert len(products) == 6 * blocks + 1
+    assert all(p.get_attributes()["transpose_b"] for p in products)
 
 
-def run_child(script: str, backend: str) -> dict[str, Any]:
+def run_child(script: str, backend: str, *args: str) -> dict[str, Any]:
     """The JSON object the last line of ``script``'s output prints, run in a child."""
-    output = run_python(["-c", script], backend, timeout=300)
+    output = run_python(["-c", script, *args], backend, timeout=300)
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -313,15 +338,14 @@ def test_keras_layers_with_the_published_weights_match_a_numpy_bert() -> None:
 
 
 _SERVED = """
-import json
+import json, sys
 import numpy as np
 from app.serving.predictor import Predictor
 from model.teamdata import load_devset, load_ratings_set
-from model.train_v3 import DEFAULT_OUTPUT
 from model.train_v2 import scores
 from model.corpus import CLASSES
 
-predictor = Predictor.load(DEFAULT_OUTPUT, backend="openvino")
+predictor = Predictor.load(sys.argv[1], backend="openvino")
 metadata = predictor.bundle.metadata
 answers = [predictor.classify([a["text"]]) for a in metadata["known_answers"]]
 dev = load_devset()
@@ -340,10 +364,11 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(metadata) -> None:
+def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(shipped) -> None:
     """The server's path (the folder's own IR, at its recorded precision) reproduces what
     training recorded from the Keras model on TensorFlow."""
-    served = run_child(_SERVED, "openvino")
+    folder, metadata = shipped
+    served = run_child(_SERVED, "openvino", str(folder))
     assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.01)
