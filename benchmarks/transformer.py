@@ -1,14 +1,16 @@
-"""`make bench`'s second part: version 3 (the transformer) against version 2 (n-grams), and
-dynamic batching on and off. Writes its own section of BENCHMARKS.md.
+"""`make bench`'s second part: versions 3 and 4 (the transformers) against version 2
+(n-grams), and dynamic batching on and off. Writes its own section of BENCHMARKS.md.
 
 In process (one thread, as a worker runs it): the median time of one call on a 16-token
-text at batch 1, and per text at batch 16, at each precision the IR can be compiled with.
-Through HTTP (the Procfile's command, requirements.txt alone, two workers): version 2
-alone, version 3 alone, version 3 with dynamic batching (8 threads a worker, requests
-on threads rather than the event loop, batches of up to 16, 2 ms wait), version 3
-compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching, single
-reviews in rotation (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and
-memory of each, and of every version after batches of the 64 longest texts.
+text at batch 1, and per text at batch 16, of each transformer at each precision the IR
+can be compiled with. Through HTTP (the Procfile's command, requirements.txt alone, two
+workers): version 2 alone, version 3 alone, version 3 with dynamic batching (8 threads a
+worker, requests on threads rather than the event loop, batches of up to 16, 2 ms wait),
+version 3 compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching,
+version 4 alone in f32 and in bf16, single reviews in rotation (wrk) at c=16 and c=32,
+rounds alternating between the servers; boot time and memory of each, and of every
+version and of versions 2 and 4 together, after batches of the 64 longest texts to the
+transformer.
 """
 
 from __future__ import annotations
@@ -30,9 +32,8 @@ from benchmarks.reviews import rotating_reviews
 from deploy.dyno import build_environment
 
 START, END = "<!-- bench-v3:start -->", "<!-- bench-v3:end -->"
-V3 = MODEL_BASE / "3"
 LOADS = [Load("wrk", 16, 5), Load("wrk", 32, 5)]
-LONG_BATCHES = "every version, then batches of 64 long reviews to version 3"
+LONG_BATCHES = ", then batches of 64 long reviews to the transformer"
 BATCHING_ENV = {
     "DYNAMIC_BATCH_MAX_SIZE": "16",
     "DYNAMIC_BATCH_TIMEOUT_MS": "2",
@@ -64,14 +65,18 @@ print(json.dumps({
 """
 
 
-def in_process(precision: str, python: Path, work: Path) -> dict[str, float]:
-    """Version 3 compiled at ``precision`` (a copy of its folder saying so)."""
-    folder = work / f"v3-{precision}"
+TRANSFORMERS = ("3", "4")
+
+
+def in_process(version: str, precision: str, python: Path, work: Path) -> dict[str, float]:
+    """``version`` compiled at ``precision`` (a copy of its folder saying so)."""
+    shipped = MODEL_BASE / version
+    folder = work / f"v{version}-{precision}"
     folder.mkdir()
-    for path in V3.iterdir():
+    for path in shipped.iterdir():
         if path.name != "metadata.json":
             (folder / path.name).symlink_to(path)
-    metadata = json.loads((V3 / "metadata.json").read_text())
+    metadata = json.loads((shipped / "metadata.json").read_text())
     metadata["serving"] = {**metadata.get("serving", {}), "inference_precision": precision}
     (folder / "metadata.json").write_text(json.dumps(metadata))
     output = subprocess.run(
@@ -90,9 +95,12 @@ def run(quick: bool) -> dict:
     bench = Bench(work, quick)
     results: dict = {"started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
     serving_bin = build_environment(fresh=False) / "bin"
-    print("version 3 in process ...", flush=True)
+    print("versions 3 and 4 in process ...", flush=True)
     results["in_process"] = {
-        precision: in_process(precision, serving_bin / "python", work)
+        f"version {version}, {precision}": in_process(
+            version, precision, serving_bin / "python", work
+        )
+        for version in TRANSFORMERS
         for precision in ("f32", "bf16")
     }
     servers: list[Server] = []
@@ -117,11 +125,24 @@ def run(quick: bool) -> dict:
                     **BATCHING_ENV,
                 },
             ),
+            *(
+                (
+                    f"version 4, {precision}",
+                    {
+                        "MODEL_VERSIONS": "4",
+                        "MODEL_LABELS": "stable=4",
+                        "INFERENCE_PRECISION": precision,
+                    },
+                )
+                for precision in ("f32", "bf16")
+            ),
+            # For memory only: every version, and the pair the README suggests.
             ("every version", {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2,accurate=3"}),
+            ("versions 2 and 4", {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2,accurate=4"}),
         ):
             print(f"starting {name} ...", flush=True)
             servers.append(Server(name, "app:create_app()", env, serving_bin))
-        compared, every = servers[:-1], servers[-1]
+        compared, loaded = servers[:-2], servers[-2:]
         for server in compared:
             bench.run(server, Load("wrk", 16, 1))
         results["boot_s"] = {server.name: server.boot_s for server in servers}
@@ -129,20 +150,22 @@ def run(quick: bool) -> dict:
         for load in LOADS:
             print(f"  {load.label} ...", flush=True)
             results["loads"][load.label] = bench.interleaved(compared, load)
-        # Memory after traffic: "every version" answers reviews by version 2 (stable) and
-        # by version 3 (the label accurate), as long as one round of the others.
+        # Memory after traffic: each of the two answers reviews by version 2 (stable) and
+        # by its transformer (the label accurate), as long as one round of the others.
         load = Load("wrk", 16, 5)
-        bench.run(every, load)
         script = bench.scripts[("single", True)]
-        wrk(f"{every.url}/classify?label=accurate", script, 16, bench.amount(load), True)
+        for server in loaded:
+            bench.run(server, load)
+            wrk(f"{server.url}/classify?label=accurate", script, 16, bench.amount(load), True)
         results["pss_mb"] = {server.name: server.pss_mb() for server in servers}
-        # The worst case for memory: version 3's widest calls, batches of the 64 longest
-        # texts (512 word pieces a call), at c=4.
+        # The worst case for memory: the transformer's widest calls, batches of the 64
+        # longest texts (512 word pieces a call), at c=4.
         longest = sorted(rotating_reviews(), key=len)[-64:]
         batches = [json.dumps({"reviews": longest[i:] + longest[:i]}) for i in range(0, 64, 8)]
         long_script = wrk_script(batches, work / "long.lua")
-        wrk(f"{every.url}/classify?label=accurate", long_script, 4, bench.amount(load), True)
-        results["pss_mb"][LONG_BATCHES] = every.pss_mb()
+        for server in loaded:
+            wrk(f"{server.url}/classify?label=accurate", long_script, 4, bench.amount(load), True)
+            results["pss_mb"][f"{server.name}{LONG_BATCHES}"] = server.pss_mb()
     finally:
         for server in servers:
             server.stop()
@@ -153,7 +176,7 @@ def run(quick: bool) -> dict:
 def report(r: dict, command: str) -> str:
     lines = [
         START,
-        "## Version 3 (the transformer) against version 2, and dynamic batching",
+        "## Versions 3 and 4 (the transformers) against version 2, and dynamic batching",
         "",
         f"`{command}` (its second part, `benchmarks/transformer.py`), {r['started']}, "
         f"{machine()}. Servers: the Procfile's command from requirements.txt alone, two "
@@ -163,12 +186,12 @@ def report(r: dict, command: str) -> str:
         "",
         "In process, one thread, the model call alone (median):",
         "",
-        "| precision | 16 tokens, batch 1 | per text, batch 16 |",
+        "| version, precision | 16 tokens, batch 1 | per text, batch 16 |",
         "|---|---|---|",
     ]
-    for precision, row in r["in_process"].items():
+    for name, row in r["in_process"].items():
         lines.append(
-            f"| {precision} | {row['batch1_ms']:.2f} ms | {row['batch16_ms_per_text']:.2f} ms |"
+            f"| {name} | {row['batch1_ms']:.2f} ms | {row['batch16_ms_per_text']:.2f} ms |"
         )
     lines += [
         "",
@@ -191,7 +214,8 @@ def report(r: dict, command: str) -> str:
     ]
     for name, boot in r["boot_s"].items():
         lines.append(f"| {name} | {boot:.1f} s | {r['pss_mb'][name]:.0f} MB |")
-    lines.append(f"| {LONG_BATCHES} | – | {r['pss_mb'][LONG_BATCHES]:.0f} MB |")
+    for name in ("every version", "versions 2 and 4"):
+        lines.append(f"| {name}{LONG_BATCHES} | – | {r['pss_mb'][name + LONG_BATCHES]:.0f} MB |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
@@ -213,14 +237,18 @@ def main() -> None:
     command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
     write_report(report(results, command))
     print(f"done in {time.monotonic() - started:.0f} s; report in {BENCHMARKS_MD.name}")
-    in_process_bf16 = results["in_process"]["bf16"]["batch1_ms"]
-    print(f"  16 tokens, batch 1, bf16: {in_process_bf16:.2f} ms (target 2 ms)")
+    for name, row in results["in_process"].items():
+        print(f"  16 tokens, batch 1, {name}: {row['batch1_ms']:.2f} ms (target 2 ms)")
     for label, rows in results["loads"].items():
-        for name in ("version 3", "version 3, bf16", "version 3, bf16, dynamic batching"):
+        for name in ("version 3", "version 3, bf16", "version 4, f32", "version 4, bf16"):
             ratio = rows[name].rps / rows["version 2"].rps
             print(f"  {label}: {name} / version 2 {ratio:.2f}, p99 {rows[name].p99_ms:.1f} ms")
-    print(f"  boot: {results['boot_s']['version 3']:.1f} s (target 10 s)")
-    print(f"  {LONG_BATCHES}: {results['pss_mb'][LONG_BATCHES]:.0f} MB (dyno 512 MB)")
+    for name in ("version 3", "version 4, f32"):
+        print(f"  boot, {name}: {results['boot_s'][name]:.1f} s (target 10 s)")
+    for name in ("every version", "versions 2 and 4"):
+        print(
+            f"  {name}{LONG_BATCHES}: {results['pss_mb'][name + LONG_BATCHES]:.0f} MB (dyno 512 MB)"
+        )
 
 
 if __name__ == "__main__":
