@@ -120,20 +120,22 @@ def parse_shown(text: str) -> Any:
 
 # Feedback needs answers recorded first: tests/test_feedback.py runs that section in order.
 STATEFUL = ("/feedback", "/monitoring")
-# Version 3 is opt-in: its examples run against the settings the README gives for it.
-ACCURATE = "label=accurate"
-ACCURATE_SETTINGS = {"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2,accurate=3"}
+# Versions 3 and 4 are opt-in: each one's example (the request names it thus) runs
+# against the settings the README gives for it.
+OPT_IN = {
+    "label=accurate": {"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2,accurate=3"},
+    "version=4": {"MODEL_VERSIONS": "2,4"},
+}
 # API keys: the section's examples run against a server with a key.
 KEYED = "### API keys"
 EXAMPLES = [
     (command, shown)
     for command, shown in curl_examples()
     if not request_of(command)[1].startswith(STATEFUL)
-    and ACCURATE not in command
+    and not any(marker in command for marker in OPT_IN)
     and "Authorization" not in command
     and "api_key_required" not in shown
 ]
-ACCURATE_EXAMPLES = [(command, shown) for command, shown in curl_examples() if ACCURATE in command]
 
 
 def section_commands(heading: str) -> list[tuple[str, str | None]]:
@@ -170,25 +172,28 @@ def test_curl_example_output(client, command, shown):
     assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
 
 
-def test_version_3_example_under_the_settings_shown(make_app):
-    [(command, shown)] = ACCURATE_EXAMPLES
+@pytest.mark.parametrize("marker", OPT_IN)
+def test_opt_in_version_example_under_the_settings_shown(make_app, marker):
+    [(command, shown)] = [(c, s) for c, s in curl_examples() if marker in c]
     [settings] = [
         line
         for language, text in blocks()
+        if marker in text
         for line in text.splitlines()
         if "make serve" in line
-        if line.startswith("MODEL_VERSIONS=")
     ]
-    assert all(f"{name}={value}" in settings for name, value in ACCURATE_SETTINGS.items())
-    client = make_app(**ACCURATE_SETTINGS).test_client()
+    expected = " ".join(f"{name}={value}" for name, value in OPT_IN[marker].items())
+    assert settings == f"{expected} make serve"
+    client = make_app(**OPT_IN[marker]).test_client()
     method, path, headers, body = request_of(command)
     actual = client.open(path, method=method, headers=headers, data=body).get_json()
     problem = mismatch(parse_shown(shown), actual)
     assert problem is None, f"README: {command}\n{problem}\nnow: {json.dumps(actual)}"
-    # "Version 2 reads that review as negative."
-    assert "Version 2 reads that review as negative." in README
+    # The sentence right after the example: "Version 2 reads that review as negative."
+    after = README[README.index(shown) + len(shown) :]
+    assert after.split("\n\n")[1].startswith("Version 2 reads that review as negative.")
     stable = client.open(
-        path.replace(ACCURATE, "version=2"), method=method, headers=headers, data=body
+        path.replace(marker, "version=2"), method=method, headers=headers, data=body
     ).get_json()
     assert stable["label"] == "negative", stable
 
