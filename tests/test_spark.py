@@ -35,6 +35,9 @@ ROWS = 1_000
 # size may differ in float32's last bits (seen on an AMX machine): one step of the sixth
 # decimal apart, which as floats can be a hair over 1e-6.
 TOLERANCE = 1.5e-6
+# A folder served in bf16 (version 4): a text's probabilities move by up to 3e-4 with the
+# batch it is scored in (measured on 300 dev-set texts, batches of 1, 7 and 64).
+BF16_TOLERANCE = 1e-3
 PHRASES = [
     f"{a} {b}{c}"
     for a, b, c in itertools.product(
@@ -97,7 +100,9 @@ def read_json_parts(folder: Path) -> list[dict]:
     ]
 
 
-def assert_same_scores(spark_row: dict, batch_row: dict, classes: list[str]) -> None:
+def assert_same_scores(
+    spark_row: dict, batch_row: dict, classes: list[str], tolerance: float = TOLERANCE
+) -> None:
     """One row as app.batch wrote it (CSV: strings) and as the Spark job did."""
     assert (spark_row["error"] or None) == (batch_row["error"] or None)
     assert (spark_row["label"] or None) == (batch_row["label"] or None)
@@ -106,7 +111,7 @@ def assert_same_scores(spark_row: dict, batch_row: dict, classes: list[str]) -> 
         if batch_row[name] in ("", None):
             assert spark_row[name] is None
         else:
-            assert spark_row[name] == pytest.approx(float(batch_row[name]), abs=TOLERANCE)
+            assert spark_row[name] == pytest.approx(float(batch_row[name]), abs=tolerance)
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +213,11 @@ def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
     # No id in the input: the job added one that increases with the line's position.
     got = sorted(read_json_parts(spark_out), key=lambda row: row["id"])
     assert len(got) == len(expected) == len(lines)
+    serving = json.loads((folder / "metadata.json").read_text(encoding="utf-8")).get("serving", {})
+    bf16 = serving.get("inference_precision") == "bf16"
+    tolerance = BF16_TOLERANCE if bf16 else TOLERANCE
     for spark_row, batch_row in zip(got, expected, strict=True):
-        assert_same_scores(spark_row, batch_row, classes)
+        assert_same_scores(spark_row, batch_row, classes, tolerance)
     assert got[1]["error"] == "Review text must be a string (got int)."
     assert got[3]["error"] == "No key 'text'."
     assert got[0]["meta"] == {"a": [1]} and got[0]["version"] == version
