@@ -254,8 +254,8 @@ def test_the_shipped_ir_is_in_the_fused_form(shipped) -> None:
     normalisation in the form OpenVINO fuses, products on ``(out, in)`` weights."""
     import openvino as ov
 
-    folder, metadata = shipped
-    blocks = metadata["training"].get("blocks", TrainingConfigV3.blocks)
+    folder, _ = shipped
+    blocks = CONFIGS[folder.name].blocks  # as recorded: test_artifact_is_complete
     graph = ov.Core().read_model(folder / "model.xml")
     kinds = [node.get_type_name() for node in graph.get_ops()]
     assert kinds.count("ScaledDotProductAttention") == blocks  # one per block

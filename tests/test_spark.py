@@ -213,8 +213,9 @@ def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
     # No id in the input: the job added one that increases with the line's position.
     got = sorted(read_json_parts(spark_out), key=lambda row: row["id"])
     assert len(got) == len(expected) == len(lines)
-    serving = json.loads((folder / "metadata.json").read_text(encoding="utf-8")).get("serving", {})
-    bf16 = serving.get("inference_precision") == "bf16"
+    from app.serving.predictor import inference_precision, read_model_folder
+
+    bf16 = inference_precision(read_model_folder(folder)) == "bf16"
     tolerance = BF16_TOLERANCE if bf16 else TOLERANCE
     for spark_row, batch_row in zip(got, expected, strict=True):
         assert_same_scores(spark_row, batch_row, classes, tolerance)
