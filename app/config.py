@@ -267,7 +267,7 @@ SETTINGS = (
     Setting("INFERENCE_THREADS", "1", integer(1, 64)),
     # OpenVINO's precision for every loaded version: "model" (each folder's recorded
     # choice: f32 for every shipped version), or f32 / bf16 for all.
-    Setting("INFERENCE_PRECISION", "model", choice("model", "f32", "bf16")),
+    Setting("INFERENCE_PRECISION", "model", choice("model", "f32", "bf16", "int8")),
     # Dynamic batching (app.serving.batching): requests waiting in a worker's threads
     # share one inference call of up to this many texts (1: off), the first waiting at
     # most DYNAMIC_BATCH_TIMEOUT_MS for the others.

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from app.serving.preprocessing import WORDPIECE_FILE, WordPieceEncoder
+from app.serving.preprocessing import WORDPIECE_FILE, WordPieceEncoder, encoder_from_config
 from model import known_answers, teamdata
 from model.corpus import CLASSES
 from model.train import MODEL_NAME, library_versions, write_metadata
@@ -73,6 +73,13 @@ ARTIFACT_FILES_V3 = (
     WORDPIECE_FILE,
     "metadata.json",
 )
+# Version 4 also ships an int8 IR (NNCF's post-training quantization), which the server
+# compiles where the operator sets INFERENCE_PRECISION=int8.
+INT8_VERSIONS = ("4",)
+INT8_FILES = ("model-int8.xml", "model-int8.bin")
+# NNCF measures the activations' ranges on this many training texts: half tweets, half
+# team-written reviews, a fixed sample (never the dev set).
+INT8_CALIBRATION_TEXTS = 400
 
 
 @dataclass(frozen=True)
@@ -361,13 +368,15 @@ def run(
             "libraries": library_versions(),
         }
         write_metadata(staging, metadata)  # the export child reads the whole folder
-        metadata["serving"] = package_openvino(staging, sets["tweet_test"][0], served["tweet_test"])
+        metadata["serving"] = package_openvino(
+            staging, sets["tweet_test"][0], served["tweet_test"], int8=version in INT8_VERSIONS
+        )
         write_metadata(staging, metadata)
         output.mkdir(parents=True, exist_ok=True)
         for stale in output.iterdir():
             if stale.is_file():
                 stale.unlink()
-        for name in ARTIFACT_FILES_V3:
+        for name in ARTIFACT_FILES_V3 + (INT8_FILES if version in INT8_VERSIONS else ()):
             shutil.copyfile(staging / name, output / name)
     return metadata
 
@@ -445,16 +454,62 @@ def fuse_projections(graph: Any) -> int:
     return rewritten
 
 
-def package_openvino(
-    folder: Path, texts: list[str], keras_probabilities: np.ndarray
-) -> dict[str, Any]:
-    """Export ``folder``'s Keras model to OpenVINO IR with 16-bit weights (``model.xml``,
-    ``model.bin`` in the folder: what the server compiles), measure how the IR's answers
-    at each precision agree with ``keras_probabilities`` on ``texts``, and choose the
-    precision. Returns ``metadata.json``'s ``serving`` entry."""
+def int8_calibration_texts() -> list[str]:
+    """The training texts NNCF measures activation ranges on (``INT8_CALIBRATION_TEXTS``)."""
+    from model.corpus import load_splits
+
+    rng = random.Random(0)
+    half = INT8_CALIBRATION_TEXTS // 2
+    tweets = rng.sample([row.text for row in load_splits()["train"]], half)
+    team = rng.sample([row.text for row in teamdata.load_team_reviews()["train"]], half)
+    return tweets + team
+
+
+def quantize_int8(folder: Path, encoder: WordPieceEncoder) -> dict[str, Any]:
+    """Write ``folder``'s ``model.xml`` quantized to int8 (weights and the inputs of every
+    product: NNCF's post-training quantization for transformers, with SmoothQuant) as
+    ``model-int8.xml``; returns how, for ``metadata.json``."""
+    import importlib.metadata
+
+    import nncf
     import openvino as ov
 
-    from app.serving.predictor import IR_FILE, export_once
+    from app.serving.predictor import INT8_IR_FILE, IR_FILE
+
+    texts = int8_calibration_texts()
+    dataset = nncf.Dataset([encoder.encode_batch([text]) for text in texts])
+    graph = ov.Core().read_model(folder / IR_FILE)
+    quantized = nncf.quantize(
+        graph,
+        dataset,
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(texts),
+        # The embedding tables stay 16-bit: OpenVINO reads those in place, but expanded
+        # an 8-bit table to f32 in each worker (+35 MB a process, measured 2026-12-05).
+        ignored_scope=nncf.IgnoredScope(types=["Gather"]),
+    )
+    ov.save_model(quantized, folder / INT8_IR_FILE, compress_to_fp16=True)
+    return {
+        "file": INT8_IR_FILE,
+        "method": "NNCF post-training quantization (model_type=TRANSFORMER: SmoothQuant, "
+        "8-bit weights and inputs of every product; the embeddings stay 16-bit)",
+        "nncf": importlib.metadata.version("nncf"),
+        "calibration": f"{len(texts)} training texts: {len(texts) // 2} tweets, "
+        f"{len(texts) - len(texts) // 2} team-written reviews (seed 0)",
+    }
+
+
+def package_openvino(
+    folder: Path, texts: list[str], keras_probabilities: np.ndarray, int8: bool = False
+) -> dict[str, Any]:
+    """Export ``folder``'s Keras model to OpenVINO IR with 16-bit weights (``model.xml``,
+    ``model.bin`` in the folder: what the server compiles) and, with ``int8``, its int8
+    form too, measure how the IR's answers at each precision agree with
+    ``keras_probabilities`` on ``texts``, and choose the precision (f32 or bf16: int8 is
+    the operator's choice). Returns ``metadata.json``'s ``serving`` entry."""
+    import openvino as ov
+
+    from app.serving.predictor import INT8_IR_FILE, IR_FILE, PREPROCESSING_FILE, export_once
 
     encoder = WordPieceEncoder((folder / WORDPIECE_FILE).read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as scratch:
@@ -463,12 +518,19 @@ def package_openvino(
         graph = core.read_model(exported)
         fuse_projections(graph)
         ov.save_model(graph, folder / IR_FILE, compress_to_fp16=True)
+    served_encoder = encoder_from_config(
+        json.loads((folder / PREPROCESSING_FILE).read_text(encoding="utf-8")), folder
+    )
+    quantized = quantize_int8(folder, served_encoder) if int8 else None
     agreement = {}
-    for precision in ("f32", "bf16"):
+    for precision in ("f32", "bf16", "int8") if int8 else ("f32", "bf16"):
         compiled = core.compile_model(
-            folder / IR_FILE,
+            folder / (INT8_IR_FILE if precision == "int8" else IR_FILE),
             "CPU",
-            {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": 1},
+            {  # as the server compiles them: the int8 IR's other operations in f32
+                "INFERENCE_PRECISION_HINT": "f32" if precision == "int8" else precision,
+                "INFERENCE_NUM_THREADS": 1,
+            },
         )
         served = predict(lambda ids, graph=compiled: graph(ids)[0], encoder, texts)
         agreement[precision] = {
@@ -489,6 +551,7 @@ def package_openvino(
         "weights": "16-bit floats in model.bin",
         "agreement_with_keras_on": "tweet_test",
         "agreement": agreement,
+        **({"int8": quantized} if quantized else {}),
     }
 
 
@@ -507,6 +570,8 @@ def repackage(folder: Path) -> dict[str, Any]:
     encoder = WordPieceEncoder((folder / WORDPIECE_FILE).read_text(encoding="utf-8"))
     model = keras.saving.load_model(folder / "model.keras", compile=False)
     metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
-    metadata["serving"] = package_openvino(folder, texts, predict(model, encoder, texts))
+    metadata["serving"] = package_openvino(
+        folder, texts, predict(model, encoder, texts), int8=folder.name in INT8_VERSIONS
+    )
     write_metadata(folder, metadata)
     return metadata

@@ -38,6 +38,8 @@ from model.train_v3 import (
     CONFIGS,
     DEFAULT_OUTPUT,
     EVALUATED,
+    INT8_FILES,
+    INT8_VERSIONS,
     MODEL_BASE,
     PRETRAINED_SHA256,
     TrainingConfigV3,
@@ -182,7 +184,8 @@ def test_a_damaged_tokenizer_file_is_refused_with_its_reason(tmp_path: Path) -> 
 def test_artifact_is_complete(shipped) -> None:
     folder, metadata = shipped
     files = {path.name for path in folder.iterdir() if path.is_file()}
-    assert set(ARTIFACT_FILES_V3) <= files <= {*ARTIFACT_FILES_V3, "evaluation.md"}
+    int8 = INT8_FILES if folder.name in INT8_VERSIONS else ()
+    assert {*ARTIFACT_FILES_V3, *int8} <= files <= {*ARTIFACT_FILES_V3, *int8, "evaluation.md"}
     # The IR's weights are 16-bit: half the Keras file's 32-bit ones.
     keras_bytes = (folder / "model.keras").stat().st_size
     assert (folder / "model.bin").stat().st_size < 0.55 * keras_bytes
@@ -212,6 +215,13 @@ def test_recorded_metrics_and_openvino_agreement(shipped) -> None:
     chosen = serving["agreement"][serving["inference_precision"]]
     assert chosen["labels_same"] >= AGREEMENT_LABELS
     assert chosen["max_probability_difference"] <= AGREEMENT_PROBABILITY
+    # int8 is never the folder's choice (it misses the rule above); it is measured and
+    # offered where the recipe makes it.
+    assert (
+        ("int8" in serving["agreement"])
+        == ("int8" in serving)
+        == (metadata["version"] in INT8_VERSIONS)
+    )
     answers = metadata["known_answers"]
     assert {answer["label"] for answer in answers} == set(CLASSES)
 
@@ -266,6 +276,35 @@ def test_the_shipped_ir_is_in_the_fused_form(shipped) -> None:
     # Six a block (query, key, value, attention output, intermediate, output), the head.
     assert len(products) == 6 * blocks + 1
     assert all(p.get_attributes()["transpose_b"] for p in products)
+
+
+def _source(node: Any) -> Any:
+    while node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    return node
+
+
+def test_the_int8_ir_quantizes_every_product_and_keeps_the_embeddings_16_bit() -> None:
+    """What makes int8 fast and small (model card, Serving it): each product reads 8-bit
+    inputs (a FakeQuantize) and 8-bit weights; the embedding tables stay 16-bit, which
+    OpenVINO reads in place; the attention mask is a Select, the form that survives
+    OpenVINO's int8 rewrites (``MiniLMEncoder.call``)."""
+    import openvino as ov
+
+    for version in INT8_VERSIONS:
+        graph = ov.Core().read_model(MODEL_BASE / version / INT8_FILES[0])
+        products = [node for node in graph.get_ops() if node.get_type_name() == "MatMul"]
+        assert len(products) == 6 * CONFIGS[version].blocks + 1
+        for product in products:
+            data, weights = (_source(product.input_value(i).get_node()) for i in range(2))
+            assert data.get_type_name() == "FakeQuantize", product.get_friendly_name()
+            weights = _source(weights.input_value(0).get_node())  # under its scale
+            assert weights.get_element_type() == ov.Type.i8, product.get_friendly_name()
+        for gather in (n for n in graph.get_ops() if n.get_type_name() == "Gather"):
+            table = _source(gather.input_value(0).get_node())
+            assert table.get_element_type() == ov.Type.f16
+        kinds = {node.get_type_name() for node in graph.get_ops()}
+        assert "Select" in kinds
 
 
 def run_child(script: str, backend: str, *args: str) -> dict[str, Any]:
@@ -340,7 +379,7 @@ from model.teamdata import load_devset, load_ratings_set
 from model.train_v2 import scores
 from model.corpus import CLASSES
 
-predictor = Predictor.load(sys.argv[1], backend="openvino")
+predictor = Predictor.load(sys.argv[1], backend="openvino", precision=sys.argv[2])
 metadata = predictor.bundle.metadata
 answers = [predictor.classify([a["text"]]) for a in metadata["known_answers"]]
 dev = load_devset()
@@ -363,7 +402,7 @@ def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(shipped) -> 
     """The server's path (the folder's own IR, at its recorded precision) reproduces what
     training recorded from the Keras model on TensorFlow."""
     folder, metadata = shipped
-    served = run_child(_SERVED, "openvino", str(folder))
+    served = run_child(_SERVED, "openvino", str(folder), "model")
     assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
     recorded = metadata["metrics"]["devset"]
     assert served["devset"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=0.01)
@@ -371,6 +410,52 @@ def test_served_ir_gives_the_known_answers_and_recorded_dev_metrics(shipped) -> 
     # The ratings set (model card, version 2, "Ratings"): version 3 0.87 glossed, 0.59
     # without; version 4 0.85 glossed.
     assert served["ratings"] >= 0.82
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", INT8_VERSIONS)
+def test_the_int8_ir_keeps_accuracy_within_a_point(version) -> None:
+    """int8 is offered where it keeps the dev set's macro-F1 and accuracy within a point
+    of what training recorded from the Keras model, its calibration within 0.01, and the
+    known answers."""
+    folder = MODEL_BASE / version
+    metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    served = run_child(_SERVED, "openvino", str(folder), "int8")
+    assert served["labels"] == [answer["label"] for answer in metadata["known_answers"]]
+    recorded = metadata["metrics"]["devset"]
+    for key in ("accuracy", "macro_f1"):
+        assert served["devset"][key] == pytest.approx(recorded[key], abs=0.01)
+    assert served["devset"]["ece"] == pytest.approx(recorded["ece"], abs=0.01)
+
+
+_QUANTIZED_AGAIN = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import openvino as ov
+from app.serving.predictor import INT8_IR_FILE, read_model_folder
+from model.train_v3 import quantize_int8
+
+shipped, again = Path(sys.argv[1]), Path(sys.argv[2])
+quantize_int8(again, read_model_folder(again).encoder)
+bundle = read_model_folder(shipped)
+ids = bundle.encoder.encode_batch([a["text"] for a in bundle.metadata["known_answers"]])
+core = ov.Core()
+outputs = [core.compile_model(folder / INT8_IR_FILE, "CPU")(ids)[0] for folder in (shipped, again)]
+print(json.dumps({"max_difference": float(np.abs(outputs[0] - outputs[1]).max())}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", INT8_VERSIONS)
+def test_quantizing_again_gives_the_shipped_int8_ir(version, tmp_path) -> None:
+    """The int8 IR is what ``quantize_int8`` makes of the folder's ``model.xml``."""
+    shipped = MODEL_BASE / version
+    for path in shipped.iterdir():
+        if path.is_file() and path.name not in INT8_FILES:
+            (tmp_path / path.name).symlink_to(path)
+    result = run_child(_QUANTIZED_AGAIN, "openvino", str(shipped), str(tmp_path))
+    assert result["max_difference"] < 1e-3
 
 
 @pytest.mark.slow
@@ -397,6 +482,26 @@ def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app, caplog) -> 
     assert answers["model"] != answers["bf16"]  # another precision did run
     for label, value in answers["model"].items():
         assert answers["bf16"][label] == pytest.approx(value, abs=0.02)
+
+
+@pytest.mark.slow
+def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_app, caplog) -> None:
+    """INFERENCE_PRECISION=int8 applies to every loaded version that ships an int8 IR
+    (version 4); version 2 keeps its f32, as each load's log line says."""
+    with caplog.at_level("INFO", logger="app.serving.predictor"):
+        app = make_app(
+            MODEL_VERSIONS="2,4", MODEL_LABELS="stable=2,accurate=4", INFERENCE_PRECISION="int8"
+        )
+    loaded = {
+        r.model_version: r.inference_precision
+        for r in caplog.records
+        if r.getMessage() == "model loaded"
+    }
+    assert loaded == {"2": "f32", "4": "int8"}
+    text = "The crew was friendly and the flight left on time."
+    body = app.test_client().post("/classify?label=accurate", json={"review": text}).get_json()
+    assert body["model"]["version"] == "4"
+    assert body["label"] == "positive"
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from app.config import DEFAULT_MODEL_DIR, MODEL_BASE, PROJECT_ROOT
 from app.serving import openvino_export
 from app.serving import predictor as predictor_module
 from app.serving.predictor import (
+    INT8_IR_FILE,
     METADATA_FILE,
     MODEL_FILE,
     PREPROCESSING_FILE,
@@ -174,6 +175,32 @@ def test_openvino_load_names_the_file_and_problem_too(artifact, damage, file_nam
     message = str(raised.value)
     assert str(artifact / file_name) in message
     assert problem in message
+
+
+def _ask_precision(precision):
+    return lambda m: m.setdefault("serving", {}).update(inference_precision=precision)
+
+
+@pytest.mark.parametrize(
+    "precision, file_name, problem",
+    [("int4", METADATA_FILE, "must be one of"), ("int8", INT8_IR_FILE, "not found")],
+)
+def test_a_precision_the_folder_cannot_give_is_named(artifact, precision, file_name, problem):
+    _edit_json(artifact / METADATA_FILE, _ask_precision(precision))
+    with pytest.raises(ModelBundleError) as raised:
+        Predictor.load(artifact)
+    message = str(raised.value)
+    assert str(artifact / file_name) in message
+    assert problem in message
+
+
+def test_int8_asked_of_a_folder_without_an_int8_ir_gives_the_folders_own(artifact, caplog):
+    """INFERENCE_PRECISION applies to every loaded version; only version 4 ships an int8
+    IR, so the others keep their own precision (and their load line says which ran)."""
+    with caplog.at_level("INFO", logger="app.serving.predictor"):
+        Predictor.load(artifact, precision="int8")
+    [loaded] = [r for r in caplog.records if r.getMessage() == "model loaded"]
+    assert loaded.inference_precision == "f32"
 
 
 @pytest.mark.slow
