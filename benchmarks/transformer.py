@@ -7,10 +7,10 @@ can be compiled with. Through HTTP (the Procfile's command, requirements.txt alo
 workers): version 2 alone, version 3 alone, version 3 with dynamic batching (8 threads a
 worker, requests on threads rather than the event loop, batches of up to 16, 2 ms wait),
 version 3 compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching,
-version 4 alone in f32 and in bf16, single reviews in rotation (wrk) at c=16 and c=32,
-rounds alternating between the servers; boot time and memory of each, and of every
-version and of versions 2 and 4 together, after batches of the 64 longest texts to the
-transformer.
+version 4 alone in f32, in bf16 and in int8 (its int8 IR), single reviews in rotation
+(wrk) at c=16 and c=32, rounds alternating between the servers; boot time and memory
+of each, and of every version and of versions 2 and 4 together (and in int8), after
+batches of the 64 longest texts to the transformer.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
+from app.serving.predictor import INT8_IR_FILE
 from benchmarks.bench import BENCHMARKS_MD, Bench, Load, Server, machine
 from benchmarks.drivers import wrk, wrk_script
 from benchmarks.reviews import rotating_reviews
@@ -34,6 +35,8 @@ from deploy.dyno import build_environment
 START, END = "<!-- bench-v3:start -->", "<!-- bench-v3:end -->"
 LOADS = [Load("wrk", 16, 5), Load("wrk", 32, 5)]
 LONG_BATCHES = ", then batches of 64 long reviews to the transformer"
+# The last servers started, measured for memory only.
+MEMORY_ONLY = ("every version", "versions 2 and 4", "versions 2 and 4, int8")
 BATCHING_ENV = {
     "DYNAMIC_BATCH_MAX_SIZE": "16",
     "DYNAMIC_BATCH_TIMEOUT_MS": "2",
@@ -66,6 +69,12 @@ print(json.dumps({
 
 
 TRANSFORMERS = ("3", "4")
+
+
+def precisions(version: str) -> tuple[str, ...]:
+    """What ``version``'s folder can be compiled at: int8 where it ships an int8 IR."""
+    int8 = (MODEL_BASE / version / INT8_IR_FILE).is_file()
+    return ("f32", "bf16", "int8") if int8 else ("f32", "bf16")
 
 
 def in_process(version: str, precision: str, python: Path, work: Path) -> dict[str, float]:
@@ -101,7 +110,7 @@ def run(quick: bool) -> dict:
             version, precision, serving_bin / "python", work
         )
         for version in TRANSFORMERS
-        for precision in ("f32", "bf16")
+        for precision in precisions(version)
     }
     servers: list[Server] = []
     try:
@@ -134,15 +143,23 @@ def run(quick: bool) -> dict:
                         "INFERENCE_PRECISION": precision,
                     },
                 )
-                for precision in ("f32", "bf16")
+                for precision in precisions("4")
             ),
-            # For memory only: every version, and the pair the README suggests.
+            # For memory only (MEMORY_ONLY): every version, and the pair the README suggests.
             ("every version", {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2,accurate=3"}),
             ("versions 2 and 4", {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2,accurate=4"}),
+            (
+                "versions 2 and 4, int8",
+                {
+                    "MODEL_VERSIONS": "2,4",
+                    "MODEL_LABELS": "stable=2,accurate=4",
+                    "INFERENCE_PRECISION": "int8",
+                },
+            ),
         ):
             print(f"starting {name} ...", flush=True)
             servers.append(Server(name, "app:create_app()", env, serving_bin))
-        compared, loaded = servers[:-2], servers[-2:]
+        compared, loaded = servers[: -len(MEMORY_ONLY)], servers[-len(MEMORY_ONLY) :]
         for server in compared:
             bench.run(server, Load("wrk", 16, 1))
         results["boot_s"] = {server.name: server.boot_s for server in servers}
@@ -214,7 +231,7 @@ def report(r: dict, command: str) -> str:
     ]
     for name, boot in r["boot_s"].items():
         lines.append(f"| {name} | {boot:.1f} s | {r['pss_mb'][name]:.0f} MB |")
-    for name in ("every version", "versions 2 and 4"):
+    for name in MEMORY_ONLY:
         lines.append(f"| {name}{LONG_BATCHES} | – | {r['pss_mb'][name + LONG_BATCHES]:.0f} MB |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
@@ -240,12 +257,12 @@ def main() -> None:
     for name, row in results["in_process"].items():
         print(f"  16 tokens, batch 1, {name}: {row['batch1_ms']:.2f} ms (target 2 ms)")
     for label, rows in results["loads"].items():
-        for name in ("version 3", "version 3, bf16", "version 4, f32", "version 4, bf16"):
+        for name in [name for name in rows if name != "version 2" and "batching" not in name]:
             ratio = rows[name].rps / rows["version 2"].rps
             print(f"  {label}: {name} / version 2 {ratio:.2f}, p99 {rows[name].p99_ms:.1f} ms")
     for name in ("version 3", "version 4, f32"):
         print(f"  boot, {name}: {results['boot_s'][name]:.1f} s (target 10 s)")
-    for name in ("every version", "versions 2 and 4"):
+    for name in MEMORY_ONLY:
         print(
             f"  {name}{LONG_BATCHES}: {results['pss_mb'][name + LONG_BATCHES]:.0f} MB (dyno 512 MB)"
         )

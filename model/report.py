@@ -104,11 +104,17 @@ def labelled_sets(goemotions_dir: Path | None) -> list[LabelledSet]:
     return sets
 
 
-def version_system(version: str, sets: Sequence[LabelledSet], backend: str) -> System:
+def version_system(
+    version: str, sets: Sequence[LabelledSet], backend: str, precision: str | None = None
+) -> System:
+    """``version`` as the server runs it: at its folder's precision, or at ``precision``
+    (OpenVINO's ``INFERENCE_PRECISION``; the system is then named after it)."""
     from app.serving.predictor import Predictor
 
-    predictor = Predictor.load(SENTIMENT_DIR / version, backend=backend, inference_threads=1)
-    system = System(f"version {version}")
+    predictor = Predictor.load(
+        SENTIMENT_DIR / version, backend=backend, inference_threads=1, precision=precision
+    )
+    system = System(f"version {version}" + (f", {precision}" if precision else ""))
     for labelled in sets:
         probabilities = np.concatenate(
             [
@@ -357,7 +363,8 @@ def write_report(
         f"# Evaluation of `sentiment` version {version}",
         "",
         f"Written by `make evaluate` (`python -m model.report`); every version served through "
-        f"`Predictor` on the {backend} backend, as the server runs it. VADER: "
+        f"`Predictor` on the {backend} backend, as the server runs it; a version named with "
+        "`, int8` is its int8 IR, which the server runs under `INFERENCE_PRECISION=int8`. VADER: "
         "`vaderSentiment` compound score, ±0.05 thresholds. TF-IDF baselines: word 1–2-grams + "
         "logistic regression with the model's tokenizer, fitted on the tweet training split, "
         "and on version 2's weighted training mix. ECE: 15 equal-width confidence bins "
@@ -453,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sets = labelled_sets(goemotions_dir)
     versions = shipped_versions()
     systems = [version_system(v, sets, args.backend) for v in versions]
+    if args.backend == "openvino":  # the int8 IRs an operator may choose instead
+        from app.serving.predictor import INT8_IR_FILE
+
+        int8 = [v for v in versions if (SENTIMENT_DIR / v / INT8_IR_FILE).is_file()]
+        systems += [version_system(v, sets, args.backend, "int8") for v in int8]
     systems += [vader_system(sets), *baseline_systems(sets, goemotions_dir)]
     for version in args.versions or versions:
         print(f"wrote {write_report(version, systems, sets, args.backend)}")
