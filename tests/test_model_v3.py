@@ -434,14 +434,18 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 from app.serving.predictor import INT8_IR_FILE, read_model_folder
+from model.teamdata import load_devset
 from model.train_v3 import quantize_int8
 
 shipped, again = Path(sys.argv[1]), Path(sys.argv[2])
 quantize_int8(again, read_model_folder(again).encoder)
-bundle = read_model_folder(shipped)
-ids = bundle.encoder.encode_batch([a["text"] for a in bundle.metadata["known_answers"]])
+encoder = read_model_folder(shipped).encoder
+rows = [encoder.encode_batch([row.text]) for row in load_devset()[:200]]
 core = ov.Core()
-outputs = [core.compile_model(folder / INT8_IR_FILE, "CPU")(ids)[0] for folder in (shipped, again)]
+outputs = []
+for folder in (shipped, again):
+    graph = core.compile_model(folder / INT8_IR_FILE, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    outputs.append(np.concatenate([graph(ids)[0] for ids in rows]))
 print(json.dumps({"max_difference": float(np.abs(outputs[0] - outputs[1]).max())}))
 """
 
@@ -449,13 +453,17 @@ print(json.dumps({"max_difference": float(np.abs(outputs[0] - outputs[1]).max())
 @pytest.mark.slow
 @pytest.mark.parametrize("version", INT8_VERSIONS)
 def test_quantizing_again_gives_the_shipped_int8_ir(version, tmp_path) -> None:
-    """The int8 IR is what ``quantize_int8`` makes of the folder's ``model.xml``."""
+    """The int8 IR is what ``quantize_int8`` makes of the folder's ``model.xml``: the same
+    bytes on the machine that packaged it; elsewhere NNCF's statistics, computed by the
+    CPU at hand, may round a range differently, hence a tolerance, below what a changed
+    recipe moves on these 200 dev-set texts (the embeddings quantized too: 0.031; other
+    SmoothQuant settings: 0.07–0.13; the f32 IR: 0.068; measured)."""
     shipped = MODEL_BASE / version
     for path in shipped.iterdir():
         if path.is_file() and path.name not in INT8_FILES:
             (tmp_path / path.name).symlink_to(path)
     result = run_child(_QUANTIZED_AGAIN, "openvino", str(shipped), str(tmp_path))
-    assert result["max_difference"] < 1e-3
+    assert result["max_difference"] < 0.01
 
 
 @pytest.mark.slow
