@@ -314,6 +314,7 @@ def test_model_metadata(client, app):
     assert body["limits"]["max_batch_size"] == app.config["MAX_BATCH_SIZE"]
     assert body["limits"]["max_text_chars"] == app.config["MAX_TEXT_CHARS"]
     assert body["metrics"] == bundle.metadata.get("metrics", {})
+    assert body["inference_precision"] == "f32"  # the n-gram folders' own
     import importlib.metadata
 
     assert body["libraries"]["keras"] == importlib.metadata.version("keras")

@@ -506,6 +506,8 @@ def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_ap
         if r.getMessage() == "model loaded"
     }
     assert loaded == {"2": "f32", "4": "int8"}
+    model = app.test_client().get("/model").get_json()
+    assert {v["version"]: v["inference_precision"] for v in model["versions"]} == loaded
     text = "The crew was friendly and the flight left on time."
     body = app.test_client().post("/classify?label=accurate", json={"review": text}).get_json()
     assert body["model"]["version"] == "4"

@@ -504,9 +504,11 @@ class Predictor:
         infer: Callable[[np.ndarray], np.ndarray],
         backend: str,
         batching: tuple[int, float] | None = None,
+        precision: str = "f32",
     ):
         self.bundle = bundle
         self.backend = backend
+        self.precision = precision  # what the model computes in: f32, bf16 or int8
         self._infer = infer
         # One inference at a time per worker: an OpenVINO infer request is not
         # thread-safe, and one call at a time keeps CPU use predictable.
@@ -544,7 +546,7 @@ class Predictor:
         for batch_size in (1, 8, 64):
             infer(np.ones((batch_size, width), dtype=np.int32))
         known_answers = check_known_answers(bundle, infer)
-        predictor = cls(bundle, infer, backend, batching)
+        predictor = cls(bundle, infer, backend, batching, computed_in)
         _release_free_memory()
         log.info(
             "model loaded",

@@ -136,6 +136,7 @@ def version_info(predictor: Predictor) -> dict[str, Any]:
         "classes": bundle.classes,
         "created_at": bundle.metadata.get("created_at"),
         "metrics": bundle.metadata.get("metrics", {}),
+        "inference_precision": predictor.precision,
     }
 
 

@@ -521,6 +521,14 @@ class VersionInfoSchema(ResponseSchema):
     )
     created_at = fields.String(allow_none=True, metadata={"description": "When it was trained."})
     metrics = fields.Dict(metadata={"description": "Evaluation metrics from training."})
+    inference_precision = fields.String(
+        metadata={
+            "description": "What this worker computes the version in (`INFERENCE_PRECISION`; "
+            "f32 where the CPU lacks bf16).",
+            "enum": ["f32", "bf16", "int8"],
+            "example": "f32",
+        }
+    )
 
 
 class LoadedVersionSchema(VersionInfoSchema):
