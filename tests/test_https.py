@@ -41,6 +41,28 @@ def test_a_post_over_plain_http_is_refused_in_its_route_s_error_shape(forced):
     assert "https://" in tf.json["error"]  # TF Serving's shape: a string
 
 
+def test_the_document_states_the_redirect_and_the_refusal_as_answered(forced):
+    """/openapi.json (over HTTPS) lists a 301 on every GET and a 403 on every other
+    operation, whose examples are what plain HTTP gets."""
+    document = forced.get("/openapi.json", base_url="https://localhost").json
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "put", "delete", "patch"):
+                expected = "301" if method == "get" else "403"
+                assert expected in operation["responses"], (method, path)
+    for path, body in (
+        ("/classify", REVIEW),
+        ("/v1/models/sentiment:predict", {"instances": ["Fine."]}),
+        ("/v2/models/sentiment/infer", {"inputs": []}),
+    ):
+        [documented] = [
+            item["post"]["responses"]["403"]["content"]["application/json"]["examples"]["https"]
+            for rule, item in document["paths"].items()
+            if rule.replace("{name}", "sentiment") == path
+        ]
+        assert forced.post(path, json=body).json == documented["value"], path
+
+
 def test_https_requests_are_served_with_hsts(forced):
     answer = forced.post("/classify", json=REVIEW, base_url="https://localhost")
     assert answer.status_code == 200

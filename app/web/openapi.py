@@ -25,6 +25,7 @@ from app.web.api import REQUEST_SCHEMAS
 from app.web.auth import MONITORING_ENDPOINTS, APIKeyMissing, APIKeyOutOfScope, Keys
 from app.web.errors import APIError, body_for_path
 from app.web.feedback import FEEDBACK_SCHEMA
+from app.web.https import HTTPSRequired
 from app.web.schemas import (
     EXAMPLE_REVIEW,
     OTHER_REVIEW,
@@ -837,16 +838,23 @@ def exclusions(requests: schemas.RequestSchemas, schema: Any) -> dict[str, Any]:
 SECURITY_SCHEME = "apiKey"
 
 
+def error_response(
+    app: Flask, rule: str, problem: APIError, description: str, name: str
+) -> dict[str, Any]:
+    """A response documenting ``problem``, in ``rule``'s error shape."""
+    shape = tf_error if rule.startswith("/v1/") else v2_error if rule.startswith("/v2") else error
+    body = body_for_path(app, rule, problem.code, problem.message, {})
+    return shape(description, {name: example(body, problem.message)})
+
+
 def with_api_key(
     app: Flask, operation: dict[str, Any], rule: str, endpoint: str, keys: Keys
 ) -> None:
     """``operation`` on a server with keys, when its route needs one: the bearer scheme,
     its 401 and (where a monitoring key is refused) its 403, in its URL's error shape."""
-    shape = tf_error if rule.startswith("/v1/") else v2_error if rule.startswith("/v2") else error
 
     def response(problem: APIError, description: str, name: str) -> dict[str, Any]:
-        body = body_for_path(app, rule, problem.code, problem.message, {})
-        return shape(description, {name: example(body, problem.message)})
+        return error_response(app, rule, problem, description, name)
 
     for method in operation.values():
         method["security"] = [{SECURITY_SCHEME: []}]
@@ -857,6 +865,28 @@ def with_api_key(
             method["responses"]["403"] = response(
                 APIKeyOutOfScope(), "A monitoring key, which opens no other route.", "scope"
             )
+
+
+def with_https_only(app: Flask, operation: dict[str, Any], rule: str) -> None:
+    """``operation`` on a server with ``FORCE_HTTPS``: over plain HTTP a GET gets a 301 to
+    the same URL on ``https://``, any other method a 403 (beside a monitoring key's)."""
+    for name, method in operation.items():
+        responses = method["responses"]
+        if name == "get":
+            responses["301"] = {
+                "description": "Sent over plain HTTP: the same URL on `https://` (`Location`).",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            }
+            continue
+        refused = error_response(
+            app, rule, HTTPSRequired(), "Sent over plain HTTP (`FORCE_HTTPS`).", "https"
+        )
+        if "403" not in responses:
+            responses["403"] = refused
+            continue
+        content = responses["403"]["content"][JSON]
+        content["examples"].update(refused["content"][JSON]["examples"])
+        responses["403"]["description"] += " Or sent over plain HTTP (`FORCE_HTTPS`)."
 
 
 def build_spec(app: Flask) -> dict[str, Any]:
@@ -904,6 +934,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
     for rule in sorted(rules & set(operations), key=lambda r: (not r.startswith("/v1"), r)):
         if keys.required(endpoints[rule]):
             with_api_key(app, operations[rule], rule, endpoints[rule], keys)
+        if app.config["FORCE_HTTPS"]:
+            with_https_only(app, operations[rule], rule)
         spec.path(
             path=openapi_path(rule),
             operations=operations[rule],
