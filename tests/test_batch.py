@@ -14,9 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from app.config import PROJECT_ROOT
+from app.config import MODEL_BASE, PROJECT_ROOT
+from model.corpus import CLASSES
 
 pytestmark = pytest.mark.slow
 
@@ -166,6 +168,28 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
         assert out[index]["error"]
     assert out[1]["body"] == 42 and out[5]["id"] == 6  # input kept
     assert out[2]["error"].startswith("Not valid JSON")
+
+
+def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
+    """``--precision`` (default: INFERENCE_PRECISION) as the server takes it: version 4's
+    int8 model gives the in-process int8 answers, not its bf16 ones."""
+    from app.serving.predictor import Predictor
+
+    folder = MODEL_BASE / "4"
+    texts = [f"{phrase} #{i}" for i, phrase in enumerate(PHRASES[::7])]
+    source = tmp_path / "reviews.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    scored = {}
+    for precision in ("model", "int8"):
+        output = tmp_path / f"{precision}.jsonl"
+        result = run_batch(source, output, "--model-dir", folder, "--precision", precision)
+        assert result.returncode == 0, result.stderr
+        rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+        scored[precision] = np.array([[row[f"p_{c}"] for c in CLASSES] for row in rows])
+    expected = Predictor.load(folder, precision="int8").predict_proba(texts)
+    # bf16's answers move by up to 3e-4 with the batch (model card); int8's far more.
+    np.testing.assert_allclose(scored["int8"], expected, atol=1e-3)
+    assert np.abs(scored["int8"] - scored["model"]).max() > 0.01
 
 
 @pytest.mark.parametrize(

@@ -495,6 +495,14 @@ def exit_on_bad_setting() -> None:
     help="CPU threads for inference.",
 )
 @click.option(
+    "--precision",
+    default=Config.INFERENCE_PRECISION,
+    show_default=True,
+    type=click.Choice(["model", "f32", "bf16", "int8"]),
+    help="OpenVINO's precision, as INFERENCE_PRECISION for the server: model (the folder's "
+    "own), f32, bf16, or int8 (where the folder ships an int8 model).",
+)
+@click.option(
     "--max-text-chars",
     default=Config.MAX_TEXT_CHARS,
     show_default=True,
@@ -509,6 +517,7 @@ def score_command(
     batch_size: int,
     model_dir: Path | None,
     threads: int,
+    precision: str,
     max_text_chars: int,
     quiet: bool,
 ) -> None:
@@ -529,7 +538,7 @@ def score_command(
         if model_dir is None:
             model_dir = VersionSelection.from_config(vars(Config)).default_folder()
         predictor = Predictor.load(
-            model_dir, backend=Config.KERAS_BACKEND, inference_threads=threads
+            model_dir, backend=Config.KERAS_BACKEND, inference_threads=threads, precision=precision
         )
     except ModelBundleError as error:
         raise click.ClickException(f"model failed to load: {error}") from None

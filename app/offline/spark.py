@@ -90,15 +90,18 @@ class ScoringPlan:
     model_archive: str  # the archive's name in SparkFiles
     backend: str
     inference_threads: int
+    precision: str  # INFERENCE_PRECISION
     dropped: tuple[str, ...]  # columns the job adds for itself
 
 
 @functools.cache
-def worker_predictor(model_dir: str, backend: str, threads: int) -> Predictor:
+def worker_predictor(model_dir: str, backend: str, threads: int, precision: str) -> Predictor:
     """The model, loaded once per Python worker: Spark reuses its workers between tasks
     (``spark.python.worker.reuse``, on by default), so this cache lives as long as one."""
     started = time.perf_counter()
-    predictor = Predictor.load(model_dir, backend=backend, inference_threads=threads)
+    predictor = Predictor.load(
+        model_dir, backend=backend, inference_threads=threads, precision=precision
+    )
     # Executors' stderr goes to their logs (a local master's to the console): one line per
     # worker shows how often the model loads.
     print(
@@ -162,7 +165,9 @@ def score_partition(plan: ScoringPlan) -> Any:
         from pyspark import SparkFiles
 
         model_dir = SparkFiles.get(plan.model_archive)
-        predictor = worker_predictor(model_dir, plan.backend, plan.inference_threads)
+        predictor = worker_predictor(
+            model_dir, plan.backend, plan.inference_threads, plan.precision
+        )
         for batch in batches:
             yield score_batch(batch, plan, predictor)
 
@@ -352,6 +357,7 @@ def score_with_spark(
         model_archive=archive,
         backend=predictor.backend,
         inference_threads=Config.INFERENCE_THREADS,
+        precision=Config.INFERENCE_PRECISION,
         dropped=dropped,
     )
     # label, score, p_<class>..., version, error
@@ -485,7 +491,10 @@ def spark_command(
         )
     try:  # on the driver first: a broken model stops the run before Spark starts
         predictor = Predictor.load(
-            model_dir, backend=Config.KERAS_BACKEND, inference_threads=Config.INFERENCE_THREADS
+            model_dir,
+            backend=Config.KERAS_BACKEND,
+            inference_threads=Config.INFERENCE_THREADS,
+            precision=Config.INFERENCE_PRECISION,
         )
     except ModelBundleError as error:
         raise click.ClickException(f"model failed to load: {error}") from None

@@ -529,8 +529,8 @@ class Predictor:
         precision: str | None = None,
     ) -> Predictor:
         """Load, compile and warm up the model in ``model_dir``. Raises ``ModelBundleError``.
-        ``precision`` (``f32``, ``bf16``, ``int8``; None: the folder's own) applies on
-        OpenVINO."""
+        ``precision`` (``f32``, ``bf16``, ``int8``; None or ``model``: the folder's own)
+        applies on OpenVINO."""
         started = time.perf_counter()
         model_dir = Path(model_dir)
         _select_backend(backend, inference_threads)
