@@ -15,7 +15,8 @@ texts equal to a dev-set text once normalised are dropped. Calibration as in ver
 a temperature fitted on the validation splits, folded into the logits layer.
 
 Version 4 (``make model VERSION=4``) is the same recipe on the encoder's first three
-blocks, with every tweet of the training split: half of version 3's cost a call.
+blocks, with every tweet of the training split: half of version 3's cost a call. Its
+packaging also writes an int8 IR (``quantize_int8``), served under INFERENCE_PRECISION=int8.
 """
 
 from __future__ import annotations

@@ -852,18 +852,18 @@ def with_api_key(
 ) -> None:
     """``operation`` on a server with keys, when its route needs one: the bearer scheme,
     its 401 and (where a monitoring key is refused) its 403, in its URL's error shape."""
-
-    def response(problem: APIError, description: str, name: str) -> dict[str, Any]:
-        return error_response(app, rule, problem, description, name)
-
     for method in operation.values():
         method["security"] = [{SECURITY_SCHEME: []}]
-        method["responses"]["401"] = response(
-            APIKeyMissing(), "No API key, or not one of the server's.", "missing"
+        method["responses"]["401"] = error_response(
+            app, rule, APIKeyMissing(), "No API key, or not one of the server's.", "missing"
         )
         if keys.monitoring and endpoint not in MONITORING_ENDPOINTS:
-            method["responses"]["403"] = response(
-                APIKeyOutOfScope(), "A monitoring key, which opens no other route.", "scope"
+            method["responses"]["403"] = error_response(
+                app,
+                rule,
+                APIKeyOutOfScope(),
+                "A monitoring key, which opens no other route.",
+                "scope",
             )
 
 
