@@ -285,7 +285,7 @@ def _source(node: Any) -> Any:
 
 
 def test_the_int8_ir_quantizes_every_product_and_keeps_the_embeddings_16_bit() -> None:
-    """What makes int8 fast and small (model card, Serving it): each product reads 8-bit
+    """What makes int8 fast and small (model card, Version 4, "int8"): each product reads 8-bit
     inputs (a FakeQuantize) and 8-bit weights; the embedding tables stay 16-bit, which
     OpenVINO reads in place; the attention mask is a Select, the form that survives
     OpenVINO's int8 rewrites (``MiniLMEncoder.call``)."""
