@@ -56,7 +56,9 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     assert total(parsed, "sentiment_batch_size_sum") == 3
     assert total(parsed, "sentiment_inference_duration_seconds_count") == 1
     bundle = app.extensions["models"].registry.stable.bundle
-    info = total(parsed, "sentiment_model_info", name=bundle.name, version=bundle.version)
+    info = total(
+        parsed, "sentiment_model_info", name=bundle.name, version=bundle.version, precision="f32"
+    )
     assert info == 1
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from children import run_python
+from prometheus_client.parser import text_string_to_metric_families
 from test_predictor import LONG_REVIEW
 
 from app.serving.preprocessing import (
@@ -508,6 +509,14 @@ def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_ap
     assert loaded == {"2": "f32", "4": "int8"}
     model = app.test_client().get("/model").get_json()
     assert {v["version"]: v["inference_precision"] for v in model["versions"]} == loaded
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    info = {
+        sample.labels["version"]: sample.labels["precision"]
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "sentiment_model_info"
+    }
+    assert info == loaded
     text = "The crew was friendly and the flight left on time."
     body = app.test_client().post("/classify?label=accurate", json={"review": text}).get_json()
     assert body["model"]["version"] == "4"

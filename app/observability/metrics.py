@@ -155,8 +155,9 @@ class ServiceMetrics:
             ),
             model_info=Gauge(
                 "sentiment_model_info",
-                "The model this server runs (value 1), one series per live model.",
-                ["name", "version", "backend"],
+                "The model this server runs (value 1), one series per live model, with the "
+                "precision it computes in (f32, bf16 or int8).",
+                ["name", "version", "backend", "precision"],
                 multiprocess_mode="livemax",
                 registry=registry,
             ),

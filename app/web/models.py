@@ -110,7 +110,9 @@ def init_app(app: Flask) -> None:
     app.extensions["models"] = ServedModels(registry, router, shadow, metrics)
     for version, predictor in registry.versions.items():
         bundle = predictor.bundle
-        metrics.child(metrics.model_info, bundle.name, version, predictor.backend).set(1)
+        metrics.child(
+            metrics.model_info, bundle.name, version, predictor.backend, predictor.precision
+        ).set(1)
         for label, share in bundle.metadata.get("training_label_mix", {}).items():
             metrics.child(metrics.training_label_share, version, label).set(share)
     for label, version in registry.labels.items():
