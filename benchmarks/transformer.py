@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
-from app.serving.predictor import INT8_IR_FILE
+from app.serving.predictor import ships_int8
 from benchmarks.bench import BENCHMARKS_MD, Bench, Load, Server, machine
 from benchmarks.drivers import wrk, wrk_script
 from benchmarks.reviews import rotating_reviews
@@ -73,8 +73,7 @@ TRANSFORMERS = ("3", "4")
 
 def precisions(version: str) -> tuple[str, ...]:
     """What ``version``'s folder can be compiled at: int8 where it ships an int8 IR."""
-    int8 = (MODEL_BASE / version / INT8_IR_FILE).is_file()
-    return ("f32", "bf16", "int8") if int8 else ("f32", "bf16")
+    return ("f32", "bf16", "int8") if ships_int8(MODEL_BASE / version) else ("f32", "bf16")
 
 
 def in_process(version: str, precision: str, python: Path, work: Path) -> dict[str, float]:

@@ -461,9 +461,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     versions = shipped_versions()
     systems = [version_system(v, sets, args.backend) for v in versions]
     if args.backend == "openvino":  # the int8 IRs an operator may choose instead
-        from app.serving.predictor import INT8_IR_FILE
+        from app.serving.predictor import ships_int8
 
-        int8 = [v for v in versions if (SENTIMENT_DIR / v / INT8_IR_FILE).is_file()]
+        int8 = [v for v in versions if ships_int8(SENTIMENT_DIR / v)]
         systems += [version_system(v, sets, args.backend, "int8") for v in int8]
     systems += [vader_system(sets), *baseline_systems(sets, goemotions_dir)]
     for version in args.versions or versions:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from app.serving.preprocessing import WORDPIECE_FILE, WordPieceEncoder, encoder_from_config
+from app.serving.preprocessing import WORDPIECE_FILE, WordPieceEncoder
 from model import known_answers, teamdata
 from model.corpus import CLASSES
 from model.train import MODEL_NAME, library_versions, write_metadata
@@ -466,17 +466,19 @@ def int8_calibration_texts() -> list[str]:
     return tweets + team
 
 
-def quantize_int8(folder: Path, encoder: WordPieceEncoder) -> dict[str, Any]:
+def quantize_int8(folder: Path) -> dict[str, Any]:
     """Write ``folder``'s ``model.xml`` quantized to int8 (weights and the inputs of every
     product: NNCF's post-training quantization for transformers, with SmoothQuant) as
-    ``model-int8.xml``; returns how, for ``metadata.json``."""
+    ``model-int8.xml``, calibrated on rows from the folder's own encoder; returns how, for
+    ``metadata.json``."""
     import importlib.metadata
 
     import nncf
     import openvino as ov
 
-    from app.serving.predictor import INT8_IR_FILE, IR_FILE
+    from app.serving.predictor import INT8_IR_FILE, IR_FILE, read_model_folder
 
+    encoder = read_model_folder(folder).encoder
     texts = int8_calibration_texts()
     dataset = nncf.Dataset([encoder.encode_batch([text]) for text in texts])
     graph = ov.Core().read_model(folder / IR_FILE)
@@ -510,7 +512,7 @@ def package_openvino(
     the operator's choice). Returns ``metadata.json``'s ``serving`` entry."""
     import openvino as ov
 
-    from app.serving.predictor import INT8_IR_FILE, IR_FILE, PREPROCESSING_FILE, export_once
+    from app.serving.predictor import INT8_IR_FILE, IR_FILE, export_once
 
     encoder = WordPieceEncoder((folder / WORDPIECE_FILE).read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as scratch:
@@ -519,10 +521,7 @@ def package_openvino(
         graph = core.read_model(exported)
         fuse_projections(graph)
         ov.save_model(graph, folder / IR_FILE, compress_to_fp16=True)
-    served_encoder = encoder_from_config(
-        json.loads((folder / PREPROCESSING_FILE).read_text(encoding="utf-8")), folder
-    )
-    quantized = quantize_int8(folder, served_encoder) if int8 else None
+    quantized = quantize_int8(folder) if int8 else None
     agreement = {}
     for precision in ("f32", "bf16", "int8") if int8 else ("f32", "bf16"):
         compiled = core.compile_model(

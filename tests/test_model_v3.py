@@ -439,7 +439,7 @@ from model.teamdata import load_devset
 from model.train_v3 import quantize_int8
 
 shipped, again = Path(sys.argv[1]), Path(sys.argv[2])
-quantize_int8(again, read_model_folder(again).encoder)
+quantize_int8(again)
 encoder = read_model_folder(shipped).encoder
 rows = [encoder.encode_batch([row.text]) for row in load_devset()[:200]]
 core = ov.Core()

@@ -330,12 +330,17 @@ def _run_export(model_dir: Path, staging: Path) -> None:
 PRECISIONS = ("f32", "bf16", "int8")
 
 
+def ships_int8(directory: Path) -> bool:
+    """Whether the model folder ``directory`` has an int8 IR (``INT8_IR_FILE``)."""
+    return (directory / INT8_IR_FILE).is_file()
+
+
 def inference_precision(bundle: ModelBundle, chosen: str | None = None) -> str:
     """``chosen`` (the operator's ``INFERENCE_PRECISION``) if given, else ``metadata.json``'s
     ``serving.inference_precision``: ``f32`` unless the training pipeline measured that
     ``bf16`` keeps the answers. A CPU without bf16 runs f32. ``int8`` asked of a folder
     without an int8 IR (``INT8_IR_FILE``) gives the folder's own precision."""
-    if chosen in PRECISIONS and (chosen != "int8" or (bundle.directory / INT8_IR_FILE).is_file()):
+    if chosen in PRECISIONS and (chosen != "int8" or ships_int8(bundle.directory)):
         return chosen
     precision = bundle.metadata.get("serving", {}).get("inference_precision", "f32")
     if precision not in PRECISIONS:
@@ -343,7 +348,7 @@ def inference_precision(bundle: ModelBundle, chosen: str | None = None) -> str:
             f"{bundle.directory / METADATA_FILE}: serving.inference_precision must be one "
             f"of {PRECISIONS}, not {precision!r}"
         )
-    if precision == "int8" and not (bundle.directory / INT8_IR_FILE).is_file():
+    if precision == "int8" and not ships_int8(bundle.directory):
         raise ModelBundleError(
             f"{bundle.directory / INT8_IR_FILE}: not found ({METADATA_FILE} asks for int8)"
         )

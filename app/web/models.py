@@ -89,7 +89,7 @@ def init_app(app: Flask) -> None:
             config["KERAS_BACKEND"],
             config["INFERENCE_THREADS"],
             (config["DYNAMIC_BATCH_MAX_SIZE"], config["DYNAMIC_BATCH_TIMEOUT_MS"] / 1000),
-            None if config["INFERENCE_PRECISION"] == "model" else config["INFERENCE_PRECISION"],
+            config["INFERENCE_PRECISION"],
         )
         router = Router(
             registry,
