@@ -102,6 +102,6 @@ openapi-lint: $(VENV)/.dev
 chaos: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 
-## heroku-check: rehearse a Heroku deploy: slug size, boot, PSS, logs, SIGTERM
+## heroku-check: rehearse a Heroku deploy: slug size, boot, memory, logs, SIGTERM
 heroku-check: $(VENV)/.dev
 	$(BIN)/python -m deploy.heroku_check

@@ -344,13 +344,13 @@ def run(quick: bool) -> dict:
             batches[load] = bench.interleaved([service], load)
 
         bench.top_up([service, one_version, twin], 26_000)
-        results["pss"] = {
-            server.name: (server.pss_mb(), server.served) for server in (service, one_version)
+        results["memory"] = {
+            server.name: (server.memory_mb(), server.served) for server in (service, one_version)
         }
-        results["pss_twin"] = (twin.pss_mb(), twin.served)
+        results["memory_twin"] = (twin.memory_mb(), twin.served)
         if not quick:
             bench.top_up([service], 100_000)
-            results["pss_100k"] = (service.pss_mb(), service.served)
+            results["memory_100k"] = (service.memory_mb(), service.served)
     finally:
         for server in started:
             server.stop()
@@ -373,7 +373,7 @@ def run(quick: bool) -> dict:
             results["tf_boot_s"] = tf_service.boot_s
             bench.run(tf_service, Load("ab", 16, 2000))
             results["tf"] = bench.interleaved([tf_service], Load("ab", 32, 6000))["tensorflow"]
-            results["tf_pss_mb"] = tf_service.pss_mb()
+            results["tf_memory_mb"] = tf_service.memory_mb()
         finally:
             tf_service.stop()
     shutil.rmtree(work)
@@ -477,8 +477,8 @@ def targets(r: dict) -> list[tuple[str, str, str, bool]]:
         batch_parts.append(
             f"{load.tool} ({bodies}): {rows_s:,.0f} = **{rows_s / in_process:.2f}×**"
         )
-    two, _ = r["pss"]["service"]
-    one, _ = r["pss"][r["one_version"]]
+    two, _ = r["memory"]["service"]
+    one, _ = r["memory"][r["one_version"]]
     costs = ", ".join(
         f"{name}: {cpu:+.0f} µs ({change:+.0%} req/s)" for name, _, cpu, change in feature_costs(r)
     )
@@ -514,13 +514,13 @@ def targets(r: dict) -> list[tuple[str, str, str, bool]]:
             min(batch_ratios) >= 0.9,
         ),
         (
-            f"4a. total PSS, one version, after {r['pss'][r['one_version']][1]:,} requests",
+            f"4a. memory, one version, after {r['memory'][r['one_version']][1]:,} requests",
             f"**{one:.0f} MB**",
             "≤ 350 MB",
             one <= 350,
         ),
         (
-            f"4b. total PSS, two versions, after {r['pss']['service'][1]:,} requests",
+            f"4b. memory, two versions, after {r['memory']['service'][1]:,} requests",
             f"**{two:.0f} MB**",
             "≤ 420 MB",
             two <= 420,
@@ -603,19 +603,19 @@ def report(r: dict, command: str) -> str:
         if name in rows
     ]
     memory = [
-        "| server | total PSS | after requests | boot |",
+        "| server | memory | after requests | boot |",
         "|---|---|---|---|",
-        f"| service, two versions | {r['pss']['service'][0]:.0f} MB | "
-        f"{r['pss']['service'][1]:,} | {r['boot_s']:.1f} s |",
-        f"| service, one version | {r['pss'][r['one_version']][0]:.0f} MB | "
-        f"{r['pss'][r['one_version']][1]:,} | {r['boot_one_s']:.1f} s |",
-        f"| FastAPI twin, one version | {r['pss_twin'][0]:.0f} MB | {r['pss_twin'][1]:,} | |",
+        f"| service, two versions | {r['memory']['service'][0]:.0f} MB | "
+        f"{r['memory']['service'][1]:,} | {r['boot_s']:.1f} s |",
+        f"| service, one version | {r['memory'][r['one_version']][0]:.0f} MB | "
+        f"{r['memory'][r['one_version']][1]:,} | {r['boot_one_s']:.1f} s |",
+        f"| FastAPI twin, one version | {r['memory_twin'][0]:.0f} MB | {r['memory_twin'][1]:,} | |",
     ]
-    if "pss_100k" in r:
-        growth = r["pss_100k"][0] / r["pss"]["service"][0] - 1
+    if "memory_100k" in r:
+        growth = r["memory_100k"][0] / r["memory"]["service"][0] - 1
         memory.append(
-            f"| service, two versions, later | {r['pss_100k'][0]:.0f} MB "
-            f"({growth:+.1%}) | {r['pss_100k'][1]:,} | |"
+            f"| service, two versions, later | {r['memory_100k'][0]:.0f} MB "
+            f"({growth:+.1%}) | {r['memory_100k'][1]:,} | |"
         )
     baselines = []
     if "tf" in r:
@@ -623,12 +623,12 @@ def report(r: dict, command: str) -> str:
         baselines = [
             "### Baselines and the other backend (ab, one body, keep-alive, c=32)",
             "",
-            "| server | req/s | p99 ms | total PSS | boot |",
+            "| server | req/s | p99 ms | memory | boot |",
             "|---|---|---|---|---|",
             f"| service, OpenVINO backend (default) | {ours.rps:,.0f} | {ours.p99_ms:.1f} | "
-            f"{r['pss']['service'][0]:.0f} MB | {r['boot_s']:.1f} s |",
+            f"{r['memory']['service'][0]:.0f} MB | {r['boot_s']:.1f} s |",
             f"| service, TensorFlow backend | {r['tf'].rps:,.0f} | {r['tf'].p99_ms:.1f} | "
-            f"{r['tf_pss_mb']:.0f} MB | {r['tf_boot_s']:.1f} s |",
+            f"{r['tf_memory_mb']:.0f} MB | {r['tf_boot_s']:.1f} s |",
             f"| tutorial: TensorFlow, `model.predict` per request | {r['tutorial'].rps:,.1f} | "
             f"{r['tutorial'].p99_ms:.0f} | | |",
             "",
@@ -654,7 +654,9 @@ def report(r: dict, command: str) -> str:
         f"- Bodies: ab sends one review of {len(json.dumps(SINGLE))} bytes (batches: 64 "
         f"reviews); wrk sends {r['texts']} different reviews in rotation (batches: 30 "
         f"orders of the 64). Medians of {r['rounds']} alternating rounds; CPU is the server's "
-        "(master + workers) per request.",
+        "(master + workers) per request. Memory: the physical pages the master and workers "
+        "map, each counted once, as the dyno's memory counter charges them (`deploy.dyno."
+        "memory_mb`; summed PSS read 60–75 MB lower with the run's other servers up).",
         "",
         "### Targets (issue 22)",
         "",

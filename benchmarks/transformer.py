@@ -9,8 +9,8 @@ worker, requests on threads rather than the event loop, batches of up to 16, 2 m
 version 3 compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching,
 version 4 alone in f32, in bf16 and in int8 (its int8 IR), single reviews in rotation
 (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and memory
-of each, and of every version and of versions 2 and 4 together (and in int8), after
-batches of the 64 longest texts to the transformer.
+of each, and of every version and of each transformer beside version 2 (version 4 in
+int8 too), after batches of every size and length to the transformers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -34,9 +35,18 @@ from deploy.dyno import build_environment
 
 START, END = "<!-- bench-v3:start -->", "<!-- bench-v3:end -->"
 LOADS = [Load("wrk", 16, 5), Load("wrk", 32, 5)]
-LONG_BATCHES = ", then batches of 64 long reviews to the transformer"
-# The last servers started, measured for memory only.
-MEMORY_ONLY = ("every version", "versions 2 and 4", "versions 2 and 4, int8")
+LONG_BATCHES = ", then batches of every size and length to the transformers"
+# The last servers started, measured for memory only: their settings, and the transformers
+# they load (traffic goes to those and to version 2).
+MEMORY_ONLY = {
+    "every version": ({"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2"}, ("3", "4")),
+    "versions 2 and 3": ({"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2"}, ("3",)),
+    "versions 2 and 4": ({"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2"}, ("4",)),
+    "versions 2 and 4, int8": (
+        {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2", "INFERENCE_PRECISION": "int8"},
+        ("4",),
+    ),
+}
 BATCHING_ENV = {
     "DYNAMIC_BATCH_MAX_SIZE": "16",
     "DYNAMIC_BATCH_TIMEOUT_MS": "2",
@@ -144,17 +154,9 @@ def run(quick: bool) -> dict:
                 )
                 for precision in precisions("4")
             ),
-            # For memory only (MEMORY_ONLY): every version, and the pair the README suggests.
-            ("every version", {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2,accurate=3"}),
-            ("versions 2 and 4", {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2,accurate=4"}),
-            (
-                "versions 2 and 4, int8",
-                {
-                    "MODEL_VERSIONS": "2,4",
-                    "MODEL_LABELS": "stable=2,accurate=4",
-                    "INFERENCE_PRECISION": "int8",
-                },
-            ),
+            # For memory only (MEMORY_ONLY): every version, and each transformer beside
+            # version 2, as the README suggests loading them.
+            *((name, env) for name, (env, _) in MEMORY_ONLY.items()),
         ):
             print(f"starting {name} ...", flush=True)
             servers.append(Server(name, "app:create_app()", env, serving_bin))
@@ -166,22 +168,31 @@ def run(quick: bool) -> dict:
         for load in LOADS:
             print(f"  {load.label} ...", flush=True)
             results["loads"][load.label] = bench.interleaved(compared, load)
-        # Memory after traffic: each of the two answers reviews by version 2 (stable) and
-        # by its transformer (the label accurate), as long as one round of the others.
+        # Memory after traffic: single reviews to version 2 (stable) and to each loaded
+        # transformer, each as long as one round of the others.
         load = Load("wrk", 16, 5)
         script = bench.scripts[("single", True)]
         for server in loaded:
             bench.run(server, load)
-            wrk(f"{server.url}/classify?label=accurate", script, 16, bench.amount(load), True)
-        results["pss_mb"] = {server.name: server.pss_mb() for server in servers}
-        # The worst case for memory: the transformer's widest calls, batches of the 64
-        # longest texts (512 word pieces a call), at c=4.
-        longest = sorted(rotating_reviews(), key=len)[-64:]
+            for version in MEMORY_ONLY[server.name][1]:
+                url = f"{server.url}/classify?version={version}"
+                wrk(url, script, 16, bench.amount(load), True)
+        results["memory_mb"] = {server.name: server.memory_mb() for server in servers}
+        # The worst case for memory: the transformer's widest calls (batches of the 64
+        # longest texts: 512 word pieces a call) and its most shapes (batches of 1-64
+        # texts of every length: oneDNN keeps kernels for each shape), at c=4.
+        reviews = rotating_reviews()
+        longest = sorted(reviews, key=len)[-64:]
         batches = [json.dumps({"reviews": longest[i:] + longest[:i]}) for i in range(0, 64, 8)]
+        rng = random.Random(0)
+        for size in range(1, 65):
+            batches.append(json.dumps({"reviews": rng.sample(reviews, size)}))
         long_script = wrk_script(batches, work / "long.lua")
         for server in loaded:
-            wrk(f"{server.url}/classify?label=accurate", long_script, 4, bench.amount(load), True)
-            results["pss_mb"][f"{server.name}{LONG_BATCHES}"] = server.pss_mb()
+            for version in MEMORY_ONLY[server.name][1]:
+                url = f"{server.url}/classify?version={version}"
+                wrk(url, long_script, 4, 2 * bench.amount(load), True)
+            results["memory_mb"][f"{server.name}{LONG_BATCHES}"] = server.memory_mb()
     finally:
         for server in servers:
             server.stop()
@@ -196,9 +207,8 @@ def report(r: dict, command: str) -> str:
         "",
         f"`{command}` (its second part, `benchmarks/transformer.py`), {r['started']}, "
         f"{machine()}. Servers: the Procfile's command from requirements.txt alone, two "
-        "workers. Dynamic batching: "
-        + ", ".join(f"`{key}={value}`" for key, value in BATCHING_ENV.items())
-        + ".",
+        "workers; memory as the first part counts it (each physical page once). Dynamic "
+        "batching: " + ", ".join(f"`{key}={value}`" for key, value in BATCHING_ENV.items()) + ".",
         "",
         "In process, one thread, the model call alone (median):",
         "",
@@ -225,13 +235,13 @@ def report(r: dict, command: str) -> str:
             )
     lines += [
         "",
-        "| server | boot (to the first answer) | PSS, master and workers |",
+        "| server | boot (to the first answer) | memory, master and workers |",
         "|---|---|---|",
     ]
     for name, boot in r["boot_s"].items():
-        lines.append(f"| {name} | {boot:.1f} s | {r['pss_mb'][name]:.0f} MB |")
+        lines.append(f"| {name} | {boot:.1f} s | {r['memory_mb'][name]:.0f} MB |")
     for name in MEMORY_ONLY:
-        lines.append(f"| {name}{LONG_BATCHES} | – | {r['pss_mb'][name + LONG_BATCHES]:.0f} MB |")
+        lines.append(f"| {name}{LONG_BATCHES} | – | {r['memory_mb'][name + LONG_BATCHES]:.0f} MB |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
@@ -262,9 +272,8 @@ def main() -> None:
     for name in ("version 3", "version 4, f32"):
         print(f"  boot, {name}: {results['boot_s'][name]:.1f} s (target 10 s)")
     for name in MEMORY_ONLY:
-        print(
-            f"  {name}{LONG_BATCHES}: {results['pss_mb'][name + LONG_BATCHES]:.0f} MB (dyno 512 MB)"
-        )
+        memory = results["memory_mb"][name + LONG_BATCHES]
+        print(f"  {name}{LONG_BATCHES}: {memory:.0f} MB (dyno 512 MB)")
 
 
 if __name__ == "__main__":

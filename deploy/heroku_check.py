@@ -10,8 +10,9 @@
 4. Run the Procfile's web command exactly as written, from that environment only, with
    PORT, WEB_CONCURRENCY=2 (what the buildpack sets on a 512 MB dyno) and an empty
    temporary folder (a dyno boots on a fresh filesystem): /ready within 60 s (R10), a
-   classification, total PSS ≤ 350 MB with one model version and 70 MB more per other
-   version, after some traffic (prediction recording on, the default).
+   classification, memory (`deploy.dyno.memory_mb`) ≤ 350 MB with one model version and
+   70 MB more per other version, after some traffic (prediction recording on, the
+   default).
 5. The logs are JSON lines and carry the router's X-Request-ID.
 6. SIGTERM, as Heroku sends on restart: a clean exit (0) within the 30 s grace period.
 """
@@ -37,11 +38,11 @@ from app.serving.predictor import PREBUILT_DIR
 from deploy.dyno import WORK, WebProcess, build_environment, wait_for_200
 
 SLUG_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 60, 30
-# Total PSS on a 512 MB dyno: 350 MB with one model version, 70 MB more for each other
+# Memory on a 512 MB dyno: 350 MB with one model version, 70 MB more for each other
 # version loaded (the versions issue's budget: 420 MB with two), prediction recording on.
 # Measured 2026-12-03 with two versions: 412-450 MB while each worker imported Keras,
 # 237 MB since OpenVINO workers serve the exported IR without it (app.serving.predictor).
-PSS_ONE_VERSION_MB, PSS_PER_EXTRA_VERSION_MB = 350, 70
+MEMORY_ONE_VERSION_MB, MEMORY_PER_EXTRA_VERSION_MB = 350, 70
 ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 
 
@@ -124,7 +125,7 @@ def _rehearse(env_dir: Path, fresh_tmp: Path) -> dict:
             session.post(base + "/classify", json={"review": f"review {index}: fine"}, timeout=10)
             if index % 10 == 0:
                 session.post(base + "/classify", json={"reviews": ["good", "bad"] * 32})
-    results["pss_mb"] = web.pss_mb()
+    results["memory_mb"] = web.memory_mb()
 
     stop_started = time.monotonic()
     results["exit_code"] = web.stop(STOP_LIMIT_S)
@@ -156,7 +157,9 @@ def main() -> None:
     slug_mb = slug_size_mb(env_dir, slug_files() + prebuilt_files())
     print("4. running the Procfile's web command, with an empty /tmp ...", flush=True)
     r = rehearse(env_dir)
-    pss_limit_mb = PSS_ONE_VERSION_MB + PSS_PER_EXTRA_VERSION_MB * (r.get("versions", 1) - 1)
+    memory_limit_mb = MEMORY_ONE_VERSION_MB + MEMORY_PER_EXTRA_VERSION_MB * (
+        r.get("versions", 1) - 1
+    )
 
     checks = [
         (f"bin/post_compile in {compile_s:.1f} s", True, "exit 0"),
@@ -171,9 +174,9 @@ def main() -> None:
         checks += [
             (f"classification {r['classify']}", r["classify"][0] == 200, "200 with a label"),
             (
-                f"total PSS {r['pss_mb']:.0f} MB with {r['versions']} model versions",
-                r["pss_mb"] <= pss_limit_mb,
-                f"≤ {pss_limit_mb} MB",
+                f"memory {r['memory_mb']:.0f} MB with {r['versions']} model versions",
+                r["memory_mb"] <= memory_limit_mb,
+                f"≤ {memory_limit_mb} MB",
             ),
             (
                 f"{r['log_lines']} log lines, {len(r.get('non_json', []))} not JSON",
