@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import requests
 from children import run_python
 from prometheus_client.parser import text_string_to_metric_families
 from test_predictor import LONG_REVIEW
@@ -564,3 +565,35 @@ def test_explain_leaves_out_whole_words_on_version_3(make_app) -> None:
     assert body["label"] == "positive"
     assert contributions["wonderful"] > 0
     assert contributions["wonderful"] == max(contributions.values())
+
+
+@pytest.mark.slow
+def test_batches_of_every_shape_do_not_grow_a_worker_without_bound(start_server) -> None:
+    """Version 4 in int8, the precision that grew most: each batch shape a client sends
+    (rows, and width rounded up to 8) makes oneDNN prepare kernels for it, and it kept up
+    to 1,024 of them (a worker grew by 276 MB, measured). ``ONEDNN_PRIMITIVE_CACHE``
+    bounds that: 600 batches of random shapes leave the server within a few tens of MB of
+    what single reviews left it at (without the bound: +253 MB here)."""
+    from deploy.dyno import memory_mb
+
+    server = start_server(
+        WEB_CONCURRENCY="1", MODEL_VERSIONS="4", MODEL_LABELS="stable=4", INFERENCE_PRECISION="int8"
+    )
+    server.wait_ready("/ready", 120)
+    rng = np.random.default_rng(0)
+    words = ["the", "room", "was", "clean", "but", "the", "staff", "were", "rude", "and", "slow"]
+
+    def send(count: int, rows: int) -> None:
+        with requests.Session() as session:
+            for _ in range(count):
+                reviews = [
+                    " ".join(rng.choice(words, int(rng.integers(1, 110))))
+                    for _ in range(int(rng.integers(1, rows + 1)))
+                ]
+                answer = session.post(server.url + "/classify", json={"reviews": reviews})
+                assert answer.status_code == 200, answer.text
+
+    send(100, 1)
+    singles = memory_mb(server.process.pid)
+    send(600, 8)
+    assert memory_mb(server.process.pid) - singles < 60
