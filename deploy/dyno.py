@@ -17,6 +17,7 @@ import venv
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import requests
 
 from app.config import PROJECT_ROOT
@@ -212,11 +213,9 @@ def memory_mb(pid: int) -> float:
     """What a dyno's memory counter charges for a process and its children (Gunicorn's
     master and workers), in MB: the physical pages they map, each counted once, shared or
     not. Summed PSS splits a shared page among every process that maps it, the other
-    servers of a benchmark run included, and so read 60–75 MB low for a server measured
+    servers of a benchmark run included, and so read 60–80 MB low for a server measured
     beside others from the same environment (measured); this count does not move with
     them. Page frame numbers need root (CAP_SYS_ADMIN); without, summed PSS."""
-    import numpy as np
-
     frames = []
     for process in [pid, *children(pid)]:
         with (

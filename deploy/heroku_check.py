@@ -15,6 +15,9 @@
    default).
 5. The logs are JSON lines and carry the router's X-Request-ID.
 6. SIGTERM, as Heroku sends on restart: a clean exit (0) within the 30 s grace period.
+7. The README's accuracy pick, versions 2 and 4 (in the folder's bf16 and in int8), after
+   batches of every size and length to version 4 from several connections: memory within
+   the 512 MB dyno. Each new shape of call grows a transformer's worker (oneDNN's kernels).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pathspec
@@ -44,6 +49,7 @@ SLUG_LIMIT_MB, BIND_LIMIT_S, STOP_LIMIT_S = 200, 60, 30
 # 237 MB since OpenVINO workers serve the exported IR without it (app.serving.predictor).
 MEMORY_ONE_VERSION_MB, MEMORY_PER_EXTRA_VERSION_MB = 350, 70
 ROUTER_REQUEST_ID = "heroku-router-0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+DYNO_MB = 512
 
 
 def slug_files() -> list[Path]:
@@ -147,6 +153,37 @@ def _rehearse(env_dir: Path, fresh_tmp: Path) -> dict:
     return results
 
 
+def accuracy_pick_memory(env_dir: Path, precision: str) -> float | None:
+    """Memory of the web process with versions 2 and 4 at ``precision`` after 240 batches
+    of 1-64 random reviews of 1-120 words to version 4, eight connections at a time (so
+    both workers answer); None if it never became ready."""
+    env = {"WEB_CONCURRENCY": "2", "MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2"}
+    web = WebProcess({**env, "INFERENCE_PRECISION": precision}, bin_dir=env_dir / "bin")
+    try:
+        if wait_for_200(web.process, "GET", web.url + "/ready", BIND_LIMIT_S) is None:
+            return None
+        words = ("the", "staff", "room", "food", "was", "not", "very", "good", "bad", "and")
+
+        def send(seed: int) -> None:
+            rng = random.Random(seed)
+            with requests.Session() as session:
+                for _ in range(30):
+                    reviews = [
+                        " ".join(rng.choices(words, k=rng.randint(1, 120)))
+                        for _ in range(rng.randint(1, 64))
+                    ]
+                    answer = session.post(
+                        web.url + "/classify?version=4", json={"reviews": reviews}
+                    )
+                    answer.raise_for_status()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(send, range(8)))
+        return web.memory_mb()
+    finally:
+        web.stop()
+
+
 def main() -> None:
     WORK.mkdir(exist_ok=True)
     print("1. building a fresh environment from requirements.txt ...", flush=True)
@@ -160,6 +197,8 @@ def main() -> None:
     memory_limit_mb = MEMORY_ONE_VERSION_MB + MEMORY_PER_EXTRA_VERSION_MB * (
         r.get("versions", 1) - 1
     )
+    print("5. versions 2 and 4, after batches of every shape to version 4 ...", flush=True)
+    picks = {precision: accuracy_pick_memory(env_dir, precision) for precision in ("model", "int8")}
 
     checks = [
         (f"bin/post_compile in {compile_s:.1f} s", True, "exit 0"),
@@ -194,6 +233,15 @@ def main() -> None:
         ]
     else:
         print(r["log"])
+    for precision, memory in picks.items():
+        checks.append(
+            (
+                f"versions 2 and 4 ({precision} precision): "
+                + ("never ready" if memory is None else f"memory {memory:.0f} MB"),
+                memory is not None and memory <= DYNO_MB,
+                f"≤ {DYNO_MB} MB",
+            )
+        )
     print()
     for text, ok, need in checks:
         print(f"  {'ok ' if ok else 'NO '} {text} (need {need})")

@@ -574,8 +574,6 @@ def test_batches_of_every_shape_do_not_grow_a_worker_without_bound(start_server)
     to 1,024 of them (a worker grew by 276 MB, measured). ``ONEDNN_PRIMITIVE_CACHE``
     bounds that: 600 batches of random shapes leave the server within a few tens of MB of
     what single reviews left it at (without the bound: +253 MB here)."""
-    from deploy.dyno import memory_mb
-
     server = start_server(
         WEB_CONCURRENCY="1", MODEL_VERSIONS="4", MODEL_LABELS="stable=4", INFERENCE_PRECISION="int8"
     )
@@ -594,6 +592,6 @@ def test_batches_of_every_shape_do_not_grow_a_worker_without_bound(start_server)
                 assert answer.status_code == 200, answer.text
 
     send(100, 1)
-    singles = memory_mb(server.process.pid)
+    singles = server.memory_mb()
     send(600, 8)
-    assert memory_mb(server.process.pid) - singles < 60
+    assert server.memory_mb() - singles < 60
