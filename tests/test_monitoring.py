@@ -20,7 +20,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
-from deploy.dyno import WebProcess, free_port
+from deploy.dyno import WebProcess, children, free_port, pss_kb
 
 MONITORING = PROJECT_ROOT / "deploy" / "monitoring"
 RULES = MONITORING / "rules.yml"
@@ -47,6 +47,7 @@ EXPORTED = {
     "sentiment_live_accuracy": "gauge",
     "sentiment_drift_psi": "gauge",
     "sentiment_bandit_share": "gauge",
+    "sentiment_server_memory_bytes": "gauge",
 }
 # Gauges that appear only once there is something to say: feedback (live accuracy, every
 # 30 s), a day's predictions against a reference (drift), ROUTING=bandit. The shadow server
@@ -280,6 +281,24 @@ def test_a_running_server_exports_every_metric_the_rules_and_dashboard_use(shado
         or not series_names(metric, kind) <= exported
     ]
     assert missing == []
+
+
+@pytest.mark.slow
+def test_the_memory_gauge_is_the_servers_whole_pss(shadow_server):
+    """Whichever worker answers the scrape sums the master and both workers, as read from
+    outside (it moves a little between the two readings)."""
+    text = requests.get(shadow_server.url + "/metrics", timeout=10).text
+    [gauge] = [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sentiment_server_memory_bytes"
+    ]
+    pid = shadow_server.process.pid
+    processes = [pid, *children(pid)]
+    assert len(processes) == 3
+    outside = sum(pss_kb(process) for process in processes) * 1024
+    assert gauge == pytest.approx(outside, rel=0.05)
 
 
 @pytest.mark.slow
