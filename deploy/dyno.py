@@ -21,6 +21,7 @@ import numpy as np
 import requests
 
 from app.config import PROJECT_ROOT
+from app.observability.metrics import pss_bytes
 
 WORK = PROJECT_ROOT / ".heroku-check"
 
@@ -200,11 +201,6 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
-def pss_kb(pid: int) -> int:
-    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    return int(re.search(r"^Pss:\s+(\d+) kB", text, re.M).group(1))
-
-
 PAGE = os.sysconf("SC_PAGE_SIZE")
 FRAME = (1 << 55) - 1  # a pagemap entry's page frame number; bit 63: present
 
@@ -231,7 +227,7 @@ def memory_mb(pid: int) -> float:
                 frames.append(entries[entries >> 63 == 1] & FRAME)
     found = np.unique(np.concatenate(frames))
     if not found.any():  # frame numbers hidden: not root
-        return sum(pss_kb(p) for p in [pid, *children(pid)]) / 1024
+        return sum(pss_bytes(p) for p in [pid, *children(pid)]) / 2**20
     return found.size * PAGE / 2**20
 
 

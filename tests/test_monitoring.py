@@ -20,7 +20,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
-from deploy.dyno import WebProcess, children, free_port, pss_kb
+from app.observability.metrics import pss_bytes
+from deploy.dyno import WebProcess, children, free_port
 
 MONITORING = PROJECT_ROOT / "deploy" / "monitoring"
 RULES = MONITORING / "rules.yml"
@@ -297,7 +298,7 @@ def test_the_memory_gauge_is_the_servers_whole_pss(shadow_server):
     pid = shadow_server.process.pid
     processes = [pid, *children(pid)]
     assert len(processes) == 3
-    outside = sum(pss_kb(process) for process in processes) * 1024
+    outside = sum(pss_bytes(process) for process in processes)
     assert gauge == pytest.approx(outside, rel=0.05)
 
 

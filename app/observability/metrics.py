@@ -69,7 +69,9 @@ CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 HTTP_METHODS = frozenset(HTTPMethod.__members__)
 
 
-def _pss_bytes(pid: int) -> int:
+def pss_bytes(pid: int) -> int:
+    """A process's proportional set size (its private pages, and its share of each page
+    it shares with others)."""
     with open(f"/proc/{pid}/smaps_rollup") as rollup:
         for line in rollup:
             if line.startswith("Pss:"):
@@ -97,7 +99,7 @@ class ServerMemory(Collector):
         total = 0
         for pid in processes:
             try:
-                total += _pss_bytes(pid)
+                total += pss_bytes(pid)
             except OSError:  # a worker that exited since
                 continue
         yield GaugeMetricFamily(
