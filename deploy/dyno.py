@@ -21,7 +21,7 @@ import numpy as np
 import requests
 
 from app.config import PROJECT_ROOT
-from app.observability.metrics import pss_bytes
+from app.observability.metrics import children, pss_bytes
 
 WORK = PROJECT_ROOT / ".heroku-check"
 
@@ -194,11 +194,6 @@ def build_environment(fresh: bool = True, extra: tuple[str, ...] = (), name: str
     )
     stamp.write_bytes(requirements)
     return env_dir
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

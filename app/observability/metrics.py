@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPMethod
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -69,6 +70,13 @@ CONFIDENCE_BUCKETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 HTTP_METHODS = frozenset(HTTPMethod.__members__)
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (a Gunicorn master's workers); none where the kernel
+    does not list them."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
 def pss_bytes(pid: int) -> int:
     """A process's proportional set size (its private pages, and its share of each page
     it shares with others)."""
@@ -90,12 +98,7 @@ class ServerMemory(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         processes = [os.getpid()]
         if os.environ.get(MULTIPROC_DIR_ENV):  # a Gunicorn worker: the master's family
-            master = os.getppid()
-            try:
-                with open(f"/proc/{master}/task/{master}/children") as children:
-                    processes = [master, *map(int, children.read().split())]
-            except OSError:  # a kernel without the children file: this worker alone
-                pass
+            processes = [os.getppid(), *children(os.getppid())]
         total = 0
         for pid in processes:
             try:

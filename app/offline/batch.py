@@ -51,7 +51,7 @@ import click
 import numpy as np
 
 from app.config import EXIT_BAD_SETTING, Config, SettingError, check_environment
-from app.serving.predictor import ModelBundleError, Predictor
+from app.serving.predictor import PRECISIONS, ModelBundleError, Predictor
 from app.serving.registry import VersionSelection
 from app.serving.texts import lone_surrogate, review_text_problem
 
@@ -498,7 +498,7 @@ def exit_on_bad_setting() -> None:
     "--precision",
     default=Config.INFERENCE_PRECISION,
     show_default=True,
-    type=click.Choice(["model", "f32", "bf16", "int8"]),
+    type=click.Choice(["model", *PRECISIONS]),
     help="OpenVINO's precision, as INFERENCE_PRECISION for the server: model (the folder's "
     "own), f32, bf16, or int8 (where the folder ships an int8 model).",
 )
