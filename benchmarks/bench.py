@@ -656,7 +656,7 @@ def report(r: dict, command: str) -> str:
         f"orders of the 64). Medians of {r['rounds']} alternating rounds; CPU is the server's "
         "(master + workers) per request. Memory: the physical pages the master and workers "
         "map, each counted once, as the dyno's memory counter charges them (`deploy.dyno."
-        "memory_mb`; summed PSS read 60–75 MB lower with the run's other servers up).",
+        "memory_mb`; summed PSS read 60–80 MB lower with the run's other servers up).",
         "",
         "### Targets (issue 22)",
         "",
