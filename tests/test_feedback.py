@@ -245,6 +245,101 @@ def test_psi():
     assert quality.psi([0, 10], [5, 5]) > 1  # an emptied bin is a major shift
 
 
+def test_a_canary_is_compared_with_the_stable_version(store_app):
+    """Feedback on both loaded versions: the canary's accuracy, its interval and the
+    confusion matrix are the counts' own, and one right half as often as the stable
+    version is called worse; the stable version is compared with nothing."""
+    client = store_app.test_client()
+    stable = store_app.extensions["models"].registry.stable.bundle.version
+    [canary] = [v for v in store_app.extensions["models"].registry.versions if v != stable]
+    texts = [f"{kind} number {i}." for i in range(20) for kind in REVIEWS]
+    answers = {}
+    for version in (stable, canary):
+        response = client.post(f"/classify?version={version}", json={"reviews": texts})
+        assert response.status_code == 200
+        request_id = response.headers["X-Request-ID"]
+        predictions = response.get_json()["predictions"]
+        answers[version] = [(request_id, i, p["label"]) for i, p in enumerate(predictions)]
+    flushed(store_app)
+    classes = store_app.extensions["models"].registry.stable.bundle.classes
+    truth = {}
+    for version, right_every in ((stable, 1), (canary, 3)):  # all right; a third right
+        for n, (request_id, index, predicted) in enumerate(answers[version]):
+            wrong = classes[(classes.index(predicted) + 1) % len(classes)]
+            truth[(request_id, index)] = (predicted if n % right_every == 0 else wrong, predicted)
+    items = [{"request_id": r, "index": i, "label": t} for (r, i), (t, _) in truth.items()]
+    assert client.post("/feedback", json=items[:60]).status_code == 200
+    assert client.post("/feedback", json=items[60:]).status_code == 200
+
+    report = {v["version"]: v for v in client.get("/monitoring").get_json()["versions"]}
+    assert report[stable]["against_stable"] is None
+    entry = report[canary]
+    mine = [truth[(r, i)] for r, i, _ in answers[canary]]
+    right = sum(t == p for t, p in mine)
+    assert (entry["feedback"], right) == (len(texts), len(texts) // 3)
+    low, high = quality.wilson_interval(right, len(texts))
+    assert entry["accuracy_interval"] == [round(low, 4), round(high, 4)]
+    assert entry["confusion"] == {
+        true: {p: sum(t == true and q == p for t, q in mine) for p in classes} for true in classes
+    }
+    low, high = quality.difference_interval(right, len(texts), len(texts), len(texts))
+    assert entry["against_stable"] == {
+        "version": stable,
+        "accuracy_difference": round(right / len(texts) - 1, 4),
+        "interval": [round(low, 4), round(high, 4)],
+        "verdict": "worse",
+    }
+    # The same as Prometheus gauges (the alert SentimentLessAccurateThanStable reads "high").
+    store_app.extensions["feedback"].refresh_gauges()
+    text = client.get("/metrics").get_data(as_text=True)
+    against = entry["against_stable"]
+    bounds = dict(zip(("low", "high"), against["interval"], strict=True))
+    for bound, value in {"estimate": against["accuracy_difference"], **bounds}.items():
+        line = f'sentiment_live_accuracy_against_stable{{bound="{bound}",version="{canary}"}}'
+        assert f"{line} {value}" in text
+    assert f'against_stable{{bound="high",version="{stable}"}}' not in text
+
+
+@pytest.mark.slow  # scipy.stats' import: most of a second of test-fast
+@pytest.mark.parametrize(
+    ("correct", "total"), [(0, 1), (1, 1), (0, 5), (5, 5), (1, 2), (37, 50), (731, 1000)]
+)
+def test_wilson_interval_is_scipys(correct, total):
+    from scipy.stats import binomtest
+
+    expected = binomtest(correct, total).proportion_ci(method="wilson")
+    assert quality.wilson_interval(correct, total) == pytest.approx((expected.low, expected.high))
+    assert quality.wilson_interval(0, 0) is None
+
+
+@pytest.mark.slow  # statsmodels' import (with pandas): most of a second
+@pytest.mark.parametrize(
+    "counts",
+    [(56, 70, 48, 80), (9, 10, 3, 10), (0, 5, 5, 5), (5, 5, 0, 5), (1, 1, 0, 1), (40, 50, 40, 50)],
+)
+def test_difference_interval_is_newcombes(counts):
+    """(56, 70, 48, 80) is Newcombe's own example (Statistics in Medicine 17, 1998, table
+    II: 0.0524 to 0.3339)."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    expected = confint_proportions_2indep(*counts, method="newcomb", compare="diff")
+    assert quality.difference_interval(*counts) == pytest.approx(tuple(map(float, expected)))
+    assert quality.difference_interval(1, 2, 0, 0) is None
+
+
+def test_a_five_point_gain_is_better_at_about_600_answers_a_version():
+    """The README's rule of thumb: 80% against 75% is undecided at 500 answers with
+    feedback per version, better from 600."""
+
+    def verdict(n: int) -> str:
+        canary = {("a", "a"): int(0.8 * n), ("a", "b"): n - int(0.8 * n)}
+        stable = {("a", "a"): int(0.75 * n), ("a", "b"): n - int(0.75 * n)}
+        return quality.against_stable(canary, "2", stable)["verdict"]
+
+    assert (verdict(500), verdict(600)) == ("undecided", "better")
+    assert quality.against_stable({("a", "a"): 3}, "2", {}) is None
+
+
 def confusion_of(y_pred: list[str], y_true: list[str]) -> dict[tuple[str, str], int]:
     """(predicted, true) → count, as the store reports it."""
     confusion: dict[tuple[str, str], int] = {}

@@ -46,6 +46,7 @@ EXPORTED = {
     "sentiment_prediction_records_dropped_total": "counter",
     "sentiment_feedback_total": "counter",
     "sentiment_live_accuracy": "gauge",
+    "sentiment_live_accuracy_against_stable": "gauge",
     "sentiment_drift_psi": "gauge",
     "sentiment_bandit_share": "gauge",
     "sentiment_server_memory_bytes": "gauge",
@@ -53,7 +54,12 @@ EXPORTED = {
 # Gauges that appear only once there is something to say: feedback (live accuracy, every
 # 30 s), a day's predictions against a reference (drift), ROUTING=bandit. The shadow server
 # below has none of these; tests/test_feedback.py checks them.
-CONDITIONAL = {"sentiment_live_accuracy", "sentiment_drift_psi", "sentiment_bandit_share"}
+CONDITIONAL = {
+    "sentiment_live_accuracy",
+    "sentiment_live_accuracy_against_stable",
+    "sentiment_drift_psi",
+    "sentiment_bandit_share",
+}
 
 
 def series_names(metric: str, kind: str) -> set[str]:

@@ -5,6 +5,11 @@ predictions that got feedback, label mixes, and drift as a population stability 
 PSI = Σ (p − q) · ln(p / q) over the bins, p the live shares, q the reference's; empty
 bins count as 0.0001 (the usual guard against ln 0). Rules of thumb (credit scoring, where
 the PSI comes from): below 0.1 no shift, 0.1–0.25 a moderate one, above 0.25 a major one.
+
+A live accuracy on a few dozen answers says little, so each comes with its 95% interval
+(Wilson's score interval), and each version's is compared with the stable version's
+(Newcombe's interval for the difference of two proportions): what an operator needs to
+promote a canary, or roll it back, on evidence rather than on two numbers.
 """
 
 from __future__ import annotations
@@ -16,15 +21,15 @@ from typing import Any
 from app.feedback.store import CONFIDENCE_BUCKETS, StoreSummary
 
 PSI_FLOOR = 0.0001
+# The standard normal quantile of a two-sided 95% interval.
+Z_95 = 1.959963984540054
 # Fewer predictions than this in the window: no drift score (it would be noise).
 MIN_DRIFT_PREDICTIONS = 100
 
 
 def accuracy(confusion: Mapping[tuple[str, str], int]) -> float | None:
-    total = sum(confusion.values())
-    if not total:
-        return None
-    return sum(n for (predicted, true), n in confusion.items() if predicted == true) / total
+    right, total = correct_and_total(confusion)
+    return right / total if total else None
 
 
 def macro_f1(confusion: Mapping[tuple[str, str], int]) -> float | None:
@@ -40,6 +45,74 @@ def macro_f1(confusion: Mapping[tuple[str, str], int]) -> float | None:
         fn = sum(n for (p, t), n in confusion.items() if t == label and p != label)
         scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     return sum(scores) / len(scores)
+
+
+def correct_and_total(confusion: Mapping[tuple[str, str], int]) -> tuple[int, int]:
+    right = sum(n for (predicted, true), n in confusion.items() if predicted == true)
+    return right, sum(confusion.values())
+
+
+def wilson_interval(correct: int, total: int) -> tuple[float, float] | None:
+    """The 95% score interval of a proportion (Wilson 1927; scipy's
+    ``binomtest(...).proportion_ci(method="wilson")``). Unlike p ± 1.96·sqrt(p(1 − p)/n)
+    it stays within [0, 1] and is not zero-wide at 0 of 5 or 5 of 5."""
+    if total <= 0:
+        return None
+    p, z2 = correct / total, Z_95 * Z_95
+    scale = 1 + z2 / total
+    centre = (p + z2 / (2 * total)) / scale
+    half = Z_95 * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / scale
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference_interval(
+    correct_a: int, total_a: int, correct_b: int, total_b: int
+) -> tuple[float, float] | None:
+    """The 95% interval of p_a − p_b for two independent proportions, from their Wilson
+    intervals (Newcombe 1998, method 10; statsmodels' ``confint_proportions_2indep(...,
+    method="newcomb")``)."""
+    a, b = wilson_interval(correct_a, total_a), wilson_interval(correct_b, total_b)
+    if a is None or b is None:
+        return None
+    p_a, p_b = correct_a / total_a, correct_b / total_b
+    low = p_a - p_b - math.sqrt((p_a - a[0]) ** 2 + (b[1] - p_b) ** 2)
+    high = p_a - p_b + math.sqrt((a[1] - p_a) ** 2 + (p_b - b[0]) ** 2)
+    return low, high
+
+
+def against_stable(
+    confusion: Mapping[tuple[str, str], int],
+    stable_version: str,
+    stable_confusion: Mapping[tuple[str, str], int],
+) -> dict[str, Any] | None:
+    """A version's live accuracy against the stable version's: the difference, its 95%
+    interval and what it says (``better`` or ``worse`` when the interval excludes 0,
+    else ``undecided``); None until both have feedback."""
+    right, total = correct_and_total(confusion)
+    stable_right, stable_total = correct_and_total(stable_confusion)
+    interval = difference_interval(right, total, stable_right, stable_total)
+    if interval is None:
+        return None
+    low, high = interval
+    return {
+        "version": stable_version,
+        "accuracy_difference": round(right / total - stable_right / stable_total, 4),
+        "interval": [round(low, 4), round(high, 4)],
+        "verdict": "better" if low > 0 else "worse" if high < 0 else "undecided",
+    }
+
+
+def confusion_matrix(
+    confusion: Mapping[tuple[str, str], int], classes: Sequence[str]
+) -> dict[str, dict[str, int]] | None:
+    """Rows the true labels, columns the predicted ones (scikit-learn's layout), every
+    class in both; None without feedback."""
+    if not confusion:
+        return None
+    return {
+        true: {predicted: confusion.get((predicted, true), 0) for predicted in classes}
+        for true in classes
+    }
 
 
 def shares(counts: Mapping[str, int], classes: Sequence[str]) -> dict[str, float]:
@@ -82,12 +155,15 @@ def version_report(
         live = summary.confidence.get(version)
         if live and tuple(histogram.get("buckets", ())) == CONFIDENCE_BUCKETS:
             drift["confidence_psi"] = round(psi(live, histogram["counts"]), 4)
+    interval = wilson_interval(*correct_and_total(confusion))
     return {
         "version": version,
         "predictions": summary.predictions.get(version, 0),
         "feedback": summary.feedback.get(version, 0),
         "accuracy": _rounded(accuracy(confusion)),
+        "accuracy_interval": None if interval is None else [round(x, 4) for x in interval],
         "macro_f1": _rounded(macro_f1(confusion)),
+        "confusion": confusion_matrix(confusion, classes),
         "label_mix": {
             "last_hour": {
                 "predictions": sum(last_hour.values()),

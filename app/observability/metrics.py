@@ -138,6 +138,7 @@ class ServiceMetrics:
     records_dropped: Counter
     feedback: Counter
     live_accuracy: Gauge
+    accuracy_against_stable: Gauge
     drift_psi: Gauge
     bandit_share: Gauge
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)
@@ -263,6 +264,14 @@ class ServiceMetrics:
                 "sentiment_live_accuracy",
                 "Share of the predictions with feedback that were right, per version.",
                 ["version"],
+                multiprocess_mode="livemostrecent",
+                registry=registry,
+            ),
+            accuracy_against_stable=Gauge(
+                "sentiment_live_accuracy_against_stable",
+                "A version's live accuracy minus the stable version's (GET /monitoring's "
+                "against_stable): the estimate and its 95% interval's low and high bounds.",
+                ["version", "bound"],
                 multiprocess_mode="livemostrecent",
                 registry=registry,
             ),

@@ -1,6 +1,7 @@
 """Feedback and monitoring: ``POST /feedback`` (the true label of an earlier answer) and
-``GET /monitoring`` (per version: predictions, feedback, live accuracy and macro-F1, label
-mixes, drift), and the wiring of the prediction store (``app.feedback``) into the worker:
+``GET /monitoring`` (per version: predictions, feedback, live accuracy with its interval and
+macro-F1, the confusion matrix, the comparison with the stable version, label mixes,
+drift), and the wiring of the prediction store (``app.feedback``) into the worker:
 the background recorder, the bandit's rewards and the quality gauges.
 
 Follows Seldon Core's feedback API where the issue is silent: the caller names the
@@ -122,6 +123,12 @@ class Feedback:
             version = entry["version"]
             if entry["accuracy"] is not None:
                 self.metrics.live_accuracy.labels(version).set(entry["accuracy"])
+            against = entry["against_stable"]
+            if against is not None:
+                low, high = against["interval"]
+                bounds = {"estimate": against["accuracy_difference"], "low": low, "high": high}
+                for bound, value in bounds.items():
+                    self.metrics.accuracy_against_stable.labels(version, bound).set(value)
             for signal in ("label_mix", "confidence"):
                 value = entry["drift"][f"{signal}_psi"]
                 if value is not None:
@@ -138,10 +145,16 @@ class Feedback:
         summary = self.store.summary(time.time())
         bandit = self.models.router.bandit
         shares = bandit.expected_shares() if bandit is not None else {}
+        stable = self.models.registry.stable.bundle.version
         versions = []
         for version, predictor in self.models.registry.versions.items():
             bundle = predictor.bundle
             entry = quality.version_report(version, bundle.classes, bundle.metadata, summary)
+            entry["against_stable"] = None
+            if version != stable:
+                entry["against_stable"] = quality.against_stable(
+                    summary.confusion.get(version, {}), stable, summary.confusion.get(stable, {})
+                )
             entry["bandit_share"] = shares.get(version)
             versions.append(entry)
         return {

@@ -20,6 +20,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app
 from marshmallow import EXCLUDE, fields
 
+from app.feedback import quality
 from app.web import schemas
 from app.web.api import REQUEST_SCHEMAS
 from app.web.auth import MONITORING_ENDPOINTS, APIKeyMissing, APIKeyOutOfScope, Keys
@@ -364,17 +365,29 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
     item_error = {"request_id": request_id, "index": 0}
     hour = {"predictions": 120, "shares": {"negative": 0.45, "neutral": 0.35, "positive": 0.2}}
     day = {"predictions": 2400, "shares": {"negative": 0.42, "neutral": 0.38, "positive": 0.2}}
+    # The feedback's counts (predicted, true): this version's, and the stable one's (2).
+    confusion = {
+        **{(c, c): n for c, n in (("negative", 112), ("neutral", 80), ("positive", 68))},
+        **{("neutral", "negative"): 14, ("negative", "neutral"): 12, ("neutral", "positive"): 24},
+    }
+    stable = {("negative", "negative"): 780, ("neutral", "negative"): 240}
+    interval = quality.wilson_interval(*quality.correct_and_total(confusion))
+    assert interval is not None
     report = {
         "database": "postgresql",
         "retention_days": 30,
         "routing": "bandit",
         "versions": [
             {
-                "version": "2",
+                "version": "3",
                 "predictions": 52000,
                 "feedback": 310,
-                "accuracy": 0.84,
-                "macro_f1": 0.81,
+                "accuracy": round(quality.accuracy(confusion) or 0, 4),
+                "accuracy_interval": [round(x, 4) for x in interval],
+                "macro_f1": round(quality.macro_f1(confusion) or 0, 4),
+                "confusion": quality.confusion_matrix(
+                    confusion, ["negative", "neutral", "positive"]
+                ),
                 "label_mix": {
                     "last_hour": hour,
                     "last_day": day,
@@ -386,6 +399,7 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     "label_mix_psi": 0.0021,
                     "confidence_psi": 0.0153,
                 },
+                "against_stable": quality.against_stable(confusion, "2", stable),
                 "bandit_share": 0.95,
             }
         ],
@@ -450,12 +464,19 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
             "get": {
                 "operationId": "monitoring",
                 "tags": ["feedback"],
-                "summary": "Per version: predictions, feedback, live accuracy, label mix, drift.",
+                "summary": (
+                    "Per version: predictions, feedback, live accuracy (against the stable "
+                    "version's), label mix, drift."
+                ),
                 "responses": {
                     "200": json_response(
                         "Every loaded version.",
                         ref("Monitoring"),
-                        {"one": example(report, "Version 2 of two, under ROUTING=bandit.")},
+                        {
+                            "one": example(
+                                report, "Version 3 beside version 2 (stable), ROUTING=bandit."
+                            )
+                        },
                     ),
                     "4XX": CLIENT_ERROR,
                     "503": error("The prediction store cannot be reached."),

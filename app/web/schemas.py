@@ -789,12 +789,49 @@ class DriftSchema(ResponseSchema):
     )
 
 
+class AgainstStableSchema(ResponseSchema):
+    version = fields.String(metadata={"description": "The stable version."})
+    accuracy_difference = fields.Float(
+        metadata={"description": "This version's live accuracy minus the stable version's."}
+    )
+    interval = fields.List(
+        fields.Float(),
+        metadata={"description": "Its 95% interval (Newcombe's).", "minItems": 2, "maxItems": 2},
+    )
+    verdict = fields.String(
+        metadata={
+            "enum": ["better", "worse", "undecided"],
+            "description": "better or worse when the interval excludes 0.",
+        }
+    )
+
+
 class VersionMonitoringSchema(ResponseSchema):
     version = fields.String()
     predictions = fields.Integer(metadata={"description": "Recorded, within the retention."})
     feedback = fields.Integer(metadata={"description": "Of those, with a true label."})
     accuracy = fields.Float(allow_none=True, metadata={"description": "On the feedback."})
+    accuracy_interval = fields.List(
+        fields.Float(),
+        allow_none=True,
+        metadata={
+            "description": "The accuracy's 95% interval (Wilson's score interval).",
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    )
     macro_f1 = fields.Float(allow_none=True, metadata={"description": "On the feedback."})
+    confusion = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Integer()),
+        allow_none=True,
+        metadata={"description": "Feedback counts: true label → predicted label → count."},
+    )
+    against_stable = fields.Nested(
+        AgainstStableSchema,
+        allow_none=True,
+        metadata={"description": "Null for the stable version, and until both have feedback."},
+    )
     label_mix = fields.Nested(LabelMixesSchema)
     drift = fields.Nested(DriftSchema)
     bandit_share = fields.Float(
