@@ -247,7 +247,7 @@ def test_psi():
 
 def test_a_canary_is_compared_with_the_stable_version(store_app):
     """Feedback on both loaded versions: the canary's accuracy, its interval and the
-    confusion matrix are the counts' own, and one right half as often as the stable
+    confusion matrix are the counts' own, and one right a third as often as the stable
     version is called worse; the stable version is compared with nothing."""
     client = store_app.test_client()
     stable = store_app.extensions["models"].registry.stable.bundle.version
