@@ -21,7 +21,7 @@ import numpy as np
 import requests
 
 from app.config import PROJECT_ROOT
-from app.observability.metrics import children, pss_bytes
+from app.observability.metrics import children, family_pss_bytes
 
 WORK = PROJECT_ROOT / ".heroku-check"
 
@@ -222,7 +222,7 @@ def memory_mb(pid: int) -> float:
                 frames.append(entries[entries >> 63 == 1] & FRAME)
     found = np.unique(np.concatenate(frames))
     if not found.any():  # frame numbers hidden: not root
-        return sum(pss_bytes(p) for p in [pid, *children(pid)]) / 2**20
+        return family_pss_bytes(pid) / 2**20
     return found.size * PAGE / 2**20
 
 

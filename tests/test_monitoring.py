@@ -20,8 +20,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
-from app.observability.metrics import pss_bytes
-from deploy.dyno import WebProcess, children, free_port
+from app.observability.metrics import children, pss_bytes
+from deploy.dyno import WebProcess, free_port
 
 MONITORING = PROJECT_ROOT / "deploy" / "monitoring"
 RULES = MONITORING / "rules.yml"

@@ -87,6 +87,18 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
+def family_pss_bytes(pid: int) -> int:
+    """The proportional set size of ``pid`` and the processes it started, together: a page
+    they share counts once in all. A process that exited meanwhile counts nothing."""
+    total = 0
+    for process in [pid, *children(pid)]:
+        try:
+            total += pss_bytes(process)
+        except OSError:
+            continue
+    return total
+
+
 class ServerMemory(Collector):
     """``sentiment_server_memory_bytes``, read when scraped: the proportional set size of
     the Gunicorn master and all its workers (of this process alone outside Gunicorn). A
@@ -96,15 +108,10 @@ class ServerMemory(Collector):
     (measured), none on the request path."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        processes = [os.getpid()]
         if os.environ.get(MULTIPROC_DIR_ENV):  # a Gunicorn worker: the master's family
-            processes = [os.getppid(), *children(os.getppid())]
-        total = 0
-        for pid in processes:
-            try:
-                total += pss_bytes(pid)
-            except OSError:  # a worker that exited since
-                continue
+            total = family_pss_bytes(os.getppid())
+        else:
+            total = pss_bytes(os.getpid())
         yield GaugeMetricFamily(
             "sentiment_server_memory_bytes",
             "Proportional set size of the Gunicorn master and its workers, read when scraped.",
