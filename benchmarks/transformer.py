@@ -9,8 +9,9 @@ worker, requests on threads rather than the event loop, batches of up to 16, 2 m
 version 3 compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching,
 version 4 alone in f32, in bf16 and in int8 (its int8 IR), single reviews in rotation
 (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and memory
-of each, and of every version and of each transformer beside version 2 (version 4 in
-int8 too), after batches of every size and length to the transformers.
+of each, and of every version (with two workers and with one) and of each transformer
+beside version 2 (version 4 in int8 too), after batches of every size and length to the
+transformers.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ LONG_BATCHES = ", then batches of every size and length to the transformers"
 # they load (traffic goes to those and to version 2).
 MEMORY_ONLY = {
     "every version": ({"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2"}, ("3", "4")),
+    "every version, one worker": (
+        {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2", "WEB_CONCURRENCY": "1"},
+        ("3", "4"),
+    ),
     "versions 2 and 3": ({"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2"}, ("3",)),
     "versions 2 and 4": ({"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2"}, ("4",)),
     "versions 2 and 4, int8": (
@@ -172,8 +177,9 @@ def run(quick: bool) -> dict:
         # transformer, each as long as one round of the others.
         load = Load("wrk", 16, 5)
         script = bench.scripts[("single", True)]
+        results["memory_load"] = {}
         for server in loaded:
-            bench.run(server, load)
+            results["memory_load"][server.name] = bench.run(server, load)
             for version in MEMORY_ONLY[server.name][1]:
                 url = f"{server.url}/classify?version={version}"
                 wrk(url, script, 16, bench.amount(load), True)
@@ -235,13 +241,19 @@ def report(r: dict, command: str) -> str:
             )
     lines += [
         "",
-        "| server | boot (to the first answer) | memory, master and workers |",
-        "|---|---|---|",
+        "Boot and memory; the servers below the first table's also answered version 2's "
+        "single reviews (wrk, c=16, one round) before their memory was read:",
+        "",
+        "| server | boot (to the first answer) | memory, master and workers | version 2, c=16 |",
+        "|---|---|---|---|",
     ]
     for name, boot in r["boot_s"].items():
-        lines.append(f"| {name} | {boot:.1f} s | {r['memory_mb'][name]:.0f} MB |")
+        row = r["memory_load"].get(name)
+        served = f"{row.rps:.0f} req/s, p99 {row.p99_ms:.1f} ms" if row else "–"
+        lines.append(f"| {name} | {boot:.1f} s | {r['memory_mb'][name]:.0f} MB | {served} |")
     for name in MEMORY_ONLY:
-        lines.append(f"| {name}{LONG_BATCHES} | – | {r['memory_mb'][name + LONG_BATCHES]:.0f} MB |")
+        memory = r["memory_mb"][name + LONG_BATCHES]
+        lines.append(f"| {name}{LONG_BATCHES} | – | {memory:.0f} MB | – |")
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
