@@ -125,14 +125,18 @@ def on_starting(server):
         server.LISTENERS = listeners.open_groups(
             server.cfg.address, server.cfg.workers, server.cfg.backlog
         )
+        server.SLOT_CONNECTIONS = listeners.SlotConnections(server.cfg.workers)
     except (listeners.AddressInUse, OSError, ValueError) as error:
         server.log.error("%s", error)
         sys.exit(1)
 
 
 def pre_fork(server, worker):
-    """Give the new worker its slot's sockets (the slot a dead worker left free)."""
-    listeners.assign_slot(server.LISTENERS, server.WORKERS.values(), worker)
+    """Give the new worker its slot's sockets (the slot a dead worker left free) and the
+    slots' connection counts."""
+    listeners.assign_slot(
+        server.LISTENERS, server.WORKERS.values(), worker, server.SLOT_CONNECTIONS
+    )
 
 
 def post_fork(server, worker):
@@ -158,10 +162,13 @@ def worker_exit(server, worker):
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges (model info), so it no longer counts."""
+    """Drop a dead worker's live gauges (model info), so it no longer counts, and its
+    connection count, so that no one balances against it."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    if getattr(worker, "slot", None) is not None:
+        server.SLOT_CONNECTIONS.counts[worker.slot] = listeners.NOT_SERVING
 
 
 # --- Control socket -------------------------------------------------------------------

@@ -6,6 +6,7 @@ runs them; tests/test_reliability.py runs each with shorter counts."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -326,6 +327,65 @@ def keepalive_spread(runs: int = 4, count: int = 3000) -> str:
     return line
 
 
+def _workers_of(web: WebProcess, ids: list[str]) -> list[int]:
+    """The pid of the worker that answered each request id, from the request log lines."""
+    time.sleep(0.3)  # the last request lines
+    pids = {}
+    for line in web.log().splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        if record.get("message") == "request":
+            pids[record["request_id"]] = record["pid"]
+    return [pids[request_id] for request_id in ids]
+
+
+def _classify(connection: http.client.HTTPConnection) -> http.client.HTTPResponse:
+    connection.request(
+        "POST", "/classify", json.dumps(REVIEW), {"Content-Type": "application/json"}
+    )
+    response = connection.getresponse()
+    response.read()
+    return response
+
+
+def uneven_connections_even_out(heavy: int = 10, light: int = 2, seconds: float = 2) -> str:
+    """Kept-alive connections that landed unevenly (``heavy`` on one worker, ``light`` on
+    the other, picked from 48 the kernel spread) are evened out: the busier worker closes
+    one after a response ("Connection: close") now and then, and the client's new
+    connection is spread again (listeners.SlotConnections). One client sends requests on
+    them in turn; none may fail."""
+    with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
+        host, port = web.url.removeprefix("http://").split(":")
+        opened = [http.client.HTTPConnection(host, int(port), timeout=5) for _ in range(48)]
+        first = [_classify(connection).getheader("X-Request-ID") for connection in opened]
+        by_worker: dict[int, list] = {}
+        for connection, pid in zip(opened, _workers_of(web, first), strict=True):
+            by_worker.setdefault(pid, []).append(connection)
+        (busy, many), (_, few) = sorted(by_worker.items(), key=lambda item: -len(item[1]))
+        assert len(many) >= heavy and len(few) >= light, f"spread {len(many)}/{len(few)}"
+        kept = many[:heavy] + few[:light]
+        for connection in opened:
+            if connection not in kept:
+                connection.close()
+        answered = closed = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for connection in kept:
+                response = _classify(connection)  # reconnects if the last one was closed
+                assert response.status == 200, response.status
+                answered += 1
+                closed += response.getheader("Connection", "").lower() == "close"
+        last = [_classify(connection).getheader("X-Request-ID") for connection in kept]
+        held = Counter(_workers_of(web, last))
+        for connection in kept:
+            connection.close()
+    line = (
+        f"{heavy} and {light} kept-alive connections: {closed} closed by the busier worker "
+        f"in {answered} answers, then {held[busy]} and {len(kept) - held[busy]}"
+    )
+    assert abs(2 * held[busy] - len(kept)) <= 2, line
+    return line
+
+
 # --- item 3: SIGTERM under load ---------------------------------------------------------
 
 
@@ -430,6 +490,7 @@ SCENARIOS = [
     ("kill -HUP under load", reload_under_load),
     ("kill -9 of a worker under load", kill_9_under_load),
     ("keep-alive spread", keepalive_spread),
+    ("uneven keep-alive connections even out", uneven_connections_even_out),
     ("SIGTERM under load", sigterm_under_load),
     ("second server on the port", second_server_on_the_port),
     ("port held by another program", port_held_by_another_program),

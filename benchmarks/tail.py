@@ -300,6 +300,13 @@ EXPERIMENTS = {
         "    import app.server.worker as loop\n    loop.ACCEPT_BATCH = 1",
         {},
     ),
+    # No connection closed to even out the workers' counts (listeners.SlotConnections).
+    "no-spread": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        "    type(worker)._holds_more = lambda self: False",
+        {},
+    ),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
     "noop-quick-close": (NOOP_APP, QUICK_CLOSE, {}),

@@ -217,6 +217,10 @@ def test_kept_alive_connections_spread_over_both_workers(record_property):
     record_property("spread", chaos_traffic.keepalive_spread(runs=3, count=2000))
 
 
+def test_uneven_kept_alive_connections_even_out_without_a_failure(record_property):
+    record_property("even_out", chaos_traffic.uneven_connections_even_out())
+
+
 def test_sigterm_answers_every_request_sent_before_it(record_property):
     record_property("sigterm", chaos_traffic.sigterm_under_load())
 

@@ -12,8 +12,12 @@ socket and its queue."""
 from __future__ import annotations
 
 import errno
+import mmap
 import socket
 from collections.abc import Iterable
+
+# A slot's count before its worker serves (booting, or gone): not compared.
+NOT_SERVING = -1
 
 
 class AddressInUse(Exception):
@@ -103,10 +107,36 @@ def open_groups(addresses: Iterable, slots: int, backlog: int) -> list[ListenerG
     return groups
 
 
-def assign_slot(groups: list[ListenerGroup], siblings: Iterable, worker) -> None:
+class SlotConnections:
+    """How many connections the worker of each slot holds, in memory that the master
+    maps before it forks, so that every worker reads the others' counts (each writes only
+    its own). The kernel spreads new connections over the slots' sockets by a hash of
+    their addresses, so a few long-lived keep-alive connections often land unevenly (16
+    of wrk's: 12 and 4 in two rounds of 14, 8 and 8 in one); a worker that holds clearly
+    more than another closes a connection after its next response, and the client's new
+    connection is spread again (``BufferingWorker.handle_request``)."""
+
+    def __init__(self, slots: int):
+        self._memory = mmap.mmap(-1, 8 * slots)  # shared and anonymous: inherited by fork
+        self.counts = memoryview(self._memory).cast("q")
+        for slot in range(slots):
+            self.counts[slot] = NOT_SERVING
+
+    def fewest_elsewhere(self, slot: int) -> int | None:
+        """The fewest connections a serving worker of another slot holds (None: none)."""
+        return min(
+            (count for index, count in enumerate(self.counts) if index != slot and count >= 0),
+            default=None,
+        )
+
+
+def assign_slot(
+    groups: list[ListenerGroup], siblings: Iterable, worker, connections: SlotConnections
+) -> None:
     """In the master, before fork: give ``worker`` the slot with the fewest live workers
     (a free one when replacing a dead worker; during a reload the new worker shares the
-    slot with the old one it replaces, which drains its queue and leaves)."""
+    slot with the old one it replaces, which drains its queue and leaves), and the slots'
+    connection counts, its own not compared until it serves."""
     slots = len(groups[0].sockets)
     used = [0] * slots
     for sibling in siblings:
@@ -114,6 +144,8 @@ def assign_slot(groups: list[ListenerGroup], siblings: Iterable, worker) -> None
             used[sibling.slot] += 1
     worker.slot = min(range(slots), key=lambda i: (used[i], i))
     worker.sockets = [group.sockets[worker.slot] for group in groups]
+    worker.slot_connections = connections
+    connections.counts[worker.slot] = NOT_SERVING
 
 
 def close_other_slots(groups: list[ListenerGroup], worker) -> None:

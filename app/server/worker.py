@@ -35,6 +35,7 @@ from functools import partial
 import orjson
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from app.server import listeners
 from app.server.requests_in import Progress, progress, whole
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -44,6 +45,9 @@ CLOSE_LINGER = 2.0
 CLOSE_DRAIN_BYTES = 64 * 1024
 # Most connections accepted a wake-up of the listening socket (asyncio's default backlog).
 ACCEPT_BATCH = 100
+# At most one connection closed to spread the load per this many seconds: a closed one
+# counts until its client's reconnection lands, and closing more meanwhile overshoots.
+SHED_INTERVAL = 0.05
 
 
 def _timeout_response(seconds: float) -> bytes:
@@ -299,7 +303,42 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if conn.sent_continue:  # the loop has answered the Expect already
             req._expected_100_continue = False
+        if self._holds_more():
+            req.must_close = True  # "Connection: close": the client's next one is spread anew
         return super().handle_request(req, conn)
+
+    # --- spreading connections over the workers (listeners.SlotConnections) ---------
+
+    _serving_in = None  # the slots' shared counts (listeners.SlotConnections), once serving
+    _next_shed = 0.0
+
+    @property
+    def nr_conns(self) -> int:
+        return self._nr_conns
+
+    @nr_conns.setter
+    def nr_conns(self, value: int) -> None:
+        self._nr_conns = value
+        if self._serving_in is not None:
+            self._serving_in.counts[self.slot] = value
+
+    def _holds_more(self) -> bool:
+        """Whether this worker holds clearly more connections than another serving
+        worker: at least 4, and more than the fewest another slot holds by 2 and by a
+        fifth of its own. A request waits for the ones ahead of it in its worker: with 12
+        and 4 of wrk's 16 connections the p99 at c=16 was 14.2-14.8 ms, with 8 and 8
+        10.4 ms (BENCHMARKS.md)."""
+        mine = self._nr_conns
+        if self._serving_in is None or mine < 4:
+            return False
+        now = time.monotonic()
+        if now < self._next_shed:
+            return False
+        fewest = self._serving_in.fewest_elsewhere(self.slot)
+        if fewest is None or mine - fewest < max(2, mine // 5):
+            return False
+        self._next_shed = now + SHED_INTERVAL
+        return True
 
     def finish_request(self, conn: TConn, fs) -> None:
         """In the loop, when a thread is done: wait for the next request or close."""
@@ -374,6 +413,9 @@ class BufferingWorker(ThreadWorker):
             self.method_queue.fileno(), selectors.EVENT_READ, self.method_queue.run_callbacks
         )
         self.set_accept_enabled(True)
+        # Set by the master's pre_fork (gunicorn.conf.py); its count is compared from now.
+        self._serving_in = getattr(self, "slot_connections", None)
+        self.nr_conns = self._nr_conns
         while self.alive:
             self.notify()
             if self.nr_conns >= self.worker_connections:
@@ -386,6 +428,9 @@ class BufferingWorker(ThreadWorker):
                 break
             self._expire()
 
+        if self._serving_in is not None:  # leaving: the others no longer compare with it
+            self._serving_in.counts[self.slot] = listeners.NOT_SERVING
+            self._serving_in = None
         self._stop_listening()
         # Idle connections get STOP_KEEPALIVE_LINGER for a request already on its way;
         # requests being read and served get the graceful timeout.
