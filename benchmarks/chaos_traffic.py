@@ -309,8 +309,9 @@ def kill_9_under_load(count: int = 8000) -> str:
 
 
 def keepalive_spread(runs: int = 4, count: int = 3000) -> str:
-    """The smaller worker's share of the requests of ``ab -k -c 32``, run by run: kept-
-    alive connections stay where they land, so this is how the kernel spread them."""
+    """The smaller worker's share of the requests of ``ab -k -c 32``, run by run: how the
+    kernel spread the kept-alive connections, and the workers evened them out (46-49% in
+    every run measured with the evening-out; this asked 20% before it)."""
     shares = []
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
         for _ in range(runs):
@@ -323,7 +324,7 @@ def keepalive_spread(runs: int = 4, count: int = 3000) -> str:
         f"ab -k -c 32 -n {count}, the smaller worker's share in each of {runs} runs: "
         + ", ".join(f"{share:.0%}" for share in shares)
     )
-    assert min(shares) >= 0.2, line
+    assert min(shares) >= 0.4, line
     return line
 
 
