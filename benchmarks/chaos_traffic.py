@@ -339,13 +339,24 @@ def _workers_of(web: WebProcess, ids: list[str]) -> list[int]:
     return [pids[request_id] for request_id in ids]
 
 
-def _classify(connection: http.client.HTTPConnection) -> http.client.HTTPResponse:
-    connection.request(
-        "POST", "/classify", json.dumps(REVIEW), {"Content-Type": "application/json"}
-    )
-    response = connection.getresponse()
-    response.read()
-    return response
+class _Client:
+    """Requests on kept-alive connections (``http.client`` reconnects one the server
+    closed), counting the answers and those that closed their connection."""
+
+    def __init__(self):
+        self.answered = self.closed = 0
+
+    def classify(self, connection: http.client.HTTPConnection) -> str:
+        """POST one review on ``connection``; the answer's request id."""
+        connection.request(
+            "POST", "/classify", json.dumps(REVIEW), {"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+        self.answered += 1
+        self.closed += response.getheader("Connection", "").lower() == "close"
+        return response.getheader("X-Request-ID")
 
 
 def uneven_connections_even_out(heavy: int = 10, light: int = 2, seconds: float = 2) -> str:
@@ -353,37 +364,40 @@ def uneven_connections_even_out(heavy: int = 10, light: int = 2, seconds: float 
     the other, picked from 48 the kernel spread) are evened out: the busier worker closes
     one after a response ("Connection: close") now and then, and the client's new
     connection is spread again (listeners.SlotConnections). One client sends requests on
-    them in turn; none may fail."""
+    them in turn; none may fail, and the workers count each close in
+    ``sentiment_connections_evened_total``."""
+    client = _Client()
     with tempfile.TemporaryDirectory() as tmp, server(Path(tmp)) as web:
         host, port = web.url.removeprefix("http://").split(":")
         opened = [http.client.HTTPConnection(host, int(port), timeout=5) for _ in range(48)]
-        first = [_classify(connection).getheader("X-Request-ID") for connection in opened]
+        first = [client.classify(connection) for connection in opened]
         by_worker: dict[int, list] = {}
         for connection, pid in zip(opened, _workers_of(web, first), strict=True):
-            by_worker.setdefault(pid, []).append(connection)
+            if connection.sock is not None:  # not closed by its answer: still on that worker
+                by_worker.setdefault(pid, []).append(connection)
         (busy, many), (_, few) = sorted(by_worker.items(), key=lambda item: -len(item[1]))
         assert len(many) >= heavy and len(few) >= light, f"spread {len(many)}/{len(few)}"
         kept = many[:heavy] + few[:light]
         for connection in opened:
             if connection not in kept:
                 connection.close()
-        answered = closed = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             for connection in kept:
-                response = _classify(connection)  # reconnects if the last one was closed
-                assert response.status == 200, response.status
-                answered += 1
-                closed += response.getheader("Connection", "").lower() == "close"
-        last = [_classify(connection).getheader("X-Request-ID") for connection in kept]
-        held = Counter(_workers_of(web, last))
+                client.classify(connection)
+        held = Counter(_workers_of(web, [client.classify(connection) for connection in kept]))
         for connection in kept:
             connection.close()
+        metrics = requests.get(f"{web.url}/metrics", timeout=5).text
+        counted = re.search(r"^sentiment_connections_evened_total (\S+)$", metrics, re.M)
     line = (
-        f"{heavy} and {light} kept-alive connections: {closed} closed by the busier worker "
-        f"in {answered} answers, then {held[busy]} and {len(kept) - held[busy]}"
+        f"{heavy} and {light} kept-alive connections: {held[busy]} and "
+        f"{len(kept) - held[busy]} after {seconds:g} s; {client.closed} of {client.answered} "
+        f"answers closed their connection, sentiment_connections_evened_total "
+        f"{counted.group(1) if counted else None}"
     )
     assert abs(2 * held[busy] - len(kept)) <= 2, line
+    assert client.closed > 0 and counted and float(counted.group(1)) == client.closed, line
     return line
 
 

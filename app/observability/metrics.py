@@ -142,6 +142,7 @@ class ServiceMetrics:
     shadow_latency: Histogram
     shadow_dropped: Counter
     worker_starts: Counter
+    connections_evened: Counter
     records_dropped: Counter
     feedback: Counter
     live_accuracy: Gauge
@@ -251,6 +252,12 @@ class ServiceMetrics:
             worker_starts=Counter(
                 "sentiment_worker_starts",
                 "Workers that finished loading their models (restarts show as increases).",
+                registry=registry,
+            ),
+            connections_evened=Counter(
+                "sentiment_connections_evened",
+                "Kept-alive connections a worker closed after a response because it held "
+                "clearly more than another worker (app/server/listeners.py).",
                 registry=registry,
             ),
             records_dropped=Counter(

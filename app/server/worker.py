@@ -305,6 +305,9 @@ class BufferingWorker(ThreadWorker):
             req._expected_100_continue = False
         if self._holds_more():
             req.must_close = True  # "Connection: close": the client's next one is spread anew
+            metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
+            if metrics is not None:
+                metrics.connections_evened.inc()
         return super().handle_request(req, conn)
 
     # --- spreading connections over the workers (listeners.SlotConnections) ---------
