@@ -238,6 +238,10 @@ def _flush(seconds: float) -> tuple[str, str, dict]:
     )
 
 
+NO_SPREAD = (
+    "def experiment_post_worker_init(worker):\n    type(worker)._holds_more = lambda self: False"
+)
+
 EXPERIMENTS = {
     "shipped": (SERVICE_APP, "", {}),
     "gthread": (SERVICE_APP, 'worker_class = "gthread"', {}),  # Gunicorn's own worker
@@ -301,11 +305,13 @@ EXPERIMENTS = {
         {},
     ),
     # No connection closed to even out the workers' counts (listeners.SlotConnections).
-    "no-spread": (
+    "no-spread": (SERVICE_APP, NO_SPREAD, {}),
+    # The same two for version 4 alone (the transformer, in its folder's bf16).
+    "version-4": (SERVICE_APP, "", {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"}),
+    "version-4-no-spread": (
         SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n"
-        "    type(worker)._holds_more = lambda self: False",
-        {},
+        NO_SPREAD,
+        {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"},
     ),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
