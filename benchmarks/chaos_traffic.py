@@ -114,14 +114,17 @@ def ab(web: WebProcess, folder: Path, count: int, *, during=None, at: float = 1.
     }
 
 
-def served_by(web: WebProcess) -> Counter:
-    """Requests per worker pid, from the app's request log lines."""
-    counts: Counter = Counter()
+def request_lines(web: WebProcess) -> Iterator[dict]:
+    """The app's request log lines (one JSON object per request)."""
     for line in web.log().splitlines():
         record = json.loads(line) if line.startswith("{") else {}
         if record.get("message") == "request":
-            counts[record["pid"]] += 1
-    return counts
+            yield record
+
+
+def served_by(web: WebProcess) -> Counter:
+    """Requests per worker pid, from the app's request log lines."""
+    return Counter(record["pid"] for record in request_lines(web))
 
 
 # --- item 1: slow and idle clients ------------------------------------------------------
@@ -331,11 +334,7 @@ def keepalive_spread(runs: int = 4, count: int = 3000) -> str:
 def _workers_of(web: WebProcess, ids: list[str]) -> list[int]:
     """The pid of the worker that answered each request id, from the request log lines."""
     time.sleep(0.3)  # the last request lines
-    pids = {}
-    for line in web.log().splitlines():
-        record = json.loads(line) if line.startswith("{") else {}
-        if record.get("message") == "request":
-            pids[record["request_id"]] = record["pid"]
+    pids = {record["request_id"]: record["pid"] for record in request_lines(web)}
     return [pids[request_id] for request_id in ids]
 
 
