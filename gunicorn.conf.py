@@ -134,9 +134,8 @@ def on_starting(server):
 def pre_fork(server, worker):
     """Give the new worker its slot's sockets (the slot a dead worker left free) and the
     slots' connection counts."""
-    listeners.assign_slot(
-        server.LISTENERS, server.WORKERS.values(), worker, server.SLOT_CONNECTIONS
-    )
+    listeners.assign_slot(server.LISTENERS, server.WORKERS.values(), worker)
+    worker.slot_connections = server.SLOT_CONNECTIONS
 
 
 def post_fork(server, worker):

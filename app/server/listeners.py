@@ -130,13 +130,10 @@ class SlotConnections:
         )
 
 
-def assign_slot(
-    groups: list[ListenerGroup], siblings: Iterable, worker, connections: SlotConnections
-) -> None:
+def assign_slot(groups: list[ListenerGroup], siblings: Iterable, worker) -> None:
     """In the master, before fork: give ``worker`` the slot with the fewest live workers
     (a free one when replacing a dead worker; during a reload the new worker shares the
-    slot with the old one it replaces, which drains its queue and leaves), and the slots'
-    connection counts, its own not compared until it serves."""
+    slot with the old one it replaces, which drains its queue and leaves)."""
     slots = len(groups[0].sockets)
     used = [0] * slots
     for sibling in siblings:
@@ -144,8 +141,6 @@ def assign_slot(
             used[sibling.slot] += 1
     worker.slot = min(range(slots), key=lambda i: (used[i], i))
     worker.sockets = [group.sockets[worker.slot] for group in groups]
-    worker.slot_connections = connections
-    connections.counts[worker.slot] = NOT_SERVING
 
 
 def close_other_slots(groups: list[ListenerGroup], worker) -> None:
