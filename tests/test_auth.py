@@ -253,7 +253,12 @@ def test_a_monitoring_key_reads_metrics_and_monitoring_only(keyed):
     for url in ("/metrics", "/monitoring"):
         assert client.get(url, headers=bearer(SCRAPE)).status_code == 200
         assert client.get(url, headers=bearer(KEY)).status_code == 200  # API keys open all
-    for method, url in (("POST", "/classify"), ("GET", "/model"), ("POST", "/feedback")):
+    for method, url in (
+        ("POST", "/classify"),
+        ("GET", "/model"),
+        ("POST", "/feedback"),
+        ("GET", "/feedback"),
+    ):
         response = client.open(url, method=method, json={"review": "Fine."}, headers=bearer(SCRAPE))
         assert response.status_code == 403
         assert response.get_json()["error"]["code"] == "api_key_out_of_scope"

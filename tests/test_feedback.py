@@ -4,6 +4,7 @@ the bandit, retention and the metrics, against SQLite and a real PostgreSQL serv
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import json
 import random
 import sqlite3
@@ -11,9 +12,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
@@ -24,6 +26,7 @@ from app.feedback.store import (
     PredictionStore,
     count_key,
     engine_url,
+    feedback_in_order,
     prediction_counts,
     prediction_totals,
     predictions,
@@ -178,6 +181,143 @@ def test_feedback_needs_json(client):
     assert client.post("/feedback", data="x", content_type="text/plain").status_code == 415
     response = client.post("/feedback", data="{", content_type="application/json")
     assert response.get_json()["error"]["code"] == "invalid_json"
+
+
+def pages(client, url: str) -> tuple[list[dict], str]:
+    """Every answer ``GET url`` pages through (``next`` while ``more``), and the last
+    ``next``."""
+    answers = []
+    while True:
+        response = client.get(url)
+        assert response.status_code == 200, response.get_json()
+        page = response.get_json()
+        answers.extend(page["feedback"])
+        url = page["next"]
+        if not page["more"]:
+            return answers, url
+
+
+def test_labelled_answers_page_in_the_order_the_labels_came(store_app):
+    client = store_app.test_client()
+    texts = [f"Flight {i}: {REVIEWS[i % 3]}" for i in range(7)]
+    batch = classify(client, {"reviews": texts})
+    single = classify(client, {"review": REVIEWS[0]}, **{"X-Request-ID": "a" * 32})
+    flushed(store_app)
+    batch_id = batch.headers["X-Request-ID"]
+    answered = {(batch_id, i): p for i, p in enumerate(batch.get_json()["predictions"])}
+    answered[("a" * 32, 0)] = single.get_json()
+    version = single.get_json()["model"]["version"]
+    # Labels in an order of their own: a list (one time for all), then one by one.
+    given = [(batch_id, i, ["negative", "neutral", "positive"][i % 3]) for i in (5, 1, 3)]
+    given += [("a" * 32, 0, "positive"), (batch_id, 0, "negative"), (batch_id, 6, "neutral")]
+    started = time.time()
+    items = [{"request_id": r, "index": i, "label": label} for r, i, label in given[:3]]
+    assert client.post("/feedback", json=items).status_code == 200
+    for request_id, index, label in given[3:]:
+        body = {"request_id": request_id, "index": index, "label": label}
+        assert client.post("/feedback", json=body).status_code == 200
+    ended = time.time()
+
+    answers, kept = pages(client, "/feedback?limit=2")
+    # A list's labels come at one time, in the order of their answers.
+    assert [(a["request_id"], a["index"], a["label"]) for a in answers] == [
+        *sorted(given[:3]),
+        *given[3:],
+    ]
+    for answer in answers:
+        shown = answered[(answer["request_id"], answer["index"])]
+        assert answer["version"] == version
+        assert answer["predicted"] == shown["label"]
+        assert answer["score"] == pytest.approx(shown["score"], abs=1e-6)
+        assert answer["correct"] is (shown["label"] == answer["label"])
+        answered_at, labelled_at = (
+            dt.datetime.fromisoformat(answer[key]).timestamp()
+            for key in ("predicted_at", "feedback_at")
+        )
+        assert answer["feedback_at"].endswith("Z") and len(answer["feedback_at"]) == 24
+        assert started - 60 < answered_at <= labelled_at and started - 0.001 <= labelled_at
+        assert labelled_at <= ended + 0.001
+    # A page is at most limit answers; one page holds them all.
+    assert client.get("/feedback?limit=1").get_json()["more"] is True
+    assert client.get("/feedback?limit=1000").get_json()["feedback"] == answers
+    # The last next finds nothing now, then the labels given since, and only those.
+    assert client.get(kept).get_json() == {"feedback": [], "more": False, "next": kept}
+    body = {"request_id": batch_id, "index": 2, "label": "positive"}
+    assert client.post("/feedback", json=body).status_code == 200
+    later, _ = pages(client, kept)
+    assert [(a["request_id"], a["index"]) for a in later] == [(batch_id, 2)]
+
+
+def test_labelled_answers_by_version_rightness_and_time(store_app):
+    client = store_app.test_client()
+    registry = store_app.extensions["models"].registry
+    other = next(v for v in registry.versions if v != registry.stable.bundle.version)
+    stable = classify(client, {"reviews": REVIEWS})
+    pinned = client.post(f"/classify?version={other}", json={"reviews": REVIEWS})
+    assert pinned.status_code == 200
+    flushed(store_app)
+    wrong = {"negative": "positive", "neutral": "negative", "positive": "neutral"}
+
+    def label(response, index: int, right: bool) -> tuple[str, int]:
+        predicted = response.get_json()["predictions"][index]["label"]
+        request_id = response.headers["X-Request-ID"]
+        body = {"request_id": request_id, "index": index, "label": predicted}
+        if not right:
+            body["label"] = wrong[predicted]
+        assert client.post("/feedback", json=body).status_code == 200
+        return request_id, index
+
+    right_stable, wrong_stable = label(stable, 0, True), label(stable, 1, False)
+    time.sleep(0.05)
+    middle = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    wrong_other, right_other = label(pinned, 0, False), label(pinned, 2, True)
+
+    def found(**query) -> list[tuple[str, int]]:
+        answers, _ = pages(client, "/feedback?" + urlencode({"limit": 1, **query}))
+        return [(a["request_id"], a["index"]) for a in answers]
+
+    assert found() == [right_stable, wrong_stable, wrong_other, right_other]
+    assert found(version=other) == [wrong_other, right_other]
+    assert found(correct="false") == [wrong_stable, wrong_other]
+    assert found(correct="true", version=other) == [right_other]
+    assert found(version="99") == []
+    for since in (
+        middle.isoformat(),  # +00:00
+        middle.replace(tzinfo=None).isoformat(),  # no offset: UTC
+        middle.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat(),
+        middle.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    ):
+        assert found(since=since) == [wrong_other, right_other], since
+    # The next link keeps the filters.
+    page = client.get("/feedback?" + urlencode({"version": other, "limit": 1})).get_json()
+    assert page["more"] is True and f"version={other}" in page["next"]
+    assert [a["index"] for a in client.get(page["next"]).get_json()["feedback"]] == [2]
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("verison=2", "verison"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=ten", "limit"),
+        ("correct=maybe", "correct"),
+        ("since=yesterday", "since"),
+        ("version=" + "9" * 33, "version"),
+        ("after=abc", "after"),
+        ("after=1796489605.9_", "after"),
+        ("after=" + "9" * 13 + "_1", "after"),  # beyond what a time can be
+        ("after=1796489605.9_" + "9" * 19, "after"),  # beyond a 64-bit row id
+    ],
+)
+def test_invalid_labelled_answer_queries_are_a_400_naming_the_parameter(client, query, named):
+    response = client.get(f"/feedback?{query}")
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"] == "The query parameters are not valid."
+    assert list(error["details"]) == [named]
 
 
 def test_monitoring_reports_accuracy_f1_mixes_and_drift(store_app):
@@ -509,6 +649,7 @@ def test_recording_off_keeps_the_api_honest(make_app):
     client = app.test_client()
     classify(client, {"review": REVIEWS[0]})
     assert client.get("/monitoring").status_code == 503
+    assert client.get("/feedback").status_code == 503
     assert (
         client.post("/feedback", json={"request_id": "a" * 32, "label": "positive"}).status_code
         == 503
@@ -743,6 +884,26 @@ def test_a_store_made_before_the_counts_tables_is_counted_once(database_url, dir
     assert store.summary(now).predictions == {"1": 20}
 
 
+def test_a_store_made_before_the_feedback_order_index_gets_it(database_url, direct_store):
+    """GET /feedback reads its pages from a partial index, which the first worker to open
+    an older store adds; SQLite's plan then reads the index, not a sort of every label."""
+    store = direct_store(database_url)
+    store.ensure_schema()
+    feedback_in_order.drop(store.engine)
+    direct_store(database_url).ensure_schema()
+    names = {index["name"] for index in inspect(store.engine).get_indexes("predictions")}
+    assert feedback_in_order.name in names
+    if store.dialect == "sqlite":
+        with store.engine.connect() as connection:
+            plan = connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM predictions WHERE true_label IS NOT NULL "
+                "AND (feedback_at, id) > (?, ?) ORDER BY feedback_at, id LIMIT 101",
+                (0.0, 0),
+            ).all()
+        steps = " / ".join(row[-1] for row in plan)
+        assert feedback_in_order.name in steps and "TEMP B-TREE" not in steps, steps
+
+
 def test_readme_feedback_section(make_app):
     """The README's Feedback section, command by command, on a fresh store with the
     default settings (what ``make serve`` runs): every output shown is the real one."""
@@ -752,7 +913,7 @@ def test_readme_feedback_section(make_app):
     client = app.test_client()
     commands = section_commands("### Feedback and monitoring")
     assert [request_of(c)[1] for c, _ in commands] == [
-        "/classify", "/feedback", "/feedback", "/monitoring",
+        "/classify", "/feedback", "/feedback", "/feedback?correct=false", "/monitoring",
     ]  # fmt: skip
     for command, shown in commands:
         method, path, headers, body = request_of(command)

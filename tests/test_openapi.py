@@ -55,7 +55,7 @@ def operations(document: dict) -> list[tuple[str, str, dict]]:
 def parameter_examples(path_item: dict, operation: dict) -> dict:
     """The documented example of each path parameter (of the path or the operation)."""
     parameters = path_item.get("parameters", []) + operation.get("parameters", [])
-    return {p["name"]: p["example"] for p in parameters}
+    return {p["name"]: p["example"] for p in parameters if p["in"] == "path"}
 
 
 def url_for(path: str, parameters: dict) -> str:

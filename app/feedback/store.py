@@ -41,6 +41,7 @@ from sqlalchemy import (
     inspect,
     select,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -84,6 +85,15 @@ _with_feedback = predictions.c.true_label.is_not(None)
 Index(
     "predictions_feedback",
     predictions.c.version,
+    sqlite_where=_with_feedback,
+    postgresql_where=_with_feedback,
+)
+# GET /feedback's pages, in the order the labels arrived. Partial, as the one above: an
+# insert (no feedback yet) never touches it, only a /feedback that stores a label.
+feedback_in_order = Index(
+    "predictions_feedback_order",
+    predictions.c.feedback_at,
+    predictions.c.id,
     sqlite_where=_with_feedback,
     postgresql_where=_with_feedback,
 )
@@ -267,6 +277,25 @@ class FeedbackResult:
     new: bool  # False: the same label was given before (an idempotent repeat)
 
 
+class LabelledAnswer(NamedTuple):
+    """A recorded answer with its true label (``GET /feedback``)."""
+
+    request_id: str
+    item: int
+    version: str
+    predicted: str
+    score: float
+    label: str  # the true one
+    predicted_at: float  # Unix seconds
+    feedback_at: float
+    row: int  # the row's id: (feedback_at, row) orders the answers
+
+    @property
+    def position(self) -> tuple[float, int]:
+        """Where a page that ends with this answer stops (``labelled_answers``' ``after``)."""
+        return self.feedback_at, self.row
+
+
 def engine_url(database_url: str, instance_dir: Path) -> str:
     """The SQLAlchemy URL for ``DATABASE_URL``: empty → a SQLite file in the instance
     folder; Heroku's ``postgres://`` and plain ``postgresql://`` → psycopg 3."""
@@ -393,6 +422,8 @@ class PredictionStore:
                 tables.has_table(t.name) for t in (prediction_counts, prediction_totals)
             )
             metadata.create_all(connection)
+            # create_all adds no index to a table that exists (a store made before it).
+            feedback_in_order.create(connection, checkfirst=True)
             if not counted:
                 if self.dialect == "postgresql":  # once: a big table may take minutes
                     connection.exec_driver_sql(f"SET LOCAL statement_timeout = {BACKFILL_MS}")
@@ -631,6 +662,40 @@ class PredictionStore:
             histogram = summary.confidence.setdefault(version, [0] * (len(CONFIDENCE_BUCKETS) + 1))
             histogram[bucket] += int(in_day)
         return summary
+
+    def labelled_answers(
+        self,
+        limit: int,
+        after: tuple[float, int] | None = None,
+        since: float | None = None,
+        version: str | None = None,
+        correct: bool | None = None,
+    ) -> tuple[list[LabelledAnswer], bool]:
+        """Up to ``limit`` answers that have a true label, in the order the labels came
+        (``feedback_in_order``), past the ``after`` position (an answer's ``position``),
+        where the label came at ``since`` or later, from ``version``, right or wrong
+        (None: all); and whether more follow."""
+        self.ensure_schema()
+        c = predictions.c
+        query = select(
+            c.request_id, c.item, c.version, c.label, c.score, c.true_label, c.created_at,
+            c.feedback_at, c.id,
+        ).where(_with_feedback)  # fmt: skip
+        if after is not None:
+            query = query.where(tuple_(c.feedback_at, c.id) > tuple_(*after))
+        if since is not None:
+            query = query.where(c.feedback_at >= since)
+        if version is not None:
+            query = query.where(c.version == version)
+        if correct is not None:
+            query = query.where((c.label == c.true_label) if correct else (c.label != c.true_label))
+        query = query.order_by(c.feedback_at, c.id).limit(limit + 1)
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(error.__class__.__name__) from error
+        return [LabelledAnswer(*row) for row in rows[:limit]], len(rows) > limit
 
     def scan_for(self, texts: Iterable[str]) -> list[str]:
         """Every text of ``texts`` found in any column of any table (the privacy test)."""

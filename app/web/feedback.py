@@ -11,10 +11,12 @@ correct answer and 0 otherwise, and a multi-armed-bandit router learns from it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, current_app, request
 from marshmallow import Schema, ValidationError
@@ -34,10 +36,11 @@ from app.feedback.store import (
 from app.observability.metrics import ServiceMetrics
 from app.web.errors import APIError, ValidationFailed
 from app.web.models import ServedModels
-from app.web.schemas import BatchLength, feedback_item_schema
+from app.web.schemas import BatchLength, FeedbackQuerySchema, feedback_item_schema
 
 bp = Blueprint("feedback", __name__)
 log = logging.getLogger(__name__)
+FEEDBACK_QUERY = FeedbackQuerySchema()
 
 FEEDBACK = "feedback"
 # At most this long, a /feedback naming an unknown answer waits for this worker's queue.
@@ -261,6 +264,60 @@ def feedback() -> dict[str, Any]:
             for r in results
         ]
     }
+
+
+@bp.get("/feedback")
+def labelled_answers() -> dict[str, Any]:
+    """The answers that have a true label, in the order the labels came, a page at a time:
+    what a data scientist joins with the texts it holds (by request id) to find the errors
+    and to retrain."""
+    try:
+        query = FEEDBACK_QUERY.load(request.args)
+    except ValidationError as error:
+        message = "The query parameters are not valid."
+        raise ValidationFailed(message, error.normalized_messages()) from None
+    after = None
+    if "after" in query:
+        seconds, _, row = query["after"].partition("_")
+        after = (float(seconds), int(row))
+    try:
+        answers, more = current_feedback().store.labelled_answers(
+            query["limit"],
+            after,
+            query["since"].timestamp() if "since" in query else None,
+            query.get("version"),
+            query.get("correct"),
+        )
+    except StoreUnavailable:
+        raise DatabaseUnavailable() from None
+    arguments = request.args.to_dict()
+    if answers:
+        seconds, row = answers[-1].position
+        arguments["after"] = f"{seconds!r}_{row}"
+    return {
+        "feedback": [
+            {
+                "request_id": a.request_id,
+                "index": a.item,
+                "version": a.version,
+                "predicted": a.predicted,
+                "score": a.score,
+                "label": a.label,
+                "correct": a.predicted == a.label,
+                "predicted_at": utc(a.predicted_at),
+                "feedback_at": utc(a.feedback_at),
+            }
+            for a in answers
+        ],
+        "more": more,
+        "next": f"{request.path}?{urlencode(arguments)}" if arguments else request.path,
+    }
+
+
+def utc(seconds: float) -> str:
+    """Unix seconds as ISO 8601 in UTC, to the millisecond: ``2026-12-05T16:51:02.123Z``."""
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @bp.get("/monitoring")

@@ -90,6 +90,7 @@ RESPONSE_SCHEMAS = {
     "V2ModelMetadata": schemas.V2ModelMetadataSchema,
     "V2InferenceResponse": schemas.V2InferenceResponseSchema,
     "FeedbackResponse": schemas.FeedbackResponseSchema,
+    "FeedbackPage": schemas.FeedbackPageSchema,
     "Monitoring": schemas.MonitoringSchema,
 }
 # Flask rule → OpenAPI path: "<int64:version>" → "{version}".
@@ -351,7 +352,7 @@ def explain_operation(stable: str) -> dict[str, Any]:
 
 
 def feedback_operations() -> dict[str, dict[str, Any]]:
-    """``POST /feedback`` and ``GET /monitoring``."""
+    """``POST /feedback``, ``GET /feedback`` and ``GET /monitoring``."""
     request_id = "3f1c8e4ad39a4a55b4c5e1f1d2a7c901"
     given = {
         "request_id": request_id,
@@ -363,6 +364,18 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
         "repeated": False,
     }
     item_error = {"request_id": request_id, "index": 0}
+    labelled = {
+        **{key: given[key] for key in ("request_id", "index", "version", "predicted")},
+        "score": 0.9712,
+        **{key: given[key] for key in ("label", "correct")},
+        "predicted_at": "2026-12-05T09:14:03.271Z",
+        "feedback_at": "2026-12-05T09:20:41.008Z",
+    }
+    page = {
+        "feedback": [labelled],
+        "more": True,
+        "next": "/feedback?version=2&limit=1&after=1796462441.008123_1842",
+    }
     hour = {"predictions": 120, "shares": {"negative": 0.45, "neutral": 0.35, "positive": 0.2}}
     day = {"predictions": 2400, "shares": {"negative": 0.42, "neutral": 0.38, "positive": 0.2}}
     # The feedback's counts (predicted, true): this version's, and the stable one's (2).
@@ -458,7 +471,29 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     "415": error(UNSUPPORTED_BODY),
                     "503": error("The prediction store cannot be reached."),
                 },
-            }
+            },
+            "get": {
+                "operationId": "labelledAnswers",
+                "tags": ["feedback"],
+                "summary": "The answers that have a true label, a page at a time.",
+                "description": (
+                    "In the order the labels came, within the retention. Join them with "
+                    "the texts you hold by `request_id` and `index` (the server keeps no "
+                    "text) to study the errors or to retrain. Follow `next` while `more` "
+                    "is true; keep the last `next` to fetch, later, the labels that came "
+                    "since."
+                ),
+                "parameters": [{"in": "query", "schema": schemas.FeedbackQuerySchema}],
+                "responses": {
+                    "200": json_response(
+                        "One page.",
+                        ref("FeedbackPage"),
+                        {"page": example(page, "A page of one, with more to follow.")},
+                    ),
+                    "400": error("A query parameter that is not valid, or unknown."),
+                    "503": error("The prediction store cannot be reached."),
+                },
+            },
         },
         "/monitoring": {
             "get": {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -740,6 +741,70 @@ def feedback_item_schema(classes: list[str]) -> Schema:
         },
         name="FeedbackItem",
     )()
+
+
+# GET /feedback's ``after``: the ``next`` link's position, "<Unix seconds>_<row id>"
+# (bounded, so that neither number can overflow a float, an int64 or int()).
+FEEDBACK_CURSOR_PATTERN = r"^\d{1,12}(\.\d{1,20})?_\d{1,18}$"
+FEEDBACK_PAGE_MAX = 1000
+
+
+class FeedbackQuerySchema(Schema):
+    """``GET /feedback``'s query parameters; unknown ones are refused (a misspelt filter
+    must not export everything)."""
+
+    version = fields.String(
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "Only this version's answers.", "example": "2"},
+    )
+    correct = fields.Boolean(
+        metadata={"description": "Only the right (`true`) or the wrong (`false`) answers."}
+    )
+    since = fields.AwareDateTime(
+        default_timezone=dt.UTC,
+        metadata={
+            "description": "Only labels given at or after this time (ISO 8601; UTC unless "
+            "it names an offset).",
+            "example": "2026-12-01T00:00:00Z",
+        },
+    )
+    after = fields.String(
+        validate=validate.Regexp(
+            FEEDBACK_CURSOR_PATTERN, error="Send the `after` of a `next` link, unchanged."
+        ),
+        metadata={"description": "Where the page starts: take it from the last page's `next`."},
+    )
+    limit = fields.Integer(
+        load_default=100,
+        validate=validate.Range(min=1, max=FEEDBACK_PAGE_MAX),
+        metadata={"description": f"Answers a page (1 to {FEEDBACK_PAGE_MAX}, default 100)."},
+    )
+
+
+class LabelledAnswerSchema(ResponseSchema):
+    request_id = fields.String(metadata={"description": "The answer's `X-Request-ID`."})
+    index = fields.Integer(metadata={"description": "Its position in the batch."})
+    version = fields.String(metadata={"description": "The version that answered."})
+    predicted = fields.String(metadata={"description": "Its label."})
+    score = fields.Float(metadata={"description": "Its probability."})
+    label = fields.String(metadata={"description": "The true label given."})
+    correct = fields.Boolean()
+    predicted_at = fields.String(metadata={"description": "When it answered (UTC, ISO 8601)."})
+    feedback_at = fields.String(metadata={"description": "When the label came (UTC, ISO 8601)."})
+
+
+class FeedbackPageSchema(ResponseSchema):
+    feedback = fields.List(
+        fields.Nested(LabelledAnswerSchema),
+        metadata={"description": "In the order the labels came."},
+    )
+    more = fields.Boolean(metadata={"description": "More answers follow `next` now."})
+    next = fields.String(
+        metadata={
+            "description": "This query from past the page's last answer: the next page, and "
+            "(kept) the labels that come later."
+        }
+    )
 
 
 class FeedbackResultSchema(ResponseSchema):
