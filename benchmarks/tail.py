@@ -313,6 +313,19 @@ EXPERIMENTS = {
         NO_SPREAD,
         {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"},
     ),
+    # Version 4 with dynamic batching: requests on 8 threads a worker, batches of up to 16
+    # (the transformer bench's BATCHING_ENV, there measured for version 3 only).
+    "version-4-batching": (
+        SERVICE_APP,
+        "threads = 8",
+        {
+            "MODEL_VERSIONS": "4",
+            "MODEL_LABELS": "stable=4",
+            "DYNAMIC_BATCH_MAX_SIZE": "16",
+            "DYNAMIC_BATCH_TIMEOUT_MS": "2",
+            "INLINE_MAX_BYTES": "0",
+        },
+    ),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
     "noop-quick-close": (NOOP_APP, QUICK_CLOSE, {}),
