@@ -1,8 +1,9 @@
 """Realistic traffic for the sentiment server: `make loadtest` (or `locust -f locustfile.py`).
 
 Mostly single reviews drawn from a varied list, some batches, a client of the Open
-Inference Protocol (`/v2/`), a few invalid requests that must be refused with 400, and the
-probes an orchestrator sends. Every response is
+Inference Protocol (`/v2/`), a client that sends the true label of its answers back and
+reads the labelled answers and the monitoring report, a few invalid requests that must
+be refused with 400, and the probes an orchestrator sends. Every response is
 checked for its status *and* its body; anything unexpected counts as a failure.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 from locust import FastHttpUser, between, task
 
@@ -100,6 +102,62 @@ class ReviewClient(FastHttpUser):
                 if not math.isclose(sum(row), 1.0, abs_tol=1e-4) or label not in CLASSES:
                     response.failure(f"row {index}: {row}, {label!r}")
                     return
+
+    @task(2)
+    def classify_then_feedback(self) -> None:
+        """A client that learns the truth later (a user's rating, a moderator's call) and
+        sends it back by the answer's X-Request-ID. It waits a little over a second: a
+        record is written within a second of its answer, and until then a worker that
+        did not answer it does not find it (README, Feedback)."""
+        with self.client.post(
+            "/classify",
+            json={"review": random.choice(REVIEWS)},
+            catch_response=True,
+            name="/classify [then feedback]",
+        ) as response:
+            request_id = response.headers.get("X-Request-ID")
+            if response.status_code != 200 or not request_id:
+                response.failure(f"status {response.status_code}, request id {request_id!r}")
+                return
+            predicted = response.json()["label"]
+        time.sleep(1.2)  # cooperative: locust runs its users on gevent
+        label = random.choice(sorted(CLASSES))
+        body = {"request_id": request_id, "label": label}
+        with self.client.post("/feedback", json=body, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}: {response.text[:200]}")
+                return
+            [given] = response.json()["feedback"]
+            expected = {
+                "request_id": request_id,
+                "index": 0,
+                "predicted": predicted,
+                "label": label,
+                "correct": predicted == label,
+                "repeated": False,
+            }
+            if {key: given.get(key) for key in expected} != expected:
+                response.failure(f"stored {given}, expected {expected}")
+
+    @task(1)
+    def read_feedback_and_monitoring(self) -> None:
+        """A data scientist's export of the labelled answers, and a dashboard's report."""
+        with self.client.get(
+            "/feedback?limit=200", catch_response=True, name="/feedback [read]"
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
+                return
+            page = response.json()
+            for answer in page["feedback"]:
+                if answer["correct"] is not (answer["predicted"] == answer["label"]):
+                    response.failure(f"correct does not match its labels: {answer}")
+                    return
+            if not page["next"].startswith("/feedback?limit=200"):
+                response.failure(f"next {page['next']!r}")
+        with self.client.get("/monitoring", catch_response=True) as response:
+            if response.status_code != 200 or not response.json().get("versions"):
+                response.failure(f"status {response.status_code}")
 
     @task(1)
     def classify_invalid(self) -> None:
