@@ -82,7 +82,10 @@ def test_postgresql_stopped_under_load(start_server, postgres_server):
         postgres_server.stop()
         stopped_at = time.monotonic()
         time.sleep(4)
-        assert requests.get(f"{server.url}/monitoring", timeout=5).status_code == 503
+        for route in ("/monitoring", "/feedback"):
+            answer = requests.get(f"{server.url}{route}", timeout=5)
+            assert answer.status_code == 503, route
+            assert answer.json()["error"]["code"] == "database_unavailable", route
         postgres_server.start()
         time.sleep(3)
     outcomes = load.outcomes
@@ -106,6 +109,9 @@ def test_postgresql_stopped_under_load(start_server, postgres_server):
             break
         time.sleep(0.3)
     assert given.status_code == 200, given.text
+    # The labelled answer reads back from the database that came back.
+    [read] = requests.get(f"{server.url}/feedback", timeout=5).json()["feedback"]
+    assert (read["request_id"], read["label"]) == (request_id, "negative")
 
 
 def test_a_stopping_worker_writes_the_records_still_queued(start_server, tmp_path):
