@@ -9,6 +9,7 @@ checked for its status *and* its body; anything unexpected counts as a failure.
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 import time
@@ -18,6 +19,7 @@ from locust import FastHttpUser, between, task
 from benchmarks.reviews import REVIEWS
 
 CLASSES = {"negative", "neutral", "positive"}
+TRUTH_DELAY = 1.2  # seconds before a client sends an answer's true label
 INVALID_BODIES = [
     {"review": ""},
     {"review": "   "},
@@ -103,12 +105,19 @@ class ReviewClient(FastHttpUser):
                     response.failure(f"row {index}: {row}, {label!r}")
                     return
 
+    def on_start(self) -> None:
+        # Answers whose truth this client will send back: (when, request id, predicted).
+        self.answered: collections.deque[tuple[float, str, str]] = collections.deque()
+
     @task(2)
     def classify_then_feedback(self) -> None:
         """A client that learns the truth later (a user's rating, a moderator's call) and
-        sends it back by the answer's X-Request-ID. It waits a little over a second: a
+        sends it back by the answer's X-Request-ID, for answers over a second old: a
         record is written within a second of its answer, and until then a worker that
         did not answer it does not find it (README, Feedback)."""
+        while self.answered and time.monotonic() - self.answered[0][0] > TRUTH_DELAY:
+            _, request_id, predicted = self.answered.popleft()
+            self.send_truth(request_id, predicted)
         with self.client.post(
             "/classify",
             json={"review": random.choice(REVIEWS)},
@@ -119,8 +128,9 @@ class ReviewClient(FastHttpUser):
             if response.status_code != 200 or not request_id:
                 response.failure(f"status {response.status_code}, request id {request_id!r}")
                 return
-            predicted = response.json()["label"]
-        time.sleep(1.2)  # cooperative: locust runs its users on gevent
+            self.answered.append((time.monotonic(), request_id, response.json()["label"]))
+
+    def send_truth(self, request_id: str, predicted: str) -> None:
         label = random.choice(sorted(CLASSES))
         body = {"request_id": request_id, "label": label}
         with self.client.post("/feedback", json=body, catch_response=True) as response:
