@@ -16,9 +16,8 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, request, url_for
 from marshmallow import Schema, ValidationError
 
 from app.feedback import quality
@@ -310,7 +309,7 @@ def labelled_answers() -> dict[str, Any]:
             for a in answers
         ],
         "more": more,
-        "next": f"{request.path}?{urlencode(arguments)}" if arguments else request.path,
+        "next": url_for(".labelled_answers", **arguments),
     }
 
 
