@@ -415,18 +415,24 @@ class PredictionStore:
 
     def _create_schema(self) -> None:
         """The missing tables, in one transaction; the counts added to a store that
-        already has predictions (made before they existed) count those first."""
+        already has predictions (made before they existed) count those first, and the
+        index of the labelled answers is added to it (create_all adds no index to a table
+        that exists)."""
         with self.writer.begin() as connection:
             tables = inspect(connection)
             counted, totalled = (
                 tables.has_table(t.name) for t in (prediction_counts, prediction_totals)
             )
+            unordered = tables.has_table(predictions.name) and not tables.has_index(
+                predictions.name, feedback_in_order.name
+            )
             metadata.create_all(connection)
-            # create_all adds no index to a table that exists (a store made before it).
-            feedback_in_order.create(connection, checkfirst=True)
+            if self.dialect == "postgresql" and (unordered or not counted):
+                # Once: each reads the whole table, which may take minutes.
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {BACKFILL_MS}")
+            if unordered:
+                feedback_in_order.create(connection)
             if not counted:
-                if self.dialect == "postgresql":  # once: a big table may take minutes
-                    connection.exec_driver_sql(f"SET LOCAL statement_timeout = {BACKFILL_MS}")
                 connection.execute(_counts_of(self.dialect))
             if not totalled:
                 connection.execute(_totals_of(self.dialect, prediction_counts))
