@@ -20,12 +20,15 @@ from sqlalchemy import inspect, select
 from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
 from app.feedback.store import (
+    FEEDBACK_INDEXES,
+    OLD_FEEDBACK_INDEX,
     RECORD_COLUMNS,
     FeedbackItem,
     PredictionRecord,
     PredictionStore,
     count_key,
     engine_url,
+    feedback_by_version,
     feedback_in_order,
     prediction_counts,
     prediction_totals,
@@ -884,24 +887,39 @@ def test_a_store_made_before_the_counts_tables_is_counted_once(database_url, dir
     assert store.summary(now).predictions == {"1": 20}
 
 
-def test_a_store_made_before_the_feedback_order_index_gets_it(database_url, direct_store):
-    """GET /feedback reads its pages from a partial index, which the first worker to open
-    an older store adds; SQLite's plan then reads the index, not a sort of every label."""
+def test_a_store_made_before_the_feedback_indexes_gets_them(database_url, direct_store):
+    """GET /feedback reads its pages from two partial indexes, in the order the labels
+    came, of every version or of one; the first worker to open an older store (labelled
+    rows indexed by version alone) replaces its index with them. SQLite's plans then read
+    them, with no sort of every label."""
     store = direct_store(database_url)
     store.ensure_schema()
-    feedback_in_order.drop(store.engine)
+    for index in FEEDBACK_INDEXES:
+        index.drop(store.engine)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"CREATE INDEX {OLD_FEEDBACK_INDEX} ON predictions (version) "
+            "WHERE true_label IS NOT NULL"
+        )
     direct_store(database_url).ensure_schema()
     names = {index["name"] for index in inspect(store.engine).get_indexes("predictions")}
-    assert feedback_in_order.name in names
+    assert {index.name for index in FEEDBACK_INDEXES} <= names
+    assert OLD_FEEDBACK_INDEX not in names
     if store.dialect == "sqlite":
+        page = (
+            "SELECT id FROM predictions WHERE true_label IS NOT NULL AND (feedback_at, id) > "
+            "(?, ?) {} ORDER BY feedback_at, id LIMIT 101"
+        )
         with store.engine.connect() as connection:
-            plan = connection.exec_driver_sql(
-                "EXPLAIN QUERY PLAN SELECT id FROM predictions WHERE true_label IS NOT NULL "
-                "AND (feedback_at, id) > (?, ?) ORDER BY feedback_at, id LIMIT 101",
-                (0.0, 0),
-            ).all()
-        steps = " / ".join(row[-1] for row in plan)
-        assert feedback_in_order.name in steps and "TEMP B-TREE" not in steps, steps
+            for index, where, parameters in (
+                (feedback_in_order, "", (0.0, 0)),
+                (feedback_by_version, "AND version = ?", (0.0, 0, "2")),
+            ):
+                plan = connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + page.format(where), parameters
+                ).all()
+                steps = " / ".join(row[-1] for row in plan)
+                assert index.name in steps and "TEMP B-TREE" not in steps, steps
 
 
 def test_readme_feedback_section(make_app):

@@ -80,16 +80,11 @@ predictions = Table(
     # Retention and the last hour's and day's mixes; every index costs each insert a page.
     Index("predictions_created", "created_at"),
 )
-# The few rows with feedback, for /monitoring's accuracy and F1 without a full scan.
+# The few rows with feedback, partial indexes of them alone: an insert (no feedback yet)
+# never touches them, only a /feedback that stores a label. /monitoring's accuracy and F1
+# read them without a full scan, and GET /feedback its pages in the order the labels
+# came, of every version or of one, without sorting every label.
 _with_feedback = predictions.c.true_label.is_not(None)
-Index(
-    "predictions_feedback",
-    predictions.c.version,
-    sqlite_where=_with_feedback,
-    postgresql_where=_with_feedback,
-)
-# GET /feedback's pages, in the order the labels arrived. Partial, as the one above: an
-# insert (no feedback yet) never touches it, only a /feedback that stores a label.
 feedback_in_order = Index(
     "predictions_feedback_order",
     predictions.c.feedback_at,
@@ -97,6 +92,17 @@ feedback_in_order = Index(
     sqlite_where=_with_feedback,
     postgresql_where=_with_feedback,
 )
+feedback_by_version = Index(
+    "predictions_feedback_by_version",
+    predictions.c.version,
+    predictions.c.feedback_at,
+    predictions.c.id,
+    sqlite_where=_with_feedback,
+    postgresql_where=_with_feedback,
+)
+FEEDBACK_INDEXES = (feedback_in_order, feedback_by_version)
+# What a store made before them has instead: the labelled rows by version alone.
+OLD_FEEDBACK_INDEX = "predictions_feedback"
 
 # The confidence histogram's upper bucket edges, as the model folders' references and the
 # sentiment_prediction_confidence histogram have them (then one bucket above the last).
@@ -416,22 +422,25 @@ class PredictionStore:
     def _create_schema(self) -> None:
         """The missing tables, in one transaction; the counts added to a store that
         already has predictions (made before they existed) count those first, and the
-        index of the labelled answers is added to it (create_all adds no index to a table
-        that exists)."""
+        labelled answers' indexes replace the one it had (create_all adds no index to a
+        table that exists)."""
         with self.writer.begin() as connection:
             tables = inspect(connection)
             counted, totalled = (
                 tables.has_table(t.name) for t in (prediction_counts, prediction_totals)
             )
-            unordered = tables.has_table(predictions.name) and not tables.has_index(
-                predictions.name, feedback_in_order.name
-            )
+            missing = []
+            if tables.has_table(predictions.name):
+                names = {index["name"] for index in tables.get_indexes(predictions.name)}
+                missing = [index for index in FEEDBACK_INDEXES if index.name not in names]
             metadata.create_all(connection)
-            if self.dialect == "postgresql" and (unordered or not counted):
+            if self.dialect == "postgresql" and (missing or not counted):
                 # Once: each reads the whole table, which may take minutes.
                 connection.exec_driver_sql(f"SET LOCAL statement_timeout = {BACKFILL_MS}")
-            if unordered:
-                feedback_in_order.create(connection)
+            for index in missing:
+                index.create(connection)
+            if missing:
+                connection.exec_driver_sql(f"DROP INDEX IF EXISTS {OLD_FEEDBACK_INDEX}")
             if not counted:
                 connection.execute(_counts_of(self.dialect))
             if not totalled:
@@ -678,7 +687,7 @@ class PredictionStore:
         correct: bool | None = None,
     ) -> tuple[list[LabelledAnswer], bool]:
         """Up to ``limit`` answers that have a true label, in the order the labels came
-        (``feedback_in_order``), past the ``after`` position (an answer's ``position``),
+        (``FEEDBACK_INDEXES``), past the ``after`` position (an answer's ``position``),
         where the label came at ``since`` or later, from ``version``, right or wrong
         (None: all); and whether more follow."""
         self.ensure_schema()
