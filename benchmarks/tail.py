@@ -27,6 +27,7 @@ from app.config import PROJECT_ROOT
 from benchmarks.bench import BATCH, NOOP_APP, SERVICE_APP, SINGLE, TWIN_APP, TWIN_ENV
 from benchmarks.drivers import LoadResult, ab, cpu_seconds, median_of, wrk, wrk_script
 from benchmarks.reviews import rotating_reviews
+from benchmarks.transformer import BATCHING_ENV
 from deploy.dyno import WORK, children, free_port, stop_web, wait_for_200
 
 # A worker whose graceful close does not wait for the client: gthread's finish_request
@@ -238,6 +239,7 @@ def _flush(seconds: float) -> tuple[str, str, dict]:
     )
 
 
+VERSION_4 = {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"}
 NO_SPREAD = (
     "def experiment_post_worker_init(worker):\n    type(worker)._holds_more = lambda self: False"
 )
@@ -307,25 +309,10 @@ EXPERIMENTS = {
     # No connection closed to even out the workers' counts (listeners.SlotConnections).
     "no-spread": (SERVICE_APP, NO_SPREAD, {}),
     # The same two for version 4 alone (the transformer, in its folder's bf16).
-    "version-4": (SERVICE_APP, "", {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"}),
-    "version-4-no-spread": (
-        SERVICE_APP,
-        NO_SPREAD,
-        {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"},
-    ),
-    # Version 4 with dynamic batching: requests on 8 threads a worker, batches of up to 16
-    # (the transformer bench's BATCHING_ENV, there measured for version 3 only).
-    "version-4-batching": (
-        SERVICE_APP,
-        "threads = 8",
-        {
-            "MODEL_VERSIONS": "4",
-            "MODEL_LABELS": "stable=4",
-            "DYNAMIC_BATCH_MAX_SIZE": "16",
-            "DYNAMIC_BATCH_TIMEOUT_MS": "2",
-            "INLINE_MAX_BYTES": "0",
-        },
-    ),
+    "version-4": (SERVICE_APP, "", VERSION_4),
+    "version-4-no-spread": (SERVICE_APP, NO_SPREAD, VERSION_4),
+    # Version 4 with the transformer bench's dynamic batching (there for version 3 only).
+    "version-4-batching": (SERVICE_APP, "", {**VERSION_4, **BATCHING_ENV}),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),
     "quick-close": (SERVICE_APP, QUICK_CLOSE, {}),
     "noop-quick-close": (NOOP_APP, QUICK_CLOSE, {}),
