@@ -311,6 +311,13 @@ EXPERIMENTS = {
     # The same two for version 4 alone (the transformer, in its folder's bf16).
     "version-4": (SERVICE_APP, "", VERSION_4),
     "version-4-no-spread": (SERVICE_APP, NO_SPREAD, VERSION_4),
+    # Every whole request on the loop, as before the app could send long ones to a thread.
+    "version-4-all-inline": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n"
+        '    worker.wsgi.extensions.pop("quick_requests")',
+        VERSION_4,
+    ),
     # Version 4 with the transformer bench's dynamic batching (there for version 3 only).
     "version-4-batching": (SERVICE_APP, "", {**VERSION_4, **BATCHING_ENV}),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),

@@ -32,6 +32,7 @@ from app.serving.preprocessing import (
     encoder_from_config,
     split_windows,
 )
+from app.web.models import QUICK_REQUESTS
 from model.corpus import CLASSES
 from model.train_v3 import (
     AGREEMENT_LABELS,
@@ -522,6 +523,19 @@ def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_ap
     body = app.test_client().post("/classify?label=accurate", json={"review": text}).get_json()
     assert body["model"]["version"] == "4"
     assert body["label"] == "positive"
+
+
+def test_with_a_transformer_loaded_long_requests_are_not_run_on_the_loop(make_app) -> None:
+    """The worker asks the app which whole requests are quick enough for its event loop
+    (tests/test_reliability.py measures why). The n-gram versions leave it all to the
+    worker; with a transformer, explanations and bodies over 1 KiB go to its threads."""
+    assert QUICK_REQUESTS not in make_app().extensions
+    quick = make_app(MODEL_VERSIONS="2,4", MODEL_LABELS="stable=2,accurate=4").extensions[
+        QUICK_REQUESTS
+    ]
+    assert quick(b"/classify", 1024) and quick(b"/v1/models/sentiment:predict", 0)
+    assert not quick(b"/classify", 1025)
+    assert not quick(b"/explain", 40) and not quick(b"/prefix/explain", 40)
 
 
 @pytest.mark.slow

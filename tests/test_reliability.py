@@ -180,6 +180,42 @@ def test_a_burst_of_new_connections_is_accepted_at_once_while_the_loop_is_busy(
     assert max(waited) < 4 * turn, line
 
 
+def test_long_transformer_requests_do_not_stall_the_other_clients(start_server, record_property):
+    """With a transformer loaded, explanations and bodies over 1 KiB go to the worker's
+    threads: on its loop, an explanation of 5,000 characters held every other client of
+    the worker, and its /health, for as long as it ran (1.5 s on version 4, 9 s on
+    version 3), and a batch of 64 reviews of 1,000 characters for 0.5 s (2.5 s)."""
+    server = start_server(
+        WEB_CONCURRENCY="1", MODEL_VERSIONS="2,4", MODEL_LABELS="stable=2,accurate=4"
+    )
+    server.wait_ready("/ready", 120)
+    long_review = ("Lovely flight, terrible food, long delay. " * 120)[:5000]
+    batch = {"reviews": [long_review[:1000]] * 64}
+    waits: list[float] = []
+    with (
+        Load(server.url + "/explain?version=4", {"review": long_review}, threads=1) as explains,
+        Load(server.url + "/classify?version=4", batch, threads=1) as batches,
+    ):
+        time.sleep(0.5)
+        stop = time.monotonic() + 4
+        while time.monotonic() < stop:  # a new connection each time, as Heroku's router
+            sent = time.monotonic()
+            health = requests.get(server.url + "/health", timeout=30)
+            answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=30)
+            assert health.status_code == answer.status_code == 200
+            waits.append(time.monotonic() - sent)
+            time.sleep(0.02)
+    long_ones = [done - sent for sent, done, ok in explains.outcomes + batches.outcomes if ok]
+    line = (
+        f"{len(waits)} single reviews (and /health) during {len(long_ones)} long requests "
+        f"(median {sorted(long_ones)[len(long_ones) // 2]:.2f} s): slowest {max(waits):.3f} s"
+    )
+    record_property("long_requests", line)
+    print(line)
+    assert all(ok for _, _, ok in explains.outcomes + batches.outcomes), line
+    assert len(long_ones) >= 3 and max(waits) < 0.3, line
+
+
 # The scenarios of `make chaos` (benchmarks/chaos_traffic.py), with smaller counts. Each
 # failed on the main branch before issue 17: slow or silent sockets held gthread's
 # threads; workers bound their own SO_REUSEPORT sockets, so the queue of a replaced one

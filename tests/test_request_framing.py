@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.server.requests_in import BODY_LIMIT, HEADER_LIMIT, Progress, progress, whole
+from app.server.requests_in import (
+    BODY_LIMIT,
+    HEADER_LIMIT,
+    Progress,
+    progress,
+    whole,
+    whole_request,
+)
 
 HEAD = b"POST /classify HTTP/1.1\r\nHost: x\r\n"
 CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -70,3 +77,23 @@ def test_an_endless_chunked_body_is_handed_over_at_the_limit():
 )
 def test_only_a_request_wholly_in_memory_runs_on_the_loop(buf, expected):
     assert whole(buf) is expected
+
+
+@pytest.mark.parametrize(
+    ("buf", "expected"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", (b"/health", 0)),
+        (
+            b"POST /explain?version=3 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            (b"/explain", 2),
+        ),
+        (HEAD + b"Content-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n", (b"/classify", 2)),
+        (CHUNKED + b"2\r\n{}\r\n0\r\n\r\n", (b"/classify", 12)),  # with the framing
+        (b"\r\nPOST\r\nContent-Length: 0\r\n\r\n", (b"", 0)),  # the parser refuses it
+        (HEAD + b"Content-Length: 5\r\n\r\n{}", None),
+    ],
+)
+def test_what_the_app_is_told_of_a_whole_request(buf, expected):
+    """The app judges from a request's path and body size whether it is quick enough
+    for the loop (app/web/models.py)."""
+    assert whole_request(buf) == expected

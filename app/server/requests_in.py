@@ -94,14 +94,29 @@ def whole(buf: bytes | bytearray) -> bool:
     never reads the socket. A request that is complete only in ``progress``'s sense
     (handed over at its headers because its body is too large, or not HTTP at all) is
     not whole. Garbled framing counts as whole: the parser refuses it from the headers."""
+    return whole_request(buf) is not None
+
+
+def whole_request(buf: bytes | bytearray) -> tuple[bytes, int] | None:
+    """For a request that is ``whole``: its path (the request target without its query)
+    and the size of its body in bytes (of the chunks' framing too, when chunked); else
+    None. Garbled framing gives what it can: the parser refuses such a request anyway."""
     start = 0
     while buf.startswith(b"\r\n", start):
         start += 2
     end = buf.find(b"\r\n\r\n", start)
     if end < 0 or not _TOKEN_START.match(buf, start):
-        return False
-    length, chunked, _ = _framing(bytes(buf[start:end]))
+        return None
+    head = bytes(buf[start:end])
+    length, chunked, _ = _framing(head)
     body = end + 4
     if chunked:
-        return _chunked_complete(buf, body)
-    return length is None or len(buf) - body >= length
+        if not _chunked_complete(buf, body):
+            return None
+        length = len(buf) - body
+    elif length is None:
+        length = 0
+    elif len(buf) - body < length:
+        return None
+    target = head.split(b"\r\n", 1)[0].split(b" ", 2)[1:2]
+    return (target[0].split(b"?", 1)[0] if target else b""), length

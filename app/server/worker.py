@@ -20,7 +20,9 @@ client's socket buffer does not take, the loop sends when it can). Each hand-ove
 thread and back costs ~60 futex calls and ~3 thread switches, and can wait up to 5 ms
 for the GIL: that was our tail (BENCHMARKS.md, "Tail latency"). Anything else (a body
 that is not in memory, a request the parser will refuse, a larger body) still goes to
-the thread pool as in gthread."""
+the thread pool as in gthread, and so do the requests the app says may run long
+(``QUICK_REQUESTS``: with a transformer loaded, its explanations and larger bodies), so
+that the loop keeps serving the others meanwhile."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import orjson
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from app.server import listeners
-from app.server.requests_in import Progress, progress, whole
+from app.server.requests_in import Progress, progress, whole_request
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How long a closing connection may keep sending before we stop reading it (Gunicorn's
@@ -48,6 +50,9 @@ ACCEPT_BATCH = 100
 # At most one connection closed to spread the load per this many seconds: a closed one
 # counts until its client's reconnection lands, and closing more meanwhile overshoots.
 SHED_INTERVAL = 0.05
+# The app's extension (app/web/models.py) that says whether a whole request is quick
+# enough for the loop: a function of its path and its body's size in bytes.
+QUICK_REQUESTS = "quick_requests"
 
 
 def _timeout_response(seconds: float) -> bytes:
@@ -140,6 +145,8 @@ class BufferingWorker(ThreadWorker):
     #: thread, as in gthread. Set by gunicorn.conf.py (INLINE_MAX_BYTES).
     inline_max_bytes: int = 0
 
+    _quick = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Connections the loop watches, oldest first: reading a request, or closing.
@@ -229,7 +236,7 @@ class BufferingWorker(ThreadWorker):
 
     def enqueue_req(self, conn: TConn) -> None:
         """Run a short, whole request on the loop; hand anything else to a thread."""
-        if len(conn.buf) > self.inline_max_bytes or not whole(conn.buf):
+        if not self._runs_inline(conn.buf):
             super().enqueue_req(conn)
             return
         self._ready.append(conn)
@@ -241,6 +248,15 @@ class BufferingWorker(ThreadWorker):
                 self._serve_inline(self._ready.popleft())
         finally:
             self._running_inline = False
+
+    def _runs_inline(self, buf: bytearray) -> bool:
+        """Whether a request is short, whole in memory, and one the app expects to answer
+        quickly: the loop serves every connection of this worker, so a request that runs
+        for seconds there stalls them all, new connections and ``/health`` included."""
+        if len(buf) > self.inline_max_bytes:
+            return False
+        request = whole_request(buf)
+        return request is not None and (self._quick is None or self._quick(*request))
 
     def _serve_inline(self, conn: TConn) -> None:
         """gthread's handle() on the loop: the parser reads only the bytes in memory,
@@ -418,6 +434,9 @@ class BufferingWorker(ThreadWorker):
         self.set_accept_enabled(True)
         # Set by the master's pre_fork (gunicorn.conf.py); its count is compared from now.
         self._serving_in = getattr(self, "slot_connections", None)
+        # The app's judgement of which requests are quick (path, body size), where it
+        # serves some that are not (app/web/models.py: the transformers); else None.
+        self._quick = getattr(self.wsgi, "extensions", {}).get(QUICK_REQUESTS)
         self.nr_conns = self._nr_conns
         while self.alive:
             self.notify()
