@@ -63,8 +63,8 @@ if not 0 < BufferingWorker.read_timeout < float("inf"):
 # BENCHMARKS.md, "Requests on the event loop"). The response is sent without blocking:
 # a client that does not read cannot stall the loop (it is dropped after
 # REQUEST_READ_TIMEOUT). The 2 threads now serve only the rest (a body not in memory,
-# what the parser refuses, larger bodies, and with a transformer loaded its explanations
-# and bodies over 1 KiB: app/web/models.py). 0: every request to a thread, as before.
+# what the parser refuses, larger bodies, and what the app says may run long:
+# app/web/long_requests.py). 0: every request to a thread, as before.
 _inline = os.environ.get("INLINE_MAX_BYTES", "131072")
 if not (_inline.isdigit() and int(_inline) <= 1024 * 1024):
     sys.exit(f"INLINE_MAX_BYTES must be a number of bytes from 0 to 1048576, got {_inline!r}")

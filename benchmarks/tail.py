@@ -240,6 +240,9 @@ def _flush(seconds: float) -> tuple[str, str, dict]:
 
 
 VERSION_4 = {"MODEL_VERSIONS": "4", "MODEL_LABELS": "stable=4"}
+ALL_INLINE = (
+    'def experiment_post_worker_init(worker):\n    worker.wsgi.extensions.pop("quick_requests")'
+)
 NO_SPREAD = (
     "def experiment_post_worker_init(worker):\n    type(worker)._holds_more = lambda self: False"
 )
@@ -249,6 +252,7 @@ EXPERIMENTS = {
     "gthread": (SERVICE_APP, 'worker_class = "gthread"', {}),  # Gunicorn's own worker
     "noop-gthread": (NOOP_APP, 'worker_class = "gthread"', {}),
     "no-inline": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "0"}),
+    "all-inline": (SERVICE_APP, ALL_INLINE, {}),  # /feedback and /monitoring on the loop too
     "inline-4k": (SERVICE_APP, "", {"INLINE_MAX_BYTES": "4096"}),  # batches go to threads
     "no-recording": (SERVICE_APP, "", {"RECORD_PREDICTIONS": "0"}),
     "no-inline-no-recording": (
@@ -312,12 +316,7 @@ EXPERIMENTS = {
     "version-4": (SERVICE_APP, "", VERSION_4),
     "version-4-no-spread": (SERVICE_APP, NO_SPREAD, VERSION_4),
     # Every whole request on the loop, as before the app could send long ones to a thread.
-    "version-4-all-inline": (
-        SERVICE_APP,
-        "def experiment_post_worker_init(worker):\n"
-        '    worker.wsgi.extensions.pop("quick_requests")',
-        VERSION_4,
-    ),
+    "version-4-all-inline": (SERVICE_APP, ALL_INLINE, VERSION_4),
     # Version 4 with the transformer bench's dynamic batching (there for version 3 only).
     "version-4-batching": (SERVICE_APP, "", {**VERSION_4, **BATCHING_ENV}),
     "no-reuse-port": (SERVICE_APP, "reuse_port = False", {}),

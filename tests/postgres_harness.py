@@ -13,6 +13,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -68,6 +69,20 @@ class PostgresServer:
 
     def stop(self) -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def pause(self, how: int = signal.SIGSTOP) -> None:
+        """Freeze every process of the cluster (``resume`` thaws them): connections are
+        still accepted by the kernel, and nothing answers, as from a database host that
+        hangs."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for pid in [postmaster, *map(int, children)]:
+            os.kill(pid, how)
+
+    def resume(self) -> None:
+        self.pause(signal.SIGCONT)
 
     @property
     def admin_url(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -112,6 +113,48 @@ def test_postgresql_stopped_under_load(start_server, postgres_server):
     # The labelled answer reads back from the database that came back.
     [read] = requests.get(f"{server.url}/feedback", timeout=5).json()["feedback"]
     assert (read["request_id"], read["label"]) == (request_id, "negative")
+
+
+def test_a_postgresql_that_stops_answering_delays_no_classify(start_server, postgres_server):
+    """A database that takes connections and never answers (its processes paused) held
+    each /feedback and /monitoring, and while they ran on a worker's event loop every
+    other request of that worker, until Gunicorn killed both workers for their silence
+    (26 s). They run on the threads now: single reviews keep their milliseconds, and the
+    requests waiting on the database answer 503 (no connection free within 3 s) or, once
+    it is back, as usual."""
+    server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=postgres_server.url())
+    server.wait_ready()
+    assert requests.get(f"{server.url}/monitoring", timeout=5).status_code == 200
+    statuses: list[int] = []
+
+    def wait_on_the_database(number: int) -> None:
+        if number % 2:
+            body = {"request_id": f"never-answered-{number:011d}", "label": "positive"}
+            answer = requests.post(f"{server.url}/feedback", json=body, timeout=60)
+        else:
+            answer = requests.get(f"{server.url}/monitoring", timeout=60)
+        statuses.append(answer.status_code)
+
+    waiting = [threading.Thread(target=wait_on_the_database, args=(n,)) for n in range(6)]
+    postgres_server.pause()
+    try:
+        for thread in waiting:
+            thread.start()
+        time.sleep(0.5)
+        url = f"{server.url}/classify"
+        with Load(url, {"review": REVIEWS[0]}, threads=4, keep_alive=False) as load:
+            time.sleep(8)
+    finally:
+        postgres_server.resume()
+    for thread in waiting:
+        thread.join(timeout=60)
+    outcomes = load.outcomes
+    slowest = max(done - sent for sent, done, _ in outcomes)
+    assert len(outcomes) > 100 and all(ok for _, _, ok in outcomes), len(outcomes)
+    assert slowest < 1.0, f"slowest /classify {slowest:.2f} s"
+    assert len(statuses) == 6 and set(statuses) <= {200, 404, 503}, statuses
+    assert 503 in statuses, statuses
+    assert "WORKER TIMEOUT" not in server.log()
 
 
 def test_a_stopping_worker_writes_the_records_still_queued(start_server, tmp_path):

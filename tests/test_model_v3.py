@@ -32,7 +32,7 @@ from app.serving.preprocessing import (
     encoder_from_config,
     split_windows,
 )
-from app.web.models import QUICK_REQUESTS
+from app.web.long_requests import QUICK_REQUESTS
 from model.corpus import CLASSES
 from model.train_v3 import (
     AGREEMENT_LABELS,
@@ -527,15 +527,20 @@ def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_ap
 
 def test_with_a_transformer_loaded_long_requests_are_not_run_on_the_loop(make_app) -> None:
     """The worker asks the app which whole requests are quick enough for its event loop
-    (tests/test_reliability.py measures why). The n-gram versions leave it all to the
-    worker; with a transformer, explanations and bodies over 1 KiB go to its threads."""
-    assert QUICK_REQUESTS not in make_app().extensions
+    (tests/test_reliability.py measures why). With the n-gram versions, only those that
+    wait on the database go to its threads; with a transformer, explanations and bodies
+    over 1 KiB too."""
+    quick = make_app().extensions[QUICK_REQUESTS]
+    assert quick(b"/classify", 128 * 1024) and quick(b"/explain", 5000)
+    assert not quick(b"/feedback", 60) and not quick(b"/monitoring", 0)
+    assert QUICK_REQUESTS not in make_app(RECORD_PREDICTIONS=False).extensions
     quick = make_app(MODEL_VERSIONS="2,4", MODEL_LABELS="stable=2,accurate=4").extensions[
         QUICK_REQUESTS
     ]
     assert quick(b"/classify", 1024) and quick(b"/v1/models/sentiment:predict", 0)
     assert not quick(b"/classify", 1025)
     assert not quick(b"/explain", 40) and not quick(b"/prefix/explain", 40)
+    assert not quick(b"/feedback", 60)
 
 
 @pytest.mark.slow

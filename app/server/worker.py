@@ -21,8 +21,8 @@ thread and back costs ~60 futex calls and ~3 thread switches, and can wait up to
 for the GIL: that was our tail (BENCHMARKS.md, "Tail latency"). Anything else (a body
 that is not in memory, a request the parser will refuse, a larger body) still goes to
 the thread pool as in gthread, and so do the requests the app says may run long
-(``QUICK_REQUESTS``: with a transformer loaded, its explanations and larger bodies), so
-that the loop keeps serving the others meanwhile."""
+(``QUICK_REQUESTS``: those that wait on the database; with a transformer loaded, its
+explanations and larger bodies), so that the loop keeps serving the others meanwhile."""
 
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ ACCEPT_BATCH = 100
 # At most one connection closed to spread the load per this many seconds: a closed one
 # counts until its client's reconnection lands, and closing more meanwhile overshoots.
 SHED_INTERVAL = 0.05
-# The app's extension (app/web/models.py) that says whether a whole request is quick
-# enough for the loop: a function of its path and its body's size in bytes.
+# The app's extension (app/web/long_requests.py) that says whether a whole request is
+# quick enough for the loop: a function of its path and its body's size in bytes.
 QUICK_REQUESTS = "quick_requests"
 
 
@@ -435,7 +435,7 @@ class BufferingWorker(ThreadWorker):
         # Set by the master's pre_fork (gunicorn.conf.py); its count is compared from now.
         self._serving_in = getattr(self, "slot_connections", None)
         # The app's judgement of which requests are quick (path, body size), where it
-        # serves some that are not (app/web/models.py: the transformers); else None.
+        # serves some that are not (app/web/long_requests.py); else None.
         self._quick = getattr(self.wsgi, "extensions", {}).get(QUICK_REQUESTS)
         self.nr_conns = self._nr_conns
         while self.alive:

@@ -34,6 +34,7 @@ from app.feedback.store import (
 )
 from app.observability.metrics import ServiceMetrics
 from app.web.errors import APIError, ValidationFailed
+from app.web.long_requests import may_run_long
 from app.web.models import ServedModels
 from app.web.schemas import BatchLength, FeedbackQuerySchema, feedback_item_schema
 
@@ -181,6 +182,7 @@ def init_app(app: Flask) -> None:
             raise
         models.recorder = feedback.recorder
         app.extensions[FEEDBACK] = feedback
+        may_run_long(app, ("/feedback", "/monitoring"))  # they wait on the database
     app.register_blueprint(bp)
 
 

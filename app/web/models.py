@@ -18,6 +18,7 @@ from app.serving.predictor import Classification, ModelBundleError, Predictor
 from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
 from app.serving.routing import Route, Router, ShadowScorer
 from app.web.errors import ModelNotFound
+from app.web.long_requests import QUICK_BODY_BYTES, may_run_long
 from app.web.request_log import current_record
 
 if TYPE_CHECKING:
@@ -26,20 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTING_KEY_HEADER = "X-Routing-Key"
-
-# A whole request runs on its worker's event loop (app/server/worker.py), which serves
-# every connection of the worker, unless the app says it may take long. The n-gram
-# versions answer any request the loop takes within a fraction of a second; with a
-# transformer loaded, an explanation (a row a word: 9 s for 5,000 characters on version
-# 3) or a body over QUICK_BODY_BYTES (64 reviews of 1,000 characters: 2.5 s) would stall
-# the worker's other clients, and its `/health`, that long (measured), so they go to
-# its threads. A single review of up to 1 KiB takes 47 ms on version 3, 12 on version 4.
-QUICK_REQUESTS = "quick_requests"  # the worker's key (app/server/worker.py)
-QUICK_BODY_BYTES = 1024
-
-
-def quick_request(path: bytes, body_bytes: int) -> bool:
-    return body_bytes <= QUICK_BODY_BYTES and not path.endswith(b"/explain")
 
 
 @dataclass
@@ -123,7 +110,7 @@ def init_app(app: Flask) -> None:
         )
     app.extensions["models"] = ServedModels(registry, router, shadow, metrics)
     if any(predictor.transformer for predictor in registry.versions.values()):
-        app.extensions[QUICK_REQUESTS] = quick_request
+        may_run_long(app, ("/explain",), QUICK_BODY_BYTES)
     for version, predictor in registry.versions.items():
         bundle = predictor.bundle
         metrics.child(
