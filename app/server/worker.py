@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import errno
 import selectors
 import socket
@@ -113,6 +114,25 @@ class _Outbox:
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
+
+
+def _libc_malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to give back
+        return lambda _pad: 0
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
+def _trim_heap() -> None:
+    """glibc gives each thread that allocates its own heap (arena) and keeps what is
+    freed there for it. After batches of every size and length to version 4 on the two
+    threads, two workers held 52 MB more than with the same batches on the loop (510
+    against 458 MB in int8, twice each); ``malloc_trim`` after each request on a thread
+    gives it back (462 MB), for 0.01-0.5 ms of the thread, without the GIL (ctypes)."""
+    _malloc_trim(0)
 
 
 def _send_some(sock: socket.socket, chunks: list) -> list | None:
@@ -298,13 +318,19 @@ class BufferingWorker(ThreadWorker):
             conn.outbox = left
 
     def handle(self, conn: TConn):
-        """In a thread: give the parser the bytes the loop read, then serve as gthread."""
+        """Give the parser the bytes the loop read, then serve as gthread; in a thread,
+        give the thread's free heap back to the OS afterwards (``_trim_heap``)."""
+        in_thread = not isinstance(conn.sock, _Outbox)
         if not conn.initialized:
             conn.sock.setblocking(True)
             conn.init()
         conn.parser.unreader.unread(bytes(conn.buf))
         conn.buf = bytearray()
-        return super().handle(conn)
+        try:
+            return super().handle(conn)
+        finally:
+            if in_thread:
+                _trim_heap()
 
     def _keepalive_after(self, conn: TConn, keepalive):
         """On the loop the body is in memory: drain what the app left of it without
