@@ -18,6 +18,7 @@ from test_reliability import Load
 pytestmark = pytest.mark.slow
 
 REVIEWS = ["Secret-ish review: the crew on 4411 was lovely", "Lost bag on 4411, awful"]
+BIG_BATCH = {"reviews": [("The crew on 4411 was lovely, the food awful. " * 50)[:2100]] * 64}
 
 
 def wait_for_predictions(url: str, count: int, timeout: float = 20) -> dict:
@@ -119,9 +120,9 @@ def test_a_postgresql_that_stops_answering_delays_no_classify(start_server, post
     """A database that takes connections and never answers (its processes paused) held
     each /feedback and /monitoring, and while they ran on a worker's event loop every
     other request of that worker, until Gunicorn killed both workers for their silence
-    (26 s). They run on the threads now: single reviews keep their milliseconds, and the
-    requests waiting on the database answer 503 (no connection free within 3 s) or, once
-    it is back, as usual."""
+    (26 s). They run on the threads now, one a worker at a time: single reviews keep
+    their milliseconds, a batch too large for the loop still finds a free thread, and
+    the requests for the database answer 503 or, once it is back, as usual."""
     server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=postgres_server.url())
     server.wait_ready()
     assert requests.get(f"{server.url}/monitoring", timeout=5).status_code == 200
@@ -143,7 +144,12 @@ def test_a_postgresql_that_stops_answering_delays_no_classify(start_server, post
         time.sleep(0.5)
         url = f"{server.url}/classify"
         with Load(url, {"review": REVIEWS[0]}, threads=4, keep_alive=False) as load:
-            time.sleep(8)
+            time.sleep(2)
+            for _ in range(4):  # 135 kB, over INLINE_MAX_BYTES: for a thread of either worker
+                sent = time.monotonic()
+                answer = requests.post(url, json=BIG_BATCH, timeout=30)
+                assert answer.status_code == 200 and time.monotonic() - sent < 2
+            time.sleep(6)
     finally:
         postgres_server.resume()
     for thread in waiting:

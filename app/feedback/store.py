@@ -55,8 +55,9 @@ STATEMENT_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 3
 # Counting the records of a database made before prediction_counts existed, once.
 BACKFILL_MS = 600_000
-# Connections per worker: the background writer, and /feedback or /monitoring on each of
-# the worker's two threads. README: workers × this ≤ the plan's limit.
+# Connections per worker: the background writer's, and that of the /feedback or
+# /monitoring request whose turn it is (app/web/feedback.py, one at a time), with one to
+# spare. README: workers × this ≤ the plan's limit.
 POOL_SIZE = 3
 DELETE_CHUNK = 5000
 WAL_CHECKPOINT_PAGES = 10_000  # SQLite: pages of 4 kB
