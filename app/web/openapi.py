@@ -118,6 +118,9 @@ def json_response(
     return {"description": description, "content": {JSON: content}}
 
 
+STORE_UNAVAILABLE = (
+    "The prediction store cannot be reached, or has not answered this worker's last request yet."
+)
 UNSUPPORTED_BODY = (
     "The body is not sent as `application/json`, or compressed otherwise than with gzip or "
     "deflate (`Content-Encoding`; the answer's `Accept-Encoding` names both)."
@@ -469,7 +472,7 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     "409": error("This prediction already has a different true label."),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                     "415": error(UNSUPPORTED_BODY),
-                    "503": error("The prediction store cannot be reached."),
+                    "503": error(STORE_UNAVAILABLE),
                 },
             },
             "get": {
@@ -491,7 +494,7 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                         {"page": example(page, "A page of one, with more to follow.")},
                     ),
                     "400": error("A query parameter that is not valid, or unknown."),
-                    "503": error("The prediction store cannot be reached."),
+                    "503": error(STORE_UNAVAILABLE),
                 },
             },
         },
@@ -514,7 +517,7 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                         },
                     ),
                     "4XX": CLIENT_ERROR,
-                    "503": error("The prediction store cannot be reached."),
+                    "503": error(STORE_UNAVAILABLE),
                 },
             }
         },
