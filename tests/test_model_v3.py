@@ -525,7 +525,7 @@ def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_ap
     assert body["label"] == "positive"
 
 
-def test_with_a_transformer_loaded_long_requests_are_not_run_on_the_loop(make_app) -> None:
+def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
     """The worker asks the app which whole requests are quick enough for its event loop
     (tests/test_reliability.py measures why). With the n-gram versions, only those that
     wait on the database go to its threads; with a transformer, explanations and bodies

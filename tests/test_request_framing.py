@@ -95,5 +95,5 @@ def test_only_a_request_wholly_in_memory_runs_on_the_loop(buf, expected):
 )
 def test_what_the_app_is_told_of_a_whole_request(buf, expected):
     """The app judges from a request's path and body size whether it is quick enough
-    for the loop (app/web/models.py)."""
+    for the loop (app/web/long_requests.py)."""
     assert whole_request(buf) == expected
