@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -214,6 +216,45 @@ def test_long_transformer_requests_do_not_stall_the_other_clients(start_server, 
     print(line)
     assert all(ok for _, _, ok in explains.outcomes + batches.outcomes), line
     assert len(long_ones) >= 3 and max(waits) < 0.3, line
+
+
+def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record_property):
+    """A worker reads each request whole before serving it, so a client that sends a
+    1 MB body but its last byte, on many connections, made it hold them all: 300 such
+    grew a server by 355 MB in 0.2 s. Past 32 MiB of requests still arriving, the next
+    large one is answered 503 server_busy and closed; small requests and whole large
+    ones are served as before."""
+    server = start_server(WEB_CONCURRENCY="1")
+    server.wait_ready()
+    before = server.memory_mb()
+    size = 1_000_000
+    head = b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % size
+    port = int(server.url.rsplit(":", 1)[1])
+    held = []
+    try:
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(head + b" " * (size - 1))
+            held.append(sock)
+        time.sleep(1)
+        grown = server.memory_mb() - before
+        answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=5)
+        assert answer.status_code == 200
+        busy = 0
+        for sock in held:
+            sock.settimeout(0.05)
+            with contextlib.suppress(OSError):
+                busy += sock.recv(4096).startswith(b"HTTP/1.1 503")
+    finally:
+        for sock in held:
+            sock.close()
+    line = f"100 bodies of 1 MB held open: {busy} answered 503, the server grew {grown:.0f} MB"
+    record_property("held_bodies", line)
+    print(line)
+    assert busy >= 60 and grown < 60, line
+    heavy = requests.post(server.url + "/classify", json=HEAVY, timeout=30)
+    assert heavy.status_code == 200 and len(heavy.json()["predictions"]) == 64
 
 
 # The scenarios of `make chaos` (benchmarks/chaos_traffic.py), with smaller counts. Each
