@@ -56,11 +56,12 @@ SHED_INTERVAL = 0.05
 QUICK_REQUESTS = "quick_requests"
 
 
-# At most this many bytes of requests still arriving are held by a worker. Each may hold
-# its whole body (1 MiB + 64 KiB, requests_in.BODY_LIMIT) until its last byte: 300
-# connections that sent all of one but that byte grew a server by 355 MB in 0.2 s. Past
-# the budget, a connection whose request has passed LARGE_REQUEST bytes and is still
-# arriving is answered 503 and closed; requests of up to 64 KiB are never refused.
+# At most this many bytes of requests still arriving, or waiting for a thread, are held by
+# a worker. Each may hold its whole body (1 MiB + 64 KiB, requests_in.BODY_LIMIT) until
+# its last byte, and then until a thread takes it: 300 connections that sent all of one
+# but that byte grew a server by 355 MB in 0.2 s, 300 that sent all of it by 457 MB in
+# 1 s. Past the budget, a connection whose request has passed LARGE_REQUEST bytes and is
+# still arriving is answered 503 and closed; requests of up to 64 KiB are never refused.
 BUFFER_BUDGET = 32 * 1024 * 1024
 LARGE_REQUEST = 64 * 1024
 
@@ -190,6 +191,9 @@ class BufferingWorker(ThreadWorker):
         # queue, not recursion: a pipelined request is found while finishing the last).
         self._ready: collections.deque[TConn] = collections.deque()
         self._running_inline = False
+        # Connections handed to a thread and not finished: each holds its request until
+        # the thread takes it (counted in BUFFER_BUDGET with those still arriving).
+        self._on_threads: dict[TConn, None] = {}
 
     # --- reading requests in the loop ------------------------------------------------
 
@@ -253,7 +257,8 @@ class BufferingWorker(ThreadWorker):
         conn.buf += data
         if self._maybe_hand_over(conn, watched=True) or len(conn.buf) <= LARGE_REQUEST:
             return
-        if sum(len(other.buf) for other in self.watched) > BUFFER_BUDGET:
+        held = sum(len(other.buf) for other in self.watched)
+        if held + sum(len(other.buf) for other in self._on_threads) > BUFFER_BUDGET:
             self._close(conn, BUSY_RESPONSE)
 
     def _maybe_hand_over(self, conn: TConn, watched: bool = False) -> bool:
@@ -274,6 +279,7 @@ class BufferingWorker(ThreadWorker):
     def enqueue_req(self, conn: TConn) -> None:
         """Run a short, whole request on the loop; hand anything else to a thread."""
         if not self._runs_inline(conn.buf):
+            self._on_threads[conn] = None
             super().enqueue_req(conn)
             return
         self._ready.append(conn)
@@ -404,6 +410,7 @@ class BufferingWorker(ThreadWorker):
 
     def finish_request(self, conn: TConn, fs) -> None:
         """In the loop, when a thread is done: wait for the next request or close."""
+        self._on_threads.pop(conn, None)
         try:
             keep_alive = bool(fs.result()) if not fs.cancelled() else False
         except Exception:
