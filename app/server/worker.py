@@ -131,23 +131,16 @@ class _Outbox:
         return getattr(self.sock, name)
 
 
-def _libc_malloc_trim():
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to give back
-        return lambda _pad: 0
-
-
-_malloc_trim = _libc_malloc_trim()
-
-
-def _trim_heap() -> None:
-    """glibc gives each thread that allocates its own heap (arena) and keeps what is
-    freed there for it. After batches of every size and length to version 4 on the two
-    threads, two workers held 52 MB more than with the same batches on the loop (510
-    against 458 MB in int8, twice each); ``malloc_trim`` after each request on a thread
-    gives it back (462 MB), for 0.01-0.5 ms of the thread, without the GIL (ctypes)."""
-    _malloc_trim(0)
+# glibc gives each thread that allocates its own heap (arena) and keeps what is freed
+# there for it. After batches of every size and length to version 4 on the two threads,
+# two workers held 52 MB more than with the same batches on the loop (510 against 458 MB
+# in int8, twice each); malloc_trim after each request on a thread gives it back (462
+# MB), for 0.01-0.5 ms of the thread, without the GIL (ctypes). (app.serving.predictor's
+# _release_free_memory does the same once after loading; app.server may not import it.)
+try:
+    _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+except (OSError, AttributeError):  # not glibc: nothing to give back
+    _malloc_trim = None
 
 
 def _send_some(sock: socket.socket, chunks: list) -> list | None:
@@ -342,8 +335,8 @@ class BufferingWorker(ThreadWorker):
 
     def handle(self, conn: TConn):
         """Give the parser the bytes the loop read, then serve as gthread; in a thread,
-        give the thread's free heap back to the OS afterwards (``_trim_heap``)."""
-        in_thread = not isinstance(conn.sock, _Outbox)
+        give the thread's free heap back to the OS afterwards (``_malloc_trim``)."""
+        trim = _malloc_trim is not None and not isinstance(conn.sock, _Outbox)
         if not conn.initialized:
             conn.sock.setblocking(True)
             conn.init()
@@ -352,8 +345,8 @@ class BufferingWorker(ThreadWorker):
         try:
             return super().handle(conn)
         finally:
-            if in_thread:
-                _trim_heap()
+            if trim:
+                _malloc_trim(0)
 
     def _keepalive_after(self, conn: TConn, keepalive):
         """On the loop the body is in memory: drain what the app left of it without
