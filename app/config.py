@@ -259,6 +259,9 @@ SETTINGS = (
     # Browser apps on these origins may call the API (CORS; app.web.cors). Empty: none.
     Setting("CORS_ORIGINS", "", ORIGINS),
     Setting("PREDICTION_RETENTION_DAYS", "30", number(0.001, 36500)),
+    # How long a /feedback naming an answer not found waits for other workers' writers
+    # (each writes within about half a second of an answer) before its 404; 0: no wait.
+    Setting("FEEDBACK_WAIT_MS", "1000", integer(0, 10000)),
     # Keras backend for serving: openvino (measured fastest and lightest) or tensorflow.
     # Keras reads it from the environment when it is first imported.
     Setting("KERAS_BACKEND", "openvino", choice("openvino", "tensorflow")),

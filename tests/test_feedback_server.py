@@ -73,6 +73,26 @@ def test_two_workers_record_into_one_sqlite_file_and_take_feedback(start_server,
     assert dropped(server.url, "database_error") == dropped(server.url, "queue_full") == 0
 
 
+def test_feedback_right_after_its_answer_finds_it_on_any_worker(start_server, tmp_path):
+    """A worker writes its answers up to half a second after them. Feedback sent at once,
+    on a new connection (as through a router), reaches the other worker about half the
+    time: it answered 404 until the other worker had written. Now it waits for that."""
+    server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=f"sqlite:///{tmp_path / 'db'}")
+    server.wait_ready()
+    session = requests.Session()  # one worker answers: the feedback goes to either
+    statuses = []
+    for _ in range(20):
+        answer = session.post(f"{server.url}/classify", json={"review": REVIEWS[0]}, timeout=5)
+        body = {"request_id": answer.headers["X-Request-ID"], "label": "positive"}
+        statuses.append(requests.post(f"{server.url}/feedback", json=body, timeout=5).status_code)
+    assert statuses == [200] * 20
+    # An answer that does not exist is still a 404, after the wait.
+    body = {"request_id": "never-answered-000000001", "label": "positive"}
+    started = time.monotonic()
+    answer = requests.post(f"{server.url}/feedback", json=body, timeout=5)
+    assert answer.status_code == 404 and time.monotonic() - started < 3
+
+
 def test_postgresql_stopped_under_load(start_server, postgres_server):
     """Stop PostgreSQL while 4 clients classify: 0 failed requests, records dropped and
     counted, and recording resumes once it is back."""

@@ -42,6 +42,7 @@ BAD = [
     ("BANDIT_MIN_PERCENT", "200"),
     ("RECORD_PREDICTIONS", "maybe"),
     ("PREDICTION_RETENTION_DAYS", "0"),
+    ("FEEDBACK_WAIT_MS", "-1"),
     ("CANARY_PERCENT", "150"),
     ("SHADOW_PERCENT", "nan"),
     ("KERAS_BACKEND", "jax"),

@@ -48,6 +48,9 @@ FEEDBACK_QUERY = FeedbackQuerySchema()
 FEEDBACK = "feedback"
 # At most this long, a /feedback naming an unknown answer waits for this worker's queue.
 FEEDBACK_FLUSH_SECONDS = 1.0
+# Then, for the other workers' (and dynos') writers, which write an answer within about
+# FLUSH_SECONDS of it: FEEDBACK_WAIT_MS, looking again every FEEDBACK_LOOK_SECONDS.
+FEEDBACK_LOOK_SECONDS = 0.1
 FEEDBACK_SCHEMA = "feedback_schema"
 # How often each worker re-reads the bandit's rewards and recomputes the quality gauges.
 BANDIT_REFRESH_SECONDS = 2.0
@@ -83,6 +86,7 @@ class Feedback:
         self.models = models
         self.metrics = metrics
         self.retention_days = config["PREDICTION_RETENTION_DAYS"]
+        self.wait_seconds = config["FEEDBACK_WAIT_MS"] / 1000
         if not self.retention_days > 0:
             raise StoreConfigError(
                 f"PREDICTION_RETENTION_DAYS={self.retention_days}: use a number of days above 0"
@@ -102,6 +106,9 @@ class Feedback:
             periodic,
         )
         self._turn = threading.Lock()
+        # One request of this worker at a time waits for the other writers (a thread
+        # each, and the worker has two); the others get their 404 at once.
+        self._waiting = threading.Lock()
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -124,15 +131,33 @@ class Feedback:
         self.store.close()
 
     def give_feedback(self, items: list[FeedbackItem]) -> list[FeedbackResult]:
-        """Store true labels (``PredictionStore.give_feedback``). An answer not found may
-        still wait in this worker's queue (a record is written up to FLUSH_SECONDS after
-        its answer; a client that keeps its connection alive reaches the worker that
-        answered it): then the queue is written and the items looked up once more."""
+        """Store true labels (``PredictionStore.give_feedback``), each look on the database
+        in this worker's turn. An answer not found may still wait in a queue, since a
+        record is written up to FLUSH_SECONDS after its answer: this worker's queue is
+        written and the items looked up again; then, for another worker's or another
+        dyno's queue (behind a router, feedback seldom reaches the worker that answered),
+        again every FEEDBACK_LOOK_SECONDS for FEEDBACK_WAIT_MS, outside the turn."""
         try:
-            return self.store.give_feedback(items, time.time())
+            return self._look(items)
         except UnknownPrediction:
             if not self.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
                 raise
+        if not self.wait_seconds or not self._waiting.acquire(blocking=False):
+            return self._look(items)
+        try:
+            deadline = time.monotonic() + self.wait_seconds
+            while True:
+                try:
+                    return self._look(items)
+                except UnknownPrediction:
+                    if time.monotonic() >= deadline:
+                        raise
+                time.sleep(FEEDBACK_LOOK_SECONDS)
+        finally:
+            self._waiting.release()
+
+    def _look(self, items: list[FeedbackItem]) -> list[FeedbackResult]:
+        with self.turn():
             return self.store.give_feedback(items, time.time())
 
     def refresh_bandit(self) -> None:
@@ -253,8 +278,7 @@ def feedback() -> dict[str, Any]:
     )
     store = current_feedback()
     try:
-        with store.turn():
-            results = store.give_feedback(items)
+        results = store.give_feedback(items)
     except UnknownPrediction as error:
         item = error.args[0]
         raise PredictionNotFound(

@@ -454,8 +454,8 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     ),
                     "400": error("Invalid JSON, or a body that does not match the schema."),
                     "404": error(
-                        "No recorded prediction has this request id and index (yet: records "
-                        "are written within about a second of the answer).",
+                        "No recorded prediction has this request id and index, after waiting "
+                        "about a second for answers not yet written.",
                         {
                             "unknown": example(
                                 {
