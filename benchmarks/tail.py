@@ -276,6 +276,21 @@ EXPERIMENTS = {
         "    sys.setswitchinterval(0.001)",
         {},
     ),
+    "switch-0.2ms": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    import sys\n"
+        "    sys.setswitchinterval(0.0002)",
+        {},
+    ),
+    # Metric samples added up in the process, never written to the shared files: the
+    # most a deferred write could save.
+    "metrics-unwritten": (
+        SERVICE_APP,
+        "def experiment_post_worker_init(worker):\n    from prometheus_client import values\n"
+        "    def inc(self, amount):\n        self._value += amount\n"
+        "    values.ValueClass.inc = inc",
+        {},
+    ),
     # The recorder writes every N seconds instead of every 0.5.
     "flush-50ms": _flush(0.05),
     "flush-2s": _flush(2.0),
