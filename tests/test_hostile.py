@@ -225,7 +225,7 @@ def test_repeated_slashes_are_merged(server):
     assert status == 405 and body["error"]["code"] == "method_not_allowed"
 
 
-def test_query_strings_are_ignored(server):
+def test_unknown_query_parameters_are_refused(server):
     status, body = send(
         server,
         "POST",
@@ -233,7 +233,8 @@ def test_query_strings_are_ignored(server):
         j({"review": REVIEW}),
         {"Content-Type": JSON_TYPE},
     )
-    assert status == 200 and body["label"]
+    assert status == 400 and body["error"]["code"] == "validation_error"
+    assert body["error"]["details"] == {"debug": ["Unknown field."], "x": ["Unknown field."]}
 
 
 def test_oversized_body_is_refused_before_it_is_read(server):

@@ -68,6 +68,26 @@ def test_unknown_version_or_label_is_404(client, query):
     assert response.get_json()["error"]["code"] == "model_not_found"
 
 
+@pytest.mark.parametrize(
+    ("route", "query", "details"),
+    [
+        ("/classify", "versoin=1", {"versoin": ["Unknown field."]}),
+        ("/classify", "version=1&version=2", {"version": ["Given more than once."]}),
+        ("/explain", "label=canary&label=stable", {"label": ["Given more than once."]}),
+        ("/explain", "version=1&lang=en", {"lang": ["Unknown field."]}),
+    ],
+)
+def test_other_query_parameters_are_refused(client, route, query, details):
+    """Not answered by the routed version as if the caller had pinned one."""
+    response = client.post(f"{route}?{query}", json={"review": REVIEW})
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {
+        "code": "validation_error",
+        "message": "The query parameters are not valid.",
+        "details": details,
+    }
+
+
 def test_version_and_label_together_must_agree(client):
     agreeing = client.post("/classify?version=2&label=canary", json={"review": REVIEW})
     assert answered_by(agreeing) == "2"

@@ -49,6 +49,26 @@ def validated(body: KeyedRequest, payload: Any) -> tuple[str, dict[str, Any]]:
         raise ValidationFailed(details=error.normalized_messages()) from None
 
 
+PIN_PARAMETERS = frozenset({"version", "label"})
+
+
+def pinned() -> tuple[str | None, str | None]:
+    """The ``?version=`` and ``?label=`` that pin the answering version. Any other query
+    parameter, or either of these twice, is a 400: a misspelt ``?versoin=1`` was
+    answered by the routed version, and the caller took that for version 1's answer."""
+    args = request.args
+    if args:
+        wrong = {name: ["Unknown field."] for name in args if name not in PIN_PARAMETERS}
+        wrong |= {
+            name: ["Given more than once."]
+            for name in PIN_PARAMETERS
+            if len(args.getlist(name)) > 1
+        }
+        if wrong:
+            raise ValidationFailed("The query parameters are not valid.", wrong)
+    return args.get("version"), args.get("label")
+
+
 def run_model(
     texts: list[str], version: str | None = None, label: str | None = None
 ) -> Classification:
@@ -71,8 +91,8 @@ def prediction_bodies(result: Classification) -> list[dict[str, Any]]:
 
 @bp.post("/classify")
 def classify() -> dict[str, Any]:
+    version, label = pinned()
     key, data = validated(app_request_schemas().classify, request.get_json())
-    version, label = request.args.get("version"), request.args.get("label")
     if key == "review":
         result = run_model([data["review"]], version, label)
         return {**prediction_bodies(result)[0], "model": result.reference}

@@ -15,7 +15,7 @@ from flask import Blueprint, request
 from marshmallow import ValidationError
 
 from app.serving.explain import METHOD, explain
-from app.web.api import app_request_schemas
+from app.web.api import app_request_schemas, pinned
 from app.web.errors import ValidationFailed
 from app.web.models import ROUTING_KEY_HEADER, served_models
 
@@ -24,15 +24,12 @@ bp = Blueprint("explain", __name__)
 
 @bp.post("/explain")
 def explain_review() -> dict[str, Any]:
+    version, label = pinned()
     try:
         review = app_request_schemas().explain.load(request.get_json())["review"]
     except ValidationError as error:
         raise ValidationFailed(details=error.normalized_messages()) from None
-    route = served_models().choose(
-        request.args.get("version"),
-        request.args.get("label"),
-        request.headers.get(ROUTING_KEY_HEADER),
-    )
+    route = served_models().choose(version, label, request.headers.get(ROUTING_KEY_HEADER))
     result = explain(route.answer, review)
     return {
         "label": result.label,

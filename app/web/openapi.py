@@ -245,7 +245,8 @@ def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
                         },
                     ),
                     "400": error(
-                        "Invalid JSON, or a body that does not match the schema.",
+                        "Invalid JSON, a body that does not match the schema, or a query "
+                        "parameter other than `version` and `label` (or one of them twice).",
                         {"blank": example(blank, 'For `{"review": "   "}`.')},
                     ),
                     "404": error("No such version or label is served (`?version=`, `?label=`)."),
@@ -345,7 +346,10 @@ def explain_operation(stable: str) -> dict[str, Any]:
                     ref("ExplainResponse"),
                     {"explain": example(answer, "Abridged.")},
                 ),
-                "400": error("Invalid JSON, or a body that does not match the schema."),
+                "400": error(
+                    "Invalid JSON, a body that does not match the schema, or a query "
+                    "parameter other than `version` and `label` (or one of them twice)."
+                ),
                 "404": error("No such version or label is served."),
                 "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                 "415": error(UNSUPPORTED_BODY),
