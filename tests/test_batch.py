@@ -202,6 +202,10 @@ def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
         ("reviews.jsonl", '{"body": "hello"}\n', [], "no key 'text'"),
         ("reviews.csv", "text\nhello\n", ["--batch-size", "0"], "--batch-size"),
         ("reviews.jsonl", '{"text": "hi"}\n', ["--model-dir", "/nonexistent"], "--model-dir"),
+        ("reviews.csv", "text;id\nhello;1\n", [], "separated by ';': add --delimiter ';'"),
+        ("reviews.csv", "id\ttext\n1\thello\n", [], "add --delimiter '\\t' or name the file .tsv"),
+        ("reviews.jsonl", '{"text": "hi"}\n', ["--delimiter", ";"], "applies to .csv files only"),
+        ("reviews.csv", "text\nhello\n", ["--delimiter", ";;"], "one character"),
     ],
 )
 def test_unusable_arguments_exit_non_zero(tmp_path, name, content, args, message):
@@ -236,6 +240,28 @@ def test_bytes_that_are_not_utf8_make_bad_rows_and_are_copied_unchanged(tmp_path
     assert lines[1].startswith(b"1,caf\xe9 was lovely,x,,") and lines[1].endswith(b"'text').")
     assert lines[2].startswith(b"2,great crew,\xff\xfe,,")
     assert lines[3].startswith(b"3,Lost my bag.,ok,negative,")
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "separator"),
+    [("semicolons.csv", ["--delimiter", ";"], ";"), ("tabs.tsv", [], "\t")],
+)
+def test_other_separators_are_read_and_kept(tmp_path, client, name, args, separator):
+    """Spreadsheets export CSV with semicolons where the comma is the decimal mark, and
+    tab-separated files are common: both read, and written back with their separator."""
+    source, scored = tmp_path / name, tmp_path / ("out" + Path(name).suffix)
+    records = [["1", "Great crew; friendly staff", "4,5"], ["2", "Lost my bag, again", "1,0"]]
+    with source.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file, delimiter=separator).writerows([["id", "text", "stars"], *records])
+
+    result = run_batch(source, scored, *args)
+
+    assert result.returncode == 0, result.stderr
+    with scored.open(newline="", encoding="utf-8") as file:
+        header, *rows = csv.reader(file, delimiter=separator)
+    assert header[:4] == ["id", "text", "stars", "label"]
+    assert [row[:3] for row in rows] == records
+    assert [row[3] for row in rows] == api_labels(client, [r[1] for r in records])
 
 
 def test_crlf_csv_input_gives_crlf_output(tmp_path):

@@ -1,8 +1,9 @@
 """Offline batch scoring: ``python -m app.batch INPUT OUTPUT`` scores a CSV or JSON Lines
 file with the server's model and preprocessing (``Predictor``), streaming it in batches.
 
-The format follows the extension (``.csv``; ``.jsonl`` or ``.ndjson``; each may end in
-``.gz``, read and written gzipped) and the output has the input's format. Every input row
+The format follows the extension (``.csv``, its cells separated by ``--delimiter``,
+default a comma; ``.tsv``, by tabs; ``.jsonl`` or ``.ndjson``; each may end in ``.gz``,
+read and written gzipped) and the output has the input's format and separator. Every input row
 is written, in order, with these columns (keys) added: ``label``, ``score``, ``p_<class>``
 for each class, ``version`` (the model version that scored the row) and ``error``. An
 input column with one of those names is replaced (a warning says so).
@@ -55,7 +56,10 @@ from app.serving.predictor import PRECISIONS, ModelBundleError, Predictor
 from app.serving.registry import VersionSelection
 from app.serving.texts import lone_surrogate, review_text_problem
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Separators a header is tried with when the text column is not in it: the usual ones of
+# spreadsheet exports (a semicolon where the comma is the decimal mark).
+OTHER_DELIMITERS = (";", "\t", "|")
 GZIP = ".gz"  # after a format's extension: the file is gzipped
 # Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
 # is only a bad row ("too long"), so allow fields up to 64 MiB.
@@ -106,7 +110,7 @@ def gzipped(path: Path) -> bool:
 
 
 def file_format(path: Path) -> str:
-    """``"csv"`` or ``"jsonl"`` from the file's extension (before ``.gz``), else a usage
+    """``"csv"``, ``"tsv"`` or ``"jsonl"`` from the file's extension (before ``.gz``), else a usage
     error."""
     suffix = Path(path.stem).suffix if gzipped(path) else path.suffix
     try:
@@ -149,19 +153,24 @@ def gzip_lines(lines: Iterator[str], path: Path) -> Iterator[str]:
 class CSVFormat:
     """Reads CSV records and writes them back with the prediction columns appended."""
 
-    def __init__(self, lines: Iterator[str], text_column: str, max_text_chars: int):
+    def __init__(
+        self, lines: Iterator[str], text_column: str, max_text_chars: int, delimiter: str = ","
+    ):
         csv.field_size_limit(CSV_FIELD_LIMIT)
         first = next(lines, "")
-        # Written back with the input's line ending: LF stays LF (csv's default is CRLF).
+        # Written back with the input's line ending (LF stays LF: csv's default is CRLF)
+        # and separator.
         self.newline = "\r\n" if first.endswith("\r\n") else "\n"
-        self.reader = csv.reader(itertools.chain([first], lines))
+        self.delimiter = delimiter
+        self.reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
         try:
             self.header = next(self.reader)
         except StopIteration:
             raise click.UsageError("INPUT is empty: a CSV file needs a header row") from None
         if text_column not in self.header:
             raise click.BadParameter(
-                f"no column {text_column!r} in the header ({', '.join(self.header)})",
+                f"no column {text_column!r} in the header ({', '.join(self.header)})"
+                + separator_hint(first, text_column, delimiter),
                 param_hint="'--text-column'",
             )
         self.text_index = self.header.index(text_column)
@@ -197,7 +206,20 @@ class CSVFormat:
             yield Row(line, record, text=text, error=review_text_problem(text, self.max_text_chars))
 
     def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
-        return CSVWriter(output, self.header, added, self.newline)
+        return CSVWriter(output, self.header, added, self.newline, self.delimiter)
+
+
+def separator_hint(header_line: str, text_column: str, delimiter: str) -> str:
+    """Why the text column may be missing: the header has it when split at another usual
+    separator (a spreadsheet's export with semicolons, a tab-separated file)."""
+    for other in OTHER_DELIMITERS:
+        if other != delimiter and text_column in next(csv.reader([header_line], delimiter=other)):
+            if other == "\t":
+                return (
+                    "; the header is separated by tabs: add --delimiter '\\t' or name the file .tsv"
+                )
+            return f"; the header is separated by '{other}': add --delimiter '{other}'"
+    return ""
 
 
 def not_utf8(values: Sequence[str], names: Sequence[str] | None = None) -> str | None:
@@ -217,11 +239,13 @@ def too_many_fields(fields: int, width: int) -> str:
 
 
 class CSVWriter:
-    def __init__(self, output: IO[str], header: list[str], added: list[str], newline: str):
+    def __init__(
+        self, output: IO[str], header: list[str], added: list[str], newline: str, delimiter: str
+    ):
         self.keep = [i for i, name in enumerate(header) if name not in added]
         self.width = len(header)
         self.empty_cells = len(added) - 1  # all but "error"
-        self.writer = csv.writer(output, lineterminator=newline)
+        self.writer = csv.writer(output, lineterminator=newline, delimiter=delimiter)
         self.writer.writerow([header[i] for i in self.keep] + added)
 
     def write(self, row: Row, prediction: Prediction | None) -> None:
@@ -363,11 +387,13 @@ def score_file(
     predictor: Predictor,
     *,
     text_column: str = "text",
+    delimiter: str = ",",
     batch_size: int = 256,
     max_text_chars: int = Config.MAX_TEXT_CHARS,
     show_progress: bool = True,
 ) -> Summary:
-    """Score ``input_path`` into ``output_path`` (same format) with a loaded predictor.
+    """Score ``input_path`` into ``output_path`` (same format) with a loaded predictor;
+    ``delimiter`` separates a ``.csv`` file's cells (a ``.tsv`` file's are tabs).
 
     Bad rows are reported on stderr as they are met; the summary counts them. Only one
     batch of rows is in memory at a time.
@@ -395,7 +421,9 @@ def score_file(
             lines = gzip_lines(lines, input_path)
         source: CSVFormat | JSONLinesFormat
         if kind == "csv":
-            source = CSVFormat(lines, text_column, max_text_chars)
+            source = CSVFormat(lines, text_column, max_text_chars, delimiter)
+        elif kind == "tsv":
+            source = CSVFormat(lines, text_column, max_text_chars, "\t")
         else:
             source = JSONLinesFormat(lines, text_column, max_text_chars)
         replaced = [name for name in source.input_columns() if name in added]
@@ -474,6 +502,13 @@ def exit_on_bad_setting() -> None:
     help="CSV column (or JSON Lines key) holding the text to classify.",
 )
 @click.option(
+    "--delimiter",
+    default=",",
+    show_default=True,
+    help="What separates a .csv file's cells: one character, such as ';', or '\\t' for a tab "
+    "(a .tsv file's are tabs). The output keeps it.",
+)
+@click.option(
     "--batch-size",
     default=256,
     show_default=True,
@@ -514,6 +549,7 @@ def score_command(
     input_path: Path,
     output_path: Path,
     text_column: str,
+    delimiter: str,
     batch_size: int,
     model_dir: Path | None,
     threads: int,
@@ -521,7 +557,7 @@ def score_command(
     max_text_chars: int,
     quiet: bool,
 ) -> None:
-    """Score a CSV or JSON Lines file INPUT into OUTPUT (same format) with the served model.
+    """Score a CSV, TSV or JSON Lines file INPUT into OUTPUT (same format) with the served model.
 
     Adds label, score, p_<class>, version and error to every row; bad rows are reported with their
     line numbers and written with an empty label. Prints rows/s to stderr at the end.
@@ -529,9 +565,17 @@ def score_command(
     exit_on_bad_setting()
     if input_path.resolve() == output_path.resolve():
         raise click.UsageError("OUTPUT must not be INPUT")
-    file_format(input_path)
-    if file_format(output_path) != file_format(input_path):
+    kind = file_format(input_path)
+    if file_format(output_path) != kind:
         raise click.UsageError("OUTPUT must have the same format (extension) as INPUT")
+    if delimiter == "\\t":  # as typed in a shell: --delimiter '\t'
+        delimiter = "\t"
+    if delimiter != "," and kind != "csv":
+        raise click.BadParameter("applies to .csv files only", param_hint="'--delimiter'")
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise click.BadParameter(
+            "one character, not a quote or a line break", param_hint="'--delimiter'"
+        )
     if not output_path.parent.is_dir():
         raise click.UsageError(f"OUTPUT's folder does not exist: {output_path.parent}")
     try:
@@ -548,6 +592,7 @@ def score_command(
             output_path,
             predictor,
             text_column=text_column,
+            delimiter=delimiter,
             batch_size=batch_size,
             max_text_chars=max_text_chars,
             show_progress=not quiet,
