@@ -1,10 +1,10 @@
-// Reading the files the page accepts (CSV, JSON Lines, plain text) into review rows, and
-// writing CSV. RFC 4180 CSV: quoted fields may hold commas, quotes ("") and line breaks.
+// Reading the files the page accepts (CSV, TSV, JSON Lines, plain text) into review rows,
+// and writing CSV. RFC 4180 CSV: quoted fields may hold commas, quotes ("") and line breaks.
 
 import { PlainError } from "./api.js";
 
-/** The rows of a CSV text, each an array of fields. */
-export function parseCSV(text) {
+/** The rows of a CSV text, each an array of fields separated by ``delimiter``. */
+export function parseCSV(text, delimiter = ",") {
   const rows = [];
   let row = [];
   let field = "";
@@ -26,7 +26,7 @@ export function parseCSV(text) {
       }
     } else if (char === '"' && field === "") {
       quoted = true;
-    } else if (char === ",") {
+    } else if (char === delimiter) {
       row.push(field);
       field = "";
     } else if (char === "\n" || char === "\r") {
@@ -62,10 +62,11 @@ const TEXT_COLUMNS = ["text", "review"];
 export function readReviews(name, content) {
   const extension = (name.match(/\.[^.]+$/) || [""])[0].toLowerCase();
   if (extension === ".csv") return readCSV(content);
+  if (extension === ".tsv") return readCSV(content, ["\t"]);
   if (extension === ".jsonl" || extension === ".ndjson") return readJSONLines(content);
   if (extension === ".txt" || extension === "") return readLines(content);
   throw new PlainError(
-    `That file type (${extension}) is not one the page reads: use a .csv, .jsonl, .ndjson or .txt file.`,
+    `That file type (${extension}) is not one the page reads: use a .csv, .tsv, .jsonl, .ndjson or .txt file.`,
   );
 }
 
@@ -77,11 +78,25 @@ export function readLines(content) {
   return { columns: ["text"], rows };
 }
 
-function readCSV(content) {
-  const [header, ...records] = parseCSV(content);
-  if (!header) throw new PlainError("That file is empty.");
+/** The index of the text column in ``header``, or undefined. */
+function textColumn(header) {
   const names = header.map((name) => name.trim().toLowerCase());
-  const column = TEXT_COLUMNS.map((name) => names.indexOf(name)).find((index) => index >= 0);
+  return TEXT_COLUMNS.map((name) => names.indexOf(name)).find((index) => index >= 0);
+}
+
+// A CSV file's cells are separated by commas, or by semicolons where the comma is the
+// decimal mark (spreadsheet exports), or by tabs: the first whose header has the text
+// column is the file's.
+const SEPARATORS = [",", ";", "\t"];
+
+function readCSV(content, separators = SEPARATORS) {
+  const headerLine = content.split(/\r\n|\n|\r/, 1)[0];
+  const separator =
+    separators.find((each) => textColumn(parseCSV(headerLine, each)[0] || []) !== undefined) ??
+    separators[0];
+  const [header, ...records] = parseCSV(content, separator);
+  if (!header) throw new PlainError("That file is empty.");
+  const column = textColumn(header);
   if (column === undefined) {
     throw new PlainError(
       `That file has no \`text\` column (nor \`review\`). Its columns: ${header.join(", ")}. ` +
