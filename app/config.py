@@ -270,7 +270,7 @@ SETTINGS = (
     Setting("INFERENCE_THREADS", "1", integer(1, 64)),
     # OpenVINO's precision for every loaded version: "model" (each folder's recorded
     # choice: f32, bf16 for version 4), f32 / bf16 for all, or int8 where a folder ships
-    # an int8 IR (version 4; the others keep their own).
+    # an int8 IR (versions 3 and 4; the others keep their own).
     Setting("INFERENCE_PRECISION", "model", choice("model", "f32", "bf16", "int8")),
     # Dynamic batching (app.serving.batching): requests waiting in a worker's threads
     # share one inference call of up to this many texts (1: off), the first waiting at

@@ -7,11 +7,12 @@ can be compiled with. Through HTTP (the Procfile's command, requirements.txt alo
 workers): version 2 alone, version 3 alone, version 3 with dynamic batching (8 threads a
 worker, requests on threads rather than the event loop, batches of up to 16, 2 ms wait),
 version 3 compiled in bf16 (``INFERENCE_PRECISION=bf16``) and bf16 with dynamic batching,
+version 3 in int8 (its IR with 8-bit weights),
 version 4 alone in f32, in bf16 and in int8 (its int8 IR), single reviews in rotation
 (wrk) at c=16 and c=32, rounds alternating between the servers; boot time and memory
 of each, and of every version (with two workers and with one) and of each transformer
-beside version 2 (version 4 in int8 too), after batches of every size and length to the
-transformers.
+beside version 2 (each in int8 too, and every version in int8), after batches of every
+size and length to the transformers.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ MEMORY_ONLY = {
         {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2", "WEB_CONCURRENCY": "1"},
         ("3", "4"),
     ),
+    "every version, int8": (
+        {"MODEL_VERSIONS": "all", "MODEL_LABELS": "stable=2", "INFERENCE_PRECISION": "int8"},
+        ("3", "4"),
+    ),
     "versions 2 and 3": ({"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2"}, ("3",)),
+    "versions 2 and 3, int8": (
+        {"MODEL_VERSIONS": "2,3", "MODEL_LABELS": "stable=2", "INFERENCE_PRECISION": "int8"},
+        ("3",),
+    ),
     "versions 2 and 4": ({"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2"}, ("4",)),
     "versions 2 and 4, int8": (
         {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2", "INFERENCE_PRECISION": "int8"},
@@ -138,6 +147,10 @@ def run(quick: bool) -> dict:
             (
                 "version 3, bf16",
                 {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", "INFERENCE_PRECISION": "bf16"},
+            ),
+            (
+                "version 3, int8",
+                {"MODEL_VERSIONS": "3", "MODEL_LABELS": "stable=3", "INFERENCE_PRECISION": "int8"},
             ),
             (
                 "version 3, bf16, dynamic batching",

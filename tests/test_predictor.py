@@ -195,8 +195,8 @@ def test_a_precision_the_folder_cannot_give_is_named(artifact, precision, file_n
 
 
 def test_int8_asked_of_a_folder_without_an_int8_ir_gives_the_folders_own(artifact, caplog):
-    """INFERENCE_PRECISION applies to every loaded version; only version 4 ships an int8
-    IR, so the others keep their own precision (and their load line says which ran)."""
+    """INFERENCE_PRECISION applies to every loaded version; only versions 3 and 4 ship an
+    int8 IR, so the others keep their own precision (and their load line says which ran)."""
     with caplog.at_level("INFO", logger="app.serving.predictor"):
         Predictor.load(artifact, precision="int8")
     [loaded] = [r for r in caplog.records if r.getMessage() == "model loaded"]
