@@ -86,6 +86,31 @@ def test_feedback_right_after_its_answer_finds_it_on_any_worker(start_server, tm
         body = {"request_id": answer.headers["X-Request-ID"], "label": "positive"}
         statuses.append(requests.post(f"{server.url}/feedback", json=body, timeout=5).status_code)
     assert statuses == [200] * 20
+    # Eight clients at once: a worker waits for one of them at a time (a thread each); the
+    # others hear to retry, and find theirs when they do.
+    pending: list[dict] = []
+
+    def client() -> None:
+        with requests.Session() as kept:
+            for _ in range(5):
+                answer = kept.post(f"{server.url}/classify", json={"review": REVIEWS[0]}, timeout=5)
+                body = {"request_id": answer.headers["X-Request-ID"], "label": "positive"}
+                given = requests.post(f"{server.url}/feedback", json=body, timeout=5)
+                if given.status_code == 503:
+                    assert given.headers["Retry-After"] == "1"
+                    assert given.json()["error"]["code"] == "prediction_pending"
+                    pending.append(body)
+                else:
+                    assert given.status_code == 200, given.text
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    time.sleep(1)
+    for body in pending:
+        assert requests.post(f"{server.url}/feedback", json=body, timeout=5).status_code == 200
     # An answer that does not exist is still a 404, after the wait.
     body = {"request_id": "never-answered-000000001", "label": "positive"}
     started = time.monotonic()

@@ -66,6 +66,20 @@ class PredictionNotFound(APIError):
     message = "No recorded prediction has this request id and index."
 
 
+class PredictionPending(APIError):
+    status = 503
+    code = "prediction_pending"
+    message = (
+        "No recorded prediction has this request id and index yet, and this worker already "
+        "waits for another's to be written; retry in a second."
+    )
+    headers = (("Retry-After", "1"),)
+
+
+class AnswerPending(UnknownPrediction):
+    """Not found, and not waited for: another request of the worker was waiting."""
+
+
 class FeedbackConflict(APIError):
     status = 409
     code = "feedback_conflict"
@@ -107,7 +121,7 @@ class Feedback:
         )
         self._turn = threading.Lock()
         # One request of this worker at a time waits for the other writers (a thread
-        # each, and the worker has two); the others get their 404 at once.
+        # each, and the worker has two); the others get a 503 to retry (AnswerPending).
         self._waiting = threading.Lock()
 
     @contextlib.contextmanager
@@ -142,8 +156,13 @@ class Feedback:
         except UnknownPrediction:
             if not self.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
                 raise
-        if not self.wait_seconds or not self._waiting.acquire(blocking=False):
+        if not self.wait_seconds:
             return self._look(items)
+        if not self._waiting.acquire(blocking=False):
+            try:
+                return self._look(items)
+            except UnknownPrediction as error:
+                raise AnswerPending(*error.args) from None
         try:
             deadline = time.monotonic() + self.wait_seconds
             while True:
@@ -279,6 +298,11 @@ def feedback() -> dict[str, Any]:
     store = current_feedback()
     try:
         results = store.give_feedback(items)
+    except AnswerPending as error:
+        item = error.args[0]
+        raise PredictionPending(
+            details={"request_id": item.request_id, "index": item.item}
+        ) from None
     except UnknownPrediction as error:
         item = error.args[0]
         raise PredictionNotFound(

@@ -476,7 +476,11 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     "409": error("This prediction already has a different true label."),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                     "415": error(UNSUPPORTED_BODY),
-                    "503": error(STORE_UNAVAILABLE),
+                    "503": error(
+                        STORE_UNAVAILABLE + " Or `prediction_pending`, with `Retry-After: 1`: "
+                        "the answer is not recorded yet and this worker already waits for "
+                        "another's, so it cannot tell whether it will be."
+                    ),
                 },
             },
             "get": {

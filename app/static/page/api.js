@@ -40,6 +40,7 @@ const BY_CODE = {
   model_not_found: "That model version is not served any more. Reload the page to see the versions on offer.",
   prediction_not_found:
     "The server has no record of that answer (it may not be recording now). Try again in a moment.",
+  prediction_pending: "The server is still recording that answer. Try again in a moment.",
   feedback_conflict: "That answer already has a different true label.",
   database_unavailable: "The server is not recording answers now, so it cannot take a true label.",
 };
