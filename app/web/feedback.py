@@ -150,7 +150,9 @@ class Feedback:
         record is written up to FLUSH_SECONDS after its answer: this worker's queue is
         written and the items looked up again; then, for another worker's or another
         dyno's queue (behind a router, feedback seldom reaches the worker that answered),
-        again every FEEDBACK_LOOK_SECONDS for FEEDBACK_WAIT_MS, outside the turn."""
+        again every FEEDBACK_LOOK_SECONDS for FEEDBACK_WAIT_MS, outside the turn. One
+        request of the worker waits at a time; another not found meanwhile raises
+        ``AnswerPending`` (a 503 to retry), since it cannot tell yet."""
         try:
             return self._look(items)
         except UnknownPrediction:
