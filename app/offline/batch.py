@@ -420,10 +420,9 @@ def score_file(
         if gzipped(input_path):
             lines = gzip_lines(lines, input_path)
         source: CSVFormat | JSONLinesFormat
-        if kind == "csv":
-            source = CSVFormat(lines, text_column, max_text_chars, delimiter)
-        elif kind == "tsv":
-            source = CSVFormat(lines, text_column, max_text_chars, "\t")
+        if kind in ("csv", "tsv"):
+            separator = "\t" if kind == "tsv" else delimiter
+            source = CSVFormat(lines, text_column, max_text_chars, separator)
         else:
             source = JSONLinesFormat(lines, text_column, max_text_chars)
         replaced = [name for name in source.input_columns() if name in added]

@@ -86,6 +86,14 @@ class FeedbackConflict(APIError):
     message = "This prediction already has a different true label."
 
 
+# What the store says about an item, and the answer that names it (the first that fits).
+ITEM_ERRORS = (
+    (AnswerPending, PredictionPending),
+    (UnknownPrediction, PredictionNotFound),
+    (ConflictingFeedback, FeedbackConflict),
+)
+
+
 class DatabaseUnavailable(APIError):
     status = 503
     code = "database_unavailable"
@@ -158,24 +166,21 @@ class Feedback:
         except UnknownPrediction:
             if not self.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
                 raise
-        if not self.wait_seconds:
-            return self._look(items)
-        if not self._waiting.acquire(blocking=False):
-            try:
-                return self._look(items)
-            except UnknownPrediction as error:
-                raise AnswerPending(*error.args) from None
+        waits = self.wait_seconds > 0 and self._waiting.acquire(blocking=False)
+        deadline = time.monotonic() + (self.wait_seconds if waits else 0)
         try:
-            deadline = time.monotonic() + self.wait_seconds
             while True:
                 try:
                     return self._look(items)
-                except UnknownPrediction:
+                except UnknownPrediction as error:
                     if time.monotonic() >= deadline:
+                        if self.wait_seconds and not waits:
+                            raise AnswerPending(*error.args) from None
                         raise
                 time.sleep(FEEDBACK_LOOK_SECONDS)
         finally:
-            self._waiting.release()
+            if waits:
+                self._waiting.release()
 
     def _look(self, items: list[FeedbackItem]) -> list[FeedbackResult]:
         with self.turn():
@@ -300,21 +305,10 @@ def feedback() -> dict[str, Any]:
     store = current_feedback()
     try:
         results = store.give_feedback(items)
-    except AnswerPending as error:
+    except (UnknownPrediction, ConflictingFeedback) as error:
+        answer = next(api for caught, api in ITEM_ERRORS if isinstance(error, caught))
         item = error.args[0]
-        raise PredictionPending(
-            details={"request_id": item.request_id, "index": item.item}
-        ) from None
-    except UnknownPrediction as error:
-        item = error.args[0]
-        raise PredictionNotFound(
-            details={"request_id": item.request_id, "index": item.item}
-        ) from None
-    except ConflictingFeedback as error:
-        item = error.args[0]
-        raise FeedbackConflict(
-            details={"request_id": item.request_id, "index": item.item}
-        ) from None
+        raise answer(details={"request_id": item.request_id, "index": item.item}) from None
     except StoreUnavailable:
         log.warning("feedback refused: the database is unavailable")
         raise DatabaseUnavailable() from None
