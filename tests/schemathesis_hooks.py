@@ -6,8 +6,8 @@ server, which answers 400 to base64 of other bytes: valid ``byte`` strings are b
 UTF-8 text. (Schemathesis' default draws any bytes.)
 
 Query strings stay under Gunicorn's limit on a request line (``limit_request_line``, 4,094
-bytes): a longer one is refused by Gunicorn itself with a plain-text 414 before the app
-sees it (README, Reliability), which is the transport's limit, not the API's contract.
+bytes): a longer one is refused by Gunicorn itself with a 414 before the app sees it
+(README, Reliability), which is the transport's limit, not the API's contract.
 The whole case is filtered: a query-level filter sees only the generated part of a query,
 to which schemathesis may add explicit values afterwards (a 4,721-byte query got through
 that way in CI, 2026-12-06).

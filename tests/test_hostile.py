@@ -301,14 +301,22 @@ def test_gzip_bombs_on_every_route_are_413(server):
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200
 
 
-def test_malformed_http_is_refused_by_gunicorn_and_workers_survive(server):
-    """Gunicorn refuses broken HTTP itself (plain text, before the app): request lines
-    over 4094 bytes, garbage; the workers keep serving."""
+def test_malformed_http_is_refused_in_json_and_workers_survive(server):
+    """Gunicorn refuses broken HTTP itself, before the app (a request line over 4,094
+    bytes, a header over 8,190, garbage), in the API's JSON error shape; the workers keep
+    serving."""
     before = worker_pids(server)
-    status, _ = send(server, "GET", "/" + "a" * 5000, None, {})
+    status, body = send(server, "GET", "/" + "a" * 5000, None, {})
     assert status == 414
+    assert body["error"]["code"] == "uri_too_long"
+    assert "4094" in body["error"]["message"]
+    status, body = send(server, "POST", "/classify", j({"review": REVIEW}), {"X-Big": "a" * 9000})
+    assert (status, body["error"]["code"]) == (431, "request_header_fields_too_large")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
-        assert sock.recv(1024).startswith(b"HTTP/1.1 400")
+        head, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(data)["error"]["code"] == "bad_request"
     assert worker_pids(server) == before
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200

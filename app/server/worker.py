@@ -36,6 +36,7 @@ import time
 from functools import partial
 
 import orjson
+from gunicorn import util
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from app.server import listeners
@@ -85,6 +86,16 @@ BUSY_RESPONSE = _error_response(
     "too many large requests are arriving at once; send it again later",
     b"Retry-After: 1\r\n",
 )
+
+
+def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """``gunicorn.util.write_error``, in the API's JSON error shape instead of an HTML
+    page: Gunicorn's own refusals of what its parser will not read (a request line over
+    4,094 bytes, 414 ``uri_too_long``; a header over its limits, 431; broken HTTP, 400
+    ``bad_request``). The code is the reason phrase in the API's spelling."""
+    code = "internal_error" if status_int == 500 else reason.lower().replace(" ", "_")
+    message = mesg or "the server could not handle the request"
+    util.write_nonblock(sock, _error_response(f"{status_int} {reason}".encode(), code, message))
 
 
 class _Outbox:
@@ -174,6 +185,10 @@ class BufferingWorker(ThreadWorker):
     inline_max_bytes: int = 0
 
     _quick = None
+
+    def init_process(self) -> None:
+        util.write_error = _write_error  # in this worker's process only, after the fork
+        super().init_process()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
