@@ -224,6 +224,51 @@ def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
     assert got[0]["meta"] == {"a": [1]} and got[0]["version"] == version
 
 
+@pytest.mark.parametrize(
+    ("source", "output", "separator", "options"),
+    [
+        ("reviews.csv", "scored.csv", ";", ["--delimiter", ";"]),  # a spreadsheet's export
+        ("reviews.tsv", "scored.tsv", "\t", []),
+    ],
+    ids=["semicolons", "tabs"],
+)
+def test_other_separators_score_as_app_batch_does(
+    tmp_path, classes, source, output, separator, options
+):
+    """Cells separated by semicolons (``--delimiter ';'``) or tabs (.tsv), texts holding
+    commas, the separator and quotes: the output keeps the separator, rows as app.batch's."""
+    rng = random.Random(5)
+    texts = [f"{rng.choice(PHRASES)}, {rng.choice(PHRASES)} #{i}" for i in range(60)]
+    texts[7] = f'Clean rooms{separator} "friendly" staff, great breakfast.'
+    texts[8] = "   "
+    path = tmp_path / source
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file, delimiter=separator)
+        writer.writerow(["id", "text"])
+        writer.writerows(enumerate(texts))
+    batch_out, spark_out = tmp_path / f"batch{Path(output).suffix}", tmp_path / output
+    batch = run("app.batch", path, batch_out, "--quiet", *options)
+    assert batch.returncode == 0, batch.stderr
+
+    result = run("app.spark", path, spark_out, "--master", "local[2]", *options)
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == summary(batch.stderr) == (60, 1)
+    with batch_out.open(newline="", encoding="utf-8") as file:
+        expected = {int(row["id"]): row for row in csv.DictReader(file, delimiter=separator)}
+    got = {}
+    for part in sorted(spark_out.glob("part-*")):
+        with part.open(newline="", encoding="utf-8") as file:
+            got.update((int(row["id"]), row) for row in csv.DictReader(file, delimiter=separator))
+    assert sorted(got) == sorted(expected) == list(range(60))
+    scores = ["score", *(f"p_{c}" for c in classes)]
+    for i in range(60):
+        assert got[i]["text"] == texts[i]  # Spark's CSV writer trims cells unless told not to
+        row = {name: float(got[i][name]) if got[i][name] else None for name in scores}
+        assert_same_scores({**got[i], **row}, expected[i], classes)
+    assert got[8]["error"] == expected[8]["error"] != ""
+
+
 def test_a_failed_job_leaves_no_output(tmp_path):
     """A corrupt part in a folder of Parquet parts: exit 1, no OUTPUT, no partial folder."""
     import pyarrow as pa
@@ -251,10 +296,15 @@ def test_a_failed_job_leaves_no_output(tmp_path):
         (["reviews.csv", "out.xlsx"], "unknown extension '.xlsx'"),
         (["reviews.csv", "out.parquet", "--model-version", "99"], "no model folder"),
         (["reviews.csv", "out.parquet", "--text-column", "body"], "no column 'body'"),
+        (["semicolons.csv", "out.parquet"], "separated by ';': add --delimiter ';'"),
+        (["reviews.jsonl", "out.parquet", "--delimiter", ";"], "applies to .csv files only"),
+        (["reviews.csv", "out.csv", "--delimiter", "ab"], "one character"),
     ],
 )
 def test_unusable_arguments_exit_2(tmp_path, args, message):
     (tmp_path / "reviews.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
+    (tmp_path / "semicolons.csv").write_text("id;text\n1;hello, world\n", encoding="utf-8")
+    (tmp_path / "reviews.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
     (tmp_path / "reviews.txt").write_text("hello\n", encoding="utf-8")
 
     result = subprocess.run(

@@ -209,6 +209,21 @@ class CSVFormat:
         return CSVWriter(output, self.header, added, self.newline, self.delimiter)
 
 
+def checked_delimiter(delimiter: str, csv_file: bool) -> str:
+    """``--delimiter`` as a character (``'\\t'``, as typed in a shell, is a tab), or a usage
+    error: not one character, a quote or a line break, or given where no .csv file is read
+    or written (``csv_file``)."""
+    if delimiter == "\\t":
+        delimiter = "\t"
+    if delimiter != "," and not csv_file:
+        raise click.BadParameter("applies to .csv files only", param_hint="'--delimiter'")
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise click.BadParameter(
+            "one character, not a quote or a line break", param_hint="'--delimiter'"
+        )
+    return delimiter
+
+
 def separator_hint(header_line: str, text_column: str, delimiter: str) -> str:
     """Why the text column may be missing: the header has it when split at another usual
     separator (a spreadsheet's export with semicolons, a tab-separated file)."""
@@ -567,14 +582,7 @@ def score_command(
     kind = file_format(input_path)
     if file_format(output_path) != kind:
         raise click.UsageError("OUTPUT must have the same format (extension) as INPUT")
-    if delimiter == "\\t":  # as typed in a shell: --delimiter '\t'
-        delimiter = "\t"
-    if delimiter != "," and kind != "csv":
-        raise click.BadParameter("applies to .csv files only", param_hint="'--delimiter'")
-    if len(delimiter) != 1 or delimiter in '"\r\n':
-        raise click.BadParameter(
-            "one character, not a quote or a line break", param_hint="'--delimiter'"
-        )
+    delimiter = checked_delimiter(delimiter, kind == "csv")
     if not output_path.parent.is_dir():
         raise click.UsageError(f"OUTPUT's folder does not exist: {output_path.parent}")
     try:

@@ -1,6 +1,7 @@
-"""Offline scoring on Spark: ``python -m app.spark INPUT OUTPUT`` scores a CSV, JSON Lines or
-Parquet input with the server's model and writes Parquet, CSV or JSON Lines, on ``local[*]``,
-under ``spark-submit`` or on a cluster.
+"""Offline scoring on Spark: ``python -m app.spark INPUT OUTPUT`` scores a CSV (any
+separator: ``--delimiter``), TSV, JSON Lines or Parquet input with the server's model and
+writes Parquet, CSV, TSV or JSON Lines, on ``local[*]``, under ``spark-submit`` or on a
+cluster.
 
 The output is ``app.batch``'s, row for row: every input column plus ``label``, ``score``,
 ``p_<class>``, ``version`` and ``error``, computed by the same functions
@@ -43,11 +44,13 @@ from app.config import Config
 from app.offline.batch import (
     FORMATS,
     Summary,
+    checked_delimiter,
     exit_on_bad_setting,
     gzipped,
     json_line_row,
     output_columns,
     predict_texts,
+    separator_hint,
     summary_line,
     too_many_fields,
     warn,
@@ -61,8 +64,15 @@ from app.offline.package import (
 from app.serving.predictor import ModelBundleError, Predictor
 from app.serving.texts import review_text_problem
 
-# By extension; a folder without a known extension is a folder of Parquet parts.
-INPUT_FORMATS = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".parquet": "parquet"}
+# By extension; a folder without a known extension is a folder of Parquet parts. A .tsv
+# file is a CSV file separated by tabs (csv_separator).
+INPUT_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+}
 OUTPUT_FORMATS = INPUT_FORMATS
 # Columns the job adds for itself and drops before writing.
 CORRUPT_COLUMN = "_sentiment_corrupt_record"  # CSV: the raw text of a malformed record
@@ -78,12 +88,22 @@ CSV_OPTIONS = {
     "multiLine": "true",
 }
 
+# Spark's CSV writer trims every cell's leading and trailing spaces by default; app.batch
+# writes the texts as they came.
+CSV_WRITE_OPTIONS = {
+    "header": "true",
+    "escape": '"',
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+}
+
 
 @dataclass(frozen=True)
 class ScoringPlan:
     """What every Python worker needs to score a batch; pickled once with the function."""
 
     input_format: str  # "csv", "json" or "parquet"
+    separator: str  # CSV only
     text_column: str
     csv_width: int  # the header's columns (CSV only)
     max_text_chars: int
@@ -121,7 +141,7 @@ def text_and_error(plan: ScoringPlan, value: Any, raw: str | None) -> tuple[Any,
         return row.text, row.error
     if plan.input_format == "csv":
         if raw is not None:  # Spark flags records whose field count differs from the header's
-            fields = len(next(csv.reader(io.StringIO(raw)), []))
+            fields = len(next(csv.reader(io.StringIO(raw), delimiter=plan.separator), []))
             if fields > plan.csv_width:
                 return None, too_many_fields(fields, plan.csv_width)
         value = "" if value is None else value  # Spark reads an empty CSV field as null
@@ -174,12 +194,22 @@ def score_partition(plan: ScoringPlan) -> Any:
     return score
 
 
-def data_format(path: str, formats: dict[str, str], what: str) -> str:
+def extension(path: str) -> str:
+    """``path``'s extension in lower case; a text format's (app.batch's) before ``.gz``:
+    Spark reads "reviews.csv.gz" gzipped, one task a file."""
     name = Path(urlparse(path).path.rstrip("/"))
-    # "reviews.csv.gz": a text format (app.batch's) that Spark reads gzipped, one task a file.
-    if what == "INPUT" and gzipped(name) and Path(name.stem).suffix.lower() in FORMATS:
+    if gzipped(name) and Path(name.stem).suffix.lower() in FORMATS:
         name = Path(name.stem)
-    suffix = name.suffix.lower()
+    return name.suffix.lower()
+
+
+def csv_separator(path: str, delimiter: str) -> str:
+    """What separates a CSV path's cells: tabs in a .tsv file, else ``--delimiter``."""
+    return "\t" if extension(path) == ".tsv" else delimiter
+
+
+def data_format(path: str, formats: dict[str, str], what: str) -> str:
+    suffix = extension(path) if what == "INPUT" else Path(urlparse(path).path).suffix.lower()
     if suffix in formats:
         return formats[suffix]
     if what == "INPUT" and not suffix:
@@ -206,6 +236,7 @@ class Job:
     output_path: str
     text_column: str
     id_column: str
+    delimiter: str  # --delimiter: a .csv file's separator
 
 
 def start_spark(master: str | None) -> Any:
@@ -236,9 +267,10 @@ def read_input(job: Job, input_format: str) -> tuple[Any, int]:
     if input_format == "parquet":
         return spark.read.parquet(path), 0
     if input_format == "csv":
-        header = spark.read.options(**CSV_OPTIONS).csv(path).schema  # names only, all strings
+        csv_options = {**CSV_OPTIONS, "sep": csv_separator(path, job.delimiter)}
+        header = spark.read.options(**csv_options).csv(path).schema  # names only, all strings
         schema = StructType([*header.fields, StructField(CORRUPT_COLUMN, StringType())])
-        options = {**CSV_OPTIONS, "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+        options = {**csv_options, "columnNameOfCorruptRecord": CORRUPT_COLUMN}
         return spark.read.options(**options).schema(schema).csv(path), len(header.fields)
     # JSON Lines: Spark infers the columns, but would turn 42 into "42" in a string column
     # and skip blank lines; the raw line goes to Python, which checks it as app.batch does.
@@ -250,20 +282,20 @@ def read_input(job: Job, input_format: str) -> tuple[Any, int]:
     return frame.select(*[F.col("record")[f.name].alias(f.name) for f in fields], LINE_COLUMN), 0
 
 
-def write_output(frame: Any, path: str, output_format: str) -> None:
+def write_output(frame: Any, path: str, output_format: str, separator: str) -> None:
     writer = frame.write.mode("errorifexists")
     if output_format == "csv":
-        writer.options(header="true", escape='"').csv(path)
+        writer.options(**CSV_WRITE_OPTIONS, sep=separator).csv(path)
     elif output_format == "json":
         writer.option("ignoreNullFields", "false").json(path)
     else:
         writer.parquet(path)
 
 
-def read_output(spark: Any, path: str, output_format: str, schema: Any) -> Any:
+def read_output(spark: Any, path: str, output_format: str, schema: Any, separator: str) -> Any:
     reader = spark.read.schema(schema)
     if output_format == "csv":
-        return reader.options(**CSV_OPTIONS).csv(path)
+        return reader.options(**CSV_OPTIONS, sep=separator).csv(path)
     if output_format == "json":
         return reader.json(path)
     return reader.parquet(path)
@@ -328,9 +360,13 @@ def score_with_spark(
 
     frame, csv_width = read_input(job, input_format)
     columns = [name for name in frame.columns if name not in (CORRUPT_COLUMN, LINE_COLUMN)]
+    separator = csv_separator(job.input_path, job.delimiter)
     if job.text_column not in columns:
+        hint = ""
+        if input_format == "csv":
+            hint = separator_hint(separator.join(columns), job.text_column, separator)
         raise click.BadParameter(
-            f"no column {job.text_column!r} in the input ({', '.join(columns) or 'none'})",
+            f"no column {job.text_column!r} in the input ({', '.join(columns) or 'none'}){hint}",
             param_hint="'--text-column'",
         )
     classes = predictor.bundle.classes
@@ -351,6 +387,7 @@ def score_with_spark(
     dropped = (CORRUPT_COLUMN, LINE_COLUMN)
     plan = ScoringPlan(
         input_format=input_format,
+        separator=separator,
         text_column=job.text_column,
         csv_width=csv_width,
         max_text_chars=max_text_chars,
@@ -369,10 +406,11 @@ def score_with_spark(
     scored = frame.mapInArrow(score_partition(plan), schema)
 
     partial = partial_path(job.output_path)
+    output_separator = csv_separator(job.output_path, job.delimiter)
     try:
-        write_output(scored, partial, output_format)
+        write_output(scored, partial, output_format, output_separator)
         seconds = time.perf_counter() - started
-        written = read_output(spark, partial, output_format, schema)
+        written = read_output(spark, partial, output_format, schema, output_separator)
         counts = written.agg(F.count(F.lit(1)), F.count("error")).first()
         summary = Summary(rows=counts[0], bad_rows=counts[1], seconds=seconds)
         if summary.bad_rows:
@@ -389,10 +427,14 @@ def score_with_spark(
     return summary
 
 
-def check_arguments(input_path: str, output_path: str) -> None:
-    """Fail fast, before Spark starts, on what can be checked locally."""
+def check_arguments(input_path: str, output_path: str, delimiter: str) -> str:
+    """Fail fast, before Spark starts, on what can be checked locally; ``--delimiter`` as a
+    character."""
     data_format(input_path, INPUT_FORMATS, "INPUT")
     data_format(output_path, OUTPUT_FORMATS, "OUTPUT")
+    delimiter = checked_delimiter(
+        delimiter, ".csv" in (extension(input_path), extension(output_path))
+    )
     if is_local(input_path) and not Path(urlparse(input_path).path).exists():
         raise click.BadParameter(f"{input_path} does not exist", param_hint="'INPUT'")
     if is_local(output_path):
@@ -401,6 +443,7 @@ def check_arguments(input_path: str, output_path: str) -> None:
             raise click.UsageError(f"OUTPUT's folder does not exist: {output.parent}")
         if is_local(input_path) and output.resolve() == Path(urlparse(input_path).path).resolve():
             raise click.UsageError("OUTPUT must not be INPUT")
+    return delimiter
 
 
 def short_reason(error: BaseException) -> str:
@@ -444,6 +487,13 @@ def short_reason(error: BaseException) -> str:
     help="Column (JSON key) holding the text to classify.",
 )
 @click.option(
+    "--delimiter",
+    default=",",
+    show_default=True,
+    help="What separates the cells of a .csv INPUT and OUTPUT: one character, such as ';', "
+    "or '\\t' for a tab (a .tsv file's are tabs).",
+)
+@click.option(
     "--id-column",
     default="id",
     show_default=True,
@@ -463,17 +513,18 @@ def spark_command(
     model_version: str | None,
     model_dir: Path | None,
     text_column: str,
+    delimiter: str,
     id_column: str,
     max_text_chars: int,
 ) -> None:
-    """Score INPUT (CSV, JSON Lines or Parquet, by extension; a folder of parts too) into
-    OUTPUT (a folder of Parquet, CSV or JSON Lines parts, by extension) on Spark.
+    """Score INPUT (CSV, TSV, JSON Lines or Parquet, by extension; a folder of parts too) into
+    OUTPUT (a folder of Parquet, CSV, TSV or JSON Lines parts, by extension) on Spark.
 
     Adds label, score, p_<class>, version and error to every row, as app.batch does; bad
     rows are written with the reason in error. Prints rows/s to stderr at the end.
     """
     exit_on_bad_setting()
-    check_arguments(input_path, output_path)
+    delimiter = check_arguments(input_path, output_path, delimiter)
     if model_dir is not None and model_version is not None:
         raise click.UsageError("give --model-version or --model-dir, not both")
     if model_dir is None:
@@ -503,7 +554,9 @@ def spark_command(
         spark = start_spark(master)
     except Exception as error:  # no Java, a bad master URL, ...
         raise click.ClickException(f"Spark did not start: {short_reason(error)}") from None
-    job = Job(spark, local_uri(input_path), local_uri(output_path), text_column, id_column)
+    job = Job(
+        spark, local_uri(input_path), local_uri(output_path), text_column, id_column, delimiter
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="sentiment-spark-") as staging:
             summary = score_with_spark(job, predictor, model_dir, max_text_chars, Path(staging))
