@@ -61,11 +61,16 @@ def test_pinned_versions_and_labels(client, query, version):
     assert answered_by(client.post(f"/classify?{query}", json={"review": REVIEW})) == version
 
 
-@pytest.mark.parametrize("query", ["version=3", "version=abc", "label=fast"])
-def test_unknown_version_or_label_is_404(client, query):
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("version=3", "version '3'"), ("version=abc", "version 'abc'"), ("version=", "version ''")]
+    + [("label=fast", "label 'fast'")],
+)
+def test_unknown_version_or_label_is_404(client, query, named):
     response = client.post(f"/classify?{query}", json={"reviews": [REVIEW]})
     assert response.status_code == 404
-    assert response.get_json()["error"]["code"] == "model_not_found"
+    error = response.get_json()["error"]
+    assert (error["code"], error["message"]) == ("model_not_found", f"No {named} is served.")
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,7 @@ class ModelRegistry:
         try:
             return self.versions[str(int(version))]
         except (KeyError, ValueError):
-            raise UnknownVersion(f"version {version}") from None
+            raise UnknownVersion(f"version {version!r}") from None
 
     def labelled(self, label: str) -> Predictor:
         try:
