@@ -355,6 +355,33 @@ def test_gzipped_files_are_read_and_written_as_the_plain_ones(tmp_path, name):
         assert written == expected.read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("name", "encoding", "named"),
+    [
+        ("unicode.tsv", "utf-16-le", "UTF-16"),
+        ("wide.csv", "utf-32-le", "UTF-32"),
+        ("big.jsonl", "utf-16-be", "UTF-16"),
+    ],
+)
+def test_a_utf16_or_utf32_input_is_refused_with_the_conversion(tmp_path, name, encoding, named):
+    """Excel's "Unicode Text" export is UTF-16 with a byte-order mark: one line naming the
+    encoding and the conversion, exit 65, no OUTPUT; not "no column 'text'" in garbage."""
+    rows = {
+        ".tsv": "id\ttext\n1\tGreat hotel, lovely staff\n",
+        ".csv": "id,text\n1,Great hotel\n",
+        ".jsonl": '{"text": "Great hotel"}\n',
+    }
+    source = tmp_path / name
+    source.write_bytes(("\ufeff" + rows[source.suffix]).encode(encoding))
+    result = run_batch(source, tmp_path / f"out{source.suffix}")
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {source} is {named} (it starts with a {named} byte-order mark): convert it "
+        f"to UTF-8 first, e.g. iconv -f {named} -t UTF-8 (Excel: save as CSV UTF-8)"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name]
+
+
 def test_a_broken_gzipped_input_is_one_line_and_exit_65(tmp_path):
     """Not a traceback, and not blamed on OUTPUT; no .partial left."""
     rows = "text\n" + "".join(f"The crew was lovely on flight {i}\n" for i in range(3000))

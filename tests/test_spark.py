@@ -299,12 +299,14 @@ def test_a_failed_job_leaves_no_output(tmp_path):
         (["semicolons.csv", "out.parquet"], "separated by ';': add --delimiter ';'"),
         (["reviews.jsonl", "out.parquet", "--delimiter", ";"], "applies to .csv files only"),
         (["reviews.csv", "out.csv", "--delimiter", "ab"], "one character"),
+        (["unicode.tsv", "out.parquet"], "is UTF-16 (it starts with a UTF-16 byte-order mark)"),
     ],
 )
 def test_unusable_arguments_exit_2(tmp_path, args, message):
     (tmp_path / "reviews.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
     (tmp_path / "semicolons.csv").write_text("id;text\n1;hello, world\n", encoding="utf-8")
     (tmp_path / "reviews.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
+    (tmp_path / "unicode.tsv").write_text("id\ttext\n1\thello\n", encoding="utf-16")
     (tmp_path / "reviews.txt").write_text("hello\n", encoding="utf-8")
 
     result = subprocess.run(

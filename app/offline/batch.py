@@ -34,6 +34,7 @@ that fails removes it.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import gzip
@@ -67,6 +68,14 @@ CSV_FIELD_LIMIT = 64 * 1024 * 1024
 # Bytes that are not UTF-8 are read as lone surrogates U+DC80-U+DCFF ("surrogateescape"),
 # which write back as the same bytes: nothing is replaced, and the row can be told bad.
 ENCODING_ERRORS = "surrogateescape"
+# Byte-order marks of the encodings whose line breaks are not the byte 0x0A (Excel's
+# "Unicode Text" is UTF-16): longest first, as UTF-32's LE mark begins with UTF-16's.
+WIDE_BOMS = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
 # sysexits.h: "an error occurred while doing I/O on some file" (here: writing OUTPUT).
 EXIT_OUTPUT_ERROR = 74
 # sysexits.h: "the input data was incorrect in some way" (here: a gzipped INPUT that is not).
@@ -123,12 +132,26 @@ def file_format(path: Path) -> str:
         ) from None
 
 
-def read_lines(binary: IO[bytes], progress: Any, stored_at: Callable[[], int]) -> Iterator[str]:
+def wide_encoding(start: bytes) -> str | None:
+    """What to tell of a file that starts with ``start``, if it is UTF-16 or UTF-32."""
+    name = next((name for bom, name in WIDE_BOMS.items() if start.startswith(bom)), None)
+    if name is None:
+        return None
+    return (
+        f"is {name} (it starts with a {name} byte-order mark): convert it to UTF-8 first, "
+        f"e.g. iconv -f {name} -t UTF-8 (Excel: save as CSV UTF-8)"
+    )
+
+
+def read_lines(
+    binary: IO[bytes], progress: Any, stored_at: Callable[[], int], path: Path
+) -> Iterator[str]:
     """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by the
     bytes of the file as stored (``stored_at``: how far it has been read, gzipped or not).
 
     Reading bytes keeps the count exact and cheap; splitting UTF-8 at ``\\n`` is safe
-    because that byte never occurs inside a multi-byte character.
+    because that byte never occurs inside a multi-byte character. A UTF-16 or UTF-32 file
+    (by its byte-order mark) raises ``InputNotReadable``: every row of it would be garbage.
     """
     first = True
     done = 0
@@ -136,6 +159,8 @@ def read_lines(binary: IO[bytes], progress: Any, stored_at: Callable[[], int]) -
         position = stored_at()
         progress.update(position - done)
         done = position
+        if first and (wide := wide_encoding(raw)):
+            raise InputNotReadable(f"{path} {wide}")
         line = raw.decode("utf-8", errors=ENCODING_ERRORS)
         if first:
             line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
@@ -431,7 +456,7 @@ def score_file(
             hidden=not show_progress,
         ) as progress,
     ):
-        lines = read_lines(binary, progress, stored.tell)
+        lines = read_lines(binary, progress, stored.tell, input_path)
         if gzipped(input_path):
             lines = gzip_lines(lines, input_path)
         source: CSVFormat | JSONLinesFormat

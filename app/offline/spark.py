@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import io
 import os
 import sys
@@ -54,6 +55,7 @@ from app.offline.batch import (
     summary_line,
     too_many_fields,
     warn,
+    wide_encoding,
 )
 from app.offline.package import (
     code_zip,
@@ -427,6 +429,16 @@ def score_with_spark(
     return summary
 
 
+def first_bytes(path: Path) -> bytes:
+    """The first 4 bytes of a text file, gunzipped where it is; none of a broken file (the
+    job then says why)."""
+    try:
+        with gzip.open(path) if gzipped(path) else path.open("rb") as file:
+            return file.read(4)
+    except (OSError, EOFError):
+        return b""
+
+
 def check_arguments(input_path: str, output_path: str, delimiter: str) -> str:
     """Fail fast, before Spark starts, on what can be checked locally; ``--delimiter`` as a
     character."""
@@ -435,8 +447,13 @@ def check_arguments(input_path: str, output_path: str, delimiter: str) -> str:
     delimiter = checked_delimiter(
         delimiter, ".csv" in (extension(input_path), extension(output_path))
     )
-    if is_local(input_path) and not Path(urlparse(input_path).path).exists():
-        raise click.BadParameter(f"{input_path} does not exist", param_hint="'INPUT'")
+    if is_local(input_path):
+        local = Path(urlparse(input_path).path)
+        if not local.exists():
+            raise click.BadParameter(f"{input_path} does not exist", param_hint="'INPUT'")
+        text_file = local.is_file() and extension(input_path) != ".parquet"
+        if text_file and (wide := wide_encoding(first_bytes(local))):
+            raise click.BadParameter(f"{input_path} {wide}", param_hint="'INPUT'")
     if is_local(output_path):
         output = Path(urlparse(output_path).path)
         if not output.resolve().parent.is_dir():
