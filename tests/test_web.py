@@ -701,11 +701,14 @@ def test_many_reviews_paste_file_table_download_and_cancel(server, browser, devi
     assert [row["id"] for row in table] == [f"r{i}" for i in range(20)]
     assert [row["text"] for row in table] == texts
 
-    # A spreadsheet's export with semicolons (the comma is its decimal mark), and a TSV.
+    # A spreadsheet's export with semicolons (the comma is its decimal mark), a TSV, and a
+    # TSV in UTF-16 with its byte-order mark (as Excel's "Unicode Text" export is: the
+    # browser's File.text() reads it by that mark).
     # (Each with a row count of its own, so that each wait sees its own file's rows.)
-    for name, separator, count in (("semicolons.csv", ";", 4), ("tabs.tsv", "\t", 2)):
+    exports = [("semicolons.csv", ";", 4, "utf-8"), ("tabs.tsv", "\t", 2, "utf-8")]
+    for name, separator, count, encoding in [*exports, ("unicode.tsv", "\t", 3, "utf-16")]:
         exported = tmp_path / name
-        with exported.open("w", newline="", encoding="utf-8") as file:
+        with exported.open("w", newline="", encoding=encoding) as file:
             writer = csv.writer(file, delimiter=separator)
             writer.writerow(["Stars", "Review"])
             writer.writerows([f"{i},5", text] for i, text in enumerate(PASTED[:count]))
@@ -713,6 +716,7 @@ def test_many_reviews_paste_file_table_download_and_cancel(server, browser, devi
         wait_for(browser, lambda n=count: len(batch_rows(browser)) == n, f"the rows of {name}")
         assert wait_for_batch(browser).startswith(f"{count} of {count} reviews scored")
         assert [row["label"] for row in batch_rows(browser)] == labels[:count]
+        assert [row["text"] for row in batch_rows(browser)] == PASTED[:count]
 
     # A file dropped on the drop zone is read like a chosen one.
     browser.execute_script(
