@@ -12,7 +12,8 @@
    temporary folder (a dyno boots on a fresh filesystem): /ready within 60 s (R10), a
    classification, memory (`deploy.dyno.memory_mb`) ≤ 350 MB with one model version and
    70 MB more per other version, after some traffic (prediction recording on, the
-   default).
+   default) and the largest requests the API takes (64 reviews of 5,000 characters, and
+   the explanation of one, to both workers).
 5. The logs are JSON lines and carry the router's X-Request-ID.
 6. SIGTERM, as Heroku sends on restart: a clean exit (0) within the 30 s grace period.
 7. The README's accuracy pick, versions 2 and 4 (in the folder's bf16 and in int8), after
@@ -38,7 +39,7 @@ from pathlib import Path
 import pathspec
 import requests
 
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, Config
 from app.serving.predictor import PREBUILT_DIR
 from deploy.dyno import WORK, WebProcess, build_environment, wait_for_200
 
@@ -131,6 +132,13 @@ def _rehearse(env_dir: Path, fresh_tmp: Path) -> dict:
             session.post(base + "/classify", json={"review": f"review {index}: fine"}, timeout=10)
             if index % 10 == 0:
                 session.post(base + "/classify", json={"reviews": ["good", "bad"] * 32})
+    # On new connections, so that both workers answer some. Scored in one call, such a
+    # batch's 2,000-odd rows of windows grew each worker by 240 MB for good
+    # (predictor.CALL_ROWS).
+    largest = largest_reviews()
+    for _ in range(4):
+        requests.post(base + "/classify", json={"reviews": largest}, timeout=60).raise_for_status()
+        requests.post(base + "/explain", json={"review": largest[0]}, timeout=60).raise_for_status()
     results["memory_mb"] = web.memory_mb()
 
     stop_started = time.monotonic()
@@ -151,6 +159,17 @@ def _rehearse(env_dir: Path, fresh_tmp: Path) -> dict:
         for entry in parsed
     )
     return results
+
+
+def largest_reviews() -> list[str]:
+    """As many reviews as a request may hold, each as long as one may be, of varied words."""
+    rng = random.Random(7)
+    words = ("the", "staff", "room", "food", "was", "not", "very", "good", "bad", "and", "never")
+    words += ("again", "lovely", "cold", "late", "quiet", "broken", "clean", "rude", "kind")
+    return [
+        " ".join(rng.choices(words, k=Config.MAX_TEXT_CHARS // 3))[: Config.MAX_TEXT_CHARS]
+        for _ in range(Config.MAX_BATCH_SIZE)
+    ]
 
 
 def accuracy_pick_memory(env_dir: Path, precision: str) -> float | None:

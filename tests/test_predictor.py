@@ -16,6 +16,7 @@ from app.config import DEFAULT_MODEL_DIR, MODEL_BASE, PROJECT_ROOT
 from app.serving import openvino_export
 from app.serving import predictor as predictor_module
 from app.serving.predictor import (
+    CALL_ROWS,
     INT8_IR_FILE,
     METADATA_FILE,
     MODEL_FILE,
@@ -84,6 +85,22 @@ def test_a_review_longer_than_a_row_is_read_to_its_end(predictor):
     np.testing.assert_allclose(
         batch[[0, 2]], predictor.predict_ids(encoder.encode_batch(texts[::2])), atol=1e-6
     )
+
+
+def test_the_largest_request_is_scored_in_calls_of_at_most_call_rows(predictor, monkeypatch):
+    """64 texts of 5,000 characters are 2,000-odd rows of windows. OpenVINO keeps the memory
+    of its largest call, so one call of them all grew a worker by 240 MB for good; in calls
+    of CALL_ROWS rows the answers are the same as one call's."""
+    repeated = (LONG_REVIEW + " ") * 7
+    texts = [repeated[i * 7 : i * 7 + 5000] for i in range(64)]
+    rows, _ = predictor.bundle.encoder.encode_windows(texts)
+    assert len(rows) > 10 * CALL_ROWS
+    whole = predictor._infer(rows)
+    calls = []
+    infer = predictor._infer
+    monkeypatch.setattr(predictor, "_infer", lambda ids: calls.append(len(ids)) or infer(ids))
+    np.testing.assert_allclose(predictor.predict_ids(rows), whole, atol=1e-6)
+    assert max(calls) == CALL_ROWS and sum(calls) == len(rows)
 
 
 def test_text_that_cleans_to_nothing_still_gets_a_prediction(predictor):
