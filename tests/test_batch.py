@@ -172,7 +172,8 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
 
 def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
     """``--precision`` (default: INFERENCE_PRECISION) as the server takes it: version 4's
-    int8 model gives the in-process int8 answers, not its bf16 ones."""
+    int8 model gives the in-process int8 answers, not its bf16 ones. The folder is named
+    once by ``--model-version`` and once by ``--model-dir``."""
     from app.serving.predictor import Predictor
 
     folder = MODEL_BASE / "4"
@@ -180,11 +181,15 @@ def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
     source = tmp_path / "reviews.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     scored = {}
-    for precision in ("model", "int8"):
+    for precision, named in (
+        ("model", ["--model-version", "4"]),
+        ("int8", ["--model-dir", folder]),
+    ):
         output = tmp_path / f"{precision}.jsonl"
-        result = run_batch(source, output, "--model-dir", folder, "--precision", precision)
+        result = run_batch(source, output, *named, "--precision", precision)
         assert result.returncode == 0, result.stderr
         rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+        assert {row["version"] for row in rows} == {"4"}
         scored[precision] = np.array([[row[f"p_{c}"] for c in CLASSES] for row in rows])
     expected = Predictor.load(folder, precision="int8").predict_proba(texts)
     # bf16's answers move by up to 3e-4 with the batch (model card); int8's far more.
@@ -202,6 +207,13 @@ def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
         ("reviews.jsonl", '{"body": "hello"}\n', [], "no key 'text'"),
         ("reviews.csv", "text\nhello\n", ["--batch-size", "0"], "--batch-size"),
         ("reviews.jsonl", '{"text": "hi"}\n', ["--model-dir", "/nonexistent"], "--model-dir"),
+        ("reviews.jsonl", '{"text": "hi"}\n', ["--model-version", "99"], "no model folder"),
+        (
+            "reviews.jsonl",
+            '{"text": "hi"}\n',
+            ["--model-version", "1", "--model-dir", "."],
+            "not both",
+        ),
         ("reviews.csv", "text;id\nhello;1\n", [], "separated by ';': add --delimiter ';'"),
         ("reviews.csv", "id\ttext\n1\thello\n", [], "add --delimiter '\\t' or name the file .tsv"),
         ("reviews.jsonl", '{"text": "hi"}\n', ["--delimiter", ";"], "applies to .csv files only"),

@@ -53,8 +53,8 @@ import click
 import numpy as np
 
 from app.config import EXIT_BAD_SETTING, Config, SettingError, check_environment
+from app.offline.package import model_version_dir
 from app.serving.predictor import PRECISIONS, ModelBundleError, Predictor
-from app.serving.registry import VersionSelection
 from app.serving.texts import lone_surrogate, review_text_problem
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -519,6 +519,29 @@ def warn(message: str) -> None:
     click.echo(message, err=True)
 
 
+def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
+    """The folder ``--model-version`` or ``--model-dir`` names, else the one the server
+    answers with by default; a usage error when it is not there (naming the versions that
+    are) or when both are given."""
+    if model_dir is not None and model_version is not None:
+        raise click.UsageError("give --model-version or --model-dir, not both")
+    if model_dir is not None:
+        return model_dir
+    try:
+        model_dir = model_version_dir(model_version)
+    except ModelBundleError as error:
+        raise click.ClickException(f"model failed to load: {error}") from None
+    if not model_dir.is_dir():
+        base = Path(Config.MODEL_BASE_DIR)
+        found = base.iterdir() if base.is_dir() else []
+        available = ", ".join(sorted(p.name for p in found if p.name.isdigit())) or "none"
+        raise click.BadParameter(
+            f"no model folder {model_dir} (versions in {base}: {available})",
+            param_hint="'--model-version'",
+        )
+    return model_dir
+
+
 def exit_on_bad_setting() -> None:
     """Check the settings a scoring command reads, up front, as the server does: a bad
     one is one line naming it, and exit code 2."""
@@ -555,11 +578,16 @@ def exit_on_bad_setting() -> None:
     help="Rows sent to the model at a time.",
 )
 @click.option(
+    "--model-version",
+    default=None,
+    help="A version folder of MODEL_BASE_DIR, such as 4 [default: the version the server "
+    "answers with by default, from MODEL_DIR, MODEL_BASE_DIR and MODEL_LABELS].",
+)
+@click.option(
     "--model-dir",
     default=None,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Model version folder (default: the version the server answers with by default, "
-    "from MODEL_DIR, MODEL_BASE_DIR and MODEL_LABELS).",
+    help="A model version folder anywhere, instead of --model-version.",
 )
 @click.option(
     "--threads",
@@ -590,6 +618,7 @@ def score_command(
     text_column: str,
     delimiter: str,
     batch_size: int,
+    model_version: str | None,
     model_dir: Path | None,
     threads: int,
     precision: str,
@@ -610,9 +639,8 @@ def score_command(
     delimiter = checked_delimiter(delimiter, kind == "csv")
     if not output_path.parent.is_dir():
         raise click.UsageError(f"OUTPUT's folder does not exist: {output_path.parent}")
+    model_dir = chosen_model_dir(model_version, model_dir)
     try:
-        if model_dir is None:
-            model_dir = VersionSelection.from_config(vars(Config)).default_folder()
         predictor = Predictor.load(
             model_dir, backend=Config.KERAS_BACKEND, inference_threads=threads, precision=precision
         )

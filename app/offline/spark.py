@@ -46,6 +46,7 @@ from app.offline.batch import (
     FORMATS,
     Summary,
     checked_delimiter,
+    chosen_model_dir,
     exit_on_bad_setting,
     gzipped,
     json_line_row,
@@ -61,7 +62,6 @@ from app.offline.package import (
     code_zip,
     model_archive,
     model_archive_name,
-    model_version_dir,
 )
 from app.serving.predictor import ModelBundleError, Predictor
 from app.serving.texts import review_text_problem
@@ -542,21 +542,7 @@ def spark_command(
     """
     exit_on_bad_setting()
     delimiter = check_arguments(input_path, output_path, delimiter)
-    if model_dir is not None and model_version is not None:
-        raise click.UsageError("give --model-version or --model-dir, not both")
-    if model_dir is None:
-        try:
-            model_dir = model_version_dir(model_version)
-        except ModelBundleError as error:
-            raise click.ClickException(f"model failed to load: {error}") from None
-    if not model_dir.is_dir():
-        base = Path(Config.MODEL_BASE_DIR)
-        found = base.iterdir() if base.is_dir() else []
-        available = ", ".join(sorted(p.name for p in found if p.name.isdigit())) or "none"
-        raise click.BadParameter(
-            f"no model folder {model_dir} (versions in {base}: {available})",
-            param_hint="'--model-version'",
-        )
+    model_dir = chosen_model_dir(model_version, model_dir)
     try:  # on the driver first: a broken model stops the run before Spark starts
         predictor = Predictor.load(
             model_dir,
