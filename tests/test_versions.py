@@ -63,8 +63,12 @@ def test_pinned_versions_and_labels(client, query, version):
 
 @pytest.mark.parametrize(
     ("query", "named"),
-    [("version=3", "version '3'"), ("version=abc", "version 'abc'"), ("version=", "version ''")]
-    + [("label=fast", "label 'fast'")],
+    [
+        ("version=3", "version '3'"),
+        ("version=abc", "version 'abc'"),
+        ("version=", "version ''"),
+        ("label=fast", "label 'fast'"),
+    ],
 )
 def test_unknown_version_or_label_is_404(client, query, named):
     response = client.post(f"/classify?{query}", json={"reviews": [REVIEW]})
