@@ -159,10 +159,10 @@ def read_lines(
         position = stored_at()
         progress.update(position - done)
         done = position
-        if first and (wide := wide_encoding(raw)):
-            raise InputNotReadable(f"{path} {wide}")
         line = raw.decode("utf-8", errors=ENCODING_ERRORS)
         if first:
+            if wide := wide_encoding(raw):
+                raise InputNotReadable(f"{path} {wide}")
             line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
         yield line
 

@@ -260,7 +260,7 @@ def start_spark(master: str | None) -> Any:
     return spark
 
 
-def read_input(job: Job, input_format: str) -> tuple[Any, int]:
+def read_input(job: Job, input_format: str, separator: str) -> tuple[Any, int]:
     """The input as a DataFrame with the job's raw-record column, and the CSV width."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
@@ -269,7 +269,7 @@ def read_input(job: Job, input_format: str) -> tuple[Any, int]:
     if input_format == "parquet":
         return spark.read.parquet(path), 0
     if input_format == "csv":
-        csv_options = {**CSV_OPTIONS, "sep": csv_separator(path, job.delimiter)}
+        csv_options = {**CSV_OPTIONS, "sep": separator}
         header = spark.read.options(**csv_options).csv(path).schema  # names only, all strings
         schema = StructType([*header.fields, StructField(CORRUPT_COLUMN, StringType())])
         options = {**csv_options, "columnNameOfCorruptRecord": CORRUPT_COLUMN}
@@ -360,9 +360,9 @@ def score_with_spark(
     archive = ship_code_and_model(spark, model_dir, staging)
     started = time.perf_counter()
 
-    frame, csv_width = read_input(job, input_format)
-    columns = [name for name in frame.columns if name not in (CORRUPT_COLUMN, LINE_COLUMN)]
     separator = csv_separator(job.input_path, job.delimiter)
+    frame, csv_width = read_input(job, input_format, separator)
+    columns = [name for name in frame.columns if name not in (CORRUPT_COLUMN, LINE_COLUMN)]
     if job.text_column not in columns:
         hint = ""
         if input_format == "csv":

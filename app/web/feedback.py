@@ -86,12 +86,12 @@ class FeedbackConflict(APIError):
     message = "This prediction already has a different true label."
 
 
-# What the store says about an item, and the answer that names it (the first that fits).
-ITEM_ERRORS = (
-    (AnswerPending, PredictionPending),
-    (UnknownPrediction, PredictionNotFound),
-    (ConflictingFeedback, FeedbackConflict),
-)
+# What the store (or the wait) says about an item, and the answer that names it.
+ITEM_ERRORS = {
+    AnswerPending: PredictionPending,
+    UnknownPrediction: PredictionNotFound,
+    ConflictingFeedback: FeedbackConflict,
+}
 
 
 class DatabaseUnavailable(APIError):
@@ -306,9 +306,9 @@ def feedback() -> dict[str, Any]:
     try:
         results = store.give_feedback(items)
     except (UnknownPrediction, ConflictingFeedback) as error:
-        answer = next(api for caught, api in ITEM_ERRORS if isinstance(error, caught))
         item = error.args[0]
-        raise answer(details={"request_id": item.request_id, "index": item.item}) from None
+        details = {"request_id": item.request_id, "index": item.item}
+        raise ITEM_ERRORS[type(error)](details=details) from None
     except StoreUnavailable:
         log.warning("feedback refused: the database is unavailable")
         raise DatabaseUnavailable() from None
