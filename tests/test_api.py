@@ -155,12 +155,25 @@ def test_payload_too_large(make_app):
     assert_error(response, 413, "payload_too_large")
 
 
+def gzip_members(body: bytes) -> bytes:
+    """``body`` as two gzip members, one after the other, as ``cat a.gz b.gz`` makes."""
+    return gzip.compress(body[:10]) + gzip.compress(body[10:])
+
+
 @pytest.mark.parametrize(
-    "encoding, compress", [("gzip", gzip.compress), ("deflate", zlib.compress)]
+    "encoding, compress",
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("x-gzip", gzip.compress),
+        ("gzip", gzip_members),
+    ],
+    ids=["gzip", "deflate", "x-gzip", "gzip-members"],
 )
 def test_a_compressed_body_is_read_on_every_json_route(client, encoding, compress):
-    """Content-Encoding gzip or deflate, as TF Serving and Triton accept it: the same
-    answer as the plain body, and each route still answers in its own shape."""
+    """Content-Encoding gzip or deflate, as TF Serving and Triton accept it (x-gzip is
+    gzip, RFC 9110 §8.4.1.3; a gzip body may be several members, RFC 1952 §2.2): the
+    same answer as the plain body, and each route still answers in its own shape."""
     headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
 
     def post(url: str, body: dict):
@@ -195,6 +208,24 @@ def test_a_compressed_body_that_cannot_be_read(make_app):
         assert_error(plain, 400, "invalid_encoding")["message"]
         == "The body is not valid gzip data."
     )
+    # Bytes after the data are refused, not ignored; the limit counts every member.
+    junk = client.post(
+        "/classify", data=gzip.compress(b'{"review": "Fine."}') + b"JUNK", headers=headers
+    )
+    assert (
+        assert_error(junk, 400, "invalid_encoding")["message"] == "The body is not valid gzip data."
+    )
+    deflate = {"Content-Encoding": "deflate", "Content-Type": "application/json"}
+    trailing = client.post(
+        "/classify", data=zlib.compress(b'{"review": "Fine."}') + b"\0", headers=deflate
+    )
+    assert (
+        assert_error(trailing, 400, "invalid_encoding")["message"]
+        == "The body has bytes after its deflate data."
+    )
+    halves = json.dumps({"review": "a" * 3000}).encode()
+    members = gzip.compress(halves[:1500]) + gzip.compress(halves[1500:])
+    assert_error(client.post("/classify", data=members, headers=headers), 413, "payload_too_large")
     brotli = {"Content-Encoding": "br", "Content-Type": "application/json"}
     refused = client.post("/classify", data=b'{"review": "Fine."}', headers=brotli)
     assert_error(refused, 415, "unsupported_media_type")

@@ -245,8 +245,23 @@ def b64(text: str) -> dict[str, str]:
         {"inputs": {TF_INPUT_NAME: [POSITIVE, NEGATIVE], "other": [1, 2]}},
         # Unpadded base64, which TF Serving's decoder accepts too.
         {"instances": [b64(POSITIVE), {"b64": b64(NEGATIVE)["b64"].rstrip("=")}]},
+        # MIME-style base64, a line break every 76 characters, whose spaces TF Serving's
+        # decoder skips too.
+        {"instances": [{"b64": base64.encodebytes(POSITIVE.encode()).decode()}, NEGATIVE]},
+        {"instances": [POSITIVE, {"b64": " ".join(b64(NEGATIVE)["b64"]) + "\r\n"}]},
     ],
-    ids=["plain", "b64", "objects", "b64-column", "named", "unknown-keys", "extra-name", "nopad"],
+    ids=[
+        "plain",
+        "b64",
+        "objects",
+        "b64-column",
+        "named",
+        "unknown-keys",
+        "extra-name",
+        "nopad",
+        "mime",
+        "spaces",
+    ],
 )
 def test_predict_reads_every_tf_serving_form_of_the_same_texts(client, served, payload):
     name = served[0]

@@ -58,9 +58,11 @@ class StrictJSONProvider(DefaultJSONProvider):
         return document
 
 
-# Content-Encoding → zlib's wbits: a gzip header and trailer; "deflate" is zlib's format
-# in HTTP (RFC 9110), which is what tritonclient sends (zlib.compress).
-_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+# Content-Encoding → zlib's wbits: a gzip header and trailer ("x-gzip" is the same, RFC
+# 9110 §8.4.1.3, and TF Serving inflates it); "deflate" is zlib's format in HTTP (RFC 9110),
+# which is what tritonclient sends (zlib.compress).
+_GZIP = 16 + zlib.MAX_WBITS
+_ENCODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
 
 
 class APIRequest(Request):
@@ -87,21 +89,33 @@ class APIRequest(Request):
 
 def _inflated(data: bytes, encoding: str, limit: int | None) -> bytes:
     """A gzip or deflate body, inflated up to ``limit`` bytes: the limit holds for what
-    the body says, not only for what it weighs (a small body may inflate to gigabytes)."""
+    the body says, not only for what it weighs (a small body may inflate to gigabytes).
+    A gzip body may be several members, one after the other, as ``cat a.gz b.gz`` makes
+    (RFC 1952 §2.2); bytes after the last one are refused, not ignored."""
     if encoding in ("", "identity"):
         return data
     if encoding not in _ENCODINGS:
         raise UnsupportedEncoding()
-    inflater = zlib.decompressobj(_ENCODINGS[encoding])
-    try:
-        body = inflater.decompress(data, 0 if limit is None else limit + 1)
-    except zlib.error:
-        raise InvalidEncoding(f"The body is not valid {encoding} data.") from None
-    if limit is not None and len(body) > limit:
-        raise RequestEntityTooLarge()
-    if not inflater.eof:
-        raise InvalidEncoding(f"The body's {encoding} data is cut short.")
-    return body
+    wbits = _ENCODINGS[encoding]
+    members: list[bytes] = []
+    size, rest = 0, data
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            member = inflater.decompress(rest, 0 if limit is None else limit + 1 - size)
+        except zlib.error:
+            raise InvalidEncoding(f"The body is not valid {encoding} data.") from None
+        size += len(member)
+        if limit is not None and size > limit:
+            raise RequestEntityTooLarge()
+        if not inflater.eof:
+            raise InvalidEncoding(f"The body's {encoding} data is cut short.")
+        members.append(member)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(members) if len(members) > 1 else member
+        if wbits != _GZIP:
+            raise InvalidEncoding(f"The body has bytes after its {encoding} data.")
 
 
 def _describe(error: ValueError) -> str:

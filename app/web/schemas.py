@@ -17,6 +17,7 @@ import base64
 import binascii
 import copy
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,36 @@ SERVING_SIGNATURE = "serving_default"
 TF_INPUT_NAME = "review"
 # TF Serving's binary values: ``{"b64": "<base64>"}`` (api_rest.md, "Encoding binary values").
 BASE64_KEY = "b64"
-# Standard base64 (RFC 4648 §4), padding optional as in TF Serving (absl's decoder).
-BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$"
+# Standard base64 (RFC 4648 §4) as TF Serving decodes it (absl's decoder): padding
+# optional, and ASCII whitespace skipped anywhere, so that MIME-style encoders' line breaks
+# every 76 characters (Python's base64.encodebytes, Java's getMimeEncoder) are read.
+_COMPACT_BASE64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?"
+_SPACES = r"[\t\n\v\f\r ]*"
+# The same with the spaces, for the OpenAPI document: 0.2 s to check 1 MB, against
+# 0.02 s for the compact one once the spaces are gone (``Base64Pattern``).
+BASE64_PATTERN = (
+    "^"
+    + _SPACES
+    + _COMPACT_BASE64.replace("[A-Za-z0-9+/]", rf"(?:[A-Za-z0-9+/]{_SPACES})").replace(
+        "=", rf"(?:={_SPACES})"
+    )
+    + "$"
+)
+_NO_SPACES = str.maketrans("", "", "\t\n\v\f\r ")
+
+
+class Base64Pattern(validate.Regexp):
+    """``BASE64_PATTERN``, checked as the compact pattern once the spaces are removed."""
+
+    _compact = re.compile(_COMPACT_BASE64)
+
+    def __init__(self, error: str):
+        super().__init__(BASE64_PATTERN, error=error)
+
+    def __call__(self, value: str) -> str:
+        if self._compact.fullmatch(value.translate(_NO_SPACES)) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class CountedLength(validate.Length):
@@ -99,6 +128,7 @@ def is_base64_object(value: Any) -> bool:
 
 def decode_base64_text(value: str) -> str:
     """The text that ``value`` encodes (base64 of UTF-8), or a ``ValidationError``."""
+    value = value.translate(_NO_SPACES)
     try:
         raw = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError):
@@ -115,10 +145,11 @@ class Base64TextSchema(Schema):
 
     b64 = fields.String(
         required=True,
-        validate=validate.Regexp(BASE64_PATTERN, error="Unable to base64 decode"),
+        validate=Base64Pattern(error="Unable to base64 decode"),
         metadata={
             "format": "byte",
-            "description": "Base64 (RFC 4648, padding optional) of the UTF-8 text.",
+            "description": "Base64 (RFC 4648, padding optional, ASCII whitespace skipped) of the "
+            "UTF-8 text.",
             "example": base64.b64encode(EXAMPLE_REVIEW.encode()).decode(),
         },
     )
