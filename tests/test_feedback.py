@@ -753,6 +753,58 @@ def test_store_keeps_the_first_answer_for_a_repeated_request_id(database_url, di
     assert (result.version, result.predicted, result.correct) == ("1", "positive", True)
 
 
+def labels_past(store: PredictionStore, after: tuple[float, int] | None) -> list[str]:
+    """The request ids of every label past ``after``, as a reader following ``next`` gets."""
+    answers, _ = store.labelled_answers(limit=100, after=after)
+    return [answer.request_id for answer in answers]
+
+
+def test_a_label_stamped_before_one_already_read_is_still_read_after_it(database_url, direct_store):
+    """A transaction that read the clock first, then waited for the lock while another
+    stored a later label, must not give its label a time before that one: a reader past
+    that one would never see it. It gets a time just after it instead."""
+    store = direct_store(database_url)
+    now = time.time()
+    store.record([PredictionRecord(f"{name}-id-000000000000000000", 0, "2", "positive", 0.9, now)
+                  for name in ("early", "later")])  # fmt: skip
+    store.give_feedback([FeedbackItem("later-id-000000000000000000", 0, "positive")], now + 1)
+    [read] = store.labelled_answers(limit=10)[0]
+    store.give_feedback([FeedbackItem("early-id-000000000000000000", 0, "negative")], now)
+    assert labels_past(store, read.position) == ["early-id-000000000000000000"]
+
+
+@pytest.mark.slow
+def test_labels_become_visible_in_the_order_of_their_times(postgres_server, direct_store):
+    """PostgreSQL: A's label waits for a row lock that another session holds, B's label
+    comes after it. B must not be visible while A, stamped earlier, is still being
+    written, or a reader past B never reads A (a probe found it so)."""
+    url = postgres_server.url()
+    store, other = direct_store(url), direct_store(url)
+    now = time.time()
+    ids = ["a-waits-0000000000000000000", "b-comes-after-000000000000"]
+    store.record([PredictionRecord(request_id, 0, "2", "positive", 0.9, now) for request_id in ids])
+    with other.engine.connect() as holder:
+        holder.begin()
+        holder.execute(
+            select(predictions.c.id).where(predictions.c.request_id == ids[0]).with_for_update()
+        )
+        writers = [
+            threading.Thread(
+                target=store.give_feedback, args=([FeedbackItem(request_id, 0, "positive")], at)
+            )
+            for request_id, at in zip(ids, (now, now + 1), strict=True)
+        ]
+        for writer in writers:
+            writer.start()
+            time.sleep(0.5)
+        seen = store.labelled_answers(limit=10)[0]
+        holder.rollback()
+    for writer in writers:
+        writer.join()
+    after = seen[-1].position if seen else None
+    assert [answer.request_id for answer in seen] + labels_past(store, after) == ids
+
+
 def test_a_batch_with_repeated_request_ids_keeps_its_new_records(database_url, direct_store):
     """PostgreSQL's COPY fails on a repeat: the batch goes in again row by row, so the
     new records of the batch are kept along with the first answer of each repeat."""

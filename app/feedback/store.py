@@ -13,6 +13,7 @@ import collections
 import functools
 import itertools
 import logging
+import math
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,8 @@ feedback_by_version = Index(
     postgresql_where=_with_feedback,
 )
 FEEDBACK_INDEXES = (feedback_in_order, feedback_by_version)
+# PostgreSQL's advisory lock that feedback transactions take in turn (a number of our own).
+FEEDBACK_LOCK = 0x5E47_F33D
 # What a store made before them has instead: the labelled rows by version alone.
 OLD_FEEDBACK_INDEX = "predictions_feedback"
 
@@ -525,6 +528,7 @@ class PredictionStore:
         results: list[FeedbackResult] = []
         try:
             with self.writer.begin() as connection:
+                now = self._label_time(connection, now)
                 for given in items:
                     where = and_(
                         predictions.c.request_id == given.request_id,
@@ -564,6 +568,20 @@ class PredictionStore:
         except SQLAlchemyError as error:
             raise StoreUnavailable(error.__class__.__name__) from error
         return results
+
+    def _label_time(self, connection: Any, now: float) -> float:
+        """The time this transaction's labels get: ``now``, or just after the latest label
+        stored if that is later (another worker's clock, or a transaction that read the
+        clock first and waited for the lock). The transaction holds the writers' lock
+        until it commits (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory lock), so labels
+        become visible in the order of their times, and a ``GET /feedback`` reader whose
+        ``next`` starts past the last label it saw never passes one still being written."""
+        if self.dialect == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(FEEDBACK_LOCK)))
+        latest = connection.execute(
+            select(func.max(predictions.c.feedback_at)).where(_with_feedback)
+        ).scalar()
+        return now if latest is None or now > latest else math.nextafter(latest, math.inf)
 
     @staticmethod
     def _result(given: FeedbackItem, row: Any, new: bool) -> FeedbackResult:
