@@ -165,6 +165,8 @@ def test_repeats_unknown_ids_and_conflicts(store_app):
         {"request_id": "", "label": "positive"},
         {"request_id": "a b", "label": "positive"},
         {"request_id": "a" * 201, "label": "positive"},
+        # Shorter than any id the server keeps (it makes its own for a caller's short one).
+        {"request_id": "a" * 19, "label": "positive"},
         {"request_id": 42, "label": "positive"},
         [],
         [{"request_id": "a" * 32, "label": "positive"}] * 65,
@@ -306,6 +308,10 @@ def test_labelled_answers_by_version_rightness_and_time(store_app):
         ("limit=1001", "limit"),
         ("limit=ten", "limit"),
         ("correct=maybe", "correct"),
+        ("correct=1", "correct"),
+        ("correct=yes", "correct"),
+        ("version=1&version=2", "version"),  # not the first of them, silently
+        ("correct=true&correct=false", "correct"),
         ("since=yesterday", "since"),
         ("version=" + "9" * 33, "version"),
         ("after=abc", "after"),

@@ -338,11 +338,14 @@ def labelled_answers() -> dict[str, Any]:
     """The answers that have a true label, in the order the labels came, a page at a time:
     what a data scientist joins with the texts it holds (by request id) to find the errors
     and to retrain."""
+    args = request.args
+    errors = {name: ["Given more than once."] for name in args if len(args.getlist(name)) > 1}
     try:
-        query = FEEDBACK_QUERY.load(request.args)
+        query = FEEDBACK_QUERY.load(args)
     except ValidationError as error:
-        message = "The query parameters are not valid."
-        raise ValidationFailed(message, error.normalized_messages()) from None
+        errors = error.normalized_messages() | errors
+    if errors:
+        raise ValidationFailed("The query parameters are not valid.", errors)
     after = None
     if "after" in query:
         seconds, _, row = query["after"].partition("_")

@@ -26,10 +26,10 @@ from flask import Flask, Response, g, request
 
 from app.observability.logformat import configure_logging
 from app.serving.predictor import Classification
+from app.web.schemas import REQUEST_ID_PATTERN
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# What Heroku's router keeps from a client: 20–200 characters of this alphabet.
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=-]{20,200}")
+_VALID_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 request_log = logging.getLogger("app.request")
 

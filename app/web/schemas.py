@@ -740,7 +740,9 @@ class V2InferenceResponseSchema(ResponseSchema):
 
 # --- Feedback and monitoring ----------------------------------------------------------
 
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9+/=-]{1,200}$"
+# A request id this server keeps (``app.web.request_log``): what Heroku's router keeps from a
+# client, 20–200 characters of this alphabet; the ids it makes are 32 hex digits.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9+/=-]{20,200}$"
 
 
 def feedback_item_schema(classes: list[str]) -> Schema:
@@ -789,7 +791,9 @@ class FeedbackQuerySchema(Schema):
         metadata={"description": "Only this version's answers.", "example": "2"},
     )
     correct = fields.Boolean(
-        metadata={"description": "Only the right (`true`) or the wrong (`false`) answers."}
+        truthy={"true"},
+        falsy={"false"},
+        metadata={"description": "Only the right (`true`) or the wrong (`false`) answers."},
     )
     since = fields.AwareDateTime(
         default_timezone=dt.UTC,
