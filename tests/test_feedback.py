@@ -1018,6 +1018,18 @@ def test_a_bad_store_setting_stops_start_up_naming_it(make_app, caplog, override
     assert named in line and "hunter2" not in line
 
 
+def test_a_sqlite_file_whose_folder_cannot_be_made_stops_start_up_naming_it(
+    make_app, caplog, tmp_path
+):
+    from app.feedback.store import StoreConfigError
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StoreConfigError, match="DATABASE_URL"):
+        make_app(DATABASE_URL=f"sqlite:///{tmp_path}/a-file/predictions.sqlite3")
+    [line] = [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"]
+    assert line.endswith("a-file/predictions.sqlite3 (File exists)")
+
+
 def test_a_bad_bandit_floor_stops_start_up_naming_it(make_app, two_versions):
     from app.serving.predictor import ModelBundleError
 

@@ -328,7 +328,13 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:  # a file where a folder should be, a read-only disk
+                raise StoreConfigError(
+                    f"DATABASE_URL: cannot make the folder of the SQLite file {path} "
+                    f"({error.strerror})"
+                ) from None
         engine = create_engine(
             url,
             pool_size=POOL_SIZE,
