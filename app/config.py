@@ -93,7 +93,10 @@ def pattern(regex: str, allowed: str) -> Kind:
 def _addresses(text: str) -> str:
     for part in (part.strip() for part in text.split(",")):
         if part != "*":
-            ipaddress.ip_network(part, strict=False)  # ValueError when not an address
+            try:  # strict, as Gunicorn's own validator: 10.0.0.1/8 has host bits set
+                ipaddress.ip_network(part)
+            except ValueError as error:
+                raise Reason(str(error)) from None
     return text
 
 

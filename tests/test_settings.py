@@ -35,6 +35,7 @@ BAD = [
     ("INLINE_MAX_BYTES", "-1"),
     ("INLINE_MAX_BYTES", "64k"),
     ("FORWARDED_ALLOW_IPS", "my-proxy"),
+    ("FORWARDED_ALLOW_IPS", "10.0.0.1/8"),  # host bits set: Gunicorn refuses it
     ("ACCESS_LOG", "maybe"),
     ("MODEL_VERSIONS", "1,two"),
     ("MODEL_LABELS", "stable"),
@@ -123,6 +124,7 @@ def test_every_setting_is_in_the_readme_table():
         ("GUNICORN_CMD_ARGS", "--threads 0"),
         ("LOG_LEVEL", "verbose"),
         ("FORWARDED_ALLOW_IPS", "my-proxy"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.1/8"),
     ],
 )
 def test_the_procfile_server_refuses_a_bad_setting_with_exit_2(start_server, name, value):
