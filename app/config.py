@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import shlex
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,17 +116,82 @@ def _gunicorn_arguments(text: str) -> str:
     except SystemExit:  # argparse's complaint is its last line: "gunicorn: error: ..."
         lines = complaint.getvalue().strip().splitlines() or [""]
         raise Reason(lines[-1].removeprefix("gunicorn: error: ")) from None
-    for name, value in vars(parsed).items():
-        if value is not None and name in config.settings:
-            try:
-                config.set(name.lower(), value)
-            except (ValueError, TypeError) as error:  # Gunicorn's own validators
-                raise Reason(f"{name}: {error}") from None
+    from gunicorn.errors import ConfigError
+
+    given = [n for n, v in vars(parsed).items() if v is not None and n in config.settings]
+    for name in given:
+        try:
+            config.set(name.lower(), getattr(parsed, name))
+        except (ValueError, TypeError, ConfigError) as error:  # Gunicorn's own validators
+            raise Reason(f"{name}: {error}") from None
     if parsed.args:
         raise Reason(f"unexpected arguments {' '.join(parsed.args)}")
     if config.workers < 1 or config.threads < 1:  # 0 runs with nothing serving, or crashes
         raise Reason("--workers and --threads must be 1 or more")
+    for name in given:  # what Gunicorn's validators pass and Gunicorn finds out later
+        if name in _GUNICORN_LATER:
+            try:
+                _GUNICORN_LATER[name](config)
+            except (ValueError, RuntimeError) as error:  # RuntimeError: Gunicorn's own
+                raise Reason(f"{name}: {error}") from None
     return text
+
+
+def _ports(config: Any) -> None:
+    """--bind: a port past 65535 would be an OverflowError when the master binds."""
+    for address in config.address:  # RuntimeError: a port that is not a number
+        if isinstance(address, tuple) and not 0 <= address[1] <= 65535:
+            raise ValueError(f"port {address[1]} is not 0 to 65535")
+
+
+def _worker_class(config: Any) -> None:
+    """--worker-class: importable (else every worker fails to boot, with a traceback)."""
+    from gunicorn.util import load_class
+
+    uri = config.settings["worker_class"].get()
+    try:
+        load_class(uri)
+    except (RuntimeError, AttributeError):  # the message holds a whole traceback
+        raise ValueError(f"cannot import worker class {uri!r}") from None
+
+
+def _writable_folder(path: str) -> None:
+    """A folder this process can create files in (tried: access() lies for root)."""
+    if not os.path.isdir(path):
+        raise ValueError(f"{path!r} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write in {path!r} ({error.strerror})") from None
+
+
+def _certificate(config: Any) -> None:
+    """--certfile and --keyfile: a certificate and its key that load (else every
+    connection kills the worker that accepts it)."""
+    import ssl
+
+    if not config.certfile:
+        raise ValueError("--keyfile needs --certfile")
+    try:
+        ssl.create_default_context().load_cert_chain(config.certfile, config.keyfile or None)
+    except OSError as error:  # ssl.SSLError is one: not PEM, or a key that does not fit
+        problem = "not a PEM certificate and key" if isinstance(error, ssl.SSLError) else ""
+        raise ValueError(
+            f"cannot load {config.certfile!r}"
+            + (f" with {config.keyfile!r}" if config.keyfile else "")
+            + f" ({problem or error.strerror})"
+        ) from None
+
+
+# Checks of the settings that Gunicorn's validators take as plain text, by setting name.
+_GUNICORN_LATER: dict[str, Callable[[Any], None]] = {
+    "bind": _ports,
+    "worker_class": _worker_class,
+    "worker_tmp_dir": lambda config: _writable_folder(config.worker_tmp_dir),
+    "certfile": _certificate,
+    "keyfile": _certificate,
+}
 
 
 TEXT = Kind(str, "any text")

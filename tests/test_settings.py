@@ -20,6 +20,19 @@ from app.config import (
     check_environment,
 )
 
+# Gunicorn options that its parser takes and that stopped the server later, with a
+# traceback (its validators raise ConfigError) or in the workers, after the models loaded.
+GUNICORN_FOUND_LATER = [
+    ("GUNICORN_CMD_ARGS", "--user nosuchuser"),
+    ("GUNICORN_CMD_ARGS", "--group nosuchgroup"),
+    ("GUNICORN_CMD_ARGS", "--chdir /nonexistent"),
+    ("GUNICORN_CMD_ARGS", "--bind 127.0.0.1:99999"),
+    ("GUNICORN_CMD_ARGS", "--worker-class nope"),
+    ("GUNICORN_CMD_ARGS", "--worker-tmp-dir /nonexistent"),
+    ("GUNICORN_CMD_ARGS", "--certfile /nonexistent.pem"),
+    ("GUNICORN_CMD_ARGS", f"--certfile {PROJECT_ROOT / 'README.md'}"),  # not PEM
+    ("GUNICORN_CMD_ARGS", "--keyfile /nonexistent.pem"),
+]
 BAD = [
     ("WEB_CONCURRENCY", "0"),
     ("WEB_CONCURRENCY", "abc"),
@@ -28,6 +41,7 @@ BAD = [
     ("GUNICORN_CMD_ARGS", "--workers 0"),
     ("GUNICORN_CMD_ARGS", "--threads abc"),
     ("GUNICORN_CMD_ARGS", "--no-such-option"),
+    *GUNICORN_FOUND_LATER,
     ("LOG_LEVEL", "verbose"),
     ("PORT", "http"),
     ("REQUEST_READ_TIMEOUT", "soon"),
@@ -79,6 +93,11 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
     [
         ("LOG_LEVEL", "DEBUG"),
         ("GUNICORN_CMD_ARGS", "--threads 4 --max-requests 0"),
+        (
+            "GUNICORN_CMD_ARGS",
+            "--bind 127.0.0.1:8000 --bind unix:/tmp/x.sock --worker-class gthread",
+        ),
+        ("GUNICORN_CMD_ARGS", "--worker-tmp-dir /tmp"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),
         ("MODEL_LABELS", "stable=2,canary=1"),
         ("MODEL_VERSIONS", "ALL"),
@@ -125,6 +144,7 @@ def test_every_setting_is_in_the_readme_table():
         ("LOG_LEVEL", "verbose"),
         ("FORWARDED_ALLOW_IPS", "my-proxy"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.1/8"),
+        *GUNICORN_FOUND_LATER,
     ],
 )
 def test_the_procfile_server_refuses_a_bad_setting_with_exit_2(start_server, name, value):
