@@ -194,7 +194,24 @@ _GUNICORN_LATER: dict[str, Callable[[Any], None]] = {
 }
 
 
+def _metrics_folder(text: str) -> str:
+    """A folder the server can write metric files in: one that exists, or that it can
+    create (its nearest existing parent is a writable folder). Empty: a new one."""
+    if not text.strip():
+        return text
+    path = os.path.abspath(text)
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    try:
+        _writable_folder(existing)
+    except ValueError as error:
+        raise Reason(str(error) if existing == path else f"cannot create it: {error}") from None
+    return text
+
+
 TEXT = Kind(str, "any text")
+METRICS_FOLDER = Kind(_metrics_folder, "nothing (a new folder), or a folder it can write in")
 ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments, "Gunicorn options with valid values, at least 1 worker and 1 thread"
@@ -292,7 +309,7 @@ SETTINGS = (
     Setting("INLINE_MAX_BYTES", "131072", integer(0, 1024 * 1024), server_only=True),
     Setting("FORWARDED_ALLOW_IPS", "*", ADDRESSES, server_only=True),
     Setting("ACCESS_LOG", "0", BOOLEAN, server_only=True),
-    Setting("PROMETHEUS_MULTIPROC_DIR", "", TEXT, server_only=True),
+    Setting("PROMETHEUS_MULTIPROC_DIR", "", METRICS_FOLDER, server_only=True),
     # Read by Gunicorn itself, after gunicorn.conf.py; checked with Gunicorn's parser.
     Setting("GUNICORN_CMD_ARGS", "", GUNICORN_OPTIONS, server_only=True),
     # The app (workers and app.batch).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -149,17 +150,58 @@ def test_every_setting_is_in_the_readme_table():
 )
 def test_the_procfile_server_refuses_a_bad_setting_with_exit_2(start_server, name, value):
     """In the master, before any worker (or model) starts: well under 20 s, one line."""
-    server = start_server(**{name: value})
+    assert_refused(start_server(**{name: value}), name, value)
+
+
+def assert_refused(server, name: str, value: str) -> str:
+    """The server stopped within 20 s with exit 2 and one CRITICAL line naming the
+    setting, its value and what is allowed; that line's message."""
     try:
         code = server.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{name}={value!r}: still running after 20 s:\n{server.log()}")
-    assert code == EXIT_BAD_SETTING
+    assert code == EXIT_BAD_SETTING, server.log()
     lines = server.log().splitlines()
     assert len(lines) == 1, lines
     line = json.loads(lines[0])
     assert line["level"] == "CRITICAL" and f"{name}={value!r}" in line["message"]
     assert "allowed is" in line["message"]
+    return line["message"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A real read-only filesystem (a tmpfs mounted ro: chmod does not stop root)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    target = tmp_path / "read-only"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", target], check=True)
+    yield target
+    subprocess.run(["umount", target], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["a file", "under a file", "read-only", "under read-only"])
+def test_a_metrics_folder_the_server_cannot_write_is_refused_up_front(
+    start_server, tmp_path, request, where
+):
+    """It was a FileExistsError or NotADirectoryError traceback from the master (exit 1),
+    or, read-only, every worker failing in prometheus_client (exit 3)."""
+    (tmp_path / "file").write_text("not a folder")
+    folder = {
+        "a file": lambda: tmp_path / "file",
+        "under a file": lambda: tmp_path / "file" / "metrics",
+        "read-only": lambda: request.getfixturevalue("read_only_folder"),
+        "under read-only": lambda: request.getfixturevalue("read_only_folder") / "metrics",
+    }[where]()
+    server = start_server(PROMETHEUS_MULTIPROC_DIR=str(folder))
+    assert_refused(server, "PROMETHEUS_MULTIPROC_DIR", str(folder))
+
+
+def test_a_metrics_folder_that_can_be_created_passes_and_is_not_created_by_the_check(tmp_path):
+    check_environment({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "new" / "metrics")})
+    assert not (tmp_path / "new").exists()
 
 
 def test_batch_refuses_a_bad_setting_with_exit_2(tmp_path):
