@@ -1,20 +1,31 @@
 """Gunicorn settings for the web process. The Procfile runs ``python -m app.server
 --config gunicorn.conf.py``: every setting is checked, then Gunicorn runs in-process.
-Every value can be overridden by the environment variable named beside it; the defaults
-are the ones measured in BENCHMARKS.md."""
+Every value can be overridden by the environment variable named beside it, read as
+app.config checked and parsed it (never the raw text); the defaults are the ones measured
+in BENCHMARKS.md."""
 
 import gc
 import os
 import sys
 import tempfile
 
-from app.observability.logformat import GunicornLogger
+from app.config import EXIT_BAD_SETTING, SettingError, check_environment
+from app.observability.logformat import GunicornLogger, log_bad_setting
 from app.server import listeners
 from app.server.worker import BufferingWorker
 
+# The settings as app.config parses them: app.server has checked them already (this
+# catches a bad one under a bare `gunicorn -c gunicorn.conf.py`). Raw os.environ text
+# would disagree with the check: " 5" passes it, and "true " must turn the access log on.
+try:
+    settings = check_environment()
+except SettingError as error:
+    log_bad_setting(str(error))
+    sys.exit(EXIT_BAD_SETTING)
+
 # --- Where to listen ----------------------------------------------------------------
 # Heroku (and most platforms) hand the port in $PORT and route to every interface.
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+bind = f"0.0.0.0:{settings['PORT']}"
 # Each worker accepts from its own SO_REUSEPORT socket and the kernel spreads new
 # connections over them. With one shared socket, whichever worker wakes first accepts,
 # and kept-alive connections stay where they landed: runs of `ab -k -c 32` ended with
@@ -34,7 +45,7 @@ reuse_port = False
 # which takes precedence over this file.
 # One process per core: the buildpack sets WEB_CONCURRENCY=2 on a 512 MB dyno, and two
 # workers with the OpenVINO backend fit there with room to spare.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = settings["WEB_CONCURRENCY"]
 # Threads let a worker keep connections alive (sync workers close after each request)
 # and overlap network I/O with the short, lock-guarded inference. The work is CPU-bound
 # Python, so more threads only queue for the GIL: 2 gave the same throughput as 4 or
@@ -48,13 +59,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # after 30 s too), or gets 408.
 worker_class = "app.server.worker.BufferingWorker"
 threads = 2
-_read_timeout = os.environ.get("REQUEST_READ_TIMEOUT", "30")
-try:
-    BufferingWorker.read_timeout = float(_read_timeout)
-except ValueError:
-    BufferingWorker.read_timeout = 0.0
-if not 0 < BufferingWorker.read_timeout < float("inf"):
-    sys.exit(f"REQUEST_READ_TIMEOUT must be a number of seconds > 0, got {_read_timeout!r}")
+BufferingWorker.read_timeout = settings["REQUEST_READ_TIMEOUT"]
 # Since issue 22, a request that is whole in memory and at most INLINE_MAX_BYTES long
 # (default 128 KiB: every single review and batch of 64) runs on the worker's event loop
 # itself, as uvicorn runs its handlers: the hand-over to a thread and back cost ~67 futex
@@ -65,10 +70,7 @@ if not 0 < BufferingWorker.read_timeout < float("inf"):
 # REQUEST_READ_TIMEOUT). The 2 threads now serve only the rest (a body not in memory,
 # what the parser refuses, larger bodies, and what the app says may run long:
 # app/web/long_requests.py). 0: every request to a thread, as before.
-_inline = os.environ.get("INLINE_MAX_BYTES", "131072")
-if not (_inline.isdigit() and int(_inline) <= 1024 * 1024):
-    sys.exit(f"INLINE_MAX_BYTES must be a number of bytes from 0 to 1048576, got {_inline!r}")
-BufferingWorker.inline_max_bytes = int(_inline)
+BufferingWorker.inline_max_bytes = settings["INLINE_MAX_BYTES"]
 # Never preload: the model (and TensorFlow or OpenVINO) must start in each worker after
 # fork; TensorFlow loaded in the master hangs every worker (measured).
 preload_app = False
@@ -91,7 +93,7 @@ max_requests_jitter = 10000
 
 # --- Behind a proxy -------------------------------------------------------------------
 # Heroku's router is the only peer and sets X-Forwarded-*; trust it for scheme and client.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+forwarded_allow_ips = settings["FORWARDED_ALLOW_IPS"]
 # The worker heartbeat file: in memory, so a slow disk cannot make workers look dead.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
@@ -99,15 +101,15 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # JSON lines on stdout, like the app's. The app logs one line per request itself, so
 # Gunicorn's access log (JSON too, with the request id) is off unless ACCESS_LOG=1.
 logger_class = GunicornLogger
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = settings["LOG_LEVEL"].lower()
 errorlog = "-"
-accesslog = "-" if os.environ.get("ACCESS_LOG", "0").lower() in ("1", "true", "yes") else None
+accesslog = "-" if settings["ACCESS_LOG"] else None
 
 # --- Metrics --------------------------------------------------------------------------
 # Workers write Prometheus samples to files in this folder and /metrics merges them.
 # prometheus_client reads the variable when a worker imports it, so set it here, in the
 # master, before any worker starts; by default a fresh folder per server.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+if not settings["PROMETHEUS_MULTIPROC_DIR"].strip():
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-metrics-")
 
 

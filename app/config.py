@@ -1,8 +1,9 @@
-"""Configuration: the one place that reads the environment (besides gunicorn.conf.py).
+"""Configuration: the one place that reads the environment (gunicorn.conf.py takes the
+values ``check_environment`` parsed, never the raw text).
 
 Every setting is one line of ``SETTINGS``: its name, its default and what it allows. They
-are checked once, up front (``check_environment``): by gunicorn.conf.py in Gunicorn's
-master before any worker forks, and by ``python -m app.batch`` before it loads a model.
+are checked once, up front (``check_environment``): by ``app.server`` before Gunicorn is
+imported, and by ``python -m app.batch`` before it loads a model.
 A bad value stops start-up with one line naming the variable, the value and what is
 allowed, and exit code 2 (``EXIT_BAD_SETTING``), as Gunicorn does for its own settings.
 This module imports nothing heavy: the master must not pay for Flask, NumPy or Keras.

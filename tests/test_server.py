@@ -91,3 +91,17 @@ def test_access_log_is_json_with_request_id(start_server):
         and line["path"] == "/health"
         for line in access
     )
+
+
+@pytest.mark.parametrize(
+    ("inline", "access_log"), [(" 5", "true "), ("+5", " 1"), ("1_000", "YES")]
+)
+def test_gunicorn_conf_reads_settings_as_the_check_parsed_them(start_server, inline, access_log):
+    """gunicorn.conf.py read the raw text: INLINE_MAX_BYTES=" 5" passed the check and
+    stopped the server (exit 1), ACCESS_LOG="true " passed it and left the log off."""
+    server = start_server(INLINE_MAX_BYTES=inline, ACCESS_LOG=access_log, WEB_CONCURRENCY="1")
+    server.wait_ready()
+    requests.get(server.url + "/health", headers={"X-Request-ID": ROUTER_REQUEST_ID}, timeout=5)
+    assert server.stop() == 0
+    access = [line for line in json_lines(server.log()) if line["logger"] == "gunicorn.access"]
+    assert any(line["request_id"] == ROUTER_REQUEST_ID for line in access)
