@@ -211,7 +211,14 @@ def _metrics_folder(text: str) -> str:
     return text
 
 
+def _not_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError(text)
+    return text
+
+
 TEXT = Kind(str, "any text")
+FOLDER = Kind(_not_empty, "a folder's path (not empty)")
 METRICS_FOLDER = Kind(_metrics_folder, "nothing (a new folder), or a folder it can write in")
 ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
@@ -317,7 +324,7 @@ SETTINGS = (
     Setting("LOG_LEVEL", "info", choice("debug", "info", "warning", "error", result=str.upper)),
     # The model's versions: numeric sub-folders of MODEL_BASE_DIR, each holding
     # model.keras (or its own model.xml), preprocessing.json and metadata.json.
-    Setting("MODEL_BASE_DIR", str(MODEL_BASE), TEXT),
+    Setting("MODEL_BASE_DIR", str(MODEL_BASE), FOLDER),
     # Version 3 (the transformer) is opt-in: ~15 times version 2's CPU a request, and with
     # two workers it takes a server from ~180 to 345-433 MB (README, Model versions).
     Setting("MODEL_VERSIONS", "1,2", VERSIONS),

@@ -53,6 +53,7 @@ BAD = [
     ("FORWARDED_ALLOW_IPS", "10.0.0.1/8"),  # host bits set: Gunicorn refuses it
     ("ACCESS_LOG", "maybe"),
     ("MODEL_VERSIONS", "1,two"),
+    ("MODEL_BASE_DIR", ""),  # was "MODEL_VERSIONS=1,2: no folder 1", from each worker
     ("MODEL_LABELS", "stable"),
     ("ROUTING", "random"),
     ("BANDIT_MIN_PERCENT", "200"),
@@ -145,6 +146,7 @@ def test_every_setting_is_in_the_readme_table():
         ("LOG_LEVEL", "verbose"),
         ("FORWARDED_ALLOW_IPS", "my-proxy"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.1/8"),
+        ("MODEL_BASE_DIR", ""),
         *GUNICORN_FOUND_LATER,
     ],
 )

@@ -183,6 +183,28 @@ def test_bad_version_settings_stop_start_up(base_dir, env, message):
         two_version_app(base_dir, **env)
 
 
+def test_a_label_from_labels_json_is_blamed_on_that_file_not_on_model_labels(tmp_path):
+    """The shipped labels.json says stable=2: with MODEL_VERSIONS=1 the refusal named
+    MODEL_LABELS, which was not set."""
+    from app.config import MODEL_BASE
+    from app.serving.predictor import ModelBundleError
+
+    with pytest.raises(ModelBundleError) as refused:
+        create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'store.sqlite3'}",
+                "MODEL_BASE_DIR": str(MODEL_BASE),
+                "MODEL_VERSIONS": "1",
+                "MODEL_LABELS": "",
+            }
+        )
+    assert str(refused.value) == (
+        f"{MODEL_BASE / 'labels.json'}: stable=2 names a version that is not loaded "
+        "(loaded: 1); MODEL_LABELS overrides it"
+    )
+
+
 # --- A real Gunicorn with two versions -------------------------------------------------
 
 

@@ -82,6 +82,10 @@ class VersionSelection:
             return folders[stable]
         return folders[max(folders, key=lambda version: int(version or 0))]
 
+    def label_source(self) -> str:
+        """Where ``label_map`` takes the labels from, as a refusal names it."""
+        return "MODEL_LABELS" if self.labels.strip() else str(self.base_dir / LABELS_FILE)
+
     def label_map(self) -> dict[str, str]:
         """Label → version from ``labels``, else from the base folder's labels.json."""
         if self.labels.strip():
@@ -124,7 +128,12 @@ class ModelRegistry:
     """Ready versions of one model, and its labels. ``ModelRegistry.load()`` returns only
     when every selected version has loaded and passed its checks."""
 
-    def __init__(self, versions: Mapping[str, Predictor], labels: Mapping[str, str]):
+    def __init__(
+        self,
+        versions: Mapping[str, Predictor],
+        labels: Mapping[str, str],
+        labels_from: str = "MODEL_LABELS",
+    ):
         self.versions = dict(sorted(versions.items(), key=lambda item: int(item[0])))
         names = {predictor.bundle.name for predictor in self.versions.values()}
         if len(names) != 1:
@@ -133,8 +142,9 @@ class ModelRegistry:
         for label, version in labels.items():
             if version not in self.versions:
                 raise ModelBundleError(
-                    f"MODEL_LABELS: {label}={version} names a version that is not loaded "
+                    f"{labels_from}: {label}={version} names a version that is not loaded "
                     f"(loaded: {', '.join(self.versions)})"
+                    + ("" if labels_from == "MODEL_LABELS" else "; MODEL_LABELS overrides it")
                 )
         self.labels = dict(labels)
         # Without a stable label, the highest loaded version is stable.
@@ -159,7 +169,7 @@ class ModelRegistry:
                     f"{folder}: metadata.json says version {version}, the folder {expected}"
                 )
             versions[version] = predictor
-        return cls(versions, labels)
+        return cls(versions, labels, selection.label_source())
 
     @property
     def stable(self) -> Predictor:
