@@ -221,3 +221,36 @@ def test_batch_refuses_a_bad_setting_with_exit_2(tmp_path):
         "Error: bad setting LOG_LEVEL='verbose': allowed is one of debug, info, warning, error"
     ]
     assert not (tmp_path / "out.csv").exists()
+
+
+# --- Refusals only a worker (or app.batch) can make, when it loads the model -----------
+
+
+@pytest.fixture
+def without_tensorflow(tmp_path) -> str:
+    """A PYTHONPATH under which ``import tensorflow`` fails as when it is not installed
+    (requirements.txt has no TensorFlow): a sitecustomize that blocks the module."""
+    folder = tmp_path / "no-tensorflow"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+    return os.pathsep.join([str(folder), str(PROJECT_ROOT)])
+
+
+@pytest.mark.slow
+def test_batch_refuses_the_tensorflow_backend_without_tensorflow_in_one_line(
+    tmp_path, without_tensorflow
+):
+    (tmp_path / "in.csv").write_text("text\nlovely\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "app.batch", "in.csv", "out.csv", "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": without_tensorflow},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Error: model failed to load: KERAS_BACKEND=tensorflow: ")
+    assert "install tensorflow-cpu" in lines[0]

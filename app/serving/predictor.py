@@ -229,13 +229,18 @@ def _select_backend(backend: str, threads: int) -> None:
         os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_PRIMITIVE_CACHE)
         return
     os.environ["KERAS_BACKEND"] = backend
-    import keras
-
+    try:  # Keras imports TensorFlow for this backend; requirements.txt does not have it
+        import keras
+        import tensorflow as tf
+    except ImportError as error:
+        raise ModelBundleError(
+            f"KERAS_BACKEND=tensorflow: TensorFlow cannot be imported ({error}); install "
+            "tensorflow-cpu (requirements-dev.txt pins its version), or use openvino"
+        ) from None
     if keras.backend.backend() != backend:
         raise ModelBundleError(
             f"Keras was already imported with backend {keras.backend.backend()!r}"
         )
-    import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
