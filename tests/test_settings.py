@@ -13,7 +13,9 @@ import sys
 import pytest
 
 from app.config import (
+    DEFAULT_MODEL_DIR,
     EXIT_BAD_SETTING,
+    MODEL_BASE,
     PROJECT_ROOT,
     SETTINGS,
     Config,
@@ -254,3 +256,35 @@ def test_batch_refuses_the_tensorflow_backend_without_tensorflow_in_one_line(
     assert len(lines) == 1, lines
     assert lines[0].startswith("Error: model failed to load: KERAS_BACKEND=tensorflow: ")
     assert "install tensorflow-cpu" in lines[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["corrupt metadata.json", "no tensorflow", "labels.json"])
+def test_a_model_the_worker_cannot_serve_is_one_critical_line_and_exit_3(
+    start_server, tmp_path, request, fault
+):
+    """The worker logs one CRITICAL line naming the file or the setting and exits 3;
+    Gunicorn's "Exception in worker process" traceback and the message repeated twice
+    more (a bare line on stderr among them) are gone. The master's own lines about the
+    exit (Worker failed to boot) stay."""
+    if fault == "corrupt metadata.json":
+        folder = shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "9")
+        (folder / "metadata.json").write_text('{"name": broken')
+        env = {"MODEL_DIR": str(folder)}
+        named = f"{folder / 'metadata.json'}: not readable JSON"
+    elif fault == "no tensorflow":
+        env = {
+            "KERAS_BACKEND": "tensorflow",
+            "PYTHONPATH": request.getfixturevalue("without_tensorflow"),
+        }
+        named = "KERAS_BACKEND=tensorflow: TensorFlow cannot be imported"
+    else:  # MODEL_VERSIONS=1 and the shipped labels.json's stable=2
+        env = {"MODEL_VERSIONS": "1", "MODEL_LABELS": ""}
+        named = f"{MODEL_BASE / 'labels.json'}: stable=2 names a version that is not loaded"
+    server = start_server(WEB_CONCURRENCY="1", **env)
+    assert server.process.wait(timeout=60) == 3
+    log = server.log()
+    assert "Traceback" not in log and "Exception in worker process" not in log, log
+    lines = [json.loads(line) for line in log.splitlines()]  # every line JSON
+    critical = [line["message"] for line in lines if line["level"] == "CRITICAL"]
+    assert len(critical) == 1 and named in critical[0], critical

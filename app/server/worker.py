@@ -32,11 +32,13 @@ import ctypes
 import errno
 import selectors
 import socket
+import sys
 import time
 from functools import partial
 
 import orjson
 from gunicorn import util
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from app.server import listeners
@@ -189,6 +191,19 @@ class BufferingWorker(ThreadWorker):
     def init_process(self) -> None:
         util.write_error = _write_error  # in this worker's process only, after the fork
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Load the app. A failure the app has already logged as its one CRITICAL line
+        (``already_logged``: a model that cannot be served, app.web.models) exits with
+        Gunicorn's worker-boot-error code, 3, after which the master stops, without
+        Gunicorn's traceback and the message printed twice more. Anything else is
+        Gunicorn's to report."""
+        try:
+            super().load_wsgi()
+        except Exception as error:
+            if getattr(error, "already_logged", False):
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
+            raise
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

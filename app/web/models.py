@@ -79,8 +79,9 @@ def init_app(app: Flask) -> None:
     """Load every configured version (the worker then serves only ready versions).
 
     A version that fails to load, or a label or policy that does not fit what loaded,
-    stops the worker with one CRITICAL line; Gunicorn then exits instead of respawning
-    workers that cannot serve.
+    is one CRITICAL line and a ``ModelBundleError`` marked ``already_logged``: the
+    worker (``app.server.worker``) then exits with code 3, without a traceback, and
+    Gunicorn stops instead of respawning workers that cannot serve.
     """
     config = app.config
     metrics: ServiceMetrics = app.extensions["metrics"]
@@ -101,6 +102,7 @@ def init_app(app: Flask) -> None:
         )
     except ModelBundleError as error:
         log.critical("model failed to load: %s", error)
+        error.already_logged = True  # the worker exits 3 on it, without a traceback
         raise
     shadow = None
     if router.policy == "shadow":
