@@ -301,7 +301,9 @@ def test_batch_refuses_the_tensorflow_backend_without_tensorflow_in_one_line(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault", ["corrupt metadata.json", "no tensorflow", "labels.json"])
+@pytest.mark.parametrize(
+    "fault", ["corrupt metadata.json", "no tensorflow", "labels.json", "sqlite folder"]
+)
 def test_a_model_the_worker_cannot_serve_is_one_critical_line_and_exit_3(
     start_server, tmp_path, request, fault
 ):
@@ -320,9 +322,13 @@ def test_a_model_the_worker_cannot_serve_is_one_critical_line_and_exit_3(
             "PYTHONPATH": request.getfixturevalue("without_tensorflow"),
         }
         named = "KERAS_BACKEND=tensorflow: TensorFlow cannot be imported"
-    else:  # MODEL_VERSIONS=1 and the shipped labels.json's stable=2
+    elif fault == "labels.json":  # MODEL_VERSIONS=1 and the shipped labels.json's stable=2
         env = {"MODEL_VERSIONS": "1", "MODEL_LABELS": ""}
         named = f"{MODEL_BASE / 'labels.json'}: stable=2 names a version that is not loaded"
+    else:  # a plain file where the SQLite file's folder should be
+        (tmp_path / "a-file").write_text("")
+        env = {"DATABASE_URL": f"sqlite:///{tmp_path}/a-file/predictions.sqlite3"}
+        named = "prediction store not usable: DATABASE_URL: cannot make the folder"
     server = start_server(WEB_CONCURRENCY="1", **env)
     assert server.process.wait(timeout=60) == 3
     log = server.log()

@@ -251,6 +251,7 @@ def init_app(app: Flask) -> None:
             feedback = Feedback(app, models, app.extensions["metrics"])
         except StoreConfigError as error:
             log.critical("prediction store not usable: %s", error)
+            error.already_logged = True  # the worker exits 3 on it, without a traceback
             raise
         models.recorder = feedback.recorder
         app.extensions[FEEDBACK] = feedback
