@@ -408,3 +408,33 @@ def test_a_broken_gzipped_input_is_one_line_and_exit_65(tmp_path):
         [line] = result.stderr.strip().splitlines()
         assert line.startswith(f"Error: cannot read {source}: ")
         assert sorted(path.name for path in tmp_path.iterdir()) == ["cut.csv.gz", "plain.csv.gz"]
+
+
+def test_a_csv_with_bare_cr_line_endings_is_scored_like_its_lf_copy(tmp_path):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a bare CR: scored as the LF file
+    is (as Spark reads it), written back with CR, not a csv.Error traceback. A stray CR in
+    an LF file is a line break too (csv's newline="" reading): its cells are kept."""
+    lf, cr = tmp_path / "lf.csv", tmp_path / "mac.csv"
+    lf.write_bytes(b"id,text\n1,great flight\n2,awful\n")
+    cr.write_bytes(lf.read_bytes().replace(b"\n", b"\r"))
+    assert run_batch(lf, tmp_path / "lf_out.csv").returncode == 0
+
+    result = run_batch(cr, tmp_path / "cr_out.csv")
+
+    assert result.returncode == 0, result.stderr
+    assert "Scored 2 rows (0 bad)" in result.stderr
+    expected = (tmp_path / "lf_out.csv").read_bytes().replace(b"\n", b"\r")
+    assert (tmp_path / "cr_out.csv").read_bytes() == expected
+
+    stray = tmp_path / "stray.csv"
+    stray.write_bytes(b"id,text\n1,great\r2,awful\n3,ok\n")
+    result = run_batch(stray, tmp_path / "stray_out.csv")
+    assert result.returncode == 0, result.stderr
+    assert "Scored 3 rows (0 bad)" in result.stderr
+    with (tmp_path / "stray_out.csv").open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["id"], row["text"], row["error"]) for row in rows] == [
+        ("1", "great", ""),
+        ("2", "awful", ""),
+        ("3", "ok", ""),
+    ]

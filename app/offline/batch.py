@@ -21,8 +21,9 @@ reported at the line where it starts. Blank lines are skipped in CSV (as Python'
 input line N there.
 
 Input bytes are never altered: bytes that are not UTF-8 make their row bad, and a CSV
-row's cells are written back byte for byte (Python's ``surrogateescape``). A CSV output has
-the input's line ending (LF or CRLF, from the header line); JSON Lines output has LF.
+row's cells are written back byte for byte (Python's ``surrogateescape``). CSV lines end in
+LF, CRLF or a bare CR (old Mac exports), as ``csv`` reads a file opened with ``newline=""``;
+a CSV output has the input's line ending (from the header line); JSON Lines output has LF.
 
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
 such file, unknown extension, no such text column) or settings; 1 when the model cannot be
@@ -38,6 +39,7 @@ import codecs
 import contextlib
 import csv
 import gzip
+import io
 import itertools
 import json
 import os
@@ -144,24 +146,35 @@ def wide_encoding(start: bytes) -> str | None:
 
 
 def read_lines(
-    binary: IO[bytes], progress: Any, stored_at: Callable[[], int], path: Path
+    binary: IO[bytes],
+    progress: Any,
+    stored_at: Callable[[], int],
+    path: Path,
+    universal: bool = False,
 ) -> Iterator[str]:
     """Decoded lines (line endings kept, as ``csv`` wants), advancing ``progress`` by the
     bytes of the file as stored (``stored_at``: how far it has been read, gzipped or not).
 
-    Reading bytes keeps the count exact and cheap; splitting UTF-8 at ``\\n`` is safe
-    because that byte never occurs inside a multi-byte character. A UTF-16 or UTF-32 file
-    (by its byte-order mark) raises ``InputNotReadable``: every row of it would be garbage.
+    JSON Lines end at ``\\n`` only: reading bytes keeps the count exact and cheap, and
+    splitting UTF-8 at ``\\n`` is safe because that byte never occurs inside a multi-byte
+    character. A CSV file (``universal``) is split at ``\\r``, ``\\n`` and ``\\r\\n`` alike,
+    as ``csv`` reads a file opened with ``newline=""``: old Mac exports end lines with a bare
+    CR. A UTF-16 or UTF-32 file (by its byte-order mark) raises ``InputNotReadable``: every
+    row of it would be garbage.
     """
+    lines: Iterator[str]
+    if universal:
+        lines = io.TextIOWrapper(binary, encoding="utf-8", errors=ENCODING_ERRORS, newline="")
+    else:
+        lines = (raw.decode("utf-8", errors=ENCODING_ERRORS) for raw in binary)
     first = True
     done = 0
-    for raw in binary:
+    for line in lines:
         position = stored_at()
         progress.update(position - done)
         done = position
-        line = raw.decode("utf-8", errors=ENCODING_ERRORS)
         if first:
-            if wide := wide_encoding(raw):
+            if wide := wide_encoding(line[:4].encode("utf-8", errors=ENCODING_ERRORS)):
                 raise InputNotReadable(f"{path} {wide}")
             line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
         yield line
@@ -183,9 +196,9 @@ class CSVFormat:
     ):
         csv.field_size_limit(CSV_FIELD_LIMIT)
         first = next(lines, "")
-        # Written back with the input's line ending (LF stays LF: csv's default is CRLF)
-        # and separator.
-        self.newline = "\r\n" if first.endswith("\r\n") else "\n"
+        # Written back with the input's line ending (LF stays LF: csv's default is CRLF;
+        # an old Mac file's bare CR stays CR) and separator.
+        self.newline = next((end for end in ("\r\n", "\r") if first.endswith(end)), "\n")
         self.delimiter = delimiter
         self.reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
         try:
@@ -456,7 +469,7 @@ def score_file(
             hidden=not show_progress,
         ) as progress,
     ):
-        lines = read_lines(binary, progress, stored.tell, input_path)
+        lines = read_lines(binary, progress, stored.tell, input_path, kind in ("csv", "tsv"))
         if gzipped(input_path):
             lines = gzip_lines(lines, input_path)
         source: CSVFormat | JSONLinesFormat
