@@ -438,3 +438,33 @@ def test_a_csv_with_bare_cr_line_endings_is_scored_like_its_lf_copy(tmp_path):
         ("2", "awful", ""),
         ("3", "ok", ""),
     ]
+
+
+def test_an_empty_csv_is_one_line_and_exit_65_and_blank_lines_before_the_header_are_skipped(
+    tmp_path,
+):
+    """An empty file (or only blank lines) has no header to find the text column in: a data
+    error, not "no column 'text' in the header ()". Blank lines before the header are
+    skipped, as Spark skips them, and counted in the line numbers."""
+    for content in (b"", b"\n\r\n"):
+        empty = tmp_path / "empty.csv"
+        empty.write_bytes(content)
+        result = run_batch(empty, tmp_path / "out.csv")
+        assert result.returncode == 65, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"Error: {empty} is empty: a CSV file needs a header row"
+        ]
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.csv"]
+
+    source, scored = tmp_path / "blank_first.csv", tmp_path / "scored.csv"
+    source.write_bytes(b"\n\nid,text\n1,great flight\n2,\n")
+    result = run_batch(source, scored)
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [5]
+    with scored.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["id"], row["text"], bool(row["label"])) for row in rows] == [
+        ("1", "great flight", True),
+        ("2", "", False),
+    ]
+    assert scored.read_bytes().startswith(b"id,text,label,")

@@ -17,8 +17,8 @@ with an empty label, scores and version and the reason in ``error`` (in CSV empt
 in JSON Lines ``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line
 numbers are 1-based and count the CSV header; a CSV record with a quoted newline is
 reported at the line where it starts. Blank lines are skipped in CSV (as Python's
-``csv.DictReader`` does) but are bad rows in JSON Lines, so output line N always answers
-input line N there.
+``csv.DictReader`` does between rows, and Spark before the header too) but are bad rows
+in JSON Lines, so output line N always answers input line N there.
 
 Input bytes are never altered: bytes that are not UTF-8 make their row bad, and a CSV
 row's cells are written back byte for byte (Python's ``surrogateescape``). CSV lines end in
@@ -27,7 +27,8 @@ a CSV output has the input's line ending (from the header line); JSON Lines outp
 
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
 such file, unknown extension, no such text column) or settings; 1 when the model cannot be
-loaded; 65 (``EX_DATAERR``) when a gzipped INPUT is not valid gzip or is cut short; 74
+loaded; 65 (``EX_DATAERR``) when a CSV INPUT is empty or a gzipped INPUT is not valid gzip
+or is cut short; 74
 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder, a full
 disk). The output is written to ``OUTPUT.partial`` and renamed when complete; a run
 that fails removes it.
@@ -63,6 +64,7 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Separators a header is tried with when the text column is not in it: the usual ones of
 # spreadsheet exports (a semicolon where the comma is the decimal mark).
 OTHER_DELIMITERS = (";", "\t", "|")
+BLANK_LINES = ("\n", "\r\n", "\r")
 GZIP = ".gz"  # after a format's extension: the file is gzipped
 # Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
 # is only a bad row ("too long"), so allow fields up to 64 MiB.
@@ -192,19 +194,28 @@ class CSVFormat:
     """Reads CSV records and writes them back with the prediction columns appended."""
 
     def __init__(
-        self, lines: Iterator[str], text_column: str, max_text_chars: int, delimiter: str = ","
+        self,
+        lines: Iterator[str],
+        text_column: str,
+        max_text_chars: int,
+        delimiter: str = ",",
+        name: object = "INPUT",
     ):
         csv.field_size_limit(CSV_FIELD_LIMIT)
         first = next(lines, "")
+        # Blank lines before the header are skipped, as Spark does (and csv between rows),
+        # and counted in the line numbers.
+        self.blank_lines = 0
+        while first in BLANK_LINES:
+            first, self.blank_lines = next(lines, ""), self.blank_lines + 1
+        if not first:
+            raise InputNotReadable(f"{name} is empty: a CSV file needs a header row")
         # Written back with the input's line ending (LF stays LF: csv's default is CRLF;
         # an old Mac file's bare CR stays CR) and separator.
         self.newline = next((end for end in ("\r\n", "\r") if first.endswith(end)), "\n")
         self.delimiter = delimiter
         self.reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
-        try:
-            self.header = next(self.reader)
-        except StopIteration:
-            raise click.UsageError("INPUT is empty: a CSV file needs a header row") from None
+        self.header = next(self.reader)
         if text_column not in self.header:
             raise click.BadParameter(
                 f"no column {text_column!r} in the header ({', '.join(self.header)})"
@@ -219,7 +230,7 @@ class CSVFormat:
 
     def rows(self) -> Iterator[Row]:
         reader, width = self.reader, len(self.header)
-        start = reader.line_num + 1
+        start = self.line_number()
         while True:
             try:
                 record = next(reader)
@@ -227,9 +238,9 @@ class CSVFormat:
                 return
             except csv.Error as error:  # e.g. a NUL byte; the reader goes on after it
                 yield Row(start, [], error=f"Unreadable CSV record ({error}).")
-                start = reader.line_num + 1
+                start = self.line_number()
                 continue
-            line, start = start, reader.line_num + 1
+            line, start = start, self.line_number()
             if not record:  # a blank line
                 continue
             if len(record) > width:
@@ -242,6 +253,10 @@ class CSVFormat:
                 continue
             text = record[self.text_index]
             yield Row(line, record, text=text, error=review_text_problem(text, self.max_text_chars))
+
+    def line_number(self) -> int:
+        """The line the reader's next record starts on."""
+        return self.blank_lines + self.reader.line_num + 1
 
     def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
         return CSVWriter(output, self.header, added, self.newline, self.delimiter)
@@ -475,7 +490,7 @@ def score_file(
         source: CSVFormat | JSONLinesFormat
         if kind in ("csv", "tsv"):
             separator = "\t" if kind == "tsv" else delimiter
-            source = CSVFormat(lines, text_column, max_text_chars, separator)
+            source = CSVFormat(lines, text_column, max_text_chars, separator, input_path)
         else:
             source = JSONLinesFormat(lines, text_column, max_text_chars)
         replaced = [name for name in source.input_columns() if name in added]
