@@ -468,3 +468,32 @@ def test_an_empty_csv_is_one_line_and_exit_65_and_blank_lines_before_the_header_
         ("2", "", False),
     ]
     assert scored.read_bytes().startswith(b"id,text,label,")
+
+
+def test_a_quote_left_open_at_the_end_is_one_line_and_exit_65(tmp_path):
+    """A truncated file's open quote swallowed every remaining row into one text, scored
+    as 1 row with exit 0; now refused, naming the line the quote opened on. A quoted field
+    with more after its closing quote is a bad row, not rewritten (csv's default drops the
+    quotes: '"great" flight' became 'great flight')."""
+    source, output = tmp_path / "cut.csv", tmp_path / "out.csv"
+    source.write_bytes(b'id,text\n1,fine\n2,"great flight\n3,awful\n4,ok\n')
+    result = run_batch(source, output)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {source}: the quoted field opened on line 3 is not closed by the end of "
+        "the file (is the file cut short?)"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cut.csv"]
+
+    source.write_bytes(b'"id,text\n1,fine\n')
+    result = run_batch(source, output)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {source}: cannot read the header on line 1 (unexpected end of data)"
+    ]
+
+    source.write_bytes(b'id,text\n1,"great" flight\n2,"Lost\nmy bag"\n')
+    result = run_batch(source, output)
+    assert result.returncode == 0, result.stderr
+    assert "line 2: Unreadable CSV record (',' expected after '\"')." in result.stderr
+    assert "Scored 2 rows (1 bad)" in result.stderr

@@ -9,16 +9,16 @@ for each class, ``version`` (the model version that scored the row) and ``error`
 input column with one of those names is replaced (a warning says so).
 ``app.offline.spark`` adds the same columns with the same functions.
 
-A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; bytes that are not
-UTF-8; in JSON Lines also a line that is not a JSON object, or text that is not a string)
-does not stop the run: it is
-reported on stderr with its line number, counted in the summary, and written in its place
-with an empty label, scores and version and the reason in ``error`` (in CSV empty cells,
-in JSON Lines ``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line
-numbers are 1-based and count the CSV header; a CSV record with a quoted newline is
-reported at the line where it starts. Blank lines are skipped in CSV (as Python's
-``csv.DictReader`` does between rows, and Spark before the header too) but are bad rows
-in JSON Lines, so output line N always answers input line N there.
+A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; bytes that are not UTF-8;
+in CSV a record ``csv`` cannot read (strictly); in JSON Lines also a line that is not a
+JSON object, or text that is not a string) does not stop the run: it is reported on stderr
+with its line number, counted in the summary, and written in its place with an empty label,
+scores and version and the reason in ``error`` (in CSV empty cells, in JSON Lines
+``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line numbers are
+1-based and count the CSV header; a CSV record with a quoted newline is reported at the
+line where it starts. Blank lines are skipped in CSV (as Python's ``csv.DictReader`` does
+between rows, and Spark before the header too) but are bad rows in JSON Lines, so output
+line N always answers input line N there.
 
 Input bytes are never altered: bytes that are not UTF-8 make their row bad, and a CSV
 row's cells are written back byte for byte (Python's ``surrogateescape``). CSV lines end in
@@ -27,8 +27,8 @@ a CSV output has the input's line ending (from the header line); JSON Lines outp
 
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
 such file, unknown extension, no such text column) or settings; 1 when the model cannot be
-loaded; 65 (``EX_DATAERR``) when a CSV INPUT is empty or a gzipped INPUT is not valid gzip
-or is cut short; 74
+loaded; 65 (``EX_DATAERR``) when a CSV INPUT is empty, its header cannot be read or it ends
+inside a quoted field (cut short), or a gzipped INPUT is not valid gzip or is cut short; 74
 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder, a full
 disk). The output is written to ``OUTPUT.partial`` and renamed when complete; a run
 that fails removes it.
@@ -64,6 +64,8 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Separators a header is tried with when the text column is not in it: the usual ones of
 # spreadsheet exports (a semicolon where the comma is the decimal mark).
 OTHER_DELIMITERS = (";", "\t", "|")
+# csv's error (with strict=True) when the file ends inside a quoted field.
+CSV_END_IN_QUOTES = "unexpected end of data"
 BLANK_LINES = ("\n", "\r\n", "\r")
 GZIP = ".gz"  # after a format's extension: the file is gzipped
 # Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
@@ -214,8 +216,17 @@ class CSVFormat:
         # an old Mac file's bare CR stays CR) and separator.
         self.newline = next((end for end in ("\r\n", "\r") if first.endswith(end)), "\n")
         self.delimiter = delimiter
-        self.reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
-        self.header = next(self.reader)
+        # strict: a quote left open at the end of the file is an error ("unexpected end of
+        # data"), not every remaining line merged into one cell; so is a quoted field with
+        # more after its closing quote (a bad row), which csv would otherwise alter.
+        self.name = name
+        self.reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
+        try:
+            self.header = next(self.reader)
+        except csv.Error as error:
+            raise InputNotReadable(
+                f"{name}: cannot read the header on line {self.blank_lines + 1} ({error})"
+            ) from None
         if text_column not in self.header:
             raise click.BadParameter(
                 f"no column {text_column!r} in the header ({', '.join(self.header)})"
@@ -237,6 +248,11 @@ class CSVFormat:
             except StopIteration:
                 return
             except csv.Error as error:  # e.g. a NUL byte; the reader goes on after it
+                if str(error) == CSV_END_IN_QUOTES:
+                    raise InputNotReadable(
+                        f"{self.name}: the quoted field opened on line {start} is not closed "
+                        "by the end of the file (is the file cut short?)"
+                    ) from None
                 yield Row(start, [], error=f"Unreadable CSV record ({error}).")
                 start = self.line_number()
                 continue
