@@ -497,3 +497,31 @@ def test_a_quote_left_open_at_the_end_is_one_line_and_exit_65(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "line 2: Unreadable CSV record (',' expected after '\"')." in result.stderr
     assert "Scored 2 rows (1 bad)" in result.stderr
+
+
+def test_nan_infinity_and_numbers_beyond_a_double_are_bad_json_lines(tmp_path):
+    """Python's json reads NaN, Infinity and 1e400 (as inf) and wrote them back as NaN and
+    Infinity, which are not JSON: every output line must parse as standard JSON."""
+    source, scored = tmp_path / "odd.jsonl", tmp_path / "out.jsonl"
+    source.write_text(
+        '{"text": "great", "big": 1e400}\n{"text": "great", "x": NaN}\n'
+        '{"text": "great", "x": -Infinity}\n{"text": "Lovely crew", "n": 1.5}\n',
+        encoding="utf-8",
+    )
+
+    result = run_batch(source, scored)
+
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [1, 2, 3]
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} written")
+
+    lines = scored.read_text(encoding="utf-8").splitlines()
+    out = [json.loads(line, parse_constant=refuse) for line in lines]
+    assert [row["error"] for row in out[:3]] == [
+        "Not valid JSON (the number 1e400 is beyond a double's range).",
+        "Not valid JSON (NaN is not a JSON value).",
+        "Not valid JSON (-Infinity is not a JSON value).",
+    ]
+    assert out[3]["n"] == 1.5 and out[3]["label"] == "positive" and out[3]["error"] is None

@@ -43,6 +43,7 @@ import gzip
 import io
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -391,7 +392,7 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     if undecodable:
         return Row(number, {}, error=undecodable)
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=not_json, parse_float=finite_number)
     except ValueError as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         return Row(number, {}, error=f"Not valid JSON ({reason}).")
@@ -406,6 +407,20 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     return Row(number, record, text=text, error=review_text_problem(text, max_text_chars))
 
 
+def not_json(name: str) -> Any:
+    """``json.loads`` takes NaN, Infinity and -Infinity, which JSON has not: refuse them."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def finite_number(text: str) -> float:
+    """A JSON number as a float, refusing one too large for it (1e400 would be infinity,
+    which JSON cannot write back)."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text} is beyond a double's range")
+    return number
+
+
 class JSONLinesWriter:
     def __init__(self, output: IO[str], added: list[str]):
         self.output = output
@@ -418,7 +433,7 @@ class JSONLinesWriter:
             record["error"] = row.error
         else:
             record.update(zip(self.added, prediction.values(), strict=True))
-        self.output.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.output.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def output_columns(classes: list[str]) -> list[str]:
