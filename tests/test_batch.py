@@ -525,3 +525,23 @@ def test_nan_infinity_and_numbers_beyond_a_double_are_bad_json_lines(tmp_path):
         "Not valid JSON (-Infinity is not a JSON value).",
     ]
     assert out[3]["n"] == 1.5 and out[3]["label"] == "positive" and out[3]["error"] is None
+
+
+def test_a_csv_header_that_repeats_a_name_is_one_line_and_exit_65(tmp_path):
+    """app.spark cannot score such a file (Spark renames text, text, Text to text0, text2,
+    Text3): both refuse it, naming the repeats, rather than each picking a column. Empty
+    names (trailing separators of a spreadsheet export) are not repeats."""
+    source, output = tmp_path / "dup.csv", tmp_path / "out.csv"
+    source.write_text("text,id,text,Text\nawful,1,second,third\n", encoding="utf-8")
+    result = run_batch(source, output)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {source}: the header repeats column names (text, text, Text; case is "
+        "ignored): give each column a name of its own"
+    ]
+    assert not output.exists()
+
+    source.write_text("id,text,,\n1,great flight,,\n", encoding="utf-8")
+    result = run_batch(source, output)
+    assert result.returncode == 0, result.stderr
+    assert "Scored 1 rows (0 bad)" in result.stderr

@@ -300,6 +300,11 @@ def test_a_failed_job_leaves_no_output(tmp_path):
         (["reviews.jsonl", "out.parquet", "--delimiter", ";"], "applies to .csv files only"),
         (["reviews.csv", "out.csv", "--delimiter", "ab"], "one character"),
         (["unicode.tsv", "out.parquet"], "is UTF-16 (it starts with a UTF-16 byte-order mark)"),
+        (["empty.csv", "out.parquet"], "empty.csv is empty: a CSV file needs a header row"),
+        (
+            ["repeats.csv", "out.parquet"],
+            "repeats.csv: the header repeats column names (text, text, Text; case is ignored)",
+        ),
     ],
 )
 def test_unusable_arguments_exit_2(tmp_path, args, message):
@@ -308,6 +313,8 @@ def test_unusable_arguments_exit_2(tmp_path, args, message):
     (tmp_path / "reviews.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
     (tmp_path / "unicode.tsv").write_text("id\ttext\n1\thello\n", encoding="utf-16")
     (tmp_path / "reviews.txt").write_text("hello\n", encoding="utf-8")
+    (tmp_path / "empty.csv").write_text("\n", encoding="utf-8")
+    (tmp_path / "repeats.csv").write_text("text,id,text,Text\nawful,1,2,3\n", encoding="utf-8")
 
     result = subprocess.run(
         [sys.executable, "-m", "app.spark", *args, "--master", "local[1]"],

@@ -37,6 +37,7 @@ that fails removes it.
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import csv
 import gzip
@@ -228,6 +229,8 @@ class CSVFormat:
             raise InputNotReadable(
                 f"{name}: cannot read the header on line {self.blank_lines + 1} ({error})"
             ) from None
+        if repeated := repeated_names(self.header):
+            raise InputNotReadable(f"{name}: {repeated}")
         if text_column not in self.header:
             raise click.BadParameter(
                 f"no column {text_column!r} in the header ({', '.join(self.header)})"
@@ -305,6 +308,20 @@ def separator_hint(header_line: str, text_column: str, delimiter: str) -> str:
                 )
             return f"; the header is separated by '{other}': add --delimiter '{other}'"
     return ""
+
+
+def repeated_names(header: Sequence[str | None]) -> str | None:
+    """Why a CSV header cannot name the output's columns: names that repeat, compared
+    ignoring case as Spark compares them (empty names aside: Spark numbers them), or None.
+    Both commands refuse such a header rather than each picking its own column."""
+    count = collections.Counter(name.lower() for name in header if name)
+    repeated = [name for name in header if name and count[name.lower()] > 1]
+    if not repeated:
+        return None
+    return (
+        f"the header repeats column names ({', '.join(repeated)}; case is ignored): "
+        "give each column a name of its own"
+    )
 
 
 def not_utf8(values: Sequence[str], names: Sequence[str] | None = None) -> str | None:

@@ -17,9 +17,10 @@ Spark's readers decode them to U+FFFD themselves, before any Python code sees th
 
 Exit status, as ``app.batch``: 0 when the input was scored (even with bad rows), 2 for
 unusable arguments (no such input, unknown extension, no such column or model version)
-or settings, 1 when the model cannot be loaded or Spark or the job fails. The output is
-written to a hidden folder beside OUTPUT and renamed when complete, so a failed run leaves
-no OUTPUT.
+or settings, and for inputs ``app.batch`` refuses with 65 (UTF-16, an empty CSV, a CSV
+header that repeats a name), 1 when the model cannot be loaded or Spark or the job fails.
+The output is written to a hidden folder beside OUTPUT and renamed when complete, so a
+failed run leaves no OUTPUT.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from app.offline.batch import (
     json_line_row,
     output_columns,
     predict_texts,
+    repeated_names,
     separator_hint,
     summary_line,
     too_many_fields,
@@ -271,6 +273,14 @@ def read_input(job: Job, input_format: str, separator: str) -> tuple[Any, int]:
     if input_format == "csv":
         csv_options = {**CSV_OPTIONS, "sep": separator}
         header = spark.read.options(**csv_options).csv(path).schema  # names only, all strings
+        if not header.fields:
+            raise click.BadParameter(
+                f"{path} is empty: a CSV file needs a header row", param_hint="'INPUT'"
+            )
+        # Spark renames repeated names (text, Text: text0, Text1); app.batch refuses them.
+        names = spark.read.options(**{**csv_options, "header": "false"}).csv(path).first()
+        if repeated := repeated_names(list(names or [])):
+            raise click.BadParameter(f"{path}: {repeated}", param_hint="'INPUT'")
         schema = StructType([*header.fields, StructField(CORRUPT_COLUMN, StringType())])
         options = {**csv_options, "columnNameOfCorruptRecord": CORRUPT_COLUMN}
         return spark.read.options(**options).schema(schema).csv(path), len(header.fields)
