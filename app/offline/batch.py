@@ -10,11 +10,11 @@ input column with one of those names is replaced (a warning says so).
 ``app.offline.spark`` adds the same columns with the same functions.
 
 A bad row (text missing, empty or longer than ``MAX_TEXT_CHARS``; bytes that are not UTF-8;
-in CSV a record ``csv`` cannot read (strictly); in JSON Lines also a line that is not a
-JSON object, or text that is not a string) does not stop the run: it is reported on stderr
-with its line number, counted in the summary, and written in its place with an empty label,
-scores and version and the reason in ``error`` (in CSV empty cells, in JSON Lines
-``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line numbers are
+in CSV a record ``csv`` cannot read, e.g. a cell over 64 MiB; in JSON Lines also a line
+that is not a JSON object, or text that is not a string) does not stop the run: it is
+reported on stderr with its line number, counted in the summary, and written in its place
+with an empty label, scores and version and the reason in ``error`` (in CSV empty cells, in
+JSON Lines ``null``). Good rows have an empty ``error`` (``null`` in JSON Lines). Line numbers are
 1-based and count the CSV header; a CSV record with a quoted newline is reported at the
 line where it starts. Blank lines are skipped in CSV (as Python's ``csv.DictReader`` does
 between rows, and Spark before the header too) but are bad rows in JSON Lines, so output
@@ -219,10 +219,13 @@ class CSVFormat:
         self.newline = next((end for end in ("\r\n", "\r") if first.endswith(end)), "\n")
         self.delimiter = delimiter
         # strict: a quote left open at the end of the file is an error ("unexpected end of
-        # data"), not every remaining line merged into one cell; so is a quoted field with
-        # more after its closing quote (a bad row), which csv would otherwise alter.
+        # data"), not every remaining line merged into one cell. What else strict refuses,
+        # the usual reading takes (rows()), so ``taken`` keeps the current record's lines.
         self.name = name
-        self.reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
+        self.taken: list[str] = []
+        self.reader = csv.reader(
+            self._tapped(itertools.chain([first], lines)), delimiter=delimiter, strict=True
+        )
         try:
             self.header = next(self.reader)
         except csv.Error as error:
@@ -240,6 +243,11 @@ class CSVFormat:
         self.text_index = self.header.index(text_column)
         self.max_text_chars = max_text_chars
 
+    def _tapped(self, lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            self.taken.append(line)
+            yield line
+
     def input_columns(self) -> list[str]:
         return self.header
 
@@ -247,19 +255,25 @@ class CSVFormat:
         reader, width = self.reader, len(self.header)
         start = self.line_number()
         while True:
+            self.taken.clear()
             try:
                 record = next(reader)
             except StopIteration:
                 return
-            except csv.Error as error:  # e.g. a NUL byte; the reader goes on after it
+            except csv.Error as error:
                 if str(error) == CSV_END_IN_QUOTES:
                     raise InputNotReadable(
                         f"{self.name}: the quoted field opened on line {start} is not closed "
                         "by the end of the file (is the file cut short?)"
                     ) from None
-                yield Row(start, [], error=f"Unreadable CSV record ({error}).")
-                start = self.line_number()
-                continue
+                # Read as csv (and pandas) usually read it: '1,"great" flight' is great
+                # flight. A record even that cannot read (a cell over 64 MiB) is a bad row.
+                try:
+                    record = next(csv.reader(self.taken, delimiter=self.delimiter), [])
+                except csv.Error as error:  # the strict reader goes on after it
+                    yield Row(start, [], error=f"Unreadable CSV record ({error}).")
+                    start = self.line_number()
+                    continue
             line, start = start, self.line_number()
             if not record:  # a blank line
                 continue
