@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import ipaddress
-import json
 import os
 import re
 import shlex
@@ -397,78 +396,11 @@ def check_environment(
     """Every setting's value (``server``: also the web server's own); raises
     ``SettingError`` for the first one that is not allowed, in ``SETTINGS`` order."""
     environ = os.environ if environ is None else environ
-    values = {
+    return {
         setting.name: setting.parse(environ)
         for setting in SETTINGS
         if server or not setting.server_only
     }
-    if server:
-        _check_routing(values, environ)
-    return values
-
-
-def _refusal(name: str, environ: Mapping[str, str], allowed: str, reason: str) -> SettingError:
-    """The one line for a value that is allowed alone but not with the others."""
-    text = environ.get(name, next(s.default for s in SETTINGS if s.name == name))
-    return SettingError(f"bad setting {name}={text!r}: allowed is {allowed} ({reason})")
-
-
-def _check_routing(values: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """ROUTING against the versions and labels, where they are known without loading a
-    model (else each worker refuses it when its models have loaded: one line, exit 3).
-    The same rules as ``app.serving.routing.Router``, which this module cannot import."""
-    policy = values["ROUTING"]
-    if policy == "bandit":
-        count, source = _version_count(values)
-        if count is None:
-            return
-        if count < 2:
-            raise _refusal("ROUTING", environ, "bandit with two versions or more", source)
-        if values["BANDIT_MIN_PERCENT"] * count > 100:
-            raise _refusal(
-                "BANDIT_MIN_PERCENT",
-                environ,
-                f"0 to {100 / count:g} with {count} versions (100 ÷ the number of versions)",
-                source,
-            )
-    elif policy in ("canary", "shadow"):
-        labels, source = _label_names(values)
-        if labels is not None and "canary" not in labels:
-            raise _refusal(
-                "ROUTING",
-                environ,
-                f"{policy} with a 'canary' label (MODEL_LABELS=stable=N,canary=M)",
-                f"{source}: {', '.join(sorted(labels)) or 'no labels'}",
-            )
-
-
-def _version_count(values: dict[str, Any]) -> tuple[int | None, str]:
-    """How many versions will load, and the setting that says so (None: all folders)."""
-    if values["MODEL_DIR"]:
-        return 1, "MODEL_DIR serves one version"
-    text = values["MODEL_VERSIONS"]
-    if text.lower() == "all":
-        return None, ""
-    count = len({int(part) for part in text.split(",")})
-    return count, f"MODEL_VERSIONS={text} loads {count}"
-
-
-def _label_names(values: dict[str, Any]) -> tuple[set[str] | None, str]:
-    """The labels' names and where they come from, as ``VersionSelection.label_map``
-    takes them (None: a labels.json the worker will refuse itself)."""
-    if values["MODEL_LABELS"].strip():
-        pairs = values["MODEL_LABELS"].split(",")
-        return {pair.partition("=")[0].strip() for pair in pairs}, "MODEL_LABELS"
-    if values["MODEL_DIR"]:
-        return set(), "MODEL_DIR without MODEL_LABELS"
-    path = Path(values["MODEL_BASE_DIR"]) / "labels.json"
-    if not path.is_file():
-        return set(), f"no MODEL_LABELS and no {path}"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, ""
-    return (set(data) if isinstance(data, dict) else None), str(path)
 
 
 def _values_or_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
