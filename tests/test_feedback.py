@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
+import math
 import random
 import sqlite3
 import threading
@@ -635,6 +636,8 @@ def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_
 def test_feedback_and_quality_metrics(store_app):
     client = store_app.test_client()
     response = classify(client, {"reviews": REVIEWS})
+    for _ in range(2):  # a drift needs 100 predictions of the last day
+        classify(client, {"reviews": REVIEWS * 21})
     flushed(store_app)
     request_id = response.headers["X-Request-ID"]
     predicted = [p["label"] for p in response.get_json()["predictions"]]
@@ -651,6 +654,22 @@ def test_feedback_and_quality_metrics(store_app):
     assert f'sentiment_feedback_total{{correct="true",version="{version}"}} 2.0' in text
     assert f'sentiment_feedback_total{{correct="false",version="{version}"}} 1.0' in text
     assert f'sentiment_live_accuracy{{version="{version}"}} 0.6667' in text
+    drift = f'sentiment_drift_psi{{signal="label_mix",version="{version}"}}'
+    assert math.isfinite(gauge_value(text, drift))
+    # Once the records are gone (retention), the gauges say "no value", not the last one:
+    # an alert on a stale drift kept firing until the worker restarted.
+    store_of(store_app).delete_older_than(time.time() + 120)  # past the minute counts too
+    store_app.extensions["feedback"].refresh_gauges()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert math.isnan(gauge_value(text, f'sentiment_live_accuracy{{version="{version}"}}'))
+    assert math.isnan(gauge_value(text, drift))
+
+
+def gauge_value(exposition: str, series: str) -> float:
+    [value] = [
+        line.split()[-1] for line in exposition.splitlines() if line.startswith(series + " ")
+    ]
+    return float(value)
 
 
 def test_recording_off_keeps_the_api_honest(make_app):

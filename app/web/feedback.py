@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -194,20 +195,22 @@ class Feedback:
                 self.metrics.bandit_share.labels(version).set(share)
 
     def refresh_gauges(self) -> None:
+        """``/monitoring``'s figures as gauges. A figure that has no value now (no feedback
+        in the retention, no prediction in the last day) is NaN, not the last value it had:
+        an alert on a stale drift would fire until the worker restarts."""
+        stable = self.models.registry.stable.bundle.version
         for entry in self.report()["versions"]:
             version = entry["version"]
-            if entry["accuracy"] is not None:
-                self.metrics.live_accuracy.labels(version).set(entry["accuracy"])
-            against = entry["against_stable"]
-            if against is not None:
-                low, high = against["interval"]
-                bounds = {"estimate": against["accuracy_difference"], "low": low, "high": high}
+            self.metrics.live_accuracy.labels(version).set(known(entry["accuracy"]))
+            if version != stable:  # the stable version has no difference to itself
+                against = entry["against_stable"] or {}
+                low, high = against.get("interval", (None, None))
+                bounds = {"estimate": against.get("accuracy_difference"), "low": low, "high": high}
                 for bound, value in bounds.items():
-                    self.metrics.accuracy_against_stable.labels(version, bound).set(value)
+                    self.metrics.accuracy_against_stable.labels(version, bound).set(known(value))
             for signal in ("label_mix", "confidence"):
                 value = entry["drift"][f"{signal}_psi"]
-                if value is not None:
-                    self.metrics.drift_psi.labels(version, signal).set(value)
+                self.metrics.drift_psi.labels(version, signal).set(known(value))
 
     def delete_expired(self) -> None:
         cutoff = time.time() - self.retention_days * 86400
@@ -265,6 +268,11 @@ def close(app: Any) -> None:
     feedback = getattr(app, "extensions", {}).get(FEEDBACK)
     if feedback is not None:
         feedback.close()
+
+
+def known(value: float | None) -> float:
+    """A gauge's value: NaN for none (Prometheus' "no value"; ``max`` skips it)."""
+    return math.nan if value is None else value
 
 
 def served_models_of(app: Flask) -> ServedModels:
