@@ -36,6 +36,7 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     client.get("/does-not-exist")
     client.open("/classify", method="BREW")
     client.open("/classify", method="SPIN")
+    client.delete("/model")
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
@@ -45,8 +46,10 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     assert total(parsed, requests_total, route="/classify", status="400") == 1
     # Unknown paths share one series: a scan cannot blow up the metric's cardinality.
     assert total(parsed, requests_total, route="unmatched", status="404") == 1
-    # So do invented methods.
-    assert total(parsed, requests_total, method="other", status="405") == 2
+    # So do invented methods; a method a route does not take counts under that route.
+    assert total(parsed, requests_total, route="/classify", method="other", status="405") == 2
+    assert total(parsed, requests_total, route="/model", method="DELETE", status="405") == 1
+    assert total(parsed, requests_total, route="unmatched", status="405") == 0
     # Predictions by label are the confidence histogram's counts.
     predicted = Counter(prediction["label"] for prediction in answer["predictions"])
     for label in app.extensions["models"].registry.stable.bundle.classes:

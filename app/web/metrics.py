@@ -7,6 +7,7 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.observability.metrics import HTTP_METHODS, MetricsUnavailable, ServiceMetrics
 from app.web.errors import APIError
@@ -29,13 +30,27 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def count_request(response: Response) -> Response:
         # The route template, not the path: unknown URLs must not create new series.
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        route = request.url_rule.rule if request.url_rule else route_not_matched()
         method = request.method if request.method in HTTP_METHODS else "other"
         latency = metrics.child(metrics.request_latency, route, method, str(response.status_code))
         latency.observe(time.perf_counter() - current_record().started)
         return response
 
     app.register_blueprint(bp)
+
+
+def route_not_matched() -> str:
+    """The route a request with a method it does not take was sent to (a 405 on
+    ``GET /classify`` is a client error of /classify's), else "unmatched"."""
+    error = request.routing_exception
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        try:
+            adapter = current_app.create_url_adapter(request)
+            rule, _ = adapter.match(method=error.valid_methods[0], return_rule=True)
+        except HTTPException:
+            return "unmatched"
+        return rule.rule
+    return "unmatched"
 
 
 @bp.get("/metrics")
