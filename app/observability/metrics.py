@@ -51,8 +51,7 @@ def ensure_multiproc_dir() -> bool:
     except FileExistsError:  # another worker was first
         return False
     log.error(
-        "metrics folder was deleted: re-created; samples kept by running workers are "
-        "lost until they are replaced",
+        "metrics folder was deleted: re-created; running workers restart to write in it",
         extra={"folder": folder},
     )
     return True
@@ -336,8 +335,9 @@ class ServiceMetrics:
         """The text format: merged across workers under Gunicorn, else this app's.
 
         Raises ``MetricsUnavailable`` (logged once, one line) when the workers' folder was
-        deleted, after re-creating it: the next scrape has the samples written since, but
-        those the live workers kept in the deleted files are lost until they are replaced.
+        deleted, after re-creating it: the next scrape has the samples written since by
+        new workers; the running ones restart within seconds (``BufferingWorker``), as
+        what they write goes to the deleted files.
         """
         folder = os.environ.get(MULTIPROC_DIR_ENV)
         if not folder:

@@ -30,6 +30,7 @@ import collections
 import contextlib
 import ctypes
 import errno
+import os
 import selectors
 import socket
 import sys
@@ -88,6 +89,20 @@ BUSY_RESPONSE = _error_response(
     "too many large requests are arriving at once; send it again later",
     b"Retry-After: 1\r\n",
 )
+
+
+# Where the workers' Prometheus samples are (gunicorn.conf.py sets it before any fork).
+METRICS_FOLDER_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _folder_identity() -> tuple[int, int] | None:
+    """The metrics folder's (device, inode): another one once it is made again; None when
+    it is gone (or unset)."""
+    try:
+        found = os.stat(os.environ[METRICS_FOLDER_ENV])
+    except (KeyError, OSError):
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
@@ -181,6 +196,10 @@ class BufferingWorker(ThreadWorker):
     #: Seconds from a request's first byte to its last; set by gunicorn.conf.py
     #: (REQUEST_READ_TIMEOUT). Heroku's router gives up on a request after 30 s anyway.
     read_timeout: float = 30.0
+    # How often the loop checks that the metrics folder is the one this worker writes in,
+    # and how long after the first slot's worker each other slot's leaves (below).
+    metrics_check_seconds: float = 5.0
+    metrics_stagger_seconds: float = 10.0
     #: Requests up to this many bytes (request line, headers and body) that are whole in
     #: memory run on the loop itself instead of a thread; 0: every request goes to a
     #: thread, as in gthread. Set by gunicorn.conf.py (INLINE_MAX_BYTES).
@@ -191,6 +210,26 @@ class BufferingWorker(ThreadWorker):
     def init_process(self) -> None:
         util.write_error = _write_error  # in this worker's process only, after the fork
         super().init_process()
+
+    def _check_metrics_folder(self, identity: tuple[int, int] | None) -> float:
+        """Leave (gracefully; the master starts a replacement) once the metrics folder is
+        no longer the one this worker opened its sample files in: deleted, or deleted and
+        made again. prometheus_client keeps writing to the open files, so everything the
+        worker counted since would never reach /metrics, and alerts would go quiet. The
+        workers leave one slot at a time, so that the others serve meanwhile. When to
+        check next."""
+        now = time.monotonic()
+        if _folder_identity() == identity:
+            return now + self.metrics_check_seconds
+        if self._leave_at is None:
+            self._leave_at = now + self.metrics_stagger_seconds * getattr(self, "slot", 0)
+            self.log.warning(
+                "metrics folder replaced: this worker restarts so that its samples are seen",
+                extra={"folder": os.environ.get(METRICS_FOLDER_ENV), "worker_pid": self.pid},
+            )
+        if now >= self._leave_at:
+            self.alive = False
+        return now + 1.0
 
     def load_wsgi(self) -> None:
         """Load the app. A failure the app has already logged as its one CRITICAL line
@@ -217,6 +256,8 @@ class BufferingWorker(ThreadWorker):
         # Connections handed to a thread and not finished: each holds its request until
         # the thread takes it (counted in BUFFER_BUDGET with those still arriving).
         self._on_threads: dict[TConn, None] = {}
+        # When this worker leaves because the metrics folder was replaced (None: not so).
+        self._leave_at: float | None = None
 
     # --- reading requests in the loop ------------------------------------------------
 
@@ -512,8 +553,12 @@ class BufferingWorker(ThreadWorker):
         # serves some that are not (app/web/long_requests.py); else None.
         self._quick = getattr(self.wsgi, "extensions", {}).get(QUICK_REQUESTS)
         self.nr_conns = self._nr_conns
+        metrics_folder = _folder_identity()
+        check_metrics_at = time.monotonic() + self.metrics_check_seconds
         while self.alive:
             self.notify()
+            if time.monotonic() >= check_metrics_at:
+                check_metrics_at = self._check_metrics_folder(metrics_folder)
             if self.nr_conns >= self.worker_connections:
                 self._evict_idle()
             can_accept = self.nr_conns < self.worker_connections
