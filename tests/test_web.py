@@ -776,6 +776,45 @@ def test_many_reviews_paste_file_table_download_and_cancel(server, browser, devi
     assert severe_browser_errors(browser) == []
 
 
+# --- The page checks a text as the server does ------------------------------------------
+
+
+def put_review(driver: webdriver.Chrome, text: str) -> None:
+    """``text`` in the review box as if pasted (send_keys cannot type an emoji)."""
+    driver.execute_script("document.getElementById('review').value = arguments[0]", text)
+
+
+def score_file_in_page(driver: webdriver.Chrome, path, rows: int) -> str:
+    """Choose ``path`` in the batch form; the status once its ``rows`` rows are scored."""
+    by_test_id(driver, "batch-file").send_keys(str(path))
+    wait_for(driver, lambda: len(batch_rows(driver)) == rows, f"{rows} rows of {path.name}")
+    return wait_for_batch(driver)
+
+
+@pytest.mark.slow
+def test_the_page_counts_characters_as_the_server_does(server, browser, tmp_path):
+    """The server counts code points (Python's len); an emoji is one, not two."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    emoji = "\N{GRINNING FACE}" * 3000  # 6,000 UTF-16 units, 3,000 characters
+    put_review(browser, emoji)
+    by_test_id(browser, "classify-button").click()
+    wait_for_label(browser, api(server, "/classify", {"review": emoji})["label"])
+    put_review(browser, "\N{GRINNING FACE}" * 5001)
+    by_test_id(browser, "classify-button").click()
+    assert error_text(browser, "error").startswith(
+        "That review is 5,001 characters long; the limit is 5,000."
+    )
+    reviews = tmp_path / "emoji.jsonl"
+    reviews.write_text(
+        "".join(
+            json.dumps({"text": text}) + "\n" for text in (PASTED[0], emoji, emoji + "!" * 2001)
+        )
+    )
+    assert score_file_in_page(browser, reviews, 3).startswith("2 of 3 reviews scored")
+    cells = [row["cell"] for row in batch_rows(browser)]
+    assert "Too long: 5,001 characters (the limit is 5,000)." in cells[2]
+
+
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
     """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
     for _ in range(limit):

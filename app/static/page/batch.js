@@ -3,7 +3,7 @@
 // filterable table, a summary with a small chart, and a CSV download.
 import { getJSON, hideError, PlainError, postJSON, showError, withVersion } from "./api.js";
 import { readLines, readReviews, toCSV } from "./csv.js";
-import { count, element, percent, share, versionName } from "./format.js";
+import { characters, count, element, percent, share, versionName } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_SHOWN = 1000; // rows in the table at once (every row is in the data and the CSV)
@@ -43,8 +43,8 @@ export function setUpBatch(config, chosenVersion) {
     for (const row of rows) {
       if (row.error) continue;
       if (!row.text.trim()) row.error = "Empty: nothing to score.";
-      else if (row.text.length > config.maxTextChars) {
-        row.error = `Too long: ${count(row.text.length)} characters (the limit is ${count(config.maxTextChars)}).`;
+      else if (characters(row.text) > config.maxTextChars) {
+        row.error = `Too long: ${count(characters(row.text))} characters (the limit is ${count(config.maxTextChars)}).`;
       }
     }
   }

@@ -5,6 +5,23 @@ export const count = (n) => nf.format(n);
 export const percent = (p) => `${(p * 100).toFixed(1)}%`;
 export const share = (p) => `${Math.round(p * 100)}%`;
 
+/** How many characters the server counts in ``text`` (Python's len: code points), where
+ * JavaScript's length counts UTF-16 units (an emoji is two). */
+export function characters(text) {
+  let pairs = 0;
+  for (let i = 0; i < text.length - 1; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        pairs += 1;
+        i += 1;
+      }
+    }
+  }
+  return text.length - pairs;
+}
+
 /** How sure, in words: the same rule as app.serving.confidence.ConfidenceBands.words. */
 export function sureWords(probabilities, bands) {
   const ranked = [...probabilities].sort((a, b) => b - a);

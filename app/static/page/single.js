@@ -2,6 +2,7 @@
 // (POST /explain), the example reviews, and two versions side by side.
 import { hideError, postJSON, postJSONWithId, PlainError, showError, withVersion } from "./api.js";
 import {
+  characters,
   element,
   percent,
   scoreItems,
@@ -32,9 +33,10 @@ export function setUpSingle(config, chosenVersion) {
 
   function problemWith(text) {
     if (!text.trim()) return new PlainError("Type a review first.");
-    if (text.length > config.maxTextChars) {
+    const length = characters(text);
+    if (length > config.maxTextChars) {
       return new PlainError(
-        `That review is ${text.length.toLocaleString("en")} characters long; the limit is ` +
+        `That review is ${length.toLocaleString("en")} characters long; the limit is ` +
           `${config.maxTextChars.toLocaleString("en")}. Shorten it or split it.`,
       );
     }
