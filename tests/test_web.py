@@ -29,6 +29,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
 from app.serving.confidence import confidence_bands
 from app.serving.preprocessing import RATING_TOKENS, tokenize
+from app.serving.texts import NOT_BLANK_PATTERN
 from app.web.page import EXAMPLES, MAX_FILE_ROWS
 from deploy.dyno import WebProcess
 
@@ -141,6 +142,7 @@ def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
         "feedback": "/feedback",
     }
     assert [example["text"] for example in config["examples"]] == [e.text for e in EXAMPLES]
+    assert config["notBlankPattern"] == NOT_BLANK_PATTERN  # the API's rule, not trim()
     assert {example.kind for example in EXAMPLES} == {"best", "limits"}
 
 
@@ -813,6 +815,57 @@ def test_the_page_counts_characters_as_the_server_does(server, browser, tmp_path
     assert score_file_in_page(browser, reviews, 3).startswith("2 of 3 reviews scored")
     cells = [row["cell"] for row in batch_rows(browser)]
     assert "Too long: 5,001 characters (the limit is 5,000)." in cells[2]
+
+
+@pytest.mark.slow
+def test_the_page_finds_a_text_blank_as_the_server_does(server, browser, tmp_path):
+    """Python's strip() removes U+001C-U+001F and U+0085 but not U+FEFF; JavaScript's trim()
+    the other way round. The page follows the server; a row it still sends and the server
+    refuses costs only that row its answer."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    for blank in ("\x85", "\x1c\x1d\x1e\x1f"):
+        put_review(browser, blank)
+        by_test_id(browser, "classify-button").click()
+        assert error_text(browser, "error") == "Type a review first."
+    put_review(browser, "\ufeff")
+    by_test_id(browser, "classify-button").click()
+    wait_for_label(browser, api(server, "/classify", {"review": "\ufeff"})["label"])
+
+    texts = [PASTED[0], "\x85", "\x1c \x1f", "\ufeff", PASTED[1]]
+    reviews = tmp_path / "blanks.csv"
+    with reviews.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([["id", "text"], *([i, text] for i, text in enumerate(texts))])
+    assert score_file_in_page(browser, reviews, 5).startswith("3 of 5 reviews scored")
+    rows = batch_rows(browser)
+    assert [bool(row["label"]) for row in rows] == [True, False, False, True, True]
+    assert all("Empty: nothing to score." in row["cell"] for row in rows[1:3])
+
+    # A text the page cannot judge (a lone surrogate, pasted) makes the server refuse its
+    # batch: the batch is sent again one review at a time.
+    box = by_test_id(browser, "batch-input")
+    browser.execute_script(
+        "arguments[0].value = arguments[1].join(String.fromCharCode(10))"
+        " .replace('LONE', String.fromCharCode(0xd800))",
+        box,
+        [PASTED[0], "bad LONE half", *PASTED[1:]],
+    )
+    browser.find_element(By.ID, "batch-score").click()
+    assert wait_for_batch(browser).startswith("4 of 5 reviews scored")
+    # (Not batch_rows: webdriver cannot carry a lone surrogate back.)
+    rows = browser.execute_script(
+        """
+        return [...document.querySelectorAll("#batch-results tbody tr")].map((tr) => (
+          {label: tr.dataset.label || null, cell: tr.cells[2].textContent.trim()}));
+        """
+    )
+    expected = api(server, "/classify", {"reviews": PASTED})["predictions"]
+    assert [row["label"] for row in rows] == [
+        expected[0]["label"],
+        None,
+        *(p["label"] for p in expected[1:]),
+    ]
+    assert rows[1]["cell"].startswith("— Refused: ")
+    assert not browser.find_element(By.ID, "batch-error").is_displayed()
 
 
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:

@@ -6,7 +6,8 @@ so it works offline. The scripts are just another client of the API: ``POST /cla
 ``POST /feedback`` (the true label of an answer), with the API key the person enters when
 the server requires one (kept in the tab's ``sessionStorage`` only). The
 view renders what only the server knows cheaply: the loaded versions and their labels,
-each version's "how sure" thresholds (``app.serving.confidence``), and the examples.
+each version's "how sure" thresholds (``app.serving.confidence``), what counts as a blank
+text (``app.serving.texts``), and the examples.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, url_for
 
 from app.serving.confidence import confidence_bands
+from app.serving.texts import NOT_BLANK_PATTERN
 from app.web.models import served_models
 
 bp = Blueprint("web", __name__)
@@ -133,6 +135,9 @@ def page_config() -> dict[str, Any]:
             for version, predictor in registry.versions.items()
         ],
         "maxTextChars": config["MAX_TEXT_CHARS"],
+        # The API's own rule for a text that is not blank (Python's str.isspace(), written
+        # so that Python and JavaScript read it alike): the page checks with it, not trim().
+        "notBlankPattern": NOT_BLANK_PATTERN,
         "maxFileBytes": MAX_FILE_BYTES,
         "maxFileRows": MAX_FILE_ROWS,
         "examples": [asdict(example) for example in EXAMPLES],

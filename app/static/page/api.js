@@ -110,7 +110,9 @@ export async function postJSONWithId(url, body, signal) {
   const answer = await response.json().catch(() => null);
   const requestId = response.headers.get("X-Request-ID");
   if (response.ok && answer) return { answer, requestId };
-  throw plainError(response.status, answer, requestId);
+  const problem = plainError(response.status, answer, requestId);
+  problem.status = response.status;
+  throw problem;
 }
 
 export async function getJSON(url) {

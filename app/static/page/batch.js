@@ -3,7 +3,7 @@
 // filterable table, a summary with a small chart, and a CSV download.
 import { getJSON, hideError, PlainError, postJSON, showError, withVersion } from "./api.js";
 import { readLines, readReviews, toCSV } from "./csv.js";
-import { characters, count, element, percent, share, versionName } from "./format.js";
+import { blankBy, characters, count, element, percent, share, versionName } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_SHOWN = 1000; // rows in the table at once (every row is in the data and the CSV)
@@ -23,6 +23,7 @@ export function setUpBatch(config, chosenVersion) {
   const tbody = document.querySelector("#batch-results tbody");
   const filter = $("batch-filter");
   const labelFilter = $("batch-label-filter");
+  const blank = blankBy(config);
   let limits = null;
   let run = null; // {rows, columns, classes, name, controller, done, cancelled, version}
   let sort = { key: "index", descending: false };
@@ -42,7 +43,7 @@ export function setUpBatch(config, chosenVersion) {
     }
     for (const row of rows) {
       if (row.error) continue;
-      if (!row.text.trim()) row.error = "Empty: nothing to score.";
+      if (blank(row.text)) row.error = "Empty: nothing to score.";
       else if (characters(row.text) > config.maxTextChars) {
         row.error = `Too long: ${count(characters(row.text))} characters (the limit is ${count(config.maxTextChars)}).`;
       }
@@ -132,16 +133,7 @@ export function setUpBatch(config, chosenVersion) {
       const size = await maxBatchSize();
       for (let start = 0; start < todo.length; start += size) {
         const chunk = todo.slice(start, start + size);
-        const body = await postJSON(
-          withVersion(config.urls.classify, current.version),
-          { reviews: chunk.map((row) => row.text) },
-          current.controller.signal,
-        );
-        current.answeredBy.add(body.model.version);
-        body.predictions.forEach((prediction, i) => {
-          Object.assign(chunk[i], prediction);
-          fill(chunk[i]);
-        });
+        await scoreChunk(current, chunk);
         progress.value = start + chunk.length;
         progressText.textContent = `${count(start + chunk.length)} of ${count(todo.length)} reviews`;
         if (start % (size * 8) === 0) summarise();
@@ -162,6 +154,34 @@ export function setUpBatch(config, chosenVersion) {
       summarise();
       render();
     }
+  }
+
+  // A batch the server refuses as a whole (400: a text it will not take; 413: too big) is
+  // sent again one review at a time: a bad row gets the server's reason, the others
+  // their answers.
+  async function scoreChunk(current, chunk) {
+    let body;
+    try {
+      body = await postJSON(
+        withVersion(config.urls.classify, current.version),
+        { reviews: chunk.map((row) => row.text) },
+        current.controller.signal,
+      );
+    } catch (problem) {
+      if (problem.status !== 400 && problem.status !== 413) throw problem;
+      if (chunk.length > 1) {
+        for (const row of chunk) await scoreChunk(current, [row]);
+        return;
+      }
+      chunk[0].error = `Refused: ${problem.message}${problem.detail ? ` ${problem.detail}` : ""}`;
+      fill(chunk[0]);
+      return;
+    }
+    current.answeredBy.add(body.model.version);
+    body.predictions.forEach((prediction, i) => {
+      Object.assign(chunk[i], prediction);
+      fill(chunk[i]);
+    });
   }
 
   function summarise() {
@@ -266,14 +286,14 @@ export function setUpBatch(config, chosenVersion) {
           `${Math.round(config.maxFileBytes / 1048576)} MB. Split it, or score it with python -m app.batch.`,
       );
     }
-    const parsed = readReviews(chosen.name, await chosen.text());
+    const parsed = readReviews(chosen.name, await chosen.text(), blank);
     return { ...parsed, name: chosen.name };
   }
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (!pasted.value.trim() && file.files.length) start(() => fromFile(file.files[0]));
-    else start(async () => ({ ...readLines(pasted.value), name: "reviews" }));
+    else start(async () => ({ ...readLines(pasted.value, blank), name: "reviews" }));
   });
   file.addEventListener("change", () => {
     if (file.files.length) start(() => fromFile(file.files[0]));

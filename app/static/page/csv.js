@@ -59,21 +59,22 @@ const TEXT_COLUMNS = ["text", "review"];
 
 /** Review rows from a file's text: ``{columns, rows: [{text, fields, error}]}``, where
  * ``fields`` are the input's own columns (kept for the download). */
-export function readReviews(name, content) {
+export function readReviews(name, content, blank = (text) => !text.trim()) {
   const extension = (name.match(/\.[^.]+$/) || [""])[0].toLowerCase();
   if (extension === ".csv") return readCSV(content);
   if (extension === ".tsv") return readCSV(content, ["\t"]);
   if (extension === ".jsonl" || extension === ".ndjson") return readJSONLines(content);
-  if (extension === ".txt" || extension === "") return readLines(content);
+  if (extension === ".txt" || extension === "") return readLines(content, blank);
   throw new PlainError(
     `That file type (${extension}) is not one the page reads: use a .csv, .tsv, .jsonl, .ndjson or .txt file.`,
   );
 }
 
-export function readLines(content) {
+/** One review a line; blank lines (by ``blank``: the server's rule) are skipped. */
+export function readLines(content, blank = (text) => !text.trim()) {
   const rows = content
     .split(/\r\n|\n|\r/)
-    .filter((line) => line.trim())
+    .filter((line) => !blank(line))
     .map((line) => ({ text: line, fields: [line] }));
   return { columns: ["text"], rows };
 }

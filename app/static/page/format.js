@@ -5,6 +5,14 @@ export const count = (n) => nf.format(n);
 export const percent = (p) => `${(p * 100).toFixed(1)}%`;
 export const share = (p) => `${Math.round(p * 100)}%`;
 
+/** Whether ``text`` is blank by the server's rule (``config.notBlankPattern``, from
+ * app.serving.texts): JavaScript's trim() also removes U+FEFF and keeps U+001C–U+001F and
+ * U+0085, which Python's strip() does the other way round. */
+export const blankBy = (config) => {
+  const notBlank = new RegExp(config.notBlankPattern);
+  return (text) => !notBlank.test(text);
+};
+
 /** How many characters the server counts in ``text`` (Python's len: code points), where
  * JavaScript's length counts UTF-16 units (an emoji is two). */
 export function characters(text) {

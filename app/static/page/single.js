@@ -2,6 +2,7 @@
 // (POST /explain), the example reviews, and two versions side by side.
 import { hideError, postJSON, postJSONWithId, PlainError, showError, withVersion } from "./api.js";
 import {
+  blankBy,
   characters,
   element,
   percent,
@@ -28,11 +29,12 @@ export function setUpSingle(config, chosenVersion) {
   let lastExplanation = null;
   let example = null; // the example whose text is in the box, if any
 
+  const blank = blankBy(config);
   const bandsOf = (version) =>
     (config.versions.find((item) => item.version === version) || config.versions[0]).bands;
 
   function problemWith(text) {
-    if (!text.trim()) return new PlainError("Type a review first.");
+    if (blank(text)) return new PlainError("Type a review first.");
     const length = characters(text);
     if (length > config.maxTextChars) {
       return new PlainError(
