@@ -868,6 +868,29 @@ def test_the_page_finds_a_text_blank_as_the_server_does(server, browser, tmp_pat
     assert not browser.find_element(By.ID, "batch-error").is_displayed()
 
 
+@pytest.mark.slow
+def test_a_json_line_with_a_lone_surrogate_is_a_bad_row(server, browser, tmp_path):
+    """As in python -m app.batch: "\\ud800" without its pair is no text; the API refuses a
+    batch that holds one, so the page reports the line and sends the others."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    reviews = tmp_path / "surrogates.jsonl"
+    reviews.write_text(
+        '{"id": 1, "text": "Lovely crew, thank you!"}\n'
+        '{"id": 2, "text": "bad \\ud800 escape"}\n'
+        '{"id": 3, "text": "fine", "note": ["\\udc80"]}\n'
+        '{"id": 4, "text": "a pair \\ud83d\\ude00 is text"}\n'
+    )
+    assert score_file_in_page(browser, reviews, 4).startswith("2 of 4 reviews scored")
+    assert not browser.find_element(By.ID, "batch-error").is_displayed()
+    cells = [row["cell"] for row in batch_rows(browser)]
+    assert "Line 2 is not text: a string holds a lone surrogate (\\ud800)." in cells[1]
+    assert "Line 3 is not text: a string holds a lone surrogate (\\udc80)." in cells[2]
+    by_test_id(browser, "batch-download").click()
+    table = downloaded(browser, "surrogates-scored.csv")
+    assert [row["id"] for row in table] == ["1", "", "", "4"]
+    assert table[3]["text"] == "a pair \N{GRINNING FACE} is text" and table[3]["label"]
+
+
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
     """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
     for _ in range(limit):

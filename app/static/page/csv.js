@@ -112,6 +112,27 @@ function readCSV(content, separators = SEPARATORS) {
   return { columns: header, rows };
 }
 
+// Half of a surrogate pair without the other half: JSON.parse reads "\ud800" into one.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The first lone surrogate in a key or string of a parsed JSON value, as its escape
+ * (``\ud800``), or null: such a string is not Unicode text, and the API refuses a body
+ * that holds one (as app.serving.texts.lone_surrogate finds it). */
+function loneSurrogate(value) {
+  const stack = [value];
+  while (stack.length) {
+    const item = stack.pop();
+    if (typeof item === "string") {
+      const found = item.match(LONE_SURROGATE);
+      if (found) return `\\u${found[0].charCodeAt(0).toString(16).padStart(4, "0")}`;
+    } else if (item && typeof item === "object") {
+      if (!Array.isArray(item)) stack.push(...Object.keys(item));
+      stack.push(...Object.values(item));
+    }
+  }
+  return null;
+}
+
 function readJSONLines(content) {
   const columns = [];
   const objects = [];
@@ -127,6 +148,13 @@ function readJSONLines(content) {
     }
     if (!value || typeof value !== "object" || Array.isArray(value)) {
       rows.push({ text: "", object: {}, error: `Line ${i + 1} is not a JSON object.` });
+      return;
+    }
+    // Only an escape makes one: a file's text is decoded, its bad bytes replaced.
+    const lone = line.includes("\\u") ? loneSurrogate(value) : null;
+    if (lone) {
+      const error = `Line ${i + 1} is not text: a string holds a lone surrogate (${lone}).`;
+      rows.push({ text: "", object: {}, error });
       return;
     }
     for (const key of Object.keys(value)) if (!columns.includes(key)) columns.push(key);
