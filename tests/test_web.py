@@ -70,6 +70,7 @@ PASTED = [
 # Batches of this size make a 10,000-line file take over a thousand requests: time to cancel.
 SMALL_BATCH = 8
 SHOWN_ROWS = 1000  # batch.js MAX_SHOWN
+PROBABILITIES = ["p_negative", "p_neutral", "p_positive"]  # the download's, in class order
 # WCAG 2.1 AA: normal text needs a contrast ratio of at least 4.5:1.
 MIN_CONTRAST = 4.5
 TEXT_SELECTORS = [
@@ -889,6 +890,26 @@ def test_a_json_line_with_a_lone_surrogate_is_a_bad_row(server, browser, tmp_pat
     table = downloaded(browser, "surrogates-scored.csv")
     assert [row["id"] for row in table] == ["1", "", "", "4"]
     assert table[3]["text"] == "a pair \N{GRINNING FACE} is text" and table[3]["label"]
+
+
+@pytest.mark.slow
+def test_a_csv_row_with_more_cells_than_the_header_keeps_the_columns(server, browser, tmp_path):
+    """As python -m app.batch: a bad row, written with the header's cells only."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    reviews = tmp_path / "extra.csv"
+    reviews.write_text('id,text\n1,Lovely crew\n2,"too, many",x\n3,Lost my bag\n')
+    assert score_file_in_page(browser, reviews, 3).startswith("2 of 3 reviews scored")
+    assert "The row has 3 fields but the header has 2." in batch_rows(browser)[1]["cell"]
+    by_test_id(browser, "batch-download").click()
+    table = downloaded(browser, "extra-scored.csv")
+    assert list(table[1]) == ["id", "text", "label", "score", *PROBABILITIES, "error"]
+    assert table[1] == {
+        **dict.fromkeys(table[1], ""),
+        "id": "2",
+        "text": "too, many",
+        "error": "The row has 3 fields but the header has 2.",
+    }
+    assert table[0]["label"] and table[2]["label"]
 
 
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:

@@ -261,9 +261,11 @@ export function setUpBatch(config, chosenVersion) {
       return;
     }
     const header = [...run.columns, "label", "score", ...run.classes.map((name) => `p_${name}`), "error"];
+    const width = run.columns.length;
     const rows = run.rows.map((row) => [
-      ...row.fields,
-      ...Array(Math.max(0, run.columns.length - row.fields.length)).fill(""),
+      // A row's own cells under its columns: short rows padded, cells past the header's
+      // (a bad row) left out, as python -m app.batch writes them.
+      ...[...row.fields, ...Array(width).fill("")].slice(0, width),
       row.label ?? "",
       row.score ?? "",
       ...run.classes.map((name) => (row.scores ? row.scores[name] : "")),
