@@ -912,6 +912,44 @@ def test_a_csv_row_with_more_cells_than_the_header_keeps_the_columns(server, bro
     assert table[0]["label"] and table[2]["label"]
 
 
+@pytest.mark.slow
+def test_batches_fit_the_server_s_max_content_length(start_server, browser):
+    """Long reviews (MAX_TEXT_CHARS may be up to 1,000,000) make a batch of
+    MAX_BATCH_SIZE bigger than MAX_CONTENT_LENGTH, which the server refuses whole (413):
+    the page cuts batches by their size in bytes too, and a review too big for a request
+    of its own is a bad row."""
+    server = start_server(WEB_CONCURRENCY="1", MAX_TEXT_CHARS="20000", MAX_CONTENT_LENGTH="70000")
+    server.wait_ready("/ready")
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    # 17,000 bytes each: four to a request of 70,000; 20,000 emoji are 80,002 bytes.
+    long = [(f"{PASTED[i % 4]} " * 400)[:17_000] for i in range(9)]
+    too_big = "\N{GRINNING FACE}" * 20_000
+    browser.execute_script(
+        "arguments[0].value = arguments[1].join(String.fromCharCode(10))",
+        by_test_id(browser, "batch-input"),
+        [*long[:5], too_big, *long[5:]],
+    )
+    browser.find_element(By.ID, "batch-score").click()
+    assert wait_for_batch(browser).startswith("9 of 10 reviews scored")
+    assert not browser.find_element(By.ID, "batch-error").is_displayed()
+    rows = browser.execute_script(
+        """
+        return [...document.querySelectorAll("#batch-results tbody tr")].map((tr) => (
+          {label: tr.dataset.label || null, cell: tr.cells[2].textContent.trim()}));
+        """
+    )
+    expected = [
+        api(server, "/classify", {"reviews": long[i : i + 4]})["predictions"] for i in (0, 4, 8)
+    ]
+    labels = [p["label"] for chunk in expected for p in chunk]
+    assert [row["label"] for row in rows] == [*labels[:5], None, *labels[5:]]
+    assert rows[5]["cell"] == (
+        "— Too big to send: 80,002 bytes as JSON; the server takes 70,000 bytes a request "
+        "(MAX_CONTENT_LENGTH)."
+    )
+    assert severe_browser_errors(browser) == []  # no request refused (413)
+
+
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
     """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
     for _ in range(limit):

@@ -1,12 +1,18 @@
 // Many reviews: pasted lines or a file, sent to POST /classify in batches of the server's
-// MAX_BATCH_SIZE (GET /model → limits), with progress and cancel; then a sortable,
-// filterable table, a summary with a small chart, and a CSV download.
+// MAX_BATCH_SIZE and under its MAX_CONTENT_LENGTH (GET /model → limits), with progress
+// and cancel; then a sortable, filterable table, a summary with a small chart, and a CSV
+// download.
 import { getJSON, hideError, PlainError, postJSON, showError, withVersion } from "./api.js";
 import { readLines, readReviews, toCSV } from "./csv.js";
 import { blankBy, characters, count, element, percent, share, versionName } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_SHOWN = 1000; // rows in the table at once (every row is in the data and the CSV)
+// A batch's body is {"reviews":[…]}: these bytes, then each review as a JSON string in
+// UTF-8 and a comma between two. MARGIN bytes of the server's limit are left free.
+const FRAMING = JSON.stringify({ reviews: [] }).length;
+const MARGIN = 256;
+const encoder = new TextEncoder();
 
 export function setUpBatch(config, chosenVersion) {
   const form = $("batch-form");
@@ -28,9 +34,39 @@ export function setUpBatch(config, chosenVersion) {
   let run = null; // {rows, columns, classes, name, controller, done, cancelled, version}
   let sort = { key: "index", descending: false };
 
-  async function maxBatchSize() {
+  async function serverLimits() {
     if (!limits) limits = (await getJSON(config.urls.model)).limits;
-    return limits.max_batch_size;
+    return limits;
+  }
+
+  // The rows in batches the server takes: at most max_batch_size reviews and a body of at
+  // most max_content_length bytes (past it the server answers 413 to the whole batch). A
+  // review too big for a request of its own is a bad row.
+  function batches(rows, { max_batch_size: size, max_content_length: limit }) {
+    const budget = limit - MARGIN;
+    const chunks = [];
+    let chunk = [];
+    let bytes = FRAMING;
+    for (const row of rows) {
+      const own = encoder.encode(JSON.stringify(row.text)).length;
+      if (FRAMING + own > budget) {
+        row.error =
+          `Too big to send: ${count(own)} bytes as JSON; the server takes ` +
+          `${count(limit)} bytes a request (MAX_CONTENT_LENGTH).`;
+        fill(row);
+        continue;
+      }
+      const more = own + (chunk.length ? 1 : 0);
+      if (chunk.length && (chunk.length >= size || bytes + more > budget)) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = FRAMING;
+      }
+      bytes += own + (chunk.length ? 1 : 0);
+      chunk.push(row);
+    }
+    if (chunk.length) chunks.push(chunk);
+    return chunks;
   }
 
   function check(rows) {
@@ -123,20 +159,28 @@ export function setUpBatch(config, chosenVersion) {
   }
 
   async function score(current) {
-    const todo = current.rows.filter((row) => !row.error);
-    progress.max = Math.max(todo.length, 1);
-    progress.value = 0;
-    progressText.textContent = `0 of ${count(todo.length)} reviews`;
+    let total = current.rows.filter((row) => !row.error).length;
+    const shown = (done) => {
+      progress.max = Math.max(total, 1);
+      progress.value = done;
+      progressText.textContent = `${count(done)} of ${count(total)} reviews`;
+    };
+    shown(0);
     setBusy(true);
     summarise();
     try {
-      const size = await maxBatchSize();
-      for (let start = 0; start < todo.length; start += size) {
-        const chunk = todo.slice(start, start + size);
+      const chunks = batches(
+        current.rows.filter((row) => !row.error),
+        await serverLimits(),
+      );
+      total = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      let done = 0;
+      shown(done);
+      for (const [n, chunk] of chunks.entries()) {
         await scoreChunk(current, chunk);
-        progress.value = start + chunk.length;
-        progressText.textContent = `${count(start + chunk.length)} of ${count(todo.length)} reviews`;
-        if (start % (size * 8) === 0) summarise();
+        done += chunk.length;
+        shown(done);
+        if (n % 8 === 0) summarise();
       }
     } catch (problem) {
       // Cancelled while the request was sent or its answer read: either way, no error.
