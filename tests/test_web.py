@@ -950,6 +950,38 @@ def test_batches_fit_the_server_s_max_content_length(start_server, browser):
     assert severe_browser_errors(browser) == []  # no request refused (413)
 
 
+@pytest.mark.slow
+def test_an_example_clicked_while_classifying_gets_its_own_answer(server, browser):
+    """The second click comes while the first example's answer is on its way: that answer
+    is not shown under the second text, the second text is classified."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    first, second = EXAMPLES[0], EXAMPLES[2]
+    expected = api(server, "/classify", {"review": second.text})
+    assert api(server, "/classify", {"review": first.text})["label"] != expected["label"]
+    buttons = [
+        browser.find_element(By.XPATH, f'//button[@data-text="{example.text}"]')
+        for example in (first, second)
+    ]
+    browser.execute_script("arguments[0].click(); arguments[1].click()", *buttons)
+    assert by_test_id(browser, "review-input").get_attribute("value") == second.text
+    wait_for_label(browser, expected["label"])
+    wait_for_explanation(browser, second.text)
+    assert browser.find_element(By.ID, "example-note").text.startswith(
+        f"A person would say {second.expected}"
+    )
+    # Typed over while its answer is on its way: the answer is not shown under the new text.
+    put_review(browser, first.text)
+    browser.execute_script(
+        "document.getElementById('classify').click();"
+        "document.getElementById('review').value = arguments[0];"
+        "document.getElementById('classify').click()",
+        POSITIVE,
+    )
+    wait_for_label(browser, api(server, "/classify", {"review": POSITIVE})["label"])
+    wait_for_explanation(browser, POSITIVE)
+    assert severe_browser_errors(browser) == []
+
+
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
     """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
     for _ in range(limit):

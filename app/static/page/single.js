@@ -26,6 +26,9 @@ export function setUpSingle(config, chosenVersion) {
   const result = $("result");
   const explainClass = $("explain-class");
   let busy = false;
+  // Asked again while busy (an example clicked, Classify pressed): once the answer on its
+  // way is in, the text then in the box is classified, unless that answer was for it.
+  let again = false;
   let lastExplanation = null;
   let example = null; // the example whose text is in the box, if any
 
@@ -192,28 +195,43 @@ export function setUpSingle(config, chosenVersion) {
   }
 
   async function classify() {
-    if (busy) return;
+    if (busy) {
+      again = true;
+      return;
+    }
     const text = review.value;
+    const version = chosenVersion();
     const problem = problemWith(text);
     if (problem) return failed(problem);
     busy = true;
     button.setAttribute("aria-disabled", "true");
     status.textContent = "Classifying…";
+    // The answer (or error) belongs to `text`: shown only while `text` is in the box.
+    const current = () => review.value === text && chosenVersion() === version;
     try {
       const { answer: body, requestId } = await postJSONWithId(
-        withVersion(config.urls.classify, chosenVersion()),
+        withVersion(config.urls.classify, version),
         { review: text },
       );
+      if (!current()) {
+        again = true;
+        return;
+      }
       showAnswer(body);
       offerFeedback(body, requestId);
       status.textContent = "";
       await explain(text, body.model.version); // the version that answered
     } catch (problem) {
-      failed(problem);
+      if (current()) failed(problem);
+      else again = true;
     } finally {
       busy = false;
       button.removeAttribute("aria-disabled");
       status.textContent = "";
+      if (again) {
+        again = false;
+        if (!current()) classify();
+      }
     }
   }
 
