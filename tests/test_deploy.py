@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import re
-import sys
 
 from app.config import PROJECT_ROOT, SETTINGS, Config
 
@@ -16,12 +15,10 @@ def read(name: str) -> str:
     return (ROOT / name).read_text()
 
 
-def test_python_version_names_the_major_version_and_runtime_txt_is_gone():
-    """Heroku's Python buildpack reads .python-version; runtime.txt is deprecated since
-    2025 (Heroku changelog 3141) and would still win over it. The major version alone
-    ("3.11") gets the latest patch release, with its security fixes, on each build."""
-    assert read(".python-version").strip() == f"{sys.version_info.major}.{sys.version_info.minor}"
-    assert not (ROOT / "runtime.txt").exists()
+def test_runtime_txt_and_python_version_agree():
+    runtime = read("runtime.txt").strip()
+    assert re.fullmatch(r"python-3\.11(\.\d+)?", runtime)
+    assert runtime.removeprefix("python-").startswith(read(".python-version").strip())
 
 
 def test_procfile_runs_gunicorn_with_the_config_file_and_no_preload():
