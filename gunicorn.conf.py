@@ -9,19 +9,15 @@ import os
 import sys
 import tempfile
 
-from app.config import EXIT_BAD_SETTING, SettingError, check_environment
-from app.observability.logformat import GunicornLogger, log_bad_setting
-from app.server import listeners
+from app.observability.logformat import GunicornLogger
+from app.server import checked_settings, listeners
 from app.server.worker import BufferingWorker
 
-# The settings as app.config parses them: app.server has checked them already (this
-# catches a bad one under a bare `gunicorn -c gunicorn.conf.py`). Raw os.environ text
-# would disagree with the check: " 5" passes it, and "true " must turn the access log on.
-try:
-    settings = check_environment()
-except SettingError as error:
-    log_bad_setting(str(error))
-    sys.exit(EXIT_BAD_SETTING)
+# The settings as app.config parses them, checked once in this process (app.server did it
+# before Gunicorn started; under a bare `gunicorn -c gunicorn.conf.py` this checks them).
+# Raw os.environ text would disagree with the check: " 5" passes it, and "true " must turn
+# the access log on.
+settings = checked_settings()
 
 # --- Where to listen ----------------------------------------------------------------
 # Heroku (and most platforms) hand the port in $PORT and route to every interface.

@@ -1,6 +1,6 @@
 """``python -m app.server [Gunicorn options] APP``: the Procfile's web command.
 
-It checks every setting (``app.config.check_environment``) and then runs Gunicorn's own
+It checks every setting (``app.server.checked_settings``) and then runs Gunicorn's own
 command in this same process, which becomes the Gunicorn master. The check must come
 first: Gunicorn reads ``WEB_CONCURRENCY`` and ``FORWARDED_ALLOW_IPS`` when it is imported,
 before any config file, and a bad value there ends in a bare traceback. Only the small
@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from app.config import EXIT_BAD_SETTING, SettingError, check_environment
+from app.server import checked_settings
 
 
 def main() -> None:
-    try:
-        check_environment()
-    except SettingError as error:
-        from app.observability.logformat import log_bad_setting
-
-        log_bad_setting(str(error))
-        sys.exit(EXIT_BAD_SETTING)
+    checked_settings()
     from gunicorn.app.wsgiapp import run
 
     sys.argv[0] = "gunicorn"  # Gunicorn's usage and process title
