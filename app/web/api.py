@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from app.serving.predictor import Classification, Predictor
 from app.web.errors import ValidationFailed
 from app.web.models import ROUTING_KEY_HEADER, served_models
-from app.web.schemas import KeyedRequest, RequestSchemas, request_schemas
+from app.web.schemas import KeyedRequest, RequestSchemas, repeated_parameters, request_schemas
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -59,11 +59,7 @@ def pinned() -> tuple[str | None, str | None]:
     args = request.args
     if args:
         wrong = {name: ["Unknown field."] for name in args if name not in PIN_PARAMETERS}
-        wrong |= {
-            name: ["Given more than once."]
-            for name in PIN_PARAMETERS
-            if len(args.getlist(name)) > 1
-        }
+        wrong |= repeated_parameters(args, PIN_PARAMETERS)
         if wrong:
             raise ValidationFailed("The query parameters are not valid.", wrong)
     return args.get("version"), args.get("label")

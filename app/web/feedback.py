@@ -40,7 +40,12 @@ from app.observability.metrics import ServiceMetrics
 from app.web.errors import APIError, ValidationFailed
 from app.web.long_requests import may_run_long
 from app.web.models import ServedModels
-from app.web.schemas import BatchLength, FeedbackQuerySchema, feedback_item_schema
+from app.web.schemas import (
+    BatchLength,
+    FeedbackQuerySchema,
+    feedback_item_schema,
+    repeated_parameters,
+)
 
 bp = Blueprint("feedback", __name__)
 log = logging.getLogger(__name__)
@@ -348,7 +353,7 @@ def labelled_answers() -> dict[str, Any]:
     what a data scientist joins with the texts it holds (by request id) to find the errors
     and to retrain."""
     args = request.args
-    errors = {name: ["Given more than once."] for name in args if len(args.getlist(name)) > 1}
+    errors = repeated_parameters(args)
     try:
         query = FEEDBACK_QUERY.load(args)
     except ValidationError as error:

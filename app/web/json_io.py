@@ -113,7 +113,7 @@ def _inflated(data: bytes, encoding: str, limit: int | None) -> bytes:
         members.append(member)
         rest = inflater.unused_data
         if not rest:
-            return b"".join(members) if len(members) > 1 else member
+            return b"".join(members)  # one member: itself, not a copy
         if wbits != _GZIP:
             raise InvalidEncoding(f"The body has bytes after its {encoding} data.")
 

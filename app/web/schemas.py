@@ -18,7 +18,7 @@ import binascii
 import copy
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -736,6 +736,16 @@ class V2InferenceResponseSchema(ResponseSchema):
     model_version = fields.String(metadata={"example": "2"})
     id = fields.String(metadata={"description": "The request's `id`, else its X-Request-ID."})
     outputs = fields.List(fields.Nested(V2ResponseOutputSchema))
+
+
+def repeated_parameters(args: Any, names: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The query parameters (of ``names``, else all) given more than once, as a 400's
+    details: a schema would take the first value silently."""
+    return {
+        name: ["Given more than once."]
+        for name in (args if names is None else names)
+        if len(args.getlist(name)) > 1
+    }
 
 
 # --- Feedback and monitoring ----------------------------------------------------------
