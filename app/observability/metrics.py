@@ -57,6 +57,17 @@ def ensure_multiproc_dir() -> bool:
     return True
 
 
+def folder_identity() -> tuple[int, int] | None:
+    """The workers' metrics folder's (device, inode): another one once it is made again
+    (a worker's open sample files are then in the deleted one); None when it is gone or
+    unset."""
+    try:
+        found = os.stat(os.environ[MULTIPROC_DIR_ENV])
+    except (KeyError, OSError):
+        return None
+    return found.st_dev, found.st_ino
+
+
 # Request latency: from well under a millisecond (one review) to the router's 30 s limit.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30)
 INFERENCE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25)

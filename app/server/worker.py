@@ -91,20 +91,6 @@ BUSY_RESPONSE = _error_response(
 )
 
 
-# Where the workers' Prometheus samples are (gunicorn.conf.py sets it before any fork).
-METRICS_FOLDER_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _folder_identity() -> tuple[int, int] | None:
-    """The metrics folder's (device, inode): another one once it is made again; None when
-    it is gone (or unset)."""
-    try:
-        found = os.stat(os.environ[METRICS_FOLDER_ENV])
-    except (KeyError, OSError):
-        return None
-    return found.st_dev, found.st_ino
-
-
 def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """``gunicorn.util.write_error``, in the API's JSON error shape instead of an HTML
     page: Gunicorn's own refusals of what its parser will not read (a request line over
@@ -218,14 +204,16 @@ class BufferingWorker(ThreadWorker):
         worker counted since would never reach /metrics, and alerts would go quiet. The
         workers leave one slot at a time, so that the others serve meanwhile. When to
         check next."""
+        from app.observability.metrics import MULTIPROC_DIR_ENV, folder_identity
+
         now = time.monotonic()
-        if _folder_identity() == identity:
+        if folder_identity() == identity:
             return now + self.metrics_check_seconds
         if self._leave_at is None:
             self._leave_at = now + self.metrics_stagger_seconds * getattr(self, "slot", 0)
             self.log.warning(
                 "metrics folder replaced: this worker restarts so that its samples are seen",
-                extra={"folder": os.environ.get(METRICS_FOLDER_ENV), "worker_pid": self.pid},
+                extra={"folder": os.environ.get(MULTIPROC_DIR_ENV), "worker_pid": self.pid},
             )
         if now >= self._leave_at:
             self.alive = False
@@ -553,7 +541,10 @@ class BufferingWorker(ThreadWorker):
         # serves some that are not (app/web/long_requests.py); else None.
         self._quick = getattr(self.wsgi, "extensions", {}).get(QUICK_REQUESTS)
         self.nr_conns = self._nr_conns
-        metrics_folder = _folder_identity()
+        # After the fork: the master does not import prometheus_client, the worker's app has.
+        from app.observability.metrics import folder_identity
+
+        metrics_folder = folder_identity()
         check_metrics_at = time.monotonic() + self.metrics_check_seconds
         while self.alive:
             self.notify()
