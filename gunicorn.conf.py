@@ -6,11 +6,11 @@ in BENCHMARKS.md."""
 
 import gc
 import os
+import shutil
 import sys
-import tempfile
 
 from app.observability.logformat import GunicornLogger
-from app.server import checked_settings, listeners
+from app.server import checked_settings, default_metrics_folder, listeners
 from app.server.worker import BufferingWorker
 
 # The settings as app.config parses them, checked once in this process (app.server did it
@@ -104,9 +104,10 @@ accesslog = "-" if settings["ACCESS_LOG"] else None
 # --- Metrics --------------------------------------------------------------------------
 # Workers write Prometheus samples to files in this folder and /metrics merges them.
 # prometheus_client reads the variable when a worker imports it, so set it here, in the
-# master, before any worker starts; by default a fresh folder per server.
+# master, before any worker starts; by default a fresh folder per server, which the
+# server removes when it stops (on_exit).
 if not settings["PROMETHEUS_MULTIPROC_DIR"].strip():
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = default_metrics_folder()
 
 
 def on_starting(server):
@@ -127,7 +128,14 @@ def on_starting(server):
         server.SLOT_CONNECTIONS = listeners.SlotConnections(server.cfg.workers)
     except (listeners.AddressInUse, OSError, ValueError) as error:
         server.log.error("%s", error)
+        on_exit(server)
         sys.exit(1)
+
+
+def on_exit(server):
+    """Remove the metrics folder the server made for itself (never an operator's)."""
+    if not settings["PROMETHEUS_MULTIPROC_DIR"].strip():
+        shutil.rmtree(default_metrics_folder(), ignore_errors=True)
 
 
 def pre_fork(server, worker):

@@ -102,3 +102,43 @@ def test_deleting_the_metrics_folder_neither_stops_serving_nor_worker_replacemen
     if text.status_code == 503:  # the old worker found the second deletion: once
         text = requests.get(server.url + "/metrics", timeout=10)
     assert text.status_code == 200 and "sentiment_worker_starts_total" in text.text
+
+
+def classify_count(server) -> float:
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith('sentiment_model_requests_total{outcome="ok"')
+    )
+
+
+def test_the_default_metrics_folder_outlives_a_reload_and_is_removed_at_exit(
+    start_server, tmp_path
+):
+    """Unset, the folder is the server's own: a reload (``kill -HUP``, which runs
+    gunicorn.conf.py again) keeps it and what it counted, and the server removes it when
+    it stops, where each run used to leave one behind in /tmp."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR="", TMPDIR=str(tmp))
+    server.wait_ready("/ready")
+    wait_for_workers_started(server.url, 2)
+    (folder,) = tmp.glob("sentiment-metrics-*")
+    for _ in range(3):
+        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
+    assert classify_count(server) == 3
+
+    before = workers(server)
+    os.kill(server.process.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and set(before) & set(workers(server)):
+        time.sleep(0.2)
+    server.wait_ready("/ready", timeout=60)
+    wait_for_workers_started(server.url, 4)
+    assert list(tmp.glob("sentiment-metrics-*")) == [folder]
+    assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
+    assert classify_count(server) == 4
+
+    assert server.stop() == 0
+    assert not folder.exists() and not list(tmp.iterdir())

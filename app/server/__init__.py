@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import tempfile
 from typing import Any
 
 from app.config import EXIT_BAD_SETTING, SettingError, check_environment
@@ -24,3 +25,11 @@ def checked_settings() -> dict[str, Any]:
 
         log_bad_setting(str(error))
         sys.exit(EXIT_BAD_SETTING)
+
+
+@functools.cache
+def default_metrics_folder() -> str:
+    """The workers' metrics folder when PROMETHEUS_MULTIPROC_DIR is unset: made once per
+    master process, so that a configuration reload (``kill -HUP``, which runs
+    gunicorn.conf.py again) keeps the counters, and removed by the master at exit."""
+    return tempfile.mkdtemp(prefix="sentiment-metrics-")
