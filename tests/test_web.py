@@ -913,6 +913,26 @@ def test_a_csv_row_with_more_cells_than_the_header_keeps_the_columns(server, bro
 
 
 @pytest.mark.slow
+def test_a_csv_row_with_fewer_cells_than_the_header_is_padded_and_scored(server, browser, tmp_path):
+    """As python -m app.batch: a short row's missing cells are empty; it is scored if it
+    has its text, and is "Empty" if its text cell is the missing one."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    reviews = tmp_path / "short.csv"
+    reviews.write_text("text,id,note\nLovely crew,1,a\nLost my bag,2\nOn time\n,4\n")
+    assert score_file_in_page(browser, reviews, 4).startswith("3 of 4 reviews scored")
+    assert "Empty: nothing to score." in batch_rows(browser)[3]["cell"]
+    by_test_id(browser, "batch-download").click()
+    table = downloaded(browser, "short-scored.csv")
+    assert [(row["id"], row["note"], bool(row["label"])) for row in table] == [
+        ("1", "a", True),
+        ("2", "", True),
+        ("", "", True),
+        ("4", "", False),
+    ]
+    assert [row["error"] for row in table[:3]] == ["", "", ""]
+
+
+@pytest.mark.slow
 def test_batches_fit_the_server_s_max_content_length(start_server, browser):
     """Long reviews (MAX_TEXT_CHARS may be up to 1,000,000) make a batch of
     MAX_BATCH_SIZE bigger than MAX_CONTENT_LENGTH, which the server refuses whole (413):

@@ -104,14 +104,13 @@ function readCSV(content, separators = SEPARATORS) {
         "Rename the column that holds the reviews to text.",
     );
   }
-  const rows = records.map((fields, i) => {
+  const rows = records.map((fields) => {
     let error = null;
     // More cells than the header names: app.batch's words; the download keeps the first
-    // ones, under their own columns, as app.batch writes the row.
+    // ones, under their own columns, as app.batch writes the row. Fewer: the missing
+    // cells are empty, as app.batch pads them (an empty text is then "Empty").
     if (fields.length > header.length) {
       error = `The row has ${fields.length} fields but the header has ${header.length}.`;
-    } else if (fields.length < header.length) {
-      error = `Line ${i + 2} has ${fields.length} fields, the header ${header.length}.`;
     }
     return { text: fields[column] ?? "", fields, error };
   });
