@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from app.serving.preprocessing import (
     LEXICON_TOKENS,
     NEGATED_LEXICON_TOKENS,
     NEGATED_PREFIX,
+    NFKC_GROWTH,
     NUMBER_TOKEN,
     OOV_ID,
     PAD_ID,
@@ -26,6 +28,7 @@ from app.serving.preprocessing import (
     USER_TOKEN,
     TextEncoder,
     char_words,
+    encoder_from_config,
     gloss_emoji,
     gloss_ratings,
     mark_ratings,
@@ -35,6 +38,8 @@ from app.serving.preprocessing import (
     tokenize_with_negation,
     word_char_ngrams,
 )
+
+MODEL_FOLDERS = Path(__file__).resolve().parent.parent / "model" / "sentiment"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +60,13 @@ from app.serving.preprocessing import (
         ("I Õ¢_\x8aÎ_\x86¢m fine", ["i", "m", "fine"]),  # double-decoded junk is dropped
         ("a\x00b\x07c\x1bd\x7fe", ["a", "b", "c", "d", "e"]),
         ("ｆｕｌｌ width", ["full", "width"]),
+        # invisible characters from web pages and e-mail do not cut a word in two
+        (
+            "Wonder\u00adful, excel\u200dlent, horri\u200bble\ufeff",
+            ["wonderful", "excellent", "horrible"],
+        ),
+        ("The café\u00a0was lovely", ["the", "café", "was", "lovely"]),  # a no-break space
+        ("I don\u2032t, it\u201bs", ["i", "don't", "it's"]),  # prime marks as apostrophes
         ("3.5 stars, 100 times", [NUMBER_TOKEN, "stars", NUMBER_TOKEN, "times"]),
         ("it's   ok?", ["it's", "ok", "?"]),
         ("", []),
@@ -342,6 +354,9 @@ def test_window_tokens_round_trip_and_absent_when_unused() -> None:
         ("4 / 10", " xxratingpoor "),
         ("10/10 would fly again", " xxratingbest  would fly again"),
         ("Ten out of ten for the app", " xxratingbest  for the app"),
+        ("Honestly 10 Out Of 10", "Honestly  xxratingbest "),  # in any case
+        ("Honestly 10 OUT of 10", "Honestly  xxratingbest "),
+        ("Two Thumb Down", " xxratingworst "),
         ("1 out of 10, would not buy", " xxratingworst , would not buy"),
         ("9 out of 10 stars", " xxratingbest "),
         ("Five stars.", " xxratingbest ."),
@@ -420,6 +435,28 @@ def test_ratings_read_as_lexicon_tokens_never_negated() -> None:
     # Middling ratings and texts without one encode as before.
     for text in ("3/5", *TEXTS):
         assert rated.encode_ids(text) == plain.encode_ids(text)
+
+
+def test_ratings_are_read_after_entities_and_unicode_forms() -> None:
+    """A rating copied from a web page ("5&nbsp;stars") or typed in full-width forms is
+    the same rating, for both kinds of encoder."""
+    rated = dataclasses.replace(fit(lexicon={"love": 2}), rating_weight=2)
+    pieces = encoder_from_config(
+        json.loads((MODEL_FOLDERS / "4" / "preprocessing.json").read_text()), MODEL_FOLDERS / "4"
+    )
+    for variant in ("5&nbsp;stars", "５ ｓｔａｒｓ", "5\u00a0stars", "5&#47;5", "5／5"):
+        plain = "5/5" if "5" in variant[-1:] else "5 stars"
+        assert rated.features(f"Great hotel, {variant}") == rated.features(f"Great hotel, {plain}")
+        assert pieces.encode_ids(f"Great hotel, {variant}") == pieces.encode_ids(
+            f"Great hotel, {plain}"
+        )
+
+
+def test_unicode_forms_cannot_multiply_a_text_s_length() -> None:
+    """NFKC spells "\ufdfa" out in 18 characters: a text grows at most NFKC_GROWTH
+    times, so a request's cost stays bounded by MAX_TEXT_CHARS."""
+    assert len(standardize("\ufdfa" * 100)) <= NFKC_GROWTH * 100
+    assert tokenize("ﬁne ½") == ["fine", "xxnum", "xxnum"]  # ordinary growth is kept whole
 
 
 def test_rating_weight_round_trip_needs_a_lexicon() -> None:
