@@ -218,6 +218,73 @@ def test_long_transformer_requests_do_not_stall_the_other_clients(start_server, 
     assert len(long_ones) >= 3 and max(waits) < 0.3, line
 
 
+@pytest.mark.parametrize(
+    ("labels", "short_ones"),
+    [
+        # Pinned to the transformer by label and by number, on /classify and on TF Serving's
+        # and KServe's paths; the probe's own /classify goes to version 2, never waiting.
+        (
+            "stable=2,accurate=4",
+            [
+                "/classify?label=accurate",
+                "/classify?version=04",
+                "/v1/models/sentiment/labels/accurate:predict",
+                "/v2/models/sentiment/versions/4/infer",
+            ],
+        ),
+        # The transformer is stable: every scoring request goes to the threads.
+        ("stable=4,fast=2", ["/classify"]),
+    ],
+)
+def test_short_requests_to_a_busy_transformer_wait_off_the_loop(
+    start_server, record_property, labels, short_ones
+):
+    """A version answers one call at a time: a single review to version 4 on the loop
+    waited there for the explanation a thread ran on version 4, and the whole worker
+    with it (2.4 s; on version 3 Gunicorn killed the silent worker). Any request a
+    transformer may answer now waits on a thread, and the loop serves the others."""
+    server = start_server(WEB_CONCURRENCY="1", MODEL_VERSIONS="2,4", MODEL_LABELS=labels)
+    server.wait_ready("/ready", 120)
+    long_review = ("Lovely flight, terrible food, long delay. " * 120)[:5000]
+    bodies = {
+        "/classify": {"review": REVIEW},
+        ":predict": {"instances": [REVIEW]},
+        "/infer": {
+            "inputs": [{"name": "review", "shape": [1], "datatype": "BYTES", "data": [REVIEW]}]
+        },
+    }
+    probe = "/classify?label=fast" if "fast" in labels else "/classify"
+    waits: list[float] = []
+    with contextlib.ExitStack() as loads:
+        explains = loads.enter_context(
+            Load(server.url + "/explain?version=4", {"review": long_review}, threads=1)
+        )
+        shorts = [
+            loads.enter_context(Load(server.url + path, body, threads=1))
+            for path in short_ones
+            for end, body in bodies.items()
+            if path.split("?")[0].endswith(end)
+        ]
+        time.sleep(0.5)
+        stop = time.monotonic() + 4
+        while time.monotonic() < stop:
+            sent = time.monotonic()
+            health = requests.get(server.url + "/health", timeout=30)
+            answer = requests.post(server.url + probe, json={"review": REVIEW}, timeout=30)
+            assert health.status_code == answer.status_code == 200
+            waits.append(time.monotonic() - sent)
+            time.sleep(0.02)
+    answered = [ok for load in shorts for _, _, ok in load.outcomes]
+    line = (
+        f"{len(waits)} probes during {len(explains.outcomes)} explanations and "
+        f"{len(answered)} short requests to version 4: slowest probe {max(waits):.3f} s"
+    )
+    record_property("busy_transformer", line)
+    print(line)
+    assert all(answered) and all(ok for _, _, ok in explains.outcomes), line
+    assert len(explains.outcomes) >= 2 and max(waits) < 0.3, line
+
+
 def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record_property):
     """A worker reads each request whole before serving it, so a client that sends a
     1 MB body but its last byte, on many connections, made it hold them all: 300 such

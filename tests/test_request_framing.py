@@ -13,6 +13,7 @@ from app.server.requests_in import (
     whole,
     whole_request,
 )
+from app.web.long_requests import pins
 
 HEAD = b"POST /classify HTTP/1.1\r\nHost: x\r\n"
 CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -85,7 +86,7 @@ def test_only_a_request_wholly_in_memory_runs_on_the_loop(buf, expected):
         (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", (b"/health", 0)),
         (
             b"POST /explain?version=3 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
-            (b"/explain", 2),
+            (b"/explain?version=3", 2),
         ),
         (HEAD + b"Content-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n", (b"/classify", 2)),
         (CHUNKED + b"2\r\n{}\r\n0\r\n\r\n", (b"/classify", 12)),  # with the framing
@@ -94,6 +95,22 @@ def test_only_a_request_wholly_in_memory_runs_on_the_loop(buf, expected):
     ],
 )
 def test_what_the_app_is_told_of_a_whole_request(buf, expected):
-    """The app judges from a request's path and body size whether it is quick enough
+    """The app judges from a request's target and body size whether it is quick enough
     for the loop (app/web/long_requests.py)."""
     assert whole_request(buf) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "named"),
+    [
+        (b"/classify", []),
+        (b"/classify?version=04&label=accurate", [("version", "04"), ("label", "accurate")]),
+        (b"/classify?label=acc%75rate", [("label", "accurate")]),
+        (b"/v1/models/sentiment/versions/4:predict", [("version", "4")]),
+        (b"/v1/models/sentiment/labels/accurate:predict", [("label", "accurate")]),
+        (b"/v2/models/sentiment/versions/3/infer", [("version", "3")]),
+    ],
+)
+def test_the_versions_a_request_names(target, named):
+    """What the app reads in a target to tell a request a transformer answers."""
+    assert list(pins(target)) == named

@@ -98,8 +98,8 @@ def whole(buf: bytes | bytearray) -> bool:
 
 
 def whole_request(buf: bytes | bytearray) -> tuple[bytes, int] | None:
-    """For a request that is ``whole``: its path (the request target without its query)
-    and the size of its body in bytes (of the chunks' framing too, when chunked); else
+    """For a request that is ``whole``: its target (the path and the query) and the size
+    of its body in bytes (of the chunks' framing too, when chunked); else
     None. Garbled framing gives what it can: the parser refuses such a request anyway."""
     start = 0
     while buf.startswith(b"\r\n", start):
@@ -119,4 +119,4 @@ def whole_request(buf: bytes | bytearray) -> tuple[bytes, int] | None:
     elif len(buf) - body < length:
         return None
     target = head.split(b"\r\n", 1)[0].split(b" ", 2)[1:2]
-    return (target[0].split(b"?", 1)[0] if target else b""), length
+    return (target[0] if target else b""), length

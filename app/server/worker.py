@@ -56,7 +56,8 @@ ACCEPT_BATCH = 100
 # counts until its client's reconnection lands, and closing more meanwhile overshoots.
 SHED_INTERVAL = 0.05
 # The app's extension (app/web/long_requests.py) that says whether a whole request is
-# quick enough for the loop: a function of its path and its body's size in bytes.
+# quick enough for the loop: a function of its target (path and query) and its body's
+# size in bytes.
 QUICK_REQUESTS = "quick_requests"
 
 
@@ -537,7 +538,7 @@ class BufferingWorker(ThreadWorker):
         self.set_accept_enabled(True)
         # Set by the master's pre_fork (gunicorn.conf.py); its count is compared from now.
         self._serving_in = getattr(self, "slot_connections", None)
-        # The app's judgement of which requests are quick (path, body size), where it
+        # The app's judgement of which requests are quick (target, body size), where it
         # serves some that are not (app/web/long_requests.py); else None.
         self._quick = getattr(self.wsgi, "extensions", {}).get(QUICK_REQUESTS)
         self.nr_conns = self._nr_conns

@@ -2,15 +2,19 @@
 
 A whole request runs on its worker's event loop (app/server/worker.py), which serves every
 connection of the worker: a request that runs for seconds there stalls them all, new
-connections and `/health` included. The worker asks the app, by a request's path and the
-size of its body, which ones may (``QUICK_REQUESTS``), and hands those to its threads,
-where the loop keeps answering the others meanwhile. Measured (BENCHMARKS.md, "Long
-requests go to the threads"):
+connections and `/health` included. The worker asks the app, by a request's target (path
+and query) and the size of its body, which ones may (``QUICK_REQUESTS``), and hands those
+to its threads, where the loop keeps answering the others meanwhile. Measured
+(BENCHMARKS.md, "Long requests go to the threads"):
 
 - With a transformer loaded, an explanation (a row a word: 9 s for 5,000 characters on
   version 3, 1.5 s on version 4) or a batch (64 reviews of 1,000 characters: 2.5 s and
   0.5 s). A single review of up to 1 KiB takes 47 ms on version 3, 12 on version 4. The
   n-gram versions answer anything the loop takes within a fraction of a second.
+- Any request a transformer answers, however short: one version answers one call at a
+  time, so a single review to version 4 on the loop waited there for the explanation a
+  thread was running on version 4 (2.4 s; on version 3 the worker went silent until
+  Gunicorn killed it).
 - Requests that wait on the prediction store (`/feedback`, `/monitoring`): a database
   that stops answering held them, and on the loop every other request of the worker,
   until Gunicorn killed the worker for its silence.
@@ -18,7 +22,10 @@ requests go to the threads"):
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
 
 from flask import Flask
 
@@ -29,22 +36,49 @@ QUICK_BODY_BYTES = 1024
 
 @dataclass
 class QuickRequests:
-    """Whether a request (its path, its body's size in bytes) is quick: not one of the
-    ``long_paths`` (path endings, whatever the mount prefix) nor over ``body_limit``."""
+    """Whether a request (its target, its body's size in bytes) is quick: not to one of
+    the ``long_paths`` (path endings, whatever the mount prefix), not over
+    ``body_limit``, and not one that ``long_pin`` says names a version that runs long."""
 
     long_paths: tuple[bytes, ...] = ()
     body_limit: int | None = None
+    long_pin: Callable[[bytes], bool] | None = None
 
-    def __call__(self, path: bytes, body_bytes: int) -> bool:
+    def __call__(self, target: bytes, body_bytes: int) -> bool:
         if self.body_limit is not None and body_bytes > self.body_limit:
             return False
-        return not path.endswith(self.long_paths)
+        if target.split(b"?", 1)[0].endswith(self.long_paths):
+            return False
+        return self.long_pin is None or not self.long_pin(target)
 
 
-def may_run_long(app: Flask, paths: tuple[str, ...], body_limit: int | None = None) -> None:
-    """Have the worker run the requests to ``paths``, and bodies over ``body_limit``
-    bytes, on its threads."""
+def may_run_long(
+    app: Flask,
+    paths: tuple[str, ...],
+    body_limit: int | None = None,
+    long_pin: Callable[[bytes], bool] | None = None,
+) -> None:
+    """Have the worker run the requests to ``paths``, bodies over ``body_limit`` bytes,
+    and the requests ``long_pin`` picks by their target, on its threads."""
     quick = app.extensions.setdefault(QUICK_REQUESTS, QuickRequests())
     quick.long_paths += tuple(path.encode() for path in paths)
     if body_limit is not None:
         quick.body_limit = min(body_limit, quick.body_limit or body_limit)
+    if long_pin is not None:
+        quick.long_pin = long_pin
+
+
+# A version or label named in the path: /v1/models/m/versions/4:predict,
+# /v1/models/m/labels/accurate:predict, /v2/models/m/versions/4/infer.
+_PATH_PIN = re.compile(r"/(versions|labels)/([^/:]*)")
+
+
+def pins(target: bytes) -> Iterator[tuple[str, str]]:
+    """The versions and labels a request target names, as ``("version", "4")`` or
+    ``("label", "accurate")``: in its path, or as ``?version=`` and ``?label=``."""
+    path, _, query = target.decode("latin-1").partition("?")
+    for kind, value in _PATH_PIN.findall(unquote(path)):
+        yield ("version" if kind == "versions" else "label"), value
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in ("version", "label"):
+            yield name, value

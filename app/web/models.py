@@ -18,7 +18,7 @@ from app.serving.predictor import Classification, ModelBundleError, Predictor
 from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
 from app.serving.routing import Route, Router, ShadowScorer
 from app.web.errors import ModelNotFound
-from app.web.long_requests import QUICK_BODY_BYTES, may_run_long
+from app.web.long_requests import QUICK_BODY_BYTES, may_run_long, pins
 from app.web.request_log import current_record
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def init_app(app: Flask) -> None:
         )
     app.extensions["models"] = ServedModels(registry, router, shadow, metrics)
     if any(predictor.transformer for predictor in registry.versions.values()):
-        may_run_long(app, ("/explain",), QUICK_BODY_BYTES)
+        _transformers_to_threads(app, registry, router)
     for version, predictor in registry.versions.items():
         bundle = predictor.bundle
         metrics.child(
@@ -152,3 +152,34 @@ def served_models() -> ServedModels:
 def stable_predictor() -> Predictor:
     """The version that answers by default (the ``stable`` label)."""
     return served_models().registry.stable
+
+
+# The paths whose answers a model version computes.
+SCORING_PATHS = (b"/classify", b"/explain", b":predict", b":classify", b":regress", b"/infer")
+
+
+def _transformers_to_threads(app: Flask, registry: ModelRegistry, router: Router) -> None:
+    """Have the worker run on its threads every request a transformer may answer (see
+    app/web/long_requests.py), besides explanations and bodies over 1 KiB: those that
+    name a transformer, and those that name no version when the routing may choose one."""
+    if router.bandit is not None:
+        routed = list(registry.versions.values())
+    else:
+        routed = [router.stable, *([router.candidate] if router.policy == "canary" else [])]
+    routed_to_transformer = any(predictor.transformer for predictor in routed)
+
+    def answered_by_transformer(target: bytes) -> bool:
+        named = False
+        for kind, value in pins(target):
+            named = True
+            try:
+                chosen = registry.version(value) if kind == "version" else registry.labelled(value)
+            except UnknownVersion:  # a 404, at once
+                continue
+            if chosen.transformer:
+                return True
+        return (
+            not named and routed_to_transformer and target.split(b"?", 1)[0].endswith(SCORING_PATHS)
+        )
+
+    may_run_long(app, ("/explain",), QUICK_BODY_BYTES, answered_by_transformer)
