@@ -249,6 +249,14 @@ def test_method_not_allowed_lists_allowed_methods(client):
     assert "POST" in response.headers["Allow"]
 
 
+def test_options_answers_the_allowed_methods_without_a_body(client):
+    """Flask's own OPTIONS answer was an empty text/html 200: no body, so no type."""
+    for path in ("/classify", "/health", "/v1/models/sentiment:predict"):
+        response = client.options(path)
+        assert response.status_code == 204 and not response.data, path
+        assert "Content-Type" not in response.headers and "OPTIONS" in response.headers["Allow"]
+
+
 def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200

@@ -8,7 +8,7 @@ import zlib
 from typing import Any
 
 import orjson
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -136,4 +136,13 @@ def init_app(app: Flask) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         # Predictions are per request: no shared cache may keep one.
         response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.after_request
+    def bare_options(response: Response) -> Response:
+        """Flask answers OPTIONS itself (the ``Allow`` header, CORS' preflight headers)
+        with an empty ``text/html`` body: it has none, so 204 and no type."""
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
+            response.status_code = 204
+            del response.headers["Content-Type"]
         return response
