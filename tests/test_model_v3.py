@@ -573,6 +573,11 @@ def test_version_3_reads_a_long_review_to_its_end(make_app) -> None:
     words = [token["token"] for token in explained["tokens"]]
     assert words[0] == "we" and words[-2:] == ["again", "."]  # both windows, every word
     assert explained["unseen_tokens"] == 0
+    # Past 4 windows the middle is skipped: its words are unseen, and counted.
+    longer = " ".join([LONG_REVIEW] * 6)
+    explained = client.post("/explain?label=accurate", json={"review": longer}).get_json()
+    words = encoder.words(longer)
+    assert 0 < explained["unseen_tokens"] == words - len(explained["tokens"])
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ class Explanation:
     classes: list[str]
     probabilities: list[float]  # in ``classes`` order
     tokens: list[TokenContribution]  # in reading order, the tokens the model sees
-    unseen_tokens: int  # tokens past the model's input length: they change nothing
+    unseen_tokens: int  # tokens the model does not read: past its input, or skipped
     seconds: float
 
     @property
@@ -111,6 +111,9 @@ def explain(predictor: Predictor, text: str) -> Explanation:
             for token, row in zip(tokens, differences, strict=False)
         )
         unseen += len(tokens) - len(differences)
+    encoder = predictor.bundle.encoder
+    if not encoder.fixed_length:  # a transformer's rows are cut, and it may skip windows
+        unseen = max(encoder.words(text) - len(contributions), 0)
     bundle = predictor.bundle
     return Explanation(
         name=bundle.name,

@@ -990,6 +990,11 @@ class WordPieceEncoder:
             batch[row, : len(ids)] = ids
         return batch
 
+    def words(self, text: str) -> int:
+        """How many words ``text`` has, as ``feature_spans`` counts them, uncut."""
+        word_ids = self._tokenizer.encode(self._clean(text)).word_ids
+        return len({word for word in word_ids if word is not None})
+
     def feature_spans(self, text: str) -> tuple[list[str], list[tuple[int, int, int]]]:
         """The words the model sees, and each id with the word it belongs to,
         ``(id, first, end)`` as ``TextEncoder.feature_spans`` gives them; ``[CLS]`` and

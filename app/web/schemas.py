@@ -511,7 +511,10 @@ class ExplainResponseSchema(PredictionSchema):
         metadata={"description": "The tokens the model sees, in reading order."},
     )
     unseen_tokens = fields.Integer(
-        metadata={"description": "Tokens past the model's input length (they change nothing)."}
+        metadata={
+            "description": "Tokens the model does not read (they change nothing): past its "
+            "input length, or in the middle windows a transformer skips in a very long text."
+        }
     )
     method = fields.String(metadata={"enum": ["occlusion"]})
     model = fields.Nested(ModelRefSchema)
