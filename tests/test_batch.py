@@ -170,6 +170,23 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
     assert out[2]["error"].startswith("Not valid JSON")
 
 
+def test_a_damaged_openvino_ir_is_one_line_naming_it(tmp_path):
+    """A truncated int8 weights file was OpenVINO's 34-line traceback."""
+    from test_predictor import ir_folder
+
+    folder = ir_folder(tmp_path)
+    (folder / "model-int8.bin").write_bytes((folder / "model-int8.bin").read_bytes()[:1000])
+    source = tmp_path / "reviews.csv"
+    source.write_text("text\nlovely crew\n", encoding="utf-8")
+    result = run_batch(source, tmp_path / "out.csv", "--model-dir", folder, "--precision", "int8")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: model failed to load: {folder / 'model-int8.xml'}: OpenVINO cannot read it "
+        "with model-int8.bin (Incorrect weights in bin file!)"
+    ]
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
     """``--precision`` (default: INFERENCE_PRECISION) as the server takes it: version 4's
     int8 model gives the in-process int8 answers, not its bf16 ones. The folder is named

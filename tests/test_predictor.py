@@ -18,6 +18,7 @@ from app.serving import predictor as predictor_module
 from app.serving.predictor import (
     CALL_ROWS,
     INT8_IR_FILE,
+    IR_FILE,
     METADATA_FILE,
     MODEL_FILE,
     PREPROCESSING_FILE,
@@ -218,6 +219,50 @@ def test_int8_asked_of_a_folder_without_an_int8_ir_gives_the_folders_own(artifac
         Predictor.load(artifact, precision="int8")
     [loaded] = [r for r in caplog.records if r.getMessage() == "model loaded"]
     assert loaded.inference_precision == "f32"
+
+
+def ir_folder(tmp_path: Path, version: str = "4") -> Path:
+    """A writable copy of a version that ships its own OpenVINO IR (and an int8 one),
+    without its Keras file: the server compiles the IR and never reads that."""
+    folder = tmp_path / version
+    folder.mkdir()
+    for path in (MODEL_BASE / version).iterdir():
+        if path.is_file() and path.name != MODEL_FILE:
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+# The file damaged, how, the IR named (the int8 one, served for int8), OpenVINO's reason.
+IR_DAMAGES = [
+    ("model.bin", "cut in half", IR_FILE, "Incorrect weights"),
+    ("model.xml", "cut in half", IR_FILE, "at offset"),
+    ("model-int8.bin", "cut in half", INT8_IR_FILE, "Incorrect weights"),
+    ("model.bin", "deleted", IR_FILE, "bin file cannot be found"),
+    ("model.bin", "garbled", IR_FILE, "out of the tensor rank range"),
+]
+
+
+@pytest.mark.parametrize("damaged, how, ir_file, reason", IR_DAMAGES)
+def test_a_damaged_openvino_ir_is_named_with_openvinos_reason(
+    tmp_path, damaged, how, ir_file, reason
+):
+    """OpenVINO's RuntimeError (its source file names, then the reason) was uncaught: a
+    worker's traceback and bare lines on stderr instead of the one CRITICAL line."""
+    folder = ir_folder(tmp_path)
+    path = folder / damaged
+    if how == "deleted":
+        path.unlink()
+    elif how == "garbled":  # as long as it was, other bytes
+        path.write_bytes(
+            (bytes(range(256)) * (path.stat().st_size // 256 + 1))[: path.stat().st_size]
+        )
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelBundleError) as raised:
+        Predictor.load(folder, precision="int8" if ir_file == INT8_IR_FILE else None)
+    message = str(raised.value)
+    assert message.startswith(f"{folder / ir_file}: OpenVINO cannot read it with "), message
+    assert reason in message and "\n" not in message and ".cpp" not in message
 
 
 @pytest.mark.slow

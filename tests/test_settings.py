@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from test_predictor import ir_folder
 
 from app.config import (
     DEFAULT_MODEL_DIR,
@@ -268,7 +269,14 @@ def test_batch_refuses_the_tensorflow_backend_without_tensorflow_in_one_line(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "fault", ["corrupt metadata.json", "no tensorflow", "labels.json", "sqlite folder"]
+    "fault",
+    [
+        "corrupt metadata.json",
+        "truncated model.bin",
+        "no tensorflow",
+        "labels.json",
+        "sqlite folder",
+    ],
 )
 def test_a_model_the_worker_cannot_serve_is_one_critical_line_and_exit_3(
     start_server, tmp_path, request, fault
@@ -282,6 +290,11 @@ def test_a_model_the_worker_cannot_serve_is_one_critical_line_and_exit_3(
         (folder / "metadata.json").write_text('{"name": broken')
         env = {"MODEL_DIR": str(folder)}
         named = f"{folder / 'metadata.json'}: not readable JSON"
+    elif fault == "truncated model.bin":  # OpenVINO's error was a traceback and bare lines
+        folder = ir_folder(tmp_path)
+        (folder / "model.bin").write_bytes((folder / "model.bin").read_bytes()[:1000])
+        env = {"MODEL_DIR": str(folder)}
+        named = f"{folder / 'model.xml'}: OpenVINO cannot read it with model.bin"
     elif fault == "no tensorflow":
         env = {
             "KERAS_BACKEND": "tensorflow",

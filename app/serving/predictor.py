@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -403,7 +403,8 @@ def _openvino_infer(
     }
     # Both compile from one read of the IR (each compilation takes its own copy of the
     # graph), which measured 2 MB a worker less than reading it twice.
-    model = core.read_model(ir_path)
+    with _openvino_refusal(ir_path, "read"):
+        model = core.read_model(ir_path)
     width = model.input().get_partial_shape()[-1]
     _check_model_shape(
         bundle,
@@ -418,7 +419,8 @@ def _openvino_infer(
         # batch size and width grew by 450 MB (measured). A short cache and calls of at
         # most CALL_TOKENS ids held the same worker to 117 MB above the compiled model.
         config["CPU_RUNTIME_CACHE_CAPACITY"] = 16
-        compiled = core.compile_model(model, "CPU", config)
+        with _openvino_refusal(ir_path, "compile"):
+            compiled = core.compile_model(model, "CPU", config)
         graph = compiled.create_infer_request()
 
         def infer_one(ids: np.ndarray) -> np.ndarray:
@@ -433,10 +435,11 @@ def _openvino_infer(
             return infer_in_calls(ids, infer_one)
 
         return infer_any, "int8" if int8 else _compiled_precision(compiled)
-    compiled = core.compile_model(model, "CPU", config)
-    batches = compiled.create_infer_request()
-    model.reshape([1, width])
-    single = core.compile_model(model, "CPU", config).create_infer_request()
+    with _openvino_refusal(ir_path, "compile"):
+        compiled = core.compile_model(model, "CPU", config)
+        batches = compiled.create_infer_request()
+        model.reshape([1, width])
+        single = core.compile_model(model, "CPU", config).create_infer_request()
     single_input = single.get_input_tensor().data  # a view of OpenVINO's own buffer
     single_output = single.get_output_tensor()
 
@@ -454,6 +457,23 @@ def _openvino_infer(
         return batches.get_output_tensor().data.copy()
 
     return infer, "int8" if int8 else _compiled_precision(compiled)
+
+
+@contextlib.contextmanager
+def _openvino_refusal(ir_path: Path, doing: str) -> Iterator[None]:
+    """OpenVINO's ``RuntimeError`` (a truncated or garbled .xml or .bin, a missing .bin)
+    as ``ModelBundleError`` naming the IR's files and OpenVINO's reason: its message's
+    last line (the lines before it name OpenVINO's own source files). Uncaught, it was
+    Gunicorn's traceback and the message again as bare lines on stderr."""
+    try:
+        yield
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[-1] if lines else error.__class__.__name__
+        weights = ir_path.with_suffix(".bin").name
+        raise ModelBundleError(
+            f"{ir_path}: OpenVINO cannot {doing} it with {weights} ({reason})"
+        ) from None
 
 
 def _compiled_precision(compiled: Any) -> str:
