@@ -265,6 +265,31 @@ def test_a_damaged_openvino_ir_is_named_with_openvinos_reason(
     assert reason in message and "\n" not in message and ".cpp" not in message
 
 
+TOKENIZER_DAMAGES = {
+    "deleted": (lambda path: path.unlink(), "file not found"),
+    "cut short": (
+        lambda path: path.write_bytes(path.read_bytes()[:1000]),
+        "not a tokenizers JSON file (EOF while parsing",
+    ),
+    "not UTF-8": (lambda path: path.write_bytes(b"\xff\xfe{}"), "'utf-8' codec can't decode"),
+    "a folder": (lambda path: path.unlink() or path.mkdir(), "not readable (Is a directory)"),
+}
+
+
+@pytest.mark.parametrize("case", TOKENIZER_DAMAGES)
+def test_a_damaged_tokenizer_file_is_named_not_preprocessing_json(tmp_path, case):
+    """Versions 3 and 4 read their WordPiece vocabulary from tokenizer.json; its faults
+    were blamed on preprocessing.json ("not an encoder config (FileNotFoundError(...))")."""
+    damage, problem = TOKENIZER_DAMAGES[case]
+    folder = ir_folder(tmp_path, "3")
+    damage(folder / "tokenizer.json")
+    with pytest.raises(ModelBundleError) as raised:
+        Predictor.load(folder)
+    message = str(raised.value)
+    assert message.startswith(f"{folder / 'tokenizer.json'}: {problem}"), message
+    assert PREPROCESSING_FILE not in message
+
+
 @pytest.mark.slow
 def test_char_segment_wider_than_the_model_takes_is_named(tmp_path):
     """Version 2's rows hold two segments: a ``char_length`` the model was not built for

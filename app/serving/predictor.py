@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 
 from app.serving.batching import DynamicBatcher
-from app.serving.preprocessing import TextEncoder, WordPieceEncoder, encoder_from_config
+from app.serving.preprocessing import (
+    TextEncoder,
+    TokenizerFileError,
+    WordPieceEncoder,
+    encoder_from_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,8 @@ def read_model_folder(directory: Path) -> ModelBundle:
             raise ModelBundleError(f"{directory / METADATA_FILE}: missing key {key!r}")
     try:
         encoder = encoder_from_config(_read_json(directory / PREPROCESSING_FILE), directory)
+    except TokenizerFileError as error:  # names the tokenizer's file itself
+        raise ModelBundleError(str(error)) from None
     except (KeyError, TypeError, ValueError, OSError) as error:
         raise ModelBundleError(
             f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"

@@ -1034,17 +1034,30 @@ class WordPieceEncoder:
         return config
 
 
+class TokenizerFileError(ValueError):
+    """The tokenizer file a ``preprocessing.json`` names is missing, unreadable or not a
+    tokenizer: the message starts with that file's path (not ``preprocessing.json``'s)."""
+
+
 def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder | WordPieceEncoder:
     """The encoder a model folder's ``preprocessing.json`` describes: version 3's
-    WordPiece tokenizer (its file in ``directory``) or the n-gram ``TextEncoder``."""
+    WordPiece tokenizer (its file in ``directory``; ``TokenizerFileError`` when that file
+    is at fault) or the n-gram ``TextEncoder``."""
     if config.get("kind") == "wordpiece":
         path = directory / str(config["tokenizer"])
-        return WordPieceEncoder(
-            path.read_text(encoding="utf-8"),
-            int(config["sequence_length"]),
-            window_tokens=int(config.get("window_tokens", 0)),
-            max_windows=int(config.get("max_windows", 0)),
-            rating_glosses=bool(config.get("rating_glosses", False)),
-            emoji_glosses=bool(config.get("emoji_glosses", False)),
-        )
+        settings = {
+            "sequence_length": int(config["sequence_length"]),
+            "window_tokens": int(config.get("window_tokens", 0)),
+            "max_windows": int(config.get("max_windows", 0)),
+            "rating_glosses": bool(config.get("rating_glosses", False)),
+            "emoji_glosses": bool(config.get("emoji_glosses", False)),
+        }
+        try:
+            return WordPieceEncoder(path.read_text(encoding="utf-8"), **settings)
+        except FileNotFoundError:
+            raise TokenizerFileError(f"{path}: file not found") from None
+        except OSError as error:
+            raise TokenizerFileError(f"{path}: not readable ({error.strerror})") from None
+        except ValueError as error:  # not UTF-8, or not a tokenizers JSON file
+            raise TokenizerFileError(f"{path}: {error}") from None
     return TextEncoder.from_config(config)
