@@ -200,13 +200,25 @@ def _ask_precision(precision):
 
 
 @pytest.mark.parametrize(
-    "precision, file_name, problem",
-    [("int4", METADATA_FILE, "must be one of"), ("int8", INT8_IR_FILE, "not found")],
+    "change, file_name, problem",
+    [
+        pytest.param(_ask_precision("int4"), METADATA_FILE, "must be one of", id="int4"),
+        pytest.param(_ask_precision("int8"), INT8_IR_FILE, "not found", id="int8-no-ir"),
+        pytest.param(
+            lambda m: m.update(serving="bf16"),
+            METADATA_FILE,
+            "serving must be an object",
+            id="serving-a-string",
+        ),
+    ],
 )
-def test_a_precision_the_folder_cannot_give_is_named(artifact, precision, file_name, problem):
-    _edit_json(artifact / METADATA_FILE, _ask_precision(precision))
+# The operator's INFERENCE_PRECISION does not hide it: the folder would fail on the first
+# deploy without that override (and "serving": "bf16" was an AttributeError traceback).
+@pytest.mark.parametrize("chosen", [None, "f32", "bf16", "int8"])
+def test_a_precision_the_folder_cannot_give_is_named(artifact, change, file_name, problem, chosen):
+    _edit_json(artifact / METADATA_FILE, change)
     with pytest.raises(ModelBundleError) as raised:
-        Predictor.load(artifact)
+        Predictor.load(artifact, precision=chosen)
     message = str(raised.value)
     assert str(artifact / file_name) in message
     assert problem in message

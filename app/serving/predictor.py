@@ -118,6 +118,9 @@ def read_model_folder(directory: Path) -> ModelBundle:
         ) from None
     if not (directory / MODEL_FILE).is_file() and not (directory / IR_FILE).is_file():
         raise ModelBundleError(f"{directory / MODEL_FILE}: file not found")
+    # Whatever INFERENCE_PRECISION chooses: a folder that serves only under an override
+    # would ship, and fail on the first deploy without it.
+    folder_precision(directory, metadata)
     return ModelBundle(directory=directory, model=None, encoder=encoder, metadata=metadata)
 
 
@@ -364,15 +367,27 @@ def inference_precision(bundle: ModelBundle, chosen: str | None = None) -> str:
     without an int8 IR (``INT8_IR_FILE``) gives the folder's own precision."""
     if chosen in PRECISIONS and (chosen != "int8" or ships_int8(bundle.directory)):
         return chosen
-    precision = bundle.metadata.get("serving", {}).get("inference_precision", "f32")
+    return folder_precision(bundle.directory, bundle.metadata)
+
+
+def folder_precision(directory: Path, metadata: dict[str, Any]) -> str:
+    """``metadata.json``'s ``serving.inference_precision`` (``f32`` if not given), or
+    ``ModelBundleError`` naming the file when ``serving`` is not an object, the precision
+    is not one of ``PRECISIONS``, or it is ``int8`` without the int8 IR."""
+    serving = metadata.get("serving", {})
+    if not isinstance(serving, dict):
+        raise ModelBundleError(
+            f"{directory / METADATA_FILE}: serving must be an object, not {serving!r}"
+        )
+    precision = serving.get("inference_precision", "f32")
     if precision not in PRECISIONS:
         raise ModelBundleError(
-            f"{bundle.directory / METADATA_FILE}: serving.inference_precision must be one "
+            f"{directory / METADATA_FILE}: serving.inference_precision must be one "
             f"of {PRECISIONS}, not {precision!r}"
         )
-    if precision == "int8" and not ships_int8(bundle.directory):
+    if precision == "int8" and not ships_int8(directory):
         raise ModelBundleError(
-            f"{bundle.directory / INT8_IR_FILE}: not found ({METADATA_FILE} asks for int8)"
+            f"{directory / INT8_IR_FILE}: not found ({METADATA_FILE} asks for int8)"
         )
     return precision
 
