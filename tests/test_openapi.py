@@ -161,6 +161,22 @@ def test_every_request_example_gets_its_documented_response(app, document, contr
         case.validate_response(response, checks=CHECKS)
 
 
+def test_every_answer_that_names_its_version_in_a_header_is_documented_so(app, document):
+    """X-Model-Version (the only place TF Serving's predict answer names its version)."""
+    client = app.test_client()
+    named = set()
+    for param in request_examples(document):
+        path, method, body, _ = param.values
+        operation = document["paths"][path][method]
+        parameters = parameter_examples(document["paths"][path], operation)
+        response = client.open(url_for(path, parameters), method=method.upper(), json=body)
+        if "X-Model-Version" in response.headers:
+            documented = operation["responses"][str(response.status_code)]
+            assert "X-Model-Version" in documented.get("headers", {}), (param.id, path)
+            named.add(operation["operationId"].removesuffix("Version").removesuffix("Label"))
+    assert {"classify", "tfPredict", "v2Infer"} <= named, named
+
+
 def test_every_get_answers_as_documented(app, document, contract):
     client = app.test_client()
     for path, method, operation in operations(document):

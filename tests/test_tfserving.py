@@ -16,6 +16,7 @@ import math
 
 import pytest
 
+from app.config import MODEL_BASE
 from app.web.schemas import TF_INPUT_NAME
 
 POSITIVE = "Thank you so much, the crew was wonderful and the flight was perfect!"
@@ -328,3 +329,45 @@ def test_other_routes_keep_the_standard_error_shape(client):
     body = client.post("/classify", json={}).get_json()
     assert set(body["error"]) == {"code", "message", "details"}
     assert client.get("/nope").get_json()["error"]["code"] == "not_found"
+
+
+def test_every_scoring_answer_names_the_version_that_gave_it_under_canary(make_app):
+    """TF Serving's predict body has no field for the version; under ROUTING=canary (or
+    bandit) it differs by request, so X-Model-Version names it. Versions 1 and 2 give
+    different probabilities: each routed answer is the one its header's version gives."""
+    client = make_app(
+        MODEL_BASE_DIR=str(MODEL_BASE),
+        MODEL_VERSIONS="1,2",
+        MODEL_LABELS="stable=1,canary=2",
+        ROUTING="canary",
+        CANARY_PERCENT=50,
+    ).test_client()
+    body = {"instances": [POSITIVE, NEGATIVE]}
+    pinned = {}
+    for version in ("1", "2"):
+        answer = client.post(f"/v1/models/sentiment/versions/{version}:predict", json=body)
+        assert answer.headers["X-Model-Version"] == version
+        pinned[version] = answer.get_json()["predictions"]
+    assert pinned["1"] != pinned["2"]
+    seen = set()
+    for key in range(40):
+        answer = client.post(
+            "/v1/models/sentiment:predict", json=body, headers={"X-Routing-Key": f"user-{key}"}
+        )
+        version = answer.headers["X-Model-Version"]
+        assert answer.get_json()["predictions"] == pinned[version]
+        seen.add(version)
+    assert seen == {"1", "2"}
+    # The other scoring answers carry it too, equal to the version their body names.
+    headers = {"X-Routing-Key": "user-0"}
+    classify = client.post("/classify", json={"review": POSITIVE}, headers=headers)
+    assert classify.headers["X-Model-Version"] == classify.get_json()["model"]["version"]
+    v2 = {"inputs": [{"name": "review", "shape": [1], "datatype": "BYTES", "data": [POSITIVE]}]}
+    infer = client.post("/v2/models/sentiment/infer", json=v2, headers=headers)
+    assert infer.headers["X-Model-Version"] == infer.get_json()["model_version"]
+    # No model ran, no version: an empty column, and a refused body.
+    assert (
+        "X-Model-Version"
+        not in client.post("/v1/models/sentiment:predict", json={"inputs": []}).headers
+    )
+    assert "X-Model-Version" not in client.post("/classify", json={"review": " "}).headers

@@ -27,6 +27,7 @@ from app.web.auth import MONITORING_ENDPOINTS, APIKeyMissing, APIKeyOutOfScope, 
 from app.web.errors import APIError, body_for_path
 from app.web.feedback import FEEDBACK_SCHEMA
 from app.web.https import HTTPSRequired
+from app.web.request_log import MODEL_VERSION_HEADER
 from app.web.schemas import (
     EXAMPLE_REVIEW,
     OTHER_REVIEW,
@@ -125,6 +126,17 @@ UNSUPPORTED_BODY = (
     "The body is not sent as `application/json`, or compressed otherwise than with gzip or "
     "deflate (`Content-Encoding`; the answer's `Accept-Encoding` names both)."
 )
+
+
+def naming_the_version(response: dict[str, Any]) -> dict[str, Any]:
+    """A scoring answer, with the header that names the version that answered."""
+    header = {
+        "description": "The model version that answered (as chosen by the URL, `version`, "
+        "`label` or `ROUTING`); the only place TF Serving's `:predict` answer names it. "
+        "Absent when no model ran (an empty column).",
+        "schema": {"type": "string", "example": "2"},
+    }
+    return {**response, "headers": {MODEL_VERSION_HEADER: header}}
 
 
 def error(description: str, examples: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -236,13 +248,15 @@ def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
                     },
                 ),
                 "responses": {
-                    "200": json_response(
-                        "The most probable class and every class's probability.",
-                        one_of("ClassifyResponse", "ClassifyBatchResponse"),
-                        {
-                            "single": example(single, "For `review`."),
-                            "batch": example(batch, "For `reviews`."),
-                        },
+                    "200": naming_the_version(
+                        json_response(
+                            "The most probable class and every class's probability.",
+                            one_of("ClassifyResponse", "ClassifyBatchResponse"),
+                            {
+                                "single": example(single, "For `review`."),
+                                "batch": example(batch, "For `reviews`."),
+                            },
+                        )
                     ),
                     "400": error(
                         "Invalid JSON, a body that does not match the schema, or a query "
@@ -593,15 +607,17 @@ def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
             },
         ),
         "responses": {
-            "200": json_response(
-                "Probabilities, one row per review, in input order.",
-                one_of("TFPredictRowResponse", "TFPredictColumnResponse"),
-                {
-                    "row": example({"predictions": rows}, "For `instances`."),
-                    "row_objects": example({"predictions": rows}, "For named instances."),
-                    "column": example({"outputs": rows}, "For `inputs`."),
-                    "column_bare": example({"outputs": rows}, "For bare `inputs`."),
-                },
+            "200": naming_the_version(
+                json_response(
+                    "Probabilities, one row per review, in input order.",
+                    one_of("TFPredictRowResponse", "TFPredictColumnResponse"),
+                    {
+                        "row": example({"predictions": rows}, "For `instances`."),
+                        "row_objects": example({"predictions": rows}, "For named instances."),
+                        "column": example({"outputs": rows}, "For `inputs`."),
+                        "column_bare": example({"outputs": rows}, "For bare `inputs`."),
+                    },
+                )
             ),
             "400": tf_error(
                 "Invalid JSON, a body that does not match the schema, or a malformed URL.",
@@ -737,22 +753,26 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
             },
         ),
         "responses": {
-            "200": {
-                "description": "The outputs, in input order: JSON, or (when an output is "
-                "asked for in binary) the JSON and then the binary tensors.",
-                "content": {
-                    JSON: {
-                        "schema": ref("V2InferenceResponse"),
-                        "examples": {
-                            "texts": example(
-                                {**answer, "outputs": [probabilities, labels]}, "Every output."
-                            ),
-                            "labels_only": example({**answer, "outputs": [labels]}, "Labels."),
+            "200": naming_the_version(
+                {
+                    "description": "The outputs, in input order: JSON, or (when an output is "
+                    "asked for in binary) the JSON and then the binary tensors.",
+                    "content": {
+                        JSON: {
+                            "schema": ref("V2InferenceResponse"),
+                            "examples": {
+                                "texts": example(
+                                    {**answer, "outputs": [probabilities, labels]}, "Every output."
+                                ),
+                                "labels_only": example({**answer, "outputs": [labels]}, "Labels."),
+                            },
+                        },
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
                         },
                     },
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                },
-            },
+                }
+            ),
             "400": v2_error(
                 "Invalid JSON, a body that does not match the schema, or a bad binary part.",
                 {

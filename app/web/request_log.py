@@ -10,7 +10,8 @@ random page (a quarter of the SQLite writer's CPU a record; README, Feedback).
 
 A route that ran a model hands the result to the record
 (``current_record().classification = ...``); the request's single log line and the
-request metrics read the record when the request ends. Review texts are never logged.
+request metrics read the record when the request ends, and the response names the
+version that answered (``X-Model-Version``). Review texts are never logged.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from app.serving.predictor import Classification
 from app.web.schemas import REQUEST_ID_PATTERN
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The version whose answer this is, on every answer a model gave: TF Serving's predict
+# body has no field for it, and under canary or bandit routing it differs by request.
+MODEL_VERSION_HEADER = "X-Model-Version"
 _VALID_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 request_log = logging.getLogger("app.request")
@@ -78,6 +82,7 @@ def init_app(app: Flask) -> None:
             "duration_ms": round((time.perf_counter() - record.started) * 1000, 3),
         }
         if record.classification is not None:
+            response.headers[MODEL_VERSION_HEADER] = record.classification.version
             fields["model_version"] = record.classification.version
             fields["batch_size"] = len(record.classification.labels)
             fields["labels"] = record.classification.labels
