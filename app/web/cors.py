@@ -14,6 +14,7 @@ from flask_cors import CORS
 
 from app.web.models import ROUTING_KEY_HEADER
 from app.web.open_inference import HEADER_LENGTH
+from app.web.request_log import MODEL_VERSION_HEADER
 
 ALLOWED_HEADERS = [
     "Authorization",
@@ -23,7 +24,7 @@ ALLOWED_HEADERS = [
     ROUTING_KEY_HEADER,
     HEADER_LENGTH,
 ]
-EXPOSED_HEADERS = ["X-Request-ID", "WWW-Authenticate", HEADER_LENGTH]
+EXPOSED_HEADERS = ["X-Request-ID", MODEL_VERSION_HEADER, "WWW-Authenticate", HEADER_LENGTH]
 # Seconds a browser may reuse a preflight's answer (Chromium caps it at 7,200).
 PREFLIGHT_MAX_AGE = 600
 
