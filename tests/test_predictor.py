@@ -303,6 +303,21 @@ def test_a_damaged_tokenizer_file_is_named_not_preprocessing_json(tmp_path, case
 
 
 @pytest.mark.slow
+def test_the_kernel_cache_is_smaller_when_both_transformers_share_a_process(monkeypatch):
+    """oneDNN keeps a process's kernels in one cache: with versions 3 and 4 in each
+    worker, 32 of them (two workers then fit a 512 MB dyno in int8), else 128; an
+    operator's own value stays."""
+    folders = [MODEL_BASE / version for version in ("1", "2", "3", "4")]
+    assert [predictor_module.is_transformer(folder) for folder in folders] == [0, 0, 1, 1]
+    for transformers, capacity in ((0, "128"), (1, "128"), (2, "32")):
+        monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+        predictor_module.size_kernel_cache(transformers)
+        assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == capacity
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    predictor_module.size_kernel_cache(2)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+
+
 def test_char_segment_wider_than_the_model_takes_is_named(tmp_path):
     """Version 2's rows hold two segments: a ``char_length`` the model was not built for
     stops the load with both lengths named."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.serving.predictor import ModelBundleError, Predictor
+from app.serving.predictor import ModelBundleError, Predictor, is_transformer, size_kernel_cache
 
 LABELS_FILE = "labels.json"
 STABLE = "stable"
@@ -161,7 +161,10 @@ class ModelRegistry:
     ) -> ModelRegistry:
         labels = selection.label_map()
         versions: dict[str, Predictor] = {}
-        for expected, folder in selection.folders().items():
+        folders = selection.folders()
+        if backend == "openvino":
+            size_kernel_cache(sum(is_transformer(folder) for folder in folders.values()))
+        for expected, folder in folders.items():
             predictor = Predictor.load(folder, backend, inference_threads, batching, precision)
             version = predictor.bundle.version
             if expected is not None and version != expected:
