@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
 from app.serving.texts import BLANK_MESSAGE, NOT_BLANK_PATTERN, review_text_problem
-from app.web.openapi import openapi_path
+from app.web.openapi import openapi_path, significant
 from app.web.schemas import EXAMPLE_REVIEW
 
 CHECKS = [
@@ -175,6 +175,39 @@ def test_every_answer_that_names_its_version_in_a_header_is_documented_so(app, d
             assert "X-Model-Version" in documented.get("headers", {}), (param.id, path)
             named.add(operation["operationId"].removesuffix("Version").removesuffix("Label"))
     assert {"classify", "tfPredict", "v2Infer"} <= named, named
+
+
+def rounded(value):
+    """``value`` with every float to the examples' significant digits."""
+    if isinstance(value, float):
+        return significant(value)
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    return value
+
+
+def test_every_example_answer_is_what_the_server_answers(app, document):
+    """The example answers (labels, probabilities, explanations) are the stable version's
+    own, not figures written by hand: each request example gets its response example,
+    floats rounded as documented, the request id aside."""
+    client = app.test_client()
+    compared = []
+    for param in request_examples(document):
+        path, method, body, status = param.values
+        operation = document["paths"][path][method]
+        parameters = parameter_examples(document["paths"][path], operation)
+        response = client.open(url_for(path, parameters), method=method.upper(), json=body)
+        documented = operation["responses"][str(status)]["content"]["application/json"]
+        expected = documented["examples"][param.id]["value"]
+        answer = response.get_json()
+        if "id" in expected and "id" not in body:  # the request id, made per request
+            assert answer.pop("id") == response.headers["X-Request-ID"]
+            expected = {key: value for key, value in expected.items() if key != "id"}
+        assert rounded(answer) == expected, (param.id, path)
+        compared.append(param.id)
+    assert {"single", "batch", "explain", "row", "column", "texts", "labels_only"} <= set(compared)
 
 
 def test_every_get_answers_as_documented(app, document, contract):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from apispec import APISpec
@@ -21,6 +22,8 @@ from flask import Blueprint, Flask, current_app
 from marshmallow import EXCLUDE, fields
 
 from app.feedback import quality
+from app.serving.explain import METHOD, Explanation, explain
+from app.serving.predictor import Predictor
 from app.web import schemas
 from app.web.api import REQUEST_SCHEMAS
 from app.web.auth import MONITORING_ENDPOINTS, APIKeyMissing, APIKeyOutOfScope, Keys
@@ -188,6 +191,57 @@ def with_response(
     return operation
 
 
+# The significant digits the example answers keep: enough to compare, few to read.
+EXAMPLE_DIGITS = 3
+EXPLAIN_EXAMPLE = "Lovely crew but the seat was broken."
+# A request id as the server makes one (a UUID version 7 in 32 hex digits).
+EXAMPLE_REQUEST_ID = "019af2c4e8d27c1ab5f3d6e9a0b1c2d3"
+
+
+def significant(value: float) -> float:
+    """``value`` to ``EXAMPLE_DIGITS`` significant digits."""
+    return float(f"{value:.{EXAMPLE_DIGITS}g}")
+
+
+@dataclass(frozen=True)
+class ExampleAnswers:
+    """What the stable version answers to the document's example requests, to
+    ``EXAMPLE_DIGITS`` significant digits: the examples show this server's own answers,
+    which "Try it out" then gets (``tests/test_openapi.py`` compares them)."""
+
+    name: str
+    version: str
+    classes: list[str]
+    rows: list[list[float]]  # EXAMPLE_REVIEW's probabilities, then OTHER_REVIEW's
+    explanation: Explanation
+
+    @classmethod
+    def of(cls, predictor: Predictor) -> ExampleAnswers:
+        bundle = predictor.bundle
+        rows = predictor.predict_proba([EXAMPLE_REVIEW, OTHER_REVIEW]).tolist()
+        explanation = explain(predictor, EXPLAIN_EXAMPLE)
+        return cls(bundle.name, bundle.version, bundle.classes, rows, explanation)
+
+    @property
+    def model(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+    def rounded_rows(self) -> list[list[float]]:
+        return [[significant(p) for p in row] for row in self.rows]
+
+    def labels(self) -> list[str]:
+        return [self.classes[row.index(max(row))] for row in self.rows]
+
+    def prediction(self, index: int) -> dict[str, Any]:
+        """``/classify``'s answer for one text, without ``model``."""
+        row = self.rounded_rows()[index]
+        return {
+            "label": self.labels()[index],
+            "score": max(row),
+            "scores": dict(zip(self.classes, row, strict=True)),
+        }
+
+
 def pin_parameters(stable: str) -> list[dict[str, Any]]:
     """``?version=`` and ``?label=``: pin the answering version (else ``ROUTING`` picks).
     The examples name the stable version twice, so that "Try it out" (which sends both)
@@ -202,25 +256,11 @@ def pin_parameters(stable: str) -> list[dict[str, Any]]:
     ]
 
 
-def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
-    """``/classify`` and the service's own GET routes (``stable``: the stable version)."""
-    single = {
-        "label": "positive",
-        "score": 0.998,
-        "scores": {"negative": 0.001, "neutral": 0.001, "positive": 0.998},
-        "model": {"name": "sentiment", "version": "1"},
-    }
-    batch = {
-        "predictions": [
-            {k: v for k, v in single.items() if k != "model"},
-            {
-                "label": "negative",
-                "score": 0.997,
-                "scores": {"negative": 0.997, "neutral": 0.002, "positive": 0.001},
-            },
-        ],
-        "model": {"name": "sentiment", "version": "1"},
-    }
+def classify_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
+    """``/classify`` and the service's own GET routes (``answers``: the stable version's)."""
+    stable = answers.version
+    single = {**answers.prediction(0), "model": answers.model}
+    batch = {"predictions": [answers.prediction(0), answers.prediction(1)], "model": answers.model}
     blank = {
         "error": {
             "code": "validation_error",
@@ -309,7 +349,7 @@ def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
             "This document.",
             json_response("OpenAPI 3.0.", {"type": "object"}),
         ),
-        "/explain": explain_operation(stable),
+        "/explain": explain_operation(answers),
         **feedback_operations(),
         "/docs": get(
             "docsPage",
@@ -320,24 +360,25 @@ def classify_operations(stable: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def explain_operation(stable: str) -> dict[str, Any]:
+def explain_operation(answers: ExampleAnswers) -> dict[str, Any]:
     """``POST /explain``: each token's contribution to each class (occlusion)."""
-    classes = ("negative", "neutral", "positive")
-    tokens = [
-        ("great", (-0.05, -0.21, 0.26)),
-        ("job", (0.01, -0.02, 0.01)),
-        ("!", (0, -0.03, 0.03)),
-    ]
+    stable, result = answers.version, answers.explanation
+
+    def rounded(values: dict[str, float]) -> dict[str, float]:
+        return {name: significant(value) for name, value in values.items()}
+
+    probabilities = rounded(dict(zip(result.classes, result.probabilities, strict=True)))
     answer = {
-        "label": "positive",
-        "score": 0.96,
-        "scores": {"negative": 0.01, "neutral": 0.03, "positive": 0.96},
+        "label": result.label,
+        "score": significant(result.score),
+        "scores": probabilities,
         "tokens": [
-            {"token": t, "contributions": dict(zip(classes, c, strict=True))} for t, c in tokens
+            {"token": item.token, "contributions": rounded(item.contributions)}
+            for item in result.tokens
         ],
-        "unseen_tokens": 0,
-        "method": "occlusion",
-        "model": {"name": "sentiment", "version": "1"},
+        "unseen_tokens": result.unseen_tokens,
+        "method": METHOD,
+        "model": answers.model,
     }
     return {
         "post": {
@@ -352,13 +393,13 @@ def explain_operation(stable: str) -> dict[str, Any]:
             "parameters": pin_parameters(stable),
             "requestBody": json_body(
                 ref("ExplainRequest"),
-                {"explain": example({"review": "Great job!"}, "One review.")},
+                {"explain": example({"review": EXPLAIN_EXAMPLE}, "One review.")},
             ),
             "responses": {
                 "200": json_response(
                     "The answer and each token's contributions, in reading order.",
                     ref("ExplainResponse"),
-                    {"explain": example(answer, "Abridged.")},
+                    {"explain": example(answer, "This server's answer.")},
                 ),
                 "400": error(
                     "Invalid JSON, a body that does not match the schema, or a query "
@@ -549,9 +590,10 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
 PREDICTION_NOT_FOUND = "No recorded prediction has this request id and index."
 
 
-def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
+def tfserving_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
     """``/v1/models/...``: TF Serving's REST API, each plain, with ``/versions/<v>`` and
     with ``/labels/<label>``."""
+    version = answers.version
     status = {
         "model_version_status": [
             {
@@ -579,7 +621,7 @@ def tfserving_operations(version: str) -> dict[str, dict[str, Any]]:
         },
     )
     texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
-    rows = [[0.001, 0.001, 0.998], [0.997, 0.002, 0.001]]
+    rows = answers.rounded_rows()
     b64 = [{"b64": base64.b64encode(text.encode()).decode()} for text in texts]
     predict = {
         "tags": ["tensorflow-serving"],
@@ -688,10 +730,11 @@ def v2_error(description: str, examples: dict[str, Any] | None = None) -> dict[s
     return json_response(description, ref("V2Error"), examples)
 
 
-def open_inference_operations(version: str, classes: list[str]) -> dict[str, dict[str, Any]]:
+def open_inference_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
     """``/v2/...``: the Open Inference Protocol's REST API (KServe V2), each model route
     plain and with ``/versions/<v>``."""
     tag = "open-inference"
+    version, classes = answers.version, answers.classes
     texts = [EXAMPLE_REVIEW, OTHER_REVIEW]
     not_found = v2_error(
         "No such model (or version) is served.",
@@ -712,10 +755,10 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
         "name": V2_PROBABILITIES,
         "datatype": "FP32",
         "shape": [2, len(classes)],
-        "data": [0.001, 0.001, 0.998, 0.997, 0.002, 0.001][: 2 * len(classes)],
+        "data": [p for row in answers.rounded_rows() for p in row],
     }
-    labels = {"name": V2_LABEL, "datatype": "BYTES", "shape": [2], "data": ["positive", "negative"]}
-    answer = {"model_name": "sentiment", "model_version": version, "id": "review-batch-7"}
+    labels = {"name": V2_LABEL, "datatype": "BYTES", "shape": [2], "data": answers.labels()}
+    answer = {"model_name": answers.name, "model_version": version}
     review = {"name": TF_INPUT_NAME, "datatype": V2_INPUT_DATATYPE}
     infer = {
         "tags": [tag],
@@ -762,9 +805,17 @@ def open_inference_operations(version: str, classes: list[str]) -> dict[str, dic
                             "schema": ref("V2InferenceResponse"),
                             "examples": {
                                 "texts": example(
-                                    {**answer, "outputs": [probabilities, labels]}, "Every output."
+                                    {
+                                        **answer,
+                                        "id": EXAMPLE_REQUEST_ID,
+                                        "outputs": [probabilities, labels],
+                                    },
+                                    "Every output; without an `id` the answer's is the request id.",
                                 ),
-                                "labels_only": example({**answer, "outputs": [labels]}, "Labels."),
+                                "labels_only": example(
+                                    {**answer, "id": "review-batch-7", "outputs": [labels]},
+                                    "Labels.",
+                                ),
                             },
                         },
                         "application/octet-stream": {
@@ -1011,10 +1062,11 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.schema("FeedbackItem", schema=app.extensions[FEEDBACK_SCHEMA])
     for component, schema_class in RESPONSE_SCHEMAS.items():
         spec.components.schema(component, schema=schema_class())
+    answers = ExampleAnswers.of(registry.stable)
     operations = {
-        **classify_operations(bundle.version),
-        **tfserving_operations(bundle.version),
-        **open_inference_operations(bundle.version, bundle.classes),
+        **classify_operations(answers),
+        **tfserving_operations(answers),
+        **open_inference_operations(answers),
     }
     endpoints = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules()}
     rules = {rule for rule, endpoint in endpoints.items() if endpoint != "static"}
