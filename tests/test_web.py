@@ -892,16 +892,23 @@ def test_a_json_line_with_a_lone_surrogate_is_a_bad_row(server, browser, tmp_pat
     assert table[3]["text"] == "a pair \N{GRINNING FACE} is text" and table[3]["label"]
 
 
+def scored_csv(browser, server, tmp_path, name: str, content: str, rows: int, summary: str):
+    """The page's cells and its download for a CSV file ``name``.csv of ``content``."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    reviews = tmp_path / f"{name}.csv"
+    reviews.write_text(content)
+    assert score_file_in_page(browser, reviews, rows).startswith(summary)
+    cells = [row["cell"] for row in batch_rows(browser)]
+    by_test_id(browser, "batch-download").click()
+    return cells, downloaded(browser, f"{name}-scored.csv")
+
+
 @pytest.mark.slow
 def test_a_csv_row_with_more_cells_than_the_header_keeps_the_columns(server, browser, tmp_path):
     """As python -m app.batch: a bad row, written with the header's cells only."""
-    open_page(browser, server, *VIEWPORTS["desktop"])
-    reviews = tmp_path / "extra.csv"
-    reviews.write_text('id,text\n1,Lovely crew\n2,"too, many",x\n3,Lost my bag\n')
-    assert score_file_in_page(browser, reviews, 3).startswith("2 of 3 reviews scored")
-    assert "The row has 3 fields but the header has 2." in batch_rows(browser)[1]["cell"]
-    by_test_id(browser, "batch-download").click()
-    table = downloaded(browser, "extra-scored.csv")
+    content = 'id,text\n1,Lovely crew\n2,"too, many",x\n3,Lost my bag\n'
+    cells, table = scored_csv(browser, server, tmp_path, "extra", content, 3, "2 of 3 reviews")
+    assert "The row has 3 fields but the header has 2." in cells[1]
     assert list(table[1]) == ["id", "text", "label", "score", *PROBABILITIES, "error"]
     assert table[1] == {
         **dict.fromkeys(table[1], ""),
@@ -916,13 +923,9 @@ def test_a_csv_row_with_more_cells_than_the_header_keeps_the_columns(server, bro
 def test_a_csv_row_with_fewer_cells_than_the_header_is_padded_and_scored(server, browser, tmp_path):
     """As python -m app.batch: a short row's missing cells are empty; it is scored if it
     has its text, and is "Empty" if its text cell is the missing one."""
-    open_page(browser, server, *VIEWPORTS["desktop"])
-    reviews = tmp_path / "short.csv"
-    reviews.write_text("text,id,note\nLovely crew,1,a\nLost my bag,2\nOn time\n,4\n")
-    assert score_file_in_page(browser, reviews, 4).startswith("3 of 4 reviews scored")
-    assert "Empty: nothing to score." in batch_rows(browser)[3]["cell"]
-    by_test_id(browser, "batch-download").click()
-    table = downloaded(browser, "short-scored.csv")
+    content = "text,id,note\nLovely crew,1,a\nLost my bag,2\nOn time\n,4\n"
+    cells, table = scored_csv(browser, server, tmp_path, "short", content, 4, "3 of 4 reviews")
+    assert "Empty: nothing to score." in cells[3]
     assert [(row["id"], row["note"], bool(row["label"])) for row in table] == [
         ("1", "a", True),
         ("2", "", True),
