@@ -7,6 +7,7 @@ import json
 import re
 
 from app.config import PROJECT_ROOT, SETTINGS, Config
+from deploy import heroku_check
 
 ROOT = PROJECT_ROOT
 
@@ -83,3 +84,12 @@ def test_workers_freeze_what_they_loaded(monkeypatch, tmp_path):
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_heroku_ci_script_would_find_the_tests():
+    """Heroku CI applies .slugignore before its test steps (heroku/heroku-ci#39): a test
+    script in app.json is only worth having if the files it needs stay in the slug. The
+    one app.json had could not open requirements-dev.txt there."""
+    scripts = json.loads(read("app.json")).get("environments", {}).get("test", {})
+    kept = {path.relative_to(ROOT).as_posix() for path in heroku_check.slug_files()}
+    assert not scripts or {"requirements-dev.txt", "tests/conftest.py"} <= kept, scripts
