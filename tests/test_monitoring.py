@@ -17,6 +17,7 @@ import promql_parser
 import pytest
 import requests
 import yaml
+from programs import require_program
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import DEFAULT_MODEL_DIR, PROJECT_ROOT
@@ -210,10 +211,7 @@ def test_dashboard_layout_is_a_grid_without_overlaps():
 
 
 def prometheus_binary(name: str) -> str:
-    binary = shutil.which(name)
-    if binary is None:
-        pytest.fail(f"{name} not found: install Debian's prometheus package (.ci/run does)")
-    return binary
+    return require_program(name, "prometheus")
 
 
 def promtool(*args: str | Path) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from programs import require_program
 
 from app.config import DEFAULT_MODEL_DIR
 from benchmarks import chaos_traffic
@@ -65,16 +66,20 @@ class Load:
             thread.join(timeout=15)
 
 
-def test_ab_c64_20000_requests_without_a_failure(start_server):
-    if not shutil.which("ab"):
-        pytest.skip("ab not installed: apt-get install apache2-utils")
+@pytest.fixture
+def ab() -> str:
+    """ApacheBench, which the load of some tests is (benchmarks/drivers.py)."""
+    return require_program("ab", "apache2-utils")
+
+
+def test_ab_c64_20000_requests_without_a_failure(start_server, ab):
     server = start_server()
     server.wait_ready()
     body = Path(server.log_path.parent / "body.json")
     body.write_text(json.dumps({"review": REVIEW}))
     output = subprocess.run(
         [
-            "ab",
+            ab,
             "-q",
             "-k",
             "-c",
@@ -345,19 +350,19 @@ def test_a_request_that_does_not_arrive_in_time_gets_408():
     chaos_traffic.read_timeout_answers_408(timeout=2)
 
 
-def test_worker_recycling_under_load_loses_no_request(record_property):
+def test_worker_recycling_under_load_loses_no_request(record_property, ab):
     record_property("recycling", chaos_traffic.recycling_under_load(count=1500))
 
 
-def test_kill_hup_under_load_loses_no_request(record_property):
+def test_kill_hup_under_load_loses_no_request(record_property, ab):
     record_property("hup", chaos_traffic.reload_under_load(count=6000))
 
 
-def test_kill_9_under_keep_alive_load_loses_no_request(record_property):
+def test_kill_9_under_keep_alive_load_loses_no_request(record_property, ab):
     record_property("kill9_ab", chaos_traffic.kill_9_under_load(count=6000))
 
 
-def test_kept_alive_connections_spread_over_both_workers(record_property):
+def test_kept_alive_connections_spread_over_both_workers(record_property, ab):
     record_property("spread", chaos_traffic.keepalive_spread(runs=3, count=2000))
 
 

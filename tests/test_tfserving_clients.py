@@ -20,6 +20,7 @@ import urllib.request
 
 import pytest
 import requests
+from programs import require_program
 
 from deploy.dyno import WebProcess
 
@@ -60,7 +61,7 @@ def call_rest(url: str, req: object | None) -> tuple[int, str, object]:
 def curl(*args: str) -> tuple[int, object]:
     """``curl -s -w <status>``, as the docs run it: (status, parsed body)."""
     output = subprocess.run(
-        ["curl", "-s", "-w", "\n%{http_code}", *args],
+        [require_program("curl", "curl"), "-s", "-w", "\n%{http_code}", *args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+import programs
 import pytest
 import requests
 from selenium import webdriver
@@ -232,7 +233,7 @@ def browser(tmp_path) -> Iterator[webdriver.Chrome]:
     go to ``tmp_path / "downloads"``."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
     if missing:
-        pytest.skip(
+        programs.missing(
             f"no {' or '.join(missing)}: install Debian's chromium and chromium-driver "
             "(apt-get install chromium chromium-driver) to run the browser test"
         )
