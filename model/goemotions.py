@@ -39,7 +39,8 @@ def check_dir(directory: Path) -> Path:
     if missing:
         raise FileNotFoundError(
             f"GoEmotions not found in {directory} (missing {', '.join(missing)}): it is read "
-            "from ../shared/data/goemotions/ beside the project; pass --goemotions DIR"
+            "from ../shared/data/goemotions/ beside the project; pass --goemotions DIR "
+            "(through make: GOEMOTIONS=DIR)"
         )
     return directory
 

@@ -261,3 +261,20 @@ def test_training_says_where_goemotions_is_missing(tmp_path: Path) -> None:
     assert f"GoEmotions not found in {tmp_path}" in completed.stderr
     assert "--goemotions DIR" in completed.stderr
     assert not (tmp_path / "metadata.json").exists()
+
+
+def test_the_report_refuses_to_drop_goemotions_from_the_committed_reports(tmp_path):
+    """`make evaluate` without ../shared/data rewrote every evaluation.md without the
+    GoEmotions rows; it stops instead, and says how to write them without on purpose."""
+    reports = sorted((PROJECT_ROOT / "model" / "sentiment").glob("*/evaluation.md"))
+    before = [path.stat().st_mtime_ns for path in reports]
+    result = subprocess.run(
+        [sys.executable, "-m", "model.report", "--goemotions", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "GOEMOTIONS=DIR" in result.stderr and "--without-goemotions" in result.stderr
+    assert [path.stat().st_mtime_ns for path in reports] == before
