@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
+
+from app.config import PROJECT_ROOT
+from app.server.__main__ import HELP
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +111,19 @@ def test_gunicorn_conf_reads_settings_as_the_check_parsed_them(start_server, inl
     assert server.stop() == 0
     access = [line for line in json_lines(server.log()) if line["logger"] == "gunicorn.access"]
     assert any(line["request_id"] == ROUTER_REQUEST_ID for line in access)
+
+
+def test_help_says_whose_defaults_it_lists_whatever_the_environment():
+    """`python -m app.server --help` is Gunicorn's help, whose defaults (127.0.0.1:8000,
+    one sync worker) are not what the server runs with: it says so first, and a bad
+    setting in the environment does not stop it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app.server", "--help"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "WEB_CONCURRENCY": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(HELP) and "usage: gunicorn" in result.stdout

@@ -14,8 +14,18 @@ import sys
 from app.server import checked_settings
 
 
+HELP = """python -m app.server: the Procfile's web command, Gunicorn with this project's settings.
+Settings come from environment variables (README, Configuration) through gunicorn.conf.py
+(the Procfile passes --config gunicorn.conf.py); the defaults Gunicorn lists below are its
+own, which that file replaces (bind 0.0.0.0:$PORT, WEB_CONCURRENCY workers, 2 threads...).
+"""
+
+
 def main() -> None:
-    checked_settings()
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(HELP)  # and Gunicorn's own, whatever the environment holds
+    else:
+        checked_settings()
     from gunicorn.app.wsgiapp import run
 
     sys.argv[0] = "gunicorn"  # Gunicorn's usage and process title
