@@ -155,7 +155,7 @@ def stable_predictor() -> Predictor:
 
 
 # The paths whose answers a model version computes.
-SCORING_PATHS = (b"/classify", b"/explain", b":predict", b":classify", b":regress", b"/infer")
+SCORING_PATHS = (b"/classify", b"/explain", b":predict", b"/infer")
 
 
 def _transformers_to_threads(app: Flask, registry: ModelRegistry, router: Router) -> None:
