@@ -13,7 +13,6 @@ import sys
 
 from app.server import checked_settings
 
-
 HELP = """python -m app.server: the Procfile's web command, Gunicorn with this project's settings.
 Settings come from environment variables (README, Configuration) through gunicorn.conf.py
 (the Procfile passes --config gunicorn.conf.py); the defaults Gunicorn lists below are its
