@@ -704,6 +704,14 @@ def tfserving_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
     }
     operations = {}
     unknown_label = tf_error("No such version label (TF Serving: INVALID_ARGUMENT).")
+    # Without a version in the path, a URL can still be malformed, but not by its version.
+    malformed_url = {
+        "": tf_error("A URL that TF Serving's routes do not match."),
+        "Label": tf_error(
+            "No such version label (TF Serving: INVALID_ARGUMENT), or a URL that TF "
+            "Serving's routes do not match."
+        ),
+    }
     variants = (
         ("", ""),
         ("/versions/<int64:version>", "Version"),
@@ -717,10 +725,12 @@ def tfserving_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
             f"{base}:predict": ("post", f"tfPredict{suffix}", predict),
         }
         for rule, (method, operation_id, operation) in routes.items():
+            responses = {**operation["responses"]}
+            if suffix != "Version" and responses.get("400") is malformed:
+                responses["400"] = malformed_url[suffix]  # the example is a version's
             if suffix == "Label":
-                responses = {**operation["responses"]}
-                responses["400"] = responses.get("400", unknown_label)
-                operation = {**operation, "responses": responses}
+                responses.setdefault("400", unknown_label)
+            operation = {**operation, "responses": responses}
             operations[rule] = {method: {"operationId": operation_id, **operation}}
     return operations
 
