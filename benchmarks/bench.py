@@ -6,7 +6,9 @@ versions loaded, the request log line, the metrics), the same service with one f
 off at a time, a no-op Flask app (the HTTP stack's ceiling) and the FastAPI twin
 (`benchmarks/twin.py`: FastAPI on Gunicorn + UvicornWorker, the same Predictor). Each load
 runs against them in alternating rounds; medians go between the markers of BENCHMARKS.md
-with the targets of issue 22, plus a plot in benchmarks/throughput.png.
+with the targets of issue 22, plus a plot in benchmarks/throughput.png. A smoke run
+(`--quick`) writes reports/BENCHMARKS-quick.md and its plot instead: it never replaces the
+record.
 
 Two load generators: `ab` sends one body again and again (comparable with every earlier
 report), `wrk` with a Lua script sends 900 different reviews in rotation (what a cache
@@ -67,6 +69,16 @@ BATCH = {"reviews": [REVIEWS[i % len(REVIEWS)] for i in range(64)]}
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
 PLOT = PROJECT_ROOT / "benchmarks" / "throughput.png"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+REPORTS = PROJECT_ROOT / "reports"  # git-ignored
+
+
+def outputs(quick: bool) -> tuple[Path, Path]:
+    """Where a run writes its report and its plot: a smoke run's figures (one round, a
+    fifth of the requests) are no record, so they go to reports/, not over the committed
+    BENCHMARKS.md and throughput.png."""
+    if quick:
+        return REPORTS / "BENCHMARKS-quick.md", REPORTS / "throughput-quick.png"
+    return BENCHMARKS_MD, PLOT
 
 
 def feature_variants(stable_version: str) -> list[Variant]:
@@ -573,6 +585,8 @@ NAMES = {"service": "**service**", "twin": "FastAPI twin", "noop": "no-op Flask"
 
 
 def report(r: dict, command: str) -> str:
+    markdown, picture = outputs(r["quick"])
+    picture = Path(os.path.relpath(picture, markdown.parent)).as_posix()
     checks = targets(r)
     inproc = r["in_process"]["batches"]
     shipped32 = r["tail"][WRK32]["service"]
@@ -694,13 +708,13 @@ def report(r: dict, command: str) -> str:
             for size, row in inproc.items()
         ],
         "",
-        "![Throughput and p99 latency against concurrency](benchmarks/throughput.png)",
+        f"![Throughput and p99 latency against concurrency]({picture})",
         END,
     ]
     return "\n".join(lines)
 
 
-def plot(r: dict) -> None:
+def plot(r: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -722,14 +736,16 @@ def plot(r: dict) -> None:
         axis.legend()
     figure.suptitle(f"POST /classify, 2 Gunicorn workers each, {r['started']}")
     figure.tight_layout()
-    figure.savefig(PLOT, dpi=110)
+    path.parent.mkdir(exist_ok=True)
+    figure.savefig(path, dpi=110)
 
 
-def write_report(text: str) -> None:
-    current = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else f"{START}\n{END}\n"
+def write_report(text: str, path: Path) -> None:
+    current = path.read_text() if path.exists() else f"{START}\n{END}\n"
     before, rest = current.split(START, 1)
     after = rest.split(END, 1)[1]
-    BENCHMARKS_MD.write_text(before + text + after)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(before + text + after)
 
 
 def main() -> None:
@@ -744,10 +760,11 @@ def main() -> None:
     started = time.monotonic()
     results = run(args.quick)
     command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
-    write_report(report(results, command))
-    plot(results)
+    markdown, picture = outputs(args.quick)
+    write_report(report(results, command), markdown)
+    plot(results, picture)
     # A report, not a gate: the machines are too noisy for a pass/fail on absolute runs.
-    print(f"done in {time.monotonic() - started:.0f} s; report in {BENCHMARKS_MD.name}")
+    print(f"done in {time.monotonic() - started:.0f} s; report in {markdown}")
     for name, value, need, ok in targets(results):
         print(f"  {'ok ' if ok else 'NO '} {name}: {value.replace('**', '')} (need {need})")
 

@@ -1,5 +1,6 @@
 """`make bench`'s second part: versions 3 and 4 (the transformers) against version 2
-(n-grams), and dynamic batching on and off. Writes its own section of BENCHMARKS.md.
+(n-grams), and dynamic batching on and off. Writes its own section of BENCHMARKS.md
+(with ``--quick``, of reports/BENCHMARKS-quick.md: a smoke run never replaces the record).
 
 In process (one thread, as a worker runs it): the median time of one call on a 16-token
 text at batch 1, and per text at batch 16, of each transformer at each precision the IR
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from app.config import MODEL_BASE, PROJECT_ROOT
 from app.serving.predictor import ships_int8
-from benchmarks.bench import BENCHMARKS_MD, Bench, Load, Server, machine
+from benchmarks.bench import Bench, Load, Server, machine, outputs
 from benchmarks.drivers import wrk, wrk_script
 from benchmarks.reviews import rotating_reviews
 from deploy.dyno import build_environment
@@ -271,12 +272,13 @@ def report(r: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(text: str) -> None:
-    current = BENCHMARKS_MD.read_text()
+def write_report(text: str, path: Path) -> None:
+    current = path.read_text() if path.exists() else ""
     if START not in current:
         current += f"\n{START}\n{END}\n"
     before, rest = current.split(START, 1)
-    BENCHMARKS_MD.write_text(before + text + rest.split(END, 1)[1].lstrip("\n"))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(before + text + rest.split(END, 1)[1].lstrip("\n"))
 
 
 def main() -> None:
@@ -286,8 +288,9 @@ def main() -> None:
     started = time.monotonic()
     results = run(args.quick)
     command = "make bench" + (" BENCH_ARGS=--quick" if args.quick else "")
-    write_report(report(results, command))
-    print(f"done in {time.monotonic() - started:.0f} s; report in {BENCHMARKS_MD.name}")
+    markdown = outputs(args.quick)[0]
+    write_report(report(results, command), markdown)
+    print(f"done in {time.monotonic() - started:.0f} s; report in {markdown}")
     for name, row in results["in_process"].items():
         print(f"  16 tokens, batch 1, {name}: {row['batch1_ms']:.2f} ms (target 2 ms)")
     for label, rows in results["loads"].items():
