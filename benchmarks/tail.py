@@ -18,7 +18,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,6 +361,22 @@ EXPERIMENTS = {
 }
 
 
+# What builds each environment an experiment runs from (in .heroku-check/).
+BUILT_BY = {
+    "venv": "`make bench` (or `make heroku-check`)",
+    "venv-twin": "`make bench`",
+    "venv-gevent": "python -c 'from deploy.dyno import build_environment; "
+    'build_environment(False, ("gevent==26.9.0",), "venv-gevent")\'',
+}
+
+
+def environment_of(name: str) -> str:
+    """The .heroku-check/ environment experiment ``name`` runs its Gunicorn from."""
+    if name.startswith("gevent"):
+        return "venv-gevent"
+    return "venv-twin" if EXPERIMENTS[name][0] == TWIN_APP else "venv"
+
+
 @dataclass
 class Experiment:
     name: str
@@ -366,7 +384,7 @@ class Experiment:
     url: str
 
 
-def start(name: str, work: Path, bin_dir: Path, twin_bin: Path) -> Experiment:
+def start(name: str, work: Path) -> Experiment:
     """Gunicorn with the shipped config, then the experiment's lines, in its own group."""
     app_spec, lines, env = EXPERIMENTS[name]
     config = work / f"{name}.conf.py"
@@ -378,11 +396,8 @@ def start(name: str, work: Path, bin_dir: Path, twin_bin: Path) -> Experiment:
     probes = work / f"probe-{name}"
     probes.mkdir()
     port = free_port()
-    binary = twin_bin if app_spec == TWIN_APP else bin_dir
-    if name.startswith("gevent"):
-        binary = WORK / "venv-gevent" / "bin"
     process = subprocess.Popen(
-        [binary / "gunicorn", "--config", str(config), app_spec],
+        [WORK / environment_of(name) / "bin" / "gunicorn", "--config", str(config), app_spec],
         cwd=PROJECT_ROOT,
         env={
             **os.environ,
@@ -418,8 +433,19 @@ def measure(experiment: Experiment, load: str, seconds: float, scripts: dict, bo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="*", default=["shipped", "twin", "noop"])
+    names = textwrap.fill(" ".join(EXPERIMENTS), 88, break_on_hyphens=False)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=f"experiments (see EXPERIMENTS in benchmarks/tail.py):\n{names}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "experiments",
+        nargs="*",
+        default=["shipped", "twin", "noop"],
+        metavar="EXPERIMENT",
+        help="one or more of the experiments below (default: shipped twin noop)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument(
@@ -434,7 +460,19 @@ def main() -> None:
         help="instead: system calls and thread switches per request (strace), per experiment",
     )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tail-"))
+    unknown = [name for name in args.experiments if name not in EXPERIMENTS]
+    if unknown:  # not argparse's choices: it rejects a default list for nargs="*" (3.11)
+        parser.error(f"unknown experiment {' '.join(unknown)}; see --help for the names")
+    for name in args.experiments:
+        gunicorn = WORK / environment_of(name) / "bin" / "gunicorn"
+        if not gunicorn.exists():
+            sys.exit(f"{gunicorn} not found: {BUILT_BY[environment_of(name)]} builds it")
+    with tempfile.TemporaryDirectory(prefix="tail-") as work:
+        compare(args, Path(work))
+
+
+def compare(args: argparse.Namespace, work: Path) -> None:
+    """Start every experiment, measure each load in alternating rounds, print the table."""
     texts = rotating_reviews()
     bodies = [json.dumps({"review": text}) for text in texts]
     if args.batch:  # 30 different orders of the same 64 reviews
@@ -448,11 +486,10 @@ def main() -> None:
     }
     body = work / ("batch.json" if args.batch else "single.json")
     body.write_text(json.dumps(BATCH if args.batch else SINGLE))
-    bin_dir, twin_bin = WORK / "venv" / "bin", WORK / "venv-twin" / "bin"
     started: list[Experiment] = []
     try:
         for name in args.experiments:
-            started.append(start(name, work, bin_dir, twin_bin))
+            started.append(start(name, work))
         for experiment in started:
             measure(experiment, "wrk-keepalive", 1, scripts, body)  # warm-up
         if args.syscalls:
@@ -506,7 +543,7 @@ def syscalls(experiment: Experiment, load: str, scripts: dict, body: Path) -> st
     before = sum(switches(worker) for worker in workers)
     plain = measure(experiment, load, 2, scripts, body)
     switched = (sum(switches(worker) for worker in workers) - before) / plain.requests
-    output = Path(tempfile.mktemp(suffix=".strace"))
+    output = body.parent / f"{experiment.name}-{load}.strace"  # the run's own folder
     attach = [f"-p{worker}" for worker in workers]
     tracer = subprocess.Popen(
         ["strace", "-c", "-f", "-o", str(output), *attach], stderr=subprocess.DEVNULL
