@@ -101,6 +101,7 @@ openapi-lint: $(VENV)/.dev
 
 ## chaos: the real server against slow and idle sockets, worker recycling, kill -HUP,
 ## kill -9, SIGTERM and a taken port; one line per scenario, fails on any (~5 min; needs ab)
+## CHAOS_ARGS=NAME ...: only the scenarios whose name contains one (--help lists them)
 chaos: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
 

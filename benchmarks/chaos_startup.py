@@ -5,7 +5,9 @@
 line saying what it measured, and raises ``AssertionError`` when the server misbehaved.
 ``benchmarks/chaos.py`` (``make chaos``) imports it; alone:
 
-    python -m benchmarks.chaos_startup        # one line per scenario; exit 1 on a failure
+    python -m benchmarks.chaos_startup [NAME ...]  # one line per scenario; exit 1 on a failure
+
+(``--help`` lists the scenarios; NAMEs filter them as in ``benchmarks.chaos``.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import requests
 
 from app.config import DEFAULT_MODEL_DIR, EXIT_BAD_SETTING
+from benchmarks.chaos import choose
 from deploy.dyno import WebProcess, wait_for_workers_started
 
 REVIEW = {"review": "The crew was friendly and the flight left on time."}
@@ -166,9 +169,9 @@ for _function in (bad_settings, reordered_classes, deleted_metrics_folder, lone_
     SCENARIOS.append((_function.__name__.replace("_", "-"), _run))
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     failed = 0
-    for name, scenario in SCENARIOS:
+    for name, scenario in choose(SCENARIOS, argv, "python -m benchmarks.chaos_startup", __doc__):
         started = time.monotonic()
         try:
             line = scenario()
@@ -181,4 +184,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
