@@ -86,7 +86,8 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.transformer $(BENCH_ARGS)
 
-## loadtest: locust for LOADTEST_TIME (default 60s) against a local server; fails on any failure
+## loadtest: locust for LOADTEST_TIME (default 60s) with LOADTEST_USERS (default 32) against a
+## local server; fails on any failure
 loadtest: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.loadtest
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -25,6 +26,7 @@ def main() -> None:
     run_time = os.environ.get("LOADTEST_TIME", "60s")
     users = os.environ.get("LOADTEST_USERS", "32")
     REPORTS.mkdir(exist_ok=True)
+    started = time.time()
     server = Server("service", SERVICE_APP, {}, None)
     try:
         command = [
@@ -40,7 +42,10 @@ def main() -> None:
     finally:
         server.stop()
     print(f"locust exit code {result.returncode}; /ready after the run: {ready}")
-    print(f"reports: {REPORTS / 'locust.html'}, {REPORTS / 'locust_stats.csv'}")
+    # Only reports this run wrote: locust writes none when it refuses its arguments.
+    reports = [REPORTS / "locust.html", REPORTS / "locust_stats.csv"]
+    if all(path.exists() and path.stat().st_mtime >= started for path in reports):
+        print(f"reports: {reports[0]}, {reports[1]}")
     sys.exit(result.returncode or (0 if ready == 200 else 1))
 
 
