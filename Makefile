@@ -80,7 +80,8 @@ format: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) $(SPARK_VENV) dist reports .pytest_cache .ruff_cache
 
-## bench: ab and wrk against the server, its FastAPI twin and baselines, then version 3 against 2; writes BENCHMARKS.md (needs ab, wrk);
+## bench: ab and wrk against the server, its FastAPI twin and baselines, then versions 3 and 4 against 2;
+## writes BENCHMARKS.md (needs ab, wrk);
 ## BENCH_ARGS=--quick: a smoke run of every step, written to reports/BENCHMARKS-quick.md instead
 bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
