@@ -141,4 +141,5 @@ def test_the_default_metrics_folder_outlives_a_reload_and_is_removed_at_exit(
     assert classify_count(server) == 4
 
     assert server.stop() == 0
-    assert not folder.exists() and not list(tmp.iterdir())
+    # (A clone without the build's OpenVINO exports makes them in TMPDIR too: they stay.)
+    assert not folder.exists() and not list(tmp.glob("sentiment-metrics-*"))
