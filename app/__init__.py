@@ -58,7 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(explain.bp)
     app.register_blueprint(tfserving.bp)
     app.register_blueprint(open_inference.bp)
-    app.register_blueprint(openapi.bp)
+    openapi.init_app(app)
     app.register_blueprint(docs.bp)
     app.register_blueprint(page.bp)
     compression.init_app(app)

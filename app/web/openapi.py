@@ -242,6 +242,17 @@ class ExampleAnswers:
         }
 
 
+EXAMPLE_ANSWERS = "openapi_example_answers"
+
+
+def init_app(app: Flask) -> None:
+    """The document's route, and its example answers computed now, as the worker starts:
+    built on the first request, they could wait on the stable version's lock behind a
+    long explanation, and with a transformer stable, on the worker's event loop."""
+    app.extensions[EXAMPLE_ANSWERS] = ExampleAnswers.of(app.extensions["models"].registry.stable)
+    app.register_blueprint(bp)
+
+
 def pin_parameters(stable: str) -> list[dict[str, Any]]:
     """``?version=`` and ``?label=``: pin the answering version (else ``ROUTING`` picks).
     The examples name the stable version twice, so that "Try it out" (which sends both)
@@ -1072,7 +1083,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.schema("FeedbackItem", schema=app.extensions[FEEDBACK_SCHEMA])
     for component, schema_class in RESPONSE_SCHEMAS.items():
         spec.components.schema(component, schema=schema_class())
-    answers = ExampleAnswers.of(registry.stable)
+    answers: ExampleAnswers = app.extensions[EXAMPLE_ANSWERS]
     operations = {
         **classify_operations(answers),
         **tfserving_operations(answers),
