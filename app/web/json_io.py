@@ -8,7 +8,7 @@ import zlib
 from typing import Any
 
 import orjson
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -138,11 +138,14 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    @app.after_request
-    def bare_options(response: Response) -> Response:
-        """Flask answers OPTIONS itself (the ``Allow`` header, CORS' preflight headers)
-        with an empty ``text/html`` body: it has none, so 204 and no type."""
-        if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
-            response.status_code = 204
-            del response.headers["Content-Type"]
+    default_options = app.make_default_options_response
+
+    def bare_options() -> Response:
+        """Flask's own answer to OPTIONS (the ``Allow`` header; CORS adds its preflight
+        headers) has an empty ``text/html`` body: it has none, so 204 and no type."""
+        response = default_options()
+        response.status_code = 204
+        del response.headers["Content-Type"]
         return response
+
+    app.make_default_options_response = bare_options  # type: ignore[method-assign]
