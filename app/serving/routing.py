@@ -87,6 +87,14 @@ class Router:
         shadowed = random.random() * 100 < self.shadow_percent
         return Route(self.stable, self.candidate if shadowed else None)
 
+    def answering(self) -> list[Predictor]:
+        """The versions ``route`` may have answer a request (a shadow never answers)."""
+        if self.bandit is not None:
+            return list(self._versions.values())
+        if self.policy == "canary":
+            return [self.stable, self.candidate]
+        return [self.stable]
+
 
 # What the shadow reports: (stable version, candidate version, labels agreed per text,
 # the candidate's seconds), and (candidate version) for work dropped or failed.

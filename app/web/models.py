@@ -162,11 +162,7 @@ def _transformers_to_threads(app: Flask, registry: ModelRegistry, router: Router
     """Have the worker run on its threads every request a transformer may answer (see
     app/web/long_requests.py), besides explanations and bodies over 1 KiB: those that
     name a transformer, and those that name no version when the routing may choose one."""
-    if router.bandit is not None:
-        routed = list(registry.versions.values())
-    else:
-        routed = [router.stable, *([router.candidate] if router.policy == "canary" else [])]
-    routed_to_transformer = any(predictor.transformer for predictor in routed)
+    routed_to_transformer = any(predictor.transformer for predictor in router.answering())
 
     def answered_by_transformer(target: bytes) -> bool:
         named = False
