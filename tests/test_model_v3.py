@@ -185,6 +185,21 @@ def test_a_damaged_tokenizer_file_is_refused_with_its_reason(tmp_path: Path) -> 
         )
 
 
+def test_versions_with_one_tokenizer_file_share_one_tokenizer() -> None:
+    """Versions 3 and 4 ship the same tokenizer.json: a worker with both holds it once
+    (a second copy was 8 MB a worker, against a 512 MB dyno's budget)."""
+    three, four = (
+        encoder_from_config(
+            json.loads((MODEL_BASE / version / "preprocessing.json").read_text()),
+            MODEL_BASE / version,
+        )
+        for version in ("3", "4")
+    )
+    assert three._tokenizer is four._tokenizer
+    text = "The crew wasn't friendly, unbelievably slow."
+    assert three.encode_ids(text) == four.encode_ids(text)
+
+
 def test_artifact_is_complete(shipped) -> None:
     folder, metadata = shipped
     files = {path.name for path in folder.iterdir() if path.is_file()}

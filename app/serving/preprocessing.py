@@ -878,6 +878,22 @@ def clean_for_wordpiece(text: str, normalized: bool = False) -> str:
     return _REPEATS.sub(r"\1\1", text)
 
 
+@functools.cache
+def _shared_tokenizer(tokenizer_json: str) -> Any:
+    """One ``tokenizers.Tokenizer`` a process for each distinct ``tokenizer.json``:
+    versions 3 and 4 ship the same file, and a second copy cost 8 MB a worker (measured).
+    Encoding only reads it, so versions scoring on two threads at once may share it."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_str(tokenizer_json)
+    except Exception as error:  # the Rust side raises a bare Exception
+        raise ValueError(f"not a tokenizers JSON file ({error})") from None
+    tokenizer.no_padding()
+    tokenizer.no_truncation()  # encode_ids cuts, so that windows see the length
+    return tokenizer
+
+
 @dataclass
 class WordPieceEncoder:
     """Maps texts to rows of WordPiece ids for a transformer (version 3): ``[CLS]``, the
@@ -908,14 +924,7 @@ class WordPieceEncoder:
     char_length = 0  # no character n-gram segment
 
     def __post_init__(self) -> None:
-        from tokenizers import Tokenizer
-
-        try:
-            self._tokenizer = Tokenizer.from_str(self.tokenizer_json)
-        except Exception as error:  # the Rust side raises a bare Exception
-            raise ValueError(f"not a tokenizers JSON file ({error})") from None
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()  # encode_ids cuts, so that windows see the length
+        self._tokenizer = _shared_tokenizer(self.tokenizer_json)
 
     @property
     def width(self) -> int:
