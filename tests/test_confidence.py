@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from app.config import DEFAULT_MODEL_DIR
+from app.config import DEFAULT_MODEL_DIR, MODEL_BASE
 from app.serving.confidence import (
     CLOSE_MARGIN,
     DEFAULT_BANDS,
     FAIRLY_SURE_ACCURACY,
+    MAX_RAISE,
     VERY_SURE_ACCURACY,
     confidence_bands,
 )
@@ -58,6 +59,40 @@ def test_calibrated_probabilities_use_the_targets_raised_by_the_error():
     assert bands.source == "calibrated"
     assert bands.very_sure == pytest.approx(VERY_SURE_ACCURACY + 0.03)
     assert bands.fairly_sure == pytest.approx(FAIRLY_SURE_ACCURACY + 0.03)
+
+
+@pytest.mark.parametrize("version", ["2", "3", "4"])
+def test_shipped_versions_raise_the_targets_by_their_largest_held_out_error(version):
+    """The trainers record ``ece_after`` per evaluation set; the bands use the largest on a
+    set calibration was not fitted on (for every shipped version, the team's dev set)."""
+    metadata = json.loads((MODEL_BASE / version / "metadata.json").read_text())
+    calibration = metadata["calibration"]
+    held_out = {
+        name: error
+        for name, error in calibration["ece_after"].items()
+        if name not in calibration["fitted_on"]
+    }
+    worst = max(held_out.values())
+    assert worst > 0.03  # the raise is measured, not 0
+    bands = confidence_bands(metadata)
+    assert bands.source == "calibrated"
+    raised = min(worst, MAX_RAISE)
+    assert bands.very_sure == pytest.approx(VERY_SURE_ACCURACY + raised, abs=0.001)
+    assert bands.fairly_sure == pytest.approx(FAIRLY_SURE_ACCURACY + raised, abs=0.001)
+    assert f"{worst:.3f}" in bands.evidence
+
+
+def test_an_error_on_a_set_calibration_was_fitted_on_does_not_count():
+    bands = confidence_bands(
+        {
+            "calibration": {
+                "fitted_on": ["tweet_validation"],
+                "ece_after": {"tweet_validation": 0.2, "tweet_test": 0.01, "devset": 0.02},
+            }
+        }
+    )
+    assert bands.very_sure == pytest.approx(VERY_SURE_ACCURACY + 0.02)
+    assert "0.020 on the team's cross-domain reviews" in bands.evidence
 
 
 @pytest.mark.parametrize(
