@@ -147,8 +147,15 @@ def test_cleaning_replaces_links_and_mentions_and_repairs_text() -> None:
 def test_ratings_are_glossed_as_training_configured(encoder) -> None:
     assert encoder.rating_glosses is TrainingConfigV3.rating_glosses is True
     words, spans = encoder.feature_spans("Great phone. 1/5")
-    assert words[-4:] == ["5", "(", "terrible", ")"]
+    # The model reads the gloss; the words are the writer's, and the gloss's pieces go
+    # with the rating's words: left out with any of them.
+    assert words == ["great", "phone", ".", "1", "/", "5"]
     assert [feature for feature, _, _ in spans] == encoder.encode_ids("Great phone. 1/5")
+    gloss = encoder._tokenizer.encode(" (terrible)", add_special_tokens=False).ids
+    assert [(first, end) for feature, first, end in spans[-1 - len(gloss) : -1]] == [(3, 6)] * len(
+        gloss
+    )
+    assert encoder.words("Great phone. 1/5") == len(words)
     plain = dataclasses.replace(encoder, rating_glosses=False)
     assert encoder.encode_ids("Great phone. 1/5") != plain.encode_ids("Great phone. 1/5")
     for text in ("Three stars", "Add 1/2 cup", "a four star hotel"):  # middling, or no rating
@@ -159,8 +166,12 @@ def test_ratings_are_glossed_as_training_configured(encoder) -> None:
 
 def test_rated_emoji_are_glossed_as_training_configured(encoder) -> None:
     assert encoder.emoji_glosses is TrainingConfigV3.emoji_glosses is True
-    words, _ = encoder.feature_spans("The sequel 🤦")
-    assert words[-4:] == ["🤦", "(", "poor", ")"]
+    words, spans = encoder.feature_spans("The sequel 🤦")
+    assert words == ["the", "sequel", "🤦"]
+    assert [feature for feature, _, _ in spans] == encoder.encode_ids("The sequel 🤦")
+    assert {(first, end) for _, first, end in spans[3:-1]} == {(2, 3)}  # 🤦 and "(poor)"
+    # Written by the writer, not a gloss: a word like any other.
+    assert encoder.feature_spans("9/10 (excellent)")[0] == ["9", "/", "10", "(", "excellent", ")"]
     plain = dataclasses.replace(encoder, emoji_glosses=False)
     assert encoder.encode_ids("Pizza 🍕 at 8") == plain.encode_ids("Pizza 🍕 at 8")
     assert encoder_from_config(encoder.to_config(), MODEL_DIR).emoji_glosses
@@ -480,15 +491,16 @@ print(json.dumps({"max_difference": float(np.abs(outputs[0] - outputs[1]).max())
 def test_quantizing_again_gives_the_shipped_int8_ir(version, tmp_path) -> None:
     """The int8 IR is what ``quantize_int8`` makes of the folder's ``model.xml``: the same
     bytes on the machine that packaged it; elsewhere NNCF's statistics, computed by the
-    CPU at hand, may round a range differently, hence a tolerance, below what a changed
-    recipe moves on these 200 dev-set texts (the embeddings quantized too: 0.031; other
-    SmoothQuant settings: 0.07–0.13; the f32 IR: 0.068; measured)."""
+    CPU at hand, may round a range differently (version 4: 0.012 on an AMD EPYC without
+    AVX-512, 2026-12-06), hence a tolerance, below what a changed recipe moves on these
+    200 dev-set texts (the embeddings quantized too: 0.031; other SmoothQuant settings:
+    0.07–0.13; the f32 IR: 0.068; measured)."""
     shipped = MODEL_BASE / version
     for path in shipped.iterdir():
         if path.is_file() and path.name not in INT8_FILES:
             (tmp_path / path.name).symlink_to(path)
     result = run_child(_QUANTIZED_AGAIN, "openvino", str(shipped), str(tmp_path))
-    assert result["max_difference"] < 0.01
+    assert result["max_difference"] < 0.02
 
 
 @pytest.mark.slow
@@ -611,6 +623,15 @@ def test_explain_leaves_out_whole_words_on_version_3(make_app) -> None:
     assert body["label"] == "positive"
     assert contributions["wonderful"] > 0
     assert contributions["wonderful"] == max(contributions.values())
+    # A rating's gloss is read by the model but credited to the rating the writer wrote.
+    text = "Hotel by the station, 9/10."
+    body = app.test_client().post("/explain?label=accurate", json={"review": text}).get_json()
+    assert [token["token"] for token in body["tokens"]] == [
+        *("hotel", "by", "the", "station", ",", "9", "/", "10", "."),
+    ]
+    rating = {t["token"]: t["contributions"][body["label"]] for t in body["tokens"][5:8]}
+    assert body["label"] == "positive"
+    assert max(rating.values()) == max(t["contributions"][body["label"]] for t in body["tokens"])
 
 
 @pytest.mark.slow

@@ -878,6 +878,14 @@ def clean_for_wordpiece(text: str, normalized: bool = False) -> str:
     return _REPEATS.sub(r"\1\1", text)
 
 
+def _gloss_at(glosses: list[tuple[int, int, int]], offset: int) -> int | None:
+    """The index of the gloss (``WordPieceEncoder._glosses``) that holds ``offset``."""
+    for number, (_, start, end) in enumerate(glosses):
+        if start <= offset < end:
+            return number
+    return None
+
+
 @functools.cache
 def _shared_tokenizer(tokenizer_json: str) -> Any:
     """One ``tokenizers.Tokenizer`` a process for each distinct ``tokenizer.json``:
@@ -1001,15 +1009,45 @@ class WordPieceEncoder:
 
     def words(self, text: str) -> int:
         """How many words ``text`` has, as ``feature_spans`` counts them, uncut."""
-        word_ids = self._tokenizer.encode(self._clean(text)).word_ids
-        return len({word for word in word_ids if word is not None})
+        cleaned = self._clean(text)
+        encoding = self._tokenizer.encode(cleaned)
+        glosses = self._glosses(cleaned)
+        return len(
+            {
+                word
+                for word, (start, _) in zip(encoding.word_ids, encoding.offsets, strict=True)
+                if word is not None and _gloss_at(glosses, start) is None
+            }
+        )
+
+    def _glosses(self, cleaned: str) -> list[tuple[int, int, int]]:
+        """Where ``_clean`` put a word in ``cleaned`` that the text does not have (a
+        rating's or an emoji's gloss): ``(start of what it glosses, start, end)``."""
+        found = []
+        if self.rating_glosses:
+            for match in _RATING.finditer(cleaned):
+                value = _rating_value(match)
+                gloss = f" ({RATING_GLOSSES[value]})" if value else ""
+                if gloss and cleaned.startswith(gloss, match.end()):
+                    found.append((match.start(), match.end(), match.end() + len(gloss)))
+        if self.emoji_glosses and _may_hold_rated_emoji(cleaned):
+            for match in _RATED_EMOJI.finditer(cleaned):
+                gloss = f" ({RATING_GLOSSES[EMOJI_POLARITY[match[0]]]})"
+                if cleaned.startswith(gloss, match.end()):
+                    found.append((match.start(), match.end(), match.end() + len(gloss)))
+        return found
 
     def feature_spans(self, text: str) -> tuple[list[str], list[tuple[int, int, int]]]:
         """The words the model sees, and each id with the word it belongs to,
         ``(id, first, end)`` as ``TextEncoder.feature_spans`` gives them; ``[CLS]`` and
-        ``[SEP]`` belong to no word (``(id, -1, -1)``: never left out)."""
+        ``[SEP]`` belong to no word (``(id, -1, -1)``: never left out). A gloss's pieces
+        ("9/10 (excellent)") are no word of their own: they belong to every word of what
+        they gloss, left out with any of them, so that its credit goes to what the
+        writer wrote."""
         cleaned = self._clean(text)
         encoding = self._tokenizer.encode(cleaned)
+        glosses = self._glosses(cleaned)
+        glossed: dict[int, tuple[int, int]] = {}  # a gloss's words: (first, end)
         words: list[str] = []
         spans: list[tuple[int, int, int]] = []
         seen: dict[int, int] = {}
@@ -1019,12 +1057,20 @@ class WordPieceEncoder:
             if word is None:
                 spans.append((token_id, -1, -1))
                 continue
+            gloss = _gloss_at(glosses, start)
+            if gloss is not None:
+                spans.append((token_id, *glossed.get(gloss, (-1, -1))))
+                continue
             if word not in seen:
                 seen[word] = len(words)
                 words.append("")
             position = seen[word]
             words[position] += cleaned[start:end].lower()
             spans.append((token_id, position, position + 1))
+            for number, (glossed_start, gloss_start, _) in enumerate(glosses):
+                if glossed_start <= start < gloss_start:
+                    first = glossed.get(number, (position, position))[0]
+                    glossed[number] = (first, position + 1)
         return words, spans
 
     def to_config(self) -> dict[str, Any]:
