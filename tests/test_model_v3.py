@@ -559,6 +559,24 @@ def test_int8_runs_where_a_folder_ships_it_and_the_others_keep_their_own(make_ap
     assert body["label"] == "positive"
 
 
+def test_a_transformers_long_batch_is_timed_in_a_bucket_of_its_own(make_app) -> None:
+    """The inference histograms' buckets reach seconds: a batch of long reviews on version
+    3 took over 0.25 s, the largest bucket there was, and every such call fell in +Inf."""
+    app = make_app(MODEL_VERSIONS="2,3", MODEL_LABELS="stable=2,accurate=3")
+    reviews = [LONG_REVIEW[start:] for start in range(0, 640, 10)]
+    response = app.test_client().post("/classify?label=accurate", json={"reviews": reviews})
+    assert response.status_code == 200
+    metrics = app.test_client().get("/metrics").get_data(as_text=True)
+    buckets = {
+        sample.labels["le"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "sentiment_inference_duration_seconds_bucket"
+        and sample.labels["version"] == "3"
+    }
+    assert buckets["0.25"] < buckets["+Inf"] == buckets["10.0"]
+
+
 def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
     """The worker asks the app which whole requests are quick enough for its event loop
     (tests/test_reliability.py measures why). With the n-gram versions, only those that

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,33 @@ def test_the_largest_request_is_scored_in_calls_of_at_most_call_rows(predictor, 
     monkeypatch.setattr(predictor, "_infer", lambda ids: calls.append(len(ids)) or infer(ids))
     np.testing.assert_allclose(predictor.predict_ids(rows), whole, atol=1e-6)
     assert max(calls) == CALL_ROWS and sum(calls) == len(rows)
+
+
+def test_a_review_waits_for_one_call_of_a_long_job_not_all_of_it(predictor, monkeypatch):
+    """A long job on a version (a shadowed batch, an explanation) holds its lock one call
+    at a time and hands it over in turn: a review asked for during the job's first call
+    is the very next call, not the job's last (a review pinned to a shadowed version 3
+    waited 5-22 s behind the shadow's batch)."""
+    rows = np.ones((20 * CALL_ROWS, predictor.bundle.encoder.width), dtype=np.int32)
+    calls: list[str] = []
+    first_call = threading.Event()
+    infer = predictor._infer
+
+    def spied(ids):
+        calls.append("review" if len(ids) == 1 else "job")
+        if len(calls) == 1:
+            first_call.set()
+            time.sleep(0.2)  # the review asks for the lock while the job holds it
+        return infer(ids)
+
+    monkeypatch.setattr(predictor, "_infer", spied)
+    job = threading.Thread(target=predictor.predict_ids, args=(rows,))
+    job.start()
+    assert first_call.wait(10)
+    predictor.predict_ids(rows[:1])
+    job.join()
+    assert calls.index("review") == 1
+    assert calls.count("job") == 20
 
 
 def test_text_that_cleans_to_nothing_still_gets_a_prediction(predictor):

@@ -9,6 +9,7 @@ IR once (``app.serving.openvino_export``) and the worker compiles the IR.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import dataclasses
@@ -587,6 +588,35 @@ class Classification:
         return {"name": self.name, "version": self.version}
 
 
+class TurnLock:
+    """A lock given in turn: a thread that releases it while others wait hands it to the
+    one that has waited longest. ``threading.Lock`` is not fair: a thread that releases it
+    and asks again at once (a long job, call after call) gets it back before a waiting
+    thread wakes, and the waiting thread could wait for the whole job."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+        self._held = False
+
+    def __enter__(self) -> None:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder: the lock is now this thread's
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+
 class Predictor:
     """One model version, loaded and warmed up in this process: ``Predictor.load(dir)``
     returns a ready object, so nothing that holds one ever asks whether it is loaded."""
@@ -604,8 +634,10 @@ class Predictor:
         self.precision = precision  # what the model computes in: f32, bf16 or int8
         self._infer = infer
         # One inference at a time per worker: an OpenVINO infer request is not
-        # thread-safe, and one call at a time keeps CPU use predictable.
-        self._lock = threading.Lock()
+        # thread-safe, and one call at a time keeps CPU use predictable. Held for one call
+        # at a time, and given in turn, so that a review waits for one call of a long job
+        # (a shadowed batch, an explanation), not for all of it.
+        self._lock = TurnLock()
         # (max_batch_size, timeout in seconds): requests waiting in this worker's threads
         # share calls (app.serving.batching); None, or a size of 1: each its own call.
         self.batcher = None
@@ -680,14 +712,21 @@ class Predictor:
         ``CALL_ROWS`` rows a call (see there)."""
         if self.batcher is not None:
             return np.asarray(self.batcher(ids), dtype=np.float32)
-        with self._lock:
-            if len(ids) <= CALL_ROWS:
-                return np.asarray(self._infer(ids), dtype=np.float32)
+        if self.transformer:
+            if ids.size > CALL_TOKENS:
+                return infer_in_calls(ids, self._call).astype(np.float32, copy=False)
+        elif len(ids) > CALL_ROWS:
             calls = [
-                self._infer(ids[start : start + CALL_ROWS])
+                self._call(ids[start : start + CALL_ROWS])
                 for start in range(0, len(ids), CALL_ROWS)
             ]
             return np.concatenate(calls).astype(np.float32, copy=False)
+        return np.asarray(self._call(ids), dtype=np.float32)
+
+    def _call(self, ids: np.ndarray) -> np.ndarray:
+        """One call of the model, with the version's lock held for it alone."""
+        with self._lock:
+            return self._infer(ids)
 
     def classify(self, texts: Sequence[str]) -> Classification:
         """The label, its probability and every class's probability for each text."""
