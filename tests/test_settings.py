@@ -268,6 +268,21 @@ def test_batch_refuses_the_tensorflow_backend_without_tensorflow_in_one_line(
 
 
 @pytest.mark.slow
+def test_workers_that_cannot_serve_together_still_end_in_exit_3_without_a_traceback(
+    start_server,
+):
+    """Four workers fail to serve at about the same time: Gunicorn halted for the first and
+    raised again out of its halt for the next (two tracebacks, exit 1, in two runs of
+    three). Three runs, each one exit 3 and the master's lines, no traceback."""
+    for _ in range(3):
+        server = start_server(WEB_CONCURRENCY="4", MODEL_VERSIONS="1", MODEL_LABELS="")
+        assert server.process.wait(timeout=60) == 3
+        log = server.log()
+        assert "Traceback" not in log, log
+        assert "Reason: Worker failed to boot." in log
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "fault",
     [
