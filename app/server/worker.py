@@ -421,12 +421,24 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if conn.sent_continue:  # the loop has answered the Expect already
             req._expected_100_continue = False
+        if not isinstance(conn.sock, _Outbox) and self._refused_unread(req):
+            # The app answers 413 without reading the body, and Gunicorn then drains at
+            # most 64 KiB of it and closes: say so ("Connection: close"), or a client
+            # that trusted "keep-alive" sends its next request into a closed socket.
+            req.must_close = True
         if self._holds_more():
             req.must_close = True  # "Connection: close": the client's next one is spread anew
             metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
             if metrics is not None:
                 metrics.connections_evened.inc()
         return super().handle_request(req, conn)
+
+    def _refused_unread(self, req) -> bool:
+        """Whether the request's body is larger than the app takes (Flask's
+        ``MAX_CONTENT_LENGTH``): the app refuses it unread."""
+        limit = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), None)
+        return limit is not None and length is not None and length.isdigit() and int(length) > limit
 
     # --- spreading connections over the workers (listeners.SlotConnections) ---------
 
