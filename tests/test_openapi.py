@@ -174,7 +174,7 @@ def test_every_answer_that_names_its_version_in_a_header_is_documented_so(app, d
             documented = operation["responses"][str(response.status_code)]
             assert "X-Model-Version" in documented.get("headers", {}), (param.id, path)
             named.add(operation["operationId"].removesuffix("Version").removesuffix("Label"))
-    assert {"classify", "tfPredict", "v2Infer"} <= named, named
+    assert {"classify", "explain", "tfPredict", "v2Infer"} <= named, named
 
 
 def rounded(value):

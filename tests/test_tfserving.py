@@ -365,6 +365,8 @@ def test_every_scoring_answer_names_the_version_that_gave_it_under_canary(make_a
     v2 = {"inputs": [{"name": "review", "shape": [1], "datatype": "BYTES", "data": [POSITIVE]}]}
     infer = client.post("/v2/models/sentiment/infer", json=v2, headers=headers)
     assert infer.headers["X-Model-Version"] == infer.get_json()["model_version"]
+    explained = client.post("/explain", json={"review": POSITIVE}, headers=headers)
+    assert explained.headers["X-Model-Version"] == explained.get_json()["model"]["version"]
     # No model ran, no version: an empty column, and a refused body.
     assert (
         "X-Model-Version"

@@ -18,6 +18,7 @@ from app.serving.explain import METHOD, explain
 from app.web.api import app_request_schemas, pinned
 from app.web.errors import ValidationFailed
 from app.web.models import ROUTING_KEY_HEADER, served_models
+from app.web.request_log import current_record
 
 bp = Blueprint("explain", __name__)
 
@@ -31,6 +32,7 @@ def explain_review() -> dict[str, Any]:
         raise ValidationFailed(details=error.normalized_messages()) from None
     route = served_models().choose(version, label, request.headers.get(ROUTING_KEY_HEADER))
     result = explain(route.answer, review)
+    current_record().answered_by = result.version
     return {
         "label": result.label,
         "score": result.score,

@@ -407,10 +407,12 @@ def explain_operation(answers: ExampleAnswers) -> dict[str, Any]:
                 {"explain": example({"review": EXPLAIN_EXAMPLE}, "One review.")},
             ),
             "responses": {
-                "200": json_response(
-                    "The answer and each token's contributions, in reading order.",
-                    ref("ExplainResponse"),
-                    {"explain": example(answer, "This server's answer.")},
+                "200": naming_the_version(
+                    json_response(
+                        "The answer and each token's contributions, in reading order.",
+                        ref("ExplainResponse"),
+                        {"explain": example(answer, "This server's answer.")},
+                    )
                 ),
                 "400": error(
                     "Invalid JSON, a body that does not match the schema, or a query "

@@ -45,6 +45,8 @@ class RequestRecord:
     request_id: str
     started: float
     classification: Classification | None = None
+    # The version that answered a request that is not a prediction (an explanation).
+    answered_by: str | None = None
 
 
 def current_record() -> RequestRecord:
@@ -86,5 +88,8 @@ def init_app(app: Flask) -> None:
             fields["model_version"] = record.classification.version
             fields["batch_size"] = len(record.classification.labels)
             fields["labels"] = record.classification.labels
+        elif record.answered_by is not None:
+            response.headers[MODEL_VERSION_HEADER] = record.answered_by
+            fields["model_version"] = record.answered_by
         request_log.info("request", extra=fields)
         return response
