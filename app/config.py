@@ -274,9 +274,9 @@ ORIGINS = Kind(
 BOOLEAN = choice(
     "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
 )
-VERSIONS = pattern(r"(?i:all)|\s*[1-9]\d*\s*(,\s*[1-9]\d*\s*)*", "all, or version numbers: 1,2")
+VERSIONS = pattern(r"(?i:all)|\s*[1-9][0-9]*\s*(,\s*[1-9][0-9]*\s*)*", "all, or version numbers: 1,2")
 _LABEL_PAIRS = pattern(
-    r"(\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9]\d*\s*)(,\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9]\d*\s*)*|",
+    r"(\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9][0-9]*\s*)(,\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9][0-9]*\s*)*|",
     "label=version pairs such as stable=2,canary=1, or nothing",
 )
 
@@ -396,11 +396,19 @@ def check_environment(
     """Every setting's value (``server``: also the web server's own); raises
     ``SettingError`` for the first one that is not allowed, in ``SETTINGS`` order."""
     environ = os.environ if environ is None else environ
-    return {
+    values = {
         setting.name: setting.parse(environ)
         for setting in SETTINGS
         if server or not setting.server_only
     }
+    if values["ROUTING"] == "bandit" and not values["RECORD_PREDICTIONS"]:
+        # The bandit learns from feedback on recorded predictions: without them it would
+        # split the traffic evenly, whatever the stored rewards say, and say "bandit".
+        raise SettingError(
+            "bad setting ROUTING=bandit: it learns from feedback on recorded predictions, "
+            "and RECORD_PREDICTIONS=0 turns recording off"
+        )
+    return values
 
 
 def _values_or_defaults(environ: Mapping[str, str]) -> dict[str, Any]:

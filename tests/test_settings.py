@@ -126,6 +126,17 @@ def test_a_label_given_twice_is_refused():
     assert "label 'stable' given twice" in message
 
 
+def test_the_bandit_without_recorded_predictions_is_refused():
+    """It learns from feedback on recorded predictions: with RECORD_PREDICTIONS=0 it split
+    the traffic evenly whatever the stored rewards said (a probe), under "bandit"."""
+    with pytest.raises(SettingError) as caught:
+        check_environment({"ROUTING": "bandit", "RECORD_PREDICTIONS": "0"})
+    assert str(caught.value).startswith("bad setting ROUTING=bandit: ")
+    assert "RECORD_PREDICTIONS=0" in str(caught.value)
+    check_environment({"ROUTING": "bandit"})
+    check_environment({"ROUTING": "canary", "RECORD_PREDICTIONS": "0"})
+
+
 def test_a_bad_database_url_is_refused_without_repeating_its_password():
     with pytest.raises(SettingError) as caught:
         check_environment({"DATABASE_URL": "mysql://user:s3cr3t@db.example/name"})
