@@ -171,6 +171,9 @@ def test_predict_not_found(client, served, path, message):
         ),
         ("GET", "/v1/models/{name}/versions/nope", "Malformed request: GET {path}"),
         ("GET", "/v1/models/{name}/versions/-1", "Malformed request: GET {path}"),
+        # TF Serving's (\d+) is RE2's: ASCII digits only (Werkzeug's \d took "３" for 3).
+        ("GET", "/v1/models/{name}/versions/\uff11", "Malformed request: GET {path}"),
+        ("POST", "/v1/models/{name}/versions/\uff11:predict", "Malformed request: POST {path}"),
         ("GET", "/v1/models/{name}/extra/segments", "Malformed request: GET {path}"),
         ("GET", "/v1/models/{name}:predict", "Malformed request: GET {path}"),
         ("GET", "/v1/other", "Malformed request: GET {path}"),

@@ -66,6 +66,8 @@ def test_pinned_versions_and_labels(client, query, version):
     [
         ("version=3", "version '3'"),
         ("version=abc", "version 'abc'"),
+        ("version=\uff11", "version '\uff11'"),  # a fullwidth 1: int() takes it
+        ("version=0_1", "version '0_1'"),  # so does this
         ("version=", "version ''"),
         ("label=fast", "label 'fast'"),
     ],

@@ -182,7 +182,11 @@ class ModelRegistry:
         return sorted(label for label, target in self.labels.items() if target == version)
 
     def version(self, version: str) -> Predictor:
+        """The loaded version ``version`` names: ASCII digits ("03" is 3; int() would also
+        take "３", " 3" and "0_3")."""
         try:
+            if not (version.isascii() and version.isdigit()):
+                raise ValueError(version)
             return self.versions[str(int(version))]
         except (KeyError, ValueError):
             raise UnknownVersion(f"version {version!r}") from None

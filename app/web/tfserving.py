@@ -44,10 +44,10 @@ INT64_MAX = 2**63 - 1
 # TF Serving's URL patterns (http_rest_api_util.cc), for the messages of routing errors.
 _STATUS_URL = re.compile(
     r"/v1/models(?:/(?P<name>[^/:]+))?"
-    r"(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?(?:/metadata)?"
+    r"(?:/versions/(?P<version>[0-9]+)|/labels/[^/:]+)?(?:/metadata)?"
 )
 _PREDICT_URL = re.compile(
-    r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/[^/:]+)?"
+    r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+)|/labels/[^/:]+)?"
     r":(?:classify|regress|predict)"
 )
 
@@ -91,8 +91,11 @@ class ModelNameConverter(BaseConverter):
 
 
 class Int64Converter(IntegerConverter):
-    """A version in a URL: digits, as TF Serving matches them, up to int64's maximum (a
-    larger number is a routing error, see ``routing_error_message``)."""
+    """A version in a URL: digits, as TF Serving matches them (ASCII: Werkzeug's ``\\d``
+    took "３" for 3), up to int64's maximum (a larger number is a routing error, see
+    ``routing_error_message``)."""
+
+    regex = "[0-9]+"
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         super().__init__(map, max=INT64_MAX)
