@@ -274,9 +274,13 @@ ORIGINS = Kind(
 BOOLEAN = choice(
     "0", "1", "false", "true", "no", "yes", result=lambda word: word in ("1", "true", "yes")
 )
-VERSIONS = pattern(r"(?i:all)|\s*[1-9][0-9]*\s*(,\s*[1-9][0-9]*\s*)*", "all, or version numbers: 1,2")
+# Version numbers are ASCII digits ([0-9]: \d also takes other scripts' digits).
+VERSIONS = pattern(
+    r"(?i:all)|\s*[1-9][0-9]*\s*(,\s*[1-9][0-9]*\s*)*", "all, or version numbers: 1,2"
+)
+_LABEL_PAIR = r"\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9][0-9]*\s*"
 _LABEL_PAIRS = pattern(
-    r"(\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9][0-9]*\s*)(,\s*[A-Za-z][A-Za-z0-9_-]{0,63}\s*=\s*[1-9][0-9]*\s*)*|",
+    rf"({_LABEL_PAIR})(,{_LABEL_PAIR})*|",
     "label=version pairs such as stable=2,canary=1, or nothing",
 )
 
