@@ -769,6 +769,32 @@ def test_concurrent_identical_feedback_counts_once(store_app):
     assert sum(sum(arm) for arm in store_of(store_app).arms().values()) == 1
 
 
+def test_retention_takes_the_deleted_feedback_out_of_the_bandits_rewards(
+    database_url, direct_store
+):
+    """The bandit learns from the feedback /monitoring still counts: once retention has
+    deleted the answers, their rewards go too (they outlived them, and a starved version
+    stayed at the floor with nothing left to show why)."""
+    store = direct_store(database_url)
+    now = time.time()
+    old, new = now - 40 * 86400, now
+    store.record(
+        [PredictionRecord(f"old-{n}-id-0000000000000000", 0, "2", "positive", 0.9, old)
+         for n in range(3)]
+        + [PredictionRecord("new-0-id-0000000000000000", 0, "2", "positive", 0.9, new)]
+    )  # fmt: skip
+    labels = ["positive", "negative", "negative"]
+    items = [
+        FeedbackItem(f"old-{n}-id-0000000000000000", 0, label) for n, label in enumerate(labels)
+    ]
+    store.give_feedback([*items, FeedbackItem("new-0-id-0000000000000000", 0, "positive")], now)
+    assert store.arms() == {"2": (2, 2)}
+    assert store.delete_older_than(now - 30 * 86400) == 3
+    assert store.arms() == {"2": (1, 0)}
+    assert store.delete_older_than(now - 30 * 86400) == 0
+    assert store.arms() == {"2": (1, 0)}
+
+
 def test_store_keeps_the_first_answer_for_a_repeated_request_id(database_url, direct_store):
     store = direct_store(database_url)
     now = time.time()

@@ -607,6 +607,23 @@ class PredictionStore:
         )
         connection.execute(statement)
 
+    @staticmethod
+    def _forget_rewards(connection: Any, deleted: Sequence[Any]) -> None:
+        """Take the feedback among ``deleted`` predictions out of the bandit's rewards."""
+        forgotten: collections.Counter[tuple[str, bool]] = collections.Counter(
+            (row.version, row.label == row.true_label)
+            for row in deleted
+            if row.true_label is not None
+        )
+        arms = bandit_arms.c
+        for (version, correct), count in sorted(forgotten.items()):
+            column = arms.successes if correct else arms.failures
+            connection.execute(
+                update(bandit_arms)
+                .where(arms.version == version)
+                .values({column.name: case((column > count, column - count), else_=0)})
+            )
+
     def arms(self) -> dict[str, tuple[int, int]]:
         """Version → (successes, failures) of feedback so far."""
         self.ensure_schema()
@@ -619,21 +636,28 @@ class PredictionStore:
 
     def delete_older_than(self, cutoff: float) -> int:
         """Delete predictions made before ``cutoff`` (Unix seconds), in chunks so that no
-        transaction holds the table long; the number deleted."""
+        transaction holds the table long; the number deleted. The bandit's rewards lose
+        the feedback deleted with them, in the same transaction: the bandit learns from
+        the feedback ``/monitoring`` still counts, not from every answer ever labelled."""
         self.ensure_schema()
         deleted = 0
+        c = predictions.c
         try:
             while True:
                 with self.writer.begin() as connection:
                     oldest = (
-                        select(predictions.c.id)
-                        .where(predictions.c.created_at < cutoff)
+                        select(c.id)
+                        .where(c.created_at < cutoff)
                         .limit(DELETE_CHUNK)
                         .scalar_subquery()
                     )
-                    count = connection.execute(
-                        delete(predictions).where(predictions.c.id.in_(oldest))
-                    ).rowcount
+                    rows = connection.execute(
+                        delete(predictions)
+                        .where(c.id.in_(oldest))
+                        .returning(c.version, c.label, c.true_label)
+                    ).all()
+                    self._forget_rewards(connection, rows)
+                count = len(rows)
                 deleted += count
                 if count < DELETE_CHUNK:
                     break
