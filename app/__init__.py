@@ -42,6 +42,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     app = Flask(__name__)
+    # A doubled slash is a URL no route serves (an error in the API's shape, under /v1/ TF
+    # Serving's 400), not Werkzeug's 308 redirect with an HTML body that clients follow.
+    app.url_map.merge_slashes = False
     app.config.from_object(Config)
     if test_config:
         app.config.from_mapping(test_config)

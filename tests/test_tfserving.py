@@ -139,6 +139,20 @@ def test_get_not_found(client, served, path):
 @pytest.mark.parametrize(
     "path, message",
     [
+        # GetModelStatus's own words (get_model_status_impl.cc), not predict's.
+        ("/v1/models/half", "Could not find any versions of model half"),
+        ("/v1/models/{name}/versions/999", "Could not find version 999 of model {name}"),
+    ],
+)
+def test_status_not_found_in_get_model_status_words(client, served, path, message):
+    name = served[0]
+    response = client.get(path.format(name=name))
+    assert assert_tf_error(response, 404) == message.format(name=name)
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
         ("/v1/models/half:predict", "Servable not found for request: Latest(half)"),
         (
             "/v1/models/{name}/versions/999:predict",
@@ -171,6 +185,9 @@ def test_predict_not_found(client, served, path, message):
         ),
         ("GET", "/v1/models/{name}/versions/nope", "Malformed request: GET {path}"),
         ("GET", "/v1/models/{name}/versions/-1", "Malformed request: GET {path}"),
+        # Werkzeug merged doubled slashes with a 308 and an HTML body; TF Serving refuses.
+        ("POST", "/v1/models//{name}:predict", "Malformed request: POST {path}"),
+        ("GET", "/v1//models/{name}/versions/1", "Malformed request: GET {path}"),
         # TF Serving's (\d+) is RE2's: ASCII digits only (Werkzeug's \d took "３" for 3).
         ("GET", "/v1/models/{name}/versions/\uff11", "Malformed request: GET {path}"),
         ("POST", "/v1/models/{name}/versions/\uff11:predict", "Malformed request: POST {path}"),

@@ -703,7 +703,15 @@ def tfserving_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
                 {"available": example(status, "Loaded and serving.")},
             ),
             "400": malformed,
-            "404": not_found,
+            "404": tf_error(
+                "No such model (or version) is served.",
+                {
+                    "unknown_model": example(
+                        {"error": "Could not find any versions of model half"},
+                        "Another model name.",
+                    )
+                },
+            ),
         },
     }
     metadata = {

@@ -184,7 +184,12 @@ def _tensor_info(name: str, dtype: str, shape: list[int]) -> dict[str, Any]:
 def model_status(name: str, version: int | None = None, label: str | None = None) -> dict[str, Any]:
     """Model status: every loaded version, or the one named. A worker serves only loaded
     versions, so each state is ``AVAILABLE``."""
-    named = check_model(name, version, label)
+    try:
+        named = check_model(name, version, label)
+    except ModelNotFound:  # GetModelStatus's own words (get_model_status_impl.cc)
+        if version is not None:
+            raise ModelNotFound(f"Could not find version {version} of model {name}") from None
+        raise ModelNotFound(f"Could not find any versions of model {name}") from None
     versions = [named.bundle.version] if named else list(served_models().registry.versions)
     return {
         "model_version_status": [
