@@ -103,11 +103,12 @@ def test_a_version_without_windows_explains_the_tokens_it_reads(app):
     length = predictor.bundle.encoder.sequence_length
     assert len(result.tokens) == length
     assert result.unseen_tokens == len(tokenize(LONG)) - length
+    assert result.unseen_at == length  # past the input length: at the end
 
 
 def test_a_text_without_tokens_has_no_contributions(predictor):
     result = explain(predictor, "... ,,,")
-    assert result.tokens == [] and result.unseen_tokens == 0
+    assert result.tokens == [] and result.unseen_tokens == 0 and result.unseen_at is None
     np.testing.assert_allclose(sum(result.probabilities), 1, atol=1e-5)
 
 
@@ -187,6 +188,6 @@ def test_readme_example_is_what_the_server_answers(client):
     assert [t["token"] for t in shown["tokens"]] == [t["token"] for t in answer["tokens"]]
     for documented, live in zip(shown["tokens"], answer["tokens"], strict=True):
         assert documented["contributions"] == pytest.approx(live["contributions"], abs=0.006)
-    assert {k: shown[k] for k in ("unseen_tokens", "method")} == {
-        k: answer[k] for k in ("unseen_tokens", "method")
+    assert {k: shown[k] for k in ("unseen_tokens", "unseen_at", "method")} == {
+        k: answer[k] for k in ("unseen_tokens", "unseen_at", "method")
     }

@@ -617,12 +617,17 @@ def test_version_3_reads_a_long_review_to_its_end(make_app) -> None:
         assert explained["scores"][label] == pytest.approx(value, abs=1e-4)
     words = [token["token"] for token in explained["tokens"]]
     assert words[0] == "we" and words[-2:] == ["again", "."]  # both windows, every word
-    assert explained["unseen_tokens"] == 0
-    # Past 4 windows the middle is skipped: its words are unseen, and counted.
+    assert explained["unseen_tokens"] == 0 and explained["unseen_at"] is None
+    # Past 4 windows the middle is skipped: its words are unseen, counted, and placed
+    # between the opening windows' tokens and the end's.
     longer = " ".join([LONG_REVIEW] * 6)
     explained = client.post("/explain?label=accurate", json={"review": longer}).get_json()
     words = encoder.words(longer)
     assert 0 < explained["unseen_tokens"] == words - len(explained["tokens"])
+    head = encoder.skipped_after(longer)
+    read = encoder.windows(longer)
+    assert head is not None and 0 < head < len(read)
+    assert explained["unseen_at"] == sum(len(encoder.feature_spans(w)[0]) for w in read[:head])
 
 
 @pytest.mark.slow

@@ -48,6 +48,9 @@ class Explanation:
     tokens: list[TokenContribution]  # in reading order, the tokens the model sees
     unseen_tokens: int  # tokens the model does not read: past its input, or skipped
     seconds: float
+    # Where in ``tokens`` the unread ones are (before that index): at the end for a text
+    # past the input length, inside for a transformer's skipped middle; None: none unread.
+    unseen_at: int | None = None
 
     @property
     def label(self) -> str:
@@ -100,8 +103,13 @@ def explain(predictor: Predictor, text: str) -> Explanation:
         )
     )
     classes = predictor.bundle.classes
+    skipped_after = getattr(predictor.bundle.encoder, "skipped_after", None)
+    head = skipped_after(text) if skipped_after is not None else None
     fulls, contributions, unseen, start = [], [], 0, 0
-    for tokens, rows in occluded:
+    unseen_at = None
+    for window, (tokens, rows) in enumerate(occluded):
+        if window == head:  # the windows before the skipped middle are done
+            unseen_at = len(contributions)
         full, without = probabilities[start], probabilities[start + 1 : start + len(rows)]
         start += len(rows)
         fulls.append(full)
@@ -114,6 +122,10 @@ def explain(predictor: Predictor, text: str) -> Explanation:
     encoder = predictor.bundle.encoder
     if not encoder.fixed_length:  # a transformer's rows are cut, and it may skip windows
         unseen = max(encoder.words(text) - len(contributions), 0)
+    if not unseen:
+        unseen_at = None
+    elif unseen_at is None:
+        unseen_at = len(contributions)
     bundle = predictor.bundle
     return Explanation(
         name=bundle.name,
@@ -123,4 +135,5 @@ def explain(predictor: Predictor, text: str) -> Explanation:
         tokens=contributions,
         unseen_tokens=unseen,
         seconds=time.perf_counter() - started,
+        unseen_at=unseen_at,
     )

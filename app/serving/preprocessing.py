@@ -974,6 +974,17 @@ class WordPieceEncoder:
             return [text]
         return self._windows(text)
 
+    def skipped_after(self, text: str) -> int | None:
+        """How many of ``windows(text)`` come before the middle it does not read (past
+        ``max_windows``), or None when it reads every window."""
+        if not (self.window_tokens and self.max_windows):
+            return None
+        if self._pieces(text) + 2 <= self.sequence_length:
+            return None
+        if len(split_windows(text, self.window_tokens, self._pieces)) <= self.max_windows:
+            return None
+        return (self.max_windows + 1) // 2
+
     def _windows(self, text: str) -> list[str]:
         windows = split_windows(text, self.window_tokens, self._pieces)
         if self.max_windows and len(windows) > self.max_windows:

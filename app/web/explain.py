@@ -41,6 +41,7 @@ def explain_review() -> dict[str, Any]:
             {"token": item.token, "contributions": item.contributions} for item in result.tokens
         ],
         "unseen_tokens": result.unseen_tokens,
+        "unseen_at": result.unseen_at,
         "method": METHOD,
         "model": result.reference,
     }

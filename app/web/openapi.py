@@ -388,6 +388,7 @@ def explain_operation(answers: ExampleAnswers) -> dict[str, Any]:
             for item in result.tokens
         ],
         "unseen_tokens": result.unseen_tokens,
+        "unseen_at": result.unseen_at,
         "method": METHOD,
         "model": answers.model,
     }

@@ -516,6 +516,14 @@ class ExplainResponseSchema(PredictionSchema):
             "input length, or in the middle windows a transformer skips in a very long text."
         }
     )
+    unseen_at = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Where the unread tokens are: before `tokens[unseen_at]` (the "
+            "length of `tokens` when they are past the input length, less for a skipped "
+            "middle); null when the model read every token."
+        },
+    )
     method = fields.String(metadata={"enum": ["occlusion"]})
     model = fields.Nested(ModelRefSchema)
 
