@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -421,12 +422,12 @@ def classify_in_page(driver: webdriver.Chrome, text: str) -> None:
     by_test_id(driver, "classify-button").click()
 
 
-def wait_for_label(driver: webdriver.Chrome, label: str) -> None:
+def wait_for_label(driver: webdriver.Chrome, label: str, timeout: float = 10) -> None:
     def shown() -> bool:
         found = driver.find_elements(By.CSS_SELECTOR, '[data-testid="result-label"]')
         return bool(found) and found[0].is_displayed() and found[0].text.lower() == label
 
-    wait_for(driver, shown, f"the label {label!r}")
+    wait_for(driver, shown, f"the label {label!r}", timeout)
 
 
 def wait_for_explanation(driver: webdriver.Chrome, review: str) -> list[dict]:
@@ -1004,6 +1005,106 @@ def test_an_example_clicked_while_classifying_gets_its_own_answer(server, browse
     wait_for_label(browser, api(server, "/classify", {"review": POSITIVE})["label"])
     wait_for_explanation(browser, POSITIVE)
     assert severe_browser_errors(browser) == []
+
+
+# A hotel review of 1,200 characters: version 3 (a transformer) explains it by scoring it
+# again without each of its words, for about 12 s on two cores (a short review waits behind
+# that on the server: within the page's 30 s, so that the page's own wait is what shows).
+LONG_REVIEW = " ".join(
+    [
+        "Breakfast was cold and the coffee tasted burnt.",
+        "Noise from the street kept us awake until 2am.",
+        "The bed was comfortable.",
+        "The view from the balcony was stunning!",
+        "The room was clean and the staff were friendly.",
+        "Parking cost 20 euros a night.",
+    ]
+    * 5
+)[:1200]
+
+
+@pytest.mark.slow
+def test_a_new_review_does_not_wait_behind_the_explanation_on_its_way(start_server, browser):
+    """A short review sent while a long review's explanation is on its way aborts that
+    request and is sent at once; the page says it is classifying, and the long review's
+    answer is not left on show under the short text."""
+    server = start_server(WEB_CONCURRENCY="1", MODEL_VERSIONS="1,3", MODEL_LABELS="stable=1")
+    server.wait_ready("/ready", timeout=120)
+    short = "Awful. Never again."
+    long_label = api(server, "/classify?version=3", {"review": LONG_REVIEW})["label"]
+    short_label = api(server, "/classify?version=3", {"review": short})["label"]
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    Select(browser.find_element(By.ID, "version")).select_by_value("3")
+    put_review(browser, LONG_REVIEW)
+    by_test_id(browser, "classify-button").click()
+    wait_for_label(browser, long_label, timeout=30)
+    assert browser.find_element(By.ID, "explain-status").text.startswith("Working out")
+    sent = browser.execute_script(
+        """
+        document.getElementById("review").value = arguments[0];
+        const clicked = performance.now();
+        document.getElementById("classify").click();
+        return {clicked, status: document.getElementById("status").textContent,
+                summary: document.getElementById("summary").textContent,
+                result: document.getElementById("result").checkVisibility()};
+        """,
+        short,
+    )
+    assert sent["status"] == "Classifying…"
+    assert sent["summary"] == ""  # the long review's answer is gone
+    # The server answers once the explanation it is computing is done (its worker's one
+    # model); the page's request left at once all the same.
+    wait_for_label(browser, short_label, timeout=120)
+    started = browser.execute_script(
+        """
+        return performance.getEntriesByType("resource")
+          .filter((entry) => entry.name.endsWith("/classify?version=3"))
+          .map((entry) => entry.startTime - arguments[0]);
+        """,
+        sent["clicked"],
+    )
+    assert any(0 <= delay < 1000 for delay in started), started
+    explained = browser.find_element(By.ID, "explain-body")
+    wait_for(browser, explained.is_displayed, "the short review's explanation", timeout=120)
+    assert browser.find_element(By.ID, "explain-status").text == ""
+    assert severe_browser_errors(browser) == []
+
+
+@pytest.mark.slow
+def test_one_review_is_waited_for_a_bounded_time_and_can_be_cancelled(start_server, browser):
+    """A server that does not answer (stopped: SIGSTOP) is not waited for forever: Cancel
+    and Escape give up at once, and after 30 seconds the page says the server did not
+    answer."""
+    server = start_server(WEB_CONCURRENCY="1")
+    server.wait_ready("/ready")
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    status = browser.find_element(By.ID, "status")
+    cancel = browser.find_element(By.ID, "classify-cancel")
+    assert not cancel.is_displayed()
+    os.killpg(server.process.pid, signal.SIGSTOP)
+    try:
+        classify_in_page(browser, POSITIVE)
+        assert status.text == "Classifying…" and cancel.is_displayed()
+        cancel.click()
+        wait_for(browser, lambda: status.text == "Cancelled.", "Cancel")
+        assert not cancel.is_displayed()
+        classify_in_page(browser, POSITIVE)
+        by_test_id(browser, "review-input").send_keys(Keys.ESCAPE)
+        wait_for(browser, lambda: status.text == "Cancelled.", "Escape")
+        started = time.monotonic()
+        classify_in_page(browser, NEGATIVE)
+        alert = browser.find_element(By.ID, "error")
+        wait_for(browser, alert.is_displayed, "the time-out", timeout=45)
+        assert 29 < time.monotonic() - started < 40
+        assert alert.text == (
+            "The server did not answer within 30 seconds. It may be overloaded or stuck: "
+            "try again in a moment."
+        )
+        assert status.text == "" and not cancel.is_displayed()
+    finally:
+        os.killpg(server.process.pid, signal.SIGCONT)
+    classify_in_page(browser, NEGATIVE)
+    wait_for_label(browser, api(server, "/classify", {"review": NEGATIVE})["label"])
 
 
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:

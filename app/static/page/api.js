@@ -86,28 +86,48 @@ export function plainError(status, body, requestId) {
   return new PlainError(`The server did not answer as expected (HTTP ${status}).`, detail);
 }
 
-/** POST ``body`` as JSON; the parsed answer, or a PlainError. */
-export async function postJSON(url, body, signal) {
-  return (await postJSONWithId(url, body, signal)).answer;
-}
+// How long the page waits for an answer before it says so: Heroku's router gives up at 30 s
+// (H12), so an answer later than that would not come through there either.
+export const TIMEOUT_MS = 30_000;
 
-/** As postJSON, with the request id the server gave the answer (X-Request-ID). */
-export async function postJSONWithId(url, body, signal) {
-  let response;
+/** ``fetch`` with the page's headers, given up after ``timeout`` ms or when ``signal``
+ * aborts (then the AbortError is thrown as is: the caller asked for it). The response and
+ * its JSON body (null when it has none), or a PlainError. */
+async function request(url, init, { signal, timeout = TIMEOUT_MS } = {}) {
+  const limit = AbortSignal.timeout(timeout);
+  const both = signal ? AbortSignal.any([signal, limit]) : limit;
   try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: headers({ "Content-Type": "application/json" }),
-      body: JSON.stringify(body),
-      signal,
+    const response = await fetch(url, { ...init, headers: headers(init.headers), signal: both });
+    // Reading the body can be cut short too; a body that is not JSON is null.
+    const answer = await response.json().catch((error) => {
+      if (both.aborted) throw error;
+      return null;
     });
+    return { response, answer };
   } catch (error) {
+    if (limit.aborted && !(signal && signal.aborted)) {
+      throw new PlainError(
+        `The server did not answer within ${Math.round(timeout / 1000)} seconds. ` +
+          "It may be overloaded or stuck: try again in a moment.",
+      );
+    }
     if (error.name === "AbortError") throw error;
     throw new PlainError(
       "The server could not be reached. Check that it is running and your connection, then try again.",
     );
   }
-  const answer = await response.json().catch(() => null);
+}
+
+/** POST ``body`` as JSON; the parsed answer, or a PlainError. ``options``: ``signal`` (to
+ * abort it) and ``timeout`` (ms, TIMEOUT_MS by default). */
+export async function postJSON(url, body, options) {
+  return (await postJSONWithId(url, body, options)).answer;
+}
+
+/** As postJSON, with the request id the server gave the answer (X-Request-ID). */
+export async function postJSONWithId(url, body, options) {
+  const init = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const { response, answer } = await request(url, init, options);
   const requestId = response.headers.get("X-Request-ID");
   if (response.ok && answer) return { answer, requestId };
   const problem = plainError(response.status, answer, requestId);
@@ -115,14 +135,8 @@ export async function postJSONWithId(url, body, signal) {
   throw problem;
 }
 
-export async function getJSON(url) {
-  let response;
-  try {
-    response = await fetch(url, { headers: headers() });
-  } catch {
-    throw new PlainError("The server could not be reached. Check your connection and reload.");
-  }
-  const answer = await response.json().catch(() => null);
+export async function getJSON(url, options) {
+  const { response, answer } = await request(url, {}, options);
   if (response.ok && answer) return answer;
   throw plainError(response.status, answer, response.headers.get("X-Request-ID"));
 }

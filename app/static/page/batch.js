@@ -209,7 +209,7 @@ export function setUpBatch(config, chosenVersion) {
       body = await postJSON(
         withVersion(config.urls.classify, current.version),
         { reviews: chunk.map((row) => row.text) },
-        current.controller.signal,
+        { signal: current.controller.signal },
       );
     } catch (problem) {
       if (problem.status !== 400 && problem.status !== 413) throw problem;

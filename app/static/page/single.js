@@ -16,6 +16,9 @@ import {
 const $ = (id) => document.getElementById(id);
 // Pushes smaller than this many points are shown as none.
 const MIN_POINTS = 0.05;
+// An explanation scores the text once per word: a transformer's of a long review takes
+// tens of seconds, so it is given longer than an answer (TIMEOUT_MS).
+const EXPLAIN_TIMEOUT_MS = 120_000;
 
 export function setUpSingle(config, chosenVersion) {
   const form = $("classify-form");
@@ -25,10 +28,9 @@ export function setUpSingle(config, chosenVersion) {
   const error = $("error");
   const result = $("result");
   const explainClass = $("explain-class");
-  let busy = false;
-  // Asked again while busy (an example clicked, Classify pressed): once the answer on its
-  // way is in, the text then in the box is classified, unless that answer was for it.
-  let again = false;
+  const cancelButton = $("classify-cancel");
+  // The request on its way (the answer, then its explanation): a new one aborts it.
+  let pending = null;
   let lastExplanation = null;
   let example = null; // the example whose text is in the box, if any
 
@@ -51,7 +53,12 @@ export function setUpSingle(config, chosenVersion) {
   function failed(problem) {
     showError(error, problem);
     review.setAttribute("aria-invalid", "true");
-    result.hidden = true;
+    showResult(false);
+  }
+
+  function showResult(shown) {
+    result.hidden = !shown;
+    if (!shown) $("summary").replaceChildren();
   }
 
   // The true label, sent back for the answer on show (POST /feedback): buttons for the
@@ -115,21 +122,26 @@ export function setUpSingle(config, chosenVersion) {
     } else {
       note.hidden = true;
     }
-    result.hidden = false;
+    showResult(true);
     // On a phone the answer is under the examples: bring it into view.
     if (result.getBoundingClientRect().top > window.innerHeight) {
       result.scrollIntoView({ block: "start" });
     }
   }
 
-  async function explain(text, version) {
+  async function explain(text, version, signal) {
     const explainStatus = $("explain-status");
     const body = $("explain-body");
     explainStatus.textContent = "Working out which words mattered…";
     body.hidden = true;
     try {
-      lastExplanation = await postJSON(withVersion(config.urls.explain, version), { review: text });
+      lastExplanation = await postJSON(
+        withVersion(config.urls.explain, version),
+        { review: text },
+        { signal, timeout: EXPLAIN_TIMEOUT_MS },
+      );
     } catch (problem) {
+      if (problem.name === "AbortError") throw problem;
       explainStatus.textContent = `No explanation: ${problem.message}`;
       return;
     }
@@ -194,45 +206,55 @@ export function setUpSingle(config, chosenVersion) {
     $("drivers-against").replaceChildren(...(away.length ? list(away) : [element("li", "none", "no word")]));
   }
 
+  // A new request aborts the one on its way (its answer or explanation is for a text no
+  // longer asked about) and starts at once; Cancel (or Escape) aborts it and says so.
   async function classify() {
-    if (busy) {
-      again = true;
-      return;
-    }
+    if (pending) pending.abort();
+    pending = null;
+    cancelButton.hidden = true;
+    status.textContent = "";
     const text = review.value;
     const version = chosenVersion();
     const problem = problemWith(text);
     if (problem) return failed(problem);
-    busy = true;
-    button.setAttribute("aria-disabled", "true");
+    const mine = new AbortController();
+    pending = mine;
+    hideError(error);
+    review.removeAttribute("aria-invalid");
+    showResult(false); // the last answer was for another text
     status.textContent = "Classifying…";
-    // The answer (or error) belongs to `text`: shown only while `text` is in the box.
-    const current = () => review.value === text && chosenVersion() === version;
+    cancelButton.hidden = false;
     try {
       const { answer: body, requestId } = await postJSONWithId(
         withVersion(config.urls.classify, version),
         { review: text },
+        { signal: mine.signal },
       );
-      if (!current()) {
-        again = true;
-        return;
-      }
+      // Edited (or another version picked) meanwhile: that text is the one to answer.
+      if (review.value !== text || chosenVersion() !== version) return classify();
       showAnswer(body);
       offerFeedback(body, requestId);
       status.textContent = "";
-      await explain(text, body.model.version); // the version that answered
+      await explain(text, body.model.version, mine.signal); // the version that answered
     } catch (problem) {
-      if (current()) failed(problem);
-      else again = true;
+      if (problem.name !== "AbortError") failed(problem);
+      else if (mine.cancelled) {
+        if (result.hidden) status.textContent = "Cancelled.";
+        else $("explain-status").textContent = "No explanation: cancelled.";
+      }
     } finally {
-      busy = false;
-      button.removeAttribute("aria-disabled");
-      status.textContent = "";
-      if (again) {
-        again = false;
-        if (!current()) classify();
+      if (pending === mine) {
+        pending = null;
+        cancelButton.hidden = true;
+        if (!mine.cancelled) status.textContent = "";
       }
     }
+  }
+
+  function cancel() {
+    if (!pending) return;
+    pending.cancelled = true;
+    pending.abort();
   }
 
   form.addEventListener("submit", (event) => {
@@ -244,6 +266,10 @@ export function setUpSingle(config, chosenVersion) {
       event.preventDefault();
       classify();
     }
+  });
+  cancelButton.addEventListener("click", cancel);
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") cancel();
   });
   explainClass.addEventListener("change", renderExplanation);
   for (const button of document.querySelectorAll("button.example")) {
