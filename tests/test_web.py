@@ -1107,6 +1107,42 @@ def test_one_review_is_waited_for_a_bounded_time_and_can_be_cancelled(start_serv
     wait_for_label(browser, api(server, "/classify", {"review": NEGATIVE})["label"])
 
 
+def in_accessibility_tree(driver: webdriver.Chrome, element_id: str) -> bool:
+    """Whether Chromium's accessibility tree (what a screen reader reads) has the element."""
+    root = driver.execute_cdp_cmd("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    node = driver.execute_cdp_cmd("DOM.querySelector", {"nodeId": root, "selector": f"#{element_id}"})
+    tree = driver.execute_cdp_cmd(
+        "Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False}
+    )
+    return not tree["nodes"][0].get("ignored", False)
+
+
+LIVE_REGIONS = ["status", "summary", "batch-progress-text", "batch-status", "batch-shown"]
+
+
+@pytest.mark.slow
+def test_live_regions_are_known_to_screen_readers_before_their_first_words(server, browser):
+    """A screen reader announces a change to a live region it already has; one that comes
+    into the page with its content (its container unhidden) is not announced."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    for element_id in LIVE_REGIONS:
+        element = browser.find_element(By.ID, element_id)
+        assert element.get_attribute("aria-live") == "polite", element_id
+        assert element.text == "", element_id
+        assert in_accessibility_tree(browser, element_id), element_id
+    # Nothing shows of the outputs but their empty live regions.
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert not browser.find_element(By.ID, "batch-results").is_displayed()
+    classify_in_page(browser, POSITIVE)
+    wait_for_label(browser, api(server, "/classify", {"review": POSITIVE})["label"])
+    by_test_id(browser, "batch-input").send_keys("\n".join(PASTED))
+    browser.find_element(By.ID, "batch-score").click()
+    assert wait_for_batch(browser).startswith("4 of 4 reviews scored")
+    for element_id in LIVE_REGIONS[1:]:
+        assert browser.find_element(By.ID, element_id).text, element_id
+        assert in_accessibility_tree(browser, element_id), element_id
+
+
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
     """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
     for _ in range(limit):

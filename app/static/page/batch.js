@@ -118,7 +118,7 @@ export function setUpBatch(config, chosenVersion) {
   function setBusy(busy) {
     scoreButton.setAttribute("aria-disabled", String(busy));
     cancelButton.hidden = !busy;
-    progressBox.hidden = !busy && !run;
+    progressBox.toggleAttribute("data-waiting", !busy && !run);
   }
 
   async function start(source) {
@@ -153,7 +153,7 @@ export function setUpBatch(config, chosenVersion) {
     }));
     labelFilter.options[0].value = "";
     filter.value = "";
-    output.hidden = false;
+    output.removeAttribute("data-waiting");
     render();
     await score(run);
   }

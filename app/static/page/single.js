@@ -56,8 +56,11 @@ export function setUpSingle(config, chosenVersion) {
     showResult(false);
   }
 
+  // Without an answer the result keeps only its live region, empty, so that a screen
+  // reader knows it before the answer is put in (one that appears with its content is
+  // not announced).
   function showResult(shown) {
-    result.hidden = !shown;
+    result.toggleAttribute("data-waiting", !shown);
     if (!shown) $("summary").replaceChildren();
   }
 
@@ -239,7 +242,7 @@ export function setUpSingle(config, chosenVersion) {
     } catch (problem) {
       if (problem.name !== "AbortError") failed(problem);
       else if (mine.cancelled) {
-        if (result.hidden) status.textContent = "Cancelled.";
+        if (result.hasAttribute("data-waiting")) status.textContent = "Cancelled.";
         else $("explain-status").textContent = "No explanation: cancelled.";
       }
     } finally {
