@@ -3,7 +3,7 @@
 // and cancel; then a sortable, filterable table, a summary with a small chart, and a CSV
 // download.
 import { getJSON, hideError, PlainError, postJSON, showError, withVersion } from "./api.js";
-import { readLines, readReviews, toCSV } from "./csv.js";
+import { bytesOf, decodeFile, readLines, readReviews, toCSV } from "./csv.js";
 import { blankBy, characters, count, element, percent, share, versionName } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -223,7 +223,7 @@ export function setUpBatch(config, chosenVersion) {
     }
     current.answeredBy.add(body.model.version);
     body.predictions.forEach((prediction, i) => {
-      Object.assign(chunk[i], prediction);
+      Object.assign(chunk[i], prediction, { version: body.model.version });
       fill(chunk[i]);
     });
   }
@@ -304,18 +304,28 @@ export function setUpBatch(config, chosenVersion) {
       showError(error, new PlainError("Score some reviews first; then the results can be downloaded."));
       return;
     }
-    const header = [...run.columns, "label", "score", ...run.classes.map((name) => `p_${name}`), "error"];
+    // As python -m app.batch writes it: the input's columns (one named like an added column
+    // is replaced), then the prediction, the version that gave it and the error; numbers to
+    // 6 decimals; the input's separator and line ending; bytes that were not UTF-8 as read.
+    const added = ["label", "score", ...run.classes.map((name) => `p_${name}`), "version", "error"];
     const width = run.columns.length;
-    const rows = run.rows.map((row) => [
+    const kept = run.columns.flatMap((name, i) => (added.includes(name) ? [] : [i]));
+    const fixed = (p) => (p === undefined ? "" : p.toFixed(6));
+    const rows = run.rows.map((row) => {
       // A row's own cells under its columns: short rows padded, cells past the header's
-      // (a bad row) left out, as python -m app.batch writes them.
-      ...[...row.fields, ...Array(width).fill("")].slice(0, width),
-      row.label ?? "",
-      row.score ?? "",
-      ...run.classes.map((name) => (row.scores ? row.scores[name] : "")),
-      row.error ?? "",
-    ]);
-    const blob = new Blob([toCSV(header, rows)], { type: "text/csv" });
+      // (a bad row) left out.
+      const cells = [...row.fields, ...Array(width).fill("")].slice(0, width);
+      return [
+        ...kept.map((i) => cells[i]),
+        row.label ?? "",
+        fixed(row.score),
+        ...run.classes.map((name) => fixed(row.scores && row.scores[name])),
+        row.version ?? "",
+        row.error ?? "",
+      ];
+    });
+    const text = toCSV([...kept.map((i) => run.columns[i]), ...added], rows, run);
+    const blob = bytesOf(text, "text/csv");
     const link = element("a");
     link.href = URL.createObjectURL(blob);
     link.download = `${(run.name || "reviews").replace(/\.[^.]+$/, "")}-scored.csv`;
@@ -332,7 +342,8 @@ export function setUpBatch(config, chosenVersion) {
           `${Math.round(config.maxFileBytes / 1048576)} MB. Split it, or score it with python -m app.batch.`,
       );
     }
-    const parsed = readReviews(chosen.name, await chosen.text(), blank);
+    const parsed = readReviews(chosen.name, decodeFile(await chosen.arrayBuffer()), blank);
+    if (!parsed.rows.length) throw new PlainError("That file has no reviews: every line of it is blank.");
     return { ...parsed, name: chosen.name };
   }
 

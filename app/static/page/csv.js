@@ -3,16 +3,30 @@
 
 import { PlainError } from "./api.js";
 
-/** The rows of a CSV text, each an array of fields separated by ``delimiter``. */
+/** The rows of a CSV text, each an array of fields separated by ``delimiter``. As Python's
+ * ``csv`` (and so python -m app.batch) reads it: a blank line is no row, but a line of one
+ * quoted empty field (``""``) is; a file that ends inside a quoted field is refused, not
+ * read as one cell holding every line after the quote. */
 export function parseCSV(text, delimiter = ",") {
   const rows = [];
   let row = [];
   let field = "";
   let quoted = false;
+  let quotes = false; // the row has a quoted field
+  let line = 1; // where the current row starts (1-based, blank lines counted)
+  let lines = 1;
   let i = 0;
   if (text.charCodeAt(0) === 0xfeff) i = 1; // a byte-order mark
+  const endRow = () => {
+    row.push(field);
+    if (quotes || row.length > 1 || row[0] !== "") rows.push(row);
+    row = [];
+    field = "";
+    quotes = false;
+  };
   for (; i < text.length; i++) {
     const char = text[i];
+    if (char === "\n" || (char === "\r" && text[i + 1] !== "\n")) lines++;
     if (quoted) {
       if (char === '"') {
         if (text[i + 1] === '"') {
@@ -26,33 +40,119 @@ export function parseCSV(text, delimiter = ",") {
       }
     } else if (char === '"' && field === "") {
       quoted = true;
+      quotes = true;
     } else if (char === delimiter) {
       row.push(field);
       field = "";
     } else if (char === "\n" || char === "\r") {
-      if (char === "\r" && text[i + 1] === "\n") i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = "";
+      if (char === "\r" && text[i + 1] === "\n") {
+        i++;
+        lines++;
+      }
+      endRow();
+      line = lines;
     } else {
       field += char;
     }
   }
-  if (field !== "" || row.length) {
-    row.push(field);
-    rows.push(row);
+  if (quoted) {
+    throw new PlainError(
+      `The quoted field opened on line ${line} is not closed by the end of the file ` +
+        "(is the file cut short?).",
+    );
   }
-  return rows.filter((fields) => !(fields.length === 1 && fields[0] === ""));
+  if (field !== "" || row.length || quotes) endRow();
+  return rows;
 }
 
-function csvField(value) {
+// Bytes that are not UTF-8 are read as U+DC80-U+DCFF, one a byte, as python -m app.batch
+// reads them (Python's "surrogateescape"): the row that holds one is a bad row, and the
+// download writes the bytes back unchanged (bytesOf).
+const ESCAPED_BYTE = /[\udc80-\udcff]/u; // u: the low half of a pair is not one
+
+/** The length of the UTF-8 sequence at ``bytes[i]``, or 0 if none starts there. */
+function sequenceLength(bytes, i) {
+  const lead = bytes[i];
+  if (lead < 0x80) return 1;
+  let length = 0;
+  let low = 0x80;
+  let high = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead === 0xe0) low = 0xa0; // no overlong forms
+    if (lead === 0xed) high = 0x9f; // no surrogates
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead === 0xf0) low = 0x90;
+    if (lead === 0xf4) high = 0x8f; // nothing past U+10FFFF
+  } else return 0;
+  for (let k = 1; k < length; k++) {
+    const next = bytes[i + k];
+    if (next === undefined || next < (k === 1 ? low : 0x80) || next > (k === 1 ? high : 0xbf)) return 0;
+  }
+  return length;
+}
+
+/** A file's bytes as text: UTF-8, each byte that is not UTF-8 as U+DC80 + byte; a file
+ * with a UTF-16 byte-order mark (Excel's "Unicode Text") by that mark. */
+export function decodeFile(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    // Some bytes are not UTF-8: the slow way.
+  }
+  const parts = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; ) {
+    const length = sequenceLength(bytes, i);
+    if (length) {
+      i += length;
+      continue;
+    }
+    parts.push(utf8.decode(bytes.subarray(start, i)), String.fromCharCode(0xdc00 + bytes[i]));
+    i += 1;
+    start = i;
+  }
+  parts.push(utf8.decode(bytes.subarray(start)));
+  return parts.join("");
+}
+
+/** Why cells hold bytes that are not UTF-8 (the first, and its column), as python -m
+ * app.batch words it; or null. */
+export function notUTF8(values, names) {
+  for (const [index, value] of values.entries()) {
+    const found = String(value ?? "").match(ESCAPED_BYTE);
+    if (found) {
+      const byte = (found[0].charCodeAt(0) - 0xdc00).toString(16).toUpperCase().padStart(2, "0");
+      const where = names && index < names.length ? ` in column '${names[index]}'` : "";
+      return `Not valid UTF-8 (byte 0x${byte}${where}).`;
+    }
+  }
+  return null;
+}
+
+/** ``text`` as a Blob of UTF-8, each U+DC80-U+DCFF written back as the byte it was read from. */
+export function bytesOf(text, type) {
+  const encoder = new TextEncoder();
+  const parts = text
+    .split(/([\udc80-\udcff])/u)
+    .map((part, i) => (i % 2 ? Uint8Array.of(part.charCodeAt(0) - 0xdc00) : encoder.encode(part)));
+  return new Blob(parts, { type });
+}
+
+function csvField(value, delimiter) {
   const text = value === null || value === undefined ? "" : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  return text.includes(delimiter) || /["\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-export function toCSV(header, rows) {
-  return [header, ...rows].map((row) => row.map(csvField).join(",")).join("\r\n") + "\r\n";
+/** CSV text: cells separated by ``delimiter``, each line ended by ``newline``. */
+export function toCSV(header, rows, { delimiter = ",", newline = "\n" } = {}) {
+  return [header, ...rows].map((row) => row.map((cell) => csvField(cell, delimiter)).join(delimiter) + newline).join("");
 }
 
 const TEXT_COLUMNS = ["text", "review"];
@@ -64,7 +164,11 @@ export function readReviews(name, content, blank = (text) => !text.trim()) {
   if (extension === ".csv") return readCSV(content);
   if (extension === ".tsv") return readCSV(content, ["\t"]);
   if (extension === ".jsonl" || extension === ".ndjson") return readJSONLines(content);
-  if (extension === ".txt" || extension === "") return readLines(content, blank);
+  if (extension === ".txt" || extension === "") {
+    const parsed = readLines(content, blank);
+    for (const row of parsed.rows) row.error = notUTF8([row.text]);
+    return parsed;
+  }
   throw new PlainError(
     `That file type (${extension}) is not one the page reads: use a .csv, .tsv, .jsonl, .ndjson or .txt file.`,
   );
@@ -90,13 +194,32 @@ function textColumn(header) {
 // column is the file's.
 const SEPARATORS = [",", ";", "\t"];
 
+// A header's names that repeat, case ignored (empty ones aside), as python -m app.batch finds them.
+function repeatedNames(header) {
+  const seen = header.filter(Boolean).map((name) => name.toLowerCase());
+  return header.filter((name) => name && seen.filter((other) => other === name.toLowerCase()).length > 1);
+}
+
 function readCSV(content, separators = SEPARATORS) {
-  const headerLine = content.split(/\r\n|\n|\r/, 1)[0];
-  const separator =
-    separators.find((each) => textColumn(parseCSV(headerLine, each)[0] || []) !== undefined) ??
-    separators[0];
+  // The header: the first line that is not blank; its line ending is the download's.
+  const [, headerLine, ending] = content.match(/^[\r\n]*([^\r\n]*)(\r\n|\r|\n)?/);
+  const headerOf = (separator) => {
+    try {
+      return parseCSV(headerLine, separator)[0] || [];
+    } catch {
+      return []; // a quoted name over several lines
+    }
+  };
+  const separator = separators.find((each) => textColumn(headerOf(each)) !== undefined) ?? separators[0];
   const [header, ...records] = parseCSV(content, separator);
   if (!header) throw new PlainError("That file is empty.");
+  const repeated = repeatedNames(header);
+  if (repeated.length) {
+    throw new PlainError(
+      `The header repeats column names (${repeated.join(", ")}; case is ignored): ` +
+        "give each column a name of its own.",
+    );
+  }
   const column = textColumn(header);
   if (column === undefined) {
     throw new PlainError(
@@ -111,10 +234,13 @@ function readCSV(content, separators = SEPARATORS) {
     // cells are empty, as app.batch pads them (an empty text is then "Empty").
     if (fields.length > header.length) {
       error = `The row has ${fields.length} fields but the header has ${header.length}.`;
+    } else {
+      error = notUTF8(fields, header);
     }
     return { text: fields[column] ?? "", fields, error };
   });
-  return { columns: header, rows };
+  if (!rows.length) throw new PlainError("That file has a header but no rows: nothing to score.");
+  return { columns: header, rows, delimiter: separator, newline: ending || "\n" };
 }
 
 // Half of a surrogate pair without the other half: JSON.parse reads "\ud800" into one.
@@ -144,6 +270,11 @@ function readJSONLines(content) {
   const rows = [];
   content.split(/\r\n|\n|\r/).forEach((line, i) => {
     if (!line.trim()) return;
+    const undecodable = notUTF8([line]);
+    if (undecodable) {
+      rows.push({ text: "", object: {}, error: `Line ${i + 1}: ${undecodable}` });
+      return;
+    }
     let value;
     try {
       value = JSON.parse(line);
