@@ -1249,6 +1249,23 @@ def test_live_regions_are_known_to_screen_readers_before_their_first_words(serve
         assert in_accessibility_tree(browser, element_id), element_id
 
 
+@pytest.mark.slow
+def test_a_long_word_wraps_on_a_phone(server, browser):
+    """A word or link longer than the screen is wide (here one the model gives a push, so
+    that it is among the top words too) wraps instead of pushing the page sideways."""
+    open_page(browser, server, *VIEWPORTS["phone"])
+    word = "".join("abcdefghijklmnopqrstuvwxyz"[(i * 7) % 26] for i in range(180))
+    review = f"Great {word} and terrible"
+    explanation = api(server, "/explain?version=1", {"review": review})
+    pushes = {t["token"]: t["contributions"][explanation["label"]] for t in explanation["tokens"]}
+    assert abs(pushes[word]) >= 0.0005  # among the drivers
+    classify_in_page(browser, review)
+    wait_for_explanation(browser, review)
+    drivers = browser.find_elements(By.CSS_SELECTOR, ".drivers-list .driver-token")
+    assert word in [driver.text for driver in drivers]
+    assert_fits_the_window(browser, VIEWPORTS["phone"][0])
+
+
 def focus_by_tab(driver: webdriver.Chrome, element_id: str, limit: int = 60) -> None:
     """Press Tab (only Tab) until ``element_id`` has the focus; fail after ``limit``."""
     for _ in range(limit):
