@@ -328,7 +328,13 @@ def assert_bars_match(driver, scores: dict[str, float], selector: str = "#scores
 
     wait_for(driver, drawn, f"bars matching {scores}, got {bars(driver, selector)}")
     texts = [bar["text"] for bar in bars(driver, selector)]
-    assert texts == [f"{p * 100:.1f}%" for p in scores.values()]
+    assert texts == [shown_percent(p) for p in scores.values()]
+
+
+def shown_percent(p: float) -> str:
+    """A probability as the page shows it: one decimal, never 100% when below 1."""
+    text = f"{p * 100:.1f}"
+    return ">99.9%" if p < 1 and text == "100.0" else f"{text}%"
 
 
 def assert_fits_the_window(driver: webdriver.Chrome, width: int) -> None:
@@ -653,7 +659,7 @@ def test_many_reviews_paste_file_table_download_and_cancel(server, browser, devi
     rows = batch_rows(browser)
     assert len(rows) == 5  # one row per input
     assert [row["label"] for row in rows[:4]] == [p["label"] for p in expected]
-    assert [row["score"] for row in rows[:4]] == [f"{p['score'] * 100:.1f}%" for p in expected]
+    assert [row["score"] for row in rows[:4]] == [shown_percent(p["score"]) for p in expected]
     assert "Too long: 5,001 characters (the limit is 5,000)" in rows[4]["cell"]
     summary = {
         item.get_attribute("data-class"): int(item.get_attribute("data-count"))
@@ -1304,6 +1310,53 @@ def test_why_view_names_placeholders_in_words(server, browser):
         "[top rating]",
         "great",
     ]
+
+
+@pytest.mark.slow
+def test_percentages_never_say_100_below_1(server, browser):
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    shown = browser.execute_async_script(
+        """
+        const [values, done] = arguments;
+        import("/static/page/format.js").then((format) => done(values.map(format.percent)));
+        """,
+        [0.9996, 0.99949, 1.0, 0.5],
+    )
+    assert shown == [">99.9%", "99.9%", "100.0%", "50.0%"]
+
+
+@pytest.mark.slow
+def test_escape_in_the_filter_box_cancels_a_batch(server, browser, tmp_path):
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(f"{PASTED[i % 4]} #{i}" for i in range(MAX_FILE_ROWS)))
+    by_test_id(browser, "batch-file").send_keys(str(big))
+    progress = browser.find_element(By.ID, "batch-progress")
+    wait_for(browser, lambda: int(progress.get_attribute("value")) >= SMALL_BATCH, "progress")
+    browser.find_element(By.ID, "batch-filter").send_keys(Keys.ESCAPE)
+    status = wait_for_batch(browser)
+    assert "cancelled before the end" in status
+
+
+@pytest.mark.slow
+def test_a_file_just_over_the_limit_says_its_size(server, browser, tmp_path):
+    """5 MB and one byte is not "5.0 MB" when the limit is 5 MB."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    limit = page_config_of_server(server)["maxFileBytes"]
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * (limit + 1))
+    by_test_id(browser, "batch-file").send_keys(str(big))
+    assert error_text(browser, "batch-error").startswith(
+        f"That file is {limit + 1:,} bytes; the page reads files up to {limit:,} bytes (5 MB)."
+    )
+
+
+def page_config_of_server(server: WebProcess) -> dict:
+    html = requests.get(server.url + "/", timeout=5).text
+    found = re.search(
+        r'<script type="application/json" id="page-config">(.*?)</script>', html, re.S
+    )
+    return json.loads(found.group(1).replace("&#39;", "'"))
 
 
 @pytest.mark.slow

@@ -338,8 +338,9 @@ export function setUpBatch(config, chosenVersion) {
   async function fromFile(chosen) {
     if (chosen.size > config.maxFileBytes) {
       throw new PlainError(
-        `That file is ${(chosen.size / 1048576).toFixed(1)} MB; the page reads files up to ` +
-          `${Math.round(config.maxFileBytes / 1048576)} MB. Split it, or score it with python -m app.batch.`,
+        `That file is ${count(chosen.size)} bytes; the page reads files up to ` +
+          `${count(config.maxFileBytes)} bytes (${Math.round(config.maxFileBytes / 1048576)} MB). ` +
+          "Split it, or score it with python -m app.batch.",
       );
     }
     const parsed = readReviews(chosen.name, decodeFile(await chosen.arrayBuffer()), blank);
@@ -356,7 +357,8 @@ export function setUpBatch(config, chosenVersion) {
     if (file.files.length) start(() => fromFile(file.files[0]));
   });
   cancelButton.addEventListener("click", () => run && run.controller.abort());
-  form.addEventListener("keydown", (event) => {
+  // Escape anywhere in the section: in the form, the filter box, the table.
+  $("batch").addEventListener("keydown", (event) => {
     if (event.key === "Escape" && run && !run.done) run.controller.abort();
   });
   drop.addEventListener("dragover", (event) => {

@@ -2,7 +2,11 @@
 
 const nf = new Intl.NumberFormat("en");
 export const count = (n) => nf.format(n);
-export const percent = (p) => `${(p * 100).toFixed(1)}%`;
+/** A probability in percent to one decimal; one below 1 that rounds to 100 is ">99.9%". */
+export function percent(p) {
+  const text = (p * 100).toFixed(1);
+  return p < 1 && text === "100.0" ? ">99.9%" : `${text}%`;
+}
 export const share = (p) => `${Math.round(p * 100)}%`;
 
 /** Whether ``text`` is blank by the server's rule (``config.notBlankPattern``, from
