@@ -1162,8 +1162,8 @@ def test_a_new_review_does_not_wait_behind_the_explanation_on_its_way(start_serv
     )
     assert sent["status"] == "Classifying…"
     assert sent["summary"] == ""  # the long review's answer is gone
-    # The server answers once the explanation it is computing is done (its worker's one
-    # model); the page's request left at once all the same.
+    # The page's request leaves at once (the server answers it after one call of the
+    # explanation it is still computing: the version's lock is taken in turn).
     wait_for_label(browser, short_label, timeout=120)
     started = browser.execute_script(
         """
@@ -1177,6 +1177,47 @@ def test_a_new_review_does_not_wait_behind_the_explanation_on_its_way(start_serv
     explained = browser.find_element(By.ID, "explain-body")
     wait_for(browser, explained.is_displayed, "the short review's explanation", timeout=120)
     assert browser.find_element(By.ID, "explain-status").text == ""
+    assert severe_browser_errors(browser) == []
+
+
+@pytest.mark.slow
+def test_the_words_not_read_are_marked_where_they_are(start_server, browser):
+    """Version 1 reads a review's first 64 tokens: the words not read are past its end.
+    A transformer reads a very long review's opening and end: they are in the middle,
+    where the page marks them (it said "past the model's input length" for both)."""
+    server = start_server(MODEL_VERSIONS="1,4", MODEL_LABELS="stable=1", INFERENCE_PRECISION="int8")
+    server.wait_ready("/ready", timeout=120)
+    very_long = " ".join([LONG_REVIEW] * 3)
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    select = Select(browser.find_element(By.ID, "version"))
+    for version, text in (("1", LONG_REVIEW), ("4", very_long)):
+        explained = requests.post(
+            f"{server.url}/explain?version={version}", json={"review": text}, timeout=120
+        ).json()
+        assert explained["unseen_tokens"] > 0
+        select.select_by_value(version)
+        put_review(browser, text)
+        by_test_id(browser, "classify-button").click()
+
+        def marker(explained=explained):
+            found = browser.execute_script(
+                """
+                const line = [...document.querySelectorAll("#explain-tokens > span")];
+                const at = line.findIndex((el) => el.classList.contains("unseen"));
+                return at < 0 ? null : {at, length: line.length, text: line[at].textContent};
+                """
+            )
+            return found if found and found["length"] == len(explained["tokens"]) + 1 else None
+
+        found = wait_for(browser, marker, f"version {version}'s unread words", timeout=120)
+        assert found["at"] == explained["unseen_at"]
+        assert f"+{explained['unseen_tokens']} words" in found["text"]
+        if version == "1":
+            assert found["at"] == len(explained["tokens"])
+            assert "past the model's input length" in found["text"]
+        else:
+            assert 0 < found["at"] < len(explained["tokens"])
+            assert "in the middle of a long review" in found["text"]
     assert severe_browser_errors(browser) == []
 
 

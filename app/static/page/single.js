@@ -181,15 +181,17 @@ export function setUpSingle(config, chosenVersion) {
       span.title = `${points >= 0 ? "+" : ""}${points.toFixed(1)} points toward ${chosen}`;
       return span;
     });
+    // The words the model did not read, where they are: past its input's end, or the
+    // middle of a long review a transformer skips (it reads the opening and the end).
+    const unseen = lastExplanation.unseen_tokens;
+    const at = lastExplanation.unseen_at ?? spans.length;
+    if (unseen) {
+      const where = at < spans.length ? "in the middle of a long review" : "past the model's input length";
+      spans.splice(at, 0, element("span", "unseen", `(+${unseen} words ${where}, not read)`));
+    }
     const line = $("explain-tokens");
     line.replaceChildren();
     spans.forEach((span, i) => line.append(...(i ? [" ", span] : [span])));
-    if (lastExplanation.unseen_tokens) {
-      line.append(
-        " ",
-        element("span", "unseen", `(+${lastExplanation.unseen_tokens} words past the model's input length, not read)`),
-      );
-    }
     for (const name of document.querySelectorAll(".explain-class-name")) name.textContent = chosen;
     const ranked = tokens.map((item, i) => [item.token, pushes[i]]);
     const list = (items) =>
