@@ -92,7 +92,7 @@ EXAMPLES = (
         "Not bad at all, actually.",
         "positive",
         "limits",
-        "Negation: 'bad' pulls toward negative although the sentence praises.",
+        "Negation: 'bad' pulls version 1 toward negative although the sentence praises.",
     ),
     Example(
         "The battery lasts all day and the screen is gorgeous.",
@@ -105,7 +105,7 @@ EXAMPLES = (
         "Which terminal does the 7am flight to Boston leave from?",
         "neutral",
         "limits",
-        "A plain question: airline words lean negative in its training data.",
+        "A plain question: airline words lean negative in version 1's training data.",
     ),
 )
 
