@@ -524,7 +524,9 @@ def test_the_operator_may_choose_bf16_over_the_folders_f32(make_app, caplog) -> 
         answers[precision] = response.get_json()["predictions"][0]["scores"]
     cpu_has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert compiled == {"model": "f32", "bf16": "bf16" if cpu_has_bf16 else "f32"}
-    assert answers["model"] != answers["bf16"]  # another precision did run
+    # Another precision did run, where the CPU has it (an AMD EPYC without AVX-512 has not:
+    # then f32 twice, the same numbers).
+    assert (answers["model"] != answers["bf16"]) == cpu_has_bf16
     for label, value in answers["model"].items():
         assert answers["bf16"][label] == pytest.approx(value, abs=0.02)
 

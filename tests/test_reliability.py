@@ -34,8 +34,10 @@ def workers(server) -> list[int]:
 class Load:
     """Client threads sending requests until stopped; every outcome is timestamped."""
 
-    def __init__(self, url: str, body: dict, threads: int, keep_alive: bool = True):
-        self.url, self.body, self.keep_alive = url, body, keep_alive
+    def __init__(
+        self, url: str, body: dict, threads: int, keep_alive: bool = True, timeout: float = 10
+    ):
+        self.url, self.body, self.keep_alive, self.timeout = url, body, keep_alive, timeout
         self.outcomes: list[tuple[float, float, bool]] = []  # (sent, done, ok)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -47,7 +49,7 @@ class Load:
             sent = time.monotonic()
             try:
                 poster = session.post if self.keep_alive else requests.post
-                ok = poster(self.url, json=self.body, timeout=10).status_code == 200
+                ok = poster(self.url, json=self.body, timeout=self.timeout).status_code == 200
             except requests.RequestException:
                 ok = False
                 session = requests.Session()
@@ -63,7 +65,19 @@ class Load:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=15)
+            thread.join(timeout=self.timeout + 5)
+
+    def spanned(self, start: float, stop: float) -> bool:
+        """Whether requests of this load, all answered, ran from before ``start`` to after
+        ``stop`` (sent back to back: the load was on the server the whole time)."""
+        return (
+            bool(self.outcomes)
+            and all(ok for _, _, ok in self.outcomes)
+            and (
+                min(sent for sent, _, _ in self.outcomes) < start
+                and max(done for _, done, _ in self.outcomes) > stop
+            )
+        )
 
 
 @pytest.fixture
@@ -199,12 +213,15 @@ def test_long_transformer_requests_do_not_stall_the_other_clients(start_server, 
     long_review = ("Lovely flight, terrible food, long delay. " * 120)[:5000]
     batch = {"reviews": [long_review[:1000]] * 64}
     waits: list[float] = []
+    # Long: an explanation takes 1.5 s on an Intel Xeon with AMX (bf16), 5-10 s on an AMD
+    # EPYC without it (f32).
     with (
-        Load(server.url + "/explain?version=4", {"review": long_review}, threads=1) as explains,
-        Load(server.url + "/classify?version=4", batch, threads=1) as batches,
+        Load(server.url + "/explain?version=4", {"review": long_review}, 1, timeout=60) as explains,
+        Load(server.url + "/classify?version=4", batch, threads=1, timeout=60) as batches,
     ):
         time.sleep(0.5)
-        stop = time.monotonic() + 4
+        start = time.monotonic()
+        stop = start + 4
         while time.monotonic() < stop:  # a new connection each time, as Heroku's router
             sent = time.monotonic()
             health = requests.get(server.url + "/health", timeout=30)
@@ -219,8 +236,8 @@ def test_long_transformer_requests_do_not_stall_the_other_clients(start_server, 
     )
     record_property("long_requests", line)
     print(line)
-    assert all(ok for _, _, ok in explains.outcomes + batches.outcomes), line
-    assert len(long_ones) >= 3 and max(waits) < 0.3, line
+    assert explains.spanned(start, stop) and batches.spanned(start, stop), line
+    assert max(waits) < 0.3, line
 
 
 @pytest.mark.parametrize(
@@ -262,7 +279,7 @@ def test_short_requests_to_a_busy_transformer_wait_off_the_loop(
     waits: list[float] = []
     with contextlib.ExitStack() as loads:
         explains = loads.enter_context(
-            Load(server.url + "/explain?version=4", {"review": long_review}, threads=1)
+            Load(server.url + "/explain?version=4", {"review": long_review}, 1, timeout=60)
         )
         shorts = [
             loads.enter_context(Load(server.url + path, body, threads=1))
@@ -271,7 +288,8 @@ def test_short_requests_to_a_busy_transformer_wait_off_the_loop(
             if path.split("?")[0].endswith(end)
         ]
         time.sleep(0.5)
-        stop = time.monotonic() + 4
+        start = time.monotonic()
+        stop = start + 4
         while time.monotonic() < stop:
             sent = time.monotonic()
             health = requests.get(server.url + "/health", timeout=30)
@@ -286,8 +304,8 @@ def test_short_requests_to_a_busy_transformer_wait_off_the_loop(
     )
     record_property("busy_transformer", line)
     print(line)
-    assert all(answered) and all(ok for _, _, ok in explains.outcomes), line
-    assert len(explains.outcomes) >= 2 and max(waits) < 0.3, line
+    assert all(answered) and explains.spanned(start, stop), line
+    assert max(waits) < 0.3, line
 
 
 def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record_property):

@@ -140,7 +140,9 @@ def test_tf_serving_unknown_label_and_version(client):
     assert label.get_json() == {"error": "Unrecognized servable version label: nope"}
     version = client.get("/v1/models/sentiment/versions/3")
     assert version.status_code == 404
-    assert "Specific(sentiment, 3)" in version.get_json()["error"]
+    assert version.get_json()["error"] == "Could not find version 3 of model sentiment"
+    predict = client.post("/v1/models/sentiment/versions/3:predict", json={"instances": ["a"]})
+    assert "Specific(sentiment, 3)" in predict.get_json()["error"]
 
 
 def test_canary_hash_is_stable_and_spread():
