@@ -226,7 +226,8 @@ def check_known_answers(bundle: ModelBundle, infer: Callable[[np.ndarray], np.nd
 # 36, 18 and 54 MB, at the same speed for single reviews and batches of 64 (measured).
 ONEDNN_PRIMITIVE_CACHE = "128"
 # With both transformers in one process (every version loaded) 32: two workers in int8
-# then took 492-523 MB after batches of every size and length, against 569-590 MB with
+# then took 492-523 MB after batches of every size and length (501-510 since versions 3
+# and 4 share one tokenizer), against 569-590 MB with
 # 128 (a 512 MB dyno's edge: over it in two runs of seven), for about 20% more CPU a
 # version-4 review, 7-20% on version 3 and on batches, and nothing on version 2 (its
 # shapes are fixed). 16 made version 4's batches take 2.3 times the CPU (measured,
