@@ -191,14 +191,23 @@ class Bench:
     def run(self, server: Server, load: Load) -> LoadResult:
         """One run of ``load`` against ``server``, with the server's CPU per request."""
         before = cpu_seconds(server.process.pid)
-        if load.tool == "ab":
-            file = self.files[load.body]
-            count = int(self.amount(load))
-            result = ab(server.classify_url, file, load.concurrency, count, load.keepalive)
-        else:
-            script = self.scripts[(load.body, load.keepalive)]
-            seconds = self.amount(load)
-            result = wrk(server.classify_url, script, load.concurrency, seconds, load.keepalive)
+        try:
+            if load.tool == "ab":
+                file = self.files[load.body]
+                count = int(self.amount(load))
+                result = ab(server.classify_url, file, load.concurrency, count, load.keepalive)
+            else:
+                script = self.scripts[(load.body, load.keepalive)]
+                seconds = self.amount(load)
+                result = wrk(server.classify_url, script, load.concurrency, seconds, load.keepalive)
+        except subprocess.CalledProcessError as error:
+            # Which server, and the tool's own words (ab exited 104, "connection reset by
+            # peer", once at 2026-12-06 12:41, and the traceback named neither).
+            said = (error.stderr or error.stdout or "").strip().splitlines()[-3:]
+            raise RuntimeError(
+                f"{load.label} against {server.name}: {load.tool} exited {error.returncode}: "
+                + " / ".join(said)
+            ) from error
         spent = cpu_seconds(server.process.pid) - before
         result.cpu_us = spent / max(result.requests, 1) * 1e6
         server.served += result.requests
