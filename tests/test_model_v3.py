@@ -626,8 +626,7 @@ def test_version_3_reads_a_long_review_to_its_end(make_app) -> None:
     explained = client.post("/explain?label=accurate", json={"review": longer}).get_json()
     words = encoder.words(longer)
     assert 0 < explained["unseen_tokens"] == words - len(explained["tokens"])
-    head = encoder.skipped_after(longer)
-    read = encoder.windows(longer)
+    read, head = encoder.windows_read(longer)
     assert head is not None and 0 < head < len(read)
     assert explained["unseen_at"] == sum(len(encoder.feature_spans(w)[0]) for w in read[:head])
 

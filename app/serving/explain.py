@@ -91,7 +91,10 @@ def explain(predictor: Predictor, text: str) -> Explanation:
     windows', so a token's contribution is its window's difference over the number of
     windows."""
     started = time.perf_counter()
-    windows = predictor.bundle.encoder.windows(text)
+    encoder = predictor.bundle.encoder
+    # A transformer may skip the middle of a very long text: ``head`` windows come before it.
+    read = getattr(encoder, "windows_read", None)
+    windows, head = read(text) if read is not None else (encoder.windows(text), None)
     occluded = [occluded_rows(predictor, window) for window in windows]
     width = max(rows.shape[1] for _, rows in occluded)  # a transformer's windows differ
     probabilities = predictor.predict_ids(
@@ -103,8 +106,6 @@ def explain(predictor: Predictor, text: str) -> Explanation:
         )
     )
     classes = predictor.bundle.classes
-    skipped_after = getattr(predictor.bundle.encoder, "skipped_after", None)
-    head = skipped_after(text) if skipped_after is not None else None
     fulls, contributions, unseen, start = [], [], 0, 0
     unseen_at = None
     for window, (tokens, rows) in enumerate(occluded):
@@ -119,7 +120,6 @@ def explain(predictor: Predictor, text: str) -> Explanation:
             for token, row in zip(tokens, differences, strict=False)
         )
         unseen += len(tokens) - len(differences)
-    encoder = predictor.bundle.encoder
     if not encoder.fixed_length:  # a transformer's rows are cut, and it may skip windows
         unseen = max(encoder.words(text) - len(contributions), 0)
     if not unseen:

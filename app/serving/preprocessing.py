@@ -370,10 +370,15 @@ def mark_ratings(text: str) -> str:
     return _replace_ratings(text, lambda rating, value: f" {_RATING_MARKS[value]} ")
 
 
+def _gloss(value: int) -> str:
+    """What follows a rating or a rated emoji of polarity ``value``: " (terrible)"."""
+    return f" ({RATING_GLOSSES[value]})"
+
+
 def gloss_ratings(text: str) -> str:
     """``text`` with each rating that is not middling followed by the word for it in
     brackets ("1/5 (terrible)"), for a model that reads words (``WordPieceEncoder``)."""
-    return _replace_ratings(text, lambda rating, value: f"{rating} ({RATING_GLOSSES[value]})")
+    return _replace_ratings(text, lambda rating, value: rating + _gloss(value))
 
 
 # Emoji (opt-in, see ``TextEncoder.emoji_weight``): the polarity bucket of the emoji
@@ -407,9 +412,7 @@ def gloss_emoji(text: str) -> str:
     ("The sequel 🤦 (poor)"), for a model whose vocabulary has no emoji."""
     if not _may_hold_rated_emoji(text):
         return text
-    return _RATED_EMOJI.sub(
-        lambda found: f"{found[0]} ({RATING_GLOSSES[EMOJI_POLARITY[found[0]]]})", text
-    )
+    return _RATED_EMOJI.sub(lambda found: found[0] + _gloss(EMOJI_POLARITY[found[0]]), text)
 
 
 # Character n-grams (opt-in, see ``TextEncoder.char_ngrams``): a row's second segment.
@@ -970,27 +973,24 @@ class WordPieceEncoder:
         """The texts the model reads ``text`` by: ``[text]`` when it fits one row (or
         ``window_tokens`` is 0), else its windows (``split_windows``), at most
         ``max_windows`` of them: the first half and the last, in reading order."""
-        if not self.window_tokens or self._pieces(text) + 2 <= self.sequence_length:
-            return [text]
-        return self._windows(text)
+        return self.windows_read(text)[0]
 
-    def skipped_after(self, text: str) -> int | None:
-        """How many of ``windows(text)`` come before the middle it does not read (past
-        ``max_windows``), or None when it reads every window."""
-        if not (self.window_tokens and self.max_windows):
-            return None
-        if self._pieces(text) + 2 <= self.sequence_length:
-            return None
-        if len(split_windows(text, self.window_tokens, self._pieces)) <= self.max_windows:
-            return None
-        return (self.max_windows + 1) // 2
+    def windows_read(self, text: str) -> tuple[list[str], int | None]:
+        """``windows(text)``, and how many of them come before the middle it does not
+        read (past ``max_windows``), or None when it reads every window."""
+        if not self.window_tokens or self._pieces(text) + 2 <= self.sequence_length:
+            return [text], None
+        return self._windows_read(text)
 
     def _windows(self, text: str) -> list[str]:
+        return self._windows_read(text)[0]
+
+    def _windows_read(self, text: str) -> tuple[list[str], int | None]:
         windows = split_windows(text, self.window_tokens, self._pieces)
-        if self.max_windows and len(windows) > self.max_windows:
-            head = (self.max_windows + 1) // 2
-            windows = windows[:head] + windows[len(windows) - (self.max_windows - head) :]
-        return windows
+        if not self.max_windows or len(windows) <= self.max_windows:
+            return windows, None
+        head = (self.max_windows + 1) // 2
+        return windows[:head] + windows[len(windows) - (self.max_windows - head) :], head
 
     def encode_windows(self, texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         """``encode_batch`` of every text's ``windows``, and each row's text's index."""
@@ -1038,12 +1038,12 @@ class WordPieceEncoder:
         if self.rating_glosses:
             for match in _RATING.finditer(cleaned):
                 value = _rating_value(match)
-                gloss = f" ({RATING_GLOSSES[value]})" if value else ""
+                gloss = _gloss(value) if value else ""
                 if gloss and cleaned.startswith(gloss, match.end()):
                     found.append((match.start(), match.end(), match.end() + len(gloss)))
         if self.emoji_glosses and _may_hold_rated_emoji(cleaned):
             for match in _RATED_EMOJI.finditer(cleaned):
-                gloss = f" ({RATING_GLOSSES[EMOJI_POLARITY[match[0]]]})"
+                gloss = _gloss(EMOJI_POLARITY[match[0]])
                 if cleaned.startswith(gloss, match.end()):
                     found.append((match.start(), match.end(), match.end() + len(gloss)))
         return found

@@ -83,13 +83,13 @@ def init_app(app: Flask) -> None:
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - record.started) * 1000, 3),
         }
-        if record.classification is not None:
-            response.headers[MODEL_VERSION_HEADER] = record.classification.version
-            fields["model_version"] = record.classification.version
-            fields["batch_size"] = len(record.classification.labels)
-            fields["labels"] = record.classification.labels
-        elif record.answered_by is not None:
-            response.headers[MODEL_VERSION_HEADER] = record.answered_by
-            fields["model_version"] = record.answered_by
+        classification = record.classification
+        version = classification.version if classification is not None else record.answered_by
+        if version is not None:
+            response.headers[MODEL_VERSION_HEADER] = version
+            fields["model_version"] = version
+        if classification is not None:
+            fields["batch_size"] = len(classification.labels)
+            fields["labels"] = classification.labels
         request_log.info("request", extra=fields)
         return response
