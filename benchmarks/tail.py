@@ -60,7 +60,8 @@ def experiment_post_fork(server, worker):
 """
 
 # Timestamps around gthread's hand-overs, per worker, written when the worker exits:
-# dispatch (main thread submits a readable connection → a pool thread starts on it),
+# dispatch (main thread submits a readable connection → a pool thread starts on it; only
+# for requests handed to a thread, not those the shipped worker serves on its loop),
 # handle (the pool thread's whole request), back (the pool thread is done → the main
 # thread has run finish_request and polls the connection again), close (a graceful close
 # on the main thread), GC pauses, and the connections each worker served.
@@ -84,7 +85,9 @@ def experiment_post_fork(server, worker):
 
     def timed_handle(self, conn):
         started = clock()
-        stats["dispatch"].append(started - conn.probe_submitted)
+        submitted = conn.__dict__.pop("probe_submitted", None)  # None: served on the loop
+        if submitted is not None:
+            stats["dispatch"].append(started - submitted)
         try:
             return handle(self, conn)
         finally:
@@ -109,7 +112,7 @@ def experiment_post_fork(server, worker):
     gc_started = [0.0]
 
     def on_gc(phase, info):
-        if not stats["dispatch"]:  # loading the model, before the first request
+        if not stats["handle"]:  # loading the model, before the first request
             return
         if phase == "start":
             gc_started[0] = clock()

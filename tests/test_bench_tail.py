@@ -3,14 +3,17 @@ leaves no temporary folder behind (the experiments themselves need wrk and minut
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
 
 import pytest
+import requests
 
 from app.config import PROJECT_ROOT
 from benchmarks import tail
+from deploy.dyno import stop_web
 
 
 def run_tail(*args: str) -> subprocess.CompletedProcess:
@@ -48,3 +51,27 @@ def test_a_missing_environment_is_one_line_saying_what_builds_it(experiment, tmp
     assert "bin/gunicorn not found" in message and "make bench" in message
     assert "\n" not in message
     assert not list(tmp_path.glob("tail-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["probe", "probe-noop"])
+def test_a_probe_experiment_serves_and_its_workers_report(experiment, tmp_path, monkeypatch):
+    """The probe's hooks wrap gthread's; the shipped worker serves short requests on its
+    loop without gthread's hand-over, which the probe once took for granted (every worker
+    died on its first request, and the experiment 'did not start')."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "venv").symlink_to(sys.prefix)
+    monkeypatch.setattr(tail, "WORK", tmp_path / "work")
+    started = tail.start(experiment, tmp_path)
+    try:
+        for _ in range(20):
+            answer = requests.post(started.url, json=tail.SINGLE, timeout=30)
+            assert answer.status_code == 200
+        answer = requests.post(started.url, json=tail.BATCH, timeout=30)
+        assert answer.status_code == 200
+    finally:
+        stop_web(started.process)
+    folder = tmp_path / f"probe-{experiment}"
+    reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
+    assert len(reports) == 2  # one a worker
+    assert sum(len(report["handle"]) for report in reports) >= 21
