@@ -297,6 +297,87 @@ def test_a_body_over_the_limit_is_refused_with_connection_close(server):
             assert fine.status_code == 200
 
 
+def exchange(sock: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send one raw request on ``sock`` and read its answer (framed by Content-Length):
+    the status, the headers (lower-case names) and the body."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data[:80]!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed inside the body")
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def raw(method: str, target: str, body: bytes, *headers: str) -> bytes:
+    head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", *headers]
+    if not any(line.lower().startswith("transfer-encoding") for line in headers):
+        head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+FINE = raw("POST", "/classify", j({"review": REVIEW}), f"Content-Type: {JSON_TYPE}")
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "content_type", "status"),
+    [
+        ("POST", "/classify", "text/plain", 415),
+        ("POST", "/classify?foo=1", JSON_TYPE, 400),
+        ("POST", "/v1/models/other:predict", JSON_TYPE, 404),
+        ("PUT", "/classify", JSON_TYPE, 405),
+    ],
+)
+def test_a_long_body_refused_unread_keeps_its_connection(
+    server, method, target, content_type, status
+):
+    """A request over INLINE_MAX_BYTES (128 KiB) is served on a thread. Refused without its
+    body being read, the answer said keep-alive, but Gunicorn drained 64 KiB of the body and
+    closed: the client's next request on the connection got nothing (Node's http.Agent,
+    Java's HttpClient, requests; found by a probe). The body is all in memory: drained."""
+    body = j({"reviews": ["a" * 4000] * 64})  # 256 KB: a batch of long reviews
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(2):
+            refused = exchange(sock, raw(method, target, body, f"Content-Type: {content_type}"))
+            assert refused[0] == status
+            assert refused[1]["connection"] != "close"
+            assert exchange(sock, FINE)[0] == 200
+
+
+def test_a_chunked_body_past_the_limit_is_413_with_connection_close(server):
+    """Chunked, no length to refuse it by: the app reads up to MAX_CONTENT_LENGTH (1 MiB)
+    and answers 413; the rest is on its way, and the answer says so."""
+    chunk = b"a" * 65536
+    body = b"".join(b"10000\r\n" + chunk + b"\r\n" for _ in range(20)) + b"0\r\n\r\n"
+    request = raw(
+        "POST", "/classify", body, f"Content-Type: {JSON_TYPE}", "Transfer-Encoding: chunked"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        status, headers, _ = exchange(sock, request)
+    assert (status, headers["connection"]) == (413, "close")
+
+
+def test_a_body_announced_over_the_limit_gets_413_not_100_continue(server):
+    """RFC 9110 10.1.1: Expect lets a server refuse on the headers alone. curl asks for 100
+    Continue above 1 MB; it got it, sent megabytes, then read the 413."""
+    request = raw(
+        "POST", "/classify", b"", f"Content-Type: {JSON_TYPE}", "Expect: 100-continue"
+    ).replace(b"Content-Length: 0", b"Content-Length: 20000000")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        status, headers, body = exchange(sock, request)
+    assert (status, headers["connection"]) == (413, "close")
+    assert json.loads(body)["error"]
+
+
 def test_gzip_bombs_on_every_route_are_413(server):
     """1 GB of JSON in a 1 MB gzip body (within MAX_CONTENT_LENGTH, 1 MiB), eight
     at a time to each route that reads a body: 413 in the route's shape, as what the body

@@ -61,6 +61,16 @@ def test_an_endless_chunked_body_is_handed_over_at_the_limit():
     assert progress(buf + big) is Progress.COMPLETE
 
 
+def test_a_body_over_the_apps_limit_is_handed_over_with_its_headers():
+    """The worker passes MAX_CONTENT_LENGTH where it is below BODY_LIMIT: a client that
+    waits for 100 Continue gets the app's 413 instead of sending the body."""
+    expecting = HEAD + b"Content-Length: 2000\r\nExpect: 100-continue\r\n\r\n"
+    assert progress(expecting) is Progress.BODY_EXPECTS_CONTINUE
+    assert progress(expecting, 1000) is Progress.COMPLETE
+    assert progress(HEAD + b"Content-Length: 1000\r\n\r\n", 1000) is Progress.BODY
+    assert progress(CHUNKED + b"7d0\r\n" + b"a" * 2000 + b"\r\n", 1000) is Progress.COMPLETE
+
+
 @pytest.mark.parametrize(
     ("buf", "expected"),
     [

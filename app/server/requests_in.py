@@ -25,8 +25,11 @@ class Progress(enum.Enum):
     BODY_EXPECTS_CONTINUE = "continue"  # the same, and the client waits for 100 Continue
 
 
-def progress(buf: bytes | bytearray) -> Progress:
-    """How far the request at the start of ``buf`` has arrived."""
+def progress(buf: bytes | bytearray, body_limit: int = BODY_LIMIT) -> Progress:
+    """How far the request at the start of ``buf`` has arrived. A body announced larger
+    than ``body_limit``, or arriving past it, is handed over with its headers (the worker
+    passes the app's MAX_CONTENT_LENGTH when lower: the app refuses such a body unread, so
+    the client that waits for 100 Continue gets the 413 instead)."""
     start = 0
     while buf.startswith(b"\r\n", start):  # RFC 9112 2.2: ignore empty lines first
         start += 2
@@ -42,8 +45,8 @@ def progress(buf: bytes | bytearray) -> Progress:
     elif length is None:
         return Progress.COMPLETE
     else:
-        done = length > BODY_LIMIT or len(buf) - body >= length
-    if done or len(buf) - body > BODY_LIMIT:
+        done = length > body_limit or len(buf) - body >= length
+    if done or len(buf) - body > body_limit:
         return Progress.COMPLETE
     return Progress.BODY_EXPECTS_CONTINUE if expect else Progress.BODY
 

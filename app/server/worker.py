@@ -40,10 +40,16 @@ from functools import partial
 import orjson
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
-from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
+from gunicorn.http.parser import _DRAIN_MAX_BYTES
+from gunicorn.workers.gthread import (
+    DEFAULT_WORKER_DATA_TIMEOUT,
+    STOP_KEEPALIVE_LINGER,
+    TConn,
+    ThreadWorker,
+)
 
 from app.server import listeners
-from app.server.requests_in import Progress, progress, whole_request
+from app.server.requests_in import BODY_LIMIT, Progress, progress, whole, whole_request
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How long a closing connection may keep sending before we stop reading it (Gunicorn's
@@ -193,6 +199,9 @@ class BufferingWorker(ThreadWorker):
     inline_max_bytes: int = 0
 
     _quick = None
+    # A body announced (or arriving) larger than this goes to a thread with its headers,
+    # unread: the app's MAX_CONTENT_LENGTH where lower than requests_in.BODY_LIMIT.
+    _body_limit = BODY_LIMIT
 
     def init_process(self) -> None:
         util.write_error = _write_error  # in this worker's process only, after the fork
@@ -232,6 +241,9 @@ class BufferingWorker(ThreadWorker):
             if getattr(error, "already_logged", False):
                 sys.exit(Arbiter.WORKER_BOOT_ERROR)
             raise
+        limit = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        if limit is not None:
+            self._body_limit = min(BODY_LIMIT, limit)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -315,7 +327,7 @@ class BufferingWorker(ThreadWorker):
             self._close(conn, BUSY_RESPONSE)
 
     def _maybe_hand_over(self, conn: TConn, watched: bool = False) -> bool:
-        state = progress(conn.buf)
+        state = progress(conn.buf, self._body_limit)
         if state is Progress.COMPLETE:
             if watched:
                 self.poller.unregister(conn.sock)
@@ -396,10 +408,13 @@ class BufferingWorker(ThreadWorker):
     def handle(self, conn: TConn):
         """Give the parser the bytes the loop read, then serve as gthread; in a thread,
         give the thread's free heap back to the OS afterwards (``_malloc_trim``)."""
-        trim = _malloc_trim is not None and not isinstance(conn.sock, _Outbox)
+        on_thread = not isinstance(conn.sock, _Outbox)
+        trim = _malloc_trim is not None and on_thread
         if not conn.initialized:
             conn.sock.setblocking(True)
             conn.init()
+        if on_thread:  # what _keepalive_after and handle_request need to know
+            conn.held = len(conn.buf) if whole(conn.buf) else None
         conn.parser.unreader.unread(bytes(conn.buf))
         conn.buf = bytearray()
         try:
@@ -409,10 +424,18 @@ class BufferingWorker(ThreadWorker):
                 _malloc_trim(0)
 
     def _keepalive_after(self, conn: TConn, keepalive):
-        """On the loop the body is in memory: drain what the app left of it without
-        gthread's socket timeout, whose settimeout() pair is two system calls a request."""
-        if not isinstance(conn.sock, _Outbox) or not keepalive:
-            return super()._keepalive_after(conn, keepalive)
+        """Drain what the app left of the body, as gthread does. On the loop the body is
+        in memory: without gthread's socket timeout, whose settimeout() pair is two system
+        calls a request. On a thread, a whole request's body is in memory too, and is
+        drained whole: gthread stops at 64 KiB and closes, and the answer has said
+        keep-alive (a 401, 404 or 415 to a batch of long reviews: the client's next
+        request on the connection failed). A request not whole has been told to close."""
+        if not keepalive:
+            return False
+        if not isinstance(conn.sock, _Outbox):
+            deadline = time.monotonic() + DEFAULT_WORKER_DATA_TIMEOUT
+            most = _DRAIN_MAX_BYTES + (conn.held or 0)
+            return bool(conn.parser.finish_body(deadline=deadline, max_bytes=most))
         try:
             return bool(conn.parser.finish_body())
         except (BlockingIOError, InterruptedError):  # not in memory after all: close
@@ -421,11 +444,14 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if conn.sent_continue:  # the loop has answered the Expect already
             req._expected_100_continue = False
-        if not isinstance(conn.sock, _Outbox) and self._refused_unread(req):
-            # The app answers 413 without reading the body, and Gunicorn then drains at
-            # most 64 KiB of it and closes: say so ("Connection: close"), or a client
-            # that trusted "keep-alive" sends its next request into a closed socket.
+        if not isinstance(conn.sock, _Outbox) and conn.held is None:
+            # Handed over before its body was all in memory: if the app does not read
+            # the rest (a 413 for a body over MAX_CONTENT_LENGTH, a 401, a 404), Gunicorn
+            # drains at most 64 KiB of it and closes. Say so ("Connection: close"), or a
+            # client that trusted "keep-alive" sends its next request into a closed socket.
             req.must_close = True
+            if self._refused_unread(req):  # no 100 Continue for a body refused unread
+                req._expected_100_continue = False
         if self._holds_more():
             req.must_close = True  # "Connection: close": the client's next one is spread anew
             metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
