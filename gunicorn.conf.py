@@ -167,6 +167,22 @@ def worker_exit(server, worker):
         feedback.close(worker.wsgi)
 
 
+def nworkers_changed(server, new_value, old_value):
+    """TTOU (one worker fewer) below the slots' count would leave a slot's socket, which
+    this master holds, with no worker: the kernel still gives it its share of the new
+    connections, and they wait unanswered (6-9 of 20 requests timed out). Refused, with
+    a line; TTIN adds a worker that shares a slot, and TTOU takes such workers back."""
+    slots = len(server.LISTENERS[0].sockets) if server.LISTENERS else 0
+    if old_value is not None and new_value < slots <= old_value:
+        server._num_workers = old_value  # the property's setter would call this again
+        server.log.warning(
+            "TTOU refused: %d workers serve the %d listening slots; "
+            "to run fewer, restart with WEB_CONCURRENCY",
+            old_value,
+            slots,
+        )
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live gauges (model info), so it no longer counts, and its
     connection count, so that no one balances against it."""

@@ -129,6 +129,9 @@ def _gunicorn_arguments(text: str) -> str:
         raise Reason(f"unexpected arguments {' '.join(parsed.args)}")
     if config.workers < 1 or config.threads < 1:  # 0 runs with nothing serving, or crashes
         raise Reason("--workers and --threads must be 1 or more")
+    for name in given:
+        if name in _NOT_HERE and getattr(parsed, name):
+            raise Reason(_NOT_HERE[name])
     for name in given:  # what Gunicorn's validators pass and Gunicorn finds out later
         if name in _GUNICORN_LATER:
             try:
@@ -138,10 +141,31 @@ def _gunicorn_arguments(text: str) -> str:
     return text
 
 
+# Gunicorn options this server does not serve with, and why (each was accepted, and then
+# failed quietly: found by an operator's probe).
+_TLS = "TLS is not served here: end it in a proxy (Heroku's router does) and see FORCE_HTTPS"
+_NOT_HERE = {
+    # Each worker would bind a socket of its own; the master's, one a slot, stay in the
+    # port's SO_REUSEPORT group with nobody accepting: half the connections hung.
+    "reuse_port": "--reuse-port: the master holds one SO_REUSEPORT socket per worker slot "
+    "already (README, Reliability)",
+    "preload_app": "--preload loads the models in the master; they load in each worker",
+    "statsd_host": "--statsd-host sends nothing with this server's JSON logger; "
+    "metrics are Prometheus's, at /metrics",
+    # The worker reads requests in plain HTTP from its loop: no handshake was ever
+    # answered, and a client that connected and left killed the worker.
+    "certfile": _TLS,
+    "keyfile": _TLS,
+}
+
+
 def _ports(config: Any) -> None:
-    """--bind: a port past 65535 would be an OverflowError when the master binds."""
+    """--bind: a port past 65535 would be an OverflowError when the master binds; a
+    Unix socket, the master's listeners refuse (host:port only)."""
     for address in config.address:  # RuntimeError: a port that is not a number
-        if isinstance(address, tuple) and not 0 <= address[1] <= 65535:
+        if not isinstance(address, tuple):
+            raise ValueError(f"{address!r}: only host:port addresses are served")
+        if not 0 <= address[1] <= 65535:
             raise ValueError(f"port {address[1]} is not 0 to 65535")
 
 
@@ -167,31 +191,11 @@ def _writable_folder(path: str) -> None:
         raise ValueError(f"cannot write in {path!r} ({error.strerror})") from None
 
 
-def _certificate(config: Any) -> None:
-    """--certfile and --keyfile: a certificate and its key that load (else every
-    connection kills the worker that accepts it)."""
-    import ssl
-
-    if not config.certfile:
-        raise ValueError("--keyfile needs --certfile")
-    try:
-        ssl.create_default_context().load_cert_chain(config.certfile, config.keyfile or None)
-    except OSError as error:  # ssl.SSLError is one: not PEM, or a key that does not fit
-        problem = "not a PEM certificate and key" if isinstance(error, ssl.SSLError) else ""
-        raise ValueError(
-            f"cannot load {config.certfile!r}"
-            + (f" with {config.keyfile!r}" if config.keyfile else "")
-            + f" ({problem or error.strerror})"
-        ) from None
-
-
 # Checks of the settings that Gunicorn's validators take as plain text, by setting name.
 _GUNICORN_LATER: dict[str, Callable[[Any], None]] = {
     "bind": _ports,
     "worker_class": _worker_class,
     "worker_tmp_dir": lambda config: _writable_folder(config.worker_tmp_dir),
-    "certfile": _certificate,
-    "keyfile": _certificate,
 }
 
 
@@ -222,7 +226,9 @@ FOLDER = Kind(_not_empty, "a folder's path (not empty)")
 METRICS_FOLDER = Kind(_metrics_folder, "nothing (a new folder), or a folder it can write in")
 ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
-    _gunicorn_arguments, "Gunicorn options with valid values, at least 1 worker and 1 thread"
+    _gunicorn_arguments,
+    "Gunicorn options with valid values (at least 1 worker and 1 thread, host:port binds; "
+    "not --preload, --reuse-port, --statsd-host, --certfile or --keyfile)",
 )
 DATABASE_URL = pattern(
     r"|(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+",

@@ -36,6 +36,13 @@ GUNICORN_FOUND_LATER = [
     ("GUNICORN_CMD_ARGS", "--certfile /nonexistent.pem"),
     ("GUNICORN_CMD_ARGS", f"--certfile {PROJECT_ROOT / 'README.md'}"),  # not PEM
     ("GUNICORN_CMD_ARGS", "--keyfile /nonexistent.pem"),
+    # Accepted, then quietly wrong: half the connections hung (--reuse-port), the models
+    # in the master (--preload), nothing sent (--statsd-host), no TLS handshake answered
+    # (--certfile), or exit 1 after Gunicorn's first line (a Unix socket).
+    ("GUNICORN_CMD_ARGS", "--reuse-port"),
+    ("GUNICORN_CMD_ARGS", "--preload"),
+    ("GUNICORN_CMD_ARGS", "--statsd-host 127.0.0.1:8125"),
+    ("GUNICORN_CMD_ARGS", "--bind unix:/tmp/x.sock"),
 ]
 BAD = [
     ("WEB_CONCURRENCY", "0"),
@@ -100,7 +107,7 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
         ("GUNICORN_CMD_ARGS", "--threads 4 --max-requests 0"),
         (
             "GUNICORN_CMD_ARGS",
-            "--bind 127.0.0.1:8000 --bind unix:/tmp/x.sock --worker-class gthread",
+            "--bind 127.0.0.1:8000 --bind 127.0.0.1:8001 --worker-class gthread",
         ),
         ("GUNICORN_CMD_ARGS", "--worker-tmp-dir /tmp"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),
