@@ -4,6 +4,7 @@ Every value can be overridden by the environment variable named beside it, read 
 app.config checked and parsed it (never the raw text); the defaults are the ones measured
 in BENCHMARKS.md."""
 
+import contextlib
 import gc
 import os
 import shutil
@@ -185,10 +186,16 @@ def nworkers_changed(server, new_value, old_value):
 
 def child_exit(server, worker):
     """Drop a dead worker's live gauges (model info), so it no longer counts, and its
-    connection count, so that no one balances against it."""
+    connection count, so that no one balances against it; fold its counters and
+    histograms into the folder's totals of dead workers (``fold_dead_workers``)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    from app.observability.metrics import fold_dead_workers
+
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    multiprocess.mark_process_dead(worker.pid, folder)
+    with contextlib.suppress(OSError):  # a folder deleted meanwhile: the workers restart
+        fold_dead_workers(folder, set(server.WORKERS))
     if getattr(worker, "slot", None) is not None:
         server.SLOT_CONNECTIONS.counts[worker.slot] = listeners.NOT_SERVING
 

@@ -10,8 +10,12 @@ own registry is exposed. No Flask here: ``app.web.metrics`` counts requests and 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import fcntl
 import logging
 import os
+import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +58,67 @@ def ensure_multiproc_dir() -> bool:
         "metrics folder was deleted: re-created; running workers restart to write in it",
         extra={"folder": folder},
     )
+    return True
+
+
+# A scrape reads the folder's files under a shared lock; folding dead workers' files
+# takes it exclusively, so that no scrape sees a sample twice or not at all.
+LOCK_FILE = ".fold.lock"
+_WORKER_FILE = re.compile(r"(counter|histogram)_(\d+)\.db")
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str, operation: int) -> Iterator[None]:
+    with open(os.path.join(folder, LOCK_FILE), "a") as lock:
+        fcntl.flock(lock, operation)  # released when the file closes
+        yield
+
+
+def fold_dead_workers(folder: str, live: set[int]) -> int:
+    """In the master, when a worker has exited: add the counters and histograms of
+    workers that are gone (not in ``live``, no such process) to the folder's
+    ``counter_dead.db`` and ``histogram_dead.db``, and remove their files. Each
+    recycled worker left two files behind, and every scrape read them all: 168 files
+    after 80 recycles took a scrape from ~18 to ~130 ms, on a worker's loop, without
+    end (prometheus_client keeps them). Gauges are live-only, removed by
+    ``mark_process_dead``. Skipped, for the next worker's exit, while a scrape reads
+    (the master must not wait on a worker: it is what stops a hung one). How many
+    files were folded."""
+    dead: dict[str, list[str]] = defaultdict(list)
+    for name in os.listdir(folder):
+        match = _WORKER_FILE.fullmatch(name)
+        if match and int(match[2]) not in live and not _alive(int(match[2])):
+            dead[match[1]].append(os.path.join(folder, name))
+    if not dead:
+        return 0
+    from prometheus_client.mmap_dict import MmapedDict
+
+    for _ in range(5):
+        try:
+            with _folder_lock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB):
+                for kind, paths in dead.items():
+                    archive = MmapedDict(os.path.join(folder, f"{kind}_dead.db"))
+                    try:
+                        for path in paths:
+                            for key, value, _, _ in MmapedDict.read_all_values_from_file(path):
+                                total, stamp = archive.read_value(key)
+                                archive.write_value(key, total + value, stamp)
+                            os.remove(path)
+                    finally:
+                        archive.close()
+                return sum(len(paths) for paths in dead.values())
+        except BlockingIOError:  # a scrape is reading
+            time.sleep(0.01)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
     return True
 
 
@@ -361,10 +426,11 @@ class ServiceMetrics:
         if ensure_multiproc_dir():  # logged there
             raise MetricsUnavailable(f"{folder} was deleted")
         try:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            registry.register(ServerMemory())
-            return generate_latest(registry)
+            with _folder_lock(folder, fcntl.LOCK_SH):  # not while the master folds
+                registry = CollectorRegistry()
+                multiprocess.MultiProcessCollector(registry)
+                registry.register(ServerMemory())
+                return generate_latest(registry)
         except (OSError, ValueError, KeyError) as error:  # e.g. a damaged or vanished file
             log.error(
                 "metrics cannot be read: %s", error.__class__.__name__, extra={"folder": folder}
