@@ -57,9 +57,17 @@ class ThompsonSampler:
         )
 
     def expected_shares(self, draws: int = 2000, seed: int = 0) -> dict[str, float]:
-        """The share of traffic each arm gets now (by simulation): for ``/monitoring``."""
+        """The share of traffic each arm gets now, for ``/monitoring``: the floor, exactly,
+        plus the rest by how often each arm's draw is the highest (by simulation; the
+        floor simulated too read 4.65% against a floor of 5)."""
         rng = random.Random(seed)
-        chosen = {arm: 0 for arm in self.arms}
+        counts = self._counts
+        wins = {arm: 0 for arm in self.arms}
         for _ in range(draws):
-            chosen[self.choose(rng)] += 1
-        return {arm: count / draws for arm, count in chosen.items()}
+            best = max(
+                self.arms,
+                key=lambda arm: rng.betavariate(1 + counts[arm][0], 1 + counts[arm][1]),
+            )
+            wins[best] += 1
+        floor = self.min_percent / 100
+        return {arm: floor + (1 - self._explore) * won / draws for arm, won in wins.items()}
