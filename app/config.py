@@ -152,6 +152,8 @@ _NOT_HERE = {
     "preload_app": "--preload loads the models in the master; they load in each worker",
     "statsd_host": "--statsd-host sends nothing with this server's JSON logger; "
     "metrics are Prometheus's, at /metrics",
+    # The Procfile's --config gunicorn.conf.py comes after, and wins.
+    "config": "--config is the Procfile's gunicorn.conf.py; give the settings themselves here",
     # The worker reads requests in plain HTTP from its loop: no handshake was ever
     # answered, and a client that connected and left killed the worker.
     "certfile": _TLS,
@@ -228,7 +230,7 @@ ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments,
     "Gunicorn options with valid values (at least 1 worker and 1 thread, host:port binds; "
-    "not --preload, --reuse-port, --statsd-host, --certfile or --keyfile)",
+    "not --config, --preload, --reuse-port, --statsd-host, --certfile or --keyfile)",
 )
 DATABASE_URL = pattern(
     r"|(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+",

@@ -43,6 +43,7 @@ GUNICORN_FOUND_LATER = [
     ("GUNICORN_CMD_ARGS", "--preload"),
     ("GUNICORN_CMD_ARGS", "--statsd-host 127.0.0.1:8125"),
     ("GUNICORN_CMD_ARGS", "--bind unix:/tmp/x.sock"),
+    ("GUNICORN_CMD_ARGS", "--config /tmp/other.conf.py"),  # the Procfile's --config wins
 ]
 BAD = [
     ("WEB_CONCURRENCY", "0"),

@@ -6,8 +6,9 @@ replacement worker (recycled, crashed, reloaded) opens a new socket before its m
 loaded, and the connections queued at the one that exits are reset; and any other
 process on the machine can bind the same port and silently take a share of the traffic.
 Here the master binds the sockets once, checks first that nobody else listens on the
-address, and hands each worker the socket of its slot: a replacement inherits the same
-socket and its queue."""
+address (at start-up: a process of the same user that binds the port later with
+SO_REUSEPORT still joins the group), and hands each worker the socket of its slot: a
+replacement inherits the same socket and its queue."""
 
 from __future__ import annotations
 
