@@ -168,6 +168,15 @@ def worker_exit(server, worker):
         feedback.close(worker.wsgi)
 
 
+def pre_exec(server):
+    """USR2 (Gunicorn's binary upgrade), in the forked new master before it executes
+    again: not supported (it ran 'python gunicorn', which is no file, and a new master
+    could not listen where this one holds the slots' sockets). One line; this master
+    serves on."""
+    server.log.error("USR2 ignored: binary upgrades are not supported; restart instead")
+    os._exit(1)
+
+
 def nworkers_changed(server, new_value, old_value):
     """TTOU (one worker fewer) below the slots' count would leave a slot's socket, which
     this master holds, with no worker: the kernel still gives it its share of the new

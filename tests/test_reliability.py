@@ -406,6 +406,24 @@ def test_ttou_never_leaves_a_listening_slot_without_a_worker(start_server):
     every_connection_answered()
 
 
+def test_usr2_is_one_line_and_the_server_serves_on(start_server):
+    """Gunicorn's binary upgrade re-ran 'python gunicorn' (app.server's argv), which is no
+    file: a plain line on stderr, among the JSON ones."""
+    server = start_server()
+    server.wait_ready("/ready")
+    os.kill(server.process.pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while "USR2 ignored" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.2)
+    time.sleep(1)
+    for line in server.log().splitlines():
+        json.loads(line)  # every line is JSON
+    answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=10)
+    assert answer.status_code == 200
+    assert server.stop() == 0
+
+
 def test_kill_hup_under_load_loses_no_request(record_property, ab):
     record_property("hup", chaos_traffic.reload_under_load(count=6000))
 
