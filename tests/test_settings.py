@@ -342,7 +342,7 @@ def test_a_model_the_worker_cannot_serve_is_one_critical_line_and_exit_3(
         (tmp_path / "a-file").write_text("")
         env = {"DATABASE_URL": f"sqlite:///{tmp_path}/a-file/predictions.sqlite3"}
         named = "prediction store not usable: DATABASE_URL: cannot make the folder"
-    server = start_server(WEB_CONCURRENCY="1", **env)
+    server = start_server(WEB_CONCURRENCY="2", **env)  # each worker logged it: two lines
     assert server.process.wait(timeout=60) == 3
     log = server.log()
     assert "Traceback" not in log and "Exception in worker process" not in log, log

@@ -122,6 +122,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def critical_once(logger: logging.Logger, message: str, *args: object) -> None:
+    """A worker's boot failure (a model or store it cannot use), at CRITICAL, once a
+    server: every worker fails alike, and each logged it (two lines with two workers,
+    where the house rule is one). The worker that makes the master's mark in the metrics
+    folder logs; without the folder (no Gunicorn), always."""
+    folder = os.environ.get(MULTIPROC_DIR_ENV)
+    if folder:
+        mark = os.path.join(folder, f".boot-failure-{os.getppid()}")  # the master's
+        try:
+            os.close(os.open(mark, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        except OSError:  # no folder to mark in: log
+            pass
+    logger.critical(message, *args)
+
+
 def folder_identity() -> tuple[int, int] | None:
     """The workers' metrics folder's (device, inode): another one once it is made again
     (a worker's open sample files are then in the deleted one); None when it is gone or

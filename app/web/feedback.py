@@ -36,7 +36,7 @@ from app.feedback.store import (
     UnknownPrediction,
     engine_url,
 )
-from app.observability.metrics import ServiceMetrics
+from app.observability.metrics import ServiceMetrics, critical_once
 from app.web.errors import APIError, ValidationFailed
 from app.web.long_requests import may_run_long
 from app.web.models import ServedModels
@@ -258,7 +258,7 @@ def init_app(app: Flask) -> None:
         try:
             feedback = Feedback(app, models, app.extensions["metrics"])
         except StoreConfigError as error:
-            log.critical("prediction store not usable: %s", error)
+            critical_once(log, "prediction store not usable: %s", error)
             error.already_logged = True  # the worker exits 3 on it, without a traceback
             raise
         models.recorder = feedback.recorder

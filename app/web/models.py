@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
-from app.observability.metrics import ServiceMetrics
+from app.observability.metrics import ServiceMetrics, critical_once
 from app.serving.predictor import Classification, ModelBundleError, Predictor
 from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
 from app.serving.routing import Route, Router, ShadowScorer
@@ -101,7 +101,7 @@ def init_app(app: Flask) -> None:
             config["BANDIT_MIN_PERCENT"],
         )
     except ModelBundleError as error:
-        log.critical("model failed to load: %s", error)
+        critical_once(log, "model failed to load: %s", error)
         error.already_logged = True  # the worker exits 3 on it, without a traceback
         raise
     shadow = None
