@@ -40,7 +40,6 @@ from functools import partial
 import orjson
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
-from gunicorn.http.parser import _DRAIN_MAX_BYTES
 from gunicorn.workers.gthread import (
     DEFAULT_WORKER_DATA_TIMEOUT,
     STOP_KEEPALIVE_LINGER,
@@ -52,6 +51,9 @@ from app.server import listeners
 from app.server.requests_in import BODY_LIMIT, Progress, progress, whole, whole_request
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# How much of a body a thread reads from the socket to keep its connection, beyond what
+# the loop holds in memory (Gunicorn's own cap, gunicorn.http.parser._DRAIN_MAX_BYTES).
+DRAIN_FROM_SOCKET = 64 * 1024
 # How long a closing connection may keep sending before we stop reading it (Gunicorn's
 # close_graceful uses the same 2 s and 64 KiB, blocking; here the loop does it).
 CLOSE_LINGER = 2.0
@@ -434,7 +436,7 @@ class BufferingWorker(ThreadWorker):
             return False
         if not isinstance(conn.sock, _Outbox):
             deadline = time.monotonic() + DEFAULT_WORKER_DATA_TIMEOUT
-            most = _DRAIN_MAX_BYTES + (conn.held or 0)
+            most = DRAIN_FROM_SOCKET + (conn.held or 0)
             return bool(conn.parser.finish_body(deadline=deadline, max_bytes=most))
         try:
             return bool(conn.parser.finish_body())

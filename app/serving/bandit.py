@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class ThompsonSampler:
@@ -50,7 +51,10 @@ class ThompsonSampler:
         draw = rng or random
         if draw.random() < self._explore:
             return draw.choice(self.arms)
-        counts = self._counts
+        return self._highest_draw(draw, self._counts)
+
+    def _highest_draw(self, draw: Any, counts: Mapping) -> str:
+        """The arm whose reward draws highest (``draw``: a Random, or the module)."""
         return max(
             self.arms,
             key=lambda arm: draw.betavariate(1 + counts[arm][0], 1 + counts[arm][1]),
@@ -64,10 +68,6 @@ class ThompsonSampler:
         counts = self._counts
         wins = {arm: 0 for arm in self.arms}
         for _ in range(draws):
-            best = max(
-                self.arms,
-                key=lambda arm: rng.betavariate(1 + counts[arm][0], 1 + counts[arm][1]),
-            )
-            wins[best] += 1
+            wins[self._highest_draw(rng, counts)] += 1
         floor = self.min_percent / 100
         return {arm: floor + (1 - self._explore) * won / draws for arm, won in wins.items()}
