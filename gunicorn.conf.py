@@ -204,7 +204,7 @@ def child_exit(server, worker):
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     multiprocess.mark_process_dead(worker.pid, folder)
     with contextlib.suppress(OSError):  # a folder deleted meanwhile: the workers restart
-        fold_dead_workers(folder, set(server.WORKERS))
+        fold_dead_workers(folder)
     if getattr(worker, "slot", None) is not None:
         server.SLOT_CONNECTIONS.counts[worker.slot] = listeners.NOT_SERVING
 

@@ -129,10 +129,9 @@ def _gunicorn_arguments(text: str) -> str:
         raise Reason(f"unexpected arguments {' '.join(parsed.args)}")
     if config.workers < 1 or config.threads < 1:  # 0 runs with nothing serving, or crashes
         raise Reason("--workers and --threads must be 1 or more")
-    for name in given:
+    for name in given:  # what Gunicorn's validators pass and Gunicorn finds out later
         if name in _NOT_HERE and getattr(parsed, name):
             raise Reason(_NOT_HERE[name])
-    for name in given:  # what Gunicorn's validators pass and Gunicorn finds out later
         if name in _GUNICORN_LATER:
             try:
                 _GUNICORN_LATER[name](config)

@@ -201,8 +201,9 @@ class BufferingWorker(ThreadWorker):
     inline_max_bytes: int = 0
 
     _quick = None
-    # A body announced (or arriving) larger than this goes to a thread with its headers,
-    # unread: the app's MAX_CONTENT_LENGTH where lower than requests_in.BODY_LIMIT.
+    # The app's MAX_CONTENT_LENGTH (None: no limit). A body announced (or arriving)
+    # larger than _body_limit goes to a thread with its headers, unread.
+    _max_content: int | None = None
     _body_limit = BODY_LIMIT
 
     def init_process(self) -> None:
@@ -243,9 +244,9 @@ class BufferingWorker(ThreadWorker):
             if getattr(error, "already_logged", False):
                 sys.exit(Arbiter.WORKER_BOOT_ERROR)
             raise
-        limit = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
-        if limit is not None:
-            self._body_limit = min(BODY_LIMIT, limit)
+        self._max_content = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        if self._max_content is not None:
+            self._body_limit = min(BODY_LIMIT, self._max_content)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -464,7 +465,7 @@ class BufferingWorker(ThreadWorker):
     def _refused_unread(self, req) -> bool:
         """Whether the request's body is larger than the app takes (Flask's
         ``MAX_CONTENT_LENGTH``): the app refuses it unread."""
-        limit = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
+        limit = self._max_content
         length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), None)
         return limit is not None and length is not None and length.isdigit() and int(length) > limit
 

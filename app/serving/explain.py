@@ -93,8 +93,7 @@ def explain(predictor: Predictor, text: str) -> Explanation:
     started = time.perf_counter()
     encoder = predictor.bundle.encoder
     # A transformer may skip the middle of a very long text: ``head`` windows come before it.
-    read = getattr(encoder, "windows_read", None)
-    windows, head = read(text) if read is not None else (encoder.windows(text), None)
+    windows, head = encoder.windows_read(text)
     occluded = [occluded_rows(predictor, window) for window in windows]
     width = max(rows.shape[1] for _, rows in occluded)  # a transformer's windows differ
     probabilities = predictor.predict_ids(

@@ -753,6 +753,10 @@ class TextEncoder:
             return [text]
         return self._split(text)
 
+    def windows_read(self, text: str) -> tuple[list[str], None]:
+        """``windows(text)``, and None: every window is read (as ``WordPieceEncoder``'s)."""
+        return self.windows(text), None
+
     def _split(self, text: str) -> list[str]:
         """``windows(text)`` for a text that does not fit one row."""
         return split_windows(text, self.window_tokens, lambda piece: len(tokenize(piece)))
