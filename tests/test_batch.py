@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -564,3 +565,118 @@ def test_a_csv_header_that_repeats_a_name_is_one_line_and_exit_65(tmp_path):
     result = run_batch(source, output)
     assert result.returncode == 0, result.stderr
     assert "Scored 1 rows (0 bad)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ending", "break_in_cell"),
+    [(b"\r", "Loved it.\nWould fly again"), (b"\n", "Loved it.\rWould fly again")],
+    ids=["lf-in-a-cr-file", "cr-in-an-lf-file"],
+)
+def test_a_cell_with_the_other_line_break_is_quoted_in_the_output(tmp_path, ending, break_in_cell):
+    """csv quotes a cell for its own line ending's characters only: an LF in a cell of a
+    Mac CR file (Excel's Alt+Enter) went out unquoted and split its row in two."""
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    quoted = '"' + break_in_cell + '"'
+    source.write_bytes(ending.join([b"id,text", f"1,{quoted}".encode(), b"2,awful", b""]))
+
+    result = run_batch(source, scored)
+
+    assert result.returncode == 0, result.stderr
+    with scored.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["id"], row["text"], row["error"]) for row in rows] == [
+        ("1", break_in_cell, ""),
+        ("2", "awful", ""),
+    ]
+    assert scored.read_bytes().endswith(b"," + ending)  # the input's line ending kept
+
+
+def test_a_utf8_byte_order_mark_is_written_back_to_a_csv_output(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, and Excel reads a CSV without one
+    as its ANSI code page: the output keeps it (a JSON Lines output never has one)."""
+    source, scored = tmp_path / "excel.csv", tmp_path / "scored.csv"
+    source.write_bytes("\ufeffid;text\r\n1;Très bien 👍\r\n".encode())
+
+    result = run_batch(source, scored, "--delimiter", ";")
+
+    assert result.returncode == 0, result.stderr
+    assert scored.read_bytes().startswith("\ufeffid;text;label".encode())
+    assert "Très bien 👍" in scored.read_text(encoding="utf-8-sig")
+    lines = tmp_path / "bom.jsonl"
+    lines.write_bytes('\ufeff{"text": "great crew"}\n'.encode())
+    assert run_batch(lines, tmp_path / "out.jsonl").returncode == 0
+    assert json.loads((tmp_path / "out.jsonl").read_bytes())["error"] is None
+
+
+def test_json_lines_a_first_record_without_the_key_is_a_bad_row_and_kept_keys_warn(tmp_path):
+    """JSON writers leave out null fields: a first record without the text key is one bad
+    row, as anywhere else (it stopped the run), and a typo is still refused when none of
+    the first records has the key. An input key the output replaces (a gold ``label``)
+    is said once, as for CSV."""
+    source, scored = tmp_path / "reviews.jsonl", tmp_path / "scored.jsonl"
+    records = [{"id": 1}, {"id": 2, "text": "great crew", "label": "positive"}, {"id": 3}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+    result = run_batch(source, scored)
+
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [1, 3]
+    assert result.stderr.count("are replaced in the output") == 1
+    assert "input keys label are replaced in the output (first on line 2)" in result.stderr
+    out = [json.loads(line) for line in scored.read_text(encoding="utf-8").splitlines()]
+    assert [row["error"] for row in out] == ["No key 'text'.", None, "No key 'text'."]
+
+    result = run_batch(source, scored, "--text-column", "txt")
+    assert result.returncode == 2
+    message = "no key 'txt' in any of the first 3 (the first one's keys: id)"
+    assert f"Error: Invalid value for '--text-column': {message}" in result.stderr  # README
+
+
+def test_a_reader_of_stderr_that_goes_does_not_stop_the_run(tmp_path):
+    """``2>&1 | head -3``: the warnings' reader leaves after three lines; the run goes on
+    and writes OUTPUT (it used to exit 1, 'cannot write OUTPUT: Broken pipe')."""
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    source.write_text("text\n" + "\n".join(['""'] * 2000 + ["great crew"]) + "\n")
+    command = (
+        f"{sys.executable} -m app.batch {source} {scored} --quiet 2>&1 | head -3; "
+        'exit "${PIPESTATUS[0]}"'
+    )
+
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+    assert result.returncode == 0, result.stdout
+    assert len(result.stdout.splitlines()) == 3
+    with scored.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2001 and rows[-1]["label"]
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_path, signum):
+    """SIGTERM (``timeout``, Slurm, Kubernetes) left a half-written partial file and
+    Ctrl-C exited 1, the code of a model that cannot be loaded. The partial file is the
+    run's own (``OUTPUT.partial-PID``: two runs to one OUTPUT wrote into one file)."""
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    with source.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([["text"], *([PHRASES[i % len(PHRASES)]] for i in range(ROWS))])
+    run = subprocess.Popen(
+        [sys.executable, "-m", "app.batch", source, scored, "--quiet", "--batch-size", "64"],
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = tmp_path / f"scored.csv.partial-{run.pid}"
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size) and run.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    run.send_signal(signum)
+
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 128 + signum, stderr
+    name = {2: "SIGINT", 15: "SIGTERM"}[signum]
+    assert f"Stopped by {name}: OUTPUT not written" in stderr and "Aborted" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]

@@ -30,8 +30,8 @@ such file, unknown extension, no such text column) or settings; 1 when the model
 loaded; 65 (``EX_DATAERR``) when a CSV INPUT is empty, its header cannot be read or it ends
 inside a quoted field (cut short), or a gzipped INPUT is not valid gzip or is cut short; 74
 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder, a full
-disk). The output is written to ``OUTPUT.partial`` and renamed when complete; a run
-that fails removes it.
+disk). The output is written to ``OUTPUT.partial-PID`` and renamed when complete; a run
+that fails or is stopped (SIGINT, SIGTERM: exit 130, 143) removes it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import sys
 import time
 import zlib
@@ -84,6 +85,9 @@ WIDE_BOMS = {
     codecs.BOM_UTF16_LE: "UTF-16",
     codecs.BOM_UTF16_BE: "UTF-16",
 }
+UTF8_BOM = "\ufeff"
+# JSON Lines records read before scoring: when none has the text key, it is a typo.
+LOOK_AHEAD_RECORDS = 1000
 # sysexits.h: "an error occurred while doing I/O on some file" (here: writing OUTPUT).
 EXIT_OUTPUT_ERROR = 74
 # sysexits.h: "the input data was incorrect in some way" (here: a gzipped INPUT that is not).
@@ -91,7 +95,7 @@ EXIT_INPUT_ERROR = 65
 
 
 class OutputNotWritable(Exception):
-    """OUTPUT (its ``.partial`` file) could not be created or written; removed again."""
+    """OUTPUT (its ``.partial-PID`` file) could not be created or written; removed again."""
 
 
 class InputNotReadable(Exception):
@@ -182,7 +186,7 @@ def read_lines(
         if first:
             if wide := wide_encoding(line[:4].encode("utf-8", errors=ENCODING_ERRORS)):
                 raise InputNotReadable(f"{path} {wide}")
-            line, first = line.removeprefix("\ufeff"), False  # a byte-order mark
+            first = False
         yield line
 
 
@@ -362,16 +366,27 @@ class CSVWriter:
         self.width = len(header)
         self.empty_cells = len(added) - 1  # all but "error"
         self.writer = csv.writer(output, lineterminator=newline, delimiter=delimiter)
-        self.writer.writerow([header[i] for i in self.keep] + added)
+        # csv quotes a cell for the line break characters of its own line ending only: a
+        # cell holding LF in a CR file (Alt+Enter in Excel for Mac), or a bare CR in an LF
+        # file, went out unquoted and broke its row in two. Such rows are written with
+        # every cell quoted.
+        self.quoted = csv.writer(
+            output, lineterminator=newline, delimiter=delimiter, quoting=csv.QUOTE_ALL
+        )
+        self.writerow([header[i] for i in self.keep] + added)
+
+    def writerow(self, cells: list[str]) -> None:
+        breaks = any("\r" in cell or "\n" in cell for cell in cells)
+        (self.quoted if breaks else self.writer).writerow(cells)
 
     def write(self, row: Row, prediction: Prediction | None) -> None:
         data = (row.data + [""] * self.width)[: self.width]
         kept = [data[i] for i in self.keep]
         if prediction is None:
-            self.writer.writerow(kept + [""] * self.empty_cells + [row.error])
+            self.writerow(kept + [""] * self.empty_cells + [row.error])
             return
         scores = [f"{p:.6f}" for p in prediction.probabilities]
-        self.writer.writerow(
+        self.writerow(
             [*kept, prediction.label, f"{prediction.score:.6f}", *scores, prediction.version, ""]
         )
 
@@ -380,32 +395,38 @@ class JSONLinesFormat:
     """Reads one JSON object a line and writes it back with the prediction keys added."""
 
     def __init__(self, lines: Iterator[str], text_column: str, max_text_chars: int):
-        self.lines = lines
         self.text_column = text_column
         self.max_text_chars = max_text_chars
-        self.first: str | None = next(lines, None)
-        self._check_first_record()
+        self.ahead = list(itertools.islice(lines, LOOK_AHEAD_RECORDS))
+        self.lines = itertools.chain(self.ahead, lines)
+        self._check_text_key()
 
-    def _check_first_record(self) -> None:
-        """A typo in ``--text-column`` shows on the first record: stop before scoring."""
-        try:
-            record = json.loads(self.first or "")
-        except ValueError:
-            return  # a bad row, reported in its place
-        if isinstance(record, dict) and self.text_column not in record:
-            keys = ", ".join(record) or "none"
+    def _check_text_key(self) -> None:
+        """A typo in ``--text-column``: no record of the first ``LOOK_AHEAD_RECORDS`` has
+        the key; stop before scoring. One record without it is only a bad row (JSON
+        writers leave out null fields), wherever it stands."""
+        objects = []
+        for line in self.ahead:
+            with contextlib.suppress(ValueError):  # a bad row, reported in its place
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    if self.text_column in record:
+                        return
+                    objects.append(record)
+        if objects:
+            keys = ", ".join(objects[0]) or "none"
+            count = len(objects)
+            where = "the first record" if count == 1 else f"any of the first {count:,}"
             raise click.BadParameter(
-                f"the first record has no key {self.text_column!r} (its keys: {keys})",
+                f"no key {self.text_column!r} in {where} (the first one's keys: {keys})",
                 param_hint="'--text-column'",
             )
 
     def input_columns(self) -> list[str]:
-        return []  # keys can differ from row to row
+        return []  # keys can differ from row to row: the writer warns
 
     def rows(self) -> Iterator[Row]:
-        if self.first is None:
-            return
-        for number, line in enumerate(itertools.chain([self.first], self.lines), start=1):
+        for number, line in enumerate(self.lines, start=1):
             yield self._row(number, line)
 
     def _row(self, number: int, line: str) -> Row:
@@ -456,8 +477,15 @@ class JSONLinesWriter:
     def __init__(self, output: IO[str], added: list[str]):
         self.output = output
         self.added = added
+        self.replaced: set[str] = set()
 
     def write(self, row: Row, prediction: Prediction | None) -> None:
+        if replaced := [key for key in row.data if key in self.added and key not in self.replaced]:
+            self.replaced.update(replaced)
+            warn(
+                f"warning: input keys {', '.join(replaced)} are replaced in the output (first "
+                f"on line {row.line})"
+            )
         record = {key: value for key, value in row.data.items() if key not in self.added}
         if prediction is None:
             record.update(dict.fromkeys(self.added))
@@ -534,7 +562,9 @@ def score_file(
     added = output_columns(predictor.bundle.classes)
     summary = Summary()
     started = time.perf_counter()
-    partial = output_path.with_name(output_path.name + ".partial")
+    # Its own name per run: two runs writing the same OUTPUT wrote into one file (one
+    # announced the other's rows). The last run to finish now leaves its whole file.
+    partial = output_path.with_name(f"{output_path.name}.partial-{os.getpid()}")
 
     with (
         input_path.open("rb") as stored,
@@ -549,6 +579,13 @@ def score_file(
         lines = read_lines(binary, progress, stored.tell, input_path, kind in ("csv", "tsv"))
         if gzipped(input_path):
             lines = gzip_lines(lines, input_path)
+        # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is taken off the first line and
+        # written back at the start of a CSV output: without it Excel reads the file as
+        # its ANSI code page and garbles every accent and emoji.
+        first_line = next(lines, None)
+        bom = first_line is not None and first_line.startswith(UTF8_BOM)
+        if first_line is not None:
+            lines = itertools.chain([first_line.removeprefix(UTF8_BOM)], lines)
         source: CSVFormat | JSONLinesFormat
         if kind in ("csv", "tsv"):
             separator = "\t" if kind == "tsv" else delimiter
@@ -563,6 +600,8 @@ def score_file(
             with opener(
                 partial, "wt", encoding="utf-8", errors=ENCODING_ERRORS, newline=""
             ) as output:
+                if bom and kind != "jsonl":
+                    output.write(UTF8_BOM)
                 writer = source.writer(output, added)
                 batch: list[Row] = []
                 for row in source.rows():
@@ -606,7 +645,15 @@ def _score_batch(
 
 
 def warn(message: str) -> None:
-    click.echo(message, err=True)
+    """A line on stderr. A reader that has gone (``2>&1 | head -3``) does not stop the
+    run: the rest goes to /dev/null, as Python's documentation advises, rather than a
+    BrokenPipeError blamed on OUTPUT."""
+    try:
+        click.echo(message, err=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+        os.close(devnull)
 
 
 def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
@@ -630,6 +677,20 @@ def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
             param_hint="'--model-version'",
         )
     return model_dir
+
+
+def stop_on_signals() -> None:
+    """SIGINT (Ctrl-C) and SIGTERM (``timeout``, Slurm, Kubernetes) stop the run with
+    128 + the signal's number, as a shell reports it, after ``score_file`` has removed the
+    unfinished output: SIGTERM used to leave it half-written, and Ctrl-C exited 1 (click's
+    "Aborted!"), the code of a model that cannot be loaded."""
+
+    def stop(signum: int, _frame: object) -> None:
+        warn(f"Stopped by {signal.Signals(signum).name}: OUTPUT not written")
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
 
 
 def exit_on_bad_setting() -> None:
@@ -720,6 +781,7 @@ def score_command(
     Adds label, score, p_<class>, version and error to every row; bad rows are reported with their
     line numbers and written with an empty label. Prints rows/s to stderr at the end.
     """
+    stop_on_signals()
     exit_on_bad_setting()
     if input_path.resolve() == output_path.resolve():
         raise click.UsageError("OUTPUT must not be INPUT")
