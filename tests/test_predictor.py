@@ -27,6 +27,7 @@ from app.serving.predictor import (
     ModelBundleError,
     Predictor,
     load_model_bundle,
+    read_model_folder,
 )
 
 
@@ -175,6 +176,24 @@ DAMAGES = [
         lambda d: _edit_json(d / METADATA_FILE, lambda m: m.pop("version")),
         METADATA_FILE,
         "version",
+    ),
+    # Values of the wrong type were tracebacks at start-up, or a version no URL reaches.
+    *(
+        (lambda d, change=change: _edit_json(d / METADATA_FILE, change), METADATA_FILE, problem)
+        for change, problem in [
+            (lambda m: m.update(version="1.0"), "'version' must be a whole number"),
+            (lambda m: m.update(version="05"), "without leading zeros"),
+            (lambda m: m.update(classes=3), "'classes' must list two or more"),
+            (lambda m: m.update(classes=["negative", "negative", "positive"]), "different"),
+            (lambda m: m.update(name=""), "'name' must be a non-empty string"),
+            (lambda m: m.update(training_label_mix=[0.3, 0.4, 0.3]), "'training_label_mix'"),
+            (lambda m: m.update(training_label_mix={"negative": "a third"}), "between 0 and 1"),
+            (lambda m: m.update(reference=[]), "'reference' must be an object"),
+            (
+                lambda m: m.update(reference={"confidence_histogram": {"buckets": [0.5]}}),
+                "one more than the buckets",
+            ),
+        ]
     ),
     (
         lambda d: _edit_json(
@@ -358,6 +377,34 @@ def test_char_segment_wider_than_the_model_takes_is_named(tmp_path):
         f"{folder / PREPROCESSING_FILE}: sequence_length 64 + char_length 264 ids a row "
         "but the model takes 320"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", ["no-pooling", "float-input"])
+def test_a_model_of_another_rank_or_input_type_is_refused_at_load(artifact, mistake):
+    """Embedding then Dense without pooling outputs (batch, ids, classes), and
+    ``keras.Input`` is float32 unless told: both passed the checks, then were a traceback
+    at start-up or a 500 to every request (a version without known answers)."""
+    import keras
+
+    width = read_model_folder(artifact).encoder.width
+    _edit_json(artifact / METADATA_FILE, lambda m: m.pop("known_answers"))
+    if mistake == "no-pooling":
+        ids = keras.Input(shape=(width,), dtype="int32")
+        hidden = keras.layers.Embedding(100, 4)(ids)
+        expected = f"the model outputs shape (None, {width}, 3); expected (batch, 3)"
+    else:
+        ids = keras.Input(shape=(width,))
+        hidden = ids
+        expected = "the model's input is float32; expected int32 token ids"
+    keras.Model(ids, keras.layers.Dense(3, activation="softmax")(hidden)).save(
+        artifact / MODEL_FILE
+    )
+
+    for load in (load_model_bundle, Predictor.load):
+        with pytest.raises(ModelBundleError) as raised:
+            load(artifact)
+        assert str(raised.value).startswith(f"{artifact / MODEL_FILE}: {expected}")
 
 
 def serving_child(prebuilt: Path, tmp: Path, code: str) -> str:

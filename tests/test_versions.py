@@ -178,6 +178,15 @@ def test_shadow_failures_never_reach_the_client(base_dir):
         ({"MODEL_VERSIONS": "1,7"}, "MODEL_VERSIONS=1,7: no folder"),
         ({"ROUTING": "canary"}, "ROUTING=canary needs a 'canary' label"),
         ({"ROUTING": "bandwagon"}, "ROUTING=bandwagon: use one of"),
+        # The candidate alone: the highest version was made stable too, and took it all.
+        (
+            {"MODEL_LABELS": "canary=2", "ROUTING": "canary"},
+            r"MODEL_LABELS: canary=2 and no stable label, so the highest loaded version, 2, "
+            r"would be stable too: name the stable version as well \(e.g. stable=1,canary=2\)",
+        ),
+        # str.isdigit() takes "²", which int() refuses: a traceback.
+        ({"MODEL_VERSIONS": "1,²"}, "MODEL_VERSIONS=1,²: use 'all' or version numbers"),
+        ({"MODEL_LABELS": "stable=²"}, "MODEL_LABELS=stable=²: use label=version pairs"),
     ],
 )
 def test_bad_version_settings_stop_start_up(base_dir, env, message):
@@ -207,6 +216,33 @@ def test_a_label_from_labels_json_is_blamed_on_that_file_not_on_model_labels(tmp
         f"{MODEL_BASE / 'labels.json'}: stable=2 names a version that is not loaded "
         "(loaded: 1); MODEL_LABELS overrides it"
     )
+
+
+def test_labels_json_refusals_name_it_and_an_empty_one_means_no_labels(base_dir, tmp_path):
+    """A labels.json that is ``{}`` means no labels (the highest version is stable); one
+    that does not parse is named, not MODEL_LABELS, which was not set."""
+    from app.serving.predictor import ModelBundleError
+
+    base = shutil.copytree(base_dir, tmp_path / "base")
+    (base / "²").mkdir()  # a folder no version can be: ignored, as "06" is
+    (base / "labels.json").write_text("{}")
+    app = two_version_app(base, MODEL_LABELS="")
+    assert app.test_client().get("/ready").get_json()["versions"] == ["1", "2"]
+    assert answered_by(app.test_client().post("/classify", json={"review": REVIEW})) == "2"
+
+    (base / "labels.json").write_text('{"stable": "two"}')
+    with pytest.raises(ModelBundleError) as refused:
+        two_version_app(base, MODEL_LABELS="")
+    assert str(refused.value) == (
+        f"{base / 'labels.json'} (stable=two): use label=version pairs such as stable=2,canary=1"
+    )
+
+
+def test_model_dir_overrides_model_labels(base_dir):
+    """README: MODEL_DIR "overrides the three above"; a rollout's leftover MODEL_LABELS
+    naming other versions stopped a folder served alone."""
+    app = two_version_app(base_dir, MODEL_DIR=str(base_dir / "2"), MODEL_LABELS="stable=2,canary=3")
+    assert app.test_client().get("/ready").get_json()["versions"] == ["2"]
 
 
 # --- A real Gunicorn with two versions -------------------------------------------------

@@ -48,7 +48,10 @@ def prebuild(base_dir: Path) -> list[Path]:
     folders = sorted(
         d
         for d in base_dir.iterdir()
-        if d.name.isdigit() and d.is_dir() and not (d / predictor.IR_FILE).is_file()
+        if d.name.isascii()
+        and d.name.isdigit()
+        and d.is_dir()
+        and not (d / predictor.IR_FILE).is_file()
     )
     root = predictor.PREBUILT_DIR
     return [export_once(folder, root / export_name(folder / MODEL_FILE)) for folder in folders]

@@ -18,7 +18,9 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +111,7 @@ def read_model_folder(directory: Path) -> ModelBundle:
     for key in ("name", "version", "classes"):
         if key not in metadata:
             raise ModelBundleError(f"{directory / METADATA_FILE}: missing key {key!r}")
+    _check_metadata(directory / METADATA_FILE, metadata)
     try:
         encoder = encoder_from_config(_read_json(directory / PREPROCESSING_FILE), directory)
     except TokenizerFileError as error:  # names the tokenizer's file itself
@@ -125,14 +128,96 @@ def read_model_folder(directory: Path) -> ModelBundle:
     return ModelBundle(directory=directory, model=None, encoder=encoder, metadata=metadata)
 
 
+def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """The values the server reads from ``metadata.json``, each of the type it needs: one
+    of another type was a traceback at start-up (``"version": "1.0"``, a list as
+    ``training_label_mix``) or a version no URL could reach (``"05"``)."""
+    name, version, classes = metadata["name"], metadata["version"], metadata["classes"]
+    if not isinstance(name, str) or not name.strip():
+        raise ModelBundleError(f"{path}: 'name' must be a non-empty string, not {name!r}")
+    if isinstance(version, bool) or not re.fullmatch(r"0|[1-9][0-9]*", str(version)):
+        raise ModelBundleError(
+            f"{path}: 'version' must be a whole number without leading zeros, such as "
+            f'"2", not {version!r}'
+        )
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) and c.strip() for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        raise ModelBundleError(
+            f"{path}: 'classes' must list two or more different names, in the order of the "
+            f"model's outputs, not {classes!r}"
+        )
+    mixes = {"training_label_mix": metadata.get("training_label_mix")}
+    reference = metadata.get("reference")
+    if reference is not None:
+        if not isinstance(reference, dict):
+            raise ModelBundleError(f"{path}: 'reference' must be an object, not {reference!r}")
+        mixes["reference.label_mix"] = reference.get("label_mix")
+        histogram = reference.get("confidence_histogram")
+        if histogram is not None and not (
+            isinstance(histogram, dict)
+            and _numbers(histogram.get("buckets"))
+            and _numbers(histogram.get("counts"))
+            and len(histogram["counts"]) == len(histogram["buckets"]) + 1
+        ):
+            raise ModelBundleError(
+                f"{path}: 'reference.confidence_histogram' must hold 'buckets' (upper bounds) "
+                "and 'counts' (one more than the buckets), both lists of numbers"
+            )
+    for key, mix in mixes.items():
+        if mix is not None and not (
+            isinstance(mix, dict)
+            and set(mix) <= set(classes)
+            and _numbers(list(mix.values()))
+            and all(0 <= share <= 1 for share in mix.values())
+        ):
+            raise ModelBundleError(
+                f"{path}: {key!r} must map class names to shares between 0 and 1, not {mix!r}"
+            )
+
+
+def _numbers(values: Any) -> bool:
+    """A list of finite numbers (booleans are not)."""
+    return isinstance(values, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
+
+
 def _check_model_shape(
-    bundle: ModelBundle, inputs: int, outputs: int, input_length: Any, output_size: Any
+    bundle: ModelBundle,
+    inputs: int,
+    outputs: int,
+    input_shape: tuple[int | None, ...],
+    output_shape: tuple[int | None, ...],
+    input_type: str,
 ) -> None:
-    """The model takes one row of the encoder's length (any length, ``None``, for an
-    encoder whose rows are as wide as the batch) and gives one probability per class."""
+    """The model takes one row of int32 ids of the encoder's length a text (any length,
+    ``None``, for an encoder whose rows are as wide as the batch) and gives one row of
+    probabilities, one per class, a text. A model of another rank or input type used to
+    pass and then fail on its first call (a traceback at start-up, or a 500 to every
+    request to a version without known answers)."""
     model_path = bundle.directory / MODEL_FILE
     if inputs != 1 or outputs != 1:
         raise ModelBundleError(f"{model_path}: expected one input and one output")
+    if len(input_shape) != 2:
+        raise ModelBundleError(
+            f"{model_path}: the model takes shape {_shape(input_shape)}; expected (batch, ids)"
+        )
+    if input_type != "int32":
+        raise ModelBundleError(
+            f"{model_path}: the model's input is {input_type}; expected int32 token ids "
+            '(keras.Input(..., dtype="int32"))'
+        )
+    if len(output_shape) != 2:
+        raise ModelBundleError(
+            f"{model_path}: the model outputs shape {_shape(output_shape)}; expected (batch, "
+            f"{len(bundle.classes)}): one row of probabilities a text (pool the sequence "
+            "before the last layer)"
+        )
+    input_length, output_size = input_shape[-1], output_shape[-1]
     if output_size != len(bundle.classes):
         raise ModelBundleError(
             f"{bundle.directory / METADATA_FILE}: lists {len(bundle.classes)} classes "
@@ -153,6 +238,10 @@ def _check_model_shape(
         )
 
 
+def _shape(dimensions: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in dimensions) + ")"
+
+
 def load_model_bundle(directory: Path) -> ModelBundle:
     """Read and cross-check one artifact folder with its Keras model loaded; raise
     ``ModelBundleError`` naming the file and the problem when anything is missing, corrupt
@@ -171,7 +260,14 @@ def load_model_bundle(directory: Path) -> ModelBundle:
             f"{model_path}: cannot be loaded as a Keras model ({error.__class__.__name__})"
         ) from None
     inputs, outputs = model.inputs, model.outputs
-    _check_model_shape(bundle, len(inputs), len(outputs), inputs[0].shape[-1], outputs[0].shape[-1])
+    _check_model_shape(
+        bundle,
+        len(inputs),
+        len(outputs),
+        tuple(inputs[0].shape),
+        tuple(outputs[0].shape),
+        str(inputs[0].dtype),
+    )
     return dataclasses.replace(bundle, model=model)
 
 
@@ -291,7 +387,10 @@ def export_name(model_path: Path) -> str:
     """The export's folder name: keyed by the model file's bytes and the library versions."""
     import openvino as ov
 
-    key = hashlib.sha256(model_path.read_bytes())
+    try:
+        key = hashlib.sha256(model_path.read_bytes())
+    except OSError as error:  # unreadable: one line, not a traceback
+        raise ModelBundleError(f"{model_path}: cannot be read ({error.strerror})") from None
     key.update(f"{importlib.metadata.version('keras')} {ov.__version__}".encode())
     return f"sentiment-openvino-{key.hexdigest()[:16]}"
 
@@ -455,13 +554,18 @@ def _openvino_infer(
     # graph), which measured 2 MB a worker less than reading it twice.
     with _openvino_refusal(ir_path, "read"):
         model = core.read_model(ir_path)
+
+    def dimensions(port: Any) -> tuple[int | None, ...]:
+        return tuple(None if d.is_dynamic else d.get_length() for d in port.get_partial_shape())
+
     width = model.input().get_partial_shape()[-1]
     _check_model_shape(
         bundle,
         len(model.inputs),
         len(model.outputs),
-        None if width.is_dynamic else width.get_length(),
-        model.output().get_partial_shape()[-1].get_length(),
+        dimensions(model.input()),
+        dimensions(model.output()),
+        str(model.input().get_element_type().to_dtype()),
     )
     if width.is_dynamic:  # rows as wide as the batch (version 3): one graph for all
         # OpenVINO keeps what it prepared for each input shape it has seen (up to 5,000

@@ -58,7 +58,7 @@ class VersionSelection:
         found = {
             path.name: path
             for path in self.base_dir.iterdir()
-            if path.is_dir() and path.name.isdigit() and not path.name.startswith("0")
+            if path.is_dir() and _digits(path.name) and not path.name.startswith("0")
         }
         if self.versions.strip().lower() == "all":
             wanted = sorted(found, key=int)
@@ -87,11 +87,15 @@ class VersionSelection:
         return "MODEL_LABELS" if self.labels.strip() else str(self.base_dir / LABELS_FILE)
 
     def label_map(self) -> dict[str, str]:
-        """Label → version from ``labels``, else from the base folder's labels.json."""
+        """Label → version from ``labels``, else from the base folder's labels.json; none
+        for ``MODEL_DIR``, which overrides both (a rollout's leftover labels stopped a
+        folder served alone)."""
+        if self.model_dir:
+            return {}
         if self.labels.strip():
             return _parse_labels(self.labels)
         path = self.base_dir / LABELS_FILE
-        if self.model_dir or not path.is_file():
+        if not path.is_file():
             return {}
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -99,27 +103,35 @@ class VersionSelection:
             raise ModelBundleError(f"{path}: not readable JSON ({error})") from None
         if not isinstance(data, dict):
             raise ModelBundleError(f"{path}: expected an object of label → version")
-        return _parse_labels(",".join(f"{key}={value}" for key, value in data.items()))
+        if not data:
+            return {}
+        pairs = ",".join(f"{key}={value}" for key, value in data.items())
+        return _parse_labels(pairs, f"{path} ({pairs})")
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" and "３", which int() refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _parse_versions(text: str) -> list[str]:
     versions = [part.strip() for part in text.split(",") if part.strip()]
-    if not versions or not all(part.isdigit() for part in versions):
+    if not versions or not all(_digits(part) for part in versions):
         raise ModelBundleError(f"MODEL_VERSIONS={text}: use 'all' or version numbers: 1,2")
     return [str(int(part)) for part in versions]
 
 
-def _parse_labels(text: str) -> dict[str, str]:
+def _parse_labels(text: str, source: str = "") -> dict[str, str]:
+    """``stable=2,canary=1`` as a dict; a refusal names ``source`` (default: the setting)."""
+    source = source or f"MODEL_LABELS={text}"
     labels: dict[str, str] = {}
     for part in (part.strip() for part in text.split(",")):
         name, _, version = part.partition("=")
         name, version = name.strip(), version.strip()
-        if not _LABEL.fullmatch(name) or not version.isdigit():
-            raise ModelBundleError(
-                f"MODEL_LABELS={text}: use label=version pairs such as stable=2,canary=1"
-            )
+        if not _LABEL.fullmatch(name) or not _digits(version):
+            raise ModelBundleError(f"{source}: use label=version pairs such as stable=2,canary=1")
         if name in labels:
-            raise ModelBundleError(f"MODEL_LABELS={text}: label {name!r} given twice")
+            raise ModelBundleError(f"{source}: label {name!r} given twice")
         labels[name] = str(int(version))
     return labels
 
@@ -147,8 +159,16 @@ class ModelRegistry:
                     + ("" if labels_from == "MODEL_LABELS" else "; MODEL_LABELS overrides it")
                 )
         self.labels = dict(labels)
-        # Without a stable label, the highest loaded version is stable.
-        self.labels.setdefault(STABLE, next(reversed(self.versions)))
+        # Without a stable label, the highest loaded version is stable: unless that is the
+        # canary (MODEL_LABELS=canary=5 made the candidate stable and sent it all traffic).
+        highest = next(reversed(self.versions))
+        if STABLE not in labels and labels.get(CANARY) == highest:
+            raise ModelBundleError(
+                f"{labels_from}: canary={highest} and no stable label, so the highest loaded "
+                f"version, {highest}, would be stable too: name the stable version as well "
+                f"(e.g. stable={next(iter(self.versions))},canary={highest})"
+            )
+        self.labels.setdefault(STABLE, highest)
 
     @classmethod
     def load(
