@@ -168,6 +168,8 @@ def test_repeats_unknown_ids_and_conflicts(store_app):
         {"request_id": "a" * 201, "label": "positive"},
         # Shorter than any id the server keeps (it makes its own for a caller's short one).
         {"request_id": "a" * 19, "label": "positive"},
+        # An id read from a log line with its newline ($ matched before it: then a 404).
+        {"request_id": "a" * 32 + "\n", "label": "positive"},
         {"request_id": 42, "label": "positive"},
         [],
         [{"request_id": "a" * 32, "label": "positive"}] * 65,
@@ -633,6 +635,22 @@ def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_
     assert store.summary(time.time()).predictions == {"1": 1}
 
 
+def test_a_retention_shorter_than_ten_hours_is_kept_within_a_tenth_of_it(
+    make_app, database_url, direct_store
+):
+    """Retention ran hourly whatever its length: records kept for 86 s (the shortest
+    setting, for privacy) lived up to an hour. Now every tenth of it: 8.6 s."""
+    store = direct_store(database_url)
+    make_app(DATABASE_URL=database_url, PREDICTION_RETENTION_DAYS=0.001)
+    time.sleep(1)  # past the recorder's first round, which runs at start
+    store.record([PredictionRecord("aged-00000000000000000", 0, "1", "positive", 0.9, 0.0)])
+    assert store.summary(time.time()).predictions == {"1": 1}
+    deadline = time.monotonic() + 20
+    while store.summary(time.time()).predictions and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.summary(time.time()).predictions == {}
+
+
 def test_feedback_and_quality_metrics(store_app):
     client = store_app.test_client()
     response = classify(client, {"reviews": REVIEWS})
@@ -753,6 +771,8 @@ def test_bandit_state_is_shared_through_the_database(make_app, two_versions, dat
     report = second.test_client().get("/monitoring").get_json()
     assert report["routing"] == "bandit"
     assert sum(v["bandit_share"] for v in report["versions"]) == pytest.approx(1)
+    # Rounded to 4 places as every other figure (it read 0.5026999999999999).
+    assert all(round(v["bandit_share"], 4) == v["bandit_share"] for v in report["versions"])
 
 
 def test_bandit_needs_two_versions(make_app):

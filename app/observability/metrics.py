@@ -287,7 +287,8 @@ class ServiceMetrics:
             ),
             batch_size=Histogram(
                 "sentiment_batch_size",
-                "Texts per inference call, by model version.",
+                "Texts per request (a batch's reviews; dynamic batching and calls of at most "
+                "512 word pieces may score them in other calls), by model version.",
                 ["version"],
                 buckets=BATCH_BUCKETS,
                 registry=registry,
@@ -301,7 +302,7 @@ class ServiceMetrics:
             ),
             model_requests=Counter(
                 "sentiment_model_requests",
-                "Inference calls by version and outcome (ok, or error: the model raised).",
+                "Requests to a model version by outcome (ok, or error: the model raised).",
                 ["version", "outcome"],
                 registry=registry,
             ),

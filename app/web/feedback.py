@@ -63,6 +63,8 @@ BANDIT_REFRESH_SECONDS = 2.0
 GAUGES_REFRESH_SECONDS = 30.0
 # How long a request waits for its turn on the database (``Feedback.turn``), else 503.
 DATABASE_TURN_SECONDS = 0.25
+# Retention runs hourly, or every tenth of the retention when that is shorter (a retention
+# of minutes, for privacy, kept records up to an hour past it).
 RETENTION_EVERY_SECONDS = 3600.0
 
 
@@ -124,7 +126,7 @@ class Feedback:
         )
         periodic: list[tuple[float, Any]] = [
             (GAUGES_REFRESH_SECONDS, self.refresh_gauges),
-            (RETENTION_EVERY_SECONDS, self.delete_expired),
+            (min(RETENTION_EVERY_SECONDS, self.retention_days * 8640), self.delete_expired),
         ]
         if models.router.bandit is not None:
             periodic.insert(0, (BANDIT_REFRESH_SECONDS, self.refresh_bandit))
@@ -238,7 +240,8 @@ class Feedback:
                 entry["against_stable"] = quality.against_stable(
                     summary.confusion.get(version, {}), stable, summary.confusion.get(stable, {})
                 )
-            entry["bandit_share"] = shares.get(version)
+            share = shares.get(version)
+            entry["bandit_share"] = None if share is None else round(share, 4)
             versions.append(entry)
         return {
             "database": self.store.dialect,

@@ -68,6 +68,17 @@ class Base64Pattern(validate.Regexp):
         return value
 
 
+class WholeMatch(validate.Regexp):
+    """``Regexp`` matched against the whole value: marshmallow's ``re.match`` lets a
+    pattern's ``$`` match before a final newline, so a request id read from a log line
+    with its ``\n`` passed the check (and was then not found)."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class CountedLength(validate.Length):
     """``Length`` whose messages may say the length found: ``{length}``."""
 
@@ -773,7 +784,7 @@ def feedback_item_schema(classes: list[str]) -> Schema:
         {
             "request_id": fields.String(
                 required=True,
-                validate=validate.Regexp(
+                validate=WholeMatch(
                     REQUEST_ID_PATTERN, error="Send the X-Request-ID of an earlier answer."
                 ),
                 metadata={
@@ -825,7 +836,7 @@ class FeedbackQuerySchema(Schema):
         },
     )
     after = fields.String(
-        validate=validate.Regexp(
+        validate=WholeMatch(
             FEEDBACK_CURSOR_PATTERN, error="Send the `after` of a `next` link, unchanged."
         ),
         metadata={"description": "Where the page starts: take it from the last page's `next`."},
