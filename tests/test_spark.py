@@ -269,6 +269,34 @@ def test_other_separators_score_as_app_batch_does(
     assert got[8]["error"] == expected[8]["error"] != ""
 
 
+def test_paths_with_spaces_and_hashes_score_without_a_master(tmp_path):
+    """Excel's file names have spaces: a local path was percent-encoded twice ("not
+    found"; an OUTPUT written as "my%20scored.jsonl"), and a '#' cut the name. Without
+    --master (README: local[*]) the job's workers ran the system's python3 (exit 1): the
+    local run's settings held only when --master was given."""
+    folder = tmp_path / "in dir"
+    folder.mkdir()
+    source = folder / "my reviews #1.csv"
+    source.write_text("id,text\n1,great crew\n2,\n", encoding="utf-8")
+    output = tmp_path / "my scored #1.jsonl"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON", "SPARK_LOCAL_IP")}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "app.spark", source, output],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (2, 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in dir", "my scored #1.jsonl"]
+    rows = sorted(read_json_parts(output), key=lambda row: row["id"])
+    assert [(row["id"], row["error"] is None) for row in rows] == [("1", True), ("2", False)]
+
+
 def test_a_failed_job_leaves_no_output(tmp_path):
     """A corrupt part in a folder of Parquet parts: exit 1, no OUTPUT, no partial folder."""
     import pyarrow as pa

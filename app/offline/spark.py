@@ -30,6 +30,7 @@ import functools
 import gzip
 import io
 import os
+import re
 import sys
 import tempfile
 import time
@@ -201,7 +202,7 @@ def score_partition(plan: ScoringPlan) -> Any:
 def extension(path: str) -> str:
     """``path``'s extension in lower case; a text format's (app.batch's) before ``.gz``:
     Spark reads "reviews.csv.gz" gzipped, one task a file."""
-    name = Path(urlparse(path).path.rstrip("/"))
+    name = Path(path_part(path).rstrip("/"))
     if gzipped(name) and Path(name.stem).suffix.lower() in FORMATS:
         name = Path(name.stem)
     return name.suffix.lower()
@@ -213,7 +214,7 @@ def csv_separator(path: str, delimiter: str) -> str:
 
 
 def data_format(path: str, formats: dict[str, str], what: str) -> str:
-    suffix = extension(path) if what == "INPUT" else Path(urlparse(path).path).suffix.lower()
+    suffix = extension(path) if what == "INPUT" else Path(path_part(path)).suffix.lower()
     if suffix in formats:
         return formats[suffix]
     if what == "INPUT" and not suffix:
@@ -226,9 +227,21 @@ def is_local(path: str) -> bool:
     return urlparse(path).scheme in ("", "file")
 
 
+def path_part(path: str) -> str:
+    """A URI's path; a plain path or a ``file:`` URI whole, as Hadoop reads them: their
+    ``#`` is a character of the name ("reviews#1.csv" read as "reviews" plus a fragment
+    was "does not exist")."""
+    scheme = urlparse(path).scheme
+    if scheme == "file":
+        return re.sub(r"^file:(//)?", "", path)
+    return urlparse(path).path if scheme else path
+
+
 def local_uri(path: str) -> str:
-    """An absolute ``file:`` URI for a local path, so that every process reads the same file."""
-    return Path(urlparse(path).path).resolve().as_uri() if is_local(path) else path
+    """An absolute ``file:`` URI for a local path, so that every process reads the same file.
+    Not percent-encoded: Hadoop's ``Path`` encodes what it is given, so "my reviews.csv"
+    became "my%2520reviews.csv" (not found; an OUTPUT written under a %20 name)."""
+    return f"file://{Path(path_part(path)).resolve()}" if is_local(path) else path
 
 
 @dataclass
@@ -248,6 +261,12 @@ def start_spark(master: str | None) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("sentiment-scoring")
+    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # Not under spark-submit (which starts this process with its gateway's port): the
+        # master Spark would pick, made explicit so that a local run's settings below hold
+        # (without them the workers ran the system's python3, and the UI listened on
+        # every interface).
+        master = "local[*]"
     if master is not None:
         builder = builder.master(master)
     if master is not None and master.startswith("local"):
@@ -458,17 +477,17 @@ def check_arguments(input_path: str, output_path: str, delimiter: str) -> str:
         delimiter, ".csv" in (extension(input_path), extension(output_path))
     )
     if is_local(input_path):
-        local = Path(urlparse(input_path).path)
+        local = Path(path_part(input_path))
         if not local.exists():
             raise click.BadParameter(f"{input_path} does not exist", param_hint="'INPUT'")
         text_file = local.is_file() and extension(input_path) != ".parquet"
         if text_file and (wide := wide_encoding(first_bytes(local))):
             raise click.BadParameter(f"{input_path} {wide}", param_hint="'INPUT'")
     if is_local(output_path):
-        output = Path(urlparse(output_path).path)
+        output = Path(path_part(output_path))
         if not output.resolve().parent.is_dir():
             raise click.UsageError(f"OUTPUT's folder does not exist: {output.parent}")
-        if is_local(input_path) and output.resolve() == Path(urlparse(input_path).path).resolve():
+        if is_local(input_path) and output.resolve() == Path(path_part(input_path)).resolve():
             raise click.UsageError("OUTPUT must not be INPUT")
     return delimiter
 
