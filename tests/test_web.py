@@ -1241,9 +1241,16 @@ def test_one_review_is_waited_for_a_bounded_time_and_can_be_cancelled(start_serv
         cancel.click()
         wait_for(browser, lambda: status.text == "Cancelled.", "Cancel")
         assert not cancel.is_displayed()
+        # Focus goes to Classify when Cancel hides under it (it fell to the page's body).
+        assert browser.switch_to.active_element.get_attribute("id") == "classify"
         classify_in_page(browser, POSITIVE)
         by_test_id(browser, "review-input").send_keys(Keys.ESCAPE)
         wait_for(browser, lambda: status.text == "Cancelled.", "Escape")
+        # Escape cancels with focus on an example too (it worked in the form only).
+        browser.find_element(By.CSS_SELECTOR, "button.example").click()
+        assert status.text == "Classifying…"
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+        wait_for(browser, lambda: status.text == "Cancelled.", "Escape on an example")
         started = time.monotonic()
         classify_in_page(browser, NEGATIVE)
         alert = browser.find_element(By.ID, "error")
@@ -1260,6 +1267,58 @@ def test_one_review_is_waited_for_a_bounded_time_and_can_be_cancelled(start_serv
     wait_for_label(browser, api(server, "/classify", {"review": NEGATIVE})["label"])
 
 
+def test_a_comparison_is_only_shown_under_the_text_it_is_for(server, browser):
+    """An edit clears the columns (they stayed under a new text), and a comparison whose
+    answers come late never overwrites a newer one (it did, seconds later)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    compare = by_test_id(browser, "version-compare")
+    summary = compare.find_element(By.ID, "compare-summary")
+    put_review(browser, NEGATIVE)
+    compare.find_element(By.ID, "compare-button").click()
+    wait_for(browser, lambda: summary.text.startswith("Both say"), "a comparison")
+    by_test_id(browser, "review-input").send_keys(" Or was it?")
+    assert summary.text == "" and compare.find_elements(By.CSS_SELECTOR, ".compare-column") == []
+
+    # Answers for a text starting "SLOW" come 2 s late, as a slow version's would.
+    browser.execute_script(
+        """const original = window.fetch;
+        window.fetch = async (url, init) => {
+          const slow = init && String(init.body).includes("SLOW");
+          if (slow) await new Promise((resolve) => setTimeout(resolve, 2000));
+          return original(url, init);
+        };"""
+    )
+    put_review(browser, "SLOW " + NEGATIVE)
+    compare.find_element(By.ID, "compare-button").click()
+    put_review(browser, POSITIVE)
+    compare.find_element(By.ID, "compare-button").click()
+    label = api(server, "/classify", {"review": POSITIVE})["label"]
+    wait_for(browser, lambda: summary.text.startswith(f"Both say {label}"), "the new comparison")
+    time.sleep(2.5)  # past the first comparison's answers
+    assert summary.text.startswith(f"Both say {label}")
+    assert api(server, "/classify", {"review": NEGATIVE})["label"] != label
+
+
+def test_buttons_do_nothing_before_the_page_s_script_runs(server, browser):
+    """On a slow connection Classify could be clicked before the script ran: the browser
+    posted the form itself and showed the API's raw 415 in place of the page."""
+    set_viewport(browser, *VIEWPORTS["desktop"])
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        browser.get(server.url + "/")
+        by_test_id(browser, "review-input").send_keys(POSITIVE)
+        by_test_id(browser, "classify-button").click()
+        browser.find_element(By.ID, "batch-score").click()
+        time.sleep(0.5)
+        assert browser.current_url == server.url + "/"
+        assert "unsupported_media_type" not in browser.page_source
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    classify_in_page(browser, POSITIVE)
+    wait_for_label(browser, api(server, "/classify", {"review": POSITIVE})["label"])
+
+
 def in_accessibility_tree(driver: webdriver.Chrome, element_id: str) -> bool:
     """Whether Chromium's accessibility tree (what a screen reader reads) has the element."""
     root = driver.execute_cdp_cmd("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
@@ -1273,6 +1332,9 @@ def in_accessibility_tree(driver: webdriver.Chrome, element_id: str) -> bool:
 
 
 LIVE_REGIONS = ["status", "summary", "batch-progress-text", "batch-status", "batch-shown"]
+# Filled at once when the answer shows ("Working out which words mattered…"): a live
+# region in a part shown in the same step was not in the tree, and not announced.
+EXPLAIN_STATUS = "explain-status"
 
 
 @pytest.mark.slow
@@ -1285,6 +1347,7 @@ def test_live_regions_are_known_to_screen_readers_before_their_first_words(serve
         assert element.get_attribute("aria-live") == "polite", element_id
         assert element.text == "", element_id
         assert in_accessibility_tree(browser, element_id), element_id
+    assert in_accessibility_tree(browser, EXPLAIN_STATUS)
     # Nothing shows of the outputs but their empty live regions.
     assert not browser.find_element(By.ID, "result").is_displayed()
     assert not browser.find_element(By.ID, "batch-results").is_displayed()
@@ -1602,6 +1665,13 @@ def test_a_keyed_server_s_page_asks_for_the_key_and_keeps_it_in_the_tab(start_se
 
     classify_in_page(browser, POSITIVE)
     error_says("error", "This server needs an API key. Enter it in the API key field above.")
+    # A key pasted with a zero-width space: fetch cannot send it (it said "could not be
+    # reached"). And the footer's JSON link, which cannot carry the key, is not offered.
+    field.send_keys(key + "\u200b")
+    classify_in_page(browser, POSITIVE)
+    error_says("error", "That API key has a character a key cannot have")
+    field.clear()
+    assert browser.find_elements(By.LINK_TEXT, "Model details (JSON)") == []
     field.send_keys("w" * 36)
     classify_in_page(browser, POSITIVE)
     error_says("error", "The server does not accept that API key.")

@@ -19,9 +19,17 @@ if (keyField) {
   keyField.addEventListener("input", () => sessionStorage.setItem(KEY_STORE, keyField.value.trim()));
 }
 
-/** Headers for a call: JSON, and the API key when the page has one. */
+/** Headers for a call: JSON, and the API key when the page has one. A key with a
+ * character no header can carry (a zero-width space or curly quotes, pasted with it) is a
+ * PlainError about the key: fetch threw a TypeError, shown as "could not be reached". */
 function headers(extra = {}) {
   const key = keyField ? keyField.value.trim() : "";
+  if (/[^\x21-\x7e]/.test(key)) {
+    throw new PlainError(
+      "That API key has a character a key cannot have (a space, quote or invisible " +
+        "character pasted with it?). Type or paste it again above.",
+    );
+  }
   return { Accept: "application/json", ...extra, ...(key ? { Authorization: `Bearer ${key}` } : {}) };
 }
 
@@ -94,10 +102,11 @@ export const TIMEOUT_MS = 30_000;
  * aborts (then the AbortError is thrown as is: the caller asked for it). The response and
  * its JSON body (null when it has none), or a PlainError. */
 async function request(url, init, { signal, timeout = TIMEOUT_MS } = {}) {
+  const sent = headers(init.headers);
   const limit = AbortSignal.timeout(timeout);
   const both = signal ? AbortSignal.any([signal, limit]) : limit;
   try {
-    const response = await fetch(url, { ...init, headers: headers(init.headers), signal: both });
+    const response = await fetch(url, { ...init, headers: sent, signal: both });
     // Reading the body can be cut short too; a body that is not JSON is null.
     const answer = await response.json().catch((error) => {
       if (both.aborted) throw error;

@@ -10,4 +10,7 @@ const chosenVersion = () => (picker ? picker.value : "");
 
 setUpSingle(config, chosenVersion);
 setUpBatch(config, chosenVersion);
+// The buttons come disabled: clicked before this script ran, Classify posted the form
+// itself and the browser showed the API's raw 415.
+for (const button of document.querySelectorAll("[data-needs-script]")) button.disabled = false;
 document.documentElement.dataset.ready = "true";

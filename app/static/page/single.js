@@ -215,10 +215,17 @@ export function setUpSingle(config, chosenVersion) {
 
   // A new request aborts the one on its way (its answer or explanation is for a text no
   // longer asked about) and starts at once; Cancel (or Escape) aborts it and says so.
+  // Cancel hides when nothing is on its way: focus on it would fall to the page's body
+  // (a keyboard or screen-reader user lost their place), so it goes to Classify.
+  function hideCancel() {
+    if (document.activeElement === cancelButton) button.focus();
+    cancelButton.hidden = true;
+  }
+
   async function classify() {
     if (pending) pending.abort();
     pending = null;
-    cancelButton.hidden = true;
+    hideCancel();
     status.textContent = "";
     const text = review.value;
     const version = chosenVersion();
@@ -252,7 +259,7 @@ export function setUpSingle(config, chosenVersion) {
     } finally {
       if (pending === mine) {
         pending = null;
-        cancelButton.hidden = true;
+        hideCancel();
         if (!mine.cancelled) status.textContent = "";
       }
     }
@@ -275,14 +282,17 @@ export function setUpSingle(config, chosenVersion) {
     }
   });
   cancelButton.addEventListener("click", cancel);
-  form.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") cancel();
+  // Escape anywhere but in the batch section (its own Escape cancels a batch): focus is
+  // on an example or the answer's buttons as often as in the form.
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !event.target.closest?.("#batch")) cancel();
   });
   explainClass.addEventListener("change", renderExplanation);
   for (const button of document.querySelectorAll("button.example")) {
     button.addEventListener("click", () => {
       example = config.examples.find((item) => item.text === button.dataset.text);
       review.value = example.text;
+      review.dispatchEvent(new Event("input")); // a comparison of the old text is cleared
       classify();
     });
   }
@@ -314,22 +324,40 @@ function setUpCompare(config, review, problemWith, bandsOf) {
     return article;
   }
 
+  // The comparison on its way: a new one, or an edit of the text, aborts it, so that
+  // columns are only ever shown under the text they are for (a late answer for an
+  // earlier text overwrote a newer one, and an edited text kept the old columns).
+  let comparing = null;
+
+  function clear() {
+    if (comparing) comparing.abort();
+    comparing = null;
+    button.removeAttribute("aria-disabled");
+    hideError(error);
+    results.replaceChildren();
+    summary.textContent = "";
+  }
+
   async function compare() {
+    clear();
     const text = review.value;
     const problem = problemWith(text);
     if (problem) {
       showError(error, problem);
-      results.replaceChildren();
-      summary.textContent = "";
       return;
     }
     const versions = [$("compare-a").value, $("compare-b").value];
+    const mine = new AbortController();
+    comparing = mine;
     button.setAttribute("aria-disabled", "true");
     summary.textContent = "Comparing…";
     try {
       const answers = await Promise.all(
-        versions.map((version) => postJSON(withVersion(config.urls.classify, version), { review: text })),
+        versions.map((version) =>
+          postJSON(withVersion(config.urls.classify, version), { review: text }, { signal: mine.signal }),
+        ),
       );
+      if (comparing !== mine) return;
       hideError(error);
       results.replaceChildren(...answers.map(column));
       const [a, b] = answers;
@@ -338,12 +366,20 @@ function setUpCompare(config, review, problemWith, bandsOf) {
           ? `Both say ${a.label} (${percent(a.score)} and ${percent(b.score)}).`
           : `They disagree: version ${a.model.version} says ${a.label}, version ${b.model.version} says ${b.label}.`;
     } catch (problem) {
+      if (comparing !== mine || problem.name === "AbortError") return;
       showError(error, problem);
       summary.textContent = "";
     } finally {
-      button.removeAttribute("aria-disabled");
+      if (comparing === mine) {
+        comparing = null;
+        button.removeAttribute("aria-disabled");
+      }
     }
   }
 
   button.addEventListener("click", compare);
+  review.addEventListener("input", () => {
+    if (comparing || results.childElementCount || summary.textContent) clear();
+  });
+  for (const select of [$("compare-a"), $("compare-b")]) select.addEventListener("change", clear);
 }
