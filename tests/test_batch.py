@@ -680,3 +680,24 @@ def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_pa
     name = {2: "SIGINT", 15: "SIGTERM"}[signum]
     assert f"Stopped by {name}: OUTPUT not written" in stderr and "Aborted" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]
+
+
+def test_a_model_dir_setting_that_is_no_folder_is_named_not_an_option(tmp_path):
+    """MODEL_DIR pointing nowhere (relative, from another folder) blamed --model-version,
+    an option that was not given."""
+    source = tmp_path / "reviews.csv"
+    source.write_text("text\ngreat crew\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "app.batch", source, tmp_path / "out.csv", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MODEL_DIR": "model/sentiment/1"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        "Error: MODEL_DIR=model/sentiment/1: not a folder (a relative path is read from the "
+        f"current folder, {tmp_path})"
+    ) in result.stderr
+    assert "--model-version" not in result.stderr

@@ -668,6 +668,11 @@ def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
         model_dir = model_version_dir(model_version)
     except ModelBundleError as error:
         raise click.ClickException(f"model failed to load: {error}") from None
+    if not model_dir.is_dir() and model_version is None:  # MODEL_DIR, not an option
+        raise click.UsageError(
+            f"MODEL_DIR={Config.MODEL_DIR}: not a folder (a relative path is read from the "
+            f"current folder, {Path.cwd()})"
+        )
     if not model_dir.is_dir():
         base = Path(Config.MODEL_BASE_DIR)
         found = base.iterdir() if base.is_dir() else []
