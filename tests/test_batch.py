@@ -701,3 +701,34 @@ def test_a_model_dir_setting_that_is_no_folder_is_named_not_an_option(tmp_path):
         f"current folder, {tmp_path})"
     ) in result.stderr
     assert "--model-version" not in result.stderr
+
+
+def test_json_lines_read_ahead_only_to_the_first_record_with_the_key():
+    """The check for a typo'd text key reads records until one has it, not always 1,000:
+    wide records (pages of HTML) are held a batch at a time."""
+    from app.offline.batch import JSONLinesFormat
+
+    lines = iter([json.dumps({"id": 1}), json.dumps({"text": "great"}), *(["{}"] * 5000)])
+    JSONLinesFormat(lines, "text", 5000)
+    assert len(list(lines)) == 5000
+
+
+def test_spark_reads_a_file_uri_s_path_whole_and_finds_a_configured_master(tmp_path, monkeypatch):
+    """app.spark: a '#' is part of a local name; file://localhost/ is local; without
+    --master, a master from spark-defaults.conf or PYSPARK_SUBMIT_ARGS is kept (an edge
+    node's YARN), else local[*]."""
+    from app.offline.spark import configured_master, path_part
+
+    assert path_part("reviews #1.csv") == "reviews #1.csv"
+    assert path_part("file:///data/reviews #1.csv") == "/data/reviews #1.csv"
+    assert path_part("FILE://localhost/data/r.csv") == "/data/r.csv"
+    assert path_part("s3a://bucket/reviews.csv") == "/reviews.csv"
+    for name in ("PYSPARK_GATEWAY_PORT", "PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR", "SPARK_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    assert not configured_master()
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--master yarn pyspark-shell")
+    assert configured_master()
+    monkeypatch.delenv("PYSPARK_SUBMIT_ARGS")
+    (tmp_path / "spark-defaults.conf").write_text("spark.master  yarn\n", encoding="utf-8")
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    assert configured_master()

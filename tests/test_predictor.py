@@ -189,6 +189,13 @@ DAMAGES = [
             (lambda m: m.update(training_label_mix=[0.3, 0.4, 0.3]), "'training_label_mix'"),
             (lambda m: m.update(training_label_mix={"negative": "a third"}), "between 0 and 1"),
             (lambda m: m.update(reference=[]), "'reference' must be an object"),
+            # A null got past the server's .get(key, {}): a traceback, or a 500 later.
+            (lambda m: m.update(training_label_mix=None), "'training_label_mix' must map"),
+            (lambda m: m.update(reference={"label_mix": None}), "'reference.label_mix'"),
+            (
+                lambda m: m.update(reference={"confidence_histogram": None}),
+                "'reference.confidence_histogram'",
+            ),
             (
                 lambda m: m.update(reference={"confidence_histogram": {"buckets": [0.5]}}),
                 "one more than the buckets",

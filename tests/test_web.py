@@ -1299,6 +1299,26 @@ def test_a_comparison_is_only_shown_under_the_text_it_is_for(server, browser):
     assert api(server, "/classify", {"review": NEGATIVE})["label"] != label
 
 
+def test_a_new_request_takes_the_last_answer_s_status_lines_away(server, browser):
+    """The result's live regions stay in view while it waits: the last answer's
+    "Recorded: …" (or its explanation's status) stayed beside the new text's error."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    classify_in_page(browser, POSITIVE)
+    label = api(server, "/classify", {"review": POSITIVE})["label"]
+    wait_for_label(browser, label)
+    by_test_id(browser, f"feedback-{label}").click()
+    feedback_status = browser.find_element(By.ID, "feedback-status")
+    wait_for(browser, lambda: feedback_status.text.startswith("Recorded"), "the feedback")
+
+    classify_in_page(browser, "   ")
+
+    assert error_text(browser, "error") == "Type a review first."
+    assert browser.execute_script(
+        "return [document.getElementById('feedback-status').textContent,"
+        " document.getElementById('explain-status').textContent]"
+    ) == ["", ""]
+
+
 def test_buttons_do_nothing_before_the_page_s_script_runs(server, browser):
     """On a slow connection Classify could be clicked before the script ran: the browser
     posted the form itself and showed the API's raw 415 in place of the page."""

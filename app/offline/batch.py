@@ -397,16 +397,18 @@ class JSONLinesFormat:
     def __init__(self, lines: Iterator[str], text_column: str, max_text_chars: int):
         self.text_column = text_column
         self.max_text_chars = max_text_chars
-        self.ahead = list(itertools.islice(lines, LOOK_AHEAD_RECORDS))
+        self.ahead: list[str] = []
+        self._check_text_key(lines)
         self.lines = itertools.chain(self.ahead, lines)
-        self._check_text_key()
 
-    def _check_text_key(self) -> None:
-        """A typo in ``--text-column``: no record of the first ``LOOK_AHEAD_RECORDS`` has
-        the key; stop before scoring. One record without it is only a bad row (JSON
-        writers leave out null fields), wherever it stands."""
+    def _check_text_key(self, lines: Iterator[str]) -> None:
+        """A typo in ``--text-column``: none of the first ``LOOK_AHEAD_RECORDS`` records
+        has the key; stop before scoring. One record without it is only a bad row (JSON
+        writers leave out null fields), wherever it stands. Reads (into ``ahead``) only
+        up to the first record that has the key."""
         objects = []
-        for line in self.ahead:
+        for line in itertools.islice(lines, LOOK_AHEAD_RECORDS):
+            self.ahead.append(line)
             with contextlib.suppress(ValueError):  # a bad row, reported in its place
                 record = json.loads(line)
                 if isinstance(record, dict):
@@ -691,7 +693,9 @@ def stop_on_signals() -> None:
     "Aborted!"), the code of a model that cannot be loaded."""
 
     def stop(signum: int, _frame: object) -> None:
-        warn(f"Stopped by {signal.Signals(signum).name}: OUTPUT not written")
+        # os.write, not print: the signal may come while the run is writing to stderr.
+        with contextlib.suppress(OSError):
+            os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
         raise SystemExit(128 + signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -820,6 +824,9 @@ def score_command(
     except InputNotReadable as error:
         warn(f"Error: {error}")
         sys.exit(EXIT_INPUT_ERROR)
+    # OUTPUT is in place: a signal now no longer says it was not written.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     warn(summary_line(summary, predictor, output_path))
 
 

@@ -25,6 +25,7 @@ failed run leaves no OUTPUT.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import gzip
@@ -232,8 +233,9 @@ def path_part(path: str) -> str:
     ``#`` is a character of the name ("reviews#1.csv" read as "reviews" plus a fragment
     was "does not exist")."""
     scheme = urlparse(path).scheme
-    if scheme == "file":
-        return re.sub(r"^file:(//)?", "", path)
+    if scheme == "file":  # file:/x, file:///x, file://localhost/x (any case)
+        local = re.fullmatch(r"file:(?://(?:localhost)?(?=/))?(.*)", path, re.IGNORECASE)
+        return local[1] if local else urlparse(path).path
     return urlparse(path).path if scheme else path
 
 
@@ -256,12 +258,30 @@ class Job:
     delimiter: str  # --delimiter: a .csv file's separator
 
 
+def configured_master() -> bool:
+    """Whether Spark has a master without ``--master``: spark-submit's (it starts this
+    process with its gateway's port), ``PYSPARK_SUBMIT_ARGS``' or spark-defaults.conf's
+    (an edge node's YARN)."""
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        return True
+    if "--master" in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+        return True
+    home = os.environ.get("SPARK_HOME")
+    folder = os.environ.get("SPARK_CONF_DIR") or (home and os.path.join(home, "conf"))
+    if not folder:
+        return False
+    defaults = os.path.join(folder, "spark-defaults.conf")
+    with contextlib.suppress(OSError), open(defaults, encoding="utf-8") as lines:
+        return any(line.split()[:1] == ["spark.master"] for line in lines)
+    return False
+
+
 def start_spark(master: str | None) -> Any:
     """A Spark session; for a local master, its Python workers run this interpreter."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("sentiment-scoring")
-    if master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+    if master is None and not configured_master():
         # Not under spark-submit (which starts this process with its gateway's port): the
         # master Spark would pick, made explicit so that a local run's settings below hold
         # (without them the workers ran the system's python3, and the UI listened on

@@ -150,14 +150,19 @@ def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
             f"{path}: 'classes' must list two or more different names, in the order of the "
             f"model's outputs, not {classes!r}"
         )
-    mixes = {"training_label_mix": metadata.get("training_label_mix")}
-    reference = metadata.get("reference")
-    if reference is not None:
+    # Each optional value, when there, must have its shape: null included (the server
+    # reads these with .get(key, {}), which a null gets past).
+    mixes = {}
+    if "training_label_mix" in metadata:
+        mixes["training_label_mix"] = metadata["training_label_mix"]
+    if "reference" in metadata:
+        reference = metadata["reference"]
         if not isinstance(reference, dict):
             raise ModelBundleError(f"{path}: 'reference' must be an object, not {reference!r}")
-        mixes["reference.label_mix"] = reference.get("label_mix")
-        histogram = reference.get("confidence_histogram")
-        if histogram is not None and not (
+        if "label_mix" in reference:
+            mixes["reference.label_mix"] = reference["label_mix"]
+        histogram = reference.get("confidence_histogram", {"buckets": [], "counts": [0]})
+        if not (
             isinstance(histogram, dict)
             and _numbers(histogram.get("buckets"))
             and _numbers(histogram.get("counts"))
@@ -168,7 +173,7 @@ def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
                 "and 'counts' (one more than the buckets), both lists of numbers"
             )
     for key, mix in mixes.items():
-        if mix is not None and not (
+        if not (
             isinstance(mix, dict)
             and set(mix) <= set(classes)
             and _numbers(list(mix.values()))

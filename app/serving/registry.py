@@ -163,10 +163,16 @@ class ModelRegistry:
         # canary (MODEL_LABELS=canary=5 made the candidate stable and sent it all traffic).
         highest = next(reversed(self.versions))
         if STABLE not in labels and labels.get(CANARY) == highest:
+            lowest = next(iter(self.versions))
+            example = (
+                f"e.g. stable={lowest},canary={highest}"
+                if lowest != highest
+                else "and load it: it is the only version loaded"
+            )
             raise ModelBundleError(
                 f"{labels_from}: canary={highest} and no stable label, so the highest loaded "
                 f"version, {highest}, would be stable too: name the stable version as well "
-                f"(e.g. stable={next(iter(self.versions))},canary={highest})"
+                f"({example})"
             )
         self.labels.setdefault(STABLE, highest)
 

@@ -61,7 +61,12 @@ export function setUpSingle(config, chosenVersion) {
   // not announced).
   function showResult(shown) {
     result.toggleAttribute("data-waiting", !shown);
-    if (!shown) $("summary").replaceChildren();
+    if (!shown) {
+      // The live regions stay in view while waiting: none may keep the last answer's words.
+      $("summary").replaceChildren();
+      $("explain-status").textContent = "";
+      $("feedback-status").textContent = "";
+    }
   }
 
   // The true label, sent back for the answer on show (POST /feedback): buttons for the
