@@ -282,10 +282,9 @@ def start_spark(master: str | None) -> Any:
 
     builder = SparkSession.builder.appName("sentiment-scoring")
     if master is None and not configured_master():
-        # Not under spark-submit (which starts this process with its gateway's port): the
-        # master Spark would pick, made explicit so that a local run's settings below hold
-        # (without them the workers ran the system's python3, and the UI listened on
-        # every interface).
+        # No master given anywhere: the one Spark would pick, made explicit so that a
+        # local run's settings below hold (without them the workers ran the system's
+        # python3, and the UI listened on every interface).
         master = "local[*]"
     if master is not None:
         builder = builder.master(master)
