@@ -80,6 +80,37 @@ def store_app(make_app, database_url):
     yield app
 
 
+def test_a_label_the_answering_version_has_not_is_a_400_and_stores_nothing(store_app):
+    """A two-class version beside a three-class one took "neutral" for its answer, and
+    /monitoring counted it wrong in a confusion matrix with no row for it. The whole list
+    is refused (all or none), naming the version's classes."""
+    client = store_app.test_client()
+    response = classify(client, {"reviews": REVIEWS[:2]})
+    flushed(store_app)
+    request_id = response.headers["X-Request-ID"]
+    version = response.get_json()["model"]["version"]
+    classes = store_app.extensions["models"].registry.versions[version].bundle.classes
+    two = [c for c in classes if c != "neutral"]
+    store_app.extensions["models"].registry.versions[version].bundle.metadata["classes"] = two
+    try:
+        items = [
+            {"request_id": request_id, "index": 0, "label": two[0]},
+            {"request_id": request_id, "index": 1, "label": "neutral"},
+        ]
+        refused = client.post("/feedback", json=items)
+    finally:
+        store_app.extensions["models"].registry.versions[version].bundle.metadata["classes"] = (
+            classes
+        )
+
+    assert refused.status_code == 400, refused.get_json()
+    error = refused.get_json()["error"]
+    assert error["code"] == "validation_error"
+    said = f"Version {version} answers {' or '.join(two)}, not neutral."
+    assert error["details"]["label"] == [said]
+    assert client.post("/feedback", json=items[0]).get_json()["feedback"][0]["repeated"] is False
+
+
 def test_feedback_on_an_answer_and_on_batch_items(store_app):
     client = store_app.test_client()
     one = classify(client, {"review": REVIEWS[0]})

@@ -15,7 +15,7 @@ import itertools
 import logging
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -163,6 +163,11 @@ class UnknownPrediction(LookupError):
 
 class ConflictingFeedback(Exception):
     """The prediction already has a different true label."""
+
+
+class LabelNotAClass(Exception):
+    """The label is not one of the classes of the version that answered: (item, version,
+    its classes)."""
 
 
 class PredictionRecord(NamedTuple):
@@ -526,10 +531,16 @@ class PredictionStore:
             totals[version] += n
         cursor.executemany(POSTGRESQL_ADD_TOTALS, sorted(totals.items()))
 
-    def give_feedback(self, items: Sequence[FeedbackItem], now: float) -> list[FeedbackResult]:
-        """Store true labels, all or none: ``UnknownPrediction`` or ``ConflictingFeedback``
-        (with the offending item) leave the database as it was. Repeating the same label
-        is accepted and changes nothing."""
+    def give_feedback(
+        self,
+        items: Sequence[FeedbackItem],
+        now: float,
+        classes: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[FeedbackResult]:
+        """Store true labels, all or none: ``UnknownPrediction``, ``ConflictingFeedback``
+        or ``LabelNotAClass`` (a label the answering version has not, by ``classes``:
+        version → its classes; a version not in it takes any) leave the database as it
+        was. Repeating the same label is accepted and changes nothing."""
         self.ensure_schema()
         results: list[FeedbackResult] = []
         try:
@@ -547,6 +558,9 @@ class PredictionStore:
                     ).first()
                     if row is None:
                         raise UnknownPrediction(given)
+                    known = (classes or {}).get(row.version)
+                    if known is not None and given.label not in known:
+                        raise LabelNotAClass(given, row.version, list(known))
                     if row.true_label is None:
                         # Only the first writer wins when two arrive at once; PostgreSQL
                         # makes the second wait, then finds the label set (rowcount 0).

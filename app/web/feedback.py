@@ -30,6 +30,7 @@ from app.feedback.store import (
     ConflictingFeedback,
     FeedbackItem,
     FeedbackResult,
+    LabelNotAClass,
     PredictionStore,
     StoreConfigError,
     StoreUnavailable,
@@ -191,8 +192,11 @@ class Feedback:
                 self._waiting.release()
 
     def _look(self, items: list[FeedbackItem]) -> list[FeedbackResult]:
+        # Each loaded version's classes: "neutral" for a two-class version's answer was
+        # stored, and counted wrong in a confusion matrix that had no row for it.
+        classes = {v: p.bundle.classes for v, p in self.models.registry.versions.items()}
         with self.turn():
-            return self.store.give_feedback(items, time.time())
+            return self.store.give_feedback(items, time.time(), classes)
 
     def refresh_bandit(self) -> None:
         bandit = self.models.router.bandit
@@ -326,6 +330,11 @@ def feedback() -> dict[str, Any]:
         item = error.args[0]
         details = {"request_id": item.request_id, "index": item.item}
         raise ITEM_ERRORS[type(error)](details=details) from None
+    except LabelNotAClass as error:
+        item, version, classes = error.args
+        message = f"Version {version} answers {' or '.join(classes)}, not {item.label}."
+        details = {"request_id": item.request_id, "index": item.item, "label": [message]}
+        raise ValidationFailed(details=details) from None
     except StoreUnavailable:
         log.warning("feedback refused: the database is unavailable")
         raise DatabaseUnavailable() from None
