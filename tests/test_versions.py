@@ -238,6 +238,22 @@ def test_labels_json_refusals_name_it_and_an_empty_one_means_no_labels(base_dir,
     )
 
 
+def test_versions_of_different_models_are_refused_naming_each_folder(base_dir, tmp_path):
+    import json
+
+    from app.serving.predictor import ModelBundleError
+
+    base = shutil.copytree(base_dir, tmp_path / "base")
+    metadata = json.loads((base / "2" / "metadata.json").read_text())
+    (base / "2" / "metadata.json").write_text(json.dumps({**metadata, "name": "mine"}))
+    with pytest.raises(ModelBundleError) as refused:
+        two_version_app(base, MODEL_LABELS="")
+    assert str(refused.value) == (
+        f"the versions name different models: {base / '1' / 'metadata.json'} says 'sentiment', "
+        f"{base / '2' / 'metadata.json'} says 'mine'"
+    )
+
+
 def test_model_dir_overrides_model_labels(base_dir):
     """README: MODEL_DIR "overrides the three above"; a rollout's leftover MODEL_LABELS
     naming other versions stopped a folder served alone."""

@@ -149,7 +149,11 @@ class ModelRegistry:
         self.versions = dict(sorted(versions.items(), key=lambda item: int(item[0])))
         names = {predictor.bundle.name for predictor in self.versions.values()}
         if len(names) != 1:
-            raise ModelBundleError(f"the versions name different models: {sorted(names)}")
+            said = ", ".join(
+                f"{predictor.bundle.directory / 'metadata.json'} says {predictor.bundle.name!r}"
+                for predictor in self.versions.values()
+            )
+            raise ModelBundleError(f"the versions name different models: {said}")
         self.name = names.pop()
         for label, version in labels.items():
             if version not in self.versions:
