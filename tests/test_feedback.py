@@ -91,7 +91,8 @@ def test_a_label_the_answering_version_has_not_is_a_400_and_stores_nothing(store
     version = response.get_json()["model"]["version"]
     classes = store_app.extensions["models"].registry.versions[version].bundle.classes
     two = [c for c in classes if c != "neutral"]
-    store_app.extensions["models"].registry.versions[version].bundle.metadata["classes"] = two
+    feedback = store_app.extensions["feedback"]  # the classes it read from the versions
+    feedback.classes[version] = two
     try:
         items = [
             {"request_id": request_id, "index": 0, "label": two[0]},
@@ -99,9 +100,7 @@ def test_a_label_the_answering_version_has_not_is_a_400_and_stores_nothing(store
         ]
         refused = client.post("/feedback", json=items)
     finally:
-        store_app.extensions["models"].registry.versions[version].bundle.metadata["classes"] = (
-            classes
-        )
+        feedback.classes[version] = classes
 
     assert refused.status_code == 400, refused.get_json()
     error = refused.get_json()["error"]

@@ -232,11 +232,11 @@ def path_part(path: str) -> str:
     """A URI's path; a plain path or a ``file:`` URI whole, as Hadoop reads them: their
     ``#`` is a character of the name ("reviews#1.csv" read as "reviews" plus a fragment
     was "does not exist")."""
-    scheme = urlparse(path).scheme
-    if scheme == "file":  # file:/x, file:///x, file://localhost/x (any case)
+    parsed = urlparse(path)
+    if parsed.scheme == "file":  # file:/x, file:///x, file://localhost/x (any case)
         local = re.fullmatch(r"file:(?://(?:localhost)?(?=/))?(.*)", path, re.IGNORECASE)
-        return local[1] if local else urlparse(path).path
-    return urlparse(path).path if scheme else path
+        return local[1] if local else parsed.path
+    return parsed.path if parsed.scheme else path
 
 
 def local_uri(path: str) -> str:

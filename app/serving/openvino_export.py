@@ -30,6 +30,7 @@ from app.serving.predictor import (
     export_once,
     load_model_bundle,
 )
+from app.serving.registry import VersionSelection
 
 BAD_BUNDLE_EXIT = 2
 
@@ -43,16 +44,8 @@ def export(model_dir: Path, target_dir: Path) -> None:
 def prebuild(base_dir: Path) -> list[Path]:
     """Export each numeric version folder of ``base_dir`` into ``predictor.PREBUILT_DIR``
     (each in its own child), except those that ship their own IR (version 3)."""
-    if not base_dir.is_dir():
-        raise ModelBundleError(f"{base_dir}: not a folder of model versions")
-    folders = sorted(
-        d
-        for d in base_dir.iterdir()
-        if d.name.isascii()
-        and d.name.isdigit()
-        and d.is_dir()
-        and not (d / predictor.IR_FILE).is_file()
-    )
+    versions = VersionSelection(base_dir).folders().values()  # the folders a server loads
+    folders = [d for d in versions if not (d / predictor.IR_FILE).is_file()]
     root = predictor.PREBUILT_DIR
     return [export_once(folder, root / export_name(folder / MODEL_FILE)) for folder in folders]
 

@@ -116,6 +116,9 @@ class Feedback:
         config = app.config
         self.models = models
         self.metrics = metrics
+        # Each loaded version's classes: "neutral" for a two-class version's answer was
+        # stored, and counted wrong in a confusion matrix that had no row for it.
+        self.classes = {v: p.bundle.classes for v, p in models.registry.versions.items()}
         self.retention_days = config["PREDICTION_RETENTION_DAYS"]
         self.wait_seconds = config["FEEDBACK_WAIT_MS"] / 1000
         if not self.retention_days > 0:
@@ -127,7 +130,7 @@ class Feedback:
         )
         periodic: list[tuple[float, Any]] = [
             (GAUGES_REFRESH_SECONDS, self.refresh_gauges),
-            (min(RETENTION_EVERY_SECONDS, self.retention_days * 8640), self.delete_expired),
+            (min(RETENTION_EVERY_SECONDS, self.retention_days * 86400 / 10), self.delete_expired),
         ]
         if models.router.bandit is not None:
             periodic.insert(0, (BANDIT_REFRESH_SECONDS, self.refresh_bandit))
@@ -192,11 +195,8 @@ class Feedback:
                 self._waiting.release()
 
     def _look(self, items: list[FeedbackItem]) -> list[FeedbackResult]:
-        # Each loaded version's classes: "neutral" for a two-class version's answer was
-        # stored, and counted wrong in a confusion matrix that had no row for it.
-        classes = {v: p.bundle.classes for v, p in self.models.registry.versions.items()}
         with self.turn():
-            return self.store.give_feedback(items, time.time(), classes)
+            return self.store.give_feedback(items, time.time(), self.classes)
 
     def refresh_bandit(self) -> None:
         bandit = self.models.router.bandit

@@ -383,8 +383,6 @@ function setUpCompare(config, review, problemWith, bandsOf) {
   }
 
   button.addEventListener("click", compare);
-  review.addEventListener("input", () => {
-    if (comparing || results.childElementCount || summary.textContent) clear();
-  });
+  review.addEventListener("input", clear);
   for (const select of [$("compare-a"), $("compare-b")]) select.addEventListener("change", clear);
 }
