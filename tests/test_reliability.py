@@ -433,7 +433,7 @@ def test_kill_9_under_keep_alive_load_loses_no_request(record_property, ab):
 
 
 def test_kept_alive_connections_spread_over_both_workers(record_property, ab):
-    record_property("spread", chaos_traffic.keepalive_spread(runs=3, count=2000))
+    record_property("spread", chaos_traffic.keepalive_spread(runs=4, count=4000))
 
 
 def test_uneven_kept_alive_connections_even_out_without_a_failure(record_property):
