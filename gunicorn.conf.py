@@ -95,8 +95,9 @@ forwarded_allow_ips = settings["FORWARDED_ALLOW_IPS"]
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # --- Logging --------------------------------------------------------------------------
-# JSON lines on stdout, like the app's. The app logs one line per request itself, so
-# Gunicorn's access log (JSON too, with the request id) is off unless ACCESS_LOG=1.
+# JSON lines like the app's, on stderr (the access log on stdout). The app logs one line
+# per request itself, so Gunicorn's access log (JSON too, with the request id) is off
+# unless ACCESS_LOG=1.
 logger_class = GunicornLogger
 loglevel = settings["LOG_LEVEL"].lower()
 errorlog = "-"

@@ -1,4 +1,5 @@
-"""The log format: one JSON object per line on stdout, for the app and for Gunicorn.
+"""The log format: one JSON object per line, for the app (stdout) and for Gunicorn
+(stderr, its ``errorlog = "-"``; its access log, when on, stdout).
 
 No Flask here: gunicorn.conf.py imports this module in the master, which then stays
 small (the workers import Flask themselves, after fork).
