@@ -161,7 +161,7 @@ def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
     assert summary(result.stderr) == summary(batch.stderr)
     loads = re.findall(r"^python worker \d+: model v\d+ loaded", result.stderr, flags=re.M)
     assert 1 <= len(loads) <= 2, result.stderr  # local[2]: two Python workers at most
-    print(f"\nspark: {result.stderr.strip().splitlines()[-1]}")  # with -s; the README quotes it
+    assert_readme_example(result.stderr)
     with batch_out.open(newline="", encoding="utf-8") as file:
         expected = {int(row["id"]): row for row in csv.DictReader(file)}
     rows = read_parquet(spark_out)
@@ -176,6 +176,30 @@ def test_1000_csv_rows_score_as_app_batch_does(reviews_csv, tmp_path, classes):
     assert got[LONG_ROW]["error"] == "The row has 4 fields but the header has 3."
     assert got[150]["text"] == SPECIAL[150] and got[99]["text"] == SPECIAL[99]
     assert not list(tmp_path.glob(".*partial*"))  # the temporary folder was renamed
+
+
+def assert_readme_example(stderr: str) -> None:
+    """The README's example run of this command shows lines of this run: the same model
+    version loaded and in the summary, its bad-row lines, the summary's counts (times,
+    rates and pids vary)."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"^```\n\$ \.venv-spark/bin/python -m app\.spark reviews\.csv .*?^```", readme, re.M | re.S
+    )
+    assert block, "the README's app.spark example"
+    shown, real = block[0].splitlines()[1:-1], stderr.splitlines()
+    loaded = re.compile(r"python worker \d+: model (v\d+) loaded in [\d.]+ s")
+    versions = {match[1] for line in real if (match := loaded.fullmatch(line))}
+    assert {loaded.fullmatch(line)[1] for line in shown if loaded.fullmatch(line)} == versions
+    done = re.compile(
+        r"Scored (\d+) rows \((\d+) bad\) in [\d.]+ s: [\d,]+ rows/s with (\S+ v\d+) -> (.+)"
+    )
+    [summary_line] = [line for line in real if done.fullmatch(line)]
+    got, want = done.fullmatch(summary_line).groups(), done.fullmatch(shown[-1]).groups()
+    assert (*got[:3], Path(got[3]).name) == want, (summary_line, shown[-1])
+    for line in shown:
+        if line.startswith("id "):
+            assert line in real, line
 
 
 def test_json_lines_bad_rows_match_app_batch(tmp_path, classes):
