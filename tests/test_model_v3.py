@@ -595,6 +595,12 @@ def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
     assert not quick(b"/classify", 1025)
     assert not quick(b"/explain", 40) and not quick(b"/prefix/explain", 40)
     assert not quick(b"/feedback", 60)
+    # Flask routes these to the same views: the path percent-decoded, a fragment cut off
+    # (an outside probe stalled a worker's loop with them until Gunicorn killed it).
+    for target in (b"/%65xplain", b"/explain#x", b"/explain#x?y", b"/%66eedback"):
+        assert not quick(target, 40), target
+    assert not quick(b"/classify?version=4#x", 40) and not quick(b"/classif%79?version=4", 40)
+    assert quick(b"/classify#?version=4", 40)  # no query: the stable version answers
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Flask
 
@@ -47,9 +47,16 @@ class QuickRequests:
     def __call__(self, target: bytes, body_bytes: int) -> bool:
         if self.body_limit is not None and body_bytes > self.body_limit:
             return False
-        if target.split(b"?", 1)[0].endswith(self.long_paths):
+        if routed_path(target).endswith(self.long_paths):
             return False
         return self.long_pin is None or not self.long_pin(target)
+
+
+def routed_path(target: bytes) -> bytes:
+    """The path Flask routes a request target by: cut at ``#`` and ``?`` (Gunicorn splits
+    off a fragment, which clients should not send but may), then percent-decoded:
+    ``/%65xplain#x`` is ``/explain``."""
+    return unquote_to_bytes(target.split(b"#", 1)[0].split(b"?", 1)[0])
 
 
 def may_run_long(
@@ -76,8 +83,8 @@ _PATH_PIN = re.compile(r"/(versions|labels)/([^/:]*)")
 def pins(target: bytes) -> Iterator[tuple[str, str]]:
     """The versions and labels a request target names, as ``("version", "4")`` or
     ``("label", "accurate")``: in its path, or as ``?version=`` and ``?label=``."""
-    path, _, query = target.decode("latin-1").partition("?")
-    for kind, value in _PATH_PIN.findall(unquote(path)):
+    query = target.split(b"#", 1)[0].partition(b"?")[2].decode("latin-1")
+    for kind, value in _PATH_PIN.findall(routed_path(target).decode("utf-8", "replace")):
         yield ("version" if kind == "versions" else "label"), value
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name in ("version", "label"):

@@ -18,7 +18,7 @@ from app.serving.predictor import Classification, ModelBundleError, Predictor
 from app.serving.registry import ModelRegistry, UnknownVersion, VersionSelection
 from app.serving.routing import Route, Router, ShadowScorer
 from app.web.errors import ModelNotFound
-from app.web.long_requests import QUICK_BODY_BYTES, may_run_long, pins
+from app.web.long_requests import QUICK_BODY_BYTES, may_run_long, pins, routed_path
 from app.web.request_log import current_record
 
 if TYPE_CHECKING:
@@ -174,8 +174,6 @@ def _transformers_to_threads(app: Flask, registry: ModelRegistry, router: Router
                 continue
             if chosen.transformer:
                 return True
-        return (
-            not named and routed_to_transformer and target.split(b"?", 1)[0].endswith(SCORING_PATHS)
-        )
+        return not named and routed_to_transformer and routed_path(target).endswith(SCORING_PATHS)
 
     may_run_long(app, ("/explain",), QUICK_BODY_BYTES, answered_by_transformer)
