@@ -418,3 +418,21 @@ def test_malformed_http_is_refused_in_json_and_workers_survive(server):
     assert json.loads(data)["error"]["code"] == "bad_request"
     assert worker_pids(server) == before
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200
+
+
+def test_a_header_line_refused_whole_is_not_repeated(server):
+    """A header line without its colon is refused whole: Gunicorn's message repeats the
+    line, in the answer and in its log, and an "Authorization Bearer KEY" line put the key
+    in both (an outside probe). The line is now only counted."""
+    secret = "Bearer 0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET /model HTTP/1.1\r\nHost: x\r\nAuthorization {secret}\r\n\r\n".encode())
+        head, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    error = json.loads(data)["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"] == (
+        "Invalid HTTP header line of 53 characters (not shown: it may hold a key)"
+    )
+    time.sleep(0.2)  # the worker's warning line
+    assert "characters (not shown" in server.log() and secret[7:] not in server.log()

@@ -31,6 +31,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import re
 import selectors
 import socket
 import sys
@@ -40,6 +41,7 @@ from functools import partial
 import orjson
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
+from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
 from gunicorn.workers.gthread import (
     DEFAULT_WORKER_DATA_TIMEOUT,
     STOP_KEEPALIVE_LINGER,
@@ -108,6 +110,21 @@ def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     code = "internal_error" if status_int == 500 else reason.lower().replace(" ", "_")
     message = mesg or "the server could not handle the request"
     util.write_nonblock(sock, _error_response(f"{status_int} {reason}".encode(), code, message))
+
+
+# A header name as Gunicorn gives it in InvalidHeader and InvalidHeaderName after reading
+# it: an upper-case token. Anything else there is the client's whole line, which may
+# hold a key ("Authorization Bearer ..." without its colon).
+_HEADER_NAME = re.compile(r"[A-Z0-9!#$%&'*+.^_`|~-]{1,64}")
+
+
+class _UnshownHeader(InvalidHeader):
+    """A header line refused whole, said without its text, in the answer and the log."""
+
+    def __str__(self) -> str:
+        return (
+            f"Invalid HTTP header line of {len(self.hdr)} characters (not shown: it may hold a key)"
+        )
 
 
 class _Outbox:
@@ -468,6 +485,13 @@ class BufferingWorker(ThreadWorker):
         limit = self._max_content
         length = next((value for name, value in req.headers if name == "CONTENT-LENGTH"), None)
         return limit is not None and length is not None and length.isdigit() and int(length) > limit
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        if isinstance(exc, InvalidHeader | InvalidHeaderName) and not _HEADER_NAME.fullmatch(
+            str(exc.hdr)
+        ):
+            exc = _UnshownHeader(exc.hdr, req=getattr(exc, "req", None))
+        super().handle_error(req, client, addr, exc)
 
     # --- spreading connections over the workers (listeners.SlotConnections) ---------
 
