@@ -75,3 +75,16 @@ def test_any_origin(make_app):
     answer = client.post("/classify", json={"review": "Fine."}, headers={"Origin": APP})
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
     assert preflight(client, "http://localhost:5173").headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("origins", [(APP,), (APP, "http://localhost:3000"), ("*",)])
+@pytest.mark.parametrize("path", ["/health", "/static/page/main.js", "/openapi.json"])
+def test_every_answer_varies_by_origin(make_app, origins, path):
+    """With or without Origin, with one origin, several, or any: a shared cache keeps one
+    copy an Origin (an outside probe: one origin, or no Origin, gave no Vary: Origin)."""
+    client = make_app(CORS_ORIGINS=origins).test_client()
+    for headers in ({"Origin": APP}, {}):
+        with client.get(path, headers=headers) as answer:
+            assert answer.status_code == 200
+            assert "Origin" in answer.vary, (headers, answer.headers.get("Vary"))
+    assert "Vary" not in make_app().test_client().get("/health").headers  # CORS off

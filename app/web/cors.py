@@ -47,9 +47,15 @@ def init_app(app: Flask) -> None:
     )
     # Flask-Cors works out its headers for every answer (+35 µs a request, measured),
     # though only a browser's request, which carries Origin, can use them: its hook (the
-    # one just registered) runs for those alone.
+    # one just registered) runs for those alone. Every answer says it varies by Origin,
+    # with or without one (Flask-Cors says so only with several origins, and only to a
+    # request that has one): a shared cache may keep a page, a script or /openapi.json
+    # (no-cache, with an ETag) and hand the copy without the grant to a listed origin.
     flask_cors_hook = app.after_request_funcs[None].pop()
 
     @app.after_request
     def cors_headers(response: Response) -> Response:
-        return flask_cors_hook(response) if "HTTP_ORIGIN" in request.environ else response
+        if "HTTP_ORIGIN" in request.environ:
+            response = flask_cors_hook(response)
+        response.vary.add("Origin")
+        return response
