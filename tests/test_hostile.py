@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import time
 import zlib
@@ -416,6 +417,10 @@ def test_malformed_http_is_refused_in_json_and_workers_survive(server):
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Content-Type: application/json" in head
     assert json.loads(data)["error"]["code"] == "bad_request"
+    # The headers of every API answer (an outside probe: Gunicorn's refusals had none).
+    assert re.search(rb"\r\nX-Request-ID: [0-9a-f]{32}\r\n", head), head
+    assert b"\r\nCache-Control: no-store\r\n" in head, head
+    assert b"\r\nX-Content-Type-Options: nosniff\r\n" in head, head
     assert worker_pids(server) == before
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200
 

@@ -39,6 +39,7 @@ import time
 from functools import partial
 
 import orjson
+import uuid_utils
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
@@ -82,10 +83,15 @@ LARGE_REQUEST = 64 * 1024
 
 
 def _error_response(status: bytes, code: str, message: str, headers: bytes = b"") -> bytes:
+    """An answer of the worker's own, before the app has the request: the API's error
+    shape and the headers of every API answer, a new request id among them (the
+    request's own was not read)."""
     body = orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
     return (
         b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n%s" % (status, headers, len(body), body)
+        b"X-Request-ID: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+        b"Content-Length: %d\r\n\r\n%s"
+        % (status, headers, uuid_utils.uuid7().hex.encode(), len(body), body)
     )
 
 
@@ -94,12 +100,13 @@ def _timeout_response(seconds: float) -> bytes:
     return _error_response(b"408 Request Timeout", "request_timeout", message)
 
 
-BUSY_RESPONSE = _error_response(
-    b"503 Service Unavailable",
-    "server_busy",
-    "too many large requests are arriving at once; send it again later",
-    b"Retry-After: 1\r\n",
-)
+def _busy_response() -> bytes:
+    return _error_response(
+        b"503 Service Unavailable",
+        "server_busy",
+        "too many large requests are arriving at once; send it again later",
+        b"Retry-After: 1\r\n",
+    )
 
 
 def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
@@ -344,7 +351,7 @@ class BufferingWorker(ThreadWorker):
             return
         held = sum(len(other.buf) for other in self.watched)
         if held + sum(len(other.buf) for other in self._on_threads) > BUFFER_BUDGET:
-            self._close(conn, BUSY_RESPONSE)
+            self._close(conn, _busy_response())
 
     def _maybe_hand_over(self, conn: TConn, watched: bool = False) -> bool:
         state = progress(conn.buf, self._body_limit)
