@@ -27,6 +27,7 @@ def test_a_get_over_plain_http_is_sent_to_https(forced, path):
     answer = forced.get(path)
     assert answer.status_code == 301
     assert answer.headers["Location"] == "https://localhost" + path
+    assert answer.json == {"location": "https://localhost" + path}  # JSON, not Werkzeug's HTML
     assert "Strict-Transport-Security" not in answer.headers  # HSTS means nothing over HTTP
     assert forced.head(path).status_code == 301
 

@@ -13,7 +13,7 @@ pay nothing.
 
 from __future__ import annotations
 
-from flask import Flask, Response, redirect, request
+from flask import Flask, Response, jsonify, request
 
 from app.web.errors import APIError
 
@@ -35,8 +35,11 @@ def init_app(app: Flask) -> None:
     def require_https() -> Response | None:
         if request.is_secure:
             return None
-        if request.method in ("GET", "HEAD"):
-            return redirect("https://" + request.url.split("://", 1)[1], code=301)
+        if request.method in ("GET", "HEAD"):  # JSON, as every answer (not Werkzeug's HTML)
+            location = "https://" + request.url.split("://", 1)[1]
+            moved = jsonify(location=location)
+            moved.status_code, moved.headers["Location"] = 301, location
+            return moved
         raise HTTPSRequired()
 
     @app.after_request

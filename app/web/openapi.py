@@ -1046,6 +1046,15 @@ def with_https_only(app: Flask, operation: dict[str, Any], rule: str) -> None:
             responses["301"] = {
                 "description": "Sent over plain HTTP: the same URL on `https://` (`Location`).",
                 "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"location": {"type": "string"}},
+                            "required": ["location"],
+                        }
+                    }
+                },
             }
             continue
         refused = error_response(
