@@ -441,3 +441,20 @@ def test_a_header_line_refused_whole_is_not_repeated(server):
     )
     time.sleep(0.2)  # the worker's warning line
     assert "characters (not shown" in server.log() and secret[7:] not in server.log()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"GET /health HTTP/2.0", "Invalid HTTP Version: (2, 0)"),
+        (b"GET * HTTP/1.1", "Invalid HTTP request line: 'GET * HTTP/1.1'"),
+    ],
+)
+def test_a_refused_request_line_is_said_once(server, line, message):
+    """Gunicorn's message, not wrapped in a second title of its own ("Invalid HTTP Version
+    'Invalid HTTP Version: (2, 0)'", an outside probe)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(line + b"\r\nHost: x\r\n\r\n")
+        head, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert json.loads(data)["error"]["message"] == message

@@ -109,13 +109,18 @@ def _busy_response() -> bytes:
     )
 
 
+# Gunicorn wraps some of its parser's messages in a second title of their own: "Invalid
+# HTTP Version 'Invalid HTTP Version: (2, 0)'". The message is the inner one.
+_WRAPPED = re.compile(r"^Invalid (?:Request Line|Method|HTTP Version) '(Invalid .*)'$", re.S)
+
+
 def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """``gunicorn.util.write_error``, in the API's JSON error shape instead of an HTML
     page: Gunicorn's own refusals of what its parser will not read (a request line over
     4,094 bytes, 414 ``uri_too_long``; a header over its limits, 431; broken HTTP, 400
     ``bad_request``). The code is the reason phrase in the API's spelling."""
     code = "internal_error" if status_int == 500 else reason.lower().replace(" ", "_")
-    message = mesg or "the server could not handle the request"
+    message = _WRAPPED.sub(r"\1", mesg) or "the server could not handle the request"
     util.write_nonblock(sock, _error_response(f"{status_int} {reason}".encode(), code, message))
 
 
