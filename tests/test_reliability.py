@@ -440,6 +440,10 @@ def test_uneven_kept_alive_connections_even_out_without_a_failure(record_propert
     record_property("even_out", chaos_traffic.uneven_connections_even_out())
 
 
+def test_evening_out_does_not_cut_pipelined_requests(record_property):
+    record_property("pipelined", chaos_traffic.pipelined_requests_are_not_cut())
+
+
 def test_sigterm_answers_every_request_sent_before_it(record_property):
     record_property("sigterm", chaos_traffic.sigterm_under_load())
 

@@ -42,6 +42,7 @@ import orjson
 import uuid_utils
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
+from gunicorn.http.body import LengthReader
 from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
 from gunicorn.workers.gthread import (
     DEFAULT_WORKER_DATA_TIMEOUT,
@@ -137,6 +138,17 @@ class _UnshownHeader(InvalidHeader):
         return (
             f"Invalid HTTP header line of {len(self.hdr)} characters (not shown: it may hold a key)"
         )
+
+
+def _sent_more(req, conn: TConn) -> bool:
+    """Whether the client has sent more behind this request (pipelining): closing after
+    its answer would leave that unanswered, and a client may not resend a POST on its own
+    (RFC 9112, 9.3.1). What the parser holds past the request's headers is its body and
+    anything behind it; a chunked body's end is not known here: count it as more."""
+    held = conn.parser.unreader.buf
+    held.seek(0, os.SEEK_END)
+    body = req.body.reader
+    return not isinstance(body, LengthReader) or held.tell() > body.length
 
 
 class _Outbox:
@@ -484,7 +496,7 @@ class BufferingWorker(ThreadWorker):
             req.must_close = True
             if self._refused_unread(req):  # no 100 Continue for a body refused unread
                 req._expected_100_continue = False
-        if self._holds_more():
+        if self._holds_more() and not _sent_more(req, conn):
             req.must_close = True  # "Connection: close": the client's next one is spread anew
             metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
             if metrics is not None:
