@@ -161,12 +161,16 @@ def post_worker_init(worker):
 
 def worker_exit(server, worker):
     """In a worker that stops (SIGTERM from a deploy or a restart, the master's recycling):
-    write the prediction records still queued, up to 5 s, before it exits (a worker whose
-    app never loaded has none)."""
+    write the prediction records still queued, up to 5 s, and stop the shadow scorer's
+    thread after its call in progress, before it exits (a worker whose app never loaded
+    has neither)."""
     if hasattr(worker, "wsgi"):
         from app.web import feedback
 
         feedback.close(worker.wsgi)
+        models = worker.wsgi.extensions.get("models")
+        if models is not None and models.shadow is not None:
+            models.shadow.close()
 
 
 def pre_exec(server):

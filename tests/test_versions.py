@@ -5,6 +5,7 @@ a copy of it numbered 2 (same weights, different identity)."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -311,3 +312,44 @@ def test_a_broken_version_folder_stops_the_server(base_dir, tmp_path, start_serv
     server = start_server(MODEL_BASE_DIR=str(broken))
     assert server.process.wait(timeout=60) != 0
     assert "model.keras: cannot be loaded as a Keras model" in server.log()
+
+
+@pytest.mark.slow
+def test_a_worker_stops_cleanly_while_its_shadow_scores_a_transformer(tmp_path):
+    """SIGTERM under load with version 4 shadowing version 2: each worker stops its shadow
+    scorer's thread after the call in progress. Left inside OpenVINO's call as the
+    interpreter shut down, it aborted the worker ("terminate called without an active
+    exception", SIGABRT; 4 stops of 4 under load before, measured)."""
+    import threading
+
+    from deploy.dyno import WebProcess
+
+    server = WebProcess(
+        {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2,canary=4", "ROUTING": "shadow"},
+        log_path=tmp_path / "server.log",
+    )
+    try:
+        server.wait_ready("/ready", 120)
+        sending = threading.Event()
+        sending.set()
+
+        def send() -> None:
+            with requests.Session() as session:
+                while sending.is_set():
+                    try:
+                        session.post(f"{server.url}/classify", json={"review": REVIEW}, timeout=10)
+                    except requests.RequestException:  # the server has stopped
+                        return
+
+        senders = [threading.Thread(target=send) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        time.sleep(2)  # the shadow's queue fills: version 4 scores slower than 2 answers
+    finally:
+        code = server.stop()
+        sending.clear()
+    for sender in senders:
+        sender.join()
+    log = server.log()
+    assert code == 0, log[-2000:]
+    assert "terminate called" not in log and "SIGABRT" not in log, log[-2000:]
