@@ -168,7 +168,7 @@ def worker_exit(server, worker):
         from app.web import feedback
 
         feedback.close(worker.wsgi)
-        models = worker.wsgi.extensions.get("models")
+        models = getattr(worker.wsgi, "extensions", {}).get("models")  # none in a bench's app
         if models is not None and models.shadow is not None:
             models.shadow.close()
 
