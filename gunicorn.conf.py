@@ -165,12 +165,10 @@ def worker_exit(server, worker):
     thread after its call in progress, before it exits (a worker whose app never loaded
     has neither)."""
     if hasattr(worker, "wsgi"):
-        from app.web import feedback
+        from app.web import feedback, models
 
         feedback.close(worker.wsgi)
-        models = getattr(worker.wsgi, "extensions", {}).get("models")  # none in a bench's app
-        if models is not None and models.shadow is not None:
-            models.shadow.close()
+        models.close(worker.wsgi)
 
 
 def pre_exec(server):

@@ -44,6 +44,7 @@ from gunicorn import util
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.body import LengthReader
 from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
+from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers.gthread import (
     DEFAULT_WORKER_DATA_TIMEOUT,
     STOP_KEEPALIVE_LINGER,
@@ -123,12 +124,6 @@ def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     code = "internal_error" if status_int == 500 else reason.lower().replace(" ", "_")
     message = _WRAPPED.sub(r"\1", mesg) or "the server could not handle the request"
     util.write_nonblock(sock, _error_response(f"{status_int} {reason}".encode(), code, message))
-
-
-# A header name as Gunicorn gives it in InvalidHeader and InvalidHeaderName after reading
-# it: an upper-case token. Anything else there is the client's whole line, which may
-# hold a key ("Authorization Bearer ..." without its colon).
-_HEADER_NAME = re.compile(r"[A-Z0-9!#$%&'*+.^_`|~-]{1,64}")
 
 
 class _UnshownHeader(InvalidHeader):
@@ -511,10 +506,13 @@ class BufferingWorker(ThreadWorker):
         return limit is not None and length is not None and length.isdigit() and int(length) > limit
 
     def handle_error(self, req, client, addr, exc) -> None:
-        if isinstance(exc, InvalidHeader | InvalidHeaderName) and not _HEADER_NAME.fullmatch(
-            str(exc.hdr)
-        ):
-            exc = _UnshownHeader(exc.hdr, req=getattr(exc, "req", None))
+        # Gunicorn names a header it refuses by its name, an upper-case token once read;
+        # anything else there is the client's whole line, which may hold a key
+        # ("Authorization Bearer ..." without its colon).
+        if isinstance(exc, InvalidHeader | InvalidHeaderName):
+            name = str(exc.hdr)
+            if not (TOKEN_RE.fullmatch(name) and name == name.upper()):
+                exc = _UnshownHeader(exc.hdr, req=getattr(exc, "req", None))
         super().handle_error(req, client, addr, exc)
 
     # --- spreading connections over the workers (listeners.SlotConnections) ---------

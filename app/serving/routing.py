@@ -119,6 +119,7 @@ class ShadowScorer:
         )
         self._on_comparison = on_comparison
         self._on_drop = on_drop
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
         self._thread.start()
 
@@ -141,8 +142,6 @@ class ShadowScorer:
         with contextlib.suppress(queue.Full):
             self._pending.put_nowait(None)  # wakes the thread if it waits for work
         self._thread.join(timeout)
-
-    _closing = False
 
     def _run(self) -> None:
         while not self._closing:

@@ -56,7 +56,13 @@ def routed_path(target: bytes) -> bytes:
     """The path Flask routes a request target by: cut at ``#`` and ``?`` (Gunicorn splits
     off a fragment, which clients should not send but may), then percent-decoded:
     ``/%65xplain#x`` is ``/explain``."""
-    return unquote_to_bytes(target.split(b"#", 1)[0].split(b"?", 1)[0])
+    return unquote_to_bytes(_path_and_query(target)[0])
+
+
+def _path_and_query(target: bytes) -> tuple[bytes, bytes]:
+    """A target's path and query as sent, without a fragment."""
+    path, _, query = target.split(b"#", 1)[0].partition(b"?")
+    return path, query
 
 
 def may_run_long(
@@ -83,9 +89,9 @@ _PATH_PIN = re.compile(r"/(versions|labels)/([^/:]*)")
 def pins(target: bytes) -> Iterator[tuple[str, str]]:
     """The versions and labels a request target names, as ``("version", "4")`` or
     ``("label", "accurate")``: in its path, or as ``?version=`` and ``?label=``."""
-    query = target.split(b"#", 1)[0].partition(b"?")[2].decode("latin-1")
-    for kind, value in _PATH_PIN.findall(routed_path(target).decode("utf-8", "replace")):
+    path, query = _path_and_query(target)
+    for kind, value in _PATH_PIN.findall(unquote_to_bytes(path).decode("utf-8", "replace")):
         yield ("version" if kind == "versions" else "label"), value
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if name in ("version", "label"):
             yield name, value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
@@ -177,3 +177,11 @@ def _transformers_to_threads(app: Flask, registry: ModelRegistry, router: Router
         return not named and routed_to_transformer and routed_path(target).endswith(SCORING_PATHS)
 
     may_run_long(app, ("/explain",), QUICK_BODY_BYTES, answered_by_transformer)
+
+
+def close(app: Any) -> None:
+    """Stop the shadow scorer's thread after its call in progress (a worker that stops).
+    ``app`` is whatever the worker served: a benchmark's other app has no models."""
+    models = getattr(app, "extensions", {}).get("models")
+    if models is not None and models.shadow is not None:
+        models.shadow.close()
