@@ -207,7 +207,7 @@ def child_exit(server, worker):
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     multiprocess.mark_process_dead(worker.pid, folder)
     with contextlib.suppress(OSError):  # a folder deleted meanwhile: the workers restart
-        fold_dead_workers(folder)
+        fold_dead_workers(folder, server.log)
     if getattr(worker, "slot", None) is not None:
         server.SLOT_CONNECTIONS.counts[worker.slot] = listeners.NOT_SERVING
 

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import time
 from pathlib import Path
 
@@ -189,3 +190,44 @@ def worker_starts(server) -> float:
         for line in text.splitlines()
         if line.startswith("sentiment_worker_starts_total")
     )
+
+
+def test_a_sample_file_caught_empty_neither_fails_a_scrape_nor_stops_the_master(
+    start_server, tmp_path
+):
+    """prometheus_client creates a worker's sample file, then sizes it: read in between
+    (a worker booting while another scrapes), the empty file raised ``struct.error``,
+    and ``/metrics`` answered 500 (seen in CI: 503, 200, 500, 200). A worker killed in
+    that moment leaves it empty for good (prometheus/client_python#1199): every scrape
+    failed, and the master, folding the dead worker's files, stopped the whole server.
+    An empty file holds no samples yet, and is read as such."""
+    folder = tmp_path / "metrics"
+    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
+    server.wait_ready("/ready")
+    wait_for_workers_started(server.url, 2)
+    assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).status_code == 200
+    gone = 4_000_000  # above any pid this machine gives out (pid_max is 4,194,304 at most)
+    for kind in ("counter", "histogram", "gauge_all"):
+        (folder / f"{kind}_{gone}.db").touch()
+
+    for _ in range(4):
+        scrape = requests.get(server.url + "/metrics", timeout=10)
+        assert scrape.status_code == 200, scrape.text
+        assert classify_count_in(scrape.text) == 1
+
+    # A damaged one (it says it holds 1,000 bytes, and holds 8) is dropped, with a line.
+    (folder / f"histogram_{gone}.db").write_bytes(struct.pack("ii", 1000, 0))
+    before = workers(server)
+    os.kill(before[0], signal.SIGKILL)  # the master folds the dead workers' files
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.process.poll() is None:
+        if len(workers(server)) == 2 and before[0] not in workers(server):
+            break
+        time.sleep(0.2)
+    assert server.process.poll() is None, f"the server stopped:\n{server.log()[-2000:]}"
+    assert not list(folder.glob(f"[ch]*_{gone}.db"))
+    (dropped,) = [line for line in log_lines(server) if "is damaged" in line["message"]]
+    assert dropped["file"] == str(folder / f"histogram_{gone}.db")
+    server.wait_ready("/ready", timeout=60)
+    scrape = requests.get(server.url + "/metrics", timeout=10)
+    assert scrape.status_code == 200 and classify_count_in(scrape.text) == 1

@@ -12,9 +12,11 @@ from __future__ import annotations
 import bisect
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import re
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -74,7 +76,7 @@ def _folder_lock(folder: str, operation: int) -> Iterator[None]:
         yield
 
 
-def fold_dead_workers(folder: str) -> int:
+def fold_dead_workers(folder: str, logger: Any = log) -> int:
     """In the master, when a worker has exited: add the counters and histograms of
     workers that are gone (no such process) to the folder's
     ``counter_dead.db`` and ``histogram_dead.db``, and remove their files. Each
@@ -83,7 +85,7 @@ def fold_dead_workers(folder: str) -> int:
     end (prometheus_client keeps them). Gauges are live-only, removed by
     ``mark_process_dead``. Skipped, for the next worker's exit, while a scrape reads
     (the master must not wait on a worker: it is what stops a hung one). How many
-    files were folded."""
+    files were folded. ``logger``: the master's (Gunicorn's ``server.log``)."""
     dead: dict[str, list[str]] = defaultdict(list)
     for name in os.listdir(folder):
         match = _WORKER_FILE.fullmatch(name)
@@ -100,9 +102,7 @@ def fold_dead_workers(folder: str) -> int:
                     archive = MmapedDict(os.path.join(folder, f"{kind}_dead.db"))
                     try:
                         for path in paths:
-                            for key, value, _, _ in MmapedDict.read_all_values_from_file(path):
-                                total, stamp = archive.read_value(key)
-                                archive.write_value(key, total + value, stamp)
+                            _fold(archive, path, logger)
                             os.remove(path)
                     finally:
                         archive.close()
@@ -110,6 +110,48 @@ def fold_dead_workers(folder: str) -> int:
         except BlockingIOError:  # a scrape is reading
             time.sleep(0.01)
     return 0
+
+
+def _fold(archive: Any, path: str, logger: Any) -> None:
+    """Add the samples of a dead worker's file to ``archive``. A damaged file is
+    dropped with one line: this runs in the master, which must not stop over it."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    if not _has_samples(path):
+        return
+    try:
+        values = list(MmapedDict.read_all_values_from_file(path))
+    except (struct.error, RuntimeError, ValueError) as error:
+        logger.error(
+            "a dead worker's metrics file is damaged: its samples are dropped",
+            extra={"file": path, "error": str(error)},
+        )
+        return
+    for key, value, _, _ in values:
+        total, stamp = archive.read_value(key)
+        archive.write_value(key, total + value, stamp)
+
+
+def _has_samples(path: str) -> bool:
+    """False for a sample file that is gone, or that prometheus_client has created but
+    not sized yet: it is empty for a moment (for good if its worker was killed then),
+    holds nothing, and reading it raised ``struct.error`` (prometheus/client_python#1199,
+    open): a 500 from /metrics, and the master stopped."""
+    try:
+        return os.path.getsize(path) > 0
+    except FileNotFoundError:
+        return False
+
+
+class _WorkerSamples(Collector):
+    """``MultiProcessCollector`` for the folder's files that hold something."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def collect(self) -> Any:
+        files = filter(_has_samples, glob.glob(os.path.join(self.folder, "*.db")))
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
 
 
 def _alive(pid: int) -> bool:
@@ -446,10 +488,10 @@ class ServiceMetrics:
         try:
             with _folder_lock(folder, fcntl.LOCK_SH):  # not while the master folds
                 registry = CollectorRegistry()
-                multiprocess.MultiProcessCollector(registry)
+                registry.register(_WorkerSamples(folder))
                 registry.register(ServerMemory())
                 return generate_latest(registry)
-        except (OSError, ValueError, KeyError) as error:  # e.g. a damaged or vanished file
+        except (OSError, ValueError, KeyError, struct.error, RuntimeError) as error:  # damaged
             log.error(
                 "metrics cannot be read: %s", error.__class__.__name__, extra={"folder": folder}
             )
