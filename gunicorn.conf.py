@@ -4,7 +4,6 @@ Every value can be overridden by the environment variable named beside it, read 
 app.config checked and parsed it (never the raw text); the defaults are the ones measured
 in BENCHMARKS.md."""
 
-import contextlib
 import gc
 import os
 import shutil
@@ -113,16 +112,11 @@ if not settings["PROMETHEUS_MULTIPROC_DIR"].strip():
 
 
 def on_starting(server):
-    """Start from empty metric files: samples of an earlier run would be counted again.
-    Then listen: one SO_REUSEPORT socket per worker slot, held here in the master
+    """Listen: one SO_REUSEPORT socket per worker slot, held here in the master
     (Gunicorn skips its own sockets when LISTENERS is set). If anything listens on the
     address already, stop now with one line, rather than share the port or respawn
-    workers that cannot bind."""
-    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(folder, exist_ok=True)
-    for name in os.listdir(folder):
-        if name.endswith(".db"):
-            os.remove(os.path.join(folder, name))
+    workers that cannot bind. Then start from empty metric files: samples of an earlier
+    run would be counted again."""
     try:
         server.LISTENERS = listeners.open_groups(
             server.cfg.address, server.cfg.workers, server.cfg.backlog
@@ -132,6 +126,13 @@ def on_starting(server):
         server.log.error("%s", error)
         on_exit(server)
         sys.exit(1)
+    # Only now, when the address was free: a second server started by mistake with the
+    # same folder emptied a running one's files before it found the port taken.
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
 
 
 def on_exit(server):
@@ -197,19 +198,28 @@ def nworkers_changed(server, new_value, old_value):
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges (model info), so it no longer counts, and its
-    connection count, so that no one balances against it; fold its counters and
-    histograms into the folder's totals of dead workers (``fold_dead_workers``)."""
+    """Drop a dead worker's connection count, so that no one balances against it, and
+    its live gauges (model info), so it no longer counts; fold its counters and
+    histograms into the folder's totals of dead workers (``fold_dead_workers``).
+    Nothing here may stop the master: Gunicorn runs this hook in its main loop, where
+    an exception stopped the server (a read-only metrics folder, a damaged totals
+    file); one line instead, and the next worker's exit folds what is left."""
     from prometheus_client import multiprocess
 
     from app.observability.metrics import fold_dead_workers
 
-    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    multiprocess.mark_process_dead(worker.pid, folder)
-    with contextlib.suppress(OSError):  # a folder deleted meanwhile: the workers restart
-        fold_dead_workers(folder, server.log)
     if getattr(worker, "slot", None) is not None:
         server.SLOT_CONNECTIONS.counts[worker.slot] = listeners.NOT_SERVING
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    try:
+        multiprocess.mark_process_dead(worker.pid, folder)
+        fold_dead_workers(folder, server.log)
+    except FileNotFoundError:  # the folder was deleted: the workers restart
+        pass
+    except Exception as error:
+        server.log.error(
+            "a dead worker's metrics cannot be folded: %s: %s", error.__class__.__name__, error
+        )
 
 
 # --- Control socket -------------------------------------------------------------------

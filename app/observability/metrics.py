@@ -53,7 +53,7 @@ def ensure_multiproc_dir() -> bool:
     if not folder or os.path.isdir(folder):
         return False
     try:
-        os.mkdir(folder)  # not makedirs: a vanished parent is not ours to re-create
+        os.makedirs(folder)  # its parent too: the workers that replace themselves need it
     except FileExistsError:  # another worker was first
         return False
     log.error(
@@ -93,43 +93,70 @@ def fold_dead_workers(folder: str, logger: Any = log) -> int:
             dead[match[1]].append(os.path.join(folder, name))
     if not dead:
         return 0
-    from prometheus_client.mmap_dict import MmapedDict
-
     for _ in range(5):
         try:
             with _folder_lock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB):
                 for kind, paths in dead.items():
-                    archive = MmapedDict(os.path.join(folder, f"{kind}_dead.db"))
-                    try:
-                        for path in paths:
-                            _fold(archive, path, logger)
-                            os.remove(path)
-                    finally:
-                        archive.close()
+                    archive = os.path.join(folder, f"{kind}_dead.db")
+                    totals = _samples_in(archive, logger)
+                    for path in paths:
+                        for key, value in _samples_in(path, logger).items():
+                            totals[key] = totals.get(key, 0.0) + value
+                    _write_samples(archive, totals)  # whole, or not at all
+                    for path in paths:
+                        os.remove(path)
                 return sum(len(paths) for paths in dead.values())
         except BlockingIOError:  # a scrape is reading
             time.sleep(0.01)
     return 0
 
 
-def _fold(archive: Any, path: str, logger: Any) -> None:
-    """Add the samples of a dead worker's file to ``archive``. A damaged file is
-    dropped with one line: this runs in the master, which must not stop over it."""
+def _samples_in(path: str, logger: Any) -> dict[str, float]:
+    """The samples of a sample file. A damaged one reads as none, with one line: this
+    runs in the master, which must not stop over it (a damaged ``counter_dead.db``
+    stopped it at every worker's exit)."""
     from prometheus_client.mmap_dict import MmapedDict
 
     if not _has_samples(path):
-        return
+        return {}
     try:
-        values = list(MmapedDict.read_all_values_from_file(path))
+        return {key: value for key, value, _, _ in MmapedDict.read_all_values_from_file(path)}
     except (struct.error, RuntimeError, ValueError) as error:
         logger.error(
-            "a dead worker's metrics file is damaged: its samples are dropped",
+            "a metrics file is damaged: its samples are dropped",
             extra={"file": path, "error": str(error)},
         )
-        return
-    for key, value, _, _ in values:
-        total, stamp = archive.read_value(key)
-        archive.write_value(key, total + value, stamp)
+        return {}
+
+
+def _write_samples(path: str, samples: dict[str, float]) -> None:
+    """Replace ``path`` with a sample file holding ``samples``, its space reserved first.
+    prometheus_client extends a file without reserving it and writes through a memory
+    map, so on a full disk the write was a SIGBUS, which killed the master; here a full
+    disk is an ``OSError`` (ENOSPC), and the old file stays as it was."""
+    from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict
+
+    # An entry is its key's length (4 bytes), the key padded by 1 to 8 bytes, and two
+    # doubles: reserve that much, in the doubling steps MmapedDict itself grows by.
+    needed = 8 + sum(len(key.encode()) + 4 + 8 + 16 for key in samples)
+    capacity = _INITIAL_MMAP_SIZE
+    while capacity < needed:
+        capacity *= 2
+    new = f"{path}.new"
+    try:
+        with open(new, "wb") as file:
+            os.posix_fallocate(file.fileno(), 0, capacity)
+        archive = MmapedDict(new)
+        try:
+            for key, value in samples.items():
+                archive.write_value(key, value, 0.0)
+        finally:
+            archive.close()
+        os.replace(new, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(new)
+        raise
 
 
 def _has_samples(path: str) -> bool:
@@ -157,7 +184,7 @@ class _WorkerSamples(Collector):
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process, or no pid at all
         return False
     except PermissionError:  # someone else's process
         return True

@@ -38,11 +38,30 @@ def halting_once(arbiter: type) -> type:
     failed to boot. A worker that cannot serve exits 3 and the master halts; a worker still
     loading when it does exits 3 too, and Gunicorn, reaping it while it stops the workers,
     raised the same error again out of ``halt()``: two tracebacks and exit 1 instead of
-    one line and exit 3 (two runs in three with four workers), and no ``on_exit``."""
+    one line and exit 3 (two runs in three with four workers), and no ``on_exit``.
+
+    Nor does it stop when it cannot fork a worker's replacement for a moment (EAGAIN at
+    a pids or process limit, ENOMEM): Gunicorn let that ``OSError`` out of its main loop,
+    and the whole server stopped (exit 255) when one worker died on a busy machine. One
+    line; the main loop tries again each second, the other workers serving meanwhile."""
     from gunicorn.errors import HaltServer
 
     class HaltingOnce(arbiter):  # type: ignore[misc, valid-type]
         halting = False
+        fork_failing = False
+
+        def spawn_worker(self) -> int | None:
+            try:
+                pid = super().spawn_worker()
+            except OSError as error:  # in the master: the fork (or its worker's tmp file)
+                if not self.fork_failing:
+                    self.log.error("cannot start a worker now (%s): trying every second", error)
+                self.fork_failing = True
+                return None
+            if self.fork_failing:
+                self.fork_failing = False
+                self.log.warning("a worker started again after failed starts")
+            return pid
 
         def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
             self.halting = True

@@ -203,7 +203,7 @@ class Feedback:
         if bandit is not None:
             bandit.update(self.store.arms())
             for version, share in bandit.expected_shares(draws=500).items():
-                self.metrics.bandit_share.labels(version).set(share)
+                self.metrics.child(self.metrics.bandit_share, version).set(share)
 
     def refresh_gauges(self) -> None:
         """``/monitoring``'s figures as gauges. A figure that has no value now (no feedback
@@ -212,16 +212,17 @@ class Feedback:
         stable = self.models.registry.stable.bundle.version
         for entry in self.report()["versions"]:
             version = entry["version"]
-            self.metrics.live_accuracy.labels(version).set(known(entry["accuracy"]))
+            self.metrics.child(self.metrics.live_accuracy, version).set(known(entry["accuracy"]))
             if version != stable:  # the stable version has no difference to itself
                 against = entry["against_stable"] or {}
                 low, high = against.get("interval", (None, None))
                 bounds = {"estimate": against.get("accuracy_difference"), "low": low, "high": high}
                 for bound, value in bounds.items():
-                    self.metrics.accuracy_against_stable.labels(version, bound).set(known(value))
+                    metric = self.metrics.accuracy_against_stable
+                    self.metrics.child(metric, version, bound).set(known(value))
             for signal in ("label_mix", "confidence"):
                 value = entry["drift"][f"{signal}_psi"]
-                self.metrics.drift_psi.labels(version, signal).set(known(value))
+                self.metrics.child(self.metrics.drift_psi, version, signal).set(known(value))
 
     def delete_expired(self) -> None:
         cutoff = time.time() - self.retention_days * 86400
