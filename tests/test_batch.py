@@ -525,14 +525,17 @@ def test_nan_infinity_and_numbers_beyond_a_double_are_bad_json_lines(tmp_path):
     source, scored = tmp_path / "odd.jsonl", tmp_path / "out.jsonl"
     source.write_text(
         '{"text": "great", "big": 1e400}\n{"text": "great", "x": NaN}\n'
-        '{"text": "great", "x": -Infinity}\n{"text": "Lovely crew", "n": 1.5}\n',
+        '{"text": "great", "x": -Infinity}\n{"text": "Lovely crew", "n": 1.5}\n'
+        f'{{"text": "great", "n": 1{"0" * 400}}}\n'
+        f'{{"text": "great", "n": {"9" * 309}}}\n'
+        f'{{"text": "Lovely crew", "n": -{int(sys.float_info.max)}}}\n',
         encoding="utf-8",
     )
 
     result = run_batch(source, scored)
 
     assert result.returncode == 0, result.stderr
-    assert reported_lines(result.stderr) == [1, 2, 3]
+    assert reported_lines(result.stderr) == [1, 2, 3, 5, 6]
 
     def refuse(name: str) -> None:
         raise AssertionError(f"{name} written")
@@ -545,6 +548,72 @@ def test_nan_infinity_and_numbers_beyond_a_double_are_bad_json_lines(tmp_path):
         "Not valid JSON (-Infinity is not a JSON value).",
     ]
     assert out[3]["n"] == 1.5 and out[3]["label"] == "positive" and out[3]["error"] is None
+    # Integers too (jq read a 401-digit one as 1.7976931348623157e+308): the largest
+    # double, as an integer, is kept.
+    assert [row["error"] for row in out[4:6]] == [
+        "Not valid JSON (the number 10000000000000000000… is beyond a double's range).",
+        "Not valid JSON (the number 99999999999999999999… is beyond a double's range).",
+    ]
+    assert out[6]["n"] == -int(sys.float_info.max) and out[6]["error"] is None
+
+
+def test_a_record_strict_reading_refuses_is_reread_whole_not_split_into_rows(tmp_path):
+    """After its error the strict reader drops the rest of the line and goes on inside a
+    quoted field left open: the review was cut at its first line break (scored positive
+    on "The food was great") and each line after it became a made-up row. A cell over
+    64 MiB that spans lines made rows of its lines, or a wrong "not closed" exit 65."""
+    source, output = tmp_path / "odd.csv", tmp_path / "out.csv"
+    source.write_bytes(
+        b'id,note,text\n1,"ok" then,"The food was great\nbut the service was awful '
+        b'and rude"\n2,x,fine\n3,"a" b,"Lovely\n\nstay"\n4,y,awful\n'
+    )
+    result = run_batch(source, output)
+    assert result.returncode == 0, result.stderr
+    assert "Scored 4 rows (0 bad)" in result.stderr
+    with output.open(newline="") as scored:
+        rows = [(row["id"], row["text"], row["label"]) for row in csv.DictReader(scored)]
+    with source.open(newline="") as plain:  # as Python's csv (and pandas) read it
+        expected = [(row["id"], row["text"]) for row in csv.DictReader(plain)]
+    assert [row[:2] for row in rows] == expected and len(rows) == 4
+    assert rows[0][2] == "negative" and rows[2][2] == "positive"
+
+    huge = "a" * (64 * 1024 * 1024 + 10)
+    with gzip.open(tmp_path / "huge.csv.gz", "wt", newline="") as file:
+        file.write(f'id,text\n0,ok start\n1,"{huge}\n9,good day\n10,awful night"\n2,fine\n')
+    result = run_batch(tmp_path / "huge.csv.gz", output)
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [3]
+    with output.open(newline="") as scored:
+        rows = [(row["id"], row["text"]) for row in csv.DictReader(scored)]
+    assert rows == [("0", "ok start"), ("", ""), ("2", "fine")]
+
+
+def test_a_named_pipe_is_read_as_a_file(tmp_path):
+    """A named pipe (``mkfifo``; bash's ``<(…)`` is one) cannot tell its position, which
+    the progress bar asked for: a traceback and exit 1."""
+    pipe, output = tmp_path / "reviews.csv", tmp_path / "out.csv"
+    os.mkfifo(pipe)
+    writer = subprocess.Popen(["sh", "-c", f"printf 'text\\nLovely crew\\n' > {pipe}"])
+    result = run_batch(pipe, output)
+    writer.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    with output.open(newline="") as scored:
+        assert [row["label"] for row in csv.DictReader(scored)] == ["positive"]
+
+
+def test_json_nested_deeper_than_can_be_read_is_a_bad_row(tmp_path):
+    """A RecursionError stopped the run (exit 1 and a traceback), where it met the line,
+    or while looking ahead for the text key."""
+    deep = "[" * 100_000 + "]" * 100_000
+    source, output = tmp_path / "deep.jsonl", tmp_path / "out.jsonl"
+    source.write_text(f'{{"x": {deep}}}\n{{"text": "Lovely crew"}}\n', encoding="utf-8")
+    result = run_batch(source, output)
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stderr.splitlines()[0] == "line 1: Not valid JSON (nested deeper than can be read)."
+    )
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row["label"] for row in rows] == [None, "positive"]
 
 
 def test_a_csv_header_that_repeats_a_name_is_one_line_and_exit_65(tmp_path):
@@ -653,10 +722,11 @@ def test_a_reader_of_stderr_that_goes_does_not_stop_the_run(tmp_path):
     assert len(rows) == 2001 and rows[-1]["label"]
 
 
-@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [2, 15, 1], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_path, signum):
     """SIGTERM (``timeout``, Slurm, Kubernetes) left a half-written partial file and
-    Ctrl-C exited 1, the code of a model that cannot be loaded. The partial file is the
+    Ctrl-C exited 1, the code of a model that cannot be loaded; SIGHUP (a closed ssh
+    session) left the partial file too. The partial file is the
     run's own (``OUTPUT.partial-PID``: two runs to one OUTPUT wrote into one file)."""
     source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
     with source.open("w", newline="", encoding="utf-8") as file:
@@ -677,7 +747,7 @@ def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_pa
 
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 128 + signum, stderr
-    name = {2: "SIGINT", 15: "SIGTERM"}[signum]
+    name = {2: "SIGINT", 15: "SIGTERM", 1: "SIGHUP"}[signum]
     assert f"Stopped by {name}: OUTPUT not written" in stderr and "Aborted" not in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.csv"]
 

@@ -31,7 +31,7 @@ loaded; 65 (``EX_DATAERR``) when a CSV INPUT is empty, its header cannot be read
 inside a quoted field (cut short), or a gzipped INPUT is not valid gzip or is cut short; 74
 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder, a full
 disk). The output is written to ``OUTPUT.partial-PID`` and renamed when complete; a run
-that fails or is stopped (SIGINT, SIGTERM: exit 130, 143) removes it.
+that fails or is stopped (SIGHUP, SIGINT, SIGTERM: exit 129, 130, 143) removes it.
 """
 
 from __future__ import annotations
@@ -227,9 +227,9 @@ class CSVFormat:
         # the usual reading takes (rows()), so ``taken`` keeps the current record's lines.
         self.name = name
         self.taken: list[str] = []
-        self.reader = csv.reader(
-            self._tapped(itertools.chain([first], lines)), delimiter=delimiter, strict=True
-        )
+        self.source = self._tapped(itertools.chain([first], lines))
+        self.reader = csv.reader(self.source, delimiter=delimiter, strict=True)
+        self.lines_read_aside = 0  # by _reread, past the strict reader's count
         try:
             self.header = next(self.reader)
         except csv.Error as error:
@@ -270,11 +270,9 @@ class CSVFormat:
                         f"{self.name}: the quoted field opened on line {start} is not closed "
                         "by the end of the file (is the file cut short?)"
                     ) from None
-                # Read as csv (and pandas) usually read it: '1,"great" flight' is great
-                # flight. A record even that cannot read (a cell over 64 MiB) is a bad row.
                 try:
-                    record = next(csv.reader(self.taken, delimiter=self.delimiter), [])
-                except csv.Error as error:  # the strict reader goes on after it
+                    record = self._reread()
+                except csv.Error as error:
                     yield Row(start, [], error=f"Unreadable CSV record ({error}).")
                     start = self.line_number()
                     continue
@@ -292,9 +290,33 @@ class CSVFormat:
             text = record[self.text_index]
             yield Row(line, record, text=text, error=review_text_problem(text, self.max_text_chars))
 
+    def _reread(self) -> list[str]:
+        """The record the strict reader refused, read as csv (and pandas) usually read it:
+        '1,"great" flight' is great flight. The strict reader drops the rest of the line
+        and goes on inside any quoted field left open, so the re-reading starts from the
+        record's first line and takes the lines after it that the record still holds;
+        re-reading only the lines taken cut the review at its first line break and made
+        a row of each line after it. A record even that cannot read (a cell over 64 MiB)
+        raises ``csv.Error``, after skipping the rest of its quoted field."""
+        taken = list(self.taken)
+        again = csv.reader(itertools.chain(taken, self.source), delimiter=self.delimiter)
+        try:
+            return next(again, [])
+        except csv.Error:
+            quotes = sum(line.count('"') for line in self.taken)
+            while quotes % 2:  # inside a quoted field: to its closing quote
+                line = next(self.source, None)
+                if line is None:
+                    break
+                quotes += line.count('"')
+                self.lines_read_aside += 1
+            raise
+        finally:
+            self.lines_read_aside += max(again.line_num - len(taken), 0)
+
     def line_number(self) -> int:
         """The line the reader's next record starts on."""
-        return self.blank_lines + self.reader.line_num + 1
+        return self.blank_lines + self.reader.line_num + self.lines_read_aside + 1
 
     def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
         return CSVWriter(output, self.header, added, self.newline, self.delimiter)
@@ -410,7 +432,7 @@ class JSONLinesFormat:
         for line in itertools.islice(lines, LOOK_AHEAD_RECORDS):
             self.ahead.append(line)
             with contextlib.suppress(ValueError):  # a bad row, reported in its place
-                record = json.loads(line)
+                record = read_json(line)
                 if isinstance(record, dict):
                     if self.text_column in record:
                         return
@@ -446,7 +468,7 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     if undecodable:
         return Row(number, {}, error=undecodable)
     try:
-        record = json.loads(line, parse_constant=not_json, parse_float=finite_number)
+        record = read_json(line)
     except ValueError as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         return Row(number, {}, error=f"Not valid JSON ({reason}).")
@@ -459,6 +481,31 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     if text is None and text_column not in record:
         return Row(number, record, error=f"No key {text_column!r}.")
     return Row(number, record, text=text, error=review_text_problem(text, max_text_chars))
+
+
+def read_json(line: str) -> Any:
+    """``json.loads``, refusing (``ValueError``) what no JSON can write back, and
+    nesting deeper than Python's json reads (a ``RecursionError`` stopped the run)."""
+    try:
+        return json.loads(
+            line, parse_constant=not_json, parse_float=finite_number, parse_int=finite_integer
+        )
+    except RecursionError:
+        raise ValueError("nested deeper than can be read") from None
+
+
+def finite_integer(text: str) -> int:
+    """A JSON integer, refusing one beyond a double's range (JSON readers read numbers
+    as doubles: jq turned a 400-digit one into 1.7976931348623157e+308)."""
+    digits = len(text) - text.startswith("-")
+    if digits >= DOUBLE_DIGITS and (digits > DOUBLE_DIGITS or abs(int(text)) > LARGEST_DOUBLE):
+        raise ValueError(f"the number {text[:20]}… is beyond a double's range")
+    return int(text)
+
+
+# The largest double, about 1.8e308, as an integer, and its count of digits.
+LARGEST_DOUBLE = int(sys.float_info.max)
+DOUBLE_DIGITS = len(str(LARGEST_DOUBLE))
 
 
 def not_json(name: str) -> Any:
@@ -578,7 +625,9 @@ def score_file(
             hidden=not show_progress,
         ) as progress,
     ):
-        lines = read_lines(binary, progress, stored.tell, input_path, kind in ("csv", "tsv"))
+        # A named pipe (bash's <(zcat …)) cannot tell its position: tell raised ESPIPE.
+        stored_at = stored.tell if stored.seekable() else lambda: 0
+        lines = read_lines(binary, progress, stored_at, input_path, kind in ("csv", "tsv"))
         if gzipped(input_path):
             lines = gzip_lines(lines, input_path)
         # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is taken off the first line and
@@ -686,8 +735,12 @@ def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
     return model_dir
 
 
+# SIGHUP: the terminal or ssh session closed (it left OUTPUT.partial-PID behind).
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def stop_on_signals() -> None:
-    """SIGINT (Ctrl-C) and SIGTERM (``timeout``, Slurm, Kubernetes) stop the run with
+    """SIGINT (Ctrl-C), SIGTERM (``timeout``, Slurm, Kubernetes) and SIGHUP stop the run with
     128 + the signal's number, as a shell reports it, after ``score_file`` has removed the
     unfinished output: SIGTERM used to leave it half-written, and Ctrl-C exited 1 (click's
     "Aborted!"), the code of a model that cannot be loaded."""
@@ -698,7 +751,7 @@ def stop_on_signals() -> None:
             os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
         raise SystemExit(128 + signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOPPING_SIGNALS:
         signal.signal(signum, stop)
 
 
@@ -827,6 +880,7 @@ def score_command(
     # OUTPUT is in place: a signal now no longer says it was not written.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     warn(summary_line(summary, predictor, output_path))
 
 
