@@ -127,8 +127,8 @@ def _gunicorn_arguments(text: str) -> str:
             raise Reason(f"{name}: {error}") from None
     if parsed.args:
         raise Reason(f"unexpected arguments {' '.join(parsed.args)}")
-    if config.workers < 1 or config.threads < 1:  # 0 runs with nothing serving, or crashes
-        raise Reason("--workers and --threads must be 1 or more")
+    if min(config.workers, config.threads, config.worker_connections) < 1:  # nothing serves
+        raise Reason("--workers, --threads and --worker-connections must be 1 or more")
     for name in given:  # what Gunicorn's validators pass and Gunicorn finds out later
         if name in _NOT_HERE and getattr(parsed, name):
             raise Reason(_NOT_HERE[name])
@@ -157,6 +157,14 @@ _NOT_HERE = {
     # answered, and a client that connected and left killed the worker.
     "certfile": _TLS,
     "keyfile": _TLS,
+    # Found by an outside probe: exit 0 with a detached master serving on (no supervisor,
+    # Heroku's included, could stop it); a traceback or exit 3 later; ignored quietly
+    # (this server reads its settings before Gunicorn applies --env).
+    "daemon": "--daemon detaches the master from whatever runs it (Heroku, a supervisor)",
+    "paste": "--paste loads another app; this server serves its own",
+    "logger_class": "--logger-class: the server's JSON log lines are its own logger's",
+    "raw_env": "--env: set the variables themselves (settings are read before Gunicorn "
+    "applies --env, which then changed nothing)",
 }
 
 
@@ -171,14 +179,23 @@ def _ports(config: Any) -> None:
 
 
 def _worker_class(config: Any) -> None:
-    """--worker-class: importable (else every worker fails to boot, with a traceback)."""
+    """--worker-class: importable (else every worker fails to boot, with a traceback),
+    and one that takes the plain sockets the master holds (gevent's failed at boot)."""
     from gunicorn.util import load_class
 
     uri = config.settings["worker_class"].get()
     try:
-        load_class(uri)
+        worker = load_class(uri)
     except (RuntimeError, AttributeError):  # the message holds a whole traceback
         raise ValueError(f"cannot import worker class {uri!r}") from None
+    from gunicorn.workers.gthread import ThreadWorker
+    from gunicorn.workers.sync import SyncWorker
+
+    if not issubclass(worker, (ThreadWorker, SyncWorker)):
+        raise ValueError(
+            f"{uri!r}: the master's listening sockets serve sync and gthread workers (and "
+            "their subclasses) only"
+        )
 
 
 def _writable_folder(path: str) -> None:
@@ -228,8 +245,9 @@ METRICS_FOLDER = Kind(_metrics_folder, "nothing (a new folder), or a folder it c
 ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments,
-    "Gunicorn options with valid values (at least 1 worker and 1 thread, host:port binds; "
-    "not --config, --preload, --reuse-port, --statsd-host, --certfile or --keyfile)",
+    "Gunicorn options with valid values (at least 1 worker, thread and worker connection, "
+    "host:port binds, a sync or gthread worker class; not --config, --preload, --reuse-port, "
+    "--statsd-host, --certfile, --keyfile, --daemon, --paste, --logger-class or --env)",
 )
 DATABASE_URL = pattern(
     r"|(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+",

@@ -214,6 +214,35 @@ DAMAGES = [
         PREPROCESSING_FILE,
         "encoder",
     ),
+    # Found by an outside probe: start-up hung with no line (a huge n-gram size, a named
+    # pipe), or a traceback (a lexicon that is no object, JSON nested 200,000 deep).
+    *(
+        (
+            lambda d, change=change: _edit_json(d / PREPROCESSING_FILE, change),
+            PREPROCESSING_FILE,
+            problem,
+        )
+        for change, problem in [
+            (lambda c: c.update(ngram_size=10**9), "ngram_size 1000000000 is not 1 to 64"),
+            (lambda c: c.update(sequence_length=10**9), "sequence_length 1000000000 is not 1"),
+            (lambda c: c.update(lexicon=[]), "'list' object has no attribute 'items'"),
+        ]
+    ),
+    (
+        lambda d: (d / METADATA_FILE).unlink() or os.mkfifo(d / METADATA_FILE),
+        METADATA_FILE,
+        "not a regular file",
+    ),
+    (
+        lambda d: (d / METADATA_FILE).write_text("[" * 200_000 + "]" * 200_000),
+        METADATA_FILE,
+        "nested too deep",
+    ),
+    (
+        lambda d: (d / METADATA_FILE).unlink() or os.symlink("metadata.json", d / METADATA_FILE),
+        METADATA_FILE,
+        "Too many levels of symbolic links",
+    ),
 ]
 
 

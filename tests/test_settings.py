@@ -44,6 +44,15 @@ GUNICORN_FOUND_LATER = [
     ("GUNICORN_CMD_ARGS", "--statsd-host 127.0.0.1:8125"),
     ("GUNICORN_CMD_ARGS", "--bind unix:/tmp/x.sock"),
     ("GUNICORN_CMD_ARGS", "--config /tmp/other.conf.py"),  # the Procfile's --config wins
+    # Found by an outside probe: every request timed out (--worker-connections 0), exit 0
+    # with a detached master left serving (--daemon), tracebacks (--paste, --logger-class,
+    # --worker-class gevent), settings quietly ignored (--env).
+    ("GUNICORN_CMD_ARGS", "--worker-connections 0"),
+    ("GUNICORN_CMD_ARGS", "--daemon"),
+    ("GUNICORN_CMD_ARGS", "--paste /nonexistent.ini"),
+    ("GUNICORN_CMD_ARGS", "--logger-class nonexist.Mod"),
+    ("GUNICORN_CMD_ARGS", "--worker-class gevent"),
+    ("GUNICORN_CMD_ARGS", "--env MAX_BATCH_SIZE=1"),
 ]
 BAD = [
     ("WEB_CONCURRENCY", "0"),
@@ -110,6 +119,7 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
             "GUNICORN_CMD_ARGS",
             "--bind 127.0.0.1:8000 --bind 127.0.0.1:8001 --worker-class gthread",
         ),
+        ("GUNICORN_CMD_ARGS", "--worker-class sync"),
         ("GUNICORN_CMD_ARGS", "--worker-tmp-dir /tmp"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),
         ("MODEL_LABELS", "stable=2,canary=1"),

@@ -91,12 +91,18 @@ class ModelBundle:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
+        if path.exists() and not path.is_file():  # a named pipe hung start-up, with no line
+            raise ModelBundleError(f"{path}: not a regular file")
         with path.open(encoding="utf-8") as file:
             data = json.load(file)
     except FileNotFoundError:
         raise ModelBundleError(f"{path}: file not found") from None
-    except (OSError, ValueError) as error:
+    except OSError as error:  # a symbolic link's loop, a folder, no permission
+        raise ModelBundleError(f"{path}: not readable ({error.strerror})") from None
+    except ValueError as error:
         raise ModelBundleError(f"{path}: not readable JSON ({error.__class__.__name__})") from None
+    except RecursionError:
+        raise ModelBundleError(f"{path}: not readable JSON (nested too deep)") from None
     if not isinstance(data, dict):
         raise ModelBundleError(f"{path}: expected a JSON object")
     return data
@@ -116,7 +122,7 @@ def read_model_folder(directory: Path) -> ModelBundle:
         encoder = encoder_from_config(_read_json(directory / PREPROCESSING_FILE), directory)
     except TokenizerFileError as error:  # names the tokenizer's file itself
         raise ModelBundleError(str(error)) from None
-    except (KeyError, TypeError, ValueError, OSError) as error:
+    except (KeyError, TypeError, ValueError, OSError, AttributeError) as error:
         raise ModelBundleError(
             f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"
         ) from None

@@ -596,6 +596,16 @@ class TextEncoder:
     fixed_length = True  # every row is ``width`` ids wide
 
     def __post_init__(self) -> None:
+        check_sizes(
+            sequence_length=(self.sequence_length, 1, MAX_SEQUENCE),
+            ngram_size=(self.ngram_size, 1, self.sequence_length),
+            negation_scope=(self.negation_scope, 0, self.sequence_length),
+            char_ngrams=(max(self.char_ngrams), 0, MAX_CHAR_NGRAM),
+            char_length=(self.char_length, 0, MAX_SEQUENCE),
+            window_tokens=(self.window_tokens, 0, MAX_SEQUENCE),
+            rating_weight=(self.rating_weight, 0, self.sequence_length),
+            emoji_weight=(self.emoji_weight, 0, self.sequence_length),
+        )
         self._index = {token: i + RESERVED_IDS for i, token in enumerate(self.vocabulary)}
         if (self.rating_weight or self.emoji_weight) and not self.lexicon:
             raise ValueError("rating_weight and emoji_weight need a lexicon: read as its tokens")
@@ -1109,6 +1119,19 @@ class TokenizerFileError(ValueError):
     tokenizer: the message starts with that file's path (not ``preprocessing.json``'s)."""
 
 
+# Bounds on an encoder's sizes, far above any model's: a preprocessing.json with
+# "ngram_size": 1000000000 hung start-up in the known answers' encoding, with no line.
+MAX_SEQUENCE = 65_536
+MAX_CHAR_NGRAM = 32
+
+
+def check_sizes(**sizes: tuple[int, int, int]) -> None:
+    """``ValueError`` naming the first of ``name=(value, low, high)`` out of its range."""
+    for name, (value, low, high) in sizes.items():
+        if not low <= value <= high:
+            raise ValueError(f"{name} {value} is not {low} to {high}")
+
+
 def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder | WordPieceEncoder:
     """The encoder a model folder's ``preprocessing.json`` describes: version 3's
     WordPiece tokenizer (its file in ``directory``; ``TokenizerFileError`` when that file
@@ -1122,6 +1145,11 @@ def encoder_from_config(config: dict[str, Any], directory: Path) -> TextEncoder 
             "rating_glosses": bool(config.get("rating_glosses", False)),
             "emoji_glosses": bool(config.get("emoji_glosses", False)),
         }
+        check_sizes(
+            sequence_length=(settings["sequence_length"], 1, MAX_SEQUENCE),
+            window_tokens=(settings["window_tokens"], 0, settings["sequence_length"]),
+            max_windows=(settings["max_windows"], 0, MAX_SEQUENCE),
+        )
         try:
             return WordPieceEncoder(path.read_text(encoding="utf-8"), **settings)
         except FileNotFoundError:
