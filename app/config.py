@@ -209,11 +209,38 @@ def _writable_folder(path: str) -> None:
         raise ValueError(f"cannot write in {path!r} ({error.strerror})") from None
 
 
+def _log_level(config: Any) -> None:
+    """--log-level: one of Gunicorn's (another was taken as info, quietly)."""
+    from gunicorn.glogging import Logger
+
+    if config.loglevel.lower() not in Logger.LOG_LEVELS:
+        raise ValueError(f"{config.loglevel!r} is not one of {', '.join(Logger.LOG_LEVELS)}")
+
+
+def _file_to_write(path: str | None) -> None:
+    """A file Gunicorn will write (``-``: a standard stream): its folder must take it."""
+    if path and path != "-":
+        _writable_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def _file_to_read(path: str | None) -> None:
+    if path and not os.path.isfile(path):
+        raise ValueError(f"{path!r} is not a file")
+
+
 # Checks of the settings that Gunicorn's validators take as plain text, by setting name.
+# Gunicorn found the file ones only when the master started, with lines that named
+# neither the option nor GUNICORN_CMD_ARGS (an outside probe).
 _GUNICORN_LATER: dict[str, Callable[[Any], None]] = {
     "bind": _ports,
     "worker_class": _worker_class,
     "worker_tmp_dir": lambda config: _writable_folder(config.worker_tmp_dir),
+    "loglevel": _log_level,
+    "pidfile": lambda config: _file_to_write(config.pidfile),
+    "errorlog": lambda config: _file_to_write(config.errorlog),
+    "accesslog": lambda config: _file_to_write(config.accesslog),
+    "logconfig": lambda config: _file_to_read(config.logconfig),
+    "logconfig_json": lambda config: _file_to_read(config.logconfig_json),
 }
 
 

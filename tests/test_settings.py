@@ -53,6 +53,14 @@ GUNICORN_FOUND_LATER = [
     ("GUNICORN_CMD_ARGS", "--logger-class nonexist.Mod"),
     ("GUNICORN_CMD_ARGS", "--worker-class gevent"),
     ("GUNICORN_CMD_ARGS", "--env MAX_BATCH_SIZE=1"),
+    # Gunicorn's own line, later, naming neither the option nor the variable; or quietly
+    # taken as info (--log-level).
+    ("GUNICORN_CMD_ARGS", "--pid /nonexistent/x.pid"),
+    ("GUNICORN_CMD_ARGS", "--error-logfile /nonexistent/x.log"),
+    ("GUNICORN_CMD_ARGS", "--access-logfile /nonexistent/x.log"),
+    ("GUNICORN_CMD_ARGS", "--log-config /nonexistent"),
+    ("GUNICORN_CMD_ARGS", "--log-config-json /nonexistent"),
+    ("GUNICORN_CMD_ARGS", "--log-level nonsense"),
 ]
 BAD = [
     ("WEB_CONCURRENCY", "0"),
@@ -120,6 +128,7 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
             "--bind 127.0.0.1:8000 --bind 127.0.0.1:8001 --worker-class gthread",
         ),
         ("GUNICORN_CMD_ARGS", "--worker-class sync"),
+        ("GUNICORN_CMD_ARGS", "--log-level WARNING --access-logfile - --pid /tmp/x.pid"),
         ("GUNICORN_CMD_ARGS", "--worker-tmp-dir /tmp"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),
         ("MODEL_LABELS", "stable=2,canary=1"),
