@@ -80,6 +80,10 @@ def test_shipped_versions_raise_the_targets_by_their_largest_held_out_error(vers
     assert bands.very_sure == pytest.approx(VERY_SURE_ACCURACY + raised, abs=0.001)
     assert bands.fairly_sure == pytest.approx(FAIRLY_SURE_ACCURACY + raised, abs=0.001)
     assert f"{worst:.3f}" in bands.evidence
+    # Raised by the cap only, it does not claim what the error does not support.
+    capped = worst > MAX_RAISE
+    assert ("may be right less than" in bands.evidence) == capped, bands.evidence
+    assert ("is right about" in bands.evidence) == (not capped), bands.evidence
 
 
 def test_an_error_on_a_set_calibration_was_fitted_on_does_not_count():

@@ -151,6 +151,23 @@ def test_page_config_has_the_versions_their_bands_and_the_examples(client, app):
     assert {example.kind for example in EXAMPLES} == {"best", "limits"}
 
 
+def test_the_negation_example_s_note_says_what_the_versions_do(client):
+    """The note said 'bad' pulled version 1 toward negative, under a "Why" that showed
+    'bad' pushing away from it and 'not' toward it (an outside probe)."""
+    (example,) = [e for e in EXAMPLES if e.text == "Not bad at all, actually."]
+    assert "reads 'not' as a complaint word" in example.note
+
+    def pushes(version: str) -> dict[str, float]:
+        answer = client.post(f"/explain?version={version}", json={"review": example.text})
+        tokens = answer.get_json()["tokens"]
+        return {token["token"]: token["contributions"]["negative"] for token in tokens}
+
+    first = pushes("1")
+    assert max(first, key=first.get) == "not" and first["bad"] < 0
+    second = pushes("2")
+    assert second["not_bad"] < 0 and "bad" not in second  # read as one
+
+
 def test_page_offers_no_feedback_when_answers_are_not_recorded(make_app):
     config = page_config_of(make_app(RECORD_PREDICTIONS=False).test_client())
     assert config["urls"]["feedback"] is None
@@ -1449,6 +1466,65 @@ def test_percentages_never_say_100_below_1(server, browser):
         [0.9996, 0.99949, 1.0, 0.5],
     )
     assert shown == [">99.9%", "99.9%", "100.0%", "50.0%"]
+    # Below a band's bound, never rounded up to it: 0.98975 was "99.0%: fairly sure"
+    # under "very sure means 99% or more" (an outside probe); bounds as precise as they are.
+    shown = browser.execute_async_script(
+        """
+        const [values, done] = arguments;
+        import("/static/page/format.js").then((format) => done([
+          ...values.map((p) => format.percentFor(p, {very_sure: 0.99, fairly_sure: 0.89})),
+          format.share(0.987), format.share(0.99),
+        ]));
+        """,
+        [0.98975, 0.88999, 0.99, 0.9896],
+    )
+    assert shown == ["98.9%", "88.9%", "99.0%", "98.9%", "98.7%", "99%"]
+
+
+def test_error_messages_say_what_happened_and_when_to_try_again(server, browser):
+    """A busy server's 503 (with Retry-After) and a proxy's 429 said "the server had a
+    problem… tell whoever runs it", and a proxy's error page without a request id asked
+    for one to quote (an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    shown = browser.execute_async_script(
+        """
+        const done = arguments[0];
+        import("/static/page/api.js").then((api) => done([
+          api.plainError(503, {error: {code: "server_busy", message: "Busy."}}, "id1", "1"),
+          api.plainError(503, null, null, null),
+          api.plainError(429, null, null, "30"),
+          api.plainError(502, null, null, null),
+          api.plainError(500, {error: {code: "internal_error"}}, "0a1b", null),
+        ].map((problem) => problem.message)));
+        """
+    )
+    assert shown == [
+        "The server cannot answer now (busy, or still starting). Try again in 1 second.",
+        "The server cannot answer now (busy, or still starting). Try again in a moment.",
+        "The server is getting too many requests now. Try again in 30 seconds.",
+        "The server had a problem answering. Try again; if it keeps failing, tell whoever runs it.",
+        "The server had a problem answering. Try again; if it keeps failing, tell whoever runs "
+        "it and quote the request id 0a1b.",
+    ]
+
+
+def test_an_edit_takes_the_answer_and_its_true_label_buttons_away(server, browser):
+    """The answer and its feedback buttons stayed under an edited text, and a click
+    recorded the true label of the new text against the old one's answer."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    classify_in_page(browser, POSITIVE)
+    wait_for_label(browser, api(server, "/classify", {"review": POSITIVE})["label"])
+    assert browser.find_elements(By.CSS_SELECTOR, "#feedback-choices button")
+
+    by_test_id(browser, "review-input").send_keys(" Or was it?")
+
+    assert browser.execute_script(
+        "const result = document.getElementById('result');"
+        "return [result.hasAttribute('data-waiting'),"
+        " document.getElementById('summary').textContent,"
+        " document.querySelectorAll('#feedback-choices button').length]"
+    ) == [True, "", 0]
+    assert not browser.find_element(By.ID, "scores").is_displayed()
 
 
 @pytest.mark.slow

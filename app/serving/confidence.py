@@ -101,17 +101,30 @@ def confidence_bands(metadata: Mapping[str, Any]) -> ConfidenceBands:
         measured, where = worst
     error = min(max(measured, 0.0), MAX_RAISE)
     very, fairly = VERY_SURE_ACCURACY + error, FAIRLY_SURE_ACCURACY + error
+    said = f"expected calibration error {measured:.3f} on {where}"
+    if measured > MAX_RAISE:  # the raise is capped: the sentence below would not follow
+        evidence = (
+            f"This version's probabilities are calibrated, not closely ({said}); the bands "
+            f"are raised by {MAX_RAISE:.2f} at most, so an answer at {_percent(very)} or more may "
+            f"be right less than {VERY_SURE_ACCURACY:.0%} of the time."
+        )
+    else:
+        evidence = (
+            f"This version's probabilities are calibrated ({said}), so an answer at "
+            f"{_percent(very)} or more is right about {VERY_SURE_ACCURACY:.0%} of the time or more."
+        )
     return ConfidenceBands(
         very_sure=round(very, 3),
         fairly_sure=round(fairly, 3),
         close_margin=CLOSE_MARGIN,
         source="calibrated",
-        evidence=(
-            f"This version's probabilities are calibrated (expected calibration error "
-            f"{measured:.3f} on {where}), so an answer at {very:.0%} or more is right about "
-            f"{VERY_SURE_ACCURACY:.0%} of the time or more."
-        ),
+        evidence=evidence,
     )
+
+
+def _percent(share: float) -> str:
+    """A band's bound as precise as it is: 0.987 is 98.7% (it was "99%", above it)."""
+    return f"{share * 100:.1f}".removesuffix(".0") + "%"
 
 
 # What the trainers' evaluation sets are, for people.

@@ -92,7 +92,8 @@ EXAMPLES = (
         "Not bad at all, actually.",
         "positive",
         "limits",
-        "Negation: 'bad' pulls version 1 toward negative although the sentence praises.",
+        "Negation: version 1 reads 'not' as a complaint word, as it is in its airline "
+        "tweets, and cannot see that 'not bad' praises; version 2 reads 'not bad' as one.",
     ),
     Example(
         "The battery lasts all day and the screen is gorgeous.",

@@ -53,8 +53,9 @@ const BY_CODE = {
   database_unavailable: "The server is not recording answers now, so it cannot take a true label.",
 };
 
-/** What went wrong, in plain words, from the status and the API's error body. */
-export function plainError(status, body, requestId) {
+/** What went wrong, in plain words, from the status, the API's error body, the answer's
+ * request id and its Retry-After header. */
+export function plainError(status, body, requestId, retryAfter = null) {
   const error = (body && body.error) || {};
   const messages = detailMessages(error.details);
   const said = [error.message, ...messages].filter(Boolean).join(" ");
@@ -83,11 +84,25 @@ export function plainError(status, body, requestId) {
   if (status === 400 || status === 415) {
     return new PlainError("The server could not use that text.", detail);
   }
+  // Busy or starting (503: Retry-After says when to come back), or too many requests
+  // (429, from a proxy in front): these were "had a problem… tell whoever runs it".
+  if (status === 503 || status === 429) {
+    const seconds = Number.parseInt(retryAfter, 10);
+    const when = seconds >= 0 && String(seconds) === String(retryAfter).trim()
+      ? `in ${seconds} second${seconds === 1 ? "" : "s"}`
+      : "in a moment";
+    const now = status === 429
+      ? "The server is getting too many requests now."
+      : "The server cannot answer now (busy, or still starting).";
+    return new PlainError(`${now} Try again ${when}.`, detail);
+  }
   if (status >= 500) {
-    const id = requestId ? ` (request id ${requestId})` : "";
+    // The request id to quote, only when there is one (a proxy's error page has none).
+    const quote = requestId
+      ? `tell whoever runs it and quote the request id ${requestId}.`
+      : "tell whoever runs it.";
     return new PlainError(
-      `The server had a problem answering${id}. Try again; if it keeps failing, tell whoever ` +
-        "runs it and quote the request id.",
+      `The server had a problem answering. Try again; if it keeps failing, ${quote}`,
       detail,
     );
   }
@@ -139,7 +154,7 @@ export async function postJSONWithId(url, body, options) {
   const { response, answer } = await request(url, init, options);
   const requestId = response.headers.get("X-Request-ID");
   if (response.ok && answer) return { answer, requestId };
-  const problem = plainError(response.status, answer, requestId);
+  const problem = plainError(response.status, answer, requestId, response.headers.get("Retry-After"));
   problem.status = response.status;
   throw problem;
 }
@@ -147,7 +162,8 @@ export async function postJSONWithId(url, body, options) {
 export async function getJSON(url, options) {
   const { response, answer } = await request(url, {}, options);
   if (response.ok && answer) return answer;
-  throw plainError(response.status, answer, response.headers.get("X-Request-ID"));
+  const said = (name) => response.headers.get(name);
+  throw plainError(response.status, answer, said("X-Request-ID"), said("Retry-After"));
 }
 
 /** ``url`` with ``?version=`` when a version is pinned. */

@@ -7,7 +7,18 @@ export function percent(p) {
   const text = (p * 100).toFixed(1);
   return p < 1 && text === "100.0" ? ">99.9%" : `${text}%`;
 }
-export const share = (p) => `${Math.round(p * 100)}%`;
+/** The top class's probability beside its words (``sureWords``), never rounded up to a
+ * band's bound it is below: 0.98975 was "99.0%: fairly sure" under a hint that 99% or
+ * more is "very sure". */
+export function percentFor(p, bands) {
+  const text = percent(p);
+  const crosses = [bands.very_sure, bands.fairly_sure].some(
+    (bound) => p < bound && Number.parseFloat(text) >= bound * 100,
+  );
+  return crosses ? `${(Math.floor(p * 1000) / 10).toFixed(1)}%` : text;
+}
+/** A band's bound in percent, as precise as it is: 0.953 is "95.3%" (it was "95%"). */
+export const share = (p) => `${(p * 100).toFixed(1).replace(/\.0$/, "")}%`;
 
 /** Whether ``text`` is blank by the server's rule (``config.notBlankPattern``, from
  * app.serving.texts): JavaScript's trim() also removes U+FEFF and keeps U+001C–U+001F and

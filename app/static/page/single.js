@@ -6,6 +6,7 @@ import {
   characters,
   element,
   percent,
+  percentFor,
   scoreItems,
   sureEvidence,
   sureWords,
@@ -33,6 +34,7 @@ export function setUpSingle(config, chosenVersion) {
   let pending = null;
   let lastExplanation = null;
   let example = null; // the example whose text is in the box, if any
+  let answered = null; // the text the answer on show is for
 
   const blank = blankBy(config);
   const bandsOf = (version) =>
@@ -62,6 +64,8 @@ export function setUpSingle(config, chosenVersion) {
   function showResult(shown) {
     result.toggleAttribute("data-waiting", !shown);
     if (!shown) {
+      answered = null;
+      $("feedback-choices").replaceChildren();
       // The live regions stay in view while waiting: none may keep the last answer's words.
       $("summary").replaceChildren();
       $("explain-status").textContent = "";
@@ -104,7 +108,8 @@ export function setUpSingle(config, chosenVersion) {
     box.hidden = false;
   }
 
-  function showAnswer(body) {
+  function showAnswer(body, text) {
+    answered = text;
     hideError(error);
     review.removeAttribute("aria-invalid");
     const version = body.model.version;
@@ -115,7 +120,7 @@ export function setUpSingle(config, chosenVersion) {
     label.dataset.testid = "result-label";
     const words = element("span", "sure", sureWords(probabilities, bands));
     words.id = "sure";
-    $("summary").replaceChildren("Predicted ", label, ` (${percent(body.score)}): `, words, ".");
+    $("summary").replaceChildren("Predicted ", label, ` (${percentFor(body.score, bands)}): `, words, ".");
     $("sure-evidence").textContent = sureEvidence(bands);
     $("scores").replaceChildren(...scoreItems(body.scores));
     $("answered-by").textContent = `Answered by ${body.model.name} ${versionName(version, config.versions)}.`;
@@ -251,7 +256,7 @@ export function setUpSingle(config, chosenVersion) {
       );
       // Edited (or another version picked) meanwhile: that text is the one to answer.
       if (review.value !== text || chosenVersion() !== version) return classify();
-      showAnswer(body);
+      showAnswer(body, text);
       offerFeedback(body, requestId);
       status.textContent = "";
       await explain(text, body.model.version, mine.signal); // the version that answered
@@ -287,6 +292,18 @@ export function setUpSingle(config, chosenVersion) {
     }
   });
   cancelButton.addEventListener("click", cancel);
+  // An edit takes the answer away, with its explanation on its way and its true-label
+  // buttons: they stayed under the new text, and a click recorded a label for the old one.
+  review.addEventListener("input", () => {
+    if (answered === null || review.value === answered) return;
+    if (pending) {
+      pending.abort();
+      pending = null;
+      hideCancel();
+    }
+    status.textContent = "";
+    showResult(false);
+  });
   // Escape anywhere but in the batch section (its own Escape cancels a batch): focus is
   // on an example or the answer's buttons as often as in the form.
   document.addEventListener("keydown", (event) => {
@@ -319,7 +336,7 @@ function setUpCompare(config, review, problemWith, bandsOf) {
     const label = element("p", "compare-label");
     label.append(
       element("strong", `label label-${body.label}`, body.label),
-      ` ${percent(body.score)}, `,
+      ` ${percentFor(body.score, bandsOf(version))}, `,
       element("span", "sure", sureWords(Object.values(body.scores), bandsOf(version))),
     );
     const scores = element("ul", "scores compact");
