@@ -197,6 +197,28 @@ def test_bad_version_settings_stop_start_up(base_dir, env, message):
         two_version_app(base_dir, **env)
 
 
+def test_a_version_folder_with_leading_zeros_is_named_and_a_blank_model_dir_is_unset(tmp_path):
+    """A folder '02' was skipped without a word (MODEL_VERSIONS=1,2 said "no folder 2"),
+    and MODEL_DIR=" " was a folder named " " (an outside probe). Other names ('latest',
+    a link many set beside the versions) are still skipped."""
+    from app.serving.predictor import ModelBundleError
+    from app.serving.registry import VersionSelection
+
+    for name in ("1", "3", "latest"):
+        (tmp_path / name).mkdir()
+    settings = {"MODEL_BASE_DIR": tmp_path, "MODEL_VERSIONS": "all", "MODEL_LABELS": ""}
+    selection = VersionSelection.from_config({**settings, "MODEL_DIR": " "})
+    assert selection.folders() == {"1": tmp_path / "1", "3": tmp_path / "3"}
+
+    (tmp_path / "02").mkdir()
+    for versions in ("all", "1,2"):
+        chosen = VersionSelection.from_config(
+            {**settings, "MODEL_VERSIONS": versions, "MODEL_DIR": ""}
+        )
+        with pytest.raises(ModelBundleError, match="folder '02' is no version name: name it 2"):
+            chosen.folders()
+
+
 def test_a_label_from_labels_json_is_blamed_on_that_file_not_on_model_labels(tmp_path):
     """The shipped labels.json says stable=2: with MODEL_VERSIONS=1 the refusal named
     MODEL_LABELS, which was not set."""

@@ -44,7 +44,7 @@ class VersionSelection:
             base_dir=Path(config["MODEL_BASE_DIR"]),
             versions=config["MODEL_VERSIONS"],
             labels=config["MODEL_LABELS"],
-            model_dir=config["MODEL_DIR"],
+            model_dir=config["MODEL_DIR"].strip(),  # blank is unset, as for the others
         )
 
     def folders(self) -> dict[str | None, Path]:
@@ -55,11 +55,18 @@ class VersionSelection:
             return {None: Path(self.model_dir)}
         if not self.base_dir.is_dir():
             raise ModelBundleError(f"MODEL_BASE_DIR={self.base_dir}: not a folder")
-        found = {
-            path.name: path
-            for path in self.base_dir.iterdir()
-            if path.is_dir() and _digits(path.name) and not path.name.startswith("0")
-        }
+        numbered = [
+            path for path in self.base_dir.iterdir() if path.is_dir() and _digits(path.name)
+        ]
+        padded = [path.name for path in numbered if path.name.startswith("0")]
+        if padded:  # skipped, it was served by no version (and '2' was "no folder")
+            number = int(padded[0])
+            fix = f"name it {number} (no leading zeros)" if number else "versions start at 1"
+            raise ModelBundleError(
+                f"MODEL_BASE_DIR={self.base_dir}: folder {padded[0]!r} is no version name: "
+                f"{fix}, or move it out"
+            )
+        found = {path.name: path for path in numbered}
         if self.versions.strip().lower() == "all":
             wanted = sorted(found, key=int)
             if not wanted:
