@@ -180,7 +180,8 @@ def _ports(config: Any) -> None:
 
 def _worker_class(config: Any) -> None:
     """--worker-class: importable (else every worker fails to boot, with a traceback),
-    and one that takes the plain sockets the master holds (gevent's failed at boot)."""
+    and one that takes the plain sockets the master holds (gevent's failed at boot; sync,
+    gthread and uvicorn-worker's take them)."""
     from gunicorn.util import load_class
 
     uri = config.settings["worker_class"].get()
@@ -188,13 +189,12 @@ def _worker_class(config: Any) -> None:
         worker = load_class(uri)
     except (RuntimeError, AttributeError):  # the message holds a whole traceback
         raise ValueError(f"cannot import worker class {uri!r}") from None
-    from gunicorn.workers.gthread import ThreadWorker
-    from gunicorn.workers.sync import SyncWorker
+    from gunicorn.workers.base_async import AsyncWorker
 
-    if not issubclass(worker, (ThreadWorker, SyncWorker)):
+    if issubclass(worker, AsyncWorker):
         raise ValueError(
-            f"{uri!r}: the master's listening sockets serve sync and gthread workers (and "
-            "their subclasses) only"
+            f"{uri!r}: Gunicorn's gevent and eventlet workers take only Gunicorn's own "
+            "socket objects, not the plain sockets the master holds"
         )
 
 
@@ -273,7 +273,7 @@ ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments,
     "Gunicorn options with valid values (at least 1 worker, thread and worker connection, "
-    "host:port binds, a sync or gthread worker class; not --config, --preload, --reuse-port, "
+    "host:port binds, no gevent or eventlet worker class; not --config, --preload, --reuse-port, "
     "--statsd-host, --certfile, --keyfile, --daemon, --paste, --logger-class or --env)",
 )
 DATABASE_URL = pattern(

@@ -128,6 +128,7 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
             "--bind 127.0.0.1:8000 --bind 127.0.0.1:8001 --worker-class gthread",
         ),
         ("GUNICORN_CMD_ARGS", "--worker-class sync"),
+        ("GUNICORN_CMD_ARGS", "--worker-class uvicorn_worker.UvicornWorker"),  # make bench's twin
         ("GUNICORN_CMD_ARGS", "--log-level WARNING --access-logfile - --pid /tmp/x.pid"),
         ("GUNICORN_CMD_ARGS", "--worker-tmp-dir /tmp"),
         ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),

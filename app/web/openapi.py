@@ -267,7 +267,7 @@ def pin_parameters(stable: str) -> list[dict[str, Any]]:
     ]
 
 
-def classify_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
+def classify_operations(answers: ExampleAnswers, max_items: int) -> dict[str, dict[str, Any]]:
     """``/classify`` and the service's own GET routes (``answers``: the stable version's)."""
     stable = answers.version
     single = {**answers.prediction(0), "model": answers.model}
@@ -361,7 +361,7 @@ def classify_operations(answers: ExampleAnswers) -> dict[str, dict[str, Any]]:
             json_response("OpenAPI 3.0.", {"type": "object"}),
         ),
         "/explain": explain_operation(answers),
-        **feedback_operations(),
+        **feedback_operations(max_items),
         "/docs": get(
             "docsPage",
             "documentation",
@@ -427,8 +427,9 @@ def explain_operation(answers: ExampleAnswers) -> dict[str, Any]:
     }
 
 
-def feedback_operations() -> dict[str, dict[str, Any]]:
-    """``POST /feedback``, ``GET /feedback`` and ``GET /monitoring``."""
+def feedback_operations(max_items: int) -> dict[str, dict[str, Any]]:
+    """``POST /feedback`` (a list of at most ``max_items``, the app's ``MAX_BATCH_SIZE``),
+    ``GET /feedback`` and ``GET /monitoring``."""
     request_id = "3f1c8e4ad39a4a55b4c5e1f1d2a7c901"
     given = {
         "request_id": request_id,
@@ -508,7 +509,13 @@ def feedback_operations() -> dict[str, dict[str, Any]]:
                     {
                         "oneOf": [
                             ref("FeedbackItem"),
-                            {"type": "array", "items": ref("FeedbackItem"), "minItems": 1},
+                            {
+                                "type": "array",
+                                "items": ref("FeedbackItem"),
+                                "minItems": 1,
+                                # Undeclared, a list of 66 was valid here and refused (400).
+                                "maxItems": max_items,
+                            },
                         ]
                     },
                     {
@@ -1105,7 +1112,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         spec.components.schema(component, schema=schema_class())
     answers: ExampleAnswers = app.extensions[EXAMPLE_ANSWERS]
     operations = {
-        **classify_operations(answers),
+        **classify_operations(answers, app.config["MAX_BATCH_SIZE"]),
         **tfserving_operations(answers),
         **open_inference_operations(answers),
     }
