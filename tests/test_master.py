@@ -6,7 +6,6 @@ other workers are. Each test here stopped it before its fix, with a real server.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from test_metrics_folder import classify_count_in, log_lines, workers
 
 from deploy.dyno import WebProcess, wait_for_workers_started
 
@@ -25,15 +25,6 @@ pytestmark = pytest.mark.slow
 
 REVIEW = {"review": "The crew was friendly and the flight left on time."}
 PIDS_CGROUPS = Path("/sys/fs/cgroup/pids")
-
-
-def workers(server) -> list[int]:
-    path = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    return [int(pid) for pid in path.read_text().split()]
-
-
-def log_lines(server) -> list[dict]:
-    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
 
 
 def replaced(server, dead: int, timeout: float = 60) -> bool:
@@ -50,11 +41,18 @@ def replaced(server, dead: int, timeout: float = 60) -> bool:
 def classify_count(server) -> float:
     scrape = requests.get(server.url + "/metrics", timeout=10)
     assert scrape.status_code == 200, scrape.text
-    return sum(
-        float(line.split()[-1])
-        for line in scrape.text.splitlines()
-        if line.startswith('sentiment_model_requests_total{outcome="ok"')
-    )
+    return classify_count_in(scrape.text)
+
+
+def serving(start_server, folder: Path, classified: int = 0):
+    """A server of two started workers writing metrics in ``folder``, after
+    ``classified`` answered reviews."""
+    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
+    server.wait_ready("/ready")
+    wait_for_workers_started(server.url, 2)
+    for _ in range(classified):
+        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).ok
+    return server
 
 
 def test_a_failed_fork_of_a_replacement_is_tried_again(start_server, tmp_path):
@@ -118,11 +116,7 @@ def test_a_full_metrics_disk_does_not_kill_the_master(small_disk, start_server):
     space first, fails with a line, and is done at a later exit once there is room; the
     dead worker's counts are kept meanwhile."""
     folder = small_disk / "metrics"
-    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
-    server.wait_ready("/ready")
-    wait_for_workers_started(server.url, 2)
-    for _ in range(6):
-        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).ok
+    server = serving(start_server, folder, classified=6)
     assert classify_count(server) == 6
     filler = small_disk / "filler"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
@@ -146,11 +140,7 @@ def test_damaged_totals_and_an_odd_file_name_do_not_stop_the_master(start_server
     raised ``struct.error``, and a file named for no possible pid ``OverflowError``, out
     of its main loop. The damaged totals are dropped with one line and written anew."""
     folder = tmp_path / "metrics"
-    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
-    server.wait_ready("/ready")
-    wait_for_workers_started(server.url, 2)
-    for _ in range(4):
-        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).ok
+    server = serving(start_server, folder, classified=4)
     (folder / "counter_dead.db").write_bytes(struct.pack("ii", 1000, 0))  # says 1,000 bytes
     (folder / "counter_99999999999.db").write_bytes(b"")
 
@@ -168,9 +158,7 @@ def test_a_deleted_parent_of_the_metrics_folder_is_made_again(start_server, tmp_
     """A cleaner removed the metrics folder's parent: a replacement worker, unable to
     make the folder, exited 3, which stops the whole server."""
     folder = tmp_path / "parent" / "metrics"
-    server = start_server(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(folder))
-    server.wait_ready("/ready")
-    wait_for_workers_started(server.url, 2)
+    server = serving(start_server, folder)
     shutil.rmtree(folder.parent)
     first = workers(server)[0]
     os.kill(first, signal.SIGKILL)
