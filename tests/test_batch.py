@@ -802,3 +802,17 @@ def test_spark_reads_a_file_uri_s_path_whole_and_finds_a_configured_master(tmp_p
     (tmp_path / "spark-defaults.conf").write_text("spark.master  yarn\n", encoding="utf-8")
     monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
     assert configured_master()
+
+
+def test_an_output_name_of_the_longest_length_is_written(tmp_path):
+    """OUTPUT's partial file is ``OUTPUT.partial-PID``: with an OUTPUT name of 249 bytes
+    or more that passed the folder's 255 and the run failed (exit 74, "File name too
+    long"). Its name is cut now; OUTPUT keeps its own."""
+    source = tmp_path / "reviews.csv"
+    source.write_text("text\nLovely crew\n")
+    output = tmp_path / ("é" * 125 + ".csv")  # 254 bytes
+    result = run_batch(source, output)
+    assert result.returncode == 0, result.stderr
+    with output.open(newline="") as scored:
+        assert [row["label"] for row in csv.DictReader(scored)] == ["positive"]
+    assert sorted(tmp_path.iterdir()) == sorted([source, output])

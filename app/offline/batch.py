@@ -613,7 +613,7 @@ def score_file(
     started = time.perf_counter()
     # Its own name per run: two runs writing the same OUTPUT wrote into one file (one
     # announced the other's rows). The last run to finish now leaves its whole file.
-    partial = output_path.with_name(f"{output_path.name}.partial-{os.getpid()}")
+    partial = partial_path(output_path, os.getpid())
 
     with (
         input_path.open("rb") as stored,
@@ -674,6 +674,21 @@ def score_file(
             raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def partial_path(output_path: Path, pid: int) -> Path:
+    """``OUTPUT.partial-PID``, OUTPUT's name cut where the two would pass the folder's
+    longest name (255 bytes on most file systems): an OUTPUT of 249 bytes or more could
+    not be written at all."""
+    suffix = f".partial-{pid}"
+    try:
+        longest = os.pathconf(output_path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):  # the folder is missing: writing fails and says so
+        longest = 255
+    name = output_path.name
+    while len(os.fsencode(name + suffix)) > longest:
+        name = name[:-1]
+    return output_path.with_name(name + suffix)
 
 
 def _score_batch(
