@@ -203,6 +203,7 @@ def test_pages_allow_only_this_server_s_files_and_no_framing(client, path):
     assert policy["script-src"] == policy["style-src"] == policy["default-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"
     assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
     assert "<script>" not in response.get_data(as_text=True)  # no inline script to allow
     assert ' style="' not in response.get_data(as_text=True)
 

@@ -44,10 +44,12 @@ PAGE_POLICY = "; ".join(
 
 def protect_page(response: Response) -> Response:
     """``PAGE_POLICY`` on an HTML answer (``X-Frame-Options`` for browsers that predate
-    ``frame-ancestors``)."""
+    ``frame-ancestors``), and no ``Referer`` from it: a link followed from the docs viewer
+    told the other site this server's address and path."""
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = PAGE_POLICY
         response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
