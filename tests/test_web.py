@@ -1339,10 +1339,20 @@ def test_a_new_request_takes_the_last_answer_s_status_lines_away(server, browser
 
 def test_buttons_do_nothing_before_the_page_s_script_runs(server, browser):
     """On a slow connection Classify could be clicked before the script ran: the browser
-    posted the form itself and showed the API's raw 415 in place of the page."""
-    set_viewport(browser, *VIEWPORTS["desktop"])
+    posted the form itself and showed the API's raw 415 in place of the page. Without
+    scripts at all, the page says so where it is seen first (it said so below every
+    form, out of sight on a phone)."""
+    set_viewport(browser, *VIEWPORTS["phone"])
     browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
     try:
+        browser.get(server.url + "/")
+        notice = browser.find_element(By.CSS_SELECTOR, "main noscript p")
+        assert notice.text == "This page needs JavaScript to call the API."
+        bottom = browser.execute_script(
+            "return arguments[0].getBoundingClientRect().bottom", notice
+        )
+        assert bottom <= VIEWPORTS["phone"][1], bottom
+        set_viewport(browser, *VIEWPORTS["desktop"])
         browser.get(server.url + "/")
         by_test_id(browser, "review-input").send_keys(POSITIVE)
         by_test_id(browser, "classify-button").click()
