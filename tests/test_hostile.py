@@ -4,6 +4,7 @@ and the workers stay up (same pids before and after the whole table)."""
 from __future__ import annotations
 
 import http.client
+import contextlib
 import json
 import re
 import socket
@@ -458,3 +459,33 @@ def test_a_refused_request_line_is_said_once(server, line, message):
         head, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert json.loads(data)["error"]["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("path", "chunks"),
+    [
+        ("/classify", b"zz\r\nhello\r\n0\r\n\r\n"),  # a size that is not hexadecimal
+        ("/v1/models/sentiment:predict", b'16\r\n{"instances":["Nice"]}XX0\r\n\r\n'),  # no CRLF
+        ("/v2/models/sentiment/infer", b"zz\r\nhello\r\n0\r\n\r\n"),
+        ("/classify", b"10000\r\n" + b"a" * 65536 + b"\r\n" * 2 + b"zz\r\n" * 40000),  # a thread's
+    ],
+)
+def test_a_broken_chunked_body_is_a_400_and_the_connection_closes(server, path, chunks):
+    """Gunicorn reads a chunked body's framing only when the app reads the body: a chunk
+    size that is not hexadecimal, or a chunk without its line end, was a 500 (in the
+    error-rate alert's count) on every route that reads a body, and the answer said
+    keep-alive on a connection whose framing is lost. Now a 400 in the route's shape, and
+    the connection closes after it, with nothing more sent."""
+    request = raw("POST", path, chunks, f"Content-Type: {JSON_TYPE}", "Transfer-Encoding: chunked")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        status, headers, body = exchange(sock, request)
+        rest = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                rest += chunk
+    assert (status, headers["connection"]) == (400, "close"), body
+    error = json.loads(body)["error"]
+    message = error if path.startswith("/v") else error["message"]
+    assert "chunk" in message, message
+    assert rest == b""
+    assert requests.get(server.url + "/ready", timeout=5).status_code == 200

@@ -80,6 +80,13 @@ def test_a_body_over_the_apps_limit_is_handed_over_with_its_headers():
         (HEAD + b"Content-Length: 5\r\n\r\n{}", False),
         (CHUNKED + b"2\r\n{}\r\n0\r\n\r\n", True),
         (CHUNKED + b"2\r\n{}\r\n0\r\n", False),
+        (CHUNKED + b"2 ; a = b\r\n{}\r\n0\r\n\r\n", True),  # whitespace before an extension
+        # Chunks Gunicorn refuses only when the app reads the body: a thread's, which
+        # answers with Connection: close.
+        (CHUNKED + b"zz\r\nhello\r\n0\r\n\r\n", False),
+        (CHUNKED + b"2 \r\n{}\r\n0\r\n\r\n", False),  # whitespace without an extension
+        (CHUNKED + b"2;=\r\n{}\r\n0\r\n\r\n", False),
+        (CHUNKED + b"2\r\n{}XX0\r\n\r\n", False),
         # Complete for progress() (handed over at once) but not in memory: a thread's.
         (HEAD + b"Content-Length: %d\r\n\r\n" % (BODY_LIMIT + 1), False),
         (b"\x16\x03\x01\x00\xa5\x01\x00", False),

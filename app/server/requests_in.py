@@ -7,6 +7,8 @@ from __future__ import annotations
 import enum
 import re
 
+from gunicorn.http.body import CHUNK_EXT_RE
+
 # Without a blank line after this much, the request is malformed (Gunicorn's limits: a
 # 4094-byte request line, 100 fields of 8190 bytes) or hostile: the parser answers it.
 HEADER_LIMIT = 64 * 1024
@@ -41,7 +43,7 @@ def progress(buf: bytes | bytearray, body_limit: int = BODY_LIMIT) -> Progress:
     length, chunked, expect = _framing(bytes(buf[start:end]))
     body = end + 4
     if chunked:
-        done = _chunked_complete(buf, body)
+        done = _chunks(buf, body) is not _Chunks.INCOMPLETE  # broken: the parser says so
     elif length is None:
         return Progress.COMPLETE
     else:
@@ -71,24 +73,40 @@ def _framing(head: bytes) -> tuple[int | None, bool, bool]:
     return length, chunked, expect
 
 
-def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
-    """Whether the chunked body starting at ``pos`` has its last chunk and trailers;
-    a size line that does not parse counts as complete (the parser refuses it)."""
+class _Chunks(enum.Enum):
+    INCOMPLETE = "incomplete"  # the last chunk and trailers are still to come
+    COMPLETE = "complete"
+    BROKEN = "broken"  # not chunked coding: a size that is not hexadecimal, a chunk
+    # without its CRLF. Gunicorn refuses it only when the app reads the body.
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+
+
+def _chunks(buf: bytes | bytearray, pos: int) -> _Chunks:
+    """How far the chunked body starting at ``pos`` has arrived, or that it is broken."""
     while True:
         eol = buf.find(b"\r\n", pos)
         if eol < 0:
-            return False
-        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            return True
+            return _Chunks.INCOMPLETE
+        size_text, *extension = bytes(buf[pos:eol]).split(b";", 1)  # as Gunicorn reads it
+        if extension:
+            if not CHUNK_EXT_RE.fullmatch(b";" + extension[0]):
+                return _Chunks.BROKEN
+            size_text = size_text.rstrip(b" \t")
+        if not _CHUNK_SIZE.fullmatch(size_text):
+            return _Chunks.BROKEN
+        size = int(size_text, 16)
         if size == 0:
             trailers = eol + 2
-            return buf.startswith(b"\r\n", trailers) or buf.find(b"\r\n\r\n", trailers) >= 0
-        pos = eol + 2 + size + 2
-        if pos > len(buf):
-            return False
+            done = buf.startswith(b"\r\n", trailers) or buf.find(b"\r\n\r\n", trailers) >= 0
+            return _Chunks.COMPLETE if done else _Chunks.INCOMPLETE
+        end = eol + 2 + size
+        if end + 2 > len(buf):
+            return _Chunks.INCOMPLETE
+        if buf[end : end + 2] != b"\r\n":
+            return _Chunks.BROKEN
+        pos = end + 2
 
 
 def whole(buf: bytes | bytearray) -> bool:
@@ -114,7 +132,10 @@ def whole_request(buf: bytes | bytearray) -> tuple[bytes, int] | None:
     length, chunked, _ = _framing(head)
     body = end + 4
     if chunked:
-        if not _chunked_complete(buf, body):
+        # Broken chunks are not whole: Gunicorn finds them when the app reads the body,
+        # and the answer must then close the connection, as a thread's answer to a
+        # request not whole does.
+        if _chunks(buf, body) is not _Chunks.COMPLETE:
             return None
         length = len(buf) - body
     elif length is None:

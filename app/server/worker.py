@@ -43,7 +43,7 @@ import uuid_utils
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.body import LengthReader
-from gunicorn.http.errors import InvalidHeader, InvalidHeaderName
+from gunicorn.http.errors import InvalidHeader, InvalidHeaderName, ParseException
 from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers.gthread import (
     DEFAULT_WORKER_DATA_TIMEOUT,
@@ -471,13 +471,15 @@ class BufferingWorker(ThreadWorker):
         request on the connection failed). A request not whole has been told to close."""
         if not keepalive:
             return False
-        if not isinstance(conn.sock, _Outbox):
-            deadline = time.monotonic() + DEFAULT_WORKER_DATA_TIMEOUT
-            most = DRAIN_FROM_SOCKET + (conn.held or 0)
-            return bool(conn.parser.finish_body(deadline=deadline, max_bytes=most))
         try:
+            if not isinstance(conn.sock, _Outbox):
+                deadline = time.monotonic() + DEFAULT_WORKER_DATA_TIMEOUT
+                most = DRAIN_FROM_SOCKET + (conn.held or 0)
+                return bool(conn.parser.finish_body(deadline=deadline, max_bytes=most))
             return bool(conn.parser.finish_body())
         except (BlockingIOError, InterruptedError):  # not in memory after all: close
+            return False
+        except ParseException:  # framing broken past what the app read: close, say no more
             return False
 
     def handle_request(self, req, conn):

@@ -64,6 +64,13 @@ class InvalidEncoding(APIError):
     code = "invalid_encoding"
 
 
+class BrokenChunks(APIError):
+    """A chunked body whose framing Gunicorn refused as the app read it."""
+
+    status = 400
+    code = "bad_request"
+
+
 class ModelNotFound(APIError):
     status = 404
     code = "model_not_found"

@@ -10,10 +10,22 @@ from typing import Any
 import orjson
 from flask import Flask, Request, Response
 from flask.json.provider import DefaultJSONProvider
+from gunicorn.http.errors import (
+    ChunkMissingTerminator,
+    InvalidChunkExtension,
+    InvalidChunkSize,
+    ParseException,
+)
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.serving.texts import lone_surrogate
-from app.web.errors import InvalidEncoding, InvalidJSON, UnsupportedEncoding, UnsupportedMediaType
+from app.web.errors import (
+    BrokenChunks,
+    InvalidEncoding,
+    InvalidJSON,
+    UnsupportedEncoding,
+    UnsupportedMediaType,
+)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -65,12 +77,23 @@ _GZIP = 16 + zlib.MAX_WBITS
 _ENCODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
 
 
+_BROKEN_CHUNKS = {
+    InvalidChunkSize: "a chunk's size is not a hexadecimal number",
+    ChunkMissingTerminator: "a chunk does not end (CRLF) where its size says",
+    InvalidChunkExtension: "a chunk extension is malformed",
+}
+
+
 class APIRequest(Request):
     """Raise the API's own errors when the body is not JSON, instead of HTML 400/415, and
     read a body compressed with gzip or deflate on every route, as TF Serving and Triton do."""
 
     def get_data(self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False):
-        data = super().get_data(cache=cache, parse_form_data=parse_form_data)
+        try:
+            data = super().get_data(cache=cache, parse_form_data=parse_form_data)
+        except ParseException as error:  # Gunicorn reads chunk framing only now: not a 500
+            reason = _BROKEN_CHUNKS.get(type(error), "its trailer fields are malformed")
+            raise BrokenChunks(f"The body is not valid chunked coding: {reason}.") from None
         limit = self.max_content_length
         # A chunked body (no Content-Length) is cut at the limit by Werkzeug without an
         # error under Gunicorn: a body that reaches the limit is refused, not truncated.
