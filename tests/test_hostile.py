@@ -3,8 +3,9 @@ and the workers stay up (same pids before and after the whole table)."""
 
 from __future__ import annotations
 
-import http.client
 import contextlib
+import gzip
+import http.client
 import json
 import re
 import socket
@@ -489,3 +490,39 @@ def test_a_broken_chunked_body_is_a_400_and_the_connection_closes(server, path, 
     assert "chunk" in message, message
     assert rest == b""
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/classify", {"reviews": [""] * 60_000}),
+        ("/v1/models/sentiment:predict", {"instances": [1] * 60_000}),
+        ("/v1/models/sentiment:predict", {"instances": [{"review": ""}] * 60_000}),
+        ("/v1/models/sentiment:predict", {"inputs": [""] * 60_000}),
+        ("/v1/models/sentiment:predict", {"inputs": {"review": [""] * 60_000}}),
+        (
+            "/v2/models/sentiment/infer",
+            {
+                "inputs": [
+                    {
+                        "name": "review",
+                        "shape": [60_000],
+                        "datatype": "BYTES",
+                        "data": [""] * 60_000,
+                    }
+                ]
+            },
+        ),
+    ],
+)
+def test_a_batch_over_the_limit_is_refused_by_its_size_not_item_by_item(server, path, body):
+    """A gzipped body of a few KB holding far more blank texts than MAX_BATCH_SIZE: each was
+    checked and refused, one message each (25 MB for 349,000 of them), for seconds of the
+    worker's loop. Now the batch's size alone is the answer."""
+    data = gzip.compress(json.dumps(body).encode())
+    assert len(data) < 10_000
+    headers = {"Content-Type": JSON_TYPE, "Content-Encoding": "gzip"}
+    answer = requests.post(server.url + path, data=data, headers=headers, timeout=30)
+    assert answer.status_code == 400, answer.text[:300]
+    assert len(answer.content) < 500, answer.text[:500]
+    assert "60000" in answer.text, answer.text

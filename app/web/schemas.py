@@ -97,6 +97,19 @@ class BatchLength(CountedLength):
     message_all = "Send between {min} and {max} reviews (got {length})."
 
 
+class BatchList(fields.List):
+    """A list of texts whose length (its ``BatchLength``) is checked before its items:
+    a 1 KB gzipped body of 349,000 blank texts had each refused, in a 25 MB answer that
+    kept its worker for five seconds."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list):
+            for validator in self.validators:
+                if isinstance(validator, BatchLength):
+                    validator(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def review_text(max_chars: int, *, allow_blank: bool = False, **kwargs: Any) -> fields.String:
     """One review text: at most ``max_chars`` characters and, unless ``allow_blank``, some
     character that is not whitespace (``app.serving.texts``)."""
@@ -276,7 +289,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
     )()
     classify_batch = ClassifyRequestSchema.from_dict(
         {
-            "reviews": fields.List(
+            "reviews": BatchList(
                 review_text(max_text_chars),
                 required=True,
                 validate=batch,
@@ -315,7 +328,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
     )()
     named_inputs = ProtocolRequestSchema.from_dict(
         {
-            TF_INPUT_NAME: fields.List(
+            TF_INPUT_NAME: BatchList(
                 tf_text(max_text_chars, base64_text),
                 required=True,
                 validate=BatchLength(max=max_batch_size),
@@ -329,8 +342,8 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             "signature_name": signature_name,
             "instances": OneOfShapes(
                 [
-                    fields.List(tf_text(max_text_chars, base64_text), validate=batch),
-                    fields.List(fields.Nested(instance), validate=batch),
+                    BatchList(tf_text(max_text_chars, base64_text), validate=batch),
+                    BatchList(fields.Nested(instance), validate=batch),
                 ],
                 choose=_instances_shape,
                 required=True,
@@ -348,7 +361,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
             "signature_name": signature_name,
             "inputs": OneOfShapes(
                 [
-                    fields.List(
+                    BatchList(
                         tf_text(max_text_chars, base64_text),
                         validate=BatchLength(max=max_batch_size),
                     ),
@@ -388,8 +401,9 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
                 "`binary_data_size`: the input's bytes after the JSON "
                 "(binary tensor extension) instead of `data`."
             ),
-            "data": fields.List(
+            "data": BatchList(
                 fields.Raw(),
+                validate=batch,
                 metadata={
                     "description": "The texts (UTF-8 strings), flat or nested as `shape`; "
                     "as many as `shape` says.",
@@ -441,7 +455,7 @@ def request_schemas(max_batch_size: int, max_text_chars: int) -> RequestSchemas:
         ),
         explain=explain,
         infer=infer,
-        infer_texts=fields.List(review_text(max_text_chars), validate=batch),
+        infer_texts=BatchList(review_text(max_text_chars), validate=batch),
         components={
             "ClassifyOneRequest": classify_one,
             "ExplainRequest": explain,
