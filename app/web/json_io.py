@@ -120,23 +120,32 @@ def _inflated(data: bytes, encoding: str, limit: int | None) -> bytes:
     if encoding not in _ENCODINGS:
         raise UnsupportedEncoding()
     wbits = _ENCODINGS[encoding]
-    members: list[bytes] = []
-    size, rest = 0, data
-    while True:
+    view = memoryview(data)
+    parts: list[bytes] = []
+    size = start = 0
+    while True:  # one member a turn
         inflater = zlib.decompressobj(wbits)
-        try:
-            member = inflater.decompress(rest, 0 if limit is None else limit + 1 - size)
-        except zlib.error:
-            raise InvalidEncoding(f"The body is not valid {encoding} data.") from None
-        size += len(member)
-        if limit is not None and size > limit:
-            raise RequestEntityTooLarge()
-        if not inflater.eof:
-            raise InvalidEncoding(f"The body's {encoding} data is cut short.")
-        members.append(member)
-        rest = inflater.unused_data
-        if not rest:
-            return b"".join(members)  # one member: itself, not a copy
+        # zlib copies what it has not used (unused_data): fed the whole rest each time,
+        # 52,000 empty members in 1 MB took 1.4 s. The first member (most bodies' only
+        # one) gets the whole body at once; the next ones pieces that grow from 32 bytes,
+        # which keep the copying within about twice each member's size.
+        piece = len(view) if start == 0 else 32
+        while not inflater.eof:
+            if start >= len(view):
+                raise InvalidEncoding(f"The body's {encoding} data is cut short.")
+            fed = view[start : start + piece]
+            try:
+                part = inflater.decompress(fed, 0 if limit is None else limit + 1 - size)
+            except zlib.error:
+                raise InvalidEncoding(f"The body is not valid {encoding} data.") from None
+            size += len(part)
+            if limit is not None and size > limit:
+                raise RequestEntityTooLarge()
+            parts.append(part)
+            start += len(fed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+            piece *= 2
+        if start == len(view):
+            return b"".join(parts)
         if wbits != _GZIP:
             raise InvalidEncoding(f"The body has bytes after its {encoding} data.")
 
