@@ -194,6 +194,10 @@ def test_predict_not_found(client, served, path, message):
         ("GET", "/v1/models/{name}/extra/segments", "Malformed request: GET {path}"),
         ("GET", "/v1/models/{name}:predict", "Malformed request: GET {path}"),
         ("GET", "/v1/other", "Malformed request: GET {path}"),
+        # URL keywords are lower case only (README, "TensorFlow Serving API").
+        ("GET", "/v1/MODELS/{name}", "Malformed request: GET {path}"),
+        ("GET", "/v1/models/{name}/VERSIONS/1", "Malformed request: GET {path}"),
+        ("POST", "/v1/models/{name}:PREDICT", "Malformed request: POST {path}"),
         ("POST", "/v1/models/{name}", "Malformed request: POST {path}"),
         ("POST", "/v1/models/{name}/metadata", "Malformed request: POST {path}"),
         ("POST", "/v1/models/{name}:explain", "Malformed request: POST {path}"),
@@ -393,3 +397,10 @@ def test_every_scoring_answer_names_the_version_that_gave_it_under_canary(make_a
         not in client.post("/v1/models/sentiment:predict", json={"inputs": []}).headers
     )
     assert "X-Model-Version" not in client.post("/classify", json={"review": " "}).headers
+
+
+def test_a_v1_in_upper_case_is_not_under_v1(client, served):
+    """``/V1/…`` is no TF Serving URL: the service's own 404 shape (README)."""
+    response = client.post(f"/V1/models/{served[0]}:predict", json={"instances": [POSITIVE]})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
