@@ -1144,3 +1144,25 @@ def test_a_bad_bandit_floor_stops_start_up_naming_it(make_app, two_versions):
     for floor in (-1, 51):
         with pytest.raises(ModelBundleError, match=f"BANDIT_MIN_PERCENT={floor}"):
             make_app(**settings, BANDIT_MIN_PERCENT=floor)
+
+
+def test_the_gauge_and_monitoring_give_the_same_shares_and_even_without_feedback(
+    make_app, two_versions, database_url
+):
+    """Without feedback, /metrics said 0.5216 / 0.4784 and /monitoring 0.496 / 0.504 (two
+    simulations of different sizes) where the README says the split is even."""
+    app = make_app(
+        DATABASE_URL=database_url, MODEL_BASE_DIR=str(two_versions), MODEL_LABELS="",
+        ROUTING="bandit", BANDIT_MIN_PERCENT=5,
+    )  # fmt: skip
+    app.extensions["feedback"].refresh_bandit()
+    client = app.test_client()
+    report = client.get("/monitoring").get_json()
+    assert {v["version"]: v["bandit_share"] for v in report["versions"]} == {"1": 0.5, "2": 0.5}
+    text = client.get("/metrics").get_data(as_text=True)
+    for version in ("1", "2"):
+        assert gauge_value(text, f'sentiment_bandit_share{{version="{version}"}}') == 0.5
+    sampler = ThompsonSampler(["1", "2", "4"], min_percent=5)
+    sampler.update({"1": (30, 20), "2": (25, 25), "4": (25, 25)})
+    shares = sampler.expected_shares()
+    assert shares["2"] == shares["4"] and sampler.expected_shares() == shares

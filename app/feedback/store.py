@@ -463,7 +463,7 @@ class PredictionStore:
 
     def record(self, records: Sequence[PredictionRecord]) -> None:
         """Insert predictions in one transaction; a (request id, position) already
-        recorded (a client that resends its X-Request-ID) keeps its first answer.
+        recorded (a client that resends its X-Request-ID) keeps the answer recorded first.
 
         On PostgreSQL the batch goes in by ``COPY`` (a few µs of client CPU a row, against
         ~10 for a prepared INSERT); a batch that repeats a recorded request id fails the

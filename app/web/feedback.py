@@ -202,7 +202,7 @@ class Feedback:
         bandit = self.models.router.bandit
         if bandit is not None:
             bandit.update(self.store.arms())
-            for version, share in bandit.expected_shares(draws=500).items():
+            for version, share in bandit.expected_shares().items():
                 self.metrics.child(self.metrics.bandit_share, version).set(share)
 
     def refresh_gauges(self) -> None:
