@@ -225,3 +225,35 @@ def test_a_stopping_worker_writes_the_records_still_queued(start_server, tmp_pat
     with sqlite3.connect(database) as connection:
         [recorded] = connection.execute("SELECT count(*) FROM predictions").fetchone()
     assert recorded == answered, (recorded, answered)
+
+
+def test_a_sqlite_file_deleted_while_serving_is_made_anew(start_server, tmp_path):
+    """Deleting the SQLite file (and its -wal, -shm) while serving: the workers went on
+    writing into the deleted file their connections held open, with no line in the log
+    and nothing counted dropped, and /monitoring reported answers that were in no file.
+    Now each worker sees it within FILE_CHECK_SECONDS, says so in one line, and records
+    into a new file."""
+    database = tmp_path / "deleted.sqlite3"
+    server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=f"sqlite:///{database}")
+    server.wait_ready()
+
+    def answer(count: int) -> None:
+        for _ in range(count):  # new connections: both workers answer
+            response = requests.post(
+                f"{server.url}/classify", json={"review": REVIEWS[0]}, timeout=5
+            )
+            assert response.status_code == 200
+
+    answer(20)
+    wait_for_predictions(server.url, 20)
+    for path in tmp_path.glob("deleted.sqlite3*"):
+        path.unlink()
+    time.sleep(6)  # FILE_CHECK_SECONDS, and a margin
+    answer(20)
+    report = wait_for_predictions(server.url, 20)
+    assert sum(v["predictions"] for v in report["versions"]) == 20  # those after the deletion
+    with sqlite3.connect(database) as connection:
+        [(count,)] = connection.execute("SELECT count(*) FROM predictions").fetchall()
+    assert count == 20
+    lines = server.log_path.read_text().count("was deleted or replaced while serving")
+    assert lines == 2  # once a worker

@@ -406,6 +406,10 @@ class PredictionStore:
         # What the driver raises when the writer uses its cursor directly.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._schema_ready = False
+        # The SQLite file, and which file it was when the schema was made (device, inode).
+        database = engine.url.database if self.dialect == "sqlite" else None
+        self._file = Path(database) if database and database != ":memory:" else None
+        self._file_identity: tuple[int, int] | None = None
         if self.dialect == "sqlite":
             new_rows = predictions.c.id > bindparam("after")
             self._count_new = (
@@ -433,6 +437,28 @@ class PredictionStore:
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error.__class__.__name__)) from error
         self._schema_ready = True
+        self._file_identity = self._identity()
+
+    def _identity(self) -> tuple[int, int] | None:
+        if self._file is None:
+            return None
+        try:
+            stat = self._file.stat()
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def reopen_if_replaced(self) -> bool:
+        """Whether the SQLite file was deleted or replaced since the schema was made; if
+        so, the connections to the old one are closed, and the next write makes the new
+        file and its tables. Without this the workers went on writing into the deleted
+        file, which their connections held open: every record lost, none counted."""
+        if self._file_identity is None or self._identity() == self._file_identity:
+            return False
+        self.engine.dispose()
+        self._schema_ready = False
+        self._file_identity = None
+        return True
 
     def _create_schema(self) -> None:
         """The missing tables, in one transaction; the counts added to a store that

@@ -62,6 +62,8 @@ FEEDBACK_SCHEMA = "feedback_schema"
 # How often each worker re-reads the bandit's rewards and recomputes the quality gauges.
 BANDIT_REFRESH_SECONDS = 2.0
 GAUGES_REFRESH_SECONDS = 30.0
+# How often a worker checks that its SQLite file is still the one it writes (a stat).
+FILE_CHECK_SECONDS = 5.0
 # How long a request waits for its turn on the database (``Feedback.turn``), else 503.
 DATABASE_TURN_SECONDS = 0.25
 # Retention runs hourly, or every tenth of the retention when that is shorter (a retention
@@ -129,6 +131,7 @@ class Feedback:
             engine_url(config["DATABASE_URL"], Path(app.instance_path))
         )
         periodic: list[tuple[float, Any]] = [
+            (FILE_CHECK_SECONDS, self.reopen_if_replaced),
             (GAUGES_REFRESH_SECONDS, self.refresh_gauges),
             (min(RETENTION_EVERY_SECONDS, self.retention_days * 86400 / 10), self.delete_expired),
         ]
@@ -223,6 +226,13 @@ class Feedback:
             for signal in ("label_mix", "confidence"):
                 value = entry["drift"][f"{signal}_psi"]
                 self.metrics.child(self.metrics.drift_psi, version, signal).set(known(value))
+
+    def reopen_if_replaced(self) -> None:
+        if self.store.reopen_if_replaced():
+            log.error(
+                "the SQLite file of DATABASE_URL was deleted or replaced while serving: "
+                "recording goes on in a new file; the records written since are lost"
+            )
 
     def delete_expired(self) -> None:
         cutoff = time.time() - self.retention_days * 86400
