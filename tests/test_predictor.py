@@ -188,6 +188,10 @@ DAMAGES = [
             (lambda m: m.update(name=""), "'name' must be a non-empty string"),
             (lambda m: m.update(training_label_mix=[0.3, 0.4, 0.3]), "'training_label_mix'"),
             (lambda m: m.update(training_label_mix={"negative": "a third"}), "between 0 and 1"),
+            (
+                lambda m: m.update(training_label_mix={"Positive": 0.5, "negative": 0.5}),
+                "names 'Positive', not among the classes ['negative', 'neutral', 'positive']",
+            ),
             (lambda m: m.update(reference=[]), "'reference' must be an object"),
             # A null got past the server's .get(key, {}): a traceback, or a 500 later.
             (lambda m: m.update(training_label_mix=None), "'training_label_mix' must map"),

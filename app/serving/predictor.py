@@ -179,6 +179,12 @@ def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
                 "and 'counts' (one more than the buckets), both lists of numbers"
             )
     for key, mix in mixes.items():
+        unknown = sorted(set(mix) - set(classes)) if isinstance(mix, dict) else []
+        if unknown:  # was "must map class names to shares", naming neither
+            raise ModelBundleError(
+                f"{path}: {key!r} names {', '.join(map(repr, unknown))}, not among the "
+                f"classes {classes!r}"
+            )
         if not (
             isinstance(mix, dict)
             and set(mix) <= set(classes)
