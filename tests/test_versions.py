@@ -4,7 +4,10 @@ a copy of it numbered 2 (same weights, different identity)."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import signal
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -170,6 +173,40 @@ def test_shadow_failures_never_reach_the_client(base_dir):
     assert body == expected
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'sentiment_shadow_dropped_total{version="2"} 1.0' in metrics
+
+
+def test_the_shadow_queue_is_bounded_in_characters_too(base_dir):
+    """The queue held 256 requests a worker whatever their size: 262 batches of 51 long
+    reviews waited for a transformer (35 minutes of its work, 290 MB), nothing dropped.
+    Now also at most SHADOW_MAX_CHARS characters wait; past them requests are dropped."""
+    from app.serving.routing import SHADOW_MAX_CHARS
+
+    app = two_version_app(base_dir, MODEL_LABELS="stable=1,canary=2", ROUTING="shadow")
+    models = app.extensions["models"]
+    candidate = models.registry.labelled("canary")
+    scoring, go_on = threading.Event(), threading.Event()
+    real = candidate.classify
+
+    def held(texts):
+        scoring.set()
+        go_on.wait(30)
+        return real(texts)
+
+    candidate.classify = held  # an instance attribute: this app's candidate only
+    client = app.test_client()
+    batch = {"reviews": [("Lovely staff, awful food. " * 200)[:5000]] * 64}  # 320,000
+    per_batch = 64 * 5000
+    for number in range(5):
+        assert client.post("/classify", json=batch).status_code == 200
+        if number == 0:
+            assert scoring.wait(10)  # the first is being scored: it still counts
+    go_on.set()
+    models.shadow.join()
+    kept = SHADOW_MAX_CHARS // per_batch
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'sentiment_shadow_dropped_total{{version="2"}} {5 - kept:.1f}' in metrics
+    compared = re.findall(r"^sentiment_shadow_comparisons_total\{.*?\} (\S+)$", metrics, re.M)
+    assert sum(map(float, compared)) == kept * 64
 
 
 @pytest.mark.parametrize(
@@ -338,35 +375,39 @@ def test_a_broken_version_folder_stops_the_server(base_dir, tmp_path, start_serv
 
 @pytest.mark.slow
 def test_a_worker_stops_cleanly_while_its_shadow_scores_a_transformer(tmp_path):
-    """SIGTERM under load with version 4 shadowing version 2: each worker stops its shadow
-    scorer's thread after the call in progress. Left inside OpenVINO's call as the
-    interpreter shut down, it aborted the worker ("terminate called without an active
-    exception", SIGABRT; 4 stops of 4 under load before, measured)."""
-    import threading
-
+    """SIGHUP, then SIGTERM, under load with version 4 shadowing version 2: each worker
+    stops its shadow scorer's thread after the call in progress. Left inside OpenVINO's
+    call as the interpreter shut down, it aborted the worker ("terminate called without
+    an active exception", SIGABRT; 4 stops of 4 under load before, measured), and still
+    did after a batch of long reviews, one call of 10-16 s (2 reloads of 5, a probe)."""
     from deploy.dyno import WebProcess
 
     server = WebProcess(
         {"MODEL_VERSIONS": "2,4", "MODEL_LABELS": "stable=2,canary=4", "ROUTING": "shadow"},
         log_path=tmp_path / "server.log",
     )
+    long_batch = {"reviews": [("The crew was lovely but the food was awful. " * 120)[:5000]] * 64}
     try:
         server.wait_ready("/ready", 120)
         sending = threading.Event()
         sending.set()
 
-        def send() -> None:
+        def send(body: dict) -> None:
             with requests.Session() as session:
                 while sending.is_set():
                     try:
-                        session.post(f"{server.url}/classify", json={"review": REVIEW}, timeout=10)
+                        session.post(f"{server.url}/classify", json=body, timeout=30)
                     except requests.RequestException:  # the server has stopped
                         return
 
-        senders = [threading.Thread(target=send) for _ in range(4)]
+        senders = [threading.Thread(target=send, args=({"review": REVIEW},)) for _ in range(4)]
+        senders += [threading.Thread(target=send, args=(long_batch,)) for _ in range(2)]
         for sender in senders:
             sender.start()
-        time.sleep(2)  # the shadow's queue fills: version 4 scores slower than 2 answers
+        time.sleep(3)  # the shadow's queue fills: version 4 scores slower than 2 answers
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(8)  # the old workers stop (at most 5 s for their shadows) and new start
+        server.wait_ready("/ready", 120)
     finally:
         code = server.stop()
         sending.clear()
