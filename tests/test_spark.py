@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -293,6 +294,30 @@ def test_other_separators_score_as_app_batch_does(
     assert got[8]["error"] == expected[8]["error"] != ""
 
 
+def test_columns_named_like_ours_in_another_case_are_kept(tmp_path):
+    """Spark matches column names ignoring case: a gold label column named "Label", an
+    "ID" column, or a JSON key "TEXT" on some lines stopped the job with exit 2 ("The
+    column `label` already exists", "Reference `id` is ambiguous"; an outside probe).
+    app.batch keeps each column as the file spells it, and so does the Spark job now."""
+    labelled = tmp_path / "gold.csv"
+    labelled.write_text("ID,text,Label\n1,great crew,positive\n2,awful delay,negative\n")
+    result = run("app.spark", labelled, tmp_path / "gold.parquet", "--master", "local[2]")
+    assert result.returncode == 0, result.stderr
+    rows = sorted(read_parquet(tmp_path / "gold.parquet"), key=lambda row: row["ID"])
+    assert [(r["ID"], r["Label"], r["label"]) for r in rows] == [
+        ("1", "positive", "positive"),
+        ("2", "negative", "negative"),
+    ]
+    keys = tmp_path / "keys.jsonl"
+    keys.write_text('{"id": 1, "text": "great crew"}\n{"id": 2, "TEXT": "upper key"}\n')
+    result = run("app.spark", keys, tmp_path / "keys-out.jsonl", "--master", "local[2]")
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (2, 1)
+    rows = sorted(read_json_parts(tmp_path / "keys-out.jsonl"), key=lambda row: row["id"])
+    assert rows[0]["label"] == "positive"
+    assert (rows[1]["TEXT"], rows[1]["error"]) == ("upper key", "No key 'text'.")
+
+
 def test_paths_with_spaces_and_hashes_score_without_a_master(tmp_path):
     """Excel's file names have spaces: a local path was percent-encoded twice ("not
     found"; an OUTPUT written as "my%20scored.jsonl"), and a '#' cut the name. Without
@@ -338,6 +363,47 @@ def test_a_failed_job_leaves_no_output(tmp_path):
     assert "Spark job failed" in result.stderr
     assert "part-1.parquet is not a Parquet file" in result.stderr  # the root cause, named
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reviews"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_path, signum):
+    """SIGTERM left the hidden partial folder (exit 143, no word); Ctrl-C (PySpark's own
+    handler) exited 1, with some 330 lines of tracebacks, and left it too (an outside
+    probe). As app.batch: the job is cancelled, the partial folder removed, one line."""
+    source = tmp_path / "many.csv"
+    rng = random.Random(3)
+    with source.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["seq", "text"])
+        writer.writerows((i, f"{rng.choice(PHRASES)} #{i}") for i in range(50_000))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.spark",
+            source,
+            folder / "scored.parquet",
+            "--master",
+            "local[2]",
+        ],
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(folder.glob(".scored.parquet.partial-*")) and run.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert run.poll() is None, run.stderr.read()
+    time.sleep(1)
+    run.send_signal(signum)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signum, stderr[-2000:]
+    assert f"Stopped by {signal.Signals(signum).name}: OUTPUT not written" in stderr
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,14 @@ import csv
 import functools
 import gzip
 import io
+import logging
 import os
 import re
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -47,6 +51,7 @@ import click
 from app.config import Config
 from app.offline.batch import (
     FORMATS,
+    STOPPING_SIGNALS,
     Summary,
     checked_delimiter,
     chosen_model_dir,
@@ -295,6 +300,10 @@ def start_spark(master: str | None) -> Any:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = builder.config("spark.ui.enabled", "false")
+    # Column names as the file spells them: Spark matches them ignoring case, and an
+    # input column "Label" (a gold label), "ID" or a JSON key "TEXT" beside "text" stopped
+    # the job ("already exists", "ambiguous"), where app.batch keeps each column.
+    builder = builder.config("spark.sql.caseSensitive", "true")
     spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -381,8 +390,48 @@ def publish(spark: Any, partial: str, output: str) -> bool:
 
 
 def remove(spark: Any, path: str) -> None:
-    fs, target = hadoop_fs(spark, path)
-    fs.delete(target, True)
+    """Delete ``path`` through Hadoop; a local one directly when the JVM is gone (Ctrl-C
+    in a terminal stops it too, and the partial folder stayed)."""
+    try:
+        fs, target = hadoop_fs(spark, path)
+        fs.delete(target, True)
+    except Exception:
+        if not path.startswith("file:"):
+            raise
+        shutil.rmtree(urlparse(path).path, ignore_errors=True)
+
+
+class Stopping:
+    """SIGINT, SIGTERM and SIGHUP cancel the run's Spark jobs; the job's call then fails,
+    its clean-up removes the partial output, and the run stops with 128 + the signal's
+    number (``exit_code``), as ``app.batch`` does. SIGTERM left the partial folder, and
+    Ctrl-C (PySpark's own handler) exited 1 with some 330 lines of tracebacks and left it
+    too. The jobs are cancelled from a thread of its own: a Spark call in the handler
+    would read py4j's socket inside the call it interrupts (a reentrant read)."""
+
+    def __init__(self, spark: Any):
+        self.signum: int | None = None
+        self._spark = spark
+        for signum in STOPPING_SIGNALS:
+            signal.signal(signum, self._stop)
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        if self.signum is not None:
+            return
+        self.signum = signum
+        with contextlib.suppress(OSError):
+            os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
+        logging.getLogger("py4j").setLevel(logging.CRITICAL + 1)  # the cancelled calls
+        threading.Thread(target=self._cancel, name="cancel-spark-jobs", daemon=True).start()
+
+    def _cancel(self) -> None:
+        with contextlib.suppress(Exception):  # the JVM may have stopped too (Ctrl-C)
+            self._spark.sparkContext.setLogLevel("OFF")  # the cancelled tasks' errors
+            self._spark.sparkContext.cancelAllJobs()
+
+    @property
+    def exit_code(self) -> int | None:
+        return None if self.signum is None else 128 + self.signum
 
 
 def ship_code_and_model(spark: Any, model_dir: Path, staging: Path) -> str:
@@ -608,12 +657,15 @@ def spark_command(
     job = Job(
         spark, local_uri(input_path), local_uri(output_path), text_column, id_column, delimiter
     )
+    stopping = Stopping(spark)
     try:
         with tempfile.TemporaryDirectory(prefix="sentiment-spark-") as staging:
             summary = score_with_spark(job, predictor, model_dir, max_text_chars, Path(staging))
-    except click.ClickException:
-        raise
     except Exception as error:
+        if stopping.exit_code is not None:  # the cancelled job's error: not the reason
+            raise SystemExit(stopping.exit_code) from None
+        if isinstance(error, click.ClickException):
+            raise
         from pyspark.errors import AnalysisException
 
         if isinstance(error, AnalysisException):  # e.g. no such path, unreadable schema
