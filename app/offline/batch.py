@@ -754,6 +754,13 @@ def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def say_stopped(signum: int) -> None:
+    """The one line a run stopped by a signal leaves on stderr (app.batch, app.spark)."""
+    # os.write, not print: the signal may come while the run is writing to stderr.
+    with contextlib.suppress(OSError):
+        os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
+
+
 def stop_on_signals() -> None:
     """SIGINT (Ctrl-C), SIGTERM (``timeout``, Slurm, Kubernetes) and SIGHUP stop the run with
     128 + the signal's number, as a shell reports it, after ``score_file`` has removed the
@@ -761,9 +768,7 @@ def stop_on_signals() -> None:
     "Aborted!"), the code of a model that cannot be loaded."""
 
     def stop(signum: int, _frame: object) -> None:
-        # os.write, not print: the signal may come while the run is writing to stderr.
-        with contextlib.suppress(OSError):
-            os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
+        say_stopped(signum)
         raise SystemExit(128 + signum)
 
     for signum in STOPPING_SIGNALS:

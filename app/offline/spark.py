@@ -61,6 +61,7 @@ from app.offline.batch import (
     output_columns,
     predict_texts,
     repeated_names,
+    say_stopped,
     separator_hint,
     summary_line,
     too_many_fields,
@@ -419,8 +420,7 @@ class Stopping:
         if self.signum is not None:
             return
         self.signum = signum
-        with contextlib.suppress(OSError):
-            os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
+        say_stopped(signum)
         logging.getLogger("py4j").setLevel(logging.CRITICAL + 1)  # the cancelled calls
         threading.Thread(target=self._cancel, name="cancel-spark-jobs", daemon=True).start()
 

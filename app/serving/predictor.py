@@ -187,7 +187,6 @@ def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
             )
         if not (
             isinstance(mix, dict)
-            and set(mix) <= set(classes)
             and _numbers(list(mix.values()))
             and all(0 <= share <= 1 for share in mix.values())
         ):
