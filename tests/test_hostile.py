@@ -469,6 +469,8 @@ def test_a_refused_request_line_is_said_once(server, line, message):
         ("/v1/models/sentiment:predict", b'16\r\n{"instances":["Nice"]}XX0\r\n\r\n'),  # no CRLF
         ("/v2/models/sentiment/infer", b"zz\r\nhello\r\n0\r\n\r\n"),
         ("/classify", b"10000\r\n" + b"a" * 65536 + b"\r\n" * 2 + b"zz\r\n" * 40000),  # a thread's
+        ("/classify", b'14\r\n{"review": "Lovely"}\r\n0\r\nno colon here\r\n\r\n'),  # a trailer
+        ("/v1/models/sentiment:predict", b'16\r\n{"instances":["Nice"]}\r\n0\r\nHost: x\r\n\r\n'),
     ],
 )
 def test_a_broken_chunked_body_is_a_400_and_the_connection_closes(server, path, chunks):
@@ -476,7 +478,8 @@ def test_a_broken_chunked_body_is_a_400_and_the_connection_closes(server, path, 
     size that is not hexadecimal, or a chunk without its line end, was a 500 (in the
     error-rate alert's count) on every route that reads a body, and the answer said
     keep-alive on a connection whose framing is lost. Now a 400 in the route's shape, and
-    the connection closes after it, with nothing more sent."""
+    the connection closes after it, with nothing more sent. A malformed or forbidden
+    trailer field was a 400 that still said keep-alive (an outside probe)."""
     request = raw("POST", path, chunks, f"Content-Type: {JSON_TYPE}", "Transfer-Encoding: chunked")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         status, headers, body = exchange(sock, request)

@@ -92,6 +92,11 @@ class APIRequest(Request):
         try:
             data = super().get_data(cache=cache, parse_form_data=parse_form_data)
         except ParseException as error:  # Gunicorn reads chunk framing only now: not a 500
+            # The connection's framing is lost: the answer says "Connection: close" (the
+            # app cannot: Gunicorn drops hop-by-hop headers). Gunicorn's body keeps its request.
+            reader = getattr(self.environ.get("wsgi.input"), "reader", None)
+            if hasattr(reader, "req"):
+                reader.req.must_close = True
             reason = _BROKEN_CHUNKS.get(type(error), "its trailer fields are malformed")
             raise BrokenChunks(f"The body is not valid chunked coding: {reason}.") from None
         limit = self.max_content_length
