@@ -8,15 +8,17 @@ import datetime as dt
 import json
 import math
 import random
+import socket
 import sqlite3
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from threading import get_ident
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import event, inspect, select
 
 from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
@@ -589,6 +591,24 @@ def test_a_read_only_database_drops_records_and_never_fails_classify(make_app, t
     given = client.post("/feedback", json={"request_id": "a" * 32, "label": "positive"})
     assert given.status_code == 503
     assert given.get_json()["error"]["code"] == "database_unavailable"
+
+
+def test_a_database_host_that_never_answers_is_tried_once_a_request(make_app):
+    """A host that takes the TCP connection and says nothing: /monitoring's 503 came after
+    two connection timeouts (6 s, where the README says 3), since making the schema was
+    tried again as if another worker had raced it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    try:
+        app = make_app(DATABASE_URL=f"postgres://u:pw@127.0.0.1:{port}/db")
+        tried: list[int] = []  # the threads that opened a connection (the writer's too)
+        event.listen(store_of(app).engine, "do_connect", lambda *_: tried.append(get_ident()))
+        answer = app.test_client().get("/monitoring")
+        assert answer.status_code == 503
+        assert answer.get_json()["error"]["code"] == "database_unavailable"
+        assert tried.count(get_ident()) == 1
+    finally:
+        listener.close()
 
 
 def test_a_full_queue_drops_records_without_waiting(tmp_path):

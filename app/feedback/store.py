@@ -45,7 +45,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +431,9 @@ class PredictionStore:
         try:
             try:
                 self._create_schema()
-            except SQLAlchemyError:
+            except SQLAlchemyError as error:
+                if isinstance(error, DBAPIError) and error.statement is None:
+                    raise  # no connection (no statement ran): not a race, no second wait
                 # Another worker created them between our check and our CREATE.
                 self._create_schema()
         except SQLAlchemyError as error:
