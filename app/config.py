@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,16 @@ class Kind:
     allowed: str
 
 
+# ASCII digits only: int() and float() also take "1_000" and other scripts' digits ("３").
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+_NUMBER = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
+
+
 def integer(low: int, high: int | None = None) -> Kind:
     def parse(text: str) -> int:
-        value = int(text.strip())  # int() also refuses "1.5" and "" (ValueError)
+        if not _INTEGER.fullmatch(text):  # also refuses "1.5" and ""
+            raise ValueError(text)
+        value = int(text)
         if value < low or (high is not None and value > high):
             raise ValueError(text)
         return value
@@ -61,7 +69,9 @@ def integer(low: int, high: int | None = None) -> Kind:
 
 def number(low: float, high: float) -> Kind:
     def parse(text: str) -> float:
-        value = float(text.strip())
+        if not _NUMBER.fullmatch(text):  # also refuses nan and inf
+            raise ValueError(text)
+        value = float(text)
         if not low <= value <= high:  # also refuses nan
             raise ValueError(text)
         return value
@@ -276,8 +286,35 @@ GUNICORN_OPTIONS = Kind(
     "host:port binds, no gevent or eventlet worker class; not --config, --preload, --reuse-port, "
     "--statsd-host, --certfile, --keyfile, --daemon, --paste, --logger-class or --env)",
 )
-DATABASE_URL = pattern(
-    r"|(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+",
+_DATABASE_URL = re.compile(r"(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+")
+
+
+def _database_url(text: str) -> str:
+    """A URL SQLAlchemy can open, checked here rather than by each worker's engine (which
+    failed with a traceback, its message repeating part of the URL). Reasons never
+    repeat the value: it may hold a password."""
+    text = text.strip()
+    if not text:
+        return text
+    if not _DATABASE_URL.fullmatch(text):
+        raise ValueError("scheme")
+    if text.startswith("sqlite:"):
+        if text.removeprefix("sqlite:///").split("?")[0] in ("", ":memory:"):
+            raise Reason("an in-memory SQLite database is one per worker: name a file")
+        return text
+    try:
+        port = urllib.parse.urlsplit(text).port
+    except ValueError:
+        raise Reason(
+            "its host and port do not parse: one host, and a port from 1 to 65535"
+        ) from None
+    if port == 0:
+        raise Reason("its port is 0: give one from 1 to 65535")
+    return text
+
+
+DATABASE_URL = Kind(
+    _database_url,
     "nothing (SQLite in the instance folder), postgres://…, postgresql://… or sqlite:///…",
 )
 # RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
@@ -303,19 +340,33 @@ API_KEYS = Kind(
     f"nothing (no keys), or a comma list of keys of {API_KEY_CHARS[0]} to {API_KEY_CHARS[1]} "
     "characters: A-Z a-z 0-9 - . _ ~ + / (and = at the end), e.g. from openssl rand -hex 32",
 )
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_ORIGIN = re.compile(r"(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def _origins(text: str) -> tuple[str, ...]:
     """The origins that may call the API from a browser: none (CORS off), ``*`` (any), or
-    each as a browser sends it in ``Origin`` (scheme, host and port; no path)."""
+    each as a browser sends it in ``Origin`` (scheme, host and port; no path). A scheme's
+    default port is dropped, as a browser drops it (https://a.example:443 never matched)."""
     origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
     if origins == ("*",):
         return origins
+    kept = []
     for origin in origins:
-        if not _ORIGIN.fullmatch(origin):
+        found = _ORIGIN.fullmatch(origin)
+        if not found:
             raise Reason(f"{origin!r} is not an origin such as https://app.example.com")
-    return origins
+        scheme, host, port = found.groups()
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise Reason(f"{origin!r}: a port is 1 to 65535")
+        if host.startswith("["):
+            try:
+                ipaddress.IPv6Address(host[1:-1])
+            except ValueError:
+                raise Reason(f"{origin!r}: {host} is not an IPv6 address") from None
+        default = port is None or port == _DEFAULT_PORTS[scheme]
+        kept.append(f"{scheme}://{host}" if default else f"{scheme}://{host}:{port}")
+    return tuple(kept)
 
 
 ORIGINS = Kind(

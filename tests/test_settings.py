@@ -98,6 +98,14 @@ BAD = [
     ("CORS_ORIGINS", "app.example.com"),
     ("CORS_ORIGINS", "https://app.example.com/page"),
     ("CORS_ORIGINS", "*, https://app.example.com"),
+    ("CORS_ORIGINS", "http://localhost:0"),  # ports 0 and 99999 were taken, and never matched
+    ("CORS_ORIGINS", "http://localhost:99999"),
+    ("CORS_ORIGINS", "http://[::g]:3000"),
+    # ASCII digits: int() and float() took other scripts' digits and underscores.
+    ("WEB_CONCURRENCY", "３"),
+    ("PORT", "٨٠٠٠"),
+    ("MAX_BATCH_SIZE", "1_0"),
+    ("DYNAMIC_BATCH_TIMEOUT_MS", "2_0"),
 ]
 
 
@@ -138,6 +146,9 @@ def test_a_bad_value_is_one_line_naming_the_variable_the_value_and_what_is_allow
         ("ROUTING", "bandit"),
         ("DATABASE_URL", "postgres://user:secret@db.example:5432/name"),
         ("DATABASE_URL", "sqlite:////tmp/predictions.sqlite3"),
+        ("DATABASE_URL", "postgres://user:secret@[::1]:5432/name?sslmode=require"),
+        ("REQUEST_READ_TIMEOUT", " 1e1 "),
+        ("DYNAMIC_BATCH_TIMEOUT_MS", ".5"),
         ("CORS_ORIGINS", "*"),
         ("CORS_ORIGINS", "https://app.example.com, http://localhost:3000/"),
     ],
@@ -165,12 +176,38 @@ def test_the_bandit_without_recorded_predictions_is_refused():
     check_environment({"ROUTING": "canary", "RECORD_PREDICTIONS": "0"})
 
 
-def test_a_bad_database_url_is_refused_without_repeating_its_password():
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://user:s3cr3t@db.example/name", ""),
+        # These passed, then every worker's engine failed with a traceback naming no
+        # setting (exit 3), its message repeating a part of the URL.
+        ("postgres://user:s3cr3t@db.example:s3cr3t/name", "its host and port do not parse"),
+        ("postgres://user:s3cr3t@[::1/name", "its host and port do not parse"),
+        ("postgres://user:s3cr3t@h1:5432,h2:5433/name", "one host"),
+        ("postgres://user:s3cr3t@db.example:0/name", "its port is 0"),
+        ("sqlite:///:memory:", "one per worker"),
+    ],
+)
+def test_a_bad_database_url_is_refused_without_repeating_its_password(url, reason):
     with pytest.raises(SettingError) as caught:
-        check_environment({"DATABASE_URL": "mysql://user:s3cr3t@db.example/name"})
+        check_environment({"DATABASE_URL": url})
     message = str(caught.value)
     assert message.startswith("bad setting DATABASE_URL=<not shown>: allowed is ")
-    assert "s3cr3t" not in message
+    assert "s3cr3t" not in message and reason in message
+
+
+def test_an_origin_is_kept_as_a_browser_sends_it():
+    """A browser leaves out its scheme's default port: https://app.example.com:443 was
+    taken and never matched a request's Origin."""
+    text = "https://app.example.com:443, http://localhost:80, http://[::1]:3000, http://a:8080"
+    origins = check_environment({"CORS_ORIGINS": text})["CORS_ORIGINS"]
+    assert origins == (
+        "https://app.example.com",
+        "http://localhost",
+        "http://[::1]:3000",
+        "http://a:8080",
+    )
 
 
 def test_batch_skips_the_web_servers_own_settings():
