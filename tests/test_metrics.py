@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -118,3 +119,51 @@ def test_observe_all_gives_the_samples_of_one_observe_per_amount():
     drop_created = [[ln for ln in t.splitlines() if "_created" not in ln] for t in text]
     assert drop_created[0] == drop_created[1]
     assert 'c_bucket{label="positive",le="+Inf"} 9.0' in text[1]
+
+
+@pytest.mark.slow
+def test_the_workers_own_answers_are_counted(start_server):
+    """A 408, a 503 server_busy or a request Gunicorn's parser refuses (400, 414, 431) is
+    answered by the worker before the app has it: none was counted anywhere, so the
+    error-rate alert never saw an overloaded server's 503s (an outside probe)."""
+    server = start_server(WEB_CONCURRENCY="1", REQUEST_READ_TIMEOUT="1")
+    server.wait_ready()
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    sent = [
+        b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # 414
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",  # 431
+        b"GARBAGE\r\n\r\n",  # 400
+        b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",  # 408 after 1 s
+    ]
+    statuses = []
+    for request in sent:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            statuses.append(int(sock.recv(4096).split(b" ", 2)[1]))
+    assert statuses == [414, 431, 400, 408]
+    parsed = samples(requests.get(server.url + "/metrics", timeout=10).text)
+    answers = "sentiment_http_worker_answers_total"
+    counted = [total(parsed, answers, status=str(status)) for status in statuses]
+    assert counted == [1, 1, 1, 1], counted
+    assert total(parsed, answers, status="503", code="server_busy") == 0  # there, at 0
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_while_loading_is_counted_as_a_start(start_server, tmp_path):
+    """The count was taken once the models had loaded: a worker killed while loading (out
+    of memory) respawned without ever reaching SentimentWorkerRestarts (an outside
+    probe). Here every worker fails to load (labels.json's stable=2 is not loaded)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    folder = tmp_path / "metrics"
+    server = start_server(
+        WEB_CONCURRENCY="1",
+        MODEL_VERSIONS="1",
+        MODEL_LABELS="",
+        PROMETHEUS_MULTIPROC_DIR=str(folder),
+    )
+    assert server.process.wait(timeout=60) == 3
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    assert registry.get_sample_value("sentiment_worker_starts_total") == 1

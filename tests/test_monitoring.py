@@ -45,6 +45,7 @@ EXPORTED = {
     "sentiment_shadow_dropped_total": "counter",
     "sentiment_worker_starts_total": "counter",
     "sentiment_connections_evened_total": "counter",
+    "sentiment_http_worker_answers_total": "counter",
     "sentiment_prediction_records_dropped_total": "counter",
     "sentiment_feedback_total": "counter",
     "sentiment_live_accuracy": "gauge",

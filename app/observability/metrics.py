@@ -309,6 +309,7 @@ class ServiceMetrics:
     shadow_dropped: Counter
     worker_starts: Counter
     connections_evened: Counter
+    worker_answers: Counter
     records_dropped: Counter
     feedback: Counter
     live_accuracy: Gauge
@@ -425,6 +426,14 @@ class ServiceMetrics:
                 "sentiment_connections_evened",
                 "Kept-alive connections a worker closed after a response because it held "
                 "clearly more than another worker (app/server/listeners.py).",
+                registry=registry,
+            ),
+            worker_answers=Counter(
+                "sentiment_http_worker_answers",
+                "Answers the worker gave before the app had the request (app/server/worker.py): "
+                "408 request_timeout, 503 server_busy, and what Gunicorn's parser refused "
+                "(400, 414, 431), by status and code.",
+                ["status", "code"],
                 registry=registry,
             ),
             records_dropped=Counter(

@@ -36,6 +36,7 @@ import selectors
 import socket
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 
 import orjson
@@ -84,10 +85,17 @@ BUFFER_BUDGET = 32 * 1024 * 1024
 LARGE_REQUEST = 64 * 1024
 
 
+# Counts an answer of the worker's own (status, code) in the app's metrics, once the
+# worker has loaded the app (load_wsgi); the master never answers.
+_count_answer: Callable[[str, str], None] | None = None
+
+
 def _error_response(status: bytes, code: str, message: str, headers: bytes = b"") -> bytes:
     """An answer of the worker's own, before the app has the request: the API's error
     shape and the headers of every API answer, a new request id among them (the
-    request's own was not read)."""
+    request's own was not read). Counted in ``sentiment_http_worker_answers_total``."""
+    if _count_answer is not None:
+        _count_answer(status.split(b" ", 1)[0].decode(), code)
     body = orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
     return (
         b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sConnection: close\r\n"
@@ -283,6 +291,14 @@ class BufferingWorker(ThreadWorker):
         self._max_content = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
         if self._max_content is not None:
             self._body_limit = min(BODY_LIMIT, self._max_content)
+        metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
+        if metrics is not None:
+
+            def count(status: str, code: str) -> None:
+                metrics.child(metrics.worker_answers, status, code).inc()
+
+            global _count_answer
+            _count_answer = count
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -85,6 +85,9 @@ def init_app(app: Flask) -> None:
     """
     config = app.config
     metrics: ServiceMetrics = app.extensions["metrics"]
+    # Counted before loading: a worker killed while it loads (out of memory, most likely
+    # then) is a restart too, and one that respawns forever must reach the alert.
+    metrics.worker_starts.inc()
     try:
         registry = ModelRegistry.load(
             VersionSelection.from_config(config),
@@ -123,7 +126,6 @@ def init_app(app: Flask) -> None:
     for label, version in registry.labels.items():
         metrics.child(metrics.model_label, label, version).set(1)
     start_counters_at_zero(metrics, registry, router)
-    metrics.worker_starts.inc()
 
 
 def start_counters_at_zero(
@@ -138,6 +140,8 @@ def start_counters_at_zero(
             metrics.child(metrics.feedback, version, correct)
     for reason in ("queue_full", "database_error"):
         metrics.child(metrics.records_dropped, reason)
+    for status, code in (("408", "request_timeout"), ("503", "server_busy")):
+        metrics.child(metrics.worker_answers, status, code)
     if router.candidate is not None and router.policy == "shadow":
         candidate, stable = router.candidate.bundle.version, router.stable.bundle.version
         metrics.child(metrics.shadow_dropped, candidate)
