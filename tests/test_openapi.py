@@ -357,6 +357,24 @@ def test_document_is_built_once_per_app(app):
     assert app.extensions["openapi_spec"] is first
 
 
+def test_the_documents_server_is_the_apps_root_behind_a_path_prefix(client):
+    """Behind a proxy that serves the app under /sentiment (SCRIPT_NAME), a server URL
+    of "/" sent "Try it out" to the host's root, a 404 (an outside probe, in Chromium)."""
+    direct = client.get("/openapi.json")
+    prefixed = client.get("/openapi.json", base_url="http://localhost/sentiment/")
+    assert [server["url"] for server in direct.get_json()["servers"]] == ["/"]
+    assert [server["url"] for server in prefixed.get_json()["servers"]] == ["/sentiment"]
+    assert direct.get_json()["paths"] == prefixed.get_json()["paths"]
+
+
+def test_the_document_revalidates_to_304(client):
+    """It was no-store, without an ETag, where the README says a reload revalidates."""
+    first = client.get("/openapi.json")
+    assert first.headers["Cache-Control"] == "no-cache" and first.headers["ETag"]
+    again = client.get("/openapi.json", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+
+
 def test_docs_page_is_swagger_ui_from_the_package_on_this_document(client):
     response = client.get("/docs")
     assert response.status_code == 200

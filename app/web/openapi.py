@@ -18,7 +18,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from marshmallow import EXCLUDE, fields
 
 from app.feedback import quality
@@ -1087,7 +1087,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[marshmallow],
         info=INFO,
-        servers=[{"url": "/", "description": "This server."}],
+        servers=[{"url": "/", "description": "This server."}],  # per request: openapi_json
         # Keys set: each operation that needs one says so (with_api_key).
         security=[],
         tags=TAGS,
@@ -1141,5 +1141,13 @@ def app_spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json() -> dict[str, Any]:
-    return app_spec()
+def openapi_json() -> Response:
+    """The document, its server at this app's root: behind a proxy that serves the app
+    under a path (``SCRIPT_NAME``), "Try it out" called the host's root, since a server
+    URL of "/" is not relative to the document's. No-cache with an ETag: a browser
+    revalidates to a 304."""
+    server = {"url": request.script_root or "/", "description": "This server."}
+    response = jsonify({**app_spec(), "servers": [server]})
+    response.headers["Cache-Control"] = "no-cache"
+    response.add_etag()
+    return response.make_conditional(request)
