@@ -49,6 +49,8 @@ class Kind:
     allowed: str
 
 
+MAX_WORKERS = 64  # WEB_CONCURRENCY's bound, and --workers' in GUNICORN_CMD_ARGS
+
 # ASCII digits only: int() and float() also take "1_000" and other scripts' digits ("３").
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 _NUMBER = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*")
@@ -122,9 +124,11 @@ def _gunicorn_arguments(text: str) -> str:
     config = GunicornConfig(prog="gunicorn")
     complaint = io.StringIO()
     try:
-        with contextlib.redirect_stderr(complaint):
+        with contextlib.redirect_stderr(complaint), contextlib.redirect_stdout(io.StringIO()):
             parsed = config.parser().parse_args(shlex.split(text))
-    except SystemExit:  # argparse's complaint is its last line: "gunicorn: error: ..."
+    except SystemExit as stop:  # argparse's complaint is its last line: "gunicorn: error: ..."
+        if stop.code == 0:  # -h, --version: printed their text (to nobody), and exit
+            raise Reason("-h and --version print and stop; give settings here") from None
         lines = complaint.getvalue().strip().splitlines() or [""]
         raise Reason(lines[-1].removeprefix("gunicorn: error: ")) from None
     from gunicorn.errors import ConfigError
@@ -139,6 +143,8 @@ def _gunicorn_arguments(text: str) -> str:
         raise Reason(f"unexpected arguments {' '.join(parsed.args)}")
     if min(config.workers, config.threads, config.worker_connections) < 1:  # nothing serves
         raise Reason("--workers, --threads and --worker-connections must be 1 or more")
+    if config.workers > MAX_WORKERS:  # as WEB_CONCURRENCY, which it would bypass
+        raise Reason(f"--workers: at most {MAX_WORKERS}")
     for name in given:  # what Gunicorn's validators pass and Gunicorn finds out later
         if name in _NOT_HERE and getattr(parsed, name):
             raise Reason(_NOT_HERE[name])
@@ -180,7 +186,10 @@ _NOT_HERE = {
 
 def _ports(config: Any) -> None:
     """--bind: a port past 65535 would be an OverflowError when the master binds; a
-    Unix socket, the master's listeners refuse (host:port only)."""
+    Unix socket, the master's listeners refuse (host:port only); an empty one, Gunicorn
+    reads as 0.0.0.0:8000, whatever PORT says."""
+    if any(not bind.strip() for bind in config.bind):
+        raise ValueError("an empty address (Gunicorn would listen on 0.0.0.0:8000)")
     for address in config.address:  # RuntimeError: a port that is not a number
         if not isinstance(address, tuple):
             raise ValueError(f"{address!r}: only host:port addresses are served")
@@ -241,8 +250,15 @@ def _file_to_read(path: str | None) -> None:
 # Checks of the settings that Gunicorn's validators take as plain text, by setting name.
 # Gunicorn found the file ones only when the master started, with lines that named
 # neither the option nor GUNICORN_CMD_ARGS (an outside probe).
+def _http1_only(config: Any) -> None:
+    """The worker reads HTTP/1.1 from its own loop (and Heroku's router speaks it)."""
+    if list(config.http_protocols) != ["h1"]:
+        raise ValueError("only h1 is served (HTTP/1.1)")
+
+
 _GUNICORN_LATER: dict[str, Callable[[Any], None]] = {
     "bind": _ports,
+    "http_protocols": _http1_only,
     "worker_class": _worker_class,
     "worker_tmp_dir": lambda config: _writable_folder(config.worker_tmp_dir),
     "loglevel": _log_level,
@@ -282,8 +298,9 @@ METRICS_FOLDER = Kind(_metrics_folder, "nothing (a new folder), or a folder it c
 ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments,
-    "Gunicorn options with valid values (at least 1 worker, thread and worker connection, "
-    "host:port binds, no gevent or eventlet worker class; not --config, --preload, --reuse-port, "
+    "Gunicorn options with valid values (1 to 64 workers, at least 1 thread and worker "
+    "connection, host:port binds, HTTP/1.1, no gevent or eventlet worker class; not --config, "
+    "--preload, --reuse-port, "
     "--statsd-host, --certfile, --keyfile, --daemon, --paste, --logger-class or --env)",
 )
 _DATABASE_URL = re.compile(r"(postgres|postgresql|postgresql\+psycopg)://\S+|sqlite:///\S+")
@@ -429,7 +446,7 @@ class Setting:
 SETTINGS = (
     # The web server (read by gunicorn.conf.py, or by Gunicorn itself).
     Setting("PORT", "8000", integer(1, 65535), server_only=True),
-    Setting("WEB_CONCURRENCY", "2", integer(1, 64), server_only=True),
+    Setting("WEB_CONCURRENCY", "2", integer(1, MAX_WORKERS), server_only=True),
     # Seconds from a request's first byte to its last (gunicorn.conf.py, the worker).
     Setting("REQUEST_READ_TIMEOUT", "30", number(0.001, 3600), server_only=True),
     # Requests up to this many bytes run on the worker's event loop, not a thread (0: off).

@@ -70,6 +70,14 @@ BAD = [
     ("GUNICORN_CMD_ARGS", "--workers 0"),
     ("GUNICORN_CMD_ARGS", "--threads abc"),
     ("GUNICORN_CMD_ARGS", "--no-such-option"),
+    # From an outside probe: usage or a version on stdout and a reason of "()"; Gunicorn
+    # on 0.0.0.0:8000 whatever PORT said; WEB_CONCURRENCY's bound bypassed; exit 1 with a
+    # plain line (and the metrics folder left behind).
+    ("GUNICORN_CMD_ARGS", "-h"),
+    ("GUNICORN_CMD_ARGS", "--version"),
+    ("GUNICORN_CMD_ARGS", "--bind ''"),
+    ("GUNICORN_CMD_ARGS", "--workers 1000"),
+    ("GUNICORN_CMD_ARGS", "--http-protocols h2"),
     *GUNICORN_FOUND_LATER,
     ("LOG_LEVEL", "verbose"),
     ("PORT", "http"),
