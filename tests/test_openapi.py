@@ -367,6 +367,22 @@ def test_the_documents_server_is_the_apps_root_behind_a_path_prefix(client):
     assert direct.get_json()["paths"] == prefixed.get_json()["paths"]
 
 
+def test_every_response_declares_the_request_id_and_a_401_its_challenge(make_app):
+    """Both headers were sent and not declared (an outside probe)."""
+    document = make_app(API_KEYS="k" * 32).test_client().get("/openapi.json").get_json()
+    challenged = 0
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            headers = response.get("headers", {})
+            assert headers["X-Request-ID"] == {"$ref": "#/components/headers/X-Request-ID"}
+            if status == "401":
+                assert "WWW-Authenticate" in headers, f"{method} {path}"
+                challenged += 1
+    assert challenged > 10
+    response = make_app(API_KEYS="k" * 32).test_client().post("/classify", json={})
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"]
+
+
 def test_the_document_revalidates_to_304(client):
     """It was no-store, without an ETag, where the README says a reload revalidates."""
     first = client.get("/openapi.json")

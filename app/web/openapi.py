@@ -1029,11 +1029,20 @@ def with_api_key(
 ) -> None:
     """``operation`` on a server with keys, when its route needs one: the bearer scheme,
     its 401 and (where a monitoring key is refused) its 403, in its URL's error shape."""
+    challenge = {
+        "WWW-Authenticate": {
+            "description": 'The bearer challenge (RFC 6750), e.g. `Bearer realm="sentiment"`, '
+            'with `error="invalid_token"` for a key not in the list or '
+            '`error="insufficient_scope"` for a monitoring key.',
+            "schema": {"type": "string"},
+        }
+    }
     for method in operation.values():
         method["security"] = [{SECURITY_SCHEME: []}]
         method["responses"]["401"] = error_response(
             app, rule, APIKeyMissing(), "No API key, or not one of the server's.", "missing"
         )
+        method["responses"]["401"]["headers"] = challenge
         if keys.monitoring and endpoint not in MONITORING_ENDPOINTS:
             method["responses"]["403"] = error_response(
                 app,
@@ -1042,6 +1051,7 @@ def with_api_key(
                 "A monitoring key, which opens no other route.",
                 "scope",
             )
+            method["responses"]["403"]["headers"] = challenge
 
 
 def with_https_only(app: Flask, operation: dict[str, Any], rule: str) -> None:
@@ -1130,7 +1140,28 @@ def build_spec(app: Flask) -> dict[str, Any]:
                 rule, bundle.name, bundle.version, list(registry.versions), sorted(registry.labels)
             ),
         )
-    return spec.to_dict()
+    return with_request_id(spec.to_dict())
+
+
+def with_request_id(document: dict[str, Any]) -> dict[str, Any]:
+    """Every answer carries ``X-Request-ID`` (what ``POST /feedback`` takes): each
+    response says so, through one header component."""
+    document.setdefault("components", {}).setdefault("headers", {})["X-Request-ID"] = {
+        "description": "This answer's id: the request's own `X-Request-ID` when it is 20-200 "
+        "characters of `[A-Za-z0-9+/=-]`, else a new one (a UUID version 7 in 32 hex "
+        "digits). `POST /feedback` takes it.",
+        "schema": {"type": "string"},
+    }
+    for path in document["paths"].values():
+        for method, operation in path.items():
+            if method == "parameters":
+                continue
+            for response in operation["responses"].values():
+                if "$ref" not in response:
+                    response.setdefault("headers", {})["X-Request-ID"] = {
+                        "$ref": "#/components/headers/X-Request-ID"
+                    }
+    return document
 
 
 def app_spec() -> dict[str, Any]:
