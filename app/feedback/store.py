@@ -102,7 +102,23 @@ feedback_by_version = Index(
     sqlite_where=_with_feedback,
     postgresql_where=_with_feedback,
 )
-FEEDBACK_INDEXES = (feedback_in_order, feedback_by_version)
+# The confusion over every labelled answer (GET /monitoring, and the gauges every 30 s in
+# each worker) is read from this index alone: 18 ms for 8,907 labelled answers among
+# 257,019 on SQLite by feedback_by_version and a sort, 1.9 ms this way (an outside soak).
+feedback_confusion = Index(
+    "predictions_feedback_confusion",
+    predictions.c.version,
+    predictions.c.label,
+    predictions.c.true_label,
+    sqlite_where=_with_feedback,
+    postgresql_where=_with_feedback,
+)
+FEEDBACK_INDEXES = (feedback_in_order, feedback_by_version, feedback_confusion)
+CONFUSION = (
+    select(predictions.c.version, predictions.c.label, predictions.c.true_label, func.count())
+    .where(_with_feedback)
+    .group_by(predictions.c.version, predictions.c.label, predictions.c.true_label)
+)
 # PostgreSQL's advisory lock that feedback transactions take in turn (a number of our own).
 FEEDBACK_LOCK = 0x5E47_F33D
 # What a store made before them has instead: the labelled rows by version alone.
@@ -729,17 +745,13 @@ class PredictionStore:
         """Everything ``GET /monitoring`` reports: the totals, the last day's per-minute
         counts, and the predictions that have feedback (an index finds them)."""
         self.ensure_schema()
-        c, counts = predictions.c, prediction_counts.c
+        counts = prediction_counts.c
         # Whole minutes: the last hour is the 60 minutes up to now, this one included.
         hour, day = int(now // 60) - 59, int(now // 60) - 1439
         try:
             with self.engine.connect() as connection:
                 totals = connection.execute(select(prediction_totals)).all()
-                confusion = connection.execute(
-                    select(c.version, c.label, c.true_label, func.count())
-                    .where(c.true_label.is_not(None))
-                    .group_by(c.version, c.label, c.true_label)
-                ).all()
+                confusion = connection.execute(CONFUSION).all()
                 last_day = connection.execute(
                     select(
                         counts.version,
