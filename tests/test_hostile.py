@@ -91,6 +91,28 @@ BODY_CASES = [
     ),
     ("lone-surrogate-text", b'{"review": "bad \\udc80 text"}', JSON_TYPE, 400, "invalid_json"),
     ("surrogate-pair-text", b'{"review": "good \\ud83d\\ude00"}', JSON_TYPE, 200, None),
+    # The same surrogates as bytes (CESU-8, or UTF-16 without their pair) were scored.
+    (
+        "lone-surrogate-bytes",
+        b'{"review": "great \xed\xa0\x80 flight"}',
+        JSON_TYPE,
+        400,
+        "invalid_json",
+    ),
+    (
+        "surrogate-pair-bytes",
+        b'{"review": "\xed\xa0\xbd\xed\xb8\x80 great"}',
+        JSON_TYPE,
+        400,
+        "invalid_json",
+    ),
+    (
+        "lone-surrogate-utf16",
+        '{"review": "great \ud800 flight"}'.encode("utf-16-le", "surrogatepass"),
+        JSON_TYPE,
+        400,
+        "invalid_json",
+    ),
     ("escaped-backslash-u", b'{"review": "\\\\udc80"}', JSON_TYPE, 200, None),
     ("nul-and-controls", j({"review": "good\u0000 flight\u0007\u001b[31m"}), JSON_TYPE, 200, None),
     ("only-controls", j({"review": "\u0000\u0001"}), JSON_TYPE, 200, None),
