@@ -115,7 +115,16 @@ BODY_CASES = [
     ),
     ("escaped-backslash-u", b'{"review": "\\\\udc80"}', JSON_TYPE, 200, None),
     ("nul-and-controls", j({"review": "good\u0000 flight\u0007\u001b[31m"}), JSON_TYPE, 200, None),
-    ("only-controls", j({"review": "\u0000\u0001"}), JSON_TYPE, 200, None),
+    # Nothing a model reads: it was scored as the empty text, which is refused.
+    ("only-controls", j({"review": "\u0000\u0001"}), JSON_TYPE, 400, "validation_error"),
+    (
+        "only-invisible",
+        j({"review": " \u200b\u2060\ufeff\u200d "}),
+        JSON_TYPE,
+        400,
+        "validation_error",
+    ),
+    ("invisible-and-text", j({"review": "\u200bgreat flight"}), JSON_TYPE, 200, None),
     ("emoji", j({"review": "😍✈️👍🏽 best trip"}), JSON_TYPE, 200, None),
     ("rtl", j({"review": "\u202eالرحلة كانت رائعة"}), JSON_TYPE, 200, None),
     ("combining", j({"review": "Z\u0351\u0352a\u0353l\u0354g\u0355o great"}), JSON_TYPE, 200, None),

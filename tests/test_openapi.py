@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import sys
+import unicodedata
 
 import jsonschema_rs
 import pytest
@@ -248,20 +249,35 @@ def some_code_points() -> list[str]:
     return [chr(p) for p in points if not 0xD800 <= p <= 0xDFFF]
 
 
+# Format characters that show nothing (Unicode's Cf, but the Arabic and Syriac signs that
+# carry a glyph, and the tags and annotation marks of other planes' rare uses).
+INVISIBLE = {0xAD, 0x61C, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F)}
+INVISIBLE |= {*range(0x2060, 0x2065), *range(0x2066, 0x2070), 0xFEFF}
+
+
+def shows_something(text: str) -> bool:
+    return any(
+        not (c.isspace() or unicodedata.category(c) == "Cc" or ord(c) in INVISIBLE) for c in text
+    )
+
+
 def test_the_documented_text_rule_is_the_one_the_server_enforces():
     """The ``pattern`` means, in JSON Schema's regex dialect (ECMA-262, here the Rust
-    validator schemathesis uses) and in Python's (marshmallow's ``Regexp``), what
-    ``str.strip()`` means: some character that is not whitespace."""
+    validator schemathesis uses) and in Python's (marshmallow's ``Regexp``), what the
+    server checks: some character that is not whitespace (``str.strip()``), a control or
+    a zero-width or format character (a text of those was scored as the empty text)."""
     ecma = jsonschema_rs.Draft4Validator({"type": "string", "pattern": NOT_BLANK_PATTERN})
     python = re.compile(NOT_BLANK_PATTERN)
     wrong = []
     for char in some_code_points():
-        for text in (char, f" \u3000{char}\x1f"):
-            expected = bool(text.strip())
-            if bool(python.match(text)) != expected or ecma.is_valid(text) != expected:
+        for text in (char, f" \u3000{char}\x1f\u200b"):
+            expected = shows_something(text)
+            blank = review_text_problem(text, 10) == BLANK_MESSAGE
+            if {bool(python.match(text)), ecma.is_valid(text), not blank} != {expected}:
                 wrong.append(hex(ord(char)))
     assert wrong == []
     assert review_text_problem("\x1c\u3000 ", 10) == BLANK_MESSAGE
+    assert review_text_problem("\u200b\u2060\ufeff\x00", 10) == BLANK_MESSAGE
 
 
 def example_nodes(node, where: str = ""):

@@ -7,6 +7,7 @@ the OpenAPI document as they are enforced.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 BLANK_MESSAGE = "Review text must not be empty or only whitespace."
@@ -16,9 +17,17 @@ TOO_LONG_MESSAGE = "Review text must be at most {max} characters (got {length}).
 # ``re`` and ECMA-262 (JSON Schema's ``pattern``) read alike: no ``\s``, whose meaning
 # differs between the two (ECMA's includes U+FEFF, Python's includes U+001C–U+001F).
 WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# Some character that is not whitespace. Anchored, so that ``re.match`` (marshmallow's
+# And what shows nothing: control characters, and the zero-width and format characters
+# (U+200B, U+FEFF, U+2060, direction marks...). A text of them alone was scored as the
+# empty text, which is refused (an outside probe: "\u200b" got version 2's answer to "").
+BLANK = WHITESPACE + (
+    r"\x00-\x08\x0e-\x1b\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff"
+)
+# Some character that is not blank. Anchored, so that ``re.match`` (marshmallow's
 # Regexp) and an unanchored search (JSON Schema) accept the same strings.
-NOT_BLANK_PATTERN = rf"^[{WHITESPACE}]*[^{WHITESPACE}]"
+NOT_BLANK_PATTERN = rf"^[{BLANK}]*[^{BLANK}]"
+_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
 
 
 def review_text_problem(text: Any, max_chars: int) -> str | None:
@@ -27,7 +36,7 @@ def review_text_problem(text: Any, max_chars: int) -> str | None:
         return "Review text is missing."
     if not isinstance(text, str):
         return f"Review text must be a string (got {type(text).__name__})."
-    if not text.strip():
+    if not _NOT_BLANK.match(text):
         return BLANK_MESSAGE
     if len(text) > max_chars:
         return TOO_LONG_MESSAGE.format(max=max_chars, length=len(text))
