@@ -247,6 +247,17 @@ DAMAGES = [
         METADATA_FILE,
         "Too many levels of symbolic links",
     ),
+    # The model's own files, found by an outside probe: a loop at an IR's model.bin
+    # aborted OpenVINO's C++ in each worker, replaced forever; a pipe hung start-up; a
+    # folder at model.xml was "model.keras: file not found".
+    (
+        lambda d: (d / MODEL_FILE).unlink() or os.mkfifo(d / MODEL_FILE),
+        MODEL_FILE,
+        "not a regular file",
+    ),
+    (lambda d: os.symlink("model.bin", d / "model.bin"), "model.bin", "Too many levels"),
+    (lambda d: (d / "model.xml").mkdir(), "model.xml", "not a regular file"),
+    (lambda d: os.mkfifo(d / "tokenizer.json"), "tokenizer.json", "not a regular file"),
 ]
 
 

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ import numpy as np
 
 from app.serving.batching import DynamicBatcher
 from app.serving.preprocessing import (
+    WORDPIECE_FILE,
     TextEncoder,
     TokenizerFileError,
     WordPieceEncoder,
@@ -89,6 +91,33 @@ class ModelBundle:
         return {"name": self.name, "version": self.version}
 
 
+# Every file a version folder may hold that the server reads (the IRs' weights too, which
+# OpenVINO opens by the .xml file's name).
+_READ_FILES = (
+    MODEL_FILE,
+    IR_FILE,
+    "model.bin",
+    INT8_IR_FILE,
+    "model-int8.bin",
+    WORDPIECE_FILE,
+)
+
+
+def _check_regular(path: Path) -> None:
+    """A file the server will read, if it is there, is a regular one. A named pipe hung
+    start-up with no line; a symbolic link's loop at model.bin aborted OpenVINO's C++ in
+    every worker, which Gunicorn replaced forever; a folder at model.xml was reported as
+    the Keras file not found (an outside probe)."""
+    if not os.path.lexists(path):
+        return
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as error:  # a loop, a link to nothing
+        raise ModelBundleError(f"{path}: not readable ({error.strerror})") from None
+    if not regular:
+        raise ModelBundleError(f"{path}: not a regular file")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         if path.exists() and not path.is_file():  # a named pipe hung start-up, with no line
@@ -113,6 +142,8 @@ def read_model_folder(directory: Path) -> ModelBundle:
     file (not loaded: ``model`` is None). Raises ``ModelBundleError`` naming the file and
     the problem."""
     directory = Path(directory)
+    for name in _READ_FILES:
+        _check_regular(directory / name)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
         if key not in metadata:
