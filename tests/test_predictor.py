@@ -230,6 +230,8 @@ DAMAGES = [
             (lambda c: c.update(ngram_size=10**9), "ngram_size 1000000000 is not 1 to 64"),
             (lambda c: c.update(sequence_length=10**9), "sequence_length 1000000000 is not 1"),
             (lambda c: c.update(lexicon=[]), "'list' object has no attribute 'items'"),
+            # Infinity, which JSON in Python reads: a traceback (an outside probe).
+            (lambda c: c.update(sequence_length=float("inf")), "OverflowError"),
         ]
     ),
     (

@@ -296,6 +296,20 @@ def test_labels_json_refusals_name_it_and_an_empty_one_means_no_labels(base_dir,
     assert str(refused.value) == (
         f"{base / 'labels.json'} (stable=two): use label=version pairs such as stable=2,canary=1"
     )
+    # From an outside probe: each of these started, as if the file said nothing or said
+    # more (a "canary" label from one value), or was a traceback.
+    labels = base / "labels.json"
+    for damage, problem in [
+        (lambda: labels.write_text('{"stable": "1,canary=2"}'), "expected label names"),
+        (lambda: labels.write_text('{"stable": 1}'), "expected label names"),
+        (lambda: labels.write_text('{"stable": ' + "[" * 100_000 + "]" * 100_000 + "}"), "deep"),
+        (lambda: labels.unlink() or labels.mkdir(), "not a regular file"),
+        (lambda: labels.rmdir() or labels.symlink_to(base / "nowhere"), "not readable JSON"),
+    ]:
+        damage()
+        with pytest.raises(ModelBundleError) as refused:
+            two_version_app(base, MODEL_LABELS="")
+        assert str(labels) in str(refused.value) and problem in str(refused.value)
 
 
 def test_versions_of_different_models_are_refused_naming_each_folder(base_dir, tmp_path):

@@ -153,8 +153,8 @@ def read_model_folder(directory: Path) -> ModelBundle:
         encoder = encoder_from_config(_read_json(directory / PREPROCESSING_FILE), directory)
     except TokenizerFileError as error:  # names the tokenizer's file itself
         raise ModelBundleError(str(error)) from None
-    except (KeyError, TypeError, ValueError, OSError, AttributeError) as error:
-        raise ModelBundleError(
+    except (KeyError, TypeError, ValueError, OSError, AttributeError, OverflowError) as error:
+        raise ModelBundleError(  # OverflowError: Infinity where a whole number belongs
             f"{directory / PREPROCESSING_FILE}: not an encoder config ({error!r})"
         ) from None
     if not (directory / MODEL_FILE).is_file() and not (directory / IR_FILE).is_file():

@@ -10,6 +10,7 @@ or a label, never both.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,16 +103,26 @@ class VersionSelection:
         if self.labels.strip():
             return _parse_labels(self.labels)
         path = self.base_dir / LABELS_FILE
-        if not path.is_file():
+        if not os.path.lexists(path):
             return {}
+        if path.exists() and not path.is_file():  # a folder or a pipe was taken for none
+            raise ModelBundleError(f"{path}: not a regular file")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError) as error:  # a link to nothing or a loop: OSError
             raise ModelBundleError(f"{path}: not readable JSON ({error})") from None
+        except RecursionError:
+            raise ModelBundleError(f"{path}: not readable JSON (nested too deep)") from None
         if not isinstance(data, dict):
             raise ModelBundleError(f"{path}: expected an object of label → version")
         if not data:
             return {}
+        for key, value in data.items():  # pasted into "label=version,...", unchecked
+            if not (isinstance(value, str) and "," not in key + value and "=" not in key + value):
+                raise ModelBundleError(
+                    f"{path}: expected label names and version strings, such as "
+                    f'{{"stable": "2"}} (got {key!r}: {value!r})'
+                )
         pairs = ",".join(f"{key}={value}" for key, value in data.items())
         return _parse_labels(pairs, f"{path} ({pairs})")
 
