@@ -302,17 +302,25 @@ def test_crlf_csv_input_gives_crlf_output(tmp_path):
 
 
 def test_json_lines_that_are_not_utf8_or_not_text_are_bad_rows(tmp_path):
+    """Each keeps its keys, so that it can be joined back (they were dropped: an outside
+    probe), its bytes as they came and its lone surrogate as the escape it was."""
     source, scored = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    source.write_bytes(b'{"text": "caf\xe9"}\n{"text": "odd \\udc80"}\n{"text": "Lovely crew"}\n')
+    source.write_bytes(
+        b'{"id": 1, "text": "caf\xe9"}\n{"id": 2, "text": "odd \\udc80 \\ud800"}\n'
+        b'{"id": 3, "text": "Lovely crew"}\n'
+    )
 
     result = run_batch(source, scored)
 
     assert result.returncode == 0, result.stderr
     assert reported_lines(result.stderr) == [1, 2]
-    out = [json.loads(line) for line in scored.read_text(encoding="utf-8").splitlines()]
+    lines = scored.read_bytes().splitlines()
+    assert lines[0].startswith(b'{"id": 1, "text": "caf\xe9", "label": null')
+    assert lines[1].startswith(b'{"id": 2, "text": "odd \\udc80 \\ud800", "label": null')
+    out = [json.loads(line.decode("utf-8", "surrogateescape")) for line in lines]
     assert out[0]["error"] == "Not valid UTF-8 (byte 0xE9)."
     assert out[1]["error"] == "Not text: a string holds a lone surrogate (\\udc80)."
-    assert out[2]["label"] == "positive"
+    assert out[2]["label"] == "positive" and out[2]["id"] == 3
 
 
 @pytest.fixture

@@ -110,6 +110,9 @@ class Row:
     data: Any  # list[str] for CSV, dict[str, Any] for JSON Lines
     text: str | None = None
     error: str | None = None
+    # JSON Lines: its strings hold lone surrogates from escapes ("\ud800"), which UTF-8
+    # cannot write: they are written back as escapes.
+    escaped: bool = False
 
 
 @dataclass
@@ -465,18 +468,21 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     if not line.strip():
         return Row(number, {}, error="Blank line: expected a JSON object.")
     undecodable = not_utf8([line])
-    if undecodable:
-        return Row(number, {}, error=undecodable)
     try:
         record = read_json(line)
     except ValueError as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
-        return Row(number, {}, error=f"Not valid JSON ({reason}).")
+        return Row(number, {}, error=undecodable or f"Not valid JSON ({reason}).")
     if not isinstance(record, dict):
-        return Row(number, {}, error=f"Expected a JSON object, got {type(record).__name__}.")
+        got = type(record).__name__
+        return Row(number, {}, error=undecodable or f"Expected a JSON object, got {got}.")
+    # A readable object keeps its keys, so that the row can be joined back (an outside
+    # probe): bytes that are not UTF-8 go back as they came (surrogateescape), escapes
+    # of lone surrogates as escapes.
     lone = lone_surrogate(record) if "\\u" in line else None  # only escapes make one
-    if lone is not None:
-        return Row(number, {}, error=f"Not text: a string holds a lone surrogate ({lone}).")
+    if undecodable or lone is not None:
+        error = undecodable or f"Not text: a string holds a lone surrogate ({lone})."
+        return Row(number, record, error=error, escaped=lone is not None)
     text = record.get(text_column)
     if text is None and text_column not in record:
         return Row(number, record, error=f"No key {text_column!r}.")
@@ -541,7 +547,8 @@ class JSONLinesWriter:
             record["error"] = row.error
         else:
             record.update(zip(self.added, prediction.values(), strict=True))
-        self.output.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        text = json.dumps(record, ensure_ascii=row.escaped, allow_nan=False)
+        self.output.write(text + "\n")
 
 
 def output_columns(classes: list[str]) -> list[str]:
