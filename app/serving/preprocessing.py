@@ -128,7 +128,10 @@ def normalize_characters(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
     if not text.isascii():
-        normalized = unicodedata.normalize("NFKC", repair_mojibake(text))
+        # Composed first: the mojibake pass reads Latin-1 letters, so "cora\u00e7\u00e3o" and
+        # its decomposed spelling "corac\u0327a\u0303o" were two texts (an outside probe).
+        composed = unicodedata.normalize("NFC", text)
+        normalized = unicodedata.normalize("NFKC", repair_mojibake(composed))
         text = _INVISIBLE.sub("", normalized[: NFKC_GROWTH * len(text)])
     return text
 
