@@ -385,7 +385,7 @@ TOKENIZER_DAMAGES = {
         "not a tokenizers JSON file (EOF while parsing",
     ),
     "not UTF-8": (lambda path: path.write_bytes(b"\xff\xfe{}"), "'utf-8' codec can't decode"),
-    "a folder": (lambda path: path.unlink() or path.mkdir(), "not readable (Is a directory)"),
+    "a folder": (lambda path: path.unlink() or path.mkdir(), "not a regular file"),
 }
 
 
