@@ -146,24 +146,3 @@ def test_the_workers_own_answers_are_counted(start_server):
     counted = [total(parsed, answers, status=str(status)) for status in statuses]
     assert counted == [1, 1, 1, 1], counted
     assert total(parsed, answers, status="503", code="server_busy") == 0  # there, at 0
-
-
-@pytest.mark.slow
-def test_a_worker_that_dies_while_loading_is_counted_as_a_start(start_server, tmp_path):
-    """The count was taken once the models had loaded: a worker killed while loading (out
-    of memory) respawned without ever reaching SentimentWorkerRestarts (an outside
-    probe). Here every worker fails to load (labels.json's stable=2 is not loaded)."""
-    from prometheus_client import CollectorRegistry
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    folder = tmp_path / "metrics"
-    server = start_server(
-        WEB_CONCURRENCY="1",
-        MODEL_VERSIONS="1",
-        MODEL_LABELS="",
-        PROMETHEUS_MULTIPROC_DIR=str(folder),
-    )
-    assert server.process.wait(timeout=60) == 3
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(folder))
-    assert registry.get_sample_value("sentiment_worker_starts_total") == 1

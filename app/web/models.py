@@ -85,9 +85,6 @@ def init_app(app: Flask) -> None:
     """
     config = app.config
     metrics: ServiceMetrics = app.extensions["metrics"]
-    # Counted before loading: a worker killed while it loads (out of memory, most likely
-    # then) is a restart too, and one that respawns forever must reach the alert.
-    metrics.worker_starts.inc()
     try:
         registry = ModelRegistry.load(
             VersionSelection.from_config(config),
@@ -126,6 +123,7 @@ def init_app(app: Flask) -> None:
     for label, version in registry.labels.items():
         metrics.child(metrics.model_label, label, version).set(1)
     start_counters_at_zero(metrics, registry, router)
+    metrics.worker_starts.inc()
 
 
 def start_counters_at_zero(
