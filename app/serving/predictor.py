@@ -103,25 +103,25 @@ _READ_FILES = (
 )
 
 
-def _check_regular(path: Path) -> None:
+def check_regular(path: Path) -> None:
     """A file the server will read, if it is there, is a regular one. A named pipe hung
     start-up with no line; a symbolic link's loop at model.bin aborted OpenVINO's C++ in
     every worker, which Gunicorn replaced forever; a folder at model.xml was reported as
-    the Keras file not found (an outside probe)."""
-    if not os.path.lexists(path):
-        return
+    the Keras file not found (an outside probe). A missing file, or a link to nothing, is
+    left for its reader to report."""
     try:
         regular = stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as error:  # a loop, a link to nothing
+    except FileNotFoundError:
+        return
+    except OSError as error:  # a loop
         raise ModelBundleError(f"{path}: not readable ({error.strerror})") from None
     if not regular:
         raise ModelBundleError(f"{path}: not a regular file")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    check_regular(path)
     try:
-        if path.exists() and not path.is_file():  # a named pipe hung start-up, with no line
-            raise ModelBundleError(f"{path}: not a regular file")
         with path.open(encoding="utf-8") as file:
             data = json.load(file)
     except FileNotFoundError:
@@ -143,7 +143,7 @@ def read_model_folder(directory: Path) -> ModelBundle:
     the problem."""
     directory = Path(directory)
     for name in _READ_FILES:
-        _check_regular(directory / name)
+        check_regular(directory / name)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
         if key not in metadata:

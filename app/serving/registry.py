@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.serving.predictor import ModelBundleError, Predictor, is_transformer, size_kernel_cache
+from app.serving.predictor import (
+    ModelBundleError,
+    Predictor,
+    check_regular,
+    is_transformer,
+    size_kernel_cache,
+)
 
 LABELS_FILE = "labels.json"
 STABLE = "stable"
@@ -105,8 +111,7 @@ class VersionSelection:
         path = self.base_dir / LABELS_FILE
         if not os.path.lexists(path):
             return {}
-        if path.exists() and not path.is_file():  # a folder or a pipe was taken for none
-            raise ModelBundleError(f"{path}: not a regular file")
+        check_regular(path)  # a folder or a pipe was taken for none
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:  # a link to nothing or a loop: OSError
