@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -40,11 +41,13 @@ def start_web(
     env: dict[str, str] | None = None,
     output: IO[bytes] | int = subprocess.DEVNULL,
     app_spec: str | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> subprocess.Popen:
     """Run the Procfile's web command as Heroku does: through bash, with ``PORT`` set and
     ``bin_dir`` (a virtualenv's) first on PATH, stdout and stderr to ``output``. It is
     exec'd, so the process is Gunicorn itself, leading its own process group.
-    ``app_spec`` swaps the app for another (the benchmarks' baselines)."""
+    ``app_spec`` swaps the app for another (the benchmarks' baselines); ``open_files``
+    sets its (soft, hard) open-file limit, as ``ulimit -n`` would."""
     command = procfile_command()
     if app_spec:
         command = command.replace('"app:create_app()"', f'"{app_spec}"')
@@ -61,6 +64,7 @@ def start_web(
         stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=open_files and (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, open_files)),
     )
 
 
@@ -124,6 +128,7 @@ class WebProcess:
         bin_dir: Path | None = None,
         app_spec: str | None = None,
         port: int | None = None,
+        open_files: tuple[int, int] | None = None,
     ):
         env = dict(env or {})
         self.store: Path | None = None
@@ -140,10 +145,12 @@ class WebProcess:
         self.started = time.monotonic()
         bin_dir = bin_dir or Path(sys.executable).parent
         if log_path is None:
-            self.process = start_web(self.port, bin_dir, env, app_spec=app_spec)
+            self.process = start_web(
+                self.port, bin_dir, env, app_spec=app_spec, open_files=open_files
+            )
         else:
             with log_path.open("wb") as log_file:  # the server keeps its own copy
-                self.process = start_web(self.port, bin_dir, env, log_file, app_spec)
+                self.process = start_web(self.port, bin_dir, env, log_file, app_spec, open_files)
 
     def wait_ready(
         self, path: str = "/health", timeout: float = 60, method: str = "GET", **kwargs: object

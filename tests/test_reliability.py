@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ from programs import require_program
 
 from app.config import DEFAULT_MODEL_DIR
 from benchmarks import chaos_traffic
+from deploy.dyno import WebProcess, wait_for_workers_started
 
 pytestmark = pytest.mark.slow
 
@@ -358,6 +360,47 @@ def test_slow_and_idle_clients_do_not_hold_threads(record_property):
         seconds=8, slow_headers=64, slow_bodies=64, idle=200, p99_limit_ms=1000
     )
     record_property("slow_clients", line)
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "raised", "room"),
+    [(200, 200, 200, 100), (200, 4096, 1128, 1000)],
+    ids=["hard", "soft"],
+)
+def test_more_connections_than_open_files_close_idle_ones(tmp_path, soft, hard, raised, room):
+    """Under a low open-file limit (1024 is a common soft default), 2,300 idle connections
+    made both workers die at once with EMFILE from accept(), before worker_connections
+    (1,000) was reached, dropping every connection they held. A worker now raises its
+    soft limit as far as the hard one allows and holds no more connections than fit."""
+    wanted = 600 + 64
+    own_soft, own_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if own_soft < wanted:  # this process holds the 600 idle sockets
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, own_hard), own_hard))
+    server = WebProcess(log_path=tmp_path / "server.log", open_files=(soft, hard))
+    held: list[socket.socket] = []
+    try:
+        server.wait_ready()
+        wait_for_workers_started(server.url, 2)
+        before = workers(server)
+        for pid in before:  # worker_connections (1,000) and FD_RESERVE (128), if it may
+            limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+            line = next(line for line in limits if line.startswith("Max open files"))
+            assert line.split()[3:5] == [str(raised), str(hard)]
+        for _ in range(600):
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        time.sleep(1)
+        for _ in range(5):  # fresh connections, each in place of an idle one
+            answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=10)
+            assert answer.status_code == 200
+        assert workers(server) == before, server.log()[-3000:]
+        log = server.log()
+        assert "Too many open files" not in log and "Exception in worker" not in log
+        warning = f"leaves room for {room} connections a worker"
+        assert (warning in log) == (room < 1000), log[-3000:]
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
 
 
 def test_clients_that_do_not_read_their_responses_do_not_block_the_loop(record_property):

@@ -32,6 +32,7 @@ import ctypes
 import errno
 import os
 import re
+import resource
 import selectors
 import socket
 import sys
@@ -66,6 +67,19 @@ CLOSE_LINGER = 2.0
 CLOSE_DRAIN_BYTES = 64 * 1024
 # Most connections accepted a wake-up of the listening socket (asyncio's default backlog).
 ACCEPT_BATCH = 100
+# Descriptors a worker keeps beyond its connections (about 25 when idle: the listening
+# sockets, pipes, log, model, metrics and database files; more while requests run). A
+# worker holds at most its open-file limit less these (_connection_room), else accept()
+# fails with EMFILE before worker_connections is reached and the worker used to die.
+FD_RESERVE = 128
+# How long a worker stops accepting after accept() failed for want of descriptors or
+# memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), having closed an idle connection: a
+# listening socket it cannot accept from stays readable and would spin the loop
+# (nginx waits 500 ms, its accept_mutex_delay).
+ACCEPT_PAUSE = 0.1
+_OUT_OF_DESCRIPTORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# Most idle connections a worker closes at once to make room (_evict_idle).
+EVICT_BATCH = 32
 # At most one connection closed to spread the load per this many seconds: a closed one
 # counts until its client's reconnection lands, and closing more meanwhile overshoots.
 SHED_INTERVAL = 0.05
@@ -83,6 +97,22 @@ QUICK_REQUESTS = "quick_requests"
 # still arriving is answered 503 and closed; requests of up to 64 KiB are never refused.
 BUFFER_BUDGET = 32 * 1024 * 1024
 LARGE_REQUEST = 64 * 1024
+
+
+def _connection_room(wanted: int) -> tuple[int, int]:
+    """Raise this process's soft open-file limit to what ``wanted`` connections and
+    FD_RESERVE need, up to the hard limit (as Go's runtime and the JVM raise theirs, and
+    nginx's ``worker_rlimit_nofile``); how many connections then fit, and the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY:
+        return wanted, soft
+    return max(1, min(wanted, soft - min(FD_RESERVE, soft // 2))), soft
 
 
 # Counts an answer of the worker's own (status, code) in the app's metrics, once the
@@ -252,6 +282,16 @@ class BufferingWorker(ThreadWorker):
 
     def init_process(self) -> None:
         util.write_error = _write_error  # in this worker's process only, after the fork
+        room, limit = _connection_room(self.worker_connections)
+        if room < self.worker_connections:
+            self.log.warning(
+                "the open-file limit (%s) leaves room for %s connections a worker, "
+                "not worker_connections (%s)",
+                limit,
+                room,
+                self.worker_connections,
+            )
+            self.worker_connections = room
         super().init_process()
 
     def _check_metrics_folder(self, identity: tuple[int, int] | None) -> float:
@@ -333,9 +373,29 @@ class BufferingWorker(ThreadWorker):
                     continue
                 if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
                     return
+                if error.errno in _OUT_OF_DESCRIPTORS:
+                    self._out_of_descriptors(error)
+                    return
                 raise
             self.nr_conns += 1
             self._read_request(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def _out_of_descriptors(self, error: OSError) -> None:
+        """accept() failed for want of descriptors or memory (the file limit also counts
+        what the process opens besides connections; ENFILE is the whole machine's): close
+        the longest-idle connection and stop accepting for ACCEPT_PAUSE, instead of dying
+        with every connection this worker holds."""
+        now = time.monotonic()
+        self._accept_paused_until = now + ACCEPT_PAUSE
+        self.set_accept_enabled(False)
+        self._evict_idle()
+        if now >= self._next_descriptor_warning:  # at most one line a minute
+            self._next_descriptor_warning = now + 60
+            self.log.warning(
+                "accept() failed (%s) holding %s connections: idle ones are closed",
+                errno.errorcode.get(error.errno, error.errno),
+                self.nr_conns,
+            )
 
     def _read_request(self, conn: TConn, data: bytes = b"", kept_alive: bool = False) -> None:
         """Watch ``conn`` until a whole request has arrived (``data``: bytes of it read
@@ -537,6 +597,8 @@ class BufferingWorker(ThreadWorker):
 
     _serving_in = None  # the slots' shared counts (listeners.SlotConnections), once serving
     _next_shed = 0.0
+    _accept_paused_until = 0.0  # after accept() ran out of descriptors (ACCEPT_PAUSE)
+    _next_descriptor_warning = 0.0
 
     @property
     def nr_conns(self) -> int:
@@ -627,12 +689,15 @@ class BufferingWorker(ThreadWorker):
                 self._close(conn)
 
     def _evict_idle(self) -> None:
-        """At worker_connections, close the longest-idle connection to make room for a
-        new one (nginx does the same with kept-alive connections)."""
-        for conn in self.watched:
-            if not conn.closing and not conn.buf and conn.outbox is None:
-                self._close(conn)
-                return
+        """At worker_connections, close idle connections (no request begun, no response
+        pending) to make room for new ones, the longest-idle first: an eighth of them, 1
+        to EVICT_BATCH, as nginx drains its reusable connections. At once, not lingering
+        as _close does: an idle one has nothing unread, and lingering it kept its place
+        and descriptor 2 s, so a worker at its limit took in about one connection a
+        second while hundreds queued (a fresh request waited over 60 s)."""
+        idle = [c for c in self.watched if not c.closing and not c.buf and c.outbox is None]
+        for conn in idle[: max(1, min(EVICT_BATCH, len(idle) // 8))]:
+            self._forget(conn)
 
     # --- the loop --------------------------------------------------------------------
 
@@ -658,10 +723,11 @@ class BufferingWorker(ThreadWorker):
                 check_metrics_at = self._check_metrics_folder(metrics_folder)
             if self.nr_conns >= self.worker_connections:
                 self._evict_idle()
-            can_accept = self.nr_conns < self.worker_connections
+            paused = self._accept_paused_until - time.monotonic()
+            can_accept = self.nr_conns < self.worker_connections and paused <= 0
             if can_accept != self._accepting:
                 self.set_accept_enabled(can_accept)
-            self.wait_for_and_dispatch_events(timeout=0.5)
+            self.wait_for_and_dispatch_events(timeout=min(0.5, paused) if paused > 0 else 0.5)
             if not self.is_parent_alive():
                 break
             self._expire()
