@@ -191,6 +191,24 @@ def test_a_compressed_body_is_read_on_every_json_route(client, encoding, compres
     assert_error(unknown, 404, "prediction_not_found")
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_body_may_inflate_to_exactly_the_limit(make_app, encoding):
+    """MAX_CONTENT_LENGTH is the largest body, 413 above it, compressed or not."""
+    client = make_app(MAX_CONTENT_LENGTH=2000).test_client()
+    compress = gzip.compress if encoding == "gzip" else zlib.compress
+    headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+    for size, status in [(2000, 200), (2001, 413)]:
+        body = json.dumps({"review": "a" * (size - 14)}).encode()
+        assert len(body) == size
+        assert client.post("/classify", data=compress(body), headers=headers).status_code == status
+        assert (
+            client.post(
+                "/classify", data=body, headers=headers | {"Content-Encoding": "identity"}
+            ).status_code
+            == status
+        )
+
+
 def test_a_compressed_body_that_cannot_be_read(make_app):
     client = make_app(MAX_CONTENT_LENGTH=2000).test_client()
     headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}

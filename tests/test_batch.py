@@ -151,6 +151,7 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
         json.dumps({"id": 6}),  # no key
         json.dumps({"id": 7, "body": "Cancelled again. Never flying with them. 😡"}),
         json.dumps({"id": 8, "body": TOO_LONG}),
+        json.dumps({"id": 9, "body": TOO_LONG[:-1]}),  # MAX_TEXT_CHARS exactly, as the API
     ]
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -168,6 +169,7 @@ def test_json_lines_keeps_keys_and_reports_bad_lines(tmp_path, client):
         assert out[index]["label"] is None and out[index]["score"] is None
         assert out[index]["error"]
     assert out[1]["body"] == 42 and out[5]["id"] == 6  # input kept
+    assert out[8]["error"] is None and out[8]["label"] in {"negative", "neutral", "positive"}
     assert out[2]["error"].startswith("Not valid JSON")
 
 

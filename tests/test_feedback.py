@@ -290,6 +290,20 @@ def test_labelled_answers_page_in_the_order_the_labels_came(store_app):
     assert [(a["request_id"], a["index"]) for a in later] == [(batch_id, 2)]
 
 
+def test_a_page_holds_100_answers_unless_a_limit_is_given(store_app):
+    client = store_app.test_client()
+    request_ids = [
+        classify(client, {"reviews": [REVIEWS[0]] * 64}).headers["X-Request-ID"] for _ in (1, 2)
+    ]
+    flushed(store_app)
+    for request_id in request_ids:
+        items = [{"request_id": request_id, "index": i, "label": "positive"} for i in range(64)]
+        assert client.post("/feedback", json=items).status_code == 200
+    page = client.get("/feedback").get_json()
+    assert len(page["feedback"]) == 100 and page["more"] is True
+    assert len(client.get(page["next"]).get_json()["feedback"]) == 28
+
+
 def test_labelled_answers_by_version_rightness_and_time(store_app):
     client = store_app.test_client()
     registry = store_app.extensions["models"].registry

@@ -167,6 +167,15 @@ def test_binary_tensors_in_and_out(client):
     assert unpack_bytes(rest[size:]) == [row["label"] for row in expected]
 
 
+def test_a_header_length_may_cover_the_whole_body(client):
+    """The binary extension's header length equal to the body: all JSON, no binary part."""
+    body = json.dumps({"inputs": [review([POSITIVE])]}).encode()
+    headers = {HEADER_LENGTH: str(len(body)), "Content-Type": "application/octet-stream"}
+    response = client.post(INFER, data=body, headers=headers)
+    assert response.status_code == 200
+    assert response.get_json()["outputs"][1]["data"] == ["positive"]
+
+
 def test_an_output_may_be_binary_alone(client):
     data, headers = binary_request(
         [POSITIVE],
@@ -227,6 +236,10 @@ SCHEMA = "The request body does not match the expected schema. "
         (
             {"inputs": [review(["a", "b"], shape=[1, 2])]},
             "Input shape [1, 2]: send one text per row, [n] or [n, 1].",
+        ),
+        (
+            {"inputs": [review(["a"], shape=[1, 1, 1])]},
+            SCHEMA + "inputs.0.shape: Length must be between 1 and 2.",
         ),
         ({"inputs": [review([3])]}, "Input 'review' data must hold texts (strings), one per row."),
         (

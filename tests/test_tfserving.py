@@ -111,12 +111,13 @@ def test_predict_column_format(client, served, inputs):
     assert_probability_rows(body["outputs"], 2, len(classes))
 
 
-def test_predict_matches_classify(client, served):
+@pytest.mark.parametrize("signature", ["serving_default", ""])  # "": the default, as TF's
+def test_predict_matches_classify(client, served, signature):
     """One prediction path: the same probabilities as POST /classify, in class order."""
     name, version, classes = served
     tf = client.post(
         f"/v1/models/{name}/versions/{version}:predict",
-        json={"signature_name": "serving_default", "instances": [POSITIVE, NEGATIVE]},
+        json={"signature_name": signature, "instances": [POSITIVE, NEGATIVE]},
     ).get_json()["predictions"]
     ours = client.post("/classify", json={"reviews": [POSITIVE, NEGATIVE]}).get_json()
     for row, prediction in zip(tf, ours["predictions"], strict=True):
@@ -142,6 +143,11 @@ def test_get_not_found(client, served, path):
         # GetModelStatus's own words (get_model_status_impl.cc), not predict's.
         ("/v1/models/half", "Could not find any versions of model half"),
         ("/v1/models/{name}/versions/999", "Could not find version 999 of model {name}"),
+        # The largest int64 is a version number (one more is refused as not numeric).
+        (
+            "/v1/models/{name}/versions/9223372036854775807",
+            "Could not find version 9223372036854775807 of model {name}",
+        ),
     ],
 )
 def test_status_not_found_in_get_model_status_words(client, served, path, message):
