@@ -246,6 +246,7 @@ def read_timeout_answers_408(timeout: float = 2) -> str:
             waited = time.monotonic() - started
         line = f"stalled body answered {reply[:12]!r} after {waited:.1f} s (timeout {timeout:g} s)"
         assert reply.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in reply, line
+        assert b"\r\nConnection: close\r\n" in reply, reply
         assert timeout - 0.1 <= waited <= timeout + 1.5, line
         return line
 

@@ -689,16 +689,18 @@ def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_
     store.record(
         [PredictionRecord(f"old-{i:020d}", 0, "1", "positive", 0.9, old) for i in range(7)]
     )
+    now = time.time()
+    edges = [("recent", now), ("younger", now - 29.9 * 86400), ("older", now - 30.1 * 86400)]
     store.record(
-        [PredictionRecord("recent-0000000000000000", 0, "1", "positive", 0.9, time.time())]
+        [PredictionRecord(f"{name:0<23}", 0, "1", "positive", 0.9, at) for name, at in edges]
     )
     make_app(DATABASE_URL=database_url, PREDICTION_RETENTION_DAYS=30)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the recorder's first round deletes them
-        if store.summary(time.time()).predictions == {"1": 1}:
+        if store.summary(time.time()).predictions == {"1": 2}:
             break
         time.sleep(0.1)
-    assert store.summary(time.time()).predictions == {"1": 1}
+    assert store.summary(time.time()).predictions == {"1": 2}  # the recent and the younger
 
 
 def test_a_retention_shorter_than_ten_hours_is_kept_within_a_tenth_of_it(

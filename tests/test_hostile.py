@@ -454,6 +454,7 @@ def test_malformed_http_is_refused_in_json_and_workers_survive(server):
     assert re.search(rb"\r\nX-Request-ID: [0-9a-f]{32}\r\n", head), head
     assert b"\r\nCache-Control: no-store\r\n" in head, head
     assert b"\r\nX-Content-Type-Options: nosniff\r\n" in head, head
+    assert b"\r\nConnection: close\r\n" in head, head  # no keep-alive pool reuses it
     assert worker_pids(server) == before
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200
 

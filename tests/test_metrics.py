@@ -60,6 +60,10 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
     assert total(parsed, "sentiment_batch_size_sum") == 3
     assert total(parsed, "sentiment_inference_duration_seconds_count") == 1
     bundle = app.extensions["models"].registry.stable.bundle
+    # The outcome the README, the dashboard and the alert rules name.
+    model_requests = "sentiment_model_requests_total"
+    assert total(parsed, model_requests, version=bundle.version, outcome="ok") == 1
+    assert total(parsed, model_requests, version=bundle.version, outcome="error") == 0
     info = total(
         parsed, "sentiment_model_info", name=bundle.name, version=bundle.version, precision="f32"
     )

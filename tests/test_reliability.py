@@ -337,7 +337,11 @@ def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record
         for sock in held:
             sock.settimeout(0.05)
             with contextlib.suppress(OSError):
-                busy += sock.recv(4096).startswith(b"HTTP/1.1 503")
+                reply = sock.recv(4096)
+                if reply.startswith(b"HTTP/1.1 503"):
+                    busy += 1
+                    assert b"\r\nRetry-After: 1\r\n" in reply, reply
+                    assert b"\r\nConnection: close\r\n" in reply, reply
     finally:
         for sock in held:
             sock.close()

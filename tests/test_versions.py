@@ -209,6 +209,35 @@ def test_the_shadow_queue_is_bounded_in_characters_too(base_dir):
     assert sum(map(float, compared)) == kept * 64
 
 
+def test_the_shadow_queue_is_bounded_in_requests(base_dir):
+    """At most SHADOW_MAX_PENDING requests wait, however short (README: 256)."""
+    from app.serving.routing import SHADOW_MAX_PENDING
+
+    app = two_version_app(base_dir, MODEL_LABELS="stable=1,canary=2", ROUTING="shadow")
+    models = app.extensions["models"]
+    candidate = models.registry.labelled("canary")
+    scoring, go_on = threading.Event(), threading.Event()
+    real = candidate.classify
+
+    def held(texts):
+        scoring.set()
+        go_on.wait(30)
+        return real(texts)
+
+    candidate.classify = held  # an instance attribute: this app's candidate only
+    client = app.test_client()
+    assert client.post("/classify", json={"review": REVIEW}).status_code == 200
+    assert scoring.wait(10)  # the first is being scored: it no longer waits
+    for _ in range(SHADOW_MAX_PENDING + 2):
+        assert client.post("/classify", json={"review": REVIEW}).status_code == 200
+    go_on.set()
+    models.shadow.join()
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'sentiment_shadow_dropped_total{version="2"} 2.0' in metrics
+    compared = re.findall(r"^sentiment_shadow_comparisons_total\{.*?\} (\S+)$", metrics, re.M)
+    assert sum(map(float, compared)) == 1 + SHADOW_MAX_PENDING
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
