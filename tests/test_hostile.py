@@ -459,6 +459,22 @@ def test_malformed_http_is_refused_in_json_and_workers_survive(server):
     assert requests.get(server.url + "/ready", timeout=5).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "connection",
+    [b"Connection: keep-alive, close\r\n", b"Connection: keep-alive\r\nConnection: Close\r\n"],
+)
+def test_close_among_the_connection_options_closes(server, connection):
+    """RFC 9112 9.6: a request whose Connection header lists "close" is the last one.
+    Gunicorn read only a lone "close" and answered "keep-alive, close" with keep-alive."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + connection + b"\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):  # the server ends the connection (else: timeout)
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply
+    assert b"\r\nConnection: close\r\n" in reply, reply
+
+
 def test_a_header_line_refused_whole_is_not_repeated(server):
     """A header line without its colon is refused whole: Gunicorn's message repeats the
     line, in the answer and in its log, and an "Authorization Bearer KEY" line put the key

@@ -173,6 +173,16 @@ class _UnshownHeader(InvalidHeader):
         )
 
 
+def _asks_to_close(req) -> bool:
+    """Whether the client's Connection header lists ``close`` (RFC 9110 7.6.1: a list,
+    perhaps over several lines). Gunicorn reads only its first line, whole: ``keep-alive,
+    close`` kept the connection open, against RFC 9112 9.6."""
+    return any(
+        name == "CONNECTION" and "close" in (t.strip(" \t").lower() for t in value.split(","))
+        for name, value in req.headers
+    )
+
+
 def _sent_more(req, conn: TConn) -> bool:
     """Whether the client has sent more behind this request (pipelining): closing after
     its answer would leave that unanswered, and a client may not resend a POST on its own
@@ -569,6 +579,8 @@ class BufferingWorker(ThreadWorker):
             req.must_close = True
             if self._refused_unread(req):  # no 100 Continue for a body refused unread
                 req._expected_100_continue = False
+        if _asks_to_close(req):
+            req.must_close = True
         if self._holds_more() and not _sent_more(req, conn):
             req.must_close = True  # "Connection: close": the client's next one is spread anew
             metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
