@@ -67,11 +67,14 @@ CLOSE_LINGER = 2.0
 CLOSE_DRAIN_BYTES = 64 * 1024
 # Most connections accepted a wake-up of the listening socket (asyncio's default backlog).
 ACCEPT_BATCH = 100
-# Descriptors a worker keeps beyond its connections (about 25 when idle: the listening
-# sockets, pipes, log, model, metrics and database files; more while requests run). A
-# worker holds at most its open-file limit less these (_connection_room), else accept()
-# fails with EMFILE before worker_connections is reached and the worker used to die.
+# Descriptors a worker asks for beyond its connections when it raises its open-file
+# limit (_raise_file_limit); about 25 are open once its app has loaded (the listening
+# sockets, pipes, log, model, metrics and database files).
 FD_RESERVE = 128
+# Descriptors kept free beyond those open once the app has loaded, for what a request may
+# open (the database, a new metrics file): a worker holds at most its open-file limit
+# less both in connections, else accept() fails with EMFILE first (the worker used to die).
+FD_MARGIN = 32
 # How long a worker stops accepting after accept() failed for want of descriptors or
 # memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), having closed an idle connection: a
 # listening socket it cannot accept from stays readable and would spin the loop
@@ -99,20 +102,24 @@ BUFFER_BUDGET = 32 * 1024 * 1024
 LARGE_REQUEST = 64 * 1024
 
 
-def _connection_room(wanted: int) -> tuple[int, int]:
-    """Raise this process's soft open-file limit to what ``wanted`` connections and
-    FD_RESERVE need, up to the hard limit (as Go's runtime and the JVM raise theirs, and
-    nginx's ``worker_rlimit_nofile``); how many connections then fit, and the limit."""
+def _raise_file_limit(wanted: int) -> float:
+    """Raise this process's soft open-file limit to ``wanted``, up to the hard limit (as
+    Go's runtime and the JVM raise theirs, and nginx's ``worker_rlimit_nofile``); the
+    soft limit then (infinity as a float)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = wanted + FD_RESERVE
-    if soft != resource.RLIM_INFINITY and soft < need:
-        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
             soft = raised
-    if soft == resource.RLIM_INFINITY:
-        return wanted, soft
-    return max(1, min(wanted, soft - min(FD_RESERVE, soft // 2))), soft
+    return float("inf") if soft == resource.RLIM_INFINITY else soft
+
+
+def _open_descriptors() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less listdir's own
+    except OSError:  # not Linux
+        return FD_RESERVE // 2
 
 
 # Counts an answer of the worker's own (status, code) in the app's metrics, once the
@@ -289,20 +296,39 @@ class BufferingWorker(ThreadWorker):
     # larger than _body_limit goes to a thread with its headers, unread.
     _max_content: int | None = None
     _body_limit = BODY_LIMIT
+    _file_limit: float = float("inf")  # the soft open-file limit (init_process)
 
     def init_process(self) -> None:
         util.write_error = _write_error  # in this worker's process only, after the fork
-        room, limit = _connection_room(self.worker_connections)
+        self._file_limit = _raise_file_limit(self.worker_connections + FD_RESERVE)
+        super().init_process()
+
+    def _fit_connections_to_files(self) -> None:
+        """Hold no more connections than the open-file limit leaves room for, once the
+        app has loaded; with no room at all, stop the server with one line (exit 3): it
+        would otherwise look healthy and hang every request (``ulimit -n 20``)."""
+        from app.observability.metrics import critical_once
+
+        room = self._file_limit - _open_descriptors() - FD_MARGIN
+        if room < 1:
+            critical_once(
+                self.log,
+                "the open-file limit (%s, ulimit -n) leaves no room for connections: a "
+                "worker needs about %s, %s for worker_connections",
+                self._file_limit,
+                _open_descriptors() + FD_MARGIN,
+                self.worker_connections + FD_RESERVE,
+            )
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
         if room < self.worker_connections:
             self.log.warning(
                 "the open-file limit (%s) leaves room for %s connections a worker, "
                 "not worker_connections (%s)",
-                limit,
-                room,
+                self._file_limit,
+                int(room),
                 self.worker_connections,
             )
-            self.worker_connections = room
-        super().init_process()
+            self.worker_connections = int(room)
 
     def _check_metrics_folder(self, identity: tuple[int, int] | None) -> float:
         """Leave (gracefully; the master starts a replacement) once the metrics folder is
@@ -336,6 +362,17 @@ class BufferingWorker(ThreadWorker):
             super().load_wsgi()
         except Exception as error:
             if getattr(error, "already_logged", False):
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
+            if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+                from app.observability.metrics import critical_once
+
+                critical_once(
+                    self.log,
+                    "too many open files to load the app (the open-file limit is %s, "
+                    "ulimit -n): %s",
+                    self._file_limit,
+                    error,
+                )
                 sys.exit(Arbiter.WORKER_BOOT_ERROR)
             raise
         self._max_content = getattr(self.wsgi, "config", {}).get("MAX_CONTENT_LENGTH")
@@ -717,6 +754,7 @@ class BufferingWorker(ThreadWorker):
         self.poller.register(
             self.method_queue.fileno(), selectors.EVENT_READ, self.method_queue.run_callbacks
         )
+        self._fit_connections_to_files()
         self.set_accept_enabled(True)
         # Set by the master's pre_fork (gunicorn.conf.py); its count is compared from now.
         self._serving_in = getattr(self, "slot_connections", None)
