@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -423,6 +424,42 @@ def test_an_open_file_limit_too_low_to_serve_stops_the_server_naming_it(tmp_path
     assert code == 3, critical
     assert len(critical) == 1 and "open-file limit (24, ulimit -n)" in critical[0], critical
     assert "Traceback" not in server.log()
+
+
+PIDS_CGROUPS = Path("/sys/fs/cgroup/pids")  # cgroup v1's pids controller
+
+
+@pytest.mark.skipif(
+    not os.access(PIDS_CGROUPS, os.W_OK), reason="no writable cgroup v1 pids controller"
+)
+def test_a_thread_that_cannot_start_does_not_kill_a_worker(tmp_path):
+    """Under a task limit (``ulimit -u`` for a user; here a pids cgroup, which root obeys
+    too), the thread pool started its threads as requests came: a thread that could not
+    start killed the worker ("can't start new thread") with every connection it held, 14
+    of 24 large requests reset. A worker now starts its threads at boot."""
+    cgroup = PIDS_CGROUPS / f"sentiment-test-{os.getpid()}"
+    cgroup.mkdir()
+    server = WebProcess({"GUNICORN_CMD_ARGS": "--threads 8"}, log_path=tmp_path / "server.log")
+    try:
+        (cgroup / "cgroup.procs").write_text(str(server.process.pid))  # before it forks
+        server.wait_ready()
+        wait_for_workers_started(server.url, 2)
+        before = workers(server)
+        (cgroup / "pids.max").write_text((cgroup / "pids.current").read_text())  # no more
+        with ThreadPoolExecutor(24) as pool:  # large requests go to the threads
+            answers = list(
+                pool.map(
+                    lambda _: (
+                        requests.post(server.url + "/classify", json=HEAVY, timeout=30).status_code
+                    ),
+                    range(24),
+                )
+            )
+        assert answers == [200] * 24
+        assert workers(server) == before, server.log()[-3000:]
+    finally:
+        server.stop()
+        cgroup.rmdir()
 
 
 def test_clients_that_do_not_read_their_responses_do_not_block_the_loop(record_property):

@@ -36,6 +36,7 @@ import resource
 import selectors
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -302,6 +303,51 @@ class BufferingWorker(ThreadWorker):
         util.write_error = _write_error  # in this worker's process only, after the fork
         self._file_limit = _raise_file_limit(self.worker_connections + FD_RESERVE)
         super().init_process()
+
+    def get_thread_pool(self):
+        """Gunicorn's pool, with every thread started now, at boot: a thread the pool
+        could not start mid-request (``RuntimeError: can't start new thread``, under a
+        process limit such as ``ulimit -u``) killed the worker with every connection it
+        held (an outside probe). Threads that cannot start leave a smaller pool, said in
+        one warning line; none at all stops the server with one line."""
+        pool = super().get_thread_pool()
+        wanted = self.cfg.threads
+        gate = threading.Barrier(wanted + 1)
+
+        def hold() -> None:  # keeps each thread busy, so that the next submit starts one
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gate.wait(10)
+
+        failure = None
+        for _ in range(wanted):
+            try:
+                pool.submit(hold)
+            except RuntimeError as error:
+                failure = error
+                break
+        if failure is None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gate.wait(10)
+        else:
+            gate.abort()
+        started = len(pool._threads)
+        pool._max_workers = started  # never start one later, in the middle of a request
+        if failure is not None:
+            if started == 0:
+                self.log.critical(
+                    "no thread of the worker could start (%s): raise the process limit "
+                    "(ulimit -u) or lower --threads",
+                    failure,
+                )
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
+            self.log.warning(
+                "%s of the worker's %s threads could start (%s): raise the process limit "
+                "(ulimit -u) or lower --threads",
+                started,
+                wanted,
+                failure,
+            )
+        return pool
 
     def _fit_connections_to_files(self) -> None:
         """Hold no more connections than the open-file limit leaves room for, once the
