@@ -66,6 +66,24 @@ def test_a_batch_never_exceeds_the_size_and_multi_row_requests_stay_whole() -> N
     assert all(rows <= 4 for rows, _ in model.shapes)
 
 
+def test_a_full_batch_runs_at_once_without_waiting_out_the_timeout() -> None:
+    """A batch is called as soon as it holds max_batch_size rows, in one call."""
+    model = Recorder()
+    batcher = DynamicBatcher(model, max_batch_size=2, timeout=5.0)
+    started = time.perf_counter()
+    results = run_concurrently(batcher, [np.ones((1, 4), dtype=np.int32)] * 2)
+    assert [r.tolist() for r in results] == [[[4.0, 4.0]]] * 2
+    assert time.perf_counter() - started < 1.0
+    assert model.shapes == [(2, 4)]
+
+
+def test_the_settings_timeout_is_in_milliseconds(make_app) -> None:
+    app = make_app(DYNAMIC_BATCH_MAX_SIZE=8, DYNAMIC_BATCH_TIMEOUT_MS=2)
+    registry = app.extensions["models"].registry
+    batchers = [registry.versions[version].batcher for version in registry.versions]
+    assert batchers and all(b.max_batch_size == 8 and b.timeout == 0.002 for b in batchers)
+
+
 def test_a_lone_request_waits_at_most_the_timeout() -> None:
     model = Recorder()
     batcher = DynamicBatcher(model, max_batch_size=16, timeout=0.03)

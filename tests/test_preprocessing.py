@@ -48,6 +48,7 @@ MODEL_FOLDERS = Path(__file__).resolve().parent.parent / "model" / "sentiment"
     ("text", "tokens"),
     [
         ("Check https://t.co/AbC and www.example.com/x", ["check", URL_TOKEN, "and", URL_TOKEN]),
+        ("visit www.example.com/x", ["visit", URL_TOKEN]),  # a link without http
         ("@Bob_1 thanks", [USER_TOKEN, "thanks"]),
         ("#LoveIt #sxsw", ["loveit", "sxsw"]),
         ("great 😀😀", ["great", "😀", "😀"]),
@@ -245,6 +246,7 @@ def test_version_1_encodes_exactly_as_before() -> None:
     ("text", "tokens"),
     [
         ("not good", ["not", "not_good"]),
+        ("not bad but slow", ["not", "not_bad", "but", "slow"]),  # "but" ends it, no comma
         (
             "The food was not bad at all, but slow.",
             ["the", "food", "was", "not", "not_bad", "at", "all", "but", "slow"],

@@ -285,6 +285,18 @@ def test_a_version_folder_with_leading_zeros_is_named_and_a_blank_model_dir_is_u
             chosen.folders()
 
 
+def test_the_batch_tools_default_version_is_the_servers_stable_one(tmp_path):
+    """app.batch and Spark score with the version the server answers with by default:
+    the stable label, else the highest version (README, Model versions)."""
+    from app.serving.registry import VersionSelection
+
+    for name in ("1", "2", "10"):
+        (tmp_path / name).mkdir()
+    for labels, expected in (("", "10"), ("stable=2", "2")):
+        selection = VersionSelection(tmp_path, labels=labels)
+        assert selection.default_folder() == tmp_path / expected
+
+
 def test_a_label_from_labels_json_is_blamed_on_that_file_not_on_model_labels(tmp_path):
     """The shipped labels.json says stable=2: with MODEL_VERSIONS=1 the refusal named
     MODEL_LABELS, which was not set."""
