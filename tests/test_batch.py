@@ -235,6 +235,7 @@ def test_precision_int8_scores_with_the_folders_int8_model(tmp_path):
             "not both",
         ),
         ("reviews.csv", "text;id\nhello;1\n", [], "separated by ';': add --delimiter ';'"),
+        ("reviews.csv", "id|text\n1|hello\n", [], "separated by '|': add --delimiter '|'"),
         ("reviews.csv", "id\ttext\n1\thello\n", [], "add --delimiter '\\t' or name the file .tsv"),
         ("reviews.jsonl", '{"text": "hi"}\n', ["--delimiter", ";"], "applies to .csv files only"),
         ("reviews.csv", "text\nhello\n", ["--delimiter", ";;"], "one character"),

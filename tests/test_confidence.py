@@ -125,6 +125,8 @@ def test_unusable_calibration_data_falls_back(calibration):
             "not sure: the classes are close",
         ),
         ([0.0, 0.5 + CLOSE_MARGIN / 2 + 0.01, 0.5 - CLOSE_MARGIN / 2 - 0.01], "not sure"),
+        ([0.0, 0.58, 0.42], "not sure: the classes are close"),  # the margin is 0.2
+        ([0.0, 0.62, 0.38], "not sure"),
     ],
 )
 def test_words(probabilities, words):

@@ -30,6 +30,7 @@ from app.feedback.store import (
     FeedbackItem,
     PredictionRecord,
     PredictionStore,
+    StoreSummary,
     count_key,
     engine_url,
     feedback_by_version,
@@ -546,6 +547,21 @@ def confusion_of(y_pred: list[str], y_true: list[str]) -> dict[tuple[str, str], 
     for p, t in zip(y_pred, y_true, strict=True):
         confusion[(p, t)] = confusion.get((p, t), 0) + 1
     return confusion
+
+
+def test_psi_counts_an_empty_bin_as_a_ten_thousandth():
+    """README, Monitoring; worked by hand: 2 (1e-4 - 1/3) ln(3e-4) + (2/3) ln 3."""
+    assert quality.psi([0, 0, 120], [1, 1, 1]) == pytest.approx(6.13861, abs=1e-4)
+
+
+def test_drift_is_scored_from_100_predictions_in_the_day():
+    classes = ["negative", "neutral", "positive"]
+    metadata = {"reference": {"set": "tweets", "label_mix": dict.fromkeys(classes, 1 / 3)}}
+    for count, scored in ((99, False), (100, True)):
+        day = {"version": {"negative": count - 2, "neutral": 1, "positive": 1}}
+        summary = StoreSummary(predictions={"version": count}, last_day=day, last_hour=day)
+        drift = quality.version_report("version", classes, metadata, summary)["drift"]
+        assert (drift["label_mix_psi"] is not None) is scored, drift
 
 
 @pytest.mark.slow  # scikit-learn's import alone is most of a second of test-fast
