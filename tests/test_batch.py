@@ -277,7 +277,11 @@ def test_bytes_that_are_not_utf8_make_bad_rows_and_are_copied_unchanged(tmp_path
 
 @pytest.mark.parametrize(
     ("name", "args", "separator"),
-    [("semicolons.csv", ["--delimiter", ";"], ";"), ("tabs.tsv", [], "\t")],
+    [
+        ("semicolons.csv", ["--delimiter", ";"], ";"),
+        ("tabs.tsv", [], "\t"),
+        ("tabs.csv", ["--delimiter", "\\t"], "\t"),  # '\t' as typed in a shell: a tab
+    ],
 )
 def test_other_separators_are_read_and_kept(tmp_path, client, name, args, separator):
     """Spreadsheets export CSV with semicolons where the comma is the decimal mark, and

@@ -601,6 +601,12 @@ def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
         assert not quick(target, 40), target
     assert not quick(b"/classify?version=4#x", 40) and not quick(b"/classif%79?version=4", 40)
     assert quick(b"/classify#?version=4", 40)  # no query: the stable version answers
+    # With the transformer stable, a request to any scoring route waits off the loop.
+    quick = make_app(MODEL_VERSIONS="2,4", MODEL_LABELS="stable=4,fast=2").extensions[
+        QUICK_REQUESTS
+    ]
+    for target in (b"/classify", b"/v1/models/sentiment:predict", b"/v2/models/sentiment/infer"):
+        assert not quick(target, 40), target
 
 
 @pytest.mark.slow
