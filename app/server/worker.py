@@ -330,8 +330,10 @@ class BufferingWorker(ThreadWorker):
                 gate.wait(10)
         else:
             gate.abort()
+        # CPython's ThreadPoolExecutor (3.11, runtime.txt) keeps its threads and its cap in
+        # these two attributes; a cap of those started means none is started later.
         started = len(pool._threads)
-        pool._max_workers = started  # never start one later, in the middle of a request
+        pool._max_workers = started
         if failure is not None:
             if started == 0:
                 self.log.critical(
@@ -359,10 +361,10 @@ class BufferingWorker(ThreadWorker):
         if room < 1:
             critical_once(
                 self.log,
-                "the open-file limit (%s, ulimit -n) leaves no room for connections: a "
-                "worker needs about %s, %s for worker_connections",
+                "the open-file limit (%s, ulimit -n) leaves no room for connections: "
+                "raise it to at least %s, or %s for worker_connections",
                 self._file_limit,
-                _open_descriptors() + FD_MARGIN,
+                _open_descriptors() + FD_MARGIN + 1,
                 self.worker_connections + FD_RESERVE,
             )
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
@@ -476,8 +478,8 @@ class BufferingWorker(ThreadWorker):
     def _out_of_descriptors(self, error: OSError) -> None:
         """accept() failed for want of descriptors or memory (the file limit also counts
         what the process opens besides connections; ENFILE is the whole machine's): close
-        the longest-idle connection and stop accepting for ACCEPT_PAUSE, instead of dying
-        with every connection this worker holds."""
+        idle connections (_evict_idle) and stop accepting for ACCEPT_PAUSE, instead of
+        dying with every connection this worker holds."""
         now = time.monotonic()
         self._accept_paused_until = now + ACCEPT_PAUSE
         self.set_accept_enabled(False)
