@@ -175,15 +175,11 @@ def test_shadow_failures_never_reach_the_client(base_dir):
     assert 'sentiment_shadow_dropped_total{version="2"} 1.0' in metrics
 
 
-def test_the_shadow_queue_is_bounded_in_characters_too(base_dir):
-    """The queue held 256 requests a worker whatever their size: 262 batches of 51 long
-    reviews waited for a transformer (35 minutes of its work, 290 MB), nothing dropped.
-    Now also at most SHADOW_MAX_CHARS characters wait; past them requests are dropped."""
-    from app.serving.routing import SHADOW_MAX_CHARS
-
+def shadow_app_with_a_held_candidate(base_dir):
+    """An app shadowing version 2 whose candidate, once scoring (``scoring`` set), waits
+    for ``go_on``; an instance attribute: this app's candidate only."""
     app = two_version_app(base_dir, MODEL_LABELS="stable=1,canary=2", ROUTING="shadow")
-    models = app.extensions["models"]
-    candidate = models.registry.labelled("canary")
+    candidate = app.extensions["models"].registry.labelled("canary")
     scoring, go_on = threading.Event(), threading.Event()
     real = candidate.classify
 
@@ -192,8 +188,18 @@ def test_the_shadow_queue_is_bounded_in_characters_too(base_dir):
         go_on.wait(30)
         return real(texts)
 
-    candidate.classify = held  # an instance attribute: this app's candidate only
-    client = app.test_client()
+    candidate.classify = held
+    return app, scoring, go_on
+
+
+def test_the_shadow_queue_is_bounded_in_characters_too(base_dir):
+    """The queue held 256 requests a worker whatever their size: 262 batches of 51 long
+    reviews waited for a transformer (35 minutes of its work, 290 MB), nothing dropped.
+    Now also at most SHADOW_MAX_CHARS characters wait; past them requests are dropped."""
+    from app.serving.routing import SHADOW_MAX_CHARS
+
+    app, scoring, go_on = shadow_app_with_a_held_candidate(base_dir)
+    models, client = app.extensions["models"], app.test_client()
     batch = {"reviews": [("Lovely staff, awful food. " * 200)[:5000]] * 64}  # 320,000
     per_batch = 64 * 5000
     for number in range(5):
@@ -213,19 +219,8 @@ def test_the_shadow_queue_is_bounded_in_requests(base_dir):
     """At most SHADOW_MAX_PENDING requests wait, however short (README: 256)."""
     from app.serving.routing import SHADOW_MAX_PENDING
 
-    app = two_version_app(base_dir, MODEL_LABELS="stable=1,canary=2", ROUTING="shadow")
-    models = app.extensions["models"]
-    candidate = models.registry.labelled("canary")
-    scoring, go_on = threading.Event(), threading.Event()
-    real = candidate.classify
-
-    def held(texts):
-        scoring.set()
-        go_on.wait(30)
-        return real(texts)
-
-    candidate.classify = held  # an instance attribute: this app's candidate only
-    client = app.test_client()
+    app, scoring, go_on = shadow_app_with_a_held_candidate(base_dir)
+    models, client = app.extensions["models"], app.test_client()
     assert client.post("/classify", json={"review": REVIEW}).status_code == 200
     assert scoring.wait(10)  # the first is being scored: it no longer waits
     for _ in range(SHADOW_MAX_PENDING + 2):

@@ -36,7 +36,6 @@ import resource
 import selectors
 import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -311,27 +310,15 @@ class BufferingWorker(ThreadWorker):
         held (an outside probe). Threads that cannot start leave a smaller pool, said in
         one warning line; none at all stops the server with one line."""
         pool = super().get_thread_pool()
-        wanted = self.cfg.threads
-        gate = threading.Barrier(wanted + 1)
-
-        def hold() -> None:  # keeps each thread busy, so that the next submit starts one
-            with contextlib.suppress(threading.BrokenBarrierError):
-                gate.wait(10)
-
-        failure = None
-        for _ in range(wanted):
-            try:
-                pool.submit(hold)
-            except RuntimeError as error:
-                failure = error
-                break
-        if failure is None:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                gate.wait(10)
-        else:
-            gate.abort()
-        # CPython's ThreadPoolExecutor (3.11, runtime.txt) keeps its threads and its cap in
-        # these two attributes; a cap of those started means none is started later.
+        wanted, failure = self.cfg.threads, None
+        # CPython's ThreadPoolExecutor (3.11, runtime.txt): _adjust_thread_count starts
+        # one thread while none is idle and fewer than _max_workers run (in _threads); a
+        # cap of those started means none is started later.
+        try:
+            for _ in range(wanted):
+                pool._adjust_thread_count()
+        except RuntimeError as error:
+            failure = error
         started = len(pool._threads)
         pool._max_workers = started
         if failure is not None:
@@ -357,14 +344,15 @@ class BufferingWorker(ThreadWorker):
         would otherwise look healthy and hang every request (``ulimit -n 20``)."""
         from app.observability.metrics import critical_once
 
-        room = self._file_limit - _open_descriptors() - FD_MARGIN
+        kept = _open_descriptors() + FD_MARGIN
+        room = self._file_limit - kept
         if room < 1:
             critical_once(
                 self.log,
                 "the open-file limit (%s, ulimit -n) leaves no room for connections: "
                 "raise it to at least %s, or %s for worker_connections",
                 self._file_limit,
-                _open_descriptors() + FD_MARGIN + 1,
+                kept + 1,
                 self.worker_connections + FD_RESERVE,
             )
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
@@ -481,8 +469,7 @@ class BufferingWorker(ThreadWorker):
         idle connections (_evict_idle) and stop accepting for ACCEPT_PAUSE, instead of
         dying with every connection this worker holds."""
         now = time.monotonic()
-        self._accept_paused_until = now + ACCEPT_PAUSE
-        self.set_accept_enabled(False)
+        self._accept_paused_until = now + ACCEPT_PAUSE  # the loop stops accepting
         self._evict_idle()
         if now >= self._next_descriptor_warning:  # at most one line a minute
             self._next_descriptor_warning = now + 60
@@ -817,11 +804,12 @@ class BufferingWorker(ThreadWorker):
         check_metrics_at = time.monotonic() + self.metrics_check_seconds
         while self.alive:
             self.notify()
-            if time.monotonic() >= check_metrics_at:
+            now = time.monotonic()
+            if now >= check_metrics_at:
                 check_metrics_at = self._check_metrics_folder(metrics_folder)
             if self.nr_conns >= self.worker_connections:
                 self._evict_idle()
-            paused = self._accept_paused_until - time.monotonic()
+            paused = self._accept_paused_until - now
             can_accept = self.nr_conns < self.worker_connections and paused <= 0
             if can_accept != self._accepting:
                 self.set_accept_enabled(can_accept)
