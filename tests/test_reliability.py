@@ -527,11 +527,11 @@ def test_usr2_is_one_line_and_the_server_serves_on(start_server):
 
 
 def test_kill_hup_under_load_loses_no_request(record_property, ab):
-    record_property("hup", chaos_traffic.reload_under_load(count=6000))
+    record_property("hup", chaos_traffic.reload_under_load(count=16000))
 
 
 def test_kill_9_under_keep_alive_load_loses_no_request(record_property, ab):
-    record_property("kill9_ab", chaos_traffic.kill_9_under_load(count=6000))
+    record_property("kill9_ab", chaos_traffic.kill_9_under_load(count=16000))
 
 
 def test_kept_alive_connections_spread_over_both_workers(record_property, ab):
