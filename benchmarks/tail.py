@@ -377,7 +377,30 @@ def environment_of(name: str) -> str:
     """The .heroku-check/ environment experiment ``name`` runs its Gunicorn from."""
     if name.startswith("gevent"):
         return "venv-gevent"
-    return "venv-twin" if EXPERIMENTS[name][0] == TWIN_APP else "venv"
+    return "venv-twin" if _spec(name)[0] == TWIN_APP else "venv"
+
+
+def _spec(name: str) -> tuple[str, str, dict]:
+    """EXPERIMENTS[name]; ``at-<commit>`` is "shipped" as of that commit (an A/B across
+    commits in the same rounds: the code, config and model folders of its tree, this
+    checkout's environment)."""
+    return EXPERIMENTS["shipped" if name.startswith("at-") else name]
+
+
+def _tree_of(name: str, work: Path) -> Path:
+    """The project tree experiment ``name`` runs in: this checkout, or for ``at-<commit>``
+    that commit's files (``git archive``) under ``work``."""
+    if not name.startswith("at-"):
+        return PROJECT_ROOT
+    tree = work / name
+    tree.mkdir()
+    archive = subprocess.Popen(
+        ["git", "-C", str(PROJECT_ROOT), "archive", name[3:]], stdout=subprocess.PIPE
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {name[3:]} failed")
+    return tree
 
 
 @dataclass
@@ -389,9 +412,10 @@ class Experiment:
 
 def start(name: str, work: Path) -> Experiment:
     """Gunicorn with the shipped config, then the experiment's lines, in its own group."""
-    app_spec, lines, env = EXPERIMENTS[name]
+    app_spec, lines, env = _spec(name)
+    tree = _tree_of(name, work)
     config = work / f"{name}.conf.py"
-    shipped = PROJECT_ROOT / "gunicorn.conf.py"
+    shipped = tree / "gunicorn.conf.py"
     config.write_text(
         f"exec(compile(open({str(shipped)!r}).read(), 'gunicorn.conf.py', 'exec'))\n"
         f"{lines}\n{CHAIN_HOOKS}"
@@ -401,7 +425,7 @@ def start(name: str, work: Path) -> Experiment:
     port = free_port()
     process = subprocess.Popen(
         [WORK / environment_of(name) / "bin" / "gunicorn", "--config", str(config), app_spec],
-        cwd=PROJECT_ROOT,
+        cwd=tree,
         env={
             **os.environ,
             "PORT": str(port),
@@ -447,7 +471,8 @@ def main() -> None:
         nargs="*",
         default=["shipped", "twin", "noop"],
         metavar="EXPERIMENT",
-        help="one or more of the experiments below (default: shipped twin noop)",
+        help="one or more of the experiments below, or at-<commit>: shipped as of that "
+        "commit (default: shipped twin noop)",
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3)
@@ -463,7 +488,7 @@ def main() -> None:
         help="instead: system calls and thread switches per request (strace), per experiment",
     )
     args = parser.parse_args()
-    unknown = [name for name in args.experiments if name not in EXPERIMENTS]
+    unknown = [n for n in args.experiments if n not in EXPERIMENTS and not n.startswith("at-")]
     if unknown:  # not argparse's choices: it rejects a default list for nargs="*" (3.11)
         parser.error(f"unknown experiment {' '.join(unknown)}; see --help for the names")
     for name in args.experiments:
