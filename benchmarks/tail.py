@@ -387,6 +387,22 @@ def _spec(name: str) -> tuple[str, str, dict]:
     return EXPERIMENTS["shipped" if name.startswith("at-") else name]
 
 
+def _is_commit(revision: str) -> bool:
+    found = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(PROJECT_ROOT),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"{revision}^{{commit}}",
+        ],
+        capture_output=True,
+    )
+    return found.returncode == 0
+
+
 def _tree_of(name: str, work: Path) -> Path:
     """The project tree experiment ``name`` runs in: this checkout, or for ``at-<commit>``
     that commit's files (``git archive``) under ``work``."""
@@ -394,11 +410,10 @@ def _tree_of(name: str, work: Path) -> Path:
         return PROJECT_ROOT
     tree = work / name
     tree.mkdir()
-    archive = subprocess.Popen(
-        ["git", "-C", str(PROJECT_ROOT), "archive", name[3:]], stdout=subprocess.PIPE
-    )
-    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
-    if archive.wait() != 0:
+    command = ["git", "-C", str(PROJECT_ROOT), "archive", name[3:]]
+    with subprocess.Popen(command, stdout=subprocess.PIPE) as archive:
+        subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.returncode != 0:
         raise RuntimeError(f"git archive {name[3:]} failed")
     return tree
 
@@ -491,6 +506,9 @@ def main() -> None:
     unknown = [n for n in args.experiments if n not in EXPERIMENTS and not n.startswith("at-")]
     if unknown:  # not argparse's choices: it rejects a default list for nargs="*" (3.11)
         parser.error(f"unknown experiment {' '.join(unknown)}; see --help for the names")
+    for name in args.experiments:
+        if name.startswith("at-") and not _is_commit(name[3:]):
+            parser.error(f"{name}: {name[3:]!r} names no commit of {PROJECT_ROOT}")
     for name in args.experiments:
         gunicorn = WORK / environment_of(name) / "bin" / "gunicorn"
         if not gunicorn.exists():

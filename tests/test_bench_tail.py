@@ -4,6 +4,7 @@ leaves no temporary folder behind (the experiments themselves need wrk and minut
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -75,3 +76,28 @@ def test_a_probe_experiment_serves_and_its_workers_report(experiment, tmp_path, 
     reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
     assert len(reports) == 2  # one a worker
     assert sum(len(report["handle"]) for report in reports) >= 21
+
+
+def test_an_unknown_commit_is_a_usage_error():
+    result = run_tail("shipped", "at-no-such-commit")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "'no-such-commit' names no commit" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_an_experiment_at_a_commit_serves_that_commits_tree(tmp_path, monkeypatch):
+    """``at-<commit>`` runs "shipped" from the commit's files (an A/B across commits in
+    the same rounds), not from this checkout."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "venv").symlink_to(sys.prefix)
+    monkeypatch.setattr(tail, "WORK", tmp_path / "work")
+    started = tail.start("at-HEAD", tmp_path)
+    try:
+        answer = requests.post(started.url, json=tail.SINGLE, timeout=30)
+        assert answer.status_code == 200
+        tree = tmp_path / "at-HEAD"
+        assert (tree / "app" / "__init__.py").is_file()
+        assert os.readlink(f"/proc/{started.process.pid}/cwd") == str(tree)
+    finally:
+        stop_web(started.process)
