@@ -510,6 +510,53 @@ def test_a_refused_request_line_is_said_once(server, line, message):
     assert json.loads(data)["error"]["message"] == message
 
 
+@pytest.mark.parametrize("path", ["/classify", "/feedback"])  # on the loop; on a thread
+def test_an_http_1_1_request_without_host_is_a_400(server, path):
+    """RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (an
+    empty one is allowed); Gunicorn served it. HTTP/1.0 needs none."""
+    body = j({"review": REVIEW})
+    head = f"POST {path} HTTP/1.1\r\nContent-Type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        answer, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+    assert b"\r\nConnection: close\r\n" in answer
+    assert json.loads(data)["error"] == {
+        "code": "bad_request",
+        "message": "an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)",
+        "details": {},
+    }
+    for version, host in [(b"HTTP/1.1", b"Host:\r\n"), (b"HTTP/1.0", b"")]:
+        request = b"POST /classify %s\r\n%sContent-Type: application/json\r\n" % (version, host)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                request + b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            answer = sock.makefile("rb").read()
+        assert answer.split(b"\r\n", 1)[0].endswith(b" 200 OK"), answer
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate,chunked", b"br, chunked"])
+def test_a_transfer_coding_other_than_chunked_is_a_501(server, coding):
+    """RFC 9112 6.1: a transfer coding the server does not decode is a 501. Gunicorn
+    took gzip, deflate and compress before chunked and gave the app the coded bytes as
+    the body (a plain body labelled gzip was classified); its own 501 for the others said
+    "Bad Request"."""
+    body = j({"review": REVIEW})
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: %s\r\n\r\n%s" % (coding, chunked)
+        )
+        answer, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 501 Not Implemented\r\n"), answer
+    assert b"\r\nConnection: close\r\n" in answer
+    error = json.loads(data)["error"]
+    assert error["code"] == "not_implemented"
+    assert error["message"] == f"Unsupported transfer coding: {coding.decode()!r}"
+
+
 @pytest.mark.parametrize(
     ("path", "chunks"),
     [

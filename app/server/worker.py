@@ -45,7 +45,12 @@ import uuid_utils
 from gunicorn import util
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.body import LengthReader
-from gunicorn.http.errors import InvalidHeader, InvalidHeaderName, ParseException
+from gunicorn.http.errors import (
+    InvalidHeader,
+    InvalidHeaderName,
+    ParseException,
+    UnsupportedTransferCoding,
+)
 from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers.gthread import (
     DEFAULT_WORKER_DATA_TIMEOUT,
@@ -165,7 +170,10 @@ def _write_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """``gunicorn.util.write_error``, in the API's JSON error shape instead of an HTML
     page: Gunicorn's own refusals of what its parser will not read (a request line over
     4,094 bytes, 414 ``uri_too_long``; a header over its limits, 431; broken HTTP, 400
-    ``bad_request``). The code is the reason phrase in the API's spelling."""
+    ``bad_request``; a transfer coding other than chunked, 501 ``not_implemented``). The
+    code is the reason phrase in the API's spelling."""
+    if status_int == 501:  # Gunicorn's 501 keeps its 400's phrase, "Bad Request"
+        reason = "Not Implemented"
     code = "internal_error" if status_int == 500 else reason.lower().replace(" ", "_")
     message = _WRAPPED.sub(r"\1", mesg) or "the server could not handle the request"
     util.write_nonblock(sock, _error_response(f"{status_int} {reason}".encode(), code, message))
@@ -180,14 +188,33 @@ class _UnshownHeader(InvalidHeader):
         )
 
 
+class _MissingHost(InvalidHeader):
+    def __str__(self) -> str:
+        return "an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)"
+
+
 def _asks_to_close(req) -> bool:
     """Whether the client's Connection header lists ``close`` (RFC 9110 7.6.1: a list,
     perhaps over several lines). Gunicorn reads only its first line, whole: ``keep-alive,
-    close`` kept the connection open, against RFC 9112 9.6."""
-    return any(
-        name == "CONNECTION" and "close" in (t.strip(" \t").lower() for t in value.split(","))
-        for name, value in req.headers
-    )
+    close`` kept the connection open, against RFC 9112 9.6.
+
+    In the same pass, refuses what RFC 9112 refuses and Gunicorn's parser lets through:
+    an HTTP/1.1 request without Host (3.2: 400), and a transfer coding other than
+    chunked (6.1: 501; Gunicorn took ``gzip, chunked`` and gave the app the coded bytes as
+    the body, undecoded)."""
+    close = host = False
+    for name, value in req.headers:
+        if name == "CONNECTION":
+            close = close or "close" in (t.strip(" \t").lower() for t in value.split(","))
+        elif name == "HOST":
+            host = True
+        elif name == "TRANSFER-ENCODING" and any(
+            t.strip(" \t").lower() != "chunked" for t in value.split(",")
+        ):
+            raise UnsupportedTransferCoding(value)
+    if not host and req.version >= (1, 1):
+        raise _MissingHost("HOST", req=req)
+    return close
 
 
 def _sent_more(req, conn: TConn) -> bool:
