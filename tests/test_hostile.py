@@ -4,6 +4,7 @@ and the workers stay up (same pids before and after the whole table)."""
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import gzip
 import http.client
 import json
@@ -555,6 +556,150 @@ def test_a_transfer_coding_other_than_chunked_is_a_501(server, coding):
     error = json.loads(data)["error"]
     assert error["code"] == "not_implemented"
     assert error["message"] == f"Unsupported transfer coding: {coding.decode()!r}"
+
+
+def answer_within(sock: socket.socket, seconds: float) -> bytes:
+    """What the server sends before it closes, or before ``seconds`` pass."""
+    sock.settimeout(seconds)
+    reply = b""
+    with contextlib.suppress(TimeoutError):
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+CHUNKED_HEAD = (
+    b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def test_requests_the_parser_would_wait_on_never_hold_a_thread(server):
+    """Gunicorn's parser, on a thread, waits for more where the loop handed over early:
+    after one byte that cannot begin a request (for the end of its line), after 64 KiB of
+    headers without their end (it reads up to 800 KB before judging them), and in a
+    chunked body past 1 MiB on the wire of mostly framing (the app reads on for its 1 MiB
+    of data). A thread reads without a time limit: 8 such sockets held every thread, and
+    /monitoring, /feedback and large batches hung (an outside probe). The loop now
+    answers the first two at once (400, 431) and keeps reading the third (its 408 comes
+    at REQUEST_READ_TIMEOUT)."""
+    sockets = {"byte": [], "headers": [], "chunks": []}
+    try:
+        for _ in range(8):
+            for kind, data in [
+                ("byte", b" "),
+                ("headers", b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000),
+                ("chunks", CHUNKED_HEAD + b"1\r\n \r\n" * 190_000),  # 1.14 MB, 190 KB of data
+            ]:
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                sock.sendall(data)
+                sockets[kind].append(sock)
+        for sock in sockets["byte"]:
+            reply = answer_within(sock, 5)
+            assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
+            assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"] == "bad_request"
+        for sock in sockets["headers"]:
+            reply = answer_within(sock, 5)
+            assert reply.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), reply
+        # The routes that run on the workers' threads answer.
+        batch = {"reviews": ["The room was clean and the staff were kind. " * 50] * 64}
+        for method, path, body in [
+            ("GET", "/monitoring", None),
+            ("POST", "/feedback", j({"request_id": "f" * 32, "label": "positive"})),
+            ("POST", "/classify", j(batch)),
+        ]:
+            headers = {"Content-Type": JSON_TYPE} if body else {}
+            status, _ = send(server, method, path, body, headers)
+            assert status in (200, 404), (path, status)
+        for sock in sockets["chunks"]:  # still arriving, on the loop: no answer yet
+            assert answer_within(sock, 0.1) == b""
+    finally:
+        for held in sockets.values():
+            for sock in held:
+                sock.close()
+
+
+def test_a_chunked_body_of_mostly_framing_is_refused_at_twice_the_limit(server):
+    """Its data alone would stay under MAX_CONTENT_LENGTH for five times as many bytes on
+    the wire (a 6-byte chunk a byte): the loop refuses it at twice the limit, 413."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the server may close while this still sends
+            sock.sendall(CHUNKED_HEAD + b"1\r\n \r\n" * 400_000)  # 2.4 MB, 400 KB of data
+        reply = answer_within(sock, 5)
+    assert reply.startswith(b"HTTP/1.1 413 Payload Too Large\r\n"), reply[:200]
+    assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /health HTTP/1.1\nHost: x\nConnection: close\n\n",
+        b"GET /health HTTP/1.1\r\nHost: x\nConnection: close\r\n",  # still arriving
+        CHUNKED_HEAD + b"2\n{}\n0\n\n",
+    ],
+    ids=["line", "partial", "chunks"],
+)
+def test_a_bare_line_feed_is_a_400_at_once(server, request_bytes):
+    """RFC 9112 2.2 lets a server refuse a bare LF as a line end, as Gunicorn's parser
+    does; the loop waited for CRLF CRLF and answered 408 after 30 s (an outside probe)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        reply = answer_within(sock, 5)
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
+
+
+def test_an_http_1_0_client_is_never_sent_100_continue(server):
+    """RFC 9110 10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored
+    (and 15.2: no 1xx to an HTTP/1.0 client); the loop sent it one."""
+    body = j({"review": REVIEW})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body)
+        )
+        assert answer_within(sock, 1) == b""
+        sock.sendall(body)
+        reply = answer_within(sock, 10)
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n"), reply
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status_line"),
+    [
+        (b"GET http://x HTTP/1.1", b"HTTP/1.1 200 OK"),  # RFC 9110 4.2.3: no path is "/"
+        (b"GET /health HTTP/1.2", b"HTTP/1.1 200 OK"),  # RFC 9110 2.5: our own version
+    ],
+)
+def test_odd_but_valid_request_lines_are_served(server, request_line, status_line):
+    """Werkzeug answered "GET http://x" with a 308 to "http://x/" in HTML; Gunicorn
+    answered an HTTP/1.2 request as HTTP/1.2 (outside probes)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = answer_within(sock, 10)
+    assert reply.split(b"\r\n", 1)[0] == status_line, reply
+
+
+def test_an_upgrade_to_websocket_is_ignored(server):
+    """RFC 9110 7.8: a server may ignore Upgrade; Werkzeug's router answered a WebSocket
+    upgrade on every route with 400 (an outside probe)."""
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
+    response = requests.get(server.url + "/model", headers=headers, timeout=10)
+    assert response.status_code == 200
+    assert "Upgrade" not in response.headers
+
+
+def test_the_workers_own_answers_carry_a_date(server):
+    """RFC 9110 6.6.1: an origin server with a clock sends Date on its 4xx answers too;
+    the worker's own (400, 408, 414, 431, 501) had none (an outside probe)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX: a\x01\r\n\r\n")
+        reply = answer_within(sock, 5)
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    date = re.search(rb"\r\nDate: ([^\r]+)\r\n", reply)
+    assert date, reply
+    sent = email.utils.parsedate_to_datetime(date.group(1).decode())
+    assert abs(sent.timestamp() - time.time()) < 60
 
 
 @pytest.mark.parametrize(

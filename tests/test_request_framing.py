@@ -9,6 +9,7 @@ from app.server.requests_in import (
     BODY_LIMIT,
     HEADER_LIMIT,
     Progress,
+    Scan,
     progress,
     whole,
     whole_request,
@@ -40,8 +41,28 @@ CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
             CHUNKED + b"2;x=y\r\n{}\r\n0\r\nT: 1\r\n\r\n",
             Progress.COMPLETE,
         ),
-        # Malformed or hostile: the parser answers 400/413/414 without waiting.
-        (b"\x16\x03\x01\x00\xa5\x01\x00", Progress.COMPLETE),  # a TLS ClientHello
+        (
+            HEAD + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            Progress.BODY_EXPECTS_CONTINUE,
+        ),
+        (
+            b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            Progress.BODY,  # RFC 9110 10.1.1: HTTP/1.0 never gets 100 Continue
+        ),
+        # What the parser would wait on, on a thread: the loop refuses it itself.
+        (b"\x16\x03\x01\x00\xa5\x01\x00", Progress.NOT_HTTP),  # a TLS ClientHello
+        (b" ", Progress.NOT_HTTP),
+        (b"\r", Progress.HEADERS),  # perhaps an empty line's CR
+        (b"GET /health HTTP/1.1\r\nX: " + b"a" * HEADER_LIMIT, Progress.HEADERS_TOO_LARGE),
+        (b"GET /health HTTP/1.1\nHost: x\n", Progress.BARE_LF),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\n", Progress.BARE_LF),
+        (CHUNKED + b"2\n{}", Progress.BARE_LF),
+        (CHUNKED + b"2\r\n{}\r\n0\r\nT: 1\n", Progress.BARE_LF),
+        (
+            CHUNKED + b"1\r\na\r\n" * (2 * BODY_LIMIT // 6 + HEADER_LIMIT),
+            Progress.FRAMING_TOO_LARGE,
+        ),
+        # Malformed: the parser answers 400/413/414 without waiting.
         (HEAD + b"Content-Length: 1x\r\n\r\n", Progress.COMPLETE),
         (HEAD + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n", Progress.COMPLETE),
         (HEAD + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", Progress.COMPLETE),
@@ -52,6 +73,35 @@ CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
 )
 def test_progress(buf, expected):
     assert progress(buf) is expected
+
+
+def test_each_read_is_looked_at_once():
+    """The worker keeps a Scan for the request arriving on a connection: a later call
+    looks only at what was added (looking from the start each read took quadratic CPU in
+    the loop). Shown by garbling what was read already: a fresh look sees the garbling."""
+    chunks = CHUNKED + b"1\r\na\r\n" * 1000  # a byte a chunk
+    header = b"GET /health HTTP/1.1\r\nX: " + b"a" * 1000
+    trailer = CHUNKED + b"10;x=y\r\n0123456789abcdef\r\n0\r\nT: " + b"1" * 500
+    for request, garbled, more, fresh in [
+        (chunks, CHUNKED + b"fffff\r\n".ljust(6000, b"a"), b"0\r\n\r\n", Progress.BODY),
+        (header, header.replace(b"aaa", b"a\na", 1), b"a", Progress.BARE_LF),
+        (trailer, trailer.replace(b"111", b"1\n1", 1), b"1", Progress.BARE_LF),
+    ]:
+        assert len(garbled) == len(request)
+        scan = Scan()
+        before = progress(request, scan=scan)
+        assert before in (Progress.HEADERS, Progress.BODY)
+        after = progress(request + more, scan=Scan())  # a fresh look at the true bytes
+        assert progress(garbled + more, scan=scan) is after is not fresh
+        assert progress(garbled + more) is fresh
+
+
+def test_a_chunk_arriving_counts_towards_the_limit():
+    """One chunk larger than the limit is handed over once its data passes the limit (the
+    app answers 413), not held until the framing cap."""
+    start = CHUNKED + b"100000\r\n"  # 1 MiB in one chunk
+    assert progress(start + b"a" * 999, 1000) is Progress.BODY
+    assert progress(start + b"a" * 1001, 1000) is Progress.COMPLETE
 
 
 def test_an_endless_chunked_body_is_handed_over_at_the_limit():

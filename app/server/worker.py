@@ -60,7 +60,15 @@ from gunicorn.workers.gthread import (
 )
 
 from app.server import listeners
-from app.server.requests_in import BODY_LIMIT, Progress, progress, whole, whole_request
+from app.server.requests_in import (
+    BODY_LIMIT,
+    HEADER_LIMIT,
+    Progress,
+    Scan,
+    progress,
+    whole,
+    whole_request,
+)
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # How much of a body a thread reads from the socket to keep its connection, beyond what
@@ -140,11 +148,46 @@ def _error_response(status: bytes, code: str, message: str, headers: bytes = b""
         _count_answer(status.split(b" ", 1)[0].decode(), code)
     body = orjson.dumps({"error": {"code": code, "message": message, "details": {}}})
     return (
-        b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sConnection: close\r\n"
+        b"HTTP/1.1 %s\r\nDate: %s\r\nContent-Type: application/json\r\n%sConnection: close\r\n"
         b"X-Request-ID: %s\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
         b"Content-Length: %d\r\n\r\n%s"
-        % (status, headers, uuid_utils.uuid7().hex.encode(), len(body), body)
+        % (
+            status,
+            util.http_date().encode(),  # RFC 9110 6.6.1: an origin server with a clock
+            headers,
+            uuid_utils.uuid7().hex.encode(),
+            len(body),
+            body,
+        )
     )
+
+
+# What the loop answers itself, where Gunicorn's parser would hold a thread waiting for
+# more (a thread reads its socket without a time limit): one byte that cannot begin a
+# request, headers that never end, a line ended by a bare LF (Gunicorn's chunk reader
+# waits for CRLF), a chunked body that is mostly framing.
+_REFUSALS = {
+    Progress.NOT_HTTP: (
+        b"400 Bad Request",
+        "bad_request",
+        "the request does not begin with a method: not HTTP/1.1 (TLS to a plain HTTP port?)",
+    ),
+    Progress.HEADERS_TOO_LARGE: (
+        b"431 Request Header Fields Too Large",
+        "request_header_fields_too_large",
+        f"the request line and headers take over {HEADER_LIMIT} bytes",
+    ),
+    Progress.BARE_LF: (
+        b"400 Bad Request",
+        "bad_request",
+        "a line of the request ends in LF alone, not CRLF (RFC 9112, 2.2)",
+    ),
+    Progress.FRAMING_TOO_LARGE: (
+        b"413 Payload Too Large",
+        "payload_too_large",
+        "the chunked body's framing takes more than twice its size limit",
+    ),
+}
 
 
 def _timeout_response(seconds: float) -> bytes:
@@ -201,19 +244,25 @@ def _asks_to_close(req) -> bool:
     In the same pass, refuses what RFC 9112 refuses and Gunicorn's parser lets through:
     an HTTP/1.1 request without Host (3.2: 400), and a transfer coding other than
     chunked (6.1: 501; Gunicorn took ``gzip, chunked`` and gave the app the coded bytes as
-    the body, undecoded)."""
-    close = host = False
+    the body, undecoded). An ``Upgrade`` header is ignored (RFC 9110 7.8 allows it; no
+    route speaks another protocol): Werkzeug's router answered a WebSocket upgrade on any
+    route with 400."""
+    close = host = upgrade = False
     for name, value in req.headers:
         if name == "CONNECTION":
             close = close or "close" in (t.strip(" \t").lower() for t in value.split(","))
         elif name == "HOST":
             host = True
+        elif name == "UPGRADE":
+            upgrade = True
         elif name == "TRANSFER-ENCODING" and any(
             t.strip(" \t").lower() != "chunked" for t in value.split(",")
         ):
             raise UnsupportedTransferCoding(value)
     if not host and req.version >= (1, 1):
         raise _MissingHost("HOST", req=req)
+    if upgrade:
+        req.headers = [(name, value) for name, value in req.headers if name != "UPGRADE"]
     return close
 
 
@@ -513,6 +562,7 @@ class BufferingWorker(ThreadWorker):
         client_header_timeout and keepalive_timeout)."""
         now = time.monotonic()
         conn.buf = bytearray(data)
+        conn.scan = Scan()
         conn.sent_continue = False
         conn.closing = False
         conn.outbox = None  # the rest of a response the client has not taken yet
@@ -551,7 +601,11 @@ class BufferingWorker(ThreadWorker):
             self._close(conn, _busy_response())
 
     def _maybe_hand_over(self, conn: TConn, watched: bool = False) -> bool:
-        state = progress(conn.buf, self._body_limit)
+        state = progress(conn.buf, self._body_limit, conn.scan)
+        refusal = _REFUSALS.get(state)
+        if refusal is not None:  # the parser would wait on a thread for what never comes
+            self._close(conn, _error_response(*refusal))
+            return True
         if state is Progress.COMPLETE:
             if watched:
                 self.poller.unregister(conn.sock)
@@ -680,6 +734,10 @@ class BufferingWorker(ThreadWorker):
                 req._expected_100_continue = False
         if _asks_to_close(req):
             req.must_close = True
+        if req.version > (1, 1):  # RFC 9110 2.5: answer in the highest version we speak
+            req.version = (1, 1)
+        if not req.path:  # absolute-form with no path ("GET http://x"): RFC 9110 4.2.3
+            req.path = "/"
         if self._holds_more() and not _sent_more(req, conn):
             req.must_close = True  # "Connection: close": the client's next one is spread anew
             metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
