@@ -4,6 +4,7 @@ the bandit, retention and the metrics, against SQLite and a real PostgreSQL serv
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import json
 import math
@@ -17,6 +18,7 @@ from pathlib import Path
 from threading import get_ident
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 from sqlalchemy import event, inspect, select
 
@@ -24,6 +26,7 @@ from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
 from app.feedback.store import (
     CONFUSION,
+    DELETE_CHUNK,
     FEEDBACK_INDEXES,
     OLD_FEEDBACK_INDEX,
     RECORD_COLUMNS,
@@ -40,6 +43,7 @@ from app.feedback.store import (
     prediction_totals,
     predictions,
 )
+from app.feedback.store import metadata as store_metadata
 from app.observability import metrics
 from app.serving.bandit import ThompsonSampler
 
@@ -156,6 +160,67 @@ def test_feedback_right_after_the_answer_finds_it(store_app):
     # The writer has just written: its next round is about 0.5 s away.
     request_id = classify(client, {"review": REVIEWS[0]}).headers["X-Request-ID"]
     answer = client.post("/feedback", json={"request_id": request_id, "label": "positive"})
+    assert answer.status_code == 200, answer.get_json()
+
+
+@contextlib.contextmanager
+def writes_held(database_url: str):
+    """Another client holds the database's write lock (what a long migration or a
+    ``CREATE INDEX`` does): reads go on, the worker's writer waits."""
+    if database_url.startswith("sqlite"):
+        holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")  # WAL: readers are not blocked
+    else:
+        holder = psycopg.connect(database_url)
+        holder.execute("LOCK TABLE predictions IN SHARE MODE")
+    try:
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+@pytest.mark.slow
+def test_feedback_while_the_writer_is_held_up_is_a_503_to_retry(make_app, postgres_server):
+    """The answer waits in the worker's queue while the writer waits for the lock:
+    feedback on it was told 404 after a second, as if it had never been, and the client
+    dropped a correct label (an outside probe). Now a 503 to retry, then found. (On
+    SQLite the lock that holds the writer holds the feedback's own write too: 503
+    ``database_unavailable``.)"""
+    database_url = postgres_server.url()
+    store_app = make_app(DATABASE_URL=database_url)
+    client = store_app.test_client()
+    classify(client, {"review": REVIEWS[0]})
+    flushed(store_app)  # the tables exist
+    with writes_held(database_url):
+        request_id = classify(client, {"review": REVIEWS[1]}).headers["X-Request-ID"]
+        held = client.post("/feedback", json={"request_id": request_id, "label": "negative"})
+        assert held.status_code == 503, held.get_json()
+        assert held.get_json()["error"]["code"] == "prediction_pending"
+        assert held.headers["Retry-After"] == "1"
+    flushed(store_app)
+    given = client.post("/feedback", json={"request_id": request_id, "label": "negative"})
+    assert given.status_code == 200, given.get_json()
+
+
+def test_tables_dropped_while_serving_are_made_again(store_app, database_url, direct_store):
+    """``heroku pg:reset`` drops every table under a running server: recording stopped
+    until a restart, every record counted dropped, /monitoring and /feedback 503 (an
+    outside probe). The next write now makes them again."""
+    client = store_app.test_client()
+    classify(client, {"review": REVIEWS[0]})
+    flushed(store_app)
+    with direct_store(database_url).writer.begin() as connection:
+        store_metadata.drop_all(connection)
+    request_id = classify(client, {"review": REVIEWS[1]}).headers["X-Request-ID"]
+    deadline = time.monotonic() + 10
+    while (monitoring := client.get("/monitoring")).status_code != 200 or not any(
+        version["predictions"] for version in monitoring.get_json()["versions"]
+    ):
+        assert time.monotonic() < deadline, "recording did not resume"
+        classify(client, {"review": REVIEWS[1]})
+        flushed(store_app)
+    answer = client.post("/feedback", json={"request_id": request_id, "label": "negative"})
     assert answer.status_code == 200, answer.get_json()
 
 
@@ -697,6 +762,46 @@ def test_periodic_tasks_run_on_the_first_round_whatever_the_uptime(tmp_path):
     finally:
         recorder.stop()
         store.close()
+
+
+def test_a_periodic_task_with_more_to_do_runs_again_after_the_next_write(tmp_path):
+    """Retention deletes a chunk a round and says it has more to do: it runs again on the
+    writer's next round, after that round's write, not an hour later, and not all at
+    once (600,000 expired records held the writer 10 s: answers were written that late,
+    and feedback on them was told 404; an outside probe)."""
+    store = PredictionStore.from_url(engine_url("", tmp_path))
+    written_before: list[int] = []  # at each run, the answers written so far
+    recorder = None
+
+    def task() -> bool:
+        written_before.append(sum(store.summary(time.time()).predictions.values()))
+        recorder.submit(f"between-runs-{len(written_before):011d}", "1", ["positive"], [0.9])
+        return len(written_before) < 3
+
+    recorder = PredictionRecorder(store, lambda *_: None, [(3600.0, task)])
+    try:
+        deadline = time.monotonic() + 10
+        while len(written_before) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # a round or two more: no fourth run
+        assert written_before == [0, 1, 2]  # each after the write of what came before it
+    finally:
+        recorder.stop()
+        store.close()
+
+
+def test_retention_deletes_a_chunk_at_a_time(database_url, direct_store):
+    store = direct_store(database_url)
+    old = time.time() - 31 * 86400
+    expired = [
+        PredictionRecord(f"old-{i:020d}", 0, "1", "positive", 0.9, old)
+        for i in range(DELETE_CHUNK + 3)
+    ]
+    store.record(expired)
+    cutoff = time.time() - 30 * 86400
+    assert store.delete_older_than(cutoff, chunks=1) == DELETE_CHUNK
+    assert store.delete_older_than(cutoff, chunks=1) == 3
+    assert store.summary(time.time()).predictions == {}
 
 
 def test_retention_deletes_old_records_by_itself(make_app, database_url, direct_store):

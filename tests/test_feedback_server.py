@@ -5,6 +5,7 @@ records (counted), never a /classify."""
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import sqlite3
 import threading
@@ -227,13 +228,15 @@ def test_a_stopping_worker_writes_the_records_still_queued(start_server, tmp_pat
     assert recorded == answered, (recorded, answered)
 
 
-def test_a_sqlite_file_deleted_while_serving_is_made_anew(start_server, tmp_path):
+@pytest.mark.parametrize("deleted", ["file", "folder"])
+def test_a_sqlite_file_deleted_while_serving_is_made_anew(start_server, tmp_path, deleted):
     """Deleting the SQLite file (and its -wal, -shm) while serving: the workers went on
     writing into the deleted file their connections held open, with no line in the log
     and nothing counted dropped, and /monitoring reported answers that were in no file.
     Now each worker sees it within FILE_CHECK_SECONDS, says so in one line, and records
-    into a new file."""
-    database = tmp_path / "deleted.sqlite3"
+    into a new file, in a new folder if its folder went too (``instance/`` deleted: it
+    said so and recorded nothing until a restart, an outside probe)."""
+    database = tmp_path / "db" / "deleted.sqlite3"
     server = start_server(WEB_CONCURRENCY="2", DATABASE_URL=f"sqlite:///{database}")
     server.wait_ready()
 
@@ -246,7 +249,9 @@ def test_a_sqlite_file_deleted_while_serving_is_made_anew(start_server, tmp_path
 
     answer(20)
     wait_for_predictions(server.url, 20)
-    for path in tmp_path.glob("deleted.sqlite3*"):
+    if deleted == "folder":
+        shutil.rmtree(database.parent)
+    for path in database.parent.glob("deleted.sqlite3*"):
         path.unlink()
     time.sleep(6)  # FILE_CHECK_SECONDS, and a margin
     answer(20)

@@ -426,3 +426,13 @@ def test_docs_page_is_swagger_ui_from_the_package_on_this_document(client):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     version = re.search(r'name="swagger-ui-version" content="([\d.]+)"', page).group(1)
     assert version == importlib.metadata.version("flask-swagger-ui")  # it ships its namesake
+
+
+def test_the_retry_after_of_a_pending_feedback_is_documented(document):
+    """POST /feedback's 503 ``prediction_pending`` carries ``Retry-After: 1``; the document
+    named only ``X-Request-ID`` there (an outside probe)."""
+    from app.web.feedback import PredictionPending
+
+    assert ("Retry-After", "1") in PredictionPending.headers
+    documented = document["paths"]["/feedback"]["post"]["responses"]["503"]["headers"]
+    assert documented["Retry-After"]["schema"] == {"type": "integer"}

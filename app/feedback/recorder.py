@@ -39,7 +39,9 @@ STOP_SECONDS = 5.0
 DropObserver = Callable[[str, int], None]  # (reason, count)
 # What a request queues: request id, version, labels, scores, Unix time.
 Answer = tuple[str, str, Sequence[str], Sequence[float], float]
-Periodic = tuple[float, Callable[[], None]]  # (every N seconds, task)
+# (every N seconds, task); a task that returns True has more to do: it runs again on the
+# writer's next round, after the next write (retention, a chunk a round).
+Periodic = tuple[float, Callable[[], bool | None]]
 
 
 class PredictionRecorder:
@@ -155,7 +157,8 @@ class PredictionRecorder:
                 continue
             entry[2] = now
             try:
-                task()
+                if task():
+                    entry[2] = -math.inf
             except StoreUnavailable as error:
                 log.warning("background database task failed (%s)", error)
             except Exception:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import functools
 import itertools
 import logging
@@ -458,6 +459,16 @@ class PredictionStore:
             return None
         return stat.st_dev, stat.st_ino
 
+    def _failed(self, error: Exception) -> StoreUnavailable:
+        """What a failed statement raises. A table gone (dropped while serving, as
+        ``heroku pg:reset`` drops them) makes the next use create the schema again:
+        recording stopped until a restart, every record counted dropped (an outside
+        probe)."""
+        orig = getattr(error, "orig", error)
+        if getattr(orig, "sqlstate", None) == "42P01" or "no such table" in str(orig):
+            self._schema_ready = False
+        return StoreUnavailable(error.__class__.__name__)
+
     def reopen_if_replaced(self) -> bool:
         """Whether the SQLite file was deleted or replaced since the schema was made; if
         so, the connections to the old one are closed, and the next write makes the new
@@ -468,6 +479,9 @@ class PredictionStore:
         self.engine.dispose()
         self._schema_ready = False
         self._file_identity = None
+        if self._file is not None:  # its folder may have gone with it (instance/ deleted)
+            with contextlib.suppress(OSError):
+                self._file.parent.mkdir(parents=True, exist_ok=True)
         return True
 
     def _create_schema(self) -> None:
@@ -525,7 +539,7 @@ class PredictionStore:
                     for statement in self._count_new:
                         connection.execute(statement, {"after": last or 0})
         except (SQLAlchemyError, self._driver_error) as error:
-            raise StoreUnavailable(error.__class__.__name__) from error
+            raise self._failed(error) from error
 
     def _record_postgresql(self, records: Sequence[PredictionRecord]) -> None:
         from psycopg.errors import UniqueViolation
@@ -622,7 +636,7 @@ class PredictionStore:
                     self._reward(connection, row.version, correct)
                     results.append(self._result(given, row, new=True))
         except SQLAlchemyError as error:
-            raise StoreUnavailable(error.__class__.__name__) from error
+            raise self._failed(error) from error
         return results
 
     def _label_time(self, connection: Any, now: float) -> float:
@@ -681,19 +695,20 @@ class PredictionStore:
             with self.engine.connect() as connection:
                 rows = connection.execute(select(bandit_arms)).all()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(error.__class__.__name__) from error
+            raise self._failed(error) from error
         return {row.version: (row.successes, row.failures) for row in rows}
 
-    def delete_older_than(self, cutoff: float) -> int:
-        """Delete predictions made before ``cutoff`` (Unix seconds), in chunks so that no
-        transaction holds the table long; the number deleted. The bandit's rewards lose
-        the feedback deleted with them, in the same transaction: the bandit learns from
-        the feedback ``/monitoring`` still counts, not from every answer ever labelled."""
+    def delete_older_than(self, cutoff: float, chunks: int | None = None) -> int:
+        """Delete predictions made before ``cutoff`` (Unix seconds), in chunks of
+        DELETE_CHUNK so that no transaction holds the table long, at most ``chunks`` of
+        them (None: all); the number deleted. The bandit's rewards lose the feedback
+        deleted with them, in the same transaction: the bandit learns from the feedback
+        ``/monitoring`` still counts, not from every answer ever labelled."""
         self.ensure_schema()
         deleted = 0
         c = predictions.c
         try:
-            while True:
+            for _ in itertools.repeat(None) if chunks is None else range(chunks):
                 with self.writer.begin() as connection:
                     oldest = (
                         select(c.id)
@@ -731,7 +746,7 @@ class PredictionStore:
                     )
             return deleted
         except SQLAlchemyError as error:
-            raise StoreUnavailable(error.__class__.__name__) from error
+            raise self._failed(error) from error
 
     def summary(self, now: float) -> StoreSummary:
         """Everything ``GET /monitoring`` reports: the totals, the last day's per-minute
@@ -756,7 +771,7 @@ class PredictionStore:
                     .group_by(counts.version, counts.label, counts.bucket)
                 ).all()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(error.__class__.__name__) from error
+            raise self._failed(error) from error
         summary = StoreSummary()
         for version, count in totals:
             if count:
@@ -804,7 +819,7 @@ class PredictionStore:
             with self.engine.connect() as connection:
                 rows = connection.execute(query).all()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(error.__class__.__name__) from error
+            raise self._failed(error) from error
         return [LabelledAnswer(*row) for row in rows[:limit]], len(rows) > limit
 
     def scan_for(self, texts: Iterable[str]) -> list[str]:

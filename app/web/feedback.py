@@ -27,6 +27,7 @@ from marshmallow import Schema, ValidationError
 from app.feedback import quality
 from app.feedback.recorder import PredictionRecorder
 from app.feedback.store import (
+    DELETE_CHUNK,
     ConflictingFeedback,
     FeedbackItem,
     FeedbackResult,
@@ -81,8 +82,9 @@ class PredictionPending(APIError):
     status = 503
     code = "prediction_pending"
     message = (
-        "No recorded prediction has this request id and index yet, and this worker already "
-        "waits for another's to be written; retry in a second."
+        "No recorded prediction has this request id and index yet, and its record may "
+        "still be on its way (the database is behind, or this worker already waits for "
+        "another's to be written); retry in a second."
     )
     headers = (("Retry-After", "1"),)
 
@@ -137,6 +139,7 @@ class Feedback:
         ]
         if models.router.bandit is not None:
             periodic.insert(0, (BANDIT_REFRESH_SECONDS, self.refresh_bandit))
+        self._expired = 0  # records deleted by the retention pass in progress
         self.recorder = PredictionRecorder(
             self.store,
             lambda reason, count: metrics.child(metrics.records_dropped, reason).inc(count),
@@ -178,9 +181,11 @@ class Feedback:
         ``AnswerPending`` (a 503 to retry), since it cannot tell yet."""
         try:
             return self._look(items)
-        except UnknownPrediction:
+        except UnknownPrediction as error:
             if not self.recorder.flush(timeout=FEEDBACK_FLUSH_SECONDS):
-                raise
+                # This worker's writer is behind (a slow or locked database): the answer
+                # may wait in its queue. Not a 404, which tells the client it never was.
+                raise AnswerPending(*error.args) from None
         waits = self.wait_seconds > 0 and self._waiting.acquire(blocking=False)
         deadline = time.monotonic() + (self.wait_seconds if waits else 0)
         try:
@@ -234,11 +239,20 @@ class Feedback:
                 "recording goes on in a new file; the records written since are lost"
             )
 
-    def delete_expired(self) -> None:
+    def delete_expired(self) -> bool:
+        """One chunk of the expired records a round of the writer, between its writes:
+        all at once held the writer for seconds (600,000 records: 10 s), answers were
+        written that late and feedback on them was told 404 (an outside probe). True
+        while more are left (the writer runs it again next round)."""
         cutoff = time.time() - self.retention_days * 86400
-        deleted = self.store.delete_older_than(cutoff)
-        if deleted:
-            log.info("deleted expired prediction records", extra={"deleted": deleted})
+        deleted = self.store.delete_older_than(cutoff, chunks=1)
+        self._expired += deleted
+        if deleted == DELETE_CHUNK:
+            return True
+        if self._expired:
+            log.info("deleted expired prediction records", extra={"deleted": self._expired})
+            self._expired = 0
+        return False
 
     def report(self) -> dict[str, Any]:
         """What ``GET /monitoring`` answers."""

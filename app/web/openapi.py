@@ -552,11 +552,20 @@ def feedback_operations(max_items: int) -> dict[str, dict[str, Any]]:
                     "409": error("This prediction already has a different true label."),
                     "413": error("The body is larger than MAX_CONTENT_LENGTH bytes."),
                     "415": error(UNSUPPORTED_BODY),
-                    "503": error(
-                        STORE_UNAVAILABLE + " Or `prediction_pending`, with `Retry-After: 1`: "
-                        "the answer is not recorded yet and this worker already waits for "
-                        "another's, so it cannot tell whether it will be."
-                    ),
+                    "503": {
+                        **error(
+                            STORE_UNAVAILABLE + " Or `prediction_pending`, with `Retry-After: "
+                            "1`: the answer is not recorded yet and its record may still be on "
+                            "its way (this worker's writer is behind, or it already waits for "
+                            "another's), so it cannot tell whether it will be."
+                        ),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "With `prediction_pending`: seconds to wait.",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    },
                 },
             },
             "get": {
