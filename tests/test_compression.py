@@ -119,3 +119,27 @@ def test_a_changed_file_is_compressed_again(tmp_path):
     second = get(client, "/static/app.js", **GZIP)
     assert second.headers["ETag"] != first.headers["ETag"]
     assert gzip.decompress(second.data) == b"let second = 22;\n" * 300
+
+
+@pytest.mark.parametrize("accepts", [GZIP, {}], ids=["gzip", "plain"])
+@pytest.mark.parametrize("path", ["/static/style.css", "/openapi.json"])
+def test_a_failed_precondition_is_a_412_in_json_without_the_resource(client, accepts, path):
+    """Werkzeug's 412 for a failed If-Match kept the whole file (84 KB of OpenAPI) as its
+    body, in the file's type, and it did not read If-Unmodified-Since (RFC 9110 13.1.4;
+    an outside probe)."""
+    held = get(client, path)
+    for condition in [
+        {"If-Match": '"not-its-etag"'},
+        {"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"},
+    ]:
+        if "If-Unmodified-Since" in condition and "Last-Modified" not in held.headers:
+            continue  # no date to compare with: served (RFC 9110 13.1.4)
+        refused = get(client, path, **condition, **accepts)
+        assert refused.status_code == 412, condition
+        assert refused.is_json and refused.get_json()["error"]["code"] == "precondition_failed"
+    for condition in [
+        {"If-Match": held.headers["ETag"]},
+        {"If-Match": "*"},
+        {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    ]:
+        assert get(client, path, **condition).status_code == 200, condition
