@@ -10,6 +10,7 @@ import http.client
 import json
 import re
 import socket
+import struct
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -581,15 +582,15 @@ def test_requests_the_parser_would_wait_on_never_hold_a_thread(server):
     chunked body past 1 MiB on the wire of mostly framing (the app reads on for its 1 MiB
     of data). A thread reads without a time limit: 8 such sockets held every thread, and
     /monitoring, /feedback and large batches hung (an outside probe). The loop now
-    answers the first two at once (400, 431) and keeps reading the third (its 408 comes
-    at REQUEST_READ_TIMEOUT)."""
+    answers the first two at once (400, 431), refuses the third (below), and keeps reading
+    a chunked body still arriving (its 408 comes at REQUEST_READ_TIMEOUT)."""
     sockets = {"byte": [], "headers": [], "chunks": []}
     try:
         for _ in range(8):
             for kind, data in [
                 ("byte", b" "),
                 ("headers", b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000),
-                ("chunks", CHUNKED_HEAD + b"1\r\n \r\n" * 190_000),  # 1.14 MB, 190 KB of data
+                ("chunks", CHUNKED_HEAD + b"1000\r\n" + b"a" * 4000),  # 64 KiB short
             ]:
                 sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
                 sock.sendall(data)
@@ -619,15 +620,40 @@ def test_requests_the_parser_would_wait_on_never_hold_a_thread(server):
                 sock.close()
 
 
-def test_a_chunked_body_of_mostly_framing_is_refused_at_twice_the_limit(server):
-    """Its data alone would stay under MAX_CONTENT_LENGTH for five times as many bytes on
-    the wire (a 6-byte chunk a byte): the loop refuses it at twice the limit, 413."""
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"1\r\n \r\n" * 190_000,  # 1.14 MB, 190 KB of data: more than 1,024 chunks
+        b"1;" + b"e" * 2_300_000,  # one size line, 2.3 MB, never ended
+    ],
+    ids=["many", "long-line"],
+)
+def test_a_chunked_body_of_mostly_framing_is_refused(server, chunks):
+    """Its data alone stays under MAX_CONTENT_LENGTH: the loop read on while Gunicorn's
+    chunked reader, on a thread, would cost chunks × size in CPU (300,000 one-byte
+    chunks: 24 s) or wait; now 413 past 1,024 chunks or twice the limit on the wire."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         with contextlib.suppress(OSError):  # the server may close while this still sends
-            sock.sendall(CHUNKED_HEAD + b"1\r\n \r\n" * 400_000)  # 2.4 MB, 400 KB of data
+            sock.sendall(CHUNKED_HEAD + chunks)
         reply = answer_within(sock, 5)
     assert reply.startswith(b"HTTP/1.1 413 Payload Too Large\r\n"), reply[:200]
     assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"] == "payload_too_large"
+
+
+def test_a_client_that_resets_after_a_refusal_costs_no_worker(server):
+    """The loop refuses at once what it cannot serve; a client that resets its connection
+    meanwhile made the refusal's send fail, and the connection was closed without leaving
+    the loop's watch: the next connection given its descriptor could not be registered
+    and the worker died (KeyError; 5 of 6 tries; an outside probe)."""
+    before = worker_pids(server)
+    for _ in range(30):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        sock.close()  # a reset
+        status, _ = send(server, "GET", "/health", None, {})
+        assert status == 200
+    assert worker_pids(server) == before
 
 
 @pytest.mark.parametrize(

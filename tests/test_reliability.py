@@ -466,6 +466,41 @@ def test_clients_that_do_not_read_their_responses_do_not_block_the_loop(record_p
     record_property("not_reading", chaos_traffic.clients_that_do_not_read())
 
 
+def test_clients_that_never_read_their_answers_free_the_threads(start_server):
+    """Requests that run on the worker's threads (here /feedback) write their answers
+    from the thread: a client that pipelines them and never reads filled its socket, and
+    gthread's sendall then waited for good: six such clients held every thread and
+    /monitoring hung (an outside probe). A thread now gives up on an answer not taken
+    within REQUEST_READ_TIMEOUT and closes the connection."""
+    server = start_server(WEB_CONCURRENCY="1", REQUEST_READ_TIMEOUT="2")
+    server.wait_ready()
+    # A 400 of 8.8 KB each (4 problems an item): 800 of them outgrow the socket buffers.
+    body = json.dumps([{"request_id": n, "label": 7, "index": "x", "extra": 1} for n in range(64)])
+    request = (
+        b"POST /feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+    )
+    hogs = []
+    try:
+        for _ in range(4):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.settimeout(2)
+            with contextlib.suppress(TimeoutError):  # as much as the server takes in
+                sock.sendall(request * 800)
+            hogs.append(sock)
+        answered = -1
+        while answered < (answered := server.log().count('"path":"/feedback"')):
+            time.sleep(1)  # until the threads stop answering: their answers are not taken
+        answer = requests.get(server.url + "/monitoring", timeout=20)
+        assert answer.status_code == 200
+    finally:
+        for sock in hogs:
+            sock.close()
+    assert "took none of its answer for 2 s" in server.log()
+
+
 def test_a_request_that_does_not_arrive_in_time_gets_408():
     chaos_traffic.read_timeout_answers_408(timeout=2)
 

@@ -8,6 +8,7 @@ import pytest
 from app.server.requests_in import (
     BODY_LIMIT,
     HEADER_LIMIT,
+    MAX_CHUNKS,
     Progress,
     Scan,
     progress,
@@ -53,6 +54,9 @@ CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
         (b"\x16\x03\x01\x00\xa5\x01\x00", Progress.NOT_HTTP),  # a TLS ClientHello
         (b" ", Progress.NOT_HTTP),
         (b"\r", Progress.HEADERS),  # perhaps an empty line's CR
+        (b"\r\n\r", Progress.HEADERS),
+        (b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", Progress.NOT_HTTP),  # one empty line, as Gunicorn
+        (b"\r\n" * 100_000, Progress.NOT_HTTP),
         (b"GET /health HTTP/1.1\r\nX: " + b"a" * HEADER_LIMIT, Progress.HEADERS_TOO_LARGE),
         (b"GET /health HTTP/1.1\nHost: x\n", Progress.BARE_LF),
         (b"GET /health HTTP/1.1\r\nHost: x\r\n\n", Progress.BARE_LF),
@@ -82,7 +86,9 @@ def test_each_read_is_looked_at_once():
     chunks = CHUNKED + b"1\r\na\r\n" * 1000  # a byte a chunk
     header = b"GET /health HTTP/1.1\r\nX: " + b"a" * 1000
     trailer = CHUNKED + b"10;x=y\r\n0123456789abcdef\r\n0\r\nT: " + b"1" * 500
+    size_line = CHUNKED + b"10;x=y\r\n01234"  # its data arriving
     for request, garbled, more, fresh in [
+        (size_line, size_line.replace(b"10;", b"ff;"), b"56789abcdef\r\n0\r\n\r\n", Progress.BODY),
         (chunks, CHUNKED + b"fffff\r\n".ljust(6000, b"a"), b"0\r\n\r\n", Progress.BODY),
         (header, header.replace(b"aaa", b"a\na", 1), b"a", Progress.BARE_LF),
         (trailer, trailer.replace(b"111", b"1\n1", 1), b"1", Progress.BARE_LF),
@@ -94,6 +100,15 @@ def test_each_read_is_looked_at_once():
         after = progress(request + more, scan=Scan())  # a fresh look at the true bytes
         assert progress(garbled + more, scan=scan) is after is not fresh
         assert progress(garbled + more) is fresh
+
+
+def test_a_body_of_more_than_max_chunks_is_refused():
+    """Gunicorn's chunked reader costs chunks × size in CPU: past MAX_CHUNKS the loop
+    refuses the body (413), whole or not."""
+    assert progress(CHUNKED + b"1\r\na\r\n" * MAX_CHUNKS + b"0\r\n\r\n") is Progress.COMPLETE
+    many = CHUNKED + b"1\r\na\r\n" * (MAX_CHUNKS + 1)
+    assert progress(many + b"0\r\n\r\n") is Progress.FRAMING_TOO_LARGE
+    assert progress(many) is Progress.FRAMING_TOO_LARGE
 
 
 def test_a_chunk_arriving_counts_towards_the_limit():

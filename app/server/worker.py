@@ -63,6 +63,7 @@ from app.server import listeners
 from app.server.requests_in import (
     BODY_LIMIT,
     HEADER_LIMIT,
+    MAX_CHUNKS,
     Progress,
     Scan,
     progress,
@@ -185,7 +186,7 @@ _REFUSALS = {
     Progress.FRAMING_TOO_LARGE: (
         b"413 Payload Too Large",
         "payload_too_large",
-        "the chunked body's framing takes more than twice its size limit",
+        f"the chunked body has over {MAX_CHUNKS} chunks, or framing over twice its size limit",
     ),
 }
 
@@ -724,7 +725,14 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if conn.sent_continue:  # the loop has answered the Expect already
             req._expected_100_continue = False
-        if not isinstance(conn.sock, _Outbox) and conn.held is None:
+        on_thread = not isinstance(conn.sock, _Outbox)
+        if on_thread and conn.held is not None:
+            # Its body is in memory: the thread only writes to the socket. A client that
+            # takes none of the answer for read_timeout seconds now frees the thread, where
+            # gthread's sendall waited for good: six clients that pipelined requests and
+            # never read held every thread (an outside probe).
+            conn.sock.settimeout(self.read_timeout)
+        if on_thread and conn.held is None:
             # Handed over before its body was all in memory: if the app does not read
             # the rest (a 413 for a body over MAX_CONTENT_LENGTH, a 401, a 404), Gunicorn
             # drains at most 64 KiB of it and closes. Say so ("Connection: close"), or a
@@ -743,7 +751,14 @@ class BufferingWorker(ThreadWorker):
             metrics = getattr(self.wsgi, "extensions", {}).get("metrics")  # app/web/metrics.py
             if metrics is not None:
                 metrics.connections_evened.inc()
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:  # the answer was not taken (above): close, one line
+            self.log.warning(
+                "a client took none of its answer for %g s: connection closed",
+                self.read_timeout,
+            )
+            return False
 
     def _refused_unread(self, req) -> bool:
         """Whether the request's body is larger than the app takes (Flask's
@@ -825,9 +840,8 @@ class BufferingWorker(ThreadWorker):
             if last_words:
                 conn.sock.send(last_words)
             conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.nr_conns -= 1
-            conn.close()
+        except OSError:  # reset by the client: unwatched too, or the next connection
+            self._forget(conn)  # given its descriptor could not be registered (KeyError)
             return
         conn.closing, conn.drained = True, 0
         conn.buf = bytearray()  # what arrived of a request it will never answer
