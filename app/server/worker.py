@@ -728,7 +728,8 @@ class BufferingWorker(ThreadWorker):
         on_thread = not isinstance(conn.sock, _Outbox)
         if on_thread and conn.held is not None:
             # Its body is in memory: the thread only writes to the socket. A client that
-            # takes none of the answer for read_timeout seconds now frees the thread, where
+            # has not taken the whole answer within read_timeout seconds (sendall's timeout
+            # is for the whole answer, kilobytes on a thread) now frees the thread, where
             # gthread's sendall waited for good: six clients that pipelined requests and
             # never read held every thread (an outside probe).
             conn.sock.settimeout(self.read_timeout)
@@ -755,7 +756,7 @@ class BufferingWorker(ThreadWorker):
             return super().handle_request(req, conn)
         except TimeoutError:  # the answer was not taken (above): close, one line
             self.log.warning(
-                "a client took none of its answer for %g s: connection closed",
+                "a client did not take its answer within %g s: connection closed",
                 self.read_timeout,
             )
             return False
