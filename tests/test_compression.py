@@ -143,3 +143,6 @@ def test_a_failed_precondition_is_a_412_in_json_without_the_resource(client, acc
         {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
     ]:
         assert get(client, path, **condition).status_code == 200, condition
+    both = {"If-Match": "*", "If-None-Match": held.headers["ETag"]}
+    revalidated = get(client, path, **both)
+    assert revalidated.status_code == 304 and revalidated.data == b""  # RFC 9110 13.2.2

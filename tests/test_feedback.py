@@ -791,6 +791,7 @@ def test_a_periodic_task_with_more_to_do_runs_again_after_the_next_write(tmp_pat
 
 
 def test_retention_deletes_a_chunk_at_a_time(database_url, direct_store):
+    """A chunk a writer round (the counts of the expired minutes go with the first)."""
     store = direct_store(database_url)
     old = time.time() - 31 * 86400
     expired = [

@@ -640,6 +640,20 @@ def test_a_chunked_body_of_mostly_framing_is_refused(server, chunks):
     assert json.loads(reply.partition(b"\r\n\r\n")[2])["error"]["code"] == "payload_too_large"
 
 
+def test_a_small_body_sent_a_token_a_chunk_is_served(server):
+    """A client that streams its JSON as it encodes it (requests with a generator: a
+    chunk a token) sent 1,026 chunks in 6.6 KB, and a flat cap of 1,024 chunks refused
+    it with 413 (an outside probe). The cap is on chunks × size."""
+    text = json.dumps({"reviews": [REVIEW] * 32})
+    assert len(text) > 1024
+    chunks = (character.encode() for character in text)  # a chunk a character
+    answer = requests.post(
+        server.url + "/classify", data=chunks, headers={"Content-Type": JSON_TYPE}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == 32
+
+
 def test_a_client_that_resets_after_a_refusal_costs_no_worker(server):
     """The loop refuses at once what it cannot serve; a client that resets its connection
     meanwhile made the refusal's send fail, and the connection was closed without leaving

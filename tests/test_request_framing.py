@@ -7,8 +7,8 @@ import pytest
 
 from app.server.requests_in import (
     BODY_LIMIT,
+    CHUNK_WORK_LIMIT,
     HEADER_LIMIT,
-    MAX_CHUNKS,
     Progress,
     Scan,
     progress,
@@ -102,13 +102,28 @@ def test_each_read_is_looked_at_once():
         assert progress(garbled + more) is fresh
 
 
-def test_a_body_of_more_than_max_chunks_is_refused():
-    """Gunicorn's chunked reader costs chunks × size in CPU: past MAX_CHUNKS the loop
-    refuses the body (413), whole or not."""
-    assert progress(CHUNKED + b"1\r\na\r\n" * MAX_CHUNKS + b"0\r\n\r\n") is Progress.COMPLETE
-    many = CHUNKED + b"1\r\na\r\n" * (MAX_CHUNKS + 1)
+def test_a_body_of_many_chunks_for_its_size_is_refused():
+    """Gunicorn's chunked reader costs chunks × size in CPU: past CHUNK_WORK_LIMIT the loop
+    refuses the body (413), whole or not; a small body of many chunks (a client that
+    writes a token a chunk: 1,026 in 6.6 KB, an outside probe) is served."""
+    tokens = CHUNKED + b"1\r\na\r\n" * 5000 + b"0\r\n\r\n"  # 30 KB
+    assert progress(tokens) is Progress.COMPLETE
+    chunk = b"400\r\n" + b"a" * 1024 + b"\r\n"  # 1,024 data bytes in 1,031
+    assert 1024 * len(chunk * 1024) <= CHUNK_WORK_LIMIT  # 1 MiB in 1 KiB chunks: served
+    assert progress(CHUNKED + chunk * 1024 + b"0\r\n\r\n") is Progress.COMPLETE
+    many = CHUNKED + b"1\r\na\r\n" * 20_000  # 120 KB: 20,000 × 120 KB
     assert progress(many + b"0\r\n\r\n") is Progress.FRAMING_TOO_LARGE
     assert progress(many) is Progress.FRAMING_TOO_LARGE
+
+
+def test_headers_over_the_limit_are_refused_however_they_arrive():
+    """84 KB of headers were a 431 when they arrived in pieces and served in one."""
+    head = b"GET /health HTTP/1.1\r\n" + b"X-A: " + b"a" * 7000 + b"\r\n"
+    request = head + b"X-B: " + b"b" * (HEADER_LIMIT - 7000) + b"\r\n\r\n"
+    assert progress(request) is Progress.HEADERS_TOO_LARGE
+    scan = Scan()
+    assert progress(request[:40_000], scan=scan) is Progress.HEADERS
+    assert progress(request, scan=scan) is Progress.HEADERS_TOO_LARGE
 
 
 def test_a_chunk_arriving_counts_towards_the_limit():

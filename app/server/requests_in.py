@@ -17,11 +17,14 @@ HEADER_LIMIT = 64 * 1024
 # without reading it.
 BODY_LIMIT = 1024 * 1024 + 64 * 1024
 
-# Most chunks a chunked body may have: Gunicorn's reader copies what is left of the body
-# at each chunk, so its CPU grows with chunks × size (300,000 one-byte chunks: 24 s on a
-# thread; 21,000 in 129 KB on the loop: 0.15 s; an outside probe). Clients send a chunk a
-# write, kilobytes each (requests: one a piece its generator yields).
-MAX_CHUNKS = 1024
+# Gunicorn's chunked reader copies what is left of the body at each chunk, so its CPU
+# grows with chunks × size (300,000 one-byte chunks: 24 s on a thread; 21,000 in 129 KB
+# on the loop: 0.15 s; an outside probe). A body whose chunks × bytes on the wire pass
+# CHUNK_WORK_LIMIT is refused (413): 1,024 chunks of the largest body read whole, or
+# 17,000 in 64 KB (a client that writes a token a chunk); one of more than INLINE_CHUNKS
+# chunks never runs on the loop.
+INLINE_CHUNKS = 1024
+CHUNK_WORK_LIMIT = 1024 * BODY_LIMIT
 _TOKEN_START = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]")
 
 
@@ -34,7 +37,7 @@ class Progress(enum.Enum):
     NOT_HTTP = "not http"  # the first byte cannot begin a method (TLS, garbage): 400
     HEADERS_TOO_LARGE = "headers too large"  # no blank line within HEADER_LIMIT: 431
     BARE_LF = "bare lf"  # a line ends in LF alone before the request is whole: 400
-    FRAMING_TOO_LARGE = "framing too large"  # chunked: too many chunks, or framing: 413
+    FRAMING_TOO_LARGE = "framing too large"  # chunked: chunks × size, or framing: 413
 
 
 class _Chunks(enum.Enum):
@@ -147,7 +150,8 @@ def progress(
         state = scan.chunks(buf)
         if state is _Chunks.BARE_LF:
             return Progress.BARE_LF
-        if scan.count > MAX_CHUNKS or len(buf) - body > 2 * body_limit + HEADER_LIMIT:
+        wire = len(buf) - body
+        if scan.count * wire > CHUNK_WORK_LIMIT or wire > 2 * body_limit + HEADER_LIMIT:
             return Progress.FRAMING_TOO_LARGE
         if state is not _Chunks.INCOMPLETE or scan.data + scan.pending > body_limit:
             return Progress.COMPLETE  # broken: the parser says so; too much: the app 413
@@ -180,6 +184,8 @@ def _headers(buf: bytes | bytearray, scan: Scan) -> Progress | None:
             return Progress.HEADERS_TOO_LARGE if has_line else Progress.COMPLETE
         scan.searched = max(start, len(buf) - 3)
         return Progress.HEADERS
+    if end - start > HEADER_LIMIT:  # however it arrived (it was 200 in one piece)
+        return Progress.HEADERS_TOO_LARGE
     scan.length, scan.chunked, scan.expect = _framing(bytes(buf[start:end]))
     scan.body = scan.chunk = scan.resume = end + 4
     return None

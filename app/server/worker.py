@@ -63,7 +63,7 @@ from app.server import listeners
 from app.server.requests_in import (
     BODY_LIMIT,
     HEADER_LIMIT,
-    MAX_CHUNKS,
+    INLINE_CHUNKS,
     Progress,
     Scan,
     progress,
@@ -186,7 +186,7 @@ _REFUSALS = {
     Progress.FRAMING_TOO_LARGE: (
         b"413 Payload Too Large",
         "payload_too_large",
-        f"the chunked body has over {MAX_CHUNKS} chunks, or framing over twice its size limit",
+        "the chunked body has too many chunks for its size, or framing over twice its limit",
     ),
 }
 
@@ -622,7 +622,7 @@ class BufferingWorker(ThreadWorker):
 
     def enqueue_req(self, conn: TConn) -> None:
         """Run a short, whole request on the loop; hand anything else to a thread."""
-        if not self._runs_inline(conn.buf):
+        if not self._runs_inline(conn):
             self._on_threads[conn] = None
             super().enqueue_req(conn)
             return
@@ -636,11 +636,13 @@ class BufferingWorker(ThreadWorker):
         finally:
             self._running_inline = False
 
-    def _runs_inline(self, buf: bytearray) -> bool:
+    def _runs_inline(self, conn: TConn) -> bool:
         """Whether a request is short, whole in memory, and one the app expects to answer
         quickly: the loop serves every connection of this worker, so a request that runs
-        for seconds there stalls them all, new connections and ``/health`` included."""
-        if len(buf) > self.inline_max_bytes:
+        for seconds there stalls them all, new connections and ``/health`` included (as a
+        body of thousands of chunks did: Gunicorn's reader costs chunks × size)."""
+        buf = conn.buf
+        if len(buf) > self.inline_max_bytes or conn.scan.count > INLINE_CHUNKS:
             return False
         request = whole_request(buf)
         return request is not None and (self._quick is None or self._quick(*request))

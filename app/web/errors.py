@@ -187,7 +187,10 @@ def init_app(app: Flask) -> None:
         elif response.status_code != 412:
             return response
         elif request.environ.get("HTTP_IF_MATCH", "").strip() == "*":
-            response.status_code = 200  # "*" matches any representation; Werkzeug's 412
+            # "*" matches any representation (Werkzeug's 412); then If-None-Match decides
+            etag, _ = response.get_etag()
+            fresh = etag is not None and request.if_none_match.contains_weak(etag)
+            response.status_code = 304 if fresh else 200
             return response
         response.close()  # a file's, unread
         body = _body_for_request("precondition_failed", PRECONDITION_FAILED, {})
