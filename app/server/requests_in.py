@@ -63,6 +63,7 @@ class Scan:
         "body",
         "chunk",
         "chunked",
+        "complete",
         "count",
         "data",
         "expect",
@@ -72,6 +73,7 @@ class Scan:
         "searched",
         "size",
         "start",
+        "target",
         "trailers",
     )
 
@@ -89,6 +91,8 @@ class Scan:
         self.trailers: int | None = None
         self.size = self.at = 0
         self.count = 0  # chunks with data so far
+        self.complete = False  # chunked: the last chunk and the trailers are in
+        self.target = b""  # the path and the query, once the headers are in
 
     def chunks(self, buf: bytes | bytearray) -> _Chunks:
         """How far the chunked body has arrived, or that it is broken."""
@@ -124,11 +128,38 @@ class Scan:
             self.count += 1
         trailers = self.trailers
         if buf.startswith(b"\r\n", trailers) or buf.find(b"\r\n\r\n", self.resume) >= 0:
+            self.complete = True
             return _Chunks.COMPLETE
         if _BARE_LF.search(buf, max(trailers, self.resume - 1)):
             return _Chunks.BARE_LF
         self.resume = max(trailers, len(buf) - 3)
         return _Chunks.INCOMPLETE
+
+
+def whole(buf: bytes | bytearray) -> bool:
+    """Whether the request at the start of ``buf`` is all in ``buf``: its headers and
+    every byte of the body they announce, so that parsing it (and draining its body)
+    never reads the socket. A request that is complete only in ``progress``'s sense
+    (handed over at its headers because its body is too large, or not HTTP at all) is
+    not whole. Garbled framing counts as whole: the parser refuses it from the headers."""
+    return whole_request(buf) is not None
+
+
+def whole_request(buf: bytes | bytearray, scan: Scan | None = None) -> tuple[bytes, int] | None:
+    """For a request that is ``whole``: its target (the path and the query) and the size
+    of its body in bytes (of the chunks' framing too, when chunked); else None. ``scan``:
+    what ``progress`` learnt of ``buf`` (the worker's, which read it as it arrived), else
+    it is read now. Garbled framing gives what it can: the parser refuses such a request
+    anyway; broken chunks are not whole (Gunicorn finds them when the app reads the body,
+    and the answer must then close the connection, as a thread's to a request not whole)."""
+    if scan is None:
+        progress(buf, scan=(scan := Scan()))
+    if scan.body is None:
+        return None
+    if scan.chunked:
+        return (scan.target, len(buf) - scan.body) if scan.complete else None
+    length = scan.length or 0
+    return (scan.target, length) if len(buf) - scan.body >= length else None
 
 
 def progress(
@@ -186,7 +217,10 @@ def _headers(buf: bytes | bytearray, scan: Scan) -> Progress | None:
         return Progress.HEADERS
     if end - start > HEADER_LIMIT:  # however it arrived (it was 200 in one piece)
         return Progress.HEADERS_TOO_LARGE
-    scan.length, scan.chunked, scan.expect = _framing(bytes(buf[start:end]))
+    head = bytes(buf[start:end])
+    scan.length, scan.chunked, scan.expect = _framing(head)
+    target = head.split(b"\r\n", 1)[0].split(b" ", 2)[1:2]
+    scan.target = target[0] if target else b""
     scan.body = scan.chunk = scan.resume = end + 4
     return None
 
@@ -211,40 +245,3 @@ def _framing(head: bytes) -> tuple[int | None, bool, bool]:
     if chunked and length is not None:
         return None, False, False  # both: RFC 9112 6.3 calls it an attack; the parser refuses
     return length, chunked, expect
-
-
-def whole(buf: bytes | bytearray) -> bool:
-    """Whether the request at the start of ``buf`` is all in ``buf``: its headers and
-    every byte of the body they announce, so that parsing it (and draining its body)
-    never reads the socket. A request that is complete only in ``progress``'s sense
-    (handed over at its headers because its body is too large, or not HTTP at all) is
-    not whole. Garbled framing counts as whole: the parser refuses it from the headers."""
-    return whole_request(buf) is not None
-
-
-def whole_request(buf: bytes | bytearray) -> tuple[bytes, int] | None:
-    """For a request that is ``whole``: its target (the path and the query) and the size
-    of its body in bytes (of the chunks' framing too, when chunked); else
-    None. Garbled framing gives what it can: the parser refuses such a request anyway."""
-    start = 2 if buf.startswith(b"\r\n") else 0
-    end = buf.find(b"\r\n\r\n", start)
-    if end < 0 or not _TOKEN_START.match(buf, start):
-        return None
-    head = bytes(buf[start:end])
-    length, chunked, _ = _framing(head)
-    body = end + 4
-    if chunked:
-        # Broken chunks are not whole: Gunicorn finds them when the app reads the body,
-        # and the answer must then close the connection, as a thread's answer to a
-        # request not whole does.
-        scan = Scan()
-        scan.chunk = scan.resume = body
-        if scan.chunks(buf) is not _Chunks.COMPLETE:
-            return None
-        length = len(buf) - body
-    elif length is None:
-        length = 0
-    elif len(buf) - body < length:
-        return None
-    target = head.split(b"\r\n", 1)[0].split(b" ", 2)[1:2]
-    return (target[0] if target else b""), length

@@ -67,7 +67,6 @@ from app.server.requests_in import (
     Progress,
     Scan,
     progress,
-    whole,
     whole_request,
 )
 
@@ -237,12 +236,12 @@ class _MissingHost(InvalidHeader):
         return "an HTTP/1.1 request needs a Host header (RFC 9112, 3.2)"
 
 
-def _asks_to_close(req) -> bool:
-    """Whether the client's Connection header lists ``close`` (RFC 9110 7.6.1: a list,
-    perhaps over several lines). Gunicorn reads only its first line, whole: ``keep-alive,
-    close`` kept the connection open, against RFC 9112 9.6.
+def _read_fields(req) -> bool:
+    """The request's fields in one pass: whether its Connection header lists ``close``
+    (RFC 9110 7.6.1: a list, perhaps over several lines; Gunicorn reads only its first
+    line, whole: ``keep-alive, close`` kept the connection open, against RFC 9112 9.6).
 
-    In the same pass, refuses what RFC 9112 refuses and Gunicorn's parser lets through:
+    It also refuses what RFC 9112 refuses and Gunicorn's parser lets through:
     an HTTP/1.1 request without Host (3.2: 400), and a transfer coding other than
     chunked (6.1: 501; Gunicorn took ``gzip, chunked`` and gave the app the coded bytes as
     the body, undecoded). An ``Upgrade`` header is ignored (RFC 9110 7.8 allows it; no
@@ -644,7 +643,7 @@ class BufferingWorker(ThreadWorker):
         buf = conn.buf
         if len(buf) > self.inline_max_bytes or conn.scan.count > INLINE_CHUNKS:
             return False
-        request = whole_request(buf)
+        request = whole_request(buf, conn.scan)
         return request is not None and (self._quick is None or self._quick(*request))
 
     def _serve_inline(self, conn: TConn) -> None:
@@ -695,7 +694,7 @@ class BufferingWorker(ThreadWorker):
             conn.sock.setblocking(True)
             conn.init()
         if on_thread:  # what _keepalive_after and handle_request need to know
-            conn.held = len(conn.buf) if whole(conn.buf) else None
+            conn.held = len(conn.buf) if whole_request(conn.buf, conn.scan) else None
         conn.parser.unreader.unread(bytes(conn.buf))
         conn.buf = bytearray()
         try:
@@ -743,7 +742,7 @@ class BufferingWorker(ThreadWorker):
             req.must_close = True
             if self._refused_unread(req):  # no 100 Continue for a body refused unread
                 req._expected_100_continue = False
-        if _asks_to_close(req):
+        if _read_fields(req):  # asks to close
             req.must_close = True
         if req.version > (1, 1):  # RFC 9110 2.5: answer in the highest version we speak
             req.version = (1, 1)
