@@ -22,6 +22,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from app.web.errors import preconditions_in_json
+
 # Endpoints whose answers are the same for every request until a file changes.
 ENDPOINTS = ("static", "docs.static", "openapi.openapi_json")
 COMPRESSIBLE = ("text/", "application/javascript", "application/json")
@@ -39,7 +41,7 @@ def gzipped(make_response: Callable[[Any], Response], view: Callable[..., Any]) 
 
     @functools.wraps(view)
     def wrapper(**kwargs: Any) -> Response:
-        response = make_response(view(**kwargs))
+        response = preconditions_in_json(make_response(view(**kwargs)))
         response.vary.add("Accept-Encoding")
         if (
             response.status_code not in (200, 304)

@@ -149,6 +149,33 @@ def _json_error(status: int, body: dict[str, Any], headers: Any = None) -> Respo
     return response
 
 
+def preconditions_in_json(response: Response) -> Response:
+    """``response`` of a view whose answers Werkzeug makes conditional (the static files,
+    ``/openapi.json``: app/web/compression.py wraps exactly those): Werkzeug turns a
+    failed ``If-Match`` into a 412 that keeps the whole resource as its body, and does
+    not read ``If-Unmodified-Since`` (RFC 9110 13.1.4: 412 for a resource changed since);
+    both were outside probes' findings. Now a 412 in the API's shape; and ``If-Match:
+    *``, which Werkzeug refuses too, is served."""
+    if response.status_code == 200 and request.method in ("GET", "HEAD"):
+        since = request.environ.get("HTTP_IF_UNMODIFIED_SINCE")
+        if since is None or "HTTP_IF_MATCH" in request.environ:
+            return response
+        changed, limit = response.last_modified, parse_date(since)
+        if changed is None or limit is None or changed <= limit:
+            return response
+    elif response.status_code != 412:
+        return response
+    elif request.environ.get("HTTP_IF_MATCH", "").strip() == "*":
+        # "*" matches any representation (Werkzeug's 412); then If-None-Match decides
+        etag, _ = response.get_etag()
+        fresh = etag is not None and request.if_none_match.contains_weak(etag)
+        response.status_code = 304 if fresh else 200
+        return response
+    response.close()  # a file's, unread
+    body = _body_for_request("precondition_failed", PRECONDITION_FAILED, {})
+    return _json_error(412, body)
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers that turn every exception into a JSON error."""
 
@@ -169,32 +196,6 @@ def init_app(app: Flask) -> None:
         status, code, message, details = http_error_parts(error)
         # Keep headers such as Allow on 405.
         return _json_error(status, _body_for_request(code, message, details), error.get_headers())
-
-    @app.after_request
-    def failed_precondition_in_json(response: Response) -> Response:
-        """Werkzeug's conditional answers (the static files, ``/openapi.json``) turn a
-        failed ``If-Match`` into a 412 that keeps the whole resource as its body, and do
-        not read ``If-Unmodified-Since`` (RFC 9110 13.1.4: 412 for a resource changed
-        since); both were outside probes' findings. Now a 412 in the API's shape; and
-        ``If-Match: *``, which Werkzeug refuses too, is served."""
-        if response.status_code == 200 and request.method in ("GET", "HEAD"):
-            since = request.environ.get("HTTP_IF_UNMODIFIED_SINCE")
-            if since is None or "HTTP_IF_MATCH" in request.environ:
-                return response
-            changed, limit = response.last_modified, parse_date(since)
-            if changed is None or limit is None or changed <= limit:
-                return response
-        elif response.status_code != 412:
-            return response
-        elif request.environ.get("HTTP_IF_MATCH", "").strip() == "*":
-            # "*" matches any representation (Werkzeug's 412); then If-None-Match decides
-            etag, _ = response.get_etag()
-            fresh = etag is not None and request.if_none_match.contains_weak(etag)
-            response.status_code = 304 if fresh else 200
-            return response
-        response.close()  # a file's, unread
-        body = _body_for_request("precondition_failed", PRECONDITION_FAILED, {})
-        return _json_error(412, body)
 
     @app.errorhandler(Exception)
     def handle_unexpected_error(error: Exception) -> Response:
