@@ -496,20 +496,33 @@ def test_a_header_line_refused_whole_is_not_repeated(server):
 
 
 @pytest.mark.parametrize(
-    ("line", "message"),
+    ("line", "status", "message"),
     [
-        (b"GET /health HTTP/2.0", "Invalid HTTP Version: (2, 0)"),
-        (b"GET * HTTP/1.1", "Invalid HTTP request line: 'GET * HTTP/1.1'"),
+        (b"GET * HTTP/1.1", b"400 Bad Request", "Invalid HTTP request line: 'GET * HTTP/1.1'"),
+        (b"GET /health HTTP/1.x", b"400 Bad Request", "Invalid HTTP Version: 'HTTP/1.x'"),
+        # RFC 9110 15.6.6: a version not spoken is a 505, not the 400 of a garbled one
+        (
+            b"GET /health HTTP/2.0",
+            b"505 HTTP Version Not Supported",
+            "HTTP/2.0 is not supported here: send HTTP/1.1 or HTTP/1.0",
+        ),
+        (
+            b"GET /health HTTP/0.9",
+            b"505 HTTP Version Not Supported",
+            "HTTP/0.9 is not supported here: send HTTP/1.1 or HTTP/1.0",
+        ),
     ],
 )
-def test_a_refused_request_line_is_said_once(server, line, message):
+def test_a_refused_request_line_is_said_once(server, line, status, message):
     """Gunicorn's message, not wrapped in a second title of its own ("Invalid HTTP Version
-    'Invalid HTTP Version: (2, 0)'", an outside probe)."""
+    'Invalid HTTP Version: (2, 0)'", an outside probe), in the API's error shape."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(line + b"\r\nHost: x\r\n\r\n")
         head, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
-    assert json.loads(data)["error"]["message"] == message
+    assert head.startswith(b"HTTP/1.1 " + status + b"\r\n"), head
+    error = json.loads(data)["error"]
+    assert error["message"] == message
+    assert error["code"] == status.decode().split(" ", 1)[1].lower().replace(" ", "_")
 
 
 @pytest.mark.parametrize("path", ["/classify", "/feedback"])  # on the loop; on a thread

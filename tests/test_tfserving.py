@@ -219,6 +219,20 @@ def test_routing_errors_are_tf_servings_400(client, served, method, path, messag
     assert assert_tf_error(response, 400) == message.format(path=path)
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/models", "/v1/models/{name}/versions/nope", "/v1/models/{name}:predict", "/v1/other"],
+)
+def test_a_head_is_answered_as_its_get(client, served, path):
+    """RFC 9110 9.3.2: a HEAD's headers are its GET's, Content-Length included (HEAD
+    /v1/models said "Malformed request: HEAD ...", four bytes longer than GET's 400)."""
+    path = path.format(name=served[0])
+    got, head = client.get(path), client.head(path)
+    assert (head.status_code, head.data) == (400, b"")
+    assert head.headers["Content-Length"] == got.headers["Content-Length"]
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]
+
+
 def test_a_version_with_leading_zeros_is_the_version(client, served):
     name, version, _ = served
     response = client.get(f"/v1/models/{name}/versions/{int(version):03d}")

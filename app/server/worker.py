@@ -48,6 +48,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.http.errors import (
     InvalidHeader,
     InvalidHeaderName,
+    InvalidHTTPVersion,
     ParseException,
     UnsupportedTransferCoding,
 )
@@ -777,6 +778,19 @@ class BufferingWorker(ThreadWorker):
             name = str(exc.hdr)
             if not (TOKEN_RE.fullmatch(name) and name == name.upper()):
                 exc = _UnshownHeader(exc.hdr, req=getattr(exc, "req", None))
+        elif isinstance(exc, InvalidHTTPVersion) and isinstance(exc.version, tuple):
+            # A well-formed version we do not speak (HTTP/2.0, HTTP/0.9): RFC 9110
+            # 15.6.6's 505, where Gunicorn says 400 as to a garbled one.
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+            major, minor = exc.version
+            with contextlib.suppress(OSError):
+                _write_error(
+                    client,
+                    505,
+                    "HTTP Version Not Supported",
+                    f"HTTP/{major}.{minor} is not supported here: send HTTP/1.1 or HTTP/1.0",
+                )
+            return
         super().handle_error(req, client, addr, exc)
 
     # --- spreading connections over the workers (listeners.SlotConnections) ---------

@@ -115,7 +115,9 @@ bp.record_once(_setup)
 def routing_error_message(method: str, path: str) -> str:
     """TF Serving's message for a ``/v1/`` request that no route serves; it answers them
     all with 400 (no 404 or 405): a version that overflows int64, a model name missing
-    from a status URL, anything else is a malformed request."""
+    from a status URL, anything else is a malformed request. A HEAD gets its GET's
+    message: RFC 9110 9.3.2, the same headers, Content-Length included."""
+    method = "GET" if method == "HEAD" else method
     pattern = {"GET": _STATUS_URL, "POST": _PREDICT_URL}.get(method)
     match = pattern.fullmatch(path) if pattern else None
     if match and match["version"] and int(match["version"]) > INT64_MAX:
