@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 from collections import Counter
@@ -68,6 +69,28 @@ def test_metrics_count_requests_predictions_and_batches(make_app):
         parsed, "sentiment_model_info", name=bundle.name, version=bundle.version, precision="f32"
     )
     assert info == 1
+
+
+def test_metrics_are_gzipped_for_a_scraper_that_accepts_it(make_app):
+    """Prometheus sends "Accept-Encoding: gzip" on every scrape; the exposition is
+    text that gzip shrinks about tenfold."""
+    client = make_app().test_client()
+    client.post("/classify", json={"review": "great"})
+    plain = client.get("/metrics")
+    zipped = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["Vary"] and "Accept-Encoding" in plain.vary
+    text = gzip.decompress(zipped.get_data()).decode()
+    assert len(zipped.get_data()) * 5 < len(text)
+    # The same series as the plain answer (one more /metrics request counted between)
+    assert samples(text).keys() >= samples(plain.get_data(as_text=True)).keys()
+    assert (
+        total(samples(text), "sentiment_http_request_duration_seconds_count", route="/classify")
+        == 1
+    )
+    refused = client.get("/metrics", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers
 
 
 @pytest.mark.slow

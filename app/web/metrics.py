@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -55,9 +56,15 @@ def route_not_matched() -> str:
 
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
-    """Prometheus text format."""
+    """Prometheus text format; gzipped where the client accepts it, as Prometheus does
+    (and prometheus_client's own exporter answers): about a tenth of the bytes."""
     metrics: ServiceMetrics = current_app.extensions["metrics"]
     try:
-        return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+        response = Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
     except MetricsUnavailable:  # logged where it was found, once
         raise MetricsNotReadable() from None
+    response.vary.add("Accept-Encoding")
+    if request.accept_encodings.quality("gzip") > 0:
+        response.set_data(gzip.compress(response.get_data(), compresslevel=6, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+    return response
