@@ -543,6 +543,36 @@ def test_ttou_never_leaves_a_listening_slot_without_a_worker(start_server):
     every_connection_answered()
 
 
+def started_at(pid: int) -> int:
+    """A process's start time, in clock ticks since boot (/proc/PID/stat, field 22)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def test_ttou_after_a_recycled_worker_leaves_every_slot_a_worker(start_server):
+    """TTIN gives its worker slot 0 (both slots had one), and the replacement of slot
+    0's recycled worker takes slot 0 again (each slot had one): slot 1's worker is then
+    the oldest, alone in its slot, and Gunicorn's TTOU stopped it. 19 of 40 new
+    connections hung for good (an outside probe). TTOU now stops the oldest worker of a
+    slot that another one serves too."""
+    server = start_server(WEB_CONCURRENCY="2")
+    server.wait_ready("/ready")
+    first = min(workers(server), key=started_at)  # slot 0's
+    os.kill(server.process.pid, signal.SIGTTIN)
+    wait_for_workers(server, 3)
+    os.kill(first, signal.SIGTERM)  # as max_requests recycles it
+    deadline = time.monotonic() + 60
+    while first in workers(server) or len(workers(server)) != 3:
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.2)
+    server.wait_ready("/ready")
+    os.kill(server.process.pid, signal.SIGTTOU)
+    wait_for_workers(server, 2)
+    time.sleep(1)  # the stopped worker's queue drained
+    for _ in range(30):  # a new connection each: spread over both slots by the kernel
+        answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=5)
+        assert answer.status_code == 200
+
+
 def test_usr2_is_one_line_and_the_server_serves_on(start_server):
     """Gunicorn's binary upgrade re-ran 'python gunicorn' (app.server's argv), which is no
     file: a plain line on stderr, among the JSON ones."""

@@ -9,6 +9,8 @@ config module is imported before Gunicorn: never Flask, NumPy or Keras.
 
 from __future__ import annotations
 
+import collections
+import signal
 import sys
 
 from app.server import checked_settings
@@ -67,6 +69,18 @@ def halting_once(arbiter: type) -> type:
             self.halting = True
             super().halt(reason, exit_status)
 
+        def manage_workers(self) -> None:
+            """Gunicorn's, but the workers stopped past ``num_workers`` (TTOU, a reload's
+            old ones) are the oldest of those that share a slot, not the oldest of all:
+            after a TTIN and a recycled worker, both slot 0's, the oldest was slot 1's only
+            worker, and TTOU left that slot's socket with no one to accept (19 of 40 new
+            connections hung for good; an outside probe). The debug lines and the backlog
+            metric of Gunicorn's are not kept (neither is used here)."""
+            if len(self.WORKERS) < self.num_workers:
+                self.spawn_workers()
+            for pid in workers_to_stop(self.WORKERS, self.num_workers):
+                self.kill_worker(pid, signal.SIGTERM)
+
         def reap_workers(self) -> None:
             try:
                 super().reap_workers()
@@ -75,6 +89,23 @@ def halting_once(arbiter: type) -> type:
                     raise
 
     return HaltingOnce
+
+
+def workers_to_stop(workers: dict, wanted: int) -> list[int]:
+    """The pids to stop so that ``wanted`` of ``workers`` ({pid: worker}) stay: oldest
+    first among the workers whose slot another one also serves, so that every slot keeps
+    a worker while there are enough of them (``listeners.assign_slot`` gives each worker
+    a slot)."""
+    by_age = sorted(workers.items(), key=lambda item: item[1].age)
+    serving = collections.Counter(getattr(worker, "slot", None) for _, worker in by_age)
+    stop: list[int] = []
+    while len(by_age) - len(stop) > wanted:
+        left = [(pid, worker) for pid, worker in by_age if pid not in stop]
+        shared = [item for item in left if serving[getattr(item[1], "slot", None)] > 1]
+        pid, worker = (shared or left)[0]
+        serving[getattr(worker, "slot", None)] -= 1
+        stop.append(pid)
+    return stop
 
 
 if __name__ == "__main__":
