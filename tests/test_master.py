@@ -135,6 +135,32 @@ def test_a_full_metrics_disk_does_not_kill_the_master(small_disk, start_server):
     assert classify_count(server) == 6  # the dead worker's counts, folded or not yet
 
 
+def test_a_full_metrics_disk_leaves_the_workers_serving(small_disk, start_server):
+    """A worker's first sample of a new series (a 405, a 404, a 400 it had not answered
+    yet) wrote into a page of its sample file that the full disk could not give: SIGBUS,
+    and every replacement died the same way as it booted (an outside probe). Now the
+    sample is kept in memory, with one line a worker, and the workers serve on; the
+    series they had written go on counting in /metrics."""
+    folder = small_disk / "metrics"
+    server = serving(start_server, folder, classified=4)
+    before = set(workers(server))
+    filler = small_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True)
+    assert shutil.disk_usage(small_disk).free < 4096
+    for _ in range(6):  # a new connection each: both workers
+        assert requests.patch(server.url + "/health", timeout=10).status_code == 405
+        assert requests.get(server.url + "/nope", timeout=10).status_code == 404
+        empty = requests.post(server.url + "/classify", json={"review": ""}, timeout=10)
+        assert empty.status_code == 400
+        assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).ok
+    assert requests.get(server.url + "/ready", timeout=10).status_code == 200
+    assert classify_count(server) == 10
+    assert set(workers(server)) == before, server.log()[-2000:]
+    noted = [line for line in log_lines(server) if "cannot take new samples" in line["message"]]
+    assert 1 <= len(noted) <= 2, noted  # once a worker
+    assert "No space left on device" in noted[0]["error"] and noted[0]["folder"] == str(folder)
+
+
 def test_damaged_totals_and_an_odd_file_name_do_not_stop_the_master(start_server, tmp_path):
     """The master folds a dead worker's files into ``counter_dead.db``: a damaged one
     raised ``struct.error``, and a file named for no possible pid ``OverflowError``, out

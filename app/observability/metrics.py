@@ -32,13 +32,67 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict
 from prometheus_client.registry import Collector
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 log = logging.getLogger(__name__)
+
+
+class _ReservingMmapedDict(MmapedDict):
+    """prometheus_client's (0.26) sample file, with the disk space of each write
+    reserved first. It extends its files without reserving them and writes through a
+    memory map: on a full disk the first write into a new page was a SIGBUS, which
+    killed the worker, and every replacement as it booted (85 boots in 58 s; any
+    client chose when, with a request that made a new series, such as a 405; an outside
+    probe). Here such a write is an ``OSError`` (ENOSPC) before anything is written."""
+
+    def __init__(self, filename: str, read_mode: bool = False) -> None:
+        if not read_mode:
+            with open(filename, "a+b") as file:
+                if os.fstat(file.fileno()).st_size == 0:
+                    os.posix_fallocate(file.fileno(), 0, 8)  # the header, written next
+                    file.truncate(_INITIAL_MMAP_SIZE)  # as MmapedDict would, sparse
+        super().__init__(filename, read_mode)
+
+    def _init_value(self, key: str) -> None:
+        encoded = len(key.encode("utf-8")) + 4  # as MmapedDict lays an entry out:
+        entry = encoded + 8 - encoded % 8 + 16  # its key padded, then two doubles
+        os.posix_fallocate(self._f.fileno(), self._used, entry)
+        super()._init_value(key)
+
+
+_FileValue = values.ValueClass
+_memory_only_noted = False
+
+
+def _value_in_file_or_memory(*args: Any, **kwargs: Any) -> Any:
+    """A sample in this worker's file, or, when the file cannot take it (a full disk),
+    in memory only, with one line a worker: the worker serves on, and the series is
+    missing from /metrics until the worker is replaced (recycled, restarted)."""
+    global _memory_only_noted
+    try:
+        return _FileValue(*args, **kwargs)
+    except FileNotFoundError:  # the folder was deleted: ServiceMetrics.child makes it again
+        raise
+    except OSError as error:
+        if not _memory_only_noted:
+            _memory_only_noted = True
+            log.error(
+                "metrics folder cannot take new samples: series first used from now on are "
+                "left out of /metrics until this worker is replaced; serving goes on",
+                extra={"folder": os.environ.get(MULTIPROC_DIR_ENV), "error": str(error)},
+            )
+        return values.MutexValue(*args, **kwargs)
+
+
+if _FileValue is not values.MutexValue:  # multiprocess mode (Gunicorn's workers)
+    values.MmapedDict = _ReservingMmapedDict
+    values.ValueClass = _value_in_file_or_memory
 
 
 class MetricsUnavailable(Exception):
@@ -115,8 +169,6 @@ def _samples_in(path: str, logger: Any) -> dict[str, float]:
     """The samples of a sample file. A damaged one reads as none, with one line: this
     runs in the master, which must not stop over it (a damaged ``counter_dead.db``
     stopped it at every worker's exit)."""
-    from prometheus_client.mmap_dict import MmapedDict
-
     if not _has_samples(path):
         return {}
     try:
@@ -134,8 +186,6 @@ def _write_samples(path: str, samples: dict[str, float]) -> None:
     prometheus_client extends a file without reserving it and writes through a memory
     map, so on a full disk the write was a SIGBUS, which killed the master; here a full
     disk is an ``OSError`` (ENOSPC), and the old file stays as it was."""
-    from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict
-
     # An entry is its key's length (4 bytes), the key padded by 1 to 8 bytes, and two
     # doubles: reserve that much, in the doubling steps MmapedDict itself grows by.
     needed = 8 + sum(len(key.encode()) + 4 + 8 + 16 for key in samples)
