@@ -128,8 +128,16 @@ def on_starting(server):
         sys.exit(1)
     # Only now, when the address was free: a second server started by mistake with the
     # same folder emptied a running one's files before it found the port taken.
+    from app.config import EXIT_BAD_SETTING
+    from app.observability.metrics import FolderInUse, claim_folder
+
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
+    try:
+        server.METRICS_FOLDER_CLAIM = claim_folder(folder)
+    except FolderInUse as error:
+        server.log.critical("%s", error)
+        sys.exit(EXIT_BAD_SETTING)
     for name in os.listdir(folder):
         if name.endswith(".db"):
             os.remove(os.path.join(folder, name))
@@ -150,6 +158,7 @@ def pre_fork(server, worker):
 
 def post_fork(server, worker):
     listeners.close_other_slots(server.LISTENERS, worker)
+    server.METRICS_FOLDER_CLAIM.close()  # the master's to hold, not a worker's
 
 
 def post_worker_init(worker):

@@ -201,6 +201,30 @@ def test_a_deleted_parent_of_the_metrics_folder_is_made_again(start_server, tmp_
     assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).ok
 
 
+def test_a_second_server_given_a_running_ones_metrics_folder_is_refused(start_server, tmp_path):
+    """On another port, a second server with the same metrics folder emptied it under the
+    first, whose workers went on writing into deleted files: its /metrics went back to the
+    second one's counts, with no line (an outside probe). It is a bad setting now."""
+    folder = tmp_path / "metrics"
+    server = serving(start_server, folder, classified=3)
+    second = WebProcess(
+        {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        log_path=tmp_path / "second.log",
+    )
+    try:
+        assert second.process.wait(timeout=60) == 2
+    finally:
+        second.stop()
+    (refusal,) = [line for line in second.log().splitlines() if "PROMETHEUS_MULTIPROC_DIR" in line]
+    assert f"another running server (pid {server.process.pid})" in refusal
+    assert classify_count(server) == 3
+    assert requests.post(server.url + "/classify", json=REVIEW, timeout=10).ok
+    assert classify_count(server) == 4
+    assert server.stop() == 0
+    again = start_server(PROMETHEUS_MULTIPROC_DIR=str(folder))  # free once it has stopped
+    again.wait_ready("/ready")
+
+
 def test_a_second_server_on_the_same_address_leaves_the_first_ones_metrics(start_server, tmp_path):
     """A second server started by mistake with the same address and metrics folder
     emptied the folder before it found the address taken: the first one's counts were

@@ -123,6 +123,36 @@ LOCK_FILE = ".fold.lock"
 _WORKER_FILE = re.compile(r"(counter|histogram)_(\d+)\.db")
 
 
+SERVER_LOCK_FILE = ".server.lock"
+
+
+class FolderInUse(Exception):
+    """Another running server writes its metrics in the folder."""
+
+
+def claim_folder(folder: str) -> Any:
+    """In the master at start-up: the folder for this server alone, held (an open file
+    with an exclusive lock, released when the master exits, however it exits) before the
+    master empties it. A second server given the same folder emptied it under the first,
+    whose workers went on writing into deleted files: its /metrics went back to the
+    second one's counts, with no line (an outside probe)."""
+    lock = open(os.path.join(folder, SERVER_LOCK_FILE), "a+")  # noqa: SIM115 (held)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise FolderInUse(
+            f"bad setting {MULTIPROC_DIR_ENV}={folder!r}: another running server (pid "
+            f"{holder}) writes its metrics there; give each server a folder of its own"
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 @contextlib.contextmanager
 def _folder_lock(folder: str, operation: int) -> Iterator[None]:
     with open(os.path.join(folder, LOCK_FILE), "a") as lock:
