@@ -831,3 +831,259 @@ def test_an_output_name_of_the_longest_length_is_written(tmp_path):
     with output.open(newline="") as scored:
         assert [row["label"] for row in csv.DictReader(scored)] == ["positive"]
     assert sorted(tmp_path.iterdir()) == sorted([source, output])
+
+
+def test_a_stray_character_after_a_quote_does_not_hide_a_file_cut_short(tmp_path):
+    """The strict reader refuses '"great"x' and the record is read again as csv usually
+    reads it, which returns a quoted field left open at the end of the file, the rest of
+    the file in it: rows 2 and 3 went into row 1's note, exit 0 (an outside probe). Now
+    the file is refused as the same file without the x is."""
+    source, output = tmp_path / "cut.csv", tmp_path / "out.csv"
+    for record in (b'1,"great"x,"open', b'1,great,"open'):
+        source.write_bytes(b"id,text,note\n" + record + b"\n2,good,d\n3,bad,f\n")
+        result = run_batch(source, output)
+        assert result.returncode == 65, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"Error: {source}: the quoted field opened on line 2 is not closed by the end of "
+            "the file (is the file cut short?)"
+        ]
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["cut.csv"]
+
+
+def test_a_cell_over_the_limit_with_a_quote_in_an_unquoted_field_is_one_bad_row(tmp_path):
+    """Skipping an unreadable record counted every quote on its lines: the literal quote
+    of '5" screen' (not a quoted field: csv takes a quote there as it is) made the count
+    odd, and every row after it was skipped, exit 0 (an outside probe). A quoted field over
+    the limit that the file ends inside is a file cut short, as a shorter one is."""
+    huge = "x" * (65 * 1024 * 1024)
+    source, output = tmp_path / "huge.csv.gz", tmp_path / "out.csv"
+    with gzip.open(source, "wt", newline="") as file:
+        file.write(f'id,text\n1,5" screen {huge}\n2,good\n3,"a ""b"" c",x\n4,12" pizza "ok"\n')
+    result = run_batch(source, output)
+    assert result.returncode == 0, result.stderr
+    assert reported_lines(result.stderr) == [2, 4]
+    with output.open(newline="") as scored:
+        rows = [(row["id"], row["text"], bool(row["label"])) for row in csv.DictReader(scored)]
+    assert rows == [
+        ("", "", False),
+        ("2", "good", True),
+        ("3", 'a "b" c', False),  # three fields: a bad row, read as csv reads it
+        ("4", '12" pizza "ok"', True),
+    ]
+
+    with gzip.open(source, "wt", newline="") as file:
+        file.write(f'id,text\n1,"{huge}\n2,good\n')
+    result = run_batch(source, output)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: {source}: the quoted field opened on line 2 is not closed by the end of "
+        "the file (is the file cut short?)"
+    ]
+
+
+def test_signals_ignored_when_the_run_starts_stay_ignored(tmp_path):
+    """``nohup`` ignores SIGHUP so that a run outlives its ssh session, and a shell
+    script's background job has SIGINT ignored: the run armed both again and was stopped
+    (exit 129, 130; an outside probe). It ignores them, as Python leaves an ignored SIGINT,
+    and writes OUTPUT; SIGTERM, not ignored, still stops it."""
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    with source.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([["text"], *([PHRASES[i % len(PHRASES)]] for i in range(ROWS))])
+    command = [sys.executable, "-m", "app.batch", source, scored, "--quiet", "--batch-size", "64"]
+    run = subprocess.Popen(
+        ["sh", "-c", 'trap "" HUP INT; exec "$0" "$@"', *map(str, command)],  # as nohup does
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = tmp_path / f"scored.csv.partial-{run.pid}"  # exec keeps the shell's pid
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size) and run.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    run.send_signal(1)
+    run.send_signal(2)
+
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    assert "Stopped" not in stderr and f"Scored {ROWS} rows (0 bad)" in stderr
+    with scored.open(newline="", encoding="utf-8") as file:
+        assert sum(1 for _ in csv.DictReader(file)) == ROWS
+
+
+def test_json_lines_bytes_that_are_not_utf8_go_back_as_they_came_beside_escapes(tmp_path):
+    """A line with a byte that is not UTF-8 and any \\u escape was written all escaped:
+    the byte as the text \\udce9 (a lone surrogate escape, which app.batch itself calls
+    "Not text"), and valid UTF-8 elsewhere as escapes (an outside probe). A line with a
+    lone surrogate escape too keeps the byte as it came and that escape as an escape."""
+    source, scored = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_bytes(
+        b'{"id": 1, "text": "caf\xe9 \\u00e9", "note": "na\xc3\xafve"}\n'
+        b'{"id": 2, "text": "caf\xe9 \\ud800 na\xc3\xafve"}\n'
+    )
+
+    result = run_batch(source, scored)
+
+    assert result.returncode == 0, result.stderr
+    assert "line 1: Not valid UTF-8 (byte 0xE9)." in result.stderr
+    assert "line 2: Not valid UTF-8 (byte 0xE9)." in result.stderr
+    lines = scored.read_bytes().splitlines()
+    assert lines[0].startswith(
+        b'{"id": 1, "text": "caf\xe9 \xc3\xa9", "note": "na\xc3\xafve", "label": null'
+    )
+    assert lines[1].startswith(b'{"id": 2, "text": "caf\xe9 \\ud800 na\xc3\xafve", "label": null')
+
+
+@pytest.mark.parametrize("stderr", ["full", "pipe"], ids=["dev-full", "reader-gone"])
+def test_a_stderr_that_cannot_be_written_does_not_stop_the_run(tmp_path, stderr):
+    """The progress bar's label was the one stderr write that could stop the run: with
+    ``2>/dev/full`` or ``2>&1 | true`` it exited 1 (the model's code) and wrote no OUTPUT
+    (an outside probe). As for the warnings, the run goes on."""
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv"
+    source.write_text("text\nLovely crew\n\n", encoding="utf-8")
+    if stderr == "full":
+        target = os.open("/dev/full", os.O_WRONLY)
+    else:
+        reader, target = os.pipe()
+        os.close(reader)  # writes fail with EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "app.batch", source, scored],  # not --quiet: the bar
+            cwd=PROJECT_ROOT,
+            stderr=target,
+            timeout=300,
+        )
+    finally:
+        os.close(target)
+    assert result.returncode == 0
+    with scored.open(newline="", encoding="utf-8") as file:
+        assert [row["label"] for row in csv.DictReader(file)] == ["positive"]
+
+
+EIO_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+ssize_t read(int fd, void *buf, size_t n) {
+    static ssize_t (*real_read)(int, void *, size_t);
+    if (!real_read) real_read = dlsym(RTLD_NEXT, "read");
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, path, sizeof path - 1);
+    const char *name = getenv("EIO_NAME");
+    if (len > 0 && name) {
+        path[len] = 0;
+        if (strcmp(path, name) == 0 && lseek(fd, 0, SEEK_CUR) >= atol(getenv("EIO_AFTER"))) {
+            errno = EIO;
+            return -1;
+        }
+    }
+    return real_read(fd, buf, n);
+}
+"""
+
+
+@pytest.mark.parametrize("name", ["reviews.csv", "reviews.jsonl"])
+def test_an_input_that_cannot_be_read_is_one_line_naming_it_and_exit_65(tmp_path, name):
+    """A read error (a failing disk) in the middle of INPUT was blamed on OUTPUT ("cannot
+    write …: Input/output error", exit 74), and one on the first read was a traceback,
+    exit 1 (an outside probe). /proc/self/mem fails its first read (EIO); the middle of
+    a file fails through a read() that fails past 64 KiB (LD_PRELOAD), where a C compiler
+    is at hand to build it."""
+    output = tmp_path / f"out{Path(name).suffix}"
+    memory = tmp_path / name
+    memory.symlink_to("/proc/self/mem")
+    result = run_batch(memory, output)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot read {memory}: Input/output error"
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [name]
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        pytest.skip("no C compiler to build the read() that fails")
+    (tmp_path / "eio.c").write_text(EIO_SHIM)
+    shim = tmp_path / "eio.so"
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-o", shim, tmp_path / "eio.c", "-ldl"], check=True
+    )
+    source = tmp_path / "disk" / name
+    source.parent.mkdir()
+    texts = [f"The crew was lovely on flight {i}" for i in range(10_000)]
+    if name.endswith(".csv"):
+        source.write_text("text\n" + "".join(f"{text}\n" for text in texts))
+    else:
+        source.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    result = subprocess.run(
+        [sys.executable, "-m", "app.batch", source, output, "--quiet"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "LD_PRELOAD": str(shim),
+            "EIO_NAME": str(source.resolve()),
+            "EIO_AFTER": "65536",
+        },
+    )
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"Error: cannot read {source}: Input/output error"
+    ]
+    assert sorted(path.name for path in source.parent.iterdir()) == [name]
+    assert not output.exists()
+
+
+def test_labels_naming_a_version_that_is_not_loaded_are_refused(tmp_path):
+    """The server refuses to start with ``MODEL_LABELS=stable=4`` when version 4 is not
+    loaded; app.batch scored with the highest loaded version instead, v2, saying so only
+    in the version column (an outside probe). It refuses as the server does, by the
+    server's rule (``registry.check_labels``), with one line and the exit code of a model
+    that cannot be loaded; a label naming a loaded version picks it."""
+    source, output = tmp_path / "reviews.csv", tmp_path / "out.csv"
+    source.write_text("text\nLovely crew\n", encoding="utf-8")
+
+    def run(labels: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app.batch", source, output, "--quiet"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "MODEL_VERSIONS": "1,2", "MODEL_LABELS": labels, "MODEL_DIR": ""},
+        )
+
+    for version in ("4", "9"):
+        result = run(f"stable={version}")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"Error: model failed to load: MODEL_LABELS: stable={version} names a version "
+            "that is not loaded "
+            "(loaded: 1, 2)"
+        ]
+        assert not output.exists()
+
+    result = run("stable=1")
+    assert result.returncode == 0, result.stderr
+    with output.open(newline="", encoding="utf-8") as file:
+        assert [row["version"] for row in csv.DictReader(file)] == ["1"]
+
+
+def test_a_gzipped_output_names_itself_in_its_gzip_header(tmp_path):
+    """The gzip header held the partial file's name (FNAME), which ``gunzip -N`` and 7-Zip
+    restore: a file named ``scored.csv.gz.partial-PID``, the leftover the run never leaves
+    (an outside probe). It holds OUTPUT's name, as gzip writes it (without .gz)."""
+    source, scored = tmp_path / "reviews.csv", tmp_path / "scored.csv.gz"
+    source.write_text("text\nLovely crew\n", encoding="utf-8")
+    assert run_batch(source, scored).returncode == 0
+    header = scored.read_bytes()
+    assert header[3] & 0x08  # FNAME: a name follows the 10-byte header
+    assert header[10 : header.index(b"\0", 10)] == b"scored.csv"
+    assert gzip.decompress(header).startswith(b"text,label,")

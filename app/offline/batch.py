@@ -27,11 +27,14 @@ a CSV output has the input's line ending (from the header line); JSON Lines outp
 
 Exit status: 0 when the file was scored (even with bad rows); 2 for unusable arguments (no
 such file, unknown extension, no such text column) or settings; 1 when the model cannot be
-loaded; 65 (``EX_DATAERR``) when a CSV INPUT is empty, its header cannot be read or it ends
+loaded (labels the server refuses to start with included); 65 (``EX_DATAERR``) when INPUT
+cannot be read (a read error), a CSV INPUT is empty, its header cannot be read or it ends
 inside a quoted field (cut short), or a gzipped INPUT is not valid gzip or is cut short; 74
 (``EX_IOERR`` of sysexits.h) when OUTPUT cannot be written (an unwritable folder, a full
 disk). The output is written to ``OUTPUT.partial-PID`` and renamed when complete; a run
-that fails or is stopped (SIGHUP, SIGINT, SIGTERM: exit 129, 130, 143) removes it.
+that fails or is stopped (SIGHUP, SIGINT, SIGTERM: exit 129, 130, 143; a signal ignored
+when the run starts, as ``nohup`` ignores SIGHUP, stays ignored) removes it. A stderr
+that cannot be written (its reader gone, a full disk) does not stop the run.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -69,6 +73,10 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 OTHER_DELIMITERS = (";", "\t", "|")
 # csv's error (with strict=True) when the file ends inside a quoted field.
 CSV_END_IN_QUOTES = "unexpected end of data"
+# A line no decoded input holds (surrogateescape makes only U+DC80-U+DCFF), read after the
+# file's last line by the usual (non-strict) reader: that reader returns a quoted field left
+# open at the end of the file, where the strict one raises; it reads this line only then.
+END_OF_FILE = "\ud800"
 BLANK_LINES = ("\n", "\r\n", "\r")
 GZIP = ".gz"  # after a format's extension: the file is gzipped
 # Python's default (128 KiB) would make one huge cell a fatal csv.Error; a text that long
@@ -99,7 +107,9 @@ class OutputNotWritable(Exception):
 
 
 class InputNotReadable(Exception):
-    """A gzipped INPUT is not valid gzip, or is cut short."""
+    """INPUT cannot be read (a read error), or holds no data to score: a gzipped INPUT
+    that is not valid gzip or is cut short, a CSV INPUT that is empty, cut short inside a
+    quoted field or has a header that cannot name the columns, a UTF-16 or UTF-32 file."""
 
 
 @dataclass
@@ -113,6 +123,9 @@ class Row:
     # JSON Lines: its strings hold lone surrogates from escapes ("\ud800"), which UTF-8
     # cannot write: they are written back as escapes.
     escaped: bool = False
+    # JSON Lines: the line holds bytes that are not UTF-8 (read as U+DC80-U+DCFF), which
+    # are written back as those bytes.
+    raw_bytes: bool = False
 
 
 @dataclass
@@ -173,7 +186,9 @@ def read_lines(
     character. A CSV file (``universal``) is split at ``\\r``, ``\\n`` and ``\\r\\n`` alike,
     as ``csv`` reads a file opened with ``newline=""``: old Mac exports end lines with a bare
     CR. A UTF-16 or UTF-32 file (by its byte-order mark) raises ``InputNotReadable``: every
-    row of it would be garbage.
+    row of it would be garbage. So does a read error (a failing disk): an outside probe
+    found it blamed on OUTPUT ("cannot write …: Input/output error", exit 74), or a
+    traceback when the first read failed.
     """
     lines: Iterator[str]
     if universal:
@@ -182,7 +197,13 @@ def read_lines(
         lines = (raw.decode("utf-8", errors=ENCODING_ERRORS) for raw in binary)
     first = True
     done = 0
-    for line in lines:
+    while True:
+        try:
+            line = next(lines, None)
+        except OSError as error:  # BadGzipFile too (gzip_lines gives the same message)
+            raise InputNotReadable(f"cannot read {path}: {error.strerror or error}") from None
+        if line is None:
+            return
         position = stored_at()
         progress.update(position - done)
         done = position
@@ -225,6 +246,7 @@ class CSVFormat:
         # an old Mac file's bare CR stays CR) and separator.
         self.newline = next((end for end in ("\r\n", "\r") if first.endswith(end)), "\n")
         self.delimiter = delimiter
+        self.specials = re.compile(f'["\\r\\n{re.escape(delimiter)}]')  # for quoted_at_end
         # strict: a quote left open at the end of the file is an error ("unexpected end of
         # data"), not every remaining line merged into one cell. What else strict refuses,
         # the usual reading takes (rows()), so ``taken`` keeps the current record's lines.
@@ -269,13 +291,12 @@ class CSVFormat:
                 return
             except csv.Error as error:
                 if str(error) == CSV_END_IN_QUOTES:
-                    raise InputNotReadable(
-                        f"{self.name}: the quoted field opened on line {start} is not closed "
-                        "by the end of the file (is the file cut short?)"
-                    ) from None
+                    raise self._cut_short(start) from None
                 try:
                     record = self._reread()
                 except csv.Error as error:
+                    if str(error) == CSV_END_IN_QUOTES:  # found by the re-reading
+                        raise self._cut_short(start) from None
                     yield Row(start, [], error=f"Unreadable CSV record ({error}).")
                     start = self.line_number()
                     continue
@@ -293,6 +314,12 @@ class CSVFormat:
             text = record[self.text_index]
             yield Row(line, record, text=text, error=review_text_problem(text, self.max_text_chars))
 
+    def _cut_short(self, line: int) -> InputNotReadable:
+        return InputNotReadable(
+            f"{self.name}: the quoted field opened on line {line} is not closed by the end "
+            "of the file (is the file cut short?)"
+        )
+
     def _reread(self) -> list[str]:
         """The record the strict reader refused, read as csv (and pandas) usually read it:
         '1,"great" flight' is great flight. The strict reader drops the rest of the line
@@ -300,22 +327,42 @@ class CSVFormat:
         record's first line and takes the lines after it that the record still holds;
         re-reading only the lines taken cut the review at its first line break and made
         a row of each line after it. A record even that cannot read (a cell over 64 MiB)
-        raises ``csv.Error``, after skipping the rest of its quoted field."""
+        raises ``csv.Error``, after skipping the rest of its quoted field.
+
+        A quoted field still open at the end of the file raises ``csv.Error`` with the
+        strict reader's message, as the strict reading does: the usual reading returned
+        it, the rest of the file in its last cell, so one stray character after a closing
+        quote ('"great"x') turned the cut-short check off (an outside probe: exit 0, the
+        rows after it lost)."""
         taken = list(self.taken)
-        again = csv.reader(itertools.chain(taken, self.source), delimiter=self.delimiter)
+        lines = itertools.chain(taken, self.source, [END_OF_FILE])
+        again = csv.reader(lines, delimiter=self.delimiter)
         try:
-            return next(again, [])
+            record = next(again, [])
         except csv.Error:
-            quotes = sum(line.count('"') for line in self.taken)
-            while quotes % 2:  # inside a quoted field: to its closing quote
-                line = next(self.source, None)
-                if line is None:
-                    break
-                quotes += line.count('"')
-                self.lines_read_aside += 1
+            self._skip_quoted_field()
             raise
         finally:
             self.lines_read_aside += max(again.line_num - len(taken), 0)
+        if any(END_OF_FILE in cell for cell in record):
+            raise csv.Error(CSV_END_IN_QUOTES)
+        return record
+
+    def _skip_quoted_field(self) -> None:
+        """Skip the rest of the record being read (its lines so far in ``taken``): the
+        lines to the end of its quoted field, if one is open at the end of them. The
+        quotes are followed as csv reads them (``quoted_at_end``): counting them all made
+        a literal quote in an unquoted field ('5" screen') open a field to the end of the
+        file, and every row after it was lost (an outside probe)."""
+        quoted = False
+        for line in self.taken:
+            quoted = quoted_at_end(line, self.specials, self.delimiter, quoted)
+        while quoted:
+            line = next(self.source, None)
+            if line is None:
+                raise csv.Error(CSV_END_IN_QUOTES)
+            self.lines_read_aside += 1
+            quoted = quoted_at_end(line, self.specials, self.delimiter, quoted)
 
     def line_number(self) -> int:
         """The line the reader's next record starts on."""
@@ -323,6 +370,37 @@ class CSVFormat:
 
     def writer(self, output: IO[str], added: list[str]) -> CSVWriter:
         return CSVWriter(output, self.header, added, self.newline, self.delimiter)
+
+
+def quoted_at_end(line: str, specials: re.Pattern[str], delimiter: str, quoted: bool) -> bool:
+    """Whether csv's usual (non-strict) reading is inside a quoted field at the end of
+    ``line``, given whether it was at the line's start (``quoted``; a record's first line
+    starts outside). As csv reads: a quote opens a quoted field only at a field's start
+    (elsewhere it is a literal quote); inside one, a doubled quote is a literal quote and
+    a single one closes it; characters after the closing quote go on as an unquoted
+    field; the delimiter and a line break end an unquoted field (a line break, the
+    record). Only the quotes, delimiters and line breaks are visited (``specials``
+    finds them), not every character of a 64 MiB line."""
+    field_start = 0  # where the current field starts, when outside quotes
+    closed = -2  # where the quote that closed the last quoted field stands (none yet)
+    for match in specials.finditer(line):
+        char, at = match.group(), match.start()
+        if quoted:
+            if char == '"':
+                quoted, closed = False, at
+            continue
+        if at == closed + 1:  # right after a closing quote
+            if char == '"':  # a doubled quote: a literal one, still quoted
+                quoted = True
+                continue
+        elif at == field_start and char == '"':
+            quoted = True
+            continue
+        if char == delimiter:
+            field_start = at + 1
+        elif char in "\r\n":
+            return False  # the record ends with the line
+    return quoted
 
 
 def checked_delimiter(delimiter: str, csv_file: bool) -> str:
@@ -479,14 +557,35 @@ def json_line_row(number: int, line: str, text_column: str, max_text_chars: int)
     # A readable object keeps its keys, so that the row can be joined back (an outside
     # probe): bytes that are not UTF-8 go back as they came (surrogateescape), escapes
     # of lone surrogates as escapes.
-    lone = lone_surrogate(record) if "\\u" in line else None  # only escapes make one
+    lone = escaped_lone_surrogate(line, record, undecodable is not None)
     if undecodable or lone is not None:
         error = undecodable or f"Not text: a string holds a lone surrogate ({lone})."
-        return Row(number, record, error=error, escaped=lone is not None)
+        return Row(
+            number, record, error=error, escaped=lone is not None, raw_bytes=bool(undecodable)
+        )
     text = record.get(text_column)
     if text is None and text_column not in record:
         return Row(number, record, error=f"No key {text_column!r}.")
     return Row(number, record, text=text, error=review_text_problem(text, max_text_chars))
+
+
+def escaped_lone_surrogate(line: str, record: Any, raw_bytes: bool) -> str | None:
+    """The first lone surrogate an escape in ``line`` made in ``record`` (as that escape),
+    or None. Only escapes make one; but the line's bytes that are not UTF-8 (``raw_bytes``)
+    are lone surrogates too once read, and were taken for escapes: such a line with any
+    ``\\u`` escape was written all escaped, its bytes as the text ``\\udce9`` (an outside
+    probe). The line is then read again with U+FFFD for those bytes."""
+    if "\\u" not in line:
+        return None
+    if raw_bytes:
+        record = read_json(RAW_BYTES.sub("\ufffd", line))
+    return lone_surrogate(record)
+
+
+# Bytes that are not UTF-8, as surrogateescape reads them; and the surrogates it cannot
+# write back, as an escape's lone surrogate may be.
+RAW_BYTES = re.compile("[\udc80-\udcff]")
+NOT_RAW_BYTES = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def read_json(line: str) -> Any:
@@ -547,7 +646,14 @@ class JSONLinesWriter:
             record["error"] = row.error
         else:
             record.update(zip(self.added, prediction.values(), strict=True))
-        text = json.dumps(record, ensure_ascii=row.escaped, allow_nan=False)
+        # Bytes that are not UTF-8 go back as they came (ensure_ascii made each the text
+        # "\udce9", and every other character an escape: an outside probe); lone
+        # surrogates from escapes go back as escapes. A line with both keeps its bytes and
+        # escapes the surrogates that cannot be bytes; an escape of one that can ("\udce9")
+        # is then written as that byte: the two cannot be told apart once read.
+        text = json.dumps(record, ensure_ascii=row.escaped and not row.raw_bytes, allow_nan=False)
+        if row.escaped and row.raw_bytes:
+            text = NOT_RAW_BYTES.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
         self.output.write(text + "\n")
 
 
@@ -628,7 +734,7 @@ def score_file(
         click.progressbar(
             length=input_path.stat().st_size,
             label=f"Scoring {input_path.name}",
-            file=sys.stderr,
+            file=ProgressStream(),
             hidden=not show_progress,
         ) as progress,
     ):
@@ -654,10 +760,10 @@ def score_file(
         if replaced:
             warn(f"warning: input columns {', '.join(replaced)} are replaced in the output")
         try:
-            opener = gzip.open if gzipped(output_path) else open
-            with opener(
-                partial, "wt", encoding="utf-8", errors=ENCODING_ERRORS, newline=""
-            ) as output:
+            with (
+                open(partial, "wb") as stored_output,
+                text_output(stored_output, output_path) as output,
+            ):
                 if bom and kind != "jsonl":
                     output.write(UTF8_BOM)
                 writer = source.writer(output, added)
@@ -669,7 +775,7 @@ def score_file(
                         batch = []
                 _score_batch(batch, predictor, writer, summary)
             os.replace(partial, output_path)
-        except OSError as error:  # writing (INPUT is open and read the same way as before)
+        except OSError as error:  # writing: read errors are InputNotReadable (read_lines)
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             raise OutputNotWritable(
@@ -681,6 +787,17 @@ def score_file(
             raise
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def text_output(stored: IO[bytes], output_path: Path) -> IO[str]:
+    """OUTPUT's text stream over ``stored`` (its partial file), gzipped for a ``.gz``
+    OUTPUT. The gzip header names OUTPUT, not the partial file: ``gunzip -N`` and 7-Zip
+    restored ``scored.csv.gz.partial-PID``, the leftover the run never leaves (an outside
+    probe)."""
+    binary = stored
+    if gzipped(output_path):
+        binary = gzip.GzipFile(output_path.name, "wb", fileobj=stored)
+    return io.TextIOWrapper(binary, encoding="utf-8", errors=ENCODING_ERRORS, newline="")
 
 
 def partial_path(output_path: Path, pid: int) -> Path:
@@ -720,13 +837,42 @@ def _score_batch(
 def warn(message: str) -> None:
     """A line on stderr. A reader that has gone (``2>&1 | head -3``) does not stop the
     run: the rest goes to /dev/null, as Python's documentation advises, rather than a
-    BrokenPipeError blamed on OUTPUT."""
+    BrokenPipeError blamed on OUTPUT. Nor does a stderr that cannot take it (``2>/dev/full``)."""
     try:
         click.echo(message, err=True)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stderr.fileno())
-        os.close(devnull)
+    except OSError:
+        stderr_to_devnull()
+
+
+def stderr_to_devnull() -> None:
+    """stderr's file descriptor onto /dev/null, once writing to it has failed."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stderr.fileno())
+    os.close(devnull)
+
+
+class ProgressStream:
+    """stderr for the progress bar, whose writes cannot stop the run: its label, written
+    when the bar starts, was the one unprotected write, and a stderr gone (``2>&1 | true``:
+    click's exit 1 on EPIPE) or full (``2>/dev/full``: a traceback nobody saw) stopped the
+    run with exit 1 and no OUTPUT (an outside probe). As ``warn`` does, a failed write
+    sends stderr to /dev/null and the run goes on."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stderr.write(text)
+        except OSError:
+            stderr_to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            sys.stderr.flush()
+        except OSError:
+            stderr_to_devnull()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 def chosen_model_dir(model_version: str | None, model_dir: Path | None) -> Path:
@@ -768,18 +914,24 @@ def say_stopped(signum: int) -> None:
         os.write(2, f"Stopped by {signal.Signals(signum).name}: OUTPUT not written\n".encode())
 
 
-def stop_on_signals() -> None:
+def stop_on_signals() -> list[int]:
     """SIGINT (Ctrl-C), SIGTERM (``timeout``, Slurm, Kubernetes) and SIGHUP stop the run with
     128 + the signal's number, as a shell reports it, after ``score_file`` has removed the
     unfinished output: SIGTERM used to leave it half-written, and Ctrl-C exited 1 (click's
-    "Aborted!"), the code of a model that cannot be loaded."""
+    "Aborted!"), the code of a model that cannot be loaded. Returns the signals it handles.
+
+    A signal ignored when the run starts stays ignored, as Python leaves an ignored SIGINT:
+    ``nohup`` ignores SIGHUP so that a run outlives its ssh session, and a shell script's
+    background job has SIGINT ignored; both runs were stopped (an outside probe)."""
 
     def stop(signum: int, _frame: object) -> None:
         say_stopped(signum)
         raise SystemExit(128 + signum)
 
-    for signum in STOPPING_SIGNALS:
+    handled = [signum for signum in STOPPING_SIGNALS if signal.getsignal(signum) != signal.SIG_IGN]
+    for signum in handled:
         signal.signal(signum, stop)
+    return handled
 
 
 def exit_on_bad_setting() -> None:
@@ -870,7 +1022,7 @@ def score_command(
     Adds label, score, p_<class>, version and error to every row; bad rows are reported with their
     line numbers and written with an empty label. Prints rows/s to stderr at the end.
     """
-    stop_on_signals()
+    handled = stop_on_signals()
     exit_on_bad_setting()
     if input_path.resolve() == output_path.resolve():
         raise click.UsageError("OUTPUT must not be INPUT")
@@ -904,10 +1056,11 @@ def score_command(
     except InputNotReadable as error:
         warn(f"Error: {error}")
         sys.exit(EXIT_INPUT_ERROR)
-    # OUTPUT is in place: a signal now no longer says it was not written.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    # OUTPUT is in place: a signal now no longer says it was not written (one ignored
+    # from the start stays ignored).
+    for signum in handled:
+        after = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        signal.signal(signum, after)
     warn(summary_line(summary, predictor, output_path))
 
 

@@ -89,12 +89,16 @@ class VersionSelection:
 
     def default_folder(self) -> Path:
         """The folder of the version that answers by default (``stable``), without
-        loading anything: for tools that score with one version (batch, Spark)."""
+        loading anything: for tools that score with one version (batch, Spark). Labels
+        the server refuses to start with are refused here too (``ModelBundleError``):
+        ``stable=4`` with version 4 not loaded scored with the highest version instead
+        (an outside probe)."""
         folders = self.folders()
-        stable = self.label_map().get(STABLE)
-        if stable is not None and stable in folders:
-            return folders[stable]
-        return folders[max(folders, key=lambda version: int(version or 0))]
+        if self.model_dir:  # served alone: no labels
+            return folders[None]
+        labels = self.label_map()
+        check_labels(list(folders), labels, self.label_source())
+        return folders[labels.get(STABLE, next(reversed(folders)))]
 
     def label_source(self) -> str:
         """Where ``label_map`` takes the labels from, as a refusal names it."""
@@ -159,6 +163,33 @@ def _parse_labels(text: str, source: str = "") -> dict[str, str]:
     return labels
 
 
+def check_labels(versions: list[str], labels: Mapping[str, str], labels_from: str) -> None:
+    """Refuse (``ModelBundleError``) labels that name a version not in ``versions`` (the
+    loaded ones, ascending), or a canary that would be stable too. Without a stable label
+    the highest loaded version is stable: unless that is the canary (MODEL_LABELS=canary=5
+    made the candidate stable and sent it all traffic)."""
+    for label, version in labels.items():
+        if version not in versions:
+            raise ModelBundleError(
+                f"{labels_from}: {label}={version} names a version that is not loaded "
+                f"(loaded: {', '.join(versions)})"
+                + ("" if labels_from == "MODEL_LABELS" else "; MODEL_LABELS overrides it")
+            )
+    highest = versions[-1]
+    if STABLE not in labels and labels.get(CANARY) == highest:
+        lowest = versions[0]
+        example = (
+            f"e.g. stable={lowest},canary={highest}"
+            if lowest != highest
+            else "and load it: it is the only version loaded"
+        )
+        raise ModelBundleError(
+            f"{labels_from}: canary={highest} and no stable label, so the highest loaded "
+            f"version, {highest}, would be stable too: name the stable version as well "
+            f"({example})"
+        )
+
+
 class ModelRegistry:
     """Ready versions of one model, and its labels. ``ModelRegistry.load()`` returns only
     when every selected version has loaded and passed its checks."""
@@ -178,30 +209,9 @@ class ModelRegistry:
             )
             raise ModelBundleError(f"the versions name different models: {said}")
         self.name = names.pop()
-        for label, version in labels.items():
-            if version not in self.versions:
-                raise ModelBundleError(
-                    f"{labels_from}: {label}={version} names a version that is not loaded "
-                    f"(loaded: {', '.join(self.versions)})"
-                    + ("" if labels_from == "MODEL_LABELS" else "; MODEL_LABELS overrides it")
-                )
+        check_labels(list(self.versions), labels, labels_from)
         self.labels = dict(labels)
-        # Without a stable label, the highest loaded version is stable: unless that is the
-        # canary (MODEL_LABELS=canary=5 made the candidate stable and sent it all traffic).
-        highest = next(reversed(self.versions))
-        if STABLE not in labels and labels.get(CANARY) == highest:
-            lowest = next(iter(self.versions))
-            example = (
-                f"e.g. stable={lowest},canary={highest}"
-                if lowest != highest
-                else "and load it: it is the only version loaded"
-            )
-            raise ModelBundleError(
-                f"{labels_from}: canary={highest} and no stable label, so the highest loaded "
-                f"version, {highest}, would be stable too: name the stable version as well "
-                f"({example})"
-            )
-        self.labels.setdefault(STABLE, highest)
+        self.labels.setdefault(STABLE, next(reversed(self.versions)))
 
     @classmethod
     def load(
