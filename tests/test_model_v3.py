@@ -607,6 +607,16 @@ def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
     ]
     for target in (b"/classify", b"/v1/models/sentiment:predict", b"/v2/models/sentiment/infer"):
         assert not quick(target, 40), target
+    # /v1/ and /v2/ ignore a query: it pins nothing there (an outside probe's pipelined
+    # ":predict?version=2" ran on the loop, answered by version 4, and stalled the worker).
+    for target in (
+        b"/v1/models/sentiment:predict?version=2",
+        b"/v1/models/sentiment:predict?label=fast",
+        b"/v2/models/sentiment/infer?label=x",
+    ):
+        assert not quick(target, 40), target
+    assert quick(b"/classify?version=2", 40) and quick(b"/classify?label=fast", 40)
+    assert quick(b"/v1/models/sentiment/versions/2:predict?version=4", 40)
 
 
 @pytest.mark.slow

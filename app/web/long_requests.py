@@ -84,14 +84,22 @@ def may_run_long(
 # A version or label named in the path: /v1/models/m/versions/4:predict,
 # /v1/models/m/labels/accurate:predict, /v2/models/m/versions/4/infer.
 _PATH_PIN = re.compile(r"/(versions|labels)/([^/:]*)")
+# The routes that read ``?version=`` and ``?label=`` (app.web.api.pinned); under /v1/
+# and /v2/ a query is ignored, as TF Serving and Triton ignore it.
+QUERY_PINNED_PATHS = (b"/classify", b"/explain")
 
 
 def pins(target: bytes) -> Iterator[tuple[str, str]]:
     """The versions and labels a request target names, as ``("version", "4")`` or
-    ``("label", "accurate")``: in its path, or as ``?version=`` and ``?label=``."""
+    ``("label", "accurate")``: in its path, or as ``?version=`` and ``?label=`` to a
+    route that reads them. A query the route ignores named nothing: ``:predict?version=2``
+    with version 3 stable was taken for version 2's and ran on the loop (pipelined, it
+    stalled the worker until Gunicorn killed it; an outside probe)."""
     path, query = _path_and_query(target)
-    for kind, value in _PATH_PIN.findall(unquote_to_bytes(path).decode("utf-8", "replace")):
+    routed = unquote_to_bytes(path)
+    for kind, value in _PATH_PIN.findall(routed.decode("utf-8", "replace")):
         yield ("version" if kind == "versions" else "label"), value
-    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if name in ("version", "label"):
-            yield name, value
+    if query and routed.endswith(QUERY_PINNED_PATHS):
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if name in ("version", "label"):
+                yield name, value
