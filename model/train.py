@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from app.serving.predictor import METADATA_FILE, MODEL_FILE, PREPROCESSING_FILE
+from app.serving.predictor import (
+    METADATA_FILE,
+    MODEL_FILE,
+    PREPROCESSING_FILE,
+    write_checksums,
+)
 from app.serving.preprocessing import TextEncoder, tokenize
 from model import known_answers
 from model.corpus import (
@@ -294,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         output = args.output or train_v3.MODEL_BASE / args.version
         serving = train_v3.repackage(output)["serving"]
+        write_checksums(output)
         print(f"packaged {output / 'model.xml'}: {serving}")
         return
     if args.version in ("2", "3", "4"):
@@ -310,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         output = args.output or train_v2.DEFAULT_OUTPUT
         metadata = train_v2.run(output, goemotions_dir, args.seeds)
+        write_checksums(output)
         train_v2.print_summary(metadata)
         print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
         return
@@ -318,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         output = args.output or train_v3.MODEL_BASE / args.version
         metadata = train_v3.run(output, goemotions_dir, args.version)
+        write_checksums(output)
         train_v3.print_summary(metadata)
         print(f"wrote {output} in {time.perf_counter() - started:.0f} s")
         return
@@ -373,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             },
         )
         replace_artifact(staging, args.output)
+    write_checksums(args.output)
 
     print(summary_table(metrics))
     test = metrics["model"]["test"]["macro_f1"], metrics["baseline"]["test"]["macro_f1"]

@@ -586,9 +586,10 @@ def repackage(folder: Path) -> dict[str, Any]:
     import keras
 
     import app.serving.transformer  # noqa: F401  (registers the layers model.keras names)
-    from app.serving.predictor import METADATA_FILE
+    from app.serving.predictor import CHECKSUMS_FILE, METADATA_FILE
     from model.corpus import load_splits
 
+    (folder / CHECKSUMS_FILE).unlink(missing_ok=True)  # stale from here: model.train writes it
     texts = [row.text for row in load_splits()["test"]]
     encoder = WordPieceEncoder((folder / WORDPIECE_FILE).read_text(encoding="utf-8"))
     model = keras.saving.load_model(folder / "model.keras", compile=False)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from children import run_python
 
+from app.serving.predictor import CHECKSUMS_FILE, verify_checksums
 from app.serving.preprocessing import TextEncoder
 from model.corpus import CLASSES, corpus_path, file_sha256, load_splits
 from model.evaluate import DEFAULT_MODEL_DIR as MODEL_DIR
@@ -36,7 +37,12 @@ def shipped_encoder() -> TextEncoder:
 def test_artifact_is_complete_and_small() -> None:
     # Besides the artifact, `make evaluate` writes evaluation.md and its pictures' folder.
     files = {path.name for path in MODEL_DIR.iterdir() if path.is_file()}
-    assert set(ARTIFACT_FILES) <= files <= {*ARTIFACT_FILES, "evaluation.md"}
+    assert set(ARTIFACT_FILES) | {CHECKSUMS_FILE} <= files <= {
+        *ARTIFACT_FILES,
+        CHECKSUMS_FILE,
+        "evaluation.md",
+    }
+    verify_checksums(MODEL_DIR)  # as make model wrote them
     assert sum((MODEL_DIR / name).stat().st_size for name in ARTIFACT_FILES) < MAX_ARTIFACT_BYTES
 
 

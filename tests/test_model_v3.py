@@ -23,6 +23,7 @@ from children import run_python
 from prometheus_client.parser import text_string_to_metric_families
 from test_predictor import LONG_REVIEW
 
+from app.serving.predictor import CHECKSUMS_FILE, verify_checksums
 from app.serving.preprocessing import (
     PAD_ID,
     WORDPIECE_FILE,
@@ -215,7 +216,9 @@ def test_artifact_is_complete(shipped) -> None:
     folder, metadata = shipped
     files = {path.name for path in folder.iterdir() if path.is_file()}
     int8 = INT8_FILES if folder.name in INT8_VERSIONS else ()
-    assert {*ARTIFACT_FILES_V3, *int8} <= files <= {*ARTIFACT_FILES_V3, *int8, "evaluation.md"}
+    shipped_files = {*ARTIFACT_FILES_V3, *int8, CHECKSUMS_FILE}
+    assert shipped_files <= files <= {*shipped_files, "evaluation.md"}
+    verify_checksums(folder)  # as make model wrote them
     # The IR's weights are 16-bit: half the Keras file's 32-bit ones.
     keras_bytes = (folder / "model.keras").stat().st_size
     assert (folder / "model.bin").stat().st_size < 0.55 * keras_bytes

@@ -19,6 +19,7 @@ from app.serving import openvino_export
 from app.serving import predictor as predictor_module
 from app.serving.predictor import (
     CALL_ROWS,
+    CHECKSUMS_FILE,
     INT8_IR_FILE,
     IR_FILE,
     METADATA_FILE,
@@ -29,6 +30,9 @@ from app.serving.predictor import (
     load_model_bundle,
     read_model_folder,
 )
+
+# Copies to damage leave the checksums out: each reader's own message is what is tested.
+WITHOUT_CHECKSUMS = shutil.ignore_patterns(CHECKSUMS_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +150,9 @@ def test_unknown_backend_is_refused(tmp_path):
 
 @pytest.fixture
 def artifact(app, tmp_path):
-    """A writable copy of the served model folder, to damage."""
-    return shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "1")
+    """A writable copy of the served model folder, to damage, without its checksums:
+    the readers' own messages, for a folder that has none (built by hand)."""
+    return shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "1", ignore=WITHOUT_CHECKSUMS)
 
 
 def _edit_json(path, change):
@@ -340,7 +345,7 @@ def ir_folder(tmp_path: Path, version: str = "4") -> Path:
     folder = tmp_path / version
     folder.mkdir()
     for path in (MODEL_BASE / version).iterdir():
-        if path.is_file() and path.name != MODEL_FILE:
+        if path.is_file() and path.name not in (MODEL_FILE, CHECKSUMS_FILE):
             shutil.copy(path, folder / path.name)
     return folder
 
@@ -353,6 +358,30 @@ IR_DAMAGES = [
     ("model.bin", "deleted", IR_FILE, "bin file cannot be found"),
     ("model.bin", "garbled", IR_FILE, "out of the tensor rank range"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("version", "damaged", "precision"),
+    [("2", MODEL_FILE, None), ("4", "model.bin", None), ("4", "model-int8.bin", "int8")],
+)
+def test_a_file_damaged_in_place_is_refused_by_its_checksum(tmp_path, version, damaged, precision):
+    """64 KiB overwritten at 30% of version 4's model.bin, its length kept (a bad copy),
+    loaded and passed its known answers, then answered some reviews 200 with null scores
+    (NaN; an outside probe). Each shipped folder's SHA256SUMS (``sha256sum`` format,
+    written by make model) now refuses it at load, naming the file."""
+    folder = shutil.copytree(MODEL_BASE / version, tmp_path / version)
+    assert (folder / CHECKSUMS_FILE).is_file()
+    path = folder / damaged
+    with path.open("r+b") as file:
+        file.seek(int(path.stat().st_size * 0.3))
+        file.write(np.random.default_rng(7).bytes(64 * 1024))
+    with pytest.raises(ModelBundleError) as raised:
+        Predictor.load(folder, precision=precision)
+    assert str(raised.value).startswith(f"{path}: damaged: its SHA-256 is ")
+    assert "SHA256SUMS says" in str(raised.value) and "\n" not in str(raised.value)
+    (folder / CHECKSUMS_FILE).write_text("not a checksum line\n")
+    with pytest.raises(ModelBundleError, match="line 1 is not '<sha256>  <file>'"):
+        Predictor.load(folder, precision=precision)
 
 
 @pytest.mark.parametrize("damaged, how, ir_file, reason", IR_DAMAGES)
@@ -422,7 +451,7 @@ def test_the_kernel_cache_is_smaller_when_both_transformers_share_a_process(monk
 def test_char_segment_wider_than_the_model_takes_is_named(tmp_path):
     """Version 2's rows hold two segments: a ``char_length`` the model was not built for
     stops the load with both lengths named."""
-    folder = shutil.copytree(MODEL_BASE / "2", tmp_path / "2")
+    folder = shutil.copytree(MODEL_BASE / "2", tmp_path / "2", ignore=WITHOUT_CHECKSUMS)
     _edit_json(folder / PREPROCESSING_FILE, lambda c: c.update(char_length=c["char_length"] + 8))
     with pytest.raises(ModelBundleError) as raised:
         load_model_bundle(folder)

@@ -416,7 +416,7 @@ def test_canary_share_and_stickiness_on_a_real_server(canary_server):
 
 def test_a_broken_version_folder_stops_the_server(base_dir, tmp_path, start_server):
     broken = tmp_path / "base"
-    shutil.copytree(base_dir, broken)
+    shutil.copytree(base_dir, broken, ignore=shutil.ignore_patterns("SHA256SUMS"))
     (broken / "2" / "model.keras").write_bytes(b"not a model")
     server = start_server(MODEL_BASE_DIR=str(broken))
     assert server.process.wait(timeout=60) != 0

@@ -103,6 +103,60 @@ _READ_FILES = (
 )
 
 
+# The SHA-256 of each of those files and of preprocessing.json, as ``sha256sum`` writes
+# them, made when the folder is built (``make model``) and checked at load: a copy damaged
+# in place (64 KiB of model.bin overwritten, its length kept) loaded, passed its known
+# answers, and answered some reviews 200 with null scores (NaN; an outside probe).
+CHECKSUMS_FILE = "SHA256SUMS"
+_CHECKSUMMED = (*_READ_FILES, PREPROCESSING_FILE)
+_CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\]+)")
+
+
+def write_checksums(directory: Path) -> None:
+    """Record the SHA-256 of the folder's files that make its answers (``CHECKSUMS_FILE``)."""
+    lines = []
+    for name in sorted(_CHECKSUMMED):
+        path = Path(directory) / name
+        if path.is_file():
+            with path.open("rb") as file:
+                lines.append(f"{hashlib.file_digest(file, 'sha256').hexdigest()}  {name}\n")
+    (Path(directory) / CHECKSUMS_FILE).write_text("".join(lines), encoding="ascii")
+
+
+def verify_checksums(directory: Path) -> None:
+    """Each file ``CHECKSUMS_FILE`` lists, if it is there, has the SHA-256 it lists (a
+    file left out on purpose, as the slug leaves out the transformers' model.keras, is not
+    checked); a folder without the file is not checked. Raises ``ModelBundleError``."""
+    path = Path(directory) / CHECKSUMS_FILE
+    if not os.path.lexists(path):
+        return
+    check_regular(path)
+    try:
+        lines = path.read_text(encoding="ascii").splitlines()
+    except (OSError, ValueError) as error:
+        raise ModelBundleError(f"{path}: not readable ({error})") from None
+    for number, line in enumerate(lines, start=1):
+        match = _CHECKSUM_LINE.fullmatch(line)
+        if match is None or match[2] not in _CHECKSUMMED:
+            raise ModelBundleError(
+                f"{path}: line {number} is not '<sha256>  <file>' naming a model file"
+            )
+        listed = Path(directory) / match[2]
+        check_regular(listed)
+        try:
+            with listed.open("rb") as file:
+                actual = hashlib.file_digest(file, "sha256").hexdigest()
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise ModelBundleError(f"{listed}: not readable ({error.strerror})") from None
+        if actual != match[1]:
+            raise ModelBundleError(
+                f"{listed}: damaged: its SHA-256 is {actual[:16]}…, {CHECKSUMS_FILE} says "
+                f"{match[1][:16]}… (copy the folder again, or rebuild it with make model)"
+            )
+
+
 def check_regular(path: Path) -> None:
     """A file the server will read, if it is there, is a regular one. A named pipe hung
     start-up with no line; a symbolic link's loop at model.bin aborted OpenVINO's C++ in
@@ -144,6 +198,7 @@ def read_model_folder(directory: Path) -> ModelBundle:
     directory = Path(directory)
     for name in _READ_FILES:
         check_regular(directory / name)
+    verify_checksums(directory)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
         if key not in metadata:
