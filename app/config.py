@@ -12,14 +12,16 @@ This module imports nothing heavy: the master must not pay for Flask, NumPy or K
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import ipaddress
 import os
 import re
 import shlex
+import socket
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,15 +188,58 @@ _NOT_HERE = {
 
 def _ports(config: Any) -> None:
     """--bind: a port past 65535 would be an OverflowError when the master binds; a
-    Unix socket, the master's listeners refuse (host:port only); an empty one, Gunicorn
-    reads as 0.0.0.0:8000, whatever PORT says."""
+    Unix socket, the master's listeners refuse (host:port only); an empty one, or a host
+    without a port, Gunicorn reads as port 8000, whatever PORT says. Port 0, as PORT=0,
+    is refused: each worker slot's socket got a random port of its own, and only the
+    first was logged (an outside probe: N-1 workers that nobody could reach). A host
+    that does not resolve or is not this machine's was a bare OS error from the master
+    (exit 1, naming neither --bind nor the address): bound here on port 0, a moment."""
     if any(not bind.strip() for bind in config.bind):
         raise ValueError("an empty address (Gunicorn would listen on 0.0.0.0:8000)")
+    for bind in config.bind:
+        if not _port_given(bind):
+            raise ValueError(f"{bind!r} has no port (Gunicorn would listen on port 8000)")
     for address in config.address:  # RuntimeError: a port that is not a number
         if not isinstance(address, tuple):
             raise ValueError(f"{address!r}: only host:port addresses are served")
-        if not 0 <= address[1] <= 65535:
-            raise ValueError(f"port {address[1]} is not 0 to 65535")
+        if address[1] == 0:
+            raise ValueError("port 0: each worker would listen on a random port of its own")
+        if not 1 <= address[1] <= 65535:
+            raise ValueError(f"port {address[1]} is not 1 to 65535")
+        _local_host(*address)
+
+
+def _port_given(bind: str) -> bool:
+    """Whether Gunicorn's ``parse_address`` finds a port in ``bind`` (else it takes
+    8000); Unix sockets and file descriptors are refused apart."""
+    netloc = bind.strip()
+    if netloc.startswith(("unix:", "fd://")):
+        return True
+    netloc = netloc.removeprefix("tcp://")
+    if "[" in netloc and "]" in netloc:
+        return "]:" in netloc
+    return ":" in netloc
+
+
+def _local_host(host: str, port: int) -> None:
+    """The host resolves to an address of this machine: a socket binds it on port 0
+    (any free port: the given one is the master's listeners' to check), in the family
+    the listeners will use (``listeners.ListenerGroup``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except socket.gaierror as error:
+            raise ValueError(
+                f"{host}:{port}: {host!r} does not resolve ({error.strerror})"
+            ) from None
+        except OSError as error:
+            reason = (
+                "not an address of this machine"
+                if error.errno == errno.EADDRNOTAVAIL
+                else error.strerror
+            )
+            raise ValueError(f"{host}:{port}: cannot listen at {host} ({reason})") from None
 
 
 def _worker_class(config: Any) -> None:
@@ -273,7 +318,8 @@ _GUNICORN_LATER: dict[str, Callable[[Any], None]] = {
 def _metrics_folder(text: str) -> str:
     """A folder the server can write metric files in: one that exists, or that it can
     create (its nearest existing parent is a writable folder). Empty: a new one."""
-    if not text.strip():
+    text = text.strip()  # as every path here: a padded one made "/x/metrics " beside it
+    if not text:
         return text
     path = os.path.abspath(text)
     existing = path
@@ -287,19 +333,23 @@ def _metrics_folder(text: str) -> str:
 
 
 def _not_empty(text: str) -> str:
+    """A folder's path, trimmed as numbers are (``" 5"`` is 5): a trailing space in
+    MODEL_BASE_DIR was refused only by the workers, the space invisible in their line,
+    and a leading one made the path relative (an outside probe)."""
     if not text.strip():
         raise ValueError(text)
-    return text
+    return text.strip()
 
 
-TEXT = Kind(str, "any text")
 FOLDER = Kind(_not_empty, "a folder's path (not empty)")
+OPTIONAL_FOLDER = Kind(str.strip, "a folder's path, or nothing")
 METRICS_FOLDER = Kind(_metrics_folder, "nothing (a new folder), or a folder it can write in")
 ADDRESSES = Kind(_addresses, "* or a comma list of IP addresses or networks")
 GUNICORN_OPTIONS = Kind(
     _gunicorn_arguments,
     "Gunicorn options with valid values (1 to 64 workers, at least 1 thread and worker "
-    "connection, host:port binds, HTTP/1.1, no gevent or eventlet worker class; not --config, "
+    "connection, host:port binds of this machine with a port from 1 to 65535, HTTP/1.1, "
+    "no gevent or eventlet worker class, no ASGI one for the Flask app; not --config, "
     "--preload, --reuse-port, "
     "--statsd-host, --certfile, --keyfile, --daemon, --paste, --logger-class or --env)",
 )
@@ -316,7 +366,7 @@ def _database_url(text: str) -> str:
     if not _DATABASE_URL.fullmatch(text):
         raise ValueError("scheme")
     if text.startswith("sqlite:"):
-        if text.removeprefix("sqlite:///").split("?")[0] in ("", ":memory:"):
+        if _in_memory_sqlite(text.removeprefix("sqlite:///")):
             raise Reason("an in-memory SQLite database is one per worker: name a file")
         return text
     try:
@@ -328,6 +378,19 @@ def _database_url(text: str) -> str:
     if port == 0:
         raise Reason("its port is 0: give one from 1 to 65535")
     return text
+
+
+def _in_memory_sqlite(path: str) -> bool:
+    """``:memory:``, or SQLite's URI forms of an in-memory (or temporary) database that
+    SQLAlchemy passes on with ``uri=true``: ``file::memory:``, ``file:name?mode=memory``,
+    the ``memdb`` VFS, an empty ``file:``. Only the literal ``:memory:`` was refused:
+    ``sqlite:///file:preds?mode=memory&uri=true`` passed, and each worker's engine
+    failed with a traceback (exit 3; an outside probe)."""
+    name, _, query = path.partition("?")
+    if name in ("", ":memory:") or name.removeprefix("file:") in ("", ":memory:"):
+        return True
+    parameters = urllib.parse.parse_qs(query.lower())
+    return "memory" in parameters.get("mode", []) or "memdb" in parameters.get("vfs", [])
 
 
 DATABASE_URL = Kind(
@@ -467,7 +530,7 @@ SETTINGS = (
     # Empty: MODEL_BASE_DIR/labels.json, else the highest loaded version is stable.
     Setting("MODEL_LABELS", "", LABELS),
     # One version folder served alone (overrides the three settings above).
-    Setting("MODEL_DIR", "", TEXT),
+    Setting("MODEL_DIR", "", OPTIONAL_FOLDER),
     # Who answers requests that name no version.
     Setting("ROUTING", "stable", choice("stable", "canary", "shadow", "bandit")),
     Setting("CANARY_PERCENT", "10", number(0, 100)),
@@ -515,16 +578,28 @@ SETTINGS = (
 
 
 def check_environment(
-    environ: Mapping[str, str] | None = None, *, server: bool = True
+    environ: Mapping[str, str] | None = None,
+    *,
+    server: bool = True,
+    argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Every setting's value (``server``: also the web server's own); raises
-    ``SettingError`` for the first one that is not allowed, in ``SETTINGS`` order."""
+    ``SettingError`` for the first one that is not allowed, in ``SETTINGS`` order.
+    ``argv``: the server's command-line arguments (``python -m app.server``'s, after the
+    program), whose app the settings must be able to serve."""
     environ = os.environ if environ is None else environ
     values = {
         setting.name: setting.parse(environ)
         for setting in SETTINGS
         if server or not setting.server_only
     }
+    if server and argv is not None and values["GUNICORN_CMD_ARGS"].strip():
+        reason = _asgi_worker_for_wsgi_app(values["GUNICORN_CMD_ARGS"], argv)
+        if reason:
+            raise SettingError(
+                f"bad setting GUNICORN_CMD_ARGS={values['GUNICORN_CMD_ARGS']!r}: allowed is "
+                f"{GUNICORN_OPTIONS.allowed} ({reason})"
+            )
     if values["ROUTING"] == "bandit" and not values["RECORD_PREDICTIONS"]:
         # The bandit learns from feedback on recorded predictions: without them it would
         # split the traffic evenly, whatever the stored rewards say, and say "bandit".
@@ -533,6 +608,46 @@ def check_environment(
             "and RECORD_PREDICTIONS=0 turns recording off"
         )
     return values
+
+
+# Gunicorn worker classes that call their app as ASGI (uvicorn-worker's, Gunicorn's own
+# "asgi"): by the module of the class or of one it derives from.
+_ASGI_WORKERS = ("uvicorn.", "uvicorn_worker.", "gunicorn.workers.gasgi")
+
+
+def _asgi_worker_for_wsgi_app(options: str, argv: Sequence[str]) -> str | None:
+    """Why GUNICORN_CMD_ARGS's worker class cannot serve the app that ``argv`` names, or
+    None. An ASGI worker (uvicorn-worker's ``UvicornWorker``, for the bench's FastAPI twin,
+    ``benchmarks.twin``) with this server's Flask app (the Procfile's ``app:create_app()``)
+    started, loaded the models, and answered every request, the probes included, with a
+    500 and a traceback, forever (an outside probe)."""
+    from gunicorn.config import Config as GunicornConfig
+    from gunicorn.util import load_class
+
+    parse = GunicornConfig(prog="gunicorn").parser().parse_args
+    try:  # both were parsed before (Gunicorn's own command line: by Gunicorn, later)
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            uri = parse(shlex.split(options)).worker_class
+            command = parse(list(argv))
+    except SystemExit:
+        return None
+    if uri is None or command.worker_class is not None or not command.args:
+        return None  # the file's worker class, or the command line's (which wins)
+    try:
+        worker = load_class(uri)
+    except (RuntimeError, AttributeError):  # refused with its own reason before
+        return None
+    if not any(cls.__module__.startswith(_ASGI_WORKERS) for cls in worker.__mro__):
+        return None
+    app = command.args[-1]
+    module = app.partition(":")[0]
+    if module != "app" and not module.startswith("app."):
+        return None  # another app (the twin is ASGI)
+    return (
+        f"worker_class: {uri!r} calls its app as ASGI, and {app} is this server's Flask "
+        "(WSGI) app: every request would be a 500; the ASGI worker is for the bench's "
+        "FastAPI twin (benchmarks.twin)"
+    )
 
 
 def _values_or_defaults(environ: Mapping[str, str]) -> dict[str, Any]:

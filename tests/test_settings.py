@@ -63,6 +63,14 @@ GUNICORN_FOUND_LATER = [
     ("GUNICORN_CMD_ARGS", "--log-config /nonexistent"),
     ("GUNICORN_CMD_ARGS", "--log-config-json /nonexistent"),
     ("GUNICORN_CMD_ARGS", "--log-level nonsense"),
+    # Found by an outside probe: each worker slot on a random port of its own, one logged
+    # (port 0); Gunicorn's 8000 whatever PORT said (no port); a bare OS error and exit 1,
+    # naming neither --bind nor the address (a name that does not resolve, an address
+    # not on this machine).
+    ("GUNICORN_CMD_ARGS", "--bind 127.0.0.1:0"),
+    ("GUNICORN_CMD_ARGS", "--bind 127.0.0.1"),
+    ("GUNICORN_CMD_ARGS", "--bind nosuchhost.invalid:18250"),
+    ("GUNICORN_CMD_ARGS", "--bind 192.0.2.1:18250"),
 ]
 BAD = [
     ("WEB_CONCURRENCY", "0"),
@@ -197,6 +205,11 @@ def test_the_bandit_without_recorded_predictions_is_refused():
         ("postgres://user:s3cr3t@h1:5432,h2:5433/name", "one host"),
         ("postgres://user:s3cr3t@db.example:0/name", "its port is 0"),
         ("sqlite:///:memory:", "one per worker"),
+        # SQLite's URI forms of the same (an outside probe: passed, then exit 3 with a
+        # traceback from each worker's engine).
+        ("sqlite:///file:s3cr3t?mode=memory&uri=true", "one per worker"),
+        ("sqlite:///file::memory:?cache=shared&uri=true", "one per worker"),
+        ("sqlite:///file:s3cr3t?vfs=memdb&uri=true", "one per worker"),
     ],
 )
 def test_a_bad_database_url_is_refused_without_repeating_its_password(url, reason):
@@ -205,6 +218,129 @@ def test_a_bad_database_url_is_refused_without_repeating_its_password(url, reaso
     message = str(caught.value)
     assert message.startswith("bad setting DATABASE_URL=<not shown>: allowed is ")
     assert "s3cr3t" not in message and reason in message
+
+
+def test_a_sqlite_file_given_as_a_uri_passes():
+    check_environment({"DATABASE_URL": "sqlite:///file:/tmp/predictions.sqlite3?uri=true"})
+
+
+@pytest.mark.parametrize(
+    ("bind", "reason"),
+    [
+        ("127.0.0.1:0", "bind: port 0: each worker would listen on a random port of its own"),
+        ("127.0.0.1", "bind: '127.0.0.1' has no port (Gunicorn would listen on port 8000)"),
+        ("[::1]", "bind: '[::1]' has no port"),
+        ("nosuchhost.invalid:18250", "bind: nosuchhost.invalid:18250: 'nosuchhost.invalid' "),
+        ("192.0.2.1:18250", "bind: 192.0.2.1:18250: cannot listen at 192.0.2.1 (not an address"),
+    ],
+)
+def test_a_bind_that_cannot_serve_at_the_address_given_names_it(bind, reason):
+    """From an outside probe. Port 0 is refused as PORT=0 is: each worker slot's socket
+    got a random port of its own and only the first was logged (with WEB_CONCURRENCY=2,
+    one worker that nobody could reach). A host without a port listened on Gunicorn's
+    8000, whatever PORT said, as an empty --bind did. A name that does not resolve, or
+    an address not on this machine, was a bare OS error from the master ("[Errno 99]
+    Cannot assign requested address") and exit 1."""
+    with pytest.raises(SettingError) as caught:
+        check_environment({"GUNICORN_CMD_ARGS": f"--bind {bind}"})
+    assert str(caught.value).startswith(f"bad setting GUNICORN_CMD_ARGS='--bind {bind}': ")
+    assert reason in str(caught.value)
+
+
+def test_a_bind_of_this_machine_passes():
+    for bind in ("127.0.0.1:18250", "localhost:18250", "0.0.0.0:18250", ":18250"):
+        check_environment({"GUNICORN_CMD_ARGS": f"--bind {bind}"})
+
+
+PROCFILE_ARGV = ["--config", "gunicorn.conf.py", "app:create_app()"]
+UVICORN = "--worker-class uvicorn_worker.UvicornWorker"
+
+
+def test_an_asgi_worker_class_is_refused_for_the_flask_app_and_kept_for_the_twin():
+    """An outside probe: under the Procfile's command, UvicornWorker started, loaded the
+    models and answered every request (the probes too) with a 500 and a traceback,
+    forever; it calls the app as ASGI, and the Flask app is WSGI. The bench's FastAPI
+    twin (``make bench``: the same command with ``benchmarks.twin:twin_app()``) needs it."""
+    for options in (UVICORN, "--worker-class asgi"):
+        with pytest.raises(SettingError) as caught:
+            check_environment({"GUNICORN_CMD_ARGS": options}, argv=PROCFILE_ARGV)
+        message = str(caught.value)
+        assert message.startswith(f"bad setting GUNICORN_CMD_ARGS={options!r}: allowed is ")
+        assert "calls its app as ASGI, and app:create_app() is this server's Flask" in message
+    twin = ["--config", "gunicorn.conf.py", "benchmarks.twin:twin_app()"]
+    check_environment({"GUNICORN_CMD_ARGS": UVICORN}, argv=twin)
+    check_environment({"GUNICORN_CMD_ARGS": "--worker-class gthread"}, argv=PROCFILE_ARGV)
+
+
+@pytest.mark.slow
+def test_the_procfile_server_refuses_an_asgi_worker_class_with_exit_2(start_server):
+    assert_refused(start_server(GUNICORN_CMD_ARGS=UVICORN), "GUNICORN_CMD_ARGS", UVICORN)
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("nosuchhost.invalid", "'nosuchhost.invalid' does not resolve"),
+        ("192.0.2.1", "Cannot assign requested address"),
+    ],
+)
+def test_the_masters_listeners_name_an_address_they_cannot_listen_at(host, reason):
+    """Behind the check (an address that changed since, a bare ``gunicorn -c``): the
+    master's line was the bare OS error (an outside probe); it names the address now."""
+    from app.server import listeners
+
+    with pytest.raises(OSError) as caught:
+        listeners.open_groups([(host, 18250)], 2, 16)
+    assert str(caught.value).startswith(f"cannot listen at {host}:18250: ")
+    assert reason in str(caught.value)
+
+
+def test_the_masters_listeners_put_every_slot_on_one_port_when_given_port_0():
+    """Behind the check: each slot's socket had a random port of its own, and only the
+    first was logged (an outside probe)."""
+    from app.server import listeners
+
+    (group,) = listeners.open_groups([("127.0.0.1", 0)], 3, 16)
+    try:
+        ports = {sock.getsockname()[1] for sock in group.sockets}
+        assert ports == {group.address[1]} and group.address[1] != 0
+    finally:
+        group.close()
+
+
+def test_padded_folder_settings_are_trimmed(tmp_path):
+    """As numbers are (" 5" is 5) and MODEL_DIR was: an outside probe found
+    MODEL_BASE_DIR='<folder> ' refused only by the workers (exit 3, the space invisible
+    in their line), and a padded PROMETHEUS_MULTIPROC_DIR made and used a second folder
+    whose name ended in a space; a leading space made either path relative."""
+    values = check_environment(
+        {
+            "MODEL_BASE_DIR": f" {MODEL_BASE}\n",
+            "MODEL_DIR": f"\t{DEFAULT_MODEL_DIR} ",
+            "PROMETHEUS_MULTIPROC_DIR": f" {tmp_path / 'metrics'} ",
+        }
+    )
+    assert values["MODEL_BASE_DIR"] == str(MODEL_BASE)
+    assert values["MODEL_DIR"] == str(DEFAULT_MODEL_DIR)
+    assert values["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path / "metrics")
+    assert check_environment({"MODEL_DIR": "  "})["MODEL_DIR"] == ""
+
+
+@pytest.mark.slow
+def test_the_procfile_server_serves_with_padded_folders_and_one_metrics_folder(
+    start_server, tmp_path
+):
+    """The workers load the models from the trimmed MODEL_BASE_DIR, and write their
+    metrics in the trimmed folder, not in one beside it whose name ends in a space."""
+    folder = tmp_path / "metrics"
+    server = start_server(
+        MODEL_BASE_DIR=f"{MODEL_BASE} ",
+        PROMETHEUS_MULTIPROC_DIR=f"{folder} ",
+        WEB_CONCURRENCY="1",
+    )
+    server.wait_ready("/ready")
+    assert not Path(f"{folder} ").exists(), server.log()
+    assert any(name.endswith(".db") for name in os.listdir(folder)), server.log()
 
 
 def test_an_origin_is_kept_as_a_browser_sends_it():

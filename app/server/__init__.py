@@ -6,6 +6,7 @@ may import Flask, NumPy or the model."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import tempfile
 from typing import Any
@@ -17,14 +18,24 @@ from app.config import EXIT_BAD_SETTING, SettingError, check_environment
 def checked_settings() -> dict[str, Any]:
     """Every setting, checked and parsed once in this process: by ``python -m app.server``
     before Gunicorn is imported, then read by gunicorn.conf.py (which checks them itself
-    under a bare ``gunicorn -c``). A bad one: its one line, and exit code 2."""
+    under a bare ``gunicorn -c``). A bad one: its one line, and exit code 2.
+
+    The command line's app is checked with GUNICORN_CMD_ARGS (an ASGI worker class cannot
+    serve the Flask app). The metrics folder goes back into the environment as parsed
+    (trimmed): prometheus_client in each worker, and gunicorn.conf.py's hooks, read it
+    from there, and a padded value made a second folder whose name ended in a space (an
+    outside probe)."""
     try:
-        return check_environment()
+        values = check_environment(argv=sys.argv[1:])
     except SettingError as error:
         from app.observability.logformat import log_bad_setting
 
         log_bad_setting(str(error))
         sys.exit(EXIT_BAD_SETTING)
+    folder = values["PROMETHEUS_MULTIPROC_DIR"]
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR", "") != folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return values
 
 
 @functools.cache

@@ -25,6 +25,14 @@ class AddressInUse(Exception):
     """Another process listens on the address (another server, or another program)."""
 
 
+class CannotListen(OSError):
+    """The address cannot be listened at (a name that does not resolve, an address not
+    on this machine): the OS error, with the address it was about. Bare, it was a line
+    such as "[Errno 99] Cannot assign requested address" (an outside probe). The
+    settings check refuses these first (``app.config``); this is for an address that
+    changed in between."""
+
+
 class ListenerGroup:
     """One address: ``slots`` sockets in one SO_REUSEPORT group. Gunicorn's master keeps
     it in its LISTENERS (it logs it, and closes it on shutdown)."""
@@ -32,9 +40,9 @@ class ListenerGroup:
     def __init__(self, address: tuple[str, int], slots: int, backlog: int):
         self.family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address = address[:2]
-        _check_free(self.family, address)
         self.sockets: list[socket.socket] = []
         try:
+            _check_free(self.family, address)
             for _ in range(slots):
                 sock = socket.socket(self.family, socket.SOCK_STREAM)
                 self.sockets.append(sock)
@@ -45,12 +53,18 @@ class ListenerGroup:
                 sock.listen(backlog)
                 sock.setblocking(False)
                 sock.set_inheritable(True)
+                # Port 0 (refused by the settings check): the other slots join the port the
+                # first one got, not a random port each that nobody is told about.
+                address = (*address[:1], sock.getsockname()[1], *address[2:])
+        except AddressInUse:
+            self.close()
+            raise
         except OSError as error:
             self.close()
             if error.errno == errno.EADDRINUSE:
                 raise AddressInUse(_in_use(address)) from error
-            raise
-        self.address = self.sockets[0].getsockname()[:2]  # the port, if 0 was asked
+            raise CannotListen(_cannot_listen(address, error)) from error
+        self.address = self.sockets[0].getsockname()[:2]
 
     def __str__(self) -> str:
         host, port = self.address
@@ -83,6 +97,13 @@ def _check_free(family: int, address: tuple[str, int]) -> None:
             if error.errno == errno.EADDRINUSE:
                 raise AddressInUse(_in_use(address)) from error
             raise
+
+
+def _cannot_listen(address: tuple[str, int], error: OSError) -> str:
+    host, port = address[:2]
+    if isinstance(error, socket.gaierror):
+        return f"cannot listen at {host}:{port}: {host!r} does not resolve ({error.strerror})"
+    return f"cannot listen at {host}:{port}: {error.strerror or error}"
 
 
 def _in_use(address: tuple[str, int]) -> str:
