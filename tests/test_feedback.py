@@ -7,6 +7,7 @@ import bisect
 import contextlib
 import datetime as dt
 import json
+import logging
 import math
 import random
 import socket
@@ -417,6 +418,31 @@ def test_labelled_answers_by_version_rightness_and_time(store_app):
     assert [a["index"] for a in client.get(page["next"]).get_json()["feedback"]] == [2]
 
 
+def test_the_version_filter_reads_a_version_as_the_scoring_routes_do(store_app):
+    """An outside probe: `/classify?version=01` is answered by version 1, whose answer is
+    recorded as "1", but `GET /feedback?version=01` exported nothing (200, an empty
+    list): a client that pins a version and exports with the same text got none of its
+    labelled answers. The filter now reads "01" as the scoring routes do."""
+    client = store_app.test_client()
+    version = store_app.extensions["models"].registry.stable.bundle.version
+    pinned = client.post(f"/classify?version=0{version}", json={"review": REVIEWS[0]})
+    assert pinned.status_code == 200 and pinned.get_json()["model"]["version"] == version
+    request_id = pinned.headers["X-Request-ID"]
+    flushed(store_app)
+    body = {"request_id": request_id, "label": "positive"}
+    assert client.post("/feedback", json=body).get_json()["feedback"][0]["version"] == version
+    for spelled in (version, f"0{version}", f"000{version}"):
+        page = client.get("/feedback?" + urlencode({"version": spelled})).get_json()
+        assert [(a["request_id"], a["version"]) for a in page["feedback"]] == [
+            (request_id, version)
+        ], spelled
+    # Texts that name no version to the scoring routes (404) find nothing here either;
+    # int() alone would have read the first two as the version (and the schema takes them).
+    for spelled in (f" {version}", chr(0xFF10 + int(version)), f"v{version}", f"+{version}"):
+        page = client.get("/feedback?" + urlencode({"version": spelled}))
+        assert page.status_code == 200 and page.get_json()["feedback"] == [], spelled
+
+
 @pytest.mark.parametrize(
     ("query", "named"),
     [
@@ -688,6 +714,39 @@ def test_a_read_only_database_drops_records_and_never_fails_classify(make_app, t
     given = client.post("/feedback", json={"request_id": "a" * 32, "label": "positive"})
     assert given.status_code == 503
     assert given.get_json()["error"]["code"] == "database_unavailable"
+
+
+@pytest.mark.parametrize("tables", ["made", "not made"])
+def test_a_failed_write_is_logged_with_the_drivers_reason(tmp_path, caplog, tables):
+    """An outside probe: records dropped on a full disk were logged as "the database
+    failed (OperationalError)", as a locked or a corrupt file would be. The line now
+    quotes the driver's first line, here SQLite's on a read-only file, whether the insert
+    (the driver's own error, tables made) or the schema (SQLAlchemy's, which quotes the
+    statement: never logged) fails; never a statement or a value."""
+    database = tmp_path / "ro.sqlite3"
+    if tables == "made":
+        made = PredictionStore.from_url(engine_url(f"sqlite:///{database}", tmp_path))
+        made.ensure_schema()
+        made.close()
+    else:
+        sqlite3.connect(database).close()
+    url = f"sqlite:///file:{database}?mode=ro&uri=true"
+    store = PredictionStore.from_url(engine_url(url, tmp_path))
+    dropped: list[tuple[str, int]] = []
+    recorder = PredictionRecorder(store, lambda reason, n: dropped.append((reason, n)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.feedback.recorder"):
+            recorder.submit("read-only-request-0001", "1", ["positive", "neutral"], [0.9, 0.6])
+            assert recorder.flush(timeout=10)
+    finally:
+        recorder.stop()
+        store.close()
+    assert dropped == [("database_error", 2)]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "app.feedback.recorder"]
+    assert line == (
+        "prediction records dropped: the database failed "
+        "(OperationalError: attempt to write a readonly database)"
+    )
 
 
 def test_a_database_host_that_never_answers_is_tried_once_a_request(make_app):

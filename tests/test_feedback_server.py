@@ -4,10 +4,13 @@ records (counted), never a /classify."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -262,3 +265,55 @@ def test_a_sqlite_file_deleted_while_serving_is_made_anew(start_server, tmp_path
     assert count == 20
     lines = server.log_path.read_text().count("was deleted or replaced while serving")
     assert lines == 2  # once a worker
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (needs root), unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    target = tmp_path / "disk"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", target], check=True)
+    yield target
+    subprocess.run(["umount", "-l", target], check=False)
+
+
+def test_a_full_database_disk_is_logged_as_sqlite_names_it(start_server, small_disk):
+    """An outside probe: with the SQLite file on a full disk every answer was served and
+    its records counted dropped, as they should be, but the log said only "the database
+    failed (OperationalError)", as for a locked or a corrupt file. The lines now quote
+    SQLite's reason, and so does the line of a feedback refused meanwhile (503)."""
+    server = start_server(
+        WEB_CONCURRENCY="1", DATABASE_URL=f"sqlite:///{small_disk / 'db.sqlite3'}"
+    )
+    server.wait_ready()
+    session = requests.Session()
+    before = "before-the-disk-filled-0001"
+    response = session.post(f"{server.url}/classify", json={"review": REVIEWS[0]},
+                            headers={"X-Request-ID": before}, timeout=5)  # fmt: skip
+    assert response.status_code == 200
+    wait_for_predictions(server.url, 1)
+    subprocess.run(["dd", "if=/dev/zero", f"of={small_disk / 'filler'}", "bs=4k"],
+                   capture_output=True)  # fmt: skip
+    assert shutil.disk_usage(small_disk).free < 4096
+    for _ in range(40):
+        response = session.post(f"{server.url}/classify", json={"reviews": REVIEWS * 32}, timeout=5)
+        assert response.status_code == 200
+    deadline = time.monotonic() + 10
+    while dropped(server.url, "database_error") == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert dropped(server.url, "database_error") > 0
+    given = session.post(f"{server.url}/feedback", timeout=5,
+                         json={"request_id": before, "label": "positive"})  # fmt: skip
+    assert given.status_code == 503, given.text
+    assert server.stop() == 0
+
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    reason = "(OperationalError: database or disk is full)"
+    recorder = [x for x in lines if x["message"].startswith("prediction records dropped")]
+    assert recorder and {x["message"] for x in recorder} == {
+        f"prediction records dropped: the database failed {reason}"
+    }
+    refused = [x["message"] for x in lines if x["message"].startswith("feedback refused")]
+    assert refused == [f"feedback refused: the database is unavailable {reason}"]

@@ -822,3 +822,27 @@ def test_a_batch_over_the_limit_is_refused_by_its_size_not_item_by_item(server, 
     assert answer.status_code == 400, answer.text[:300]
     assert len(answer.content) < 500, answer.text[:500]
     assert "60000" in answer.text, answer.text
+
+
+@pytest.mark.parametrize("access_log", ["0", "1"])
+def test_a_script_name_header_that_does_not_begin_the_path_is_a_400(start_server, access_log):
+    """Gunicorn takes SCRIPT_NAME from a header when FORWARDED_ALLOW_IPS trusts the
+    sender ("*", the default): a prefix that does not begin the path was a 500 with the
+    exception's text and the path, and with ACCESS_LOG=1 the worker died logging it,
+    dropping every connection it held (an outside probe). A prefix that does begin it is
+    a proxy's mount point, taken off the path."""
+    server = start_server(WEB_CONCURRENCY="1", ACCESS_LOG=access_log)
+    server.wait_ready("/ready")
+    before = worker_pids(server)
+    for _ in range(3):
+        refused = requests.get(server.url + "/health", headers={"SCRIPT_NAME": "/api"}, timeout=10)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "bad_request" and "SCRIPT_NAME" in error["message"]
+        # Gunicorn's other refusals of a request it has read go through the same hands
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host
+            assert answer_within(sock, 10).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    mounted = requests.get(server.url + "/api/health", headers={"SCRIPT_NAME": "/api"}, timeout=10)
+    assert mounted.status_code == 200
+    assert worker_pids(server) == before, server.log()[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -99,6 +100,70 @@ def test_access_log_is_json_with_request_id(start_server):
         x for x in lines if x["logger"] == "app.request" and x["request_id"] == ROUTER_REQUEST_ID
     ]
     assert ours["duration_ms"] >= 0.9 * app_line["duration_ms"] > 0, (ours, app_line)
+
+
+def raw_request(url: str, head: bytes) -> bytes:
+    """Send ``head`` as it is (no client library re-encodes the path) and read the answer
+    until the server closes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_no_client_makes_a_log_line_longer_than_one_pipe_write(start_server):
+    """An outside probe: `GET /` and 1,350 `%01` (a 4 KB request line) was logged as an
+    8,319-byte line, each `%01` as `\\u0001`; with stdout a pipe its drain read slowly,
+    the two workers' writes of more than PIPE_BUF (4,096 bytes) were spliced into each
+    other, and about 600 of 800 lines were not JSON. Every line, the app's, Gunicorn's
+    access log (the User-Agent, 8,000 bytes of quotes and backslashes, each escaped to
+    two) and its debug lines, now stays under 4,096 bytes with its newline, and says
+    what it cut; an ordinary request's lines are as they were."""
+    server = start_server(ACCESS_LOG="1", LOG_LEVEL="debug", WEB_CONCURRENCY="1")
+    server.wait_ready()
+    long_id, path = "a-long-line-request-0001", "/" + "%01" * 1350
+    user_agent = '"\\' * 4000
+    answer = raw_request(
+        server.url,
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: {user_agent}\r\n"
+        f"X-Request-ID: {long_id}\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    answer = raw_request(
+        server.url,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nUser-Agent: probe/1.0\r\n"
+        + f"X-Request-ID: {ROUTER_REQUEST_ID}\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert server.stop() == 0
+
+    lines = [line for line in server.log_path.read_bytes().split(b"\n") if line]
+    assert max(len(line) for line in lines) < 4096
+    parsed = [json.loads(line) for line in lines]
+    by_id = {}
+    for line in parsed:
+        if line["logger"] in ("app.request", "gunicorn.access"):
+            by_id.setdefault(line["request_id"], {})[line["logger"]] = line
+    app_line, access = by_id[long_id]["app.request"], by_id[long_id]["gunicorn.access"]
+    assert app_line["status"] == 404 and app_line["truncated"] == {"path": 1351}
+    assert app_line["path"].startswith("/\x01\x01") and app_line["path"].endswith("…")
+    assert set(access["truncated"]) == {"path", "user_agent"}
+    assert access["truncated"]["user_agent"] == len(user_agent)
+    assert access["user_agent"].startswith('"\\"\\') and access["user_agent"].endswith("…")
+    assert access["status"] == 404
+    # An ordinary request: its lines whole, nothing added.
+    health = by_id[ROUTER_REQUEST_ID]["app.request"]
+    assert list(health) == [
+        "level", "logger", "pid", "message", "request_id", "method", "path", "status",
+        "duration_ms", "time",
+    ]  # fmt: skip
+    assert (health["method"], health["path"], health["status"]) == ("GET", "/health", 200)
+    health_access = by_id[ROUTER_REQUEST_ID]["gunicorn.access"]
+    assert "truncated" not in health_access
+    assert (health_access["path"], health_access["user_agent"]) == ("/health", "probe/1.0")
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,8 @@ REQUEST_ID_MAX = 200  # X-Request-ID: at most 200 characters (Heroku's router)
 # background writer this long at most, never a request to /classify.
 STATEMENT_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 3
+# The most characters of the driver's message a log line quotes (``_reason``).
+DRIVER_MESSAGE_MAX = 300
 # Counting the records of a database made before prediction_counts existed, once.
 BACKFILL_MS = 600_000
 # Connections per worker: the background writer's, and that of the /feedback or
@@ -446,7 +448,7 @@ class PredictionStore:
                 # Another worker created them between our check and our CREATE.
                 self._create_schema()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(str(error.__class__.__name__)) from error
+            raise StoreUnavailable(self._reason(error)) from error
         self._schema_ready = True
         self._file_identity = self._identity()
 
@@ -467,7 +469,30 @@ class PredictionStore:
         orig = getattr(error, "orig", error)
         if getattr(orig, "sqlstate", None) == "42P01" or "no such table" in str(orig):
             self._schema_ready = False
-        return StoreUnavailable(error.__class__.__name__)
+        return StoreUnavailable(self._reason(error))
+
+    def _reason(self, error: Exception) -> str:
+        """Why the database failed, for the log: the exception's class and the first line
+        of the driver's own message (SQLite's "database or disk is full", "attempt to
+        write a readonly database", "database is locked": a full disk was logged as
+        "OperationalError" alone, like a locked or corrupt file; an outside probe).
+        Never SQLAlchemy's text, which quotes the statement and its parameters, nor the
+        lines a PostgreSQL error adds (``DETAIL`` quotes a row's values); the password,
+        should a message quote it, is masked."""
+        name = error.__class__.__name__
+        if isinstance(error, DBAPIError):
+            driver = error.orig
+        elif isinstance(error, self._driver_error):
+            driver = error
+        else:
+            return name
+        first = str(driver).strip().partition("\n")[0].strip()
+        password = self.engine.url.password
+        if password:
+            first = first.replace(str(password), "***")
+        if len(first) > DRIVER_MESSAGE_MAX:
+            first = first[:DRIVER_MESSAGE_MAX] + "…"
+        return f"{name}: {first}" if first else name
 
     def reopen_if_replaced(self) -> bool:
         """Whether the SQLite file was deleted or replaced since the schema was made; if

@@ -46,6 +46,7 @@ from gunicorn import util
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.body import LengthReader
 from gunicorn.http.errors import (
+    ConfigurationProblem,
     InvalidHeader,
     InvalidHeaderName,
     InvalidHTTPVersion,
@@ -778,6 +779,21 @@ class BufferingWorker(ThreadWorker):
             name = str(exc.hdr)
             if not (TOKEN_RE.fullmatch(name) and name == name.upper()):
                 exc = _UnshownHeader(exc.hdr, req=getattr(exc, "req", None))
+        elif isinstance(exc, ConfigurationProblem):
+            # Gunicorn's only one: a SCRIPT_NAME (a header, trusted from FORWARDED_ALLOW_IPS,
+            # "*" by default, or the environment) that does not begin the path. The
+            # client's request, not the server's setup: it was a 500 with the exception's
+            # text, and with ACCESS_LOG=1 the worker died logging it (an outside probe).
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+            with contextlib.suppress(OSError):
+                _write_error(
+                    client,
+                    400,
+                    "Bad Request",
+                    "the path does not begin with SCRIPT_NAME, the prefix a proxy mounts "
+                    "this server at: send the path under it, or no SCRIPT_NAME header",
+                )
+            return
         elif isinstance(exc, InvalidHTTPVersion) and isinstance(exc.version, tuple):
             # A well-formed version we do not speak (HTTP/2.0, HTTP/0.9): RFC 9110
             # 15.6.6's 505, where Gunicorn says 400 as to a garbled one.

@@ -63,7 +63,7 @@ class VersionSelection:
         if not self.base_dir.is_dir():
             raise ModelBundleError(f"MODEL_BASE_DIR={self.base_dir}: not a folder")
         numbered = [
-            path for path in self.base_dir.iterdir() if path.is_dir() and _digits(path.name)
+            path for path in self.base_dir.iterdir() if path.is_dir() and ascii_digits(path.name)
         ]
         padded = [path.name for path in numbered if path.name.startswith("0")]
         if padded:  # skipped, it was served by no version (and '2' was "no folder")
@@ -136,14 +136,14 @@ class VersionSelection:
         return _parse_labels(pairs, f"{path} ({pairs})")
 
 
-def _digits(text: str) -> bool:
+def ascii_digits(text: str) -> bool:
     """ASCII digits only: str.isdigit() also takes "²" and "３", which int() refuses."""
     return text.isascii() and text.isdigit()
 
 
 def _parse_versions(text: str) -> list[str]:
     versions = [part.strip() for part in text.split(",") if part.strip()]
-    if not versions or not all(_digits(part) for part in versions):
+    if not versions or not all(ascii_digits(part) for part in versions):
         raise ModelBundleError(f"MODEL_VERSIONS={text}: use 'all' or version numbers: 1,2")
     return [str(int(part)) for part in versions]
 
@@ -155,7 +155,7 @@ def _parse_labels(text: str, source: str = "") -> dict[str, str]:
     for part in (part.strip() for part in text.split(",")):
         name, _, version = part.partition("=")
         name, version = name.strip(), version.strip()
-        if not _LABEL.fullmatch(name) or not _digits(version):
+        if not _LABEL.fullmatch(name) or not ascii_digits(version):
             raise ModelBundleError(f"{source}: use label=version pairs such as stable=2,canary=1")
         if name in labels:
             raise ModelBundleError(f"{source}: label {name!r} given twice")

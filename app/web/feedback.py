@@ -39,6 +39,7 @@ from app.feedback.store import (
     engine_url,
 )
 from app.observability.metrics import ServiceMetrics, critical_once
+from app.serving.registry import ascii_digits
 from app.web.errors import APIError, ValidationFailed
 from app.web.long_requests import may_run_long
 from app.web.models import ServedModels
@@ -360,8 +361,8 @@ def feedback() -> dict[str, Any]:
         message = f"Version {version} answers {' or '.join(classes)}, not {item.label}."
         details = {"request_id": item.request_id, "index": item.item, "label": [message]}
         raise ValidationFailed(details=details) from None
-    except StoreUnavailable:
-        log.warning("feedback refused: the database is unavailable")
+    except StoreUnavailable as error:
+        log.warning("feedback refused: the database is unavailable (%s)", error)
         raise DatabaseUnavailable() from None
     metrics = store.metrics
     for result in results:
@@ -408,7 +409,7 @@ def labelled_answers() -> dict[str, Any]:
                 query["limit"],
                 after,
                 query["since"].timestamp() if "since" in query else None,
-                query.get("version"),
+                version_named(query["version"]) if "version" in query else None,
                 query.get("correct"),
             )
     except StoreUnavailable:
@@ -435,6 +436,16 @@ def labelled_answers() -> dict[str, Any]:
         "more": more,
         "next": url_for(".labelled_answers", **arguments),
     }
+
+
+def version_named(text: str) -> str:
+    """The version ``?version=`` names, read as the scoring routes read it
+    (``ModelRegistry.version``, with its check): ASCII digits, "01" is 1. The filter
+    compared the text as given, and ``?version=01`` exported nothing of the answers
+    ``/classify?version=01`` had given, recorded as "1" (an outside probe). A text no
+    version has (" 1", "３", "v1") is kept: it finds nothing, as the OpenAPI schema's
+    string parameter lets it."""
+    return str(int(text)) if ascii_digits(text) else text
 
 
 def utc(seconds: float) -> str:

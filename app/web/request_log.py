@@ -11,7 +11,10 @@ random page (a quarter of the SQLite writer's CPU a record; README, Feedback).
 A route that ran a model hands the result to the record
 (``current_record().classification = ...``); the request's single log line and the
 request metrics read the record when the request ends, and the response names the
-version that answered (``X-Model-Version``). Review texts are never logged.
+version that answered (``X-Model-Version``). Review texts are never logged. The path is
+the client's, percent-decoded, up to a 4 KB request line (each ``%01`` six bytes once
+escaped): the formatter cuts a line that would pass 4,096 bytes, and only such a line
+(``app.observability.logformat``), so the ordinary line costs nothing more here.
 """
 
 from __future__ import annotations
