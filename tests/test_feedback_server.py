@@ -5,7 +5,6 @@ records (counted), never a /classify."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -265,18 +264,6 @@ def test_a_sqlite_file_deleted_while_serving_is_made_anew(start_server, tmp_path
     assert count == 20
     lines = server.log_path.read_text().count("was deleted or replaced while serving")
     assert lines == 2  # once a worker
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 2 MiB tmpfs (needs root), unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    target = tmp_path / "disk"
-    target.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", target], check=True)
-    yield target
-    subprocess.run(["umount", "-l", target], check=False)
 
 
 def test_a_full_database_disk_is_logged_as_sqlite_names_it(start_server, small_disk):

@@ -97,18 +97,6 @@ def test_a_failed_fork_of_a_replacement_is_tried_again(start_server, tmp_path):
     assert any("started again after failed starts" in line["message"] for line in log_lines(server))
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 2 MiB tmpfs (needs root), unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    target = tmp_path / "disk"
-    target.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", target], check=True)
-    yield target
-    subprocess.run(["umount", "-l", target], check=False)
-
-
 def test_a_full_metrics_disk_does_not_kill_the_master(small_disk, start_server):
     """prometheus_client extends its sample files without reserving the space, then
     writes through a memory map: on a full disk the master, folding a dead worker's

@@ -212,21 +212,14 @@ def _samples_in(path: str, logger: Any) -> dict[str, float]:
 
 
 def _write_samples(path: str, samples: dict[str, float]) -> None:
-    """Replace ``path`` with a sample file holding ``samples``, its space reserved first.
-    prometheus_client extends a file without reserving it and writes through a memory
-    map, so on a full disk the write was a SIGBUS, which killed the master; here a full
-    disk is an ``OSError`` (ENOSPC), and the old file stays as it was."""
-    # An entry is its key's length (4 bytes), the key padded by 1 to 8 bytes, and two
-    # doubles: reserve that much, in the doubling steps MmapedDict itself grows by.
-    needed = 8 + sum(len(key.encode()) + 4 + 8 + 16 for key in samples)
-    capacity = _INITIAL_MMAP_SIZE
-    while capacity < needed:
-        capacity *= 2
+    """Replace ``path`` with a sample file holding ``samples``, each entry's space reserved
+    before it is written (``_ReservingMmapedDict``): prometheus_client's own file was a
+    SIGBUS on a full disk, which killed the master; here it is an ``OSError`` (ENOSPC),
+    and the old file stays as it was."""
     new = f"{path}.new"
     try:
-        with open(new, "wb") as file:
-            os.posix_fallocate(file.fileno(), 0, capacity)
-        archive = MmapedDict(new)
+        open(new, "wb").close()  # empty: a failed earlier fold's is not added to
+        archive = _ReservingMmapedDict(new)
         try:
             for key, value in samples.items():
                 archive.write_value(key, value, 0.0)

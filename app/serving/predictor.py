@@ -72,6 +72,8 @@ class ModelBundle:
     model: Any
     encoder: TextEncoder | WordPieceEncoder
     metadata: dict[str, Any]
+    # The SHA-256 of the files SHA256SUMS listed and the load checked, by file name.
+    digests: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -112,24 +114,30 @@ _CHECKSUMMED = (*_READ_FILES, PREPROCESSING_FILE)
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64}) [ *]([^/\\]+)")
 
 
+def sha256_of(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def write_checksums(directory: Path) -> None:
     """Record the SHA-256 of the folder's files that make its answers (``CHECKSUMS_FILE``)."""
-    lines = []
-    for name in sorted(_CHECKSUMMED):
-        path = Path(directory) / name
-        if path.is_file():
-            with path.open("rb") as file:
-                lines.append(f"{hashlib.file_digest(file, 'sha256').hexdigest()}  {name}\n")
+    lines = [
+        f"{sha256_of(Path(directory) / name)}  {name}\n"
+        for name in sorted(_CHECKSUMMED)
+        if (Path(directory) / name).is_file()
+    ]
     (Path(directory) / CHECKSUMS_FILE).write_text("".join(lines), encoding="ascii")
 
 
-def verify_checksums(directory: Path) -> None:
+def verify_checksums(directory: Path) -> dict[str, str]:
     """Each file ``CHECKSUMS_FILE`` lists, if it is there, has the SHA-256 it lists (a
     file left out on purpose, as the slug leaves out the transformers' model.keras, is not
-    checked); a folder without the file is not checked. Raises ``ModelBundleError``."""
+    checked); a folder without the file is not checked. The digests checked, by file
+    name; raises ``ModelBundleError``."""
     path = Path(directory) / CHECKSUMS_FILE
+    checked: dict[str, str] = {}
     if not os.path.lexists(path):
-        return
+        return checked
     check_regular(path)
     try:
         lines = path.read_text(encoding="ascii").splitlines()
@@ -144,8 +152,7 @@ def verify_checksums(directory: Path) -> None:
         listed = Path(directory) / match[2]
         check_regular(listed)
         try:
-            with listed.open("rb") as file:
-                actual = hashlib.file_digest(file, "sha256").hexdigest()
+            actual = sha256_of(listed)
         except FileNotFoundError:
             continue
         except OSError as error:
@@ -155,6 +162,8 @@ def verify_checksums(directory: Path) -> None:
                 f"{listed}: damaged: its SHA-256 is {actual[:16]}…, {CHECKSUMS_FILE} says "
                 f"{match[1][:16]}… (copy the folder again, or rebuild it with make model)"
             )
+        checked[match[2]] = actual
+    return checked
 
 
 def check_regular(path: Path) -> None:
@@ -198,7 +207,7 @@ def read_model_folder(directory: Path) -> ModelBundle:
     directory = Path(directory)
     for name in _READ_FILES:
         check_regular(directory / name)
-    verify_checksums(directory)
+    digests = verify_checksums(directory)
     metadata = _read_json(directory / METADATA_FILE)
     for key in ("name", "version", "classes"):
         if key not in metadata:
@@ -217,7 +226,9 @@ def read_model_folder(directory: Path) -> ModelBundle:
     # Whatever INFERENCE_PRECISION chooses: a folder that serves only under an override
     # would ship, and fail on the first deploy without it.
     folder_precision(directory, metadata)
-    return ModelBundle(directory=directory, model=None, encoder=encoder, metadata=metadata)
+    return ModelBundle(
+        directory=directory, model=None, encoder=encoder, metadata=metadata, digests=digests
+    )
 
 
 def _check_metadata(path: Path, metadata: dict[str, Any]) -> None:
@@ -485,16 +496,19 @@ EXPORT_TIMEOUT_S = 120
 PREBUILT_DIR = Path(__file__).resolve().parents[2] / ".openvino"
 
 
-def export_name(model_path: Path) -> str:
-    """The export's folder name: keyed by the model file's bytes and the library versions."""
+def export_name(model_path: Path, digest: str | None = None) -> str:
+    """The export's folder name: keyed by the model file's bytes (their SHA-256, ``digest``
+    when the load has just checked it against SHA256SUMS, else read now) and the library
+    versions."""
     import openvino as ov
 
-    try:
-        key = hashlib.sha256(model_path.read_bytes())
-    except OSError as error:  # unreadable: one line, not a traceback
-        raise ModelBundleError(f"{model_path}: cannot be read ({error.strerror})") from None
-    key.update(f"{importlib.metadata.version('keras')} {ov.__version__}".encode())
-    return f"sentiment-openvino-{key.hexdigest()[:16]}"
+    if digest is None:
+        try:
+            digest = sha256_of(model_path)
+        except OSError as error:  # unreadable: one line, not a traceback
+            raise ModelBundleError(f"{model_path}: cannot be read ({error.strerror})") from None
+    key = f"{digest} {importlib.metadata.version('keras')} {ov.__version__}"
+    return f"sentiment-openvino-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def _openvino_ir(bundle: ModelBundle) -> Path:
@@ -514,7 +528,7 @@ def _openvino_ir(bundle: ModelBundle) -> Path:
     """
     if (bundle.directory / IR_FILE).is_file():
         return bundle.directory / IR_FILE
-    name = export_name(bundle.directory / MODEL_FILE)
+    name = export_name(bundle.directory / MODEL_FILE, bundle.digests.get(MODEL_FILE))
     if (PREBUILT_DIR / name / "model.xml").is_file():
         return PREBUILT_DIR / name / "model.xml"
     return export_once(bundle.directory, Path(tempfile.gettempdir()) / name)
