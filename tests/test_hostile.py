@@ -570,6 +570,13 @@ def test_a_transfer_coding_other_than_chunked_is_a_501(server, coding):
     error = json.loads(data)["error"]
     assert error["code"] == "not_implemented"
     assert error["message"] == f"Unsupported transfer coding: {coding.decode()!r}"
+    # From the head alone: the worker waited for the whole chunked body first (to
+    # REQUEST_READ_TIMEOUT, then 408, for a client that waits for the answer before it sends).
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n" % coding
+        )
+        assert answer_within(sock, 3).startswith(b"HTTP/1.1 501 Not Implemented\r\n")
 
 
 def answer_within(sock: socket.socket, seconds: float) -> bytes:

@@ -262,6 +262,7 @@ class Job:
     text_column: str
     id_column: str
     delimiter: str  # --delimiter: a .csv file's separator
+    partial: str | None = None  # where the output is written before it is published
 
 
 def configured_master() -> bool:
@@ -399,7 +400,7 @@ def remove(spark: Any, path: str) -> None:
     except Exception:
         if not path.startswith("file:"):
             raise
-        shutil.rmtree(urlparse(path).path, ignore_errors=True)
+        shutil.rmtree(path_part(path), ignore_errors=True)
 
 
 class Stopping:
@@ -504,7 +505,7 @@ def score_with_spark(
     )
     scored = frame.mapInArrow(score_partition(plan), schema)
 
-    partial = partial_path(job.output_path)
+    partial = job.partial = partial_path(job.output_path)
     output_separator = csv_separator(job.output_path, job.delimiter)
     try:
         write_output(scored, partial, output_format, output_separator)
@@ -673,4 +674,9 @@ def spark_command(
         raise click.ClickException(f"Spark job failed: {short_reason(error)}") from None
     finally:
         spark.stop()
+        if job.partial and is_local(job.partial):
+            # A task still writing when its job was cancelled (a signal) or failed could
+            # make the partial folder again after its removal (once in a run of
+            # `make test-spark`); with the executors stopped, nothing writes any more.
+            shutil.rmtree(path_part(job.partial), ignore_errors=True)
     warn(summary_line(summary, predictor, output_path))

@@ -239,7 +239,9 @@ def _framing(head: bytes) -> tuple[int | None, bool, bool]:
                 return None, False, False
             length = int(value)
         elif name == b"transfer-encoding":
-            chunked = value.endswith(b"chunked")
+            if any(coding.strip(b" \t") != b"chunked" for coding in value.split(b",")):
+                return None, False, False  # complete: a 501 from the head (worker.py)
+            chunked = True
         elif name == b"expect":
             expect = value == b"100-continue" and lines[0].endswith(b" HTTP/1.1")
     if chunked and length is not None:
