@@ -3,6 +3,9 @@ them is in tests/test_web.py."""
 
 from __future__ import annotations
 
+import re
+import socket
+
 import pytest
 
 APP = "https://app.example.com"
@@ -88,3 +91,29 @@ def test_every_answer_varies_by_origin(make_app, origins, path):
             assert answer.status_code == 200
             assert "Origin" in answer.vary, (headers, answer.headers.get("Vary"))
     assert "Vary" not in make_app().test_client().get("/health").headers  # CORS off
+
+
+def test_the_workers_own_answers_grant_a_listed_origin(start_server):
+    """What the worker answers before the app has the request (a 408 for a body that
+    stops, a 431 for headers over the limit) had no CORS headers: a browser app on a
+    listed origin saw a network error, not the reason (an outside probe)."""
+    server = start_server(CORS_ORIGINS=APP, REQUEST_READ_TIMEOUT="1")
+    server.wait_ready()
+
+    def answer(origin: str, rest: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nOrigin: %s\r\n" % origin.encode())
+            sock.sendall(rest)
+            return sock.makefile("rb").read().partition(b"\r\n\r\n")[0]
+
+    stalled = b'Content-Type: application/json\r\nContent-Length: 40\r\n\r\n{"review": '
+    oversized = b"X-Filler: %s\r\n\r\n" % (b"f" * 70_000)
+    for rest, status in [(stalled, b"408"), (oversized, b"431")]:
+        head = answer(APP, rest)
+        assert head.startswith(b"HTTP/1.1 " + status), head
+        assert f"\r\nAccess-Control-Allow-Origin: {APP}\r\n".encode() in head
+        assert b"\r\nVary: Origin\r\n" in head
+        exposed = re.search(rb"\r\nAccess-Control-Expose-Headers: ([^\r]*)", head)[1]
+        assert {b"X-Request-ID", b"Retry-After"} <= set(exposed.split(b", "))
+        refused = answer("https://elsewhere.example", rest)
+        assert refused.startswith(b"HTTP/1.1 " + status) and b"Access-Control" not in refused

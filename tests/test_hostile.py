@@ -525,6 +525,17 @@ def test_a_refused_request_line_is_said_once(server, line, status, message):
     assert error["code"] == status.decode().split(" ", 1)[1].lower().replace(" ", "_")
 
 
+def test_options_asterisk_answers_for_the_server(server):
+    """RFC 9110 9.3.7: ``OPTIONS *`` asks about the server, not a resource; it was a 404
+    "No resource exists at this URL"."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, _, data = sock.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 204 "), head
+    assert b"\r\nAllow: GET, HEAD, POST, OPTIONS\r\n" in head
+    assert data == b""
+
+
 @pytest.mark.parametrize("path", ["/classify", "/feedback"])  # on the loop; on a thread
 def test_an_http_1_1_request_without_host_is_a_400(server, path):
     """RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (an

@@ -142,6 +142,32 @@ def _open_descriptors() -> int:
 _count_answer: Callable[[str, str], None] | None = None
 
 
+# CORS_ORIGINS and the headers a browser app may read, once the worker has loaded the
+# app (load_wsgi): the worker's own answers grant them too (_with_cors).
+_cors: tuple[tuple[str, ...], str] | None = None
+_ORIGIN = re.compile(rb"\r\norigin:[ \t]*([^\r\n]*?)[ \t]*\r\n", re.IGNORECASE)
+
+
+def _with_cors(answer: bytes, request: bytes) -> bytes:
+    """``answer`` (of the worker's own) with the CORS headers that the app would have
+    added for the request's Origin (app/web/cors.py): without them a browser app on a
+    listed origin saw a network error, not the 408 or 503 and its Retry-After (an
+    outside probe's finding). Only the request's head is searched, and only when CORS
+    is on."""
+    if _cors is None:
+        return answer
+    origins, exposed = _cors
+    end = request.find(b"\r\n\r\n")
+    found = _ORIGIN.search(request if end < 0 else request[: end + 2])
+    origin = found[1].decode("latin-1") if found else None
+    if origin is None or ("*" not in origins and origin not in origins):
+        return answer
+    granted = "*" if "*" in origins else origin
+    headers = f"Access-Control-Allow-Origin: {granted}\r\nVary: Origin\r\n"
+    headers += f"Access-Control-Expose-Headers: {exposed}\r\n"
+    return answer.replace(b"\r\n", b"\r\n" + headers.encode("latin-1"), 1)
+
+
 def _error_response(status: bytes, code: str, message: str, headers: bytes = b"") -> bytes:
     """An answer of the worker's own, before the app has the request: the API's error
     shape and the headers of every API answer, a new request id among them (the
@@ -500,6 +526,8 @@ class BufferingWorker(ThreadWorker):
 
             global _count_answer
             _count_answer = count
+        global _cors
+        _cors = getattr(self.wsgi, "extensions", {}).get("cors")  # app/web/cors.py
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -870,7 +898,7 @@ class BufferingWorker(ThreadWorker):
         try:
             conn.sock.setblocking(False)
             if last_words:
-                conn.sock.send(last_words)
+                conn.sock.send(_with_cors(last_words, conn.buf))
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:  # reset by the client: unwatched too, or the next connection
             self._forget(conn)  # given its descriptor could not be registered (KeyError)

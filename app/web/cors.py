@@ -24,7 +24,16 @@ ALLOWED_HEADERS = [
     ROUTING_KEY_HEADER,
     HEADER_LENGTH,
 ]
-EXPOSED_HEADERS = ["X-Request-ID", MODEL_VERSION_HEADER, "WWW-Authenticate", HEADER_LENGTH]
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    MODEL_VERSION_HEADER,
+    "WWW-Authenticate",
+    HEADER_LENGTH,
+    "Retry-After",  # when to try a 503 again
+]
+# app.extensions key: the origins and exposed headers, for the answers the Gunicorn worker
+# makes itself before the app has the request (app/server/worker.py).
+CORS_EXTENSION = "cors"
 # Seconds a browser may reuse a preflight's answer (Chromium caps it at 7,200).
 PREFLIGHT_MAX_AGE = 600
 
@@ -52,6 +61,7 @@ def init_app(app: Flask) -> None:
     # request that has one): a shared cache may keep a page, a script or /openapi.json
     # (no-cache, with an ETag) and hand the copy without the grant to a listed origin.
     flask_cors_hook = app.after_request_funcs[None].pop()
+    app.extensions[CORS_EXTENSION] = (tuple(origins), ", ".join(EXPOSED_HEADERS))
 
     @app.after_request
     def cors_headers(response: Response) -> Response:

@@ -89,6 +89,8 @@ _HTTP_MESSAGES = {
     413: "The request body is larger than the server accepts.",
 }
 
+# The methods the server answers on one URL or another (OPTIONS *).
+SERVER_METHODS = "GET, HEAD, POST, OPTIONS"
 
 PRECONDITION_FAILED = (
     "The resource does not match the request's If-Match, or changed after its If-Unmodified-Since."
@@ -193,6 +195,10 @@ def init_app(app: Flask) -> None:
             # Flask's own 500 (an error handler failed, or an exception escaped): the
             # same code, body and log line with the request id as any unexpected error.
             return handle_unexpected_error(error.original_exception or error)
+        if error.code == 404 and request.environ.get("PATH_INFO") == "*":
+            # OPTIONS * asks about the server itself (RFC 9110 9.3.7; Gunicorn lets "*"
+            # through for OPTIONS only): what any of its URLs may be sent.
+            return Response(status=204, headers={"Allow": SERVER_METHODS})
         status, code, message, details = http_error_parts(error)
         # Keep headers such as Allow on 405.
         return _json_error(status, _body_for_request(code, message, details), error.get_headers())
