@@ -1641,6 +1641,227 @@ def severe_browser_errors(driver: webdriver.Chrome) -> list[dict]:
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
+# --- Fixes after an outside probe: redeploys, focus, files, prefixes, right-to-left ---------
+
+
+def slow_classify(driver: webdriver.Chrome, seconds: float) -> None:
+    """Each POST /classify the page sends goes ``seconds`` late (a slow server), and is
+    counted in ``window.classifyPosts``."""
+    driver.execute_script(
+        """const delay = arguments[0] * 1000;
+        const original = window.fetch;
+        window.classifyPosts = 0;
+        window.fetch = async (url, init) => {
+          if (init && init.method === "POST" && String(url).includes("/classify")) {
+            window.classifyPosts += 1;
+            await new Promise((resolve) => setTimeout(resolve, delay));
+          }
+          return original(url, init);
+        };""",
+        seconds,
+    )
+
+
+@pytest.mark.slow
+def test_an_answer_from_a_version_deployed_after_the_page_loaded_is_shown(
+    two_versions, browser, tmp_path
+):
+    """A page loaded while versions 1 and 2 were served (2 stable) got its answer from
+    version 3 after a redeploy: the page looked up version 3's classes in its config, hid
+    the answer and showed "Cannot read properties of undefined (reading 'classes')" (an
+    outside probe). The answer is shown, with true-label buttons for the classes it names."""
+    base = tmp_path / "versions"
+    shutil.copytree(two_versions, base)
+    env = {"WEB_CONCURRENCY": "1", "MODEL_BASE_DIR": str(base), "MODEL_VERSIONS": "1,2"}
+    before = WebProcess(env, log_path=tmp_path / "before.log")
+    try:
+        before.wait_ready("/ready")
+        open_page(browser, before, *VIEWPORTS["desktop"])
+    finally:
+        before.stop()
+    # The redeploy, on the same port: version 3 (version 1's files) is added, and is stable.
+    shutil.copytree(base / "1", base / "3")
+    metadata = json.loads((base / "3" / "metadata.json").read_text())
+    metadata["version"] = "3"
+    (base / "3" / "metadata.json").write_text(json.dumps(metadata))
+    env["MODEL_VERSIONS"] = "1,2,3"
+    after = WebProcess(env, port=before.port, log_path=tmp_path / "after.log")
+    try:
+        after.wait_ready("/ready")
+        expected = api(after, "/classify", {"review": POSITIVE})
+        assert expected["model"]["version"] == "3"
+        classify_in_page(browser, POSITIVE)
+        wait_for_label(browser, expected["label"])
+        assert not browser.find_element(By.ID, "error").is_displayed()
+        assert browser.find_element(By.ID, "answered-by").text.endswith(" version 3.")
+        buttons = browser.find_elements(By.CSS_SELECTOR, "#feedback-choices button")
+        assert [button.text for button in buttons] == list(expected["scores"])
+        by_test_id(browser, f"feedback-{expected['label']}").click()
+        status = browser.find_element(By.ID, "feedback-status")
+        wait_for(browser, lambda: status.text.startswith("Recorded"), "the feedback")
+        wait_for_explanation(browser, POSITIVE)
+        assert severe_browser_errors(browser) == []
+    finally:
+        after.stop()
+
+
+@pytest.mark.slow
+def test_focus_goes_to_score_reviews_when_a_batch_ends(server, browser):
+    """Cancel hides when a batch ends: with focus on it (Enter on it, or the batch ending
+    by itself), focus fell to the page's body (an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    slow_classify(browser, 1)
+    box = by_test_id(browser, "batch-input")
+    browser.execute_script("arguments[0].value = arguments[1]", box, "\n".join(PASTED * 6))
+    cancel = browser.find_element(By.ID, "batch-cancel")
+    for cancelled in (True, False):
+        browser.execute_script("document.getElementById('batch-score').focus()")
+        keys(browser, Keys.ENTER)
+        wait_for(browser, cancel.is_displayed, "Cancel")
+        keys(browser, Keys.TAB)
+        assert browser.switch_to.active_element.get_attribute("id") == "batch-cancel"
+        if cancelled:
+            keys(browser, Keys.ENTER)
+        status = wait_for_batch(browser)
+        assert ("cancelled before the end" in status) == cancelled, status
+        assert not cancel.is_displayed()
+        assert browser.switch_to.active_element.get_attribute("id") == "batch-score"
+
+
+def test_focus_goes_to_the_feedback_status_when_a_true_label_is_sent(server, browser):
+    """The true-label buttons are disabled while the label is sent: focus on the one
+    pressed fell to the page's body (an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    classify_in_page(browser, POSITIVE)
+    label = api(server, "/classify", {"review": POSITIVE})["label"]
+    wait_for_label(browser, label)
+    browser.execute_script("arguments[0].focus()", by_test_id(browser, f"feedback-{label}"))
+    keys(browser, Keys.ENTER)
+    status = browser.find_element(By.ID, "feedback-status")
+    wait_for(browser, lambda: status.text.startswith("Recorded"), "the feedback")
+    assert browser.switch_to.active_element.get_attribute("id") == "feedback-status"
+
+
+@pytest.mark.slow
+def test_a_file_chosen_with_score_reviews_clicked_at_once_is_scored_once(server, browser):
+    """The run began only once the file was read: a click on Score reviews meanwhile
+    started a second run of the same file (every review sent twice; an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    slow_classify(browser, 0)
+    shown = browser.execute_script(
+        """
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([arguments[0]], "reviews.txt", {type: "text/plain"}));
+        const input = document.getElementById("batch-file");
+        input.files = transfer.files;
+        input.dispatchEvent(new Event("change"));
+        document.getElementById("batch-score").click();
+        return document.getElementById("batch-progress-text").textContent;
+        """,
+        "\n".join(PASTED * 5),  # 20 reviews: three batches of 8
+    )
+    assert wait_for_batch(browser).startswith("20 of 20 reviews scored")
+    assert browser.execute_script("return window.classifyPosts") == 3
+    assert shown == "Reading the file…"
+
+
+@pytest.mark.slow
+def test_a_file_chosen_while_a_batch_runs_is_refused_in_words(server, browser, tmp_path):
+    """It was ignored without a word, its name left in the field (an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    slow_classify(browser, 1)
+    box = by_test_id(browser, "batch-input")
+    browser.execute_script("arguments[0].value = arguments[1]", box, "\n".join(PASTED * 4))
+    browser.find_element(By.ID, "batch-score").click()
+    wait_for(browser, browser.find_element(By.ID, "batch-cancel").is_displayed, "Cancel")
+    other = tmp_path / "other.txt"
+    other.write_text("\n".join(PASTED))
+    by_test_id(browser, "batch-file").send_keys(str(other))
+    assert error_text(browser, "batch-error") == (
+        "other.txt was not read: a batch is being scored. Cancel it (or let it end), "
+        "then choose the file again."
+    )
+    assert by_test_id(browser, "batch-file").get_attribute("value") == ""
+    assert wait_for_batch(browser).startswith("16 of 16 reviews scored")
+
+
+def test_two_files_dropped_score_the_first_and_say_so(server, browser):
+    """The second was left out without a word (an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    browser.execute_script(
+        """
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([arguments[0]], "first.txt", {type: "text/plain"}));
+        transfer.items.add(new File([arguments[1]], "second.txt", {type: "text/plain"}));
+        const zone = document.getElementById("drop-zone");
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        """,
+        "\n".join(PASTED[:3]),
+        "\n".join(PASTED),
+    )
+    assert wait_for_batch(browser).startswith("3 of 3 reviews scored")
+    assert len(batch_rows(browser)) == 3
+    assert error_text(browser, "batch-error") == (
+        "One file is scored at a time: first.txt was read, not second.txt."
+    )
+
+
+@pytest.mark.slow
+def test_the_api_documentation_links_keep_the_proxy_s_path_prefix(server, browser):
+    """Behind a proxy that mounts the server under /sentiment (a SCRIPT_NAME header),
+    every URL of the page had the prefix but the two "API documentation" links: /docs,
+    not this server there (an outside probe)."""
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.setExtraHTTPHeaders", {"headers": {"SCRIPT_NAME": "/sentiment"}}
+    )
+    set_viewport(browser, *VIEWPORTS["desktop"])
+    browser.get(server.url + "/sentiment/")
+    wait_for(
+        browser,
+        lambda: browser.execute_script("return document.documentElement.dataset.ready"),
+        "the page's script",
+    )
+    links = browser.find_elements(By.LINK_TEXT, "API documentation")
+    assert [link.get_attribute("href") for link in links] == [server.url + "/sentiment/docs"] * 2
+    links[0].click()
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock"), "Swagger UI")
+    assert browser.current_url == server.url + "/sentiment/docs"
+
+
+@pytest.mark.slow
+def test_right_to_left_reviews_read_from_the_right(server, browser):
+    """The text boxes and the results' review cells are dir="auto": a review in Hebrew
+    or Arabic was shown left-aligned, its words in the wrong places (an outside probe)."""
+    open_page(browser, server, *VIEWPORTS["desktop"])
+    hebrew = "השירות היה מצוין והטיסה יצאה בזמן"
+    by_test_id(browser, "review-input").send_keys(hebrew)
+    by_test_id(browser, "batch-input").send_keys(hebrew + "\n" + PASTED[2])
+    browser.find_element(By.ID, "batch-score").click()
+    assert wait_for_batch(browser).startswith("2 of 2 reviews scored")
+    cells = browser.execute_script(
+        """
+        return [...document.querySelectorAll("#batch-results td.col-text")].map((cell) => {
+          const range = document.createRange();
+          range.selectNodeContents(cell.querySelector(".clamp"));
+          const text = range.getBoundingClientRect();
+          const box = cell.getBoundingClientRect();
+          return {direction: getComputedStyle(cell).direction,
+                  left: text.left - box.left, right: box.right - text.right};
+        });
+        """
+    )
+    assert [cell["direction"] for cell in cells] == ["rtl", "ltr"]
+    assert cells[0]["right"] < cells[0]["left"] and cells[1]["left"] < cells[1]["right"]
+    browser.find_element(By.ID, "batch-filter").send_keys(hebrew[:7])
+    wait_for(browser, lambda: len(batch_rows(browser)) == 1, "the filter")
+    directions = browser.execute_script(
+        "return ['review', 'batch-text', 'batch-filter'].map("
+        "(id) => getComputedStyle(document.getElementById(id)).direction)"
+    )
+    assert directions == ["rtl", "rtl", "rtl"]
+
+
 # --- /docs: Swagger UI ---------------------------------------------------------------------
 
 

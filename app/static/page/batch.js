@@ -32,6 +32,9 @@ export function setUpBatch(config, chosenVersion) {
   const blank = blankBy(config);
   let limits = null;
   let run = null; // {rows, columns, classes, name, controller, done, cancelled, version}
+  // The reviews of the next run being read: it has begun, though `run` is not set yet.
+  let reading = false;
+  const busy = () => reading || Boolean(run && !run.done);
   let sort = { key: "index", descending: false };
 
   async function serverLimits() {
@@ -96,6 +99,7 @@ export function setUpBatch(config, chosenVersion) {
       element("td", "col-label", "…"),
       element("td", "col-score", ""),
     );
+    tr.cells[1].dir = "auto"; // a review in Arabic or Hebrew reads from the right
     tr.cells[1].append(element("div", "clamp", row.text));
     row.tr = tr;
     fill(row);
@@ -116,21 +120,33 @@ export function setUpBatch(config, chosenVersion) {
   }
 
   function setBusy(busy) {
+    // Cancel hides when the batch ends: focus on it would fall to the page's body (a
+    // keyboard or screen-reader user lost their place), so it goes to Score reviews.
+    if (!busy && document.activeElement === cancelButton) scoreButton.focus();
     scoreButton.setAttribute("aria-disabled", String(busy));
     cancelButton.hidden = !busy;
     progressBox.toggleAttribute("data-waiting", !busy && !run);
   }
 
+  // Busy from the first moment, while the reviews are read: a file chosen and Score
+  // reviews clicked at once started two runs of it (every review sent twice).
   async function start(source) {
-    if (run && !run.done) return;
+    if (busy()) return;
     hideError(error);
+    reading = true;
+    scoreButton.setAttribute("aria-disabled", "true");
+    const before = [progress.value, progressText.textContent];
     let parsed;
     try {
       parsed = await source();
       check(parsed.rows);
     } catch (problem) {
+      [progress.value, progressText.textContent] = before;
+      setBusy(false);
       showError(error, problem);
       return;
+    } finally {
+      reading = false;
     }
     const version = chosenVersion();
     run = {
@@ -343,6 +359,10 @@ export function setUpBatch(config, chosenVersion) {
           "Split it, or score it with python -m app.batch.",
       );
     }
+    // A 5 MB file takes a moment to read and parse: the progress line says so meanwhile.
+    progressBox.removeAttribute("data-waiting");
+    progress.value = 0;
+    progressText.textContent = "Reading the file…";
     const parsed = readReviews(chosen.name, decodeFile(await chosen.arrayBuffer()), blank);
     if (!parsed.rows.length) throw new PlainError("That file has no reviews: every line of it is blank.");
     return { ...parsed, name: chosen.name };
@@ -353,8 +373,23 @@ export function setUpBatch(config, chosenVersion) {
     if (!pasted.value.trim() && file.files.length) start(() => fromFile(file.files[0]));
     else start(async () => ({ ...readLines(pasted.value, blank), name: "reviews" }));
   });
+  // A file chosen while a batch is read or scored is not read (it went unnoticed): the
+  // field is cleared, so that it does not name a file whose results are not shown.
   file.addEventListener("change", () => {
-    if (file.files.length) start(() => fromFile(file.files[0]));
+    if (!file.files.length) return;
+    const [chosen] = file.files;
+    if (busy()) {
+      file.value = "";
+      showError(
+        error,
+        new PlainError(
+          `${chosen.name} was not read: a batch is being scored. Cancel it (or let it end), ` +
+            "then choose the file again.",
+        ),
+      );
+      return;
+    }
+    start(() => fromFile(chosen));
   });
   cancelButton.addEventListener("click", () => run && run.controller.abort());
   // Escape anywhere in the section: in the form, the filter box, the table.
@@ -369,9 +404,18 @@ export function setUpBatch(config, chosenVersion) {
   drop.addEventListener("drop", (event) => {
     event.preventDefault();
     drop.classList.remove("dragging");
-    if (event.dataTransfer.files.length) {
-      file.files = event.dataTransfer.files;
-      file.dispatchEvent(new Event("change"));
+    // One file is scored at a time: the first of several dropped, and the alert says so
+    // (the others were left out without a word).
+    const [first, ...others] = event.dataTransfer.files;
+    if (!first) return;
+    const started = !busy();
+    const one = new DataTransfer();
+    one.items.add(first);
+    file.files = one.files;
+    file.dispatchEvent(new Event("change"));
+    if (started && others.length) {
+      const names = others.map((other) => other.name).join(", ");
+      showError(error, new PlainError(`One file is scored at a time: ${first.name} was read, not ${names}.`));
     }
   });
   for (const button of document.querySelectorAll("#batch-results th button")) {

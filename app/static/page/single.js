@@ -83,12 +83,18 @@ export function setUpSingle(config, chosenVersion) {
       box.hidden = true;
       return;
     }
-    const classes = config.versions.find((item) => item.version === body.model.version).classes;
+    // The answering version's classes. A version the page's config does not list (one
+    // deployed after the page loaded) names its classes in its answer's scores.
+    const known = config.versions.find((item) => item.version === body.model.version);
+    const classes = known ? known.classes : Object.keys(body.scores);
     const buttons = classes.map((name) => {
       const choice = element("button", "secondary", name);
       choice.type = "button";
       choice.dataset.testid = `feedback-${name}`;
       choice.addEventListener("click", async () => {
+        // The buttons are disabled while it is sent: focus on one would fall to the page's
+        // body, so it goes to the status that says what became of the label.
+        if (buttons.includes(document.activeElement)) feedbackStatus.focus();
         for (const other of buttons) other.disabled = true;
         feedbackStatus.textContent = "Sending…";
         try {
