@@ -50,6 +50,9 @@ class _Chunks(enum.Enum):
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+# A Content-Encoding other than identity: what the body inflates to (up to the app's
+# limit) is not known from its size on the wire.
+_CODED = re.compile(rb"\r\ncontent-encoding:(?![ \t]*identity[ \t]*(?:\r|$))", re.IGNORECASE)
 
 
 class Scan:
@@ -63,6 +66,7 @@ class Scan:
         "body",
         "chunk",
         "chunked",
+        "coded",
         "complete",
         "count",
         "data",
@@ -83,6 +87,7 @@ class Scan:
         self.body: int | None = None  # where the body begins, once the headers are in
         self.length: int | None = None
         self.chunked = self.expect = False
+        self.coded = False  # a compressed body (Content-Encoding): its cost is unknown
         # Chunked: where the next chunk's size line begins, the data of the chunks
         # before it, the data arrived of the chunk not whole, the trailers' start once the
         # last chunk is in, and where the line end awaited is not before; the size and
@@ -219,6 +224,7 @@ def _headers(buf: bytes | bytearray, scan: Scan) -> Progress | None:
         return Progress.HEADERS_TOO_LARGE
     head = bytes(buf[start:end])
     scan.length, scan.chunked, scan.expect = _framing(head)
+    scan.coded = _CODED.search(head) is not None
     target = head.split(b"\r\n", 1)[0].split(b" ", 2)[1:2]
     scan.target = target[0] if target else b""
     scan.body = scan.chunk = scan.resume = end + 4

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.observability.metrics import HTTP_METHODS, MetricsUnavailable, ServiceMetrics
 from app.web.errors import APIError
+from app.web.long_requests import may_run_long
 from app.web.request_log import current_record
 
 bp = Blueprint("metrics", __name__)
@@ -38,6 +39,10 @@ def init_app(app: Flask) -> None:
         return response
 
     app.register_blueprint(bp)
+    # Merging every worker's sample files takes milliseconds: on a thread, so that a
+    # scraper in a tight loop does not hold the loop (8 of them: /classify's p50 went from
+    # 3 ms to 380 ms, an outside probe).
+    may_run_long(app, ("/metrics",))
 
 
 def route_not_matched() -> str:
