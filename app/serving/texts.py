@@ -20,9 +20,14 @@ WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f
 # And what shows nothing: control characters, and the zero-width and format characters
 # (U+200B, U+FEFF, U+2060, direction marks...). A text of them alone was scored as the
 # empty text, which is refused (an outside probe: "\u200b" got version 2's answer to "").
+# With Unicode's other default-ignorable characters of the first plane (variation
+# selectors, the combining grapheme joiner, Mongolian and Hangul fillers; a second probe)
+# and the interlinear annotation marks. Those past U+FFFF (tag characters, U+E0001...)
+# are not here: ECMA-262 reads such a range without the "u" flag as two code units.
 BLANK = WHITESPACE + (
-    r"\x00-\x08\x0e-\x1b\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-    r"\u2060-\u2064\u2066-\u206f\ufeff"
+    r"\x00-\x08\x0e-\x1b\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5"
+    r"\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164"
+    r"\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
 )
 # Some character that is not blank. Anchored, so that ``re.match`` (marshmallow's
 # Regexp) and an unanchored search (JSON Schema) accept the same strings.
