@@ -586,11 +586,13 @@ def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
     """The worker asks the app which whole requests are quick enough for its event loop
     (tests/test_reliability.py measures why). With the n-gram versions, only those that
     wait on the database go to its threads; with a transformer, explanations and bodies
-    over 1 KiB too."""
+    over 1 KiB too, explanations on the worker's long lane. /metrics always."""
     quick = make_app().extensions[QUICK_REQUESTS]
     assert quick(b"/classify", 128 * 1024) and quick(b"/explain", 5000)
     assert not quick(b"/feedback", 60) and not quick(b"/monitoring", 0)
-    assert QUICK_REQUESTS not in make_app(RECORD_PREDICTIONS=False).extensions
+    assert not quick(b"/metrics", 0) and not quick.long(b"/explain")
+    unrecorded = make_app(RECORD_PREDICTIONS=False).extensions[QUICK_REQUESTS]
+    assert unrecorded(b"/feedback", 60) and not unrecorded(b"/metrics", 0)
     quick = make_app(MODEL_VERSIONS="2,4", MODEL_LABELS="stable=2,accurate=4").extensions[
         QUICK_REQUESTS
     ]
@@ -598,6 +600,8 @@ def test_requests_that_may_run_long_are_not_run_on_the_loop(make_app) -> None:
     assert not quick(b"/classify", 1025)
     assert not quick(b"/explain", 40) and not quick(b"/prefix/explain", 40)
     assert not quick(b"/feedback", 60)
+    assert quick.long(b"/explain?version=2") and quick.long(b"/%65xplain")
+    assert not quick.long(b"/classify?version=4")
     # Flask routes these to the same views: the path percent-decoded, a fragment cut off
     # (an outside probe stalled a worker's loop with them until Gunicorn killed it).
     for target in (b"/%65xplain", b"/explain#x", b"/explain#x?y", b"/%66eedback"):

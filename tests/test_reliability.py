@@ -313,6 +313,38 @@ def test_short_requests_to_a_busy_transformer_wait_off_the_loop(
     assert max(waits) < 0.3, line
 
 
+def test_two_explanations_leave_the_threads_to_other_requests(start_server, record_property):
+    """Explanations take a thread of their own, one at a time: two of them held both of
+    a worker's threads, and a transformer's single reviews and /monitoring waited 8-14 s
+    behind them (an outside probe)."""
+    server = start_server(WEB_CONCURRENCY="1", MODEL_VERSIONS="2,4", MODEL_LABELS="stable=2")
+    server.wait_ready("/ready", 120)
+    long_review = ("Lovely flight, terrible food, long delay. " * 120)[:5000]
+    waits: list[float] = []
+    with contextlib.ExitStack() as loads:
+        explains = [
+            loads.enter_context(
+                Load(server.url + "/explain?version=4", {"review": long_review}, 1, timeout=120)
+            )
+            for _ in range(2)
+        ]
+        time.sleep(1)
+        stop = time.monotonic() + 4
+        while time.monotonic() < stop:
+            sent = time.monotonic()
+            short = requests.post(
+                server.url + "/classify?version=4", json={"review": REVIEW}, timeout=60
+            )
+            monitoring = requests.get(server.url + "/monitoring", timeout=60)
+            assert short.status_code == monitoring.status_code == 200
+            waits.append(time.monotonic() - sent)
+    done = [ok for load in explains for _, _, ok in load.outcomes]
+    line = f"{len(waits)} probes beside 2 explanation loads ({len(done)} done): "
+    line += f"slowest {max(waits):.2f} s"
+    record_property("two_explanations", line)
+    assert all(done) and max(waits) < 1.0, line
+
+
 def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record_property):
     """A worker reads each request whole before serving it, so a client that sends a
     1 MB body but its last byte, on many connections, made it hold them all: 300 such

@@ -38,6 +38,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import orjson
@@ -469,6 +470,15 @@ class BufferingWorker(ThreadWorker):
                 wanted,
                 failure,
             )
+        # Explanations, each many model calls, run on a thread of their own (LONG_LANE):
+        # two of them held both threads, and a transformer's single reviews, /feedback
+        # and /monitoring waited 8-14 s behind them (an outside probe). A lane that cannot
+        # start leaves them on the pool, as before.
+        try:
+            self._long_lane = ThreadPoolExecutor(1, thread_name_prefix="long-lane")
+            self._long_lane._adjust_thread_count()
+        except RuntimeError:
+            self._long_lane = None
         return pool
 
     def _fit_connections_to_files(self) -> None:
@@ -574,6 +584,7 @@ class BufferingWorker(ThreadWorker):
         # exact again by _expire twice a second, and before a connection is refused.
         self._arriving = 0
         self._inline_until = 0.0  # this turn of the loop (INLINE_ROUND_SECONDS)
+        self._long_lane: ThreadPoolExecutor | None = None  # get_thread_pool starts it
         # When this worker leaves because the metrics folder was replaced (None: not so).
         self._leave_at: float | None = None
 
@@ -704,7 +715,14 @@ class BufferingWorker(ThreadWorker):
     def _to_thread(self, conn: TConn) -> None:
         conn.queued_at = time.monotonic()
         self._on_threads[conn] = None
-        super().enqueue_req(conn)
+        lane = self._long_lane
+        if lane is None or self._quick is None or not self._quick.long(conn.scan.target):
+            super().enqueue_req(conn)
+            return
+        done = lane.submit(self.handle, conn)  # as gthread's enqueue_req, on the lane
+        done.add_done_callback(
+            lambda future: self.method_queue.defer(self.finish_request, conn, future)
+        )
 
     def _runs_inline(self, conn: TConn) -> bool:
         """Whether a request is short, whole in memory, and one the app expects to answer
@@ -1047,6 +1065,8 @@ class BufferingWorker(ThreadWorker):
         for conn in list(self.watched):
             self._forget(conn)
         self.tpool.shutdown(wait=False)
+        if self._long_lane is not None:
+            self._long_lane.shutdown(wait=False)
         self.poller.close()
         self.method_queue.close()
 

@@ -43,6 +43,8 @@ class QuickRequests:
     long_paths: tuple[bytes, ...] = ()
     body_limit: int | None = None
     long_pin: Callable[[bytes], bool] | None = None
+    # Paths whose requests take their own thread, one at a time (the worker's long lane).
+    lane_paths: tuple[bytes, ...] = ()
 
     def __call__(self, target: bytes, body_bytes: int) -> bool:
         if self.body_limit is not None and body_bytes > self.body_limit:
@@ -50,6 +52,10 @@ class QuickRequests:
         if routed_path(target).endswith(self.long_paths):
             return False
         return self.long_pin is None or not self.long_pin(target)
+
+    def long(self, target: bytes) -> bool:
+        """Whether a request goes to the worker's long lane (``lane_paths``)."""
+        return bool(self.lane_paths) and routed_path(target).endswith(self.lane_paths)
 
 
 def routed_path(target: bytes) -> bytes:
@@ -70,11 +76,15 @@ def may_run_long(
     paths: tuple[str, ...],
     body_limit: int | None = None,
     long_pin: Callable[[bytes], bool] | None = None,
+    own_lane: bool = False,
 ) -> None:
     """Have the worker run the requests to ``paths``, bodies over ``body_limit`` bytes,
-    and the requests ``long_pin`` picks by their target, on its threads."""
+    and the requests ``long_pin`` picks by their target, on its threads; with
+    ``own_lane``, the requests to ``paths`` on a thread of their own, one at a time."""
     quick = app.extensions.setdefault(QUICK_REQUESTS, QuickRequests())
     quick.long_paths += tuple(path.encode() for path in paths)
+    if own_lane:
+        quick.lane_paths += tuple(path.encode() for path in paths)
     if body_limit is not None:
         quick.body_limit = min(body_limit, quick.body_limit or body_limit)
     if long_pin is not None:

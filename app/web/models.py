@@ -178,7 +178,8 @@ def _transformers_to_threads(app: Flask, registry: ModelRegistry, router: Router
                 return True
         return not named and routed_to_transformer and routed_path(target).endswith(SCORING_PATHS)
 
-    may_run_long(app, ("/explain",), QUICK_BODY_BYTES, answered_by_transformer)
+    # Explanations (a model call per word left out) on the worker's long lane.
+    may_run_long(app, ("/explain",), QUICK_BODY_BYTES, answered_by_transformer, own_lane=True)
 
 
 def close(app: Any) -> None:
