@@ -8,6 +8,7 @@ imports PySpark or PyArrow at module level, so collecting this file costs nothin
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import importlib.util
@@ -362,7 +363,97 @@ def test_a_failed_job_leaves_no_output(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "Spark job failed" in result.stderr
     assert "part-1.parquet is not a Parquet file" in result.stderr  # the root cause, named
+    # Not before it: the failed tasks' Java stack traces, 100 to 300 lines (an outside probe).
+    assert "\tat org.apache" not in result.stderr, result.stderr[-2000:]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["reviews"]
+
+
+def test_glob_characters_in_names_are_the_names(tmp_path):
+    """Hadoop globs the paths Spark reads: "rev[1]{2026}.csv" read the file matching that
+    pattern ("rev12026.csv": another file, scored silently) or none ("does not exist"), and
+    the finished output "scored[1].jsonl" was read back as a pattern and discarded (an
+    outside probe)."""
+    source = tmp_path / "rev[1]{2026}.csv"
+    source.write_text("id,text\n1,great crew\n2,\n", encoding="utf-8")
+    (tmp_path / "rev12026.csv").write_text("id,text\n9,the other file\n", encoding="utf-8")
+    output = tmp_path / "scored[1].jsonl"
+
+    result = run("app.spark", source, output, "--master", "local[1]")
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (2, 1)
+    rows = sorted(read_json_parts(output), key=lambda row: row["id"])
+    assert [(row["id"], row["text"]) for row in rows] == [("1", "great crew"), ("2", None)]
+
+
+def test_an_output_folder_holding_the_input_is_refused(tmp_path):
+    """Publishing replaces OUTPUT: "nest.csv/reviews.csv" scored into "nest.csv" deleted
+    the input (an outside probe). Refused up front, as OUTPUT = INPUT is."""
+    folder = tmp_path / "nest.csv"
+    folder.mkdir()
+    (folder / "reviews.csv").write_text("id,text\n1,hello\n", encoding="utf-8")
+
+    result = run("app.spark", folder / "reviews.csv", folder, "--master", "local[1]")
+
+    assert result.returncode == 2, result.stderr
+    assert "OUTPUT must not be INPUT or a folder that holds it" in result.stderr
+    assert [path.name for path in folder.iterdir()] == ["reviews.csv"]
+
+
+def test_a_csv_folder_whose_parts_order_the_columns_differently_is_refused(tmp_path):
+    """Spark read every part with the first part's column order: a part "text,id" was
+    scored on its ids (an outside probe). Each part's header is checked now."""
+    parts = tmp_path / "parts.csv"
+    parts.mkdir()
+    (parts / "part-a.csv").write_text("id,text\n1,great crew\n", encoding="utf-8")
+    (parts / "part-b.csv").write_text("text,id\nawful rude staff,2\n", encoding="utf-8")
+
+    result = run("app.spark", parts, tmp_path / "scored.jsonl", "--master", "local[1]")
+
+    assert result.returncode == 2, result.stderr
+    [error] = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert "is not the first file's" in error and "Header: " in error, error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["parts.csv"]
+
+
+def test_column_names_with_dots_and_backticks(tmp_path):
+    """Spark parses a name given as a string: a JSON key "a.b" failed the job (PySpark's
+    mapInArrow selects each column by name), and so did ``--id-column row.id`` when the
+    bad rows were shown (an outside probe)."""
+    source = tmp_path / "keys.jsonl"
+    lines = [
+        {"row.id": "r1", "a.b": 1, "x`y": "q", "text": "great crew"},
+        {"row.id": "r2", "a.b": 2, "x`y": "z", "text": " "},
+    ]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    output = tmp_path / "scored.jsonl"
+
+    result = run("app.spark", source, output, "--master", "local[1]", "--id-column", "row.id")
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == (2, 1)
+    assert "row.id r2: Review text must not be empty" in result.stderr
+    rows = sorted(read_json_parts(output), key=lambda row: row["row.id"])
+    assert [(row["row.id"], row["a.b"], row["x`y"]) for row in rows] == [
+        ("r1", 1, "q"),
+        ("r2", 2, "z"),
+    ]
+    assert rows[0]["label"] == "positive" and rows[1]["error"]
+
+
+def test_an_empty_json_lines_file_scores_0_rows_as_app_batch(tmp_path):
+    """app.batch scores an empty file (0 rows, exit 0); the job said "no column 'text' in
+    the input (none)", exit 2 (an outside probe)."""
+    source = tmp_path / "empty.jsonl"
+    source.write_bytes(b"")
+    batch = run("app.batch", source, tmp_path / "batch.jsonl", "--quiet")
+    assert batch.returncode == 0, batch.stderr
+
+    result = run("app.spark", source, tmp_path / "scored.jsonl", "--master", "local[1]")
+
+    assert result.returncode == 0, result.stderr
+    assert summary(result.stderr) == summary(batch.stderr) == (0, 0)
+    assert read_json_parts(tmp_path / "scored.jsonl") == []
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -406,6 +497,83 @@ def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_pa
     assert list(folder.iterdir()) == []
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid``'s threads started (Linux)."""
+    pids = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += [int(child) for child in children.read_text().split()]
+    return pids
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_spark_starts_stops_the_run_as_later(tmp_path, signum):
+    """The handler was installed once Spark had started: a signal while it started gave
+    py4j's tracebacks and "Aborted!", exit 1 (SIGINT), or exit 143 without a word
+    (SIGTERM; an outside probe). Now the same line and code as during the job."""
+    source = tmp_path / "reviews.csv"
+    source.write_text("id,text\n1,great crew\n", encoding="utf-8")
+    output = tmp_path / "scored.parquet"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.spark", source, output, "--master", "local[1]"],
+        cwd=PROJECT_ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (children := child_pids(process.pid)) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert children, process.communicate()[1]  # spark-submit, starting the JVM
+    time.sleep(0.5)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 128 + signum, stderr[-2000:]
+    assert f"Stopped by {signal.Signals(signum).name}: OUTPUT not written" in stderr
+    assert "Traceback" not in stderr and "Aborted!" not in stderr, stderr[-2000:]
+    assert not output.exists()
+    deadline = time.monotonic() + 60  # the JVM goes with its Python driver
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, children
+        time.sleep(0.5)
+
+
+def test_signals_ignored_at_start_stay_ignored(tmp_path):
+    """A shell script's background job starts with SIGINT ignored, a ``nohup`` run with
+    SIGHUP ignored: the job armed both again (and PySpark its SIGINT handler), so such a
+    run was stopped (an outside probe). As app.batch: ignored for the whole run."""
+    source = tmp_path / "reviews.csv"
+    source.write_text("id,text\n1,great crew\n2,awful delay\n", encoding="utf-8")
+    output = tmp_path / "scored.parquet"
+
+    def ignore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    with (tmp_path / "stderr").open("w+") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.spark", source, output, "--master", "local[1]"],
+            cwd=PROJECT_ROOT,
+            stderr=stderr,
+            preexec_fn=ignore,
+        )
+        deadline = time.monotonic() + 300
+        for signum in itertools.cycle([signal.SIGINT, signal.SIGHUP]):
+            if process.poll() is not None:
+                break
+            assert time.monotonic() < deadline
+            process.send_signal(signum)  # at every stage: starting, scoring, publishing
+            time.sleep(0.25)
+        stderr.seek(0)
+        text = stderr.read()
+
+    assert process.returncode == 0, text[-2000:]
+    assert "Stopped by" not in text
+    assert summary(text) == (2, 0)
+    assert len(read_parquet(output)) == 2
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -414,6 +582,10 @@ def test_a_run_stopped_by_a_signal_leaves_no_output_and_exits_128_plus_it(tmp_pa
         (["reviews.csv", "out.xlsx"], "unknown extension '.xlsx'"),
         (["reviews.csv", "out.parquet", "--model-version", "99"], "no model folder"),
         (["reviews.csv", "out.parquet", "--text-column", "body"], "no column 'body'"),
+        (
+            ["reviews.csv", "out.parquet", "--id-column", "score"],
+            "'score' is a column the job writes itself",
+        ),
         (["semicolons.csv", "out.parquet"], "separated by ';': add --delimiter ';'"),
         (["reviews.jsonl", "out.parquet", "--delimiter", ";"], "applies to .csv files only"),
         (["reviews.csv", "out.csv", "--delimiter", "ab"], "one character"),

@@ -98,6 +98,9 @@ CSV_OPTIONS = {
     "escape": '"',
     # Quoted newlines (reviews have them). It makes a CSV file one task: see repartition.
     "multiLine": "true",
+    # Every file's header is checked against the columns (the first file's): a folder whose
+    # parts ordered their columns differently was scored on the wrong column, silently.
+    "enforceSchema": "false",
 }
 
 # Spark's CSV writer trims every cell's leading and trailing spaces by default; app.batch
@@ -124,6 +127,8 @@ class ScoringPlan:
     inference_threads: int
     precision: str  # INFERENCE_PRECISION
     dropped: tuple[str, ...]  # columns the job adds for itself
+    # The input's column names, in order: the batches' own are positional (mapInArrow).
+    columns: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -165,7 +170,7 @@ def score_batch(batch: Any, plan: ScoringPlan, predictor: Predictor) -> Any:
     import pyarrow as pa
 
     size = batch.num_rows
-    names = batch.schema.names
+    names = list(plan.columns) or batch.schema.names
     values = batch.column(names.index(plan.text_column)).to_pylist()
     raw_name = {"csv": CORRUPT_COLUMN, "json": LINE_COLUMN}.get(plan.input_format)
     raws = batch.column(names.index(raw_name)).to_pylist() if raw_name else [None] * size
@@ -245,6 +250,19 @@ def path_part(path: str) -> str:
     return parsed.path if parsed.scheme else path
 
 
+def literal(path: str) -> str:
+    """``path`` for Spark's readers, which glob it (Hadoop's syntax): "rev[1].csv" read
+    "rev1.csv", and "reviews{2026}.csv" did not exist. Backslashes make every character
+    itself again."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
+
+
+def quoted(name: str) -> str:
+    """A column's name for Spark's ``select``, ``col`` and ``where``, which would read a dot
+    as a struct's field ("row.id") and backticks as quotes."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 def local_uri(path: str) -> str:
     """An absolute ``file:`` URI for a local path, so that every process reads the same file.
     Not percent-encoded: Hadoop's ``Path`` encodes what it is given, so "my reviews.csv"
@@ -283,6 +301,25 @@ def configured_master() -> bool:
     return False
 
 
+@contextlib.contextmanager
+def handlers_kept() -> Iterator[None]:
+    """Keep the handlers of STOPPING_SIGNALS as they are: PySpark's SparkContext installs
+    its own for SIGINT (KeyboardInterrupt: click's "Aborted!", exit 1), over ``Stopping``'s
+    and over an ignored SIGINT (a script's background job was stopped by it)."""
+    install = signal.signal
+
+    def kept(signum: int, handler: Any) -> Any:
+        if signum in STOPPING_SIGNALS:
+            return signal.getsignal(signum)
+        return install(signum, handler)
+
+    signal.signal = kept  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        signal.signal = install
+
+
 def start_spark(master: str | None) -> Any:
     """A Spark session; for a local master, its Python workers run this interpreter."""
     from pyspark.sql import SparkSession
@@ -306,8 +343,12 @@ def start_spark(master: str | None) -> Any:
     # input column "Label" (a gold label), "ID" or a JSON key "TEXT" beside "text" stopped
     # the job ("already exists", "ambiguous"), where app.batch keeps each column.
     builder = builder.config("spark.sql.caseSensitive", "true")
-    spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    with handlers_kept():
+        spark = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
+    # FATAL, not ERROR: a failed task's error is logged with its Java stack trace (100 to
+    # 300 lines, and again by each stage it fails) before the run's one "Error:" line,
+    # which names its root cause (short_reason).
+    spark.sparkContext.setLogLevel("FATAL")
     return spark
 
 
@@ -317,28 +358,39 @@ def read_input(job: Job, input_format: str, separator: str) -> tuple[Any, int]:
     from pyspark.sql.types import StringType, StructField, StructType
 
     spark, path = job.spark, job.input_path
+    # A local INPUT is the file named (check_arguments found it); another may be a pattern.
+    source = literal(path) if is_local(path) else path
     if input_format == "parquet":
-        return spark.read.parquet(path), 0
+        return spark.read.parquet(source), 0
     if input_format == "csv":
         csv_options = {**CSV_OPTIONS, "sep": separator}
-        header = spark.read.options(**csv_options).csv(path).schema  # names only, all strings
+        # Reading the header with multiLine, Spark globs the files it found once more
+        # ("reviews{2026}.csv" matched nothing, "rev[1].csv" read "rev1.csv"): for such a
+        # name it is read line by line (a header with a quoted newline is then refused).
+        header_options = {**csv_options, "multiLine": "false"} if source != path else csv_options
+        header = spark.read.options(**header_options).csv(source).schema  # names, all strings
         if not header.fields:
             raise click.BadParameter(
                 f"{path} is empty: a CSV file needs a header row", param_hint="'INPUT'"
             )
         # Spark renames repeated names (text, Text: text0, Text1); app.batch refuses them.
-        names = spark.read.options(**{**csv_options, "header": "false"}).csv(path).first()
+        names = spark.read.options(**{**header_options, "header": "false"}).csv(source).first()
         if repeated := repeated_names(list(names or [])):
             raise click.BadParameter(f"{path}: {repeated}", param_hint="'INPUT'")
+        if not all(names or []):
+            # A nameless column is "_c1" to Spark, which then finds the header "wrong".
+            csv_options["enforceSchema"] = "true"
         schema = StructType([*header.fields, StructField(CORRUPT_COLUMN, StringType())])
         options = {**csv_options, "columnNameOfCorruptRecord": CORRUPT_COLUMN}
-        return spark.read.options(**options).schema(schema).csv(path), len(header.fields)
+        return spark.read.options(**options).schema(schema).csv(source), len(header.fields)
     # JSON Lines: Spark infers the columns, but would turn 42 into "42" in a string column
     # and skip blank lines; the raw line goes to Python, which checks it as app.batch does.
-    inferred = spark.read.json(path).schema
+    inferred = spark.read.json(source).schema
     fields = [field for field in inferred.fields if field.name != "_corrupt_record"]
+    if not fields:  # an empty file, or blank lines only: app.batch scores it (0 rows, or bad)
+        fields = [StructField(job.text_column, StringType())]
     parsed = F.from_json(F.col("value"), StructType(fields))
-    lines = spark.read.text(path)
+    lines = spark.read.text(source)
     frame = lines.select(parsed.alias("record"), F.col("value").alias(LINE_COLUMN))
     return frame.select(*[F.col("record")[f.name].alias(f.name) for f in fields], LINE_COLUMN), 0
 
@@ -354,7 +406,7 @@ def write_output(frame: Any, path: str, output_format: str, separator: str) -> N
 
 
 def read_output(spark: Any, path: str, output_format: str, schema: Any, separator: str) -> Any:
-    reader = spark.read.schema(schema)
+    reader, path = spark.read.schema(schema), literal(path)  # "out[1].parquet" as named
     if output_format == "csv":
         return reader.options(**CSV_OPTIONS, sep=separator).csv(path)
     if output_format == "json":
@@ -403,32 +455,73 @@ def remove(spark: Any, path: str) -> None:
         shutil.rmtree(path_part(path), ignore_errors=True)
 
 
+def gateway_started() -> bool:
+    """Whether PySpark has started its JVM and connected to it (no import: a signal handler
+    may run inside PySpark's first import)."""
+    context = getattr(sys.modules.get("pyspark"), "SparkContext", None)
+    return getattr(context, "_gateway", None) is not None
+
+
 class Stopping:
     """SIGINT, SIGTERM and SIGHUP cancel the run's Spark jobs; the job's call then fails,
     its clean-up removes the partial output, and the run stops with 128 + the signal's
     number (``exit_code``), as ``app.batch`` does. SIGTERM left the partial folder, and
     Ctrl-C (PySpark's own handler) exited 1 with some 330 lines of tracebacks and left it
     too. The jobs are cancelled from a thread of its own: a Spark call in the handler
-    would read py4j's socket inside the call it interrupts (a reentrant read)."""
+    would read py4j's socket inside the call it interrupts (a reentrant read).
 
-    def __init__(self, spark: Any):
+    Installed when the run starts: before Spark has started (``started``) a signal stops
+    the run with the same line and code (it gave py4j's tracebacks and "Aborted!", exit
+    1, or a silent 143): at once, or once Spark's JVM is up (``starting``). A signal
+    ignored when the run starts stays ignored, as in ``app.batch`` (``nohup``'s SIGHUP, a
+    script's background job's SIGINT): ``handlers_kept`` keeps PySpark from installing its
+    SIGINT handler over it."""
+
+    def __init__(self) -> None:
         self.signum: int | None = None
-        self._spark = spark
+        self._spark: Any = None
+        self._starting = False
         for signum in STOPPING_SIGNALS:
-            signal.signal(signum, self._stop)
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                signal.signal(signum, self._stop)
+
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        """Around ``start_spark``: a signal before Spark's JVM reports for duty stops the
+        run once it has (a second or two). Stopped sooner, PySpark removed the folder the
+        JVM reports its port in, and the JVM, finding it gone, ran on forever."""
+        self._starting = True
+        try:
+            yield
+        finally:
+            self._starting = False
+        if self.exit_code is not None:
+            raise SystemExit(self.exit_code)
+
+    def started(self, spark: Any) -> None:
+        """From now on a signal cancels ``spark``'s jobs."""
+        self._spark = spark
 
     def _stop(self, signum: int, _frame: object) -> None:
         if self.signum is not None:
             return
         self.signum = signum
         say_stopped(signum)
-        logging.getLogger("py4j").setLevel(logging.CRITICAL + 1)  # the cancelled calls
+        # The cancelled calls: py4j logs some on its own logger, some on the root logger.
+        logging.disable(logging.CRITICAL)
+        if self._spark is None:  # loading the model or starting Spark: nothing to clean up
+            if self._starting and not gateway_started():
+                return  # starting() raises it
+            # A started JVM ends with its Python process (PythonGatewayServer reads stdin).
+            raise SystemExit(self.exit_code)
         threading.Thread(target=self._cancel, name="cancel-spark-jobs", daemon=True).start()
 
     def _cancel(self) -> None:
         with contextlib.suppress(Exception):  # the JVM may have stopped too (Ctrl-C)
             self._spark.sparkContext.setLogLevel("OFF")  # the cancelled tasks' errors
-            self._spark.sparkContext.cancelAllJobs()
+            while True:  # until spark.stop(): a signal between two jobs cancelled neither
+                self._spark.sparkContext.cancelAllJobs()
+                time.sleep(0.5)
 
     @property
     def exit_code(self) -> int | None:
@@ -446,7 +539,12 @@ def ship_code_and_model(spark: Any, model_dir: Path, staging: Path) -> str:
 
 
 def score_with_spark(
-    job: Job, predictor: Predictor, model_dir: Path, max_text_chars: int, staging: Path
+    job: Job,
+    predictor: Predictor,
+    model_dir: Path,
+    max_text_chars: int,
+    staging: Path,
+    stopping: Stopping | None = None,
 ) -> Summary:
     """Read, score and write; the summary counts what the written output holds."""
     from pyspark.sql import functions as F
@@ -496,6 +594,7 @@ def score_with_spark(
         inference_threads=Config.INFERENCE_THREADS,
         precision=Config.INFERENCE_PRECISION,
         dropped=dropped,
+        columns=tuple(frame.columns),
     )
     # label, score, p_<class>..., version, error
     kinds = [StringType(), *[DoubleType()] * (1 + len(classes)), StringType(), StringType()]
@@ -503,7 +602,10 @@ def score_with_spark(
         [field for field in frame.schema.fields if field.name not in dropped]
         + [StructField(name, kind) for name, kind in zip(added, kinds, strict=True)]
     )
-    scored = frame.mapInArrow(score_partition(plan), schema)
+    # Positional names going in: PySpark's mapInArrow selects every column by its name as
+    # an expression, and a dot in one ("row.id", a JSON key "a.b") failed to resolve.
+    positional = frame.toDF(*(f"_sentiment_{i}" for i in range(len(frame.columns))))
+    scored = positional.mapInArrow(score_partition(plan), schema)
 
     partial = job.partial = partial_path(job.output_path)
     output_separator = csv_separator(job.output_path, job.delimiter)
@@ -514,11 +616,14 @@ def score_with_spark(
         counts = written.agg(F.count(F.lit(1)), F.count("error")).first()
         summary = Summary(rows=counts[0], bad_rows=counts[1], seconds=seconds)
         if summary.bad_rows:
-            examples = written.where(F.col("error").isNotNull()).select(job.id_column, "error")
+            examples = written.where(F.col("error").isNotNull())
+            examples = examples.select(quoted(job.id_column), "error")
             for row in examples.limit(BAD_ROWS_SHOWN).collect():
                 warn(f"{job.id_column} {row[0]}: {row[1]}")
             if summary.bad_rows > BAD_ROWS_SHOWN:
                 warn(f"... and {summary.bad_rows - BAD_ROWS_SHOWN} more: see the error column")
+        if stopping is not None and stopping.exit_code is not None:  # between two jobs
+            raise SystemExit(stopping.exit_code)
         if publish(spark, partial, job.output_path):
             warn(f"warning: replaced the previous {job.output_path}")
     except BaseException:
@@ -556,8 +661,10 @@ def check_arguments(input_path: str, output_path: str, delimiter: str) -> str:
         output = Path(path_part(output_path))
         if not output.resolve().parent.is_dir():
             raise click.UsageError(f"OUTPUT's folder does not exist: {output.parent}")
-        if is_local(input_path) and output.resolve() == Path(path_part(input_path)).resolve():
-            raise click.UsageError("OUTPUT must not be INPUT")
+        if is_local(input_path):
+            source = Path(path_part(input_path)).resolve()
+            if output.resolve() in (source, *source.parents):  # publishing deletes OUTPUT
+                raise click.UsageError("OUTPUT must not be INPUT or a folder that holds it")
     return delimiter
 
 
@@ -571,6 +678,22 @@ def short_reason(error: BaseException) -> str:
         text = str(java.toString())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+def header_mismatch(error: BaseException) -> str | None:
+    """What Spark's CSV reader says when a file's header is not the first file's (the
+    ``enforceSchema`` check), on one line; None for another error."""
+    java = getattr(error, "java_exception", None)
+    while java is not None and java.getCause() is not None:
+        java = java.getCause()
+    first, *rest = (str(java.getMessage()) if java is not None else "").splitlines() or [""]
+    if not first.startswith(("CSV header does not conform", "Number of column in CSV header")):
+        return None
+    lines = [line.strip() for line in rest if line.strip()]
+    files = [line.removeprefix("CSV file: ") for line in lines if line.startswith("CSV file: ")]
+    details = "; ".join(line for line in lines if not line.startswith("CSV file: "))
+    name = files[0].rsplit("/", 1)[-1] if files else "a file"
+    return f"the header of {name} is not the first file's ({details})"
 
 
 @click.command(name="spark")
@@ -638,6 +761,7 @@ def spark_command(
     Adds label, score, p_<class>, version and error to every row, as app.batch does; bad
     rows are written with the reason in error. Prints rows/s to stderr at the end.
     """
+    stopping = Stopping()
     exit_on_bad_setting()
     delimiter = check_arguments(input_path, output_path, delimiter)
     model_dir = chosen_model_dir(model_version, model_dir)
@@ -650,18 +774,25 @@ def spark_command(
         )
     except ModelBundleError as error:
         raise click.ClickException(f"model failed to load: {error}") from None
+    if id_column in output_columns(predictor.bundle.classes):
+        raise click.BadParameter(
+            f"{id_column!r} is a column the job writes itself", param_hint="'--id-column'"
+        )
 
     try:
-        spark = start_spark(master)
+        with stopping.starting():
+            spark = start_spark(master)
     except Exception as error:  # no Java, a bad master URL, ...
         raise click.ClickException(f"Spark did not start: {short_reason(error)}") from None
+    stopping.started(spark)
     job = Job(
         spark, local_uri(input_path), local_uri(output_path), text_column, id_column, delimiter
     )
-    stopping = Stopping(spark)
     try:
         with tempfile.TemporaryDirectory(prefix="sentiment-spark-") as staging:
-            summary = score_with_spark(job, predictor, model_dir, max_text_chars, Path(staging))
+            summary = score_with_spark(
+                job, predictor, model_dir, max_text_chars, Path(staging), stopping
+            )
     except Exception as error:
         if stopping.exit_code is not None:  # the cancelled job's error: not the reason
             raise SystemExit(stopping.exit_code) from None
@@ -671,9 +802,14 @@ def spark_command(
 
         if isinstance(error, AnalysisException):  # e.g. no such path, unreadable schema
             raise click.UsageError(short_reason(error)) from None
+        if mismatch := header_mismatch(error):
+            raise click.BadParameter(f"{input_path}: {mismatch}", param_hint="'INPUT'") from None
         raise click.ClickException(f"Spark job failed: {short_reason(error)}") from None
     finally:
-        spark.stop()
+        # Ctrl-C in a terminal signals the JVM too, which may be gone: its error ("Connection
+        # refused", a traceback, exit 1) is not the reason the run stopped.
+        with contextlib.suppress(Exception) if stopping.exit_code else contextlib.nullcontext():
+            spark.stop()
         if job.partial and is_local(job.partial):
             # A task still writing when its job was cancelled (a signal) or failed could
             # make the partial folder again after its removal (once in a run of
