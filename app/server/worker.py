@@ -671,9 +671,10 @@ class BufferingWorker(ThreadWorker):
         self._arriving += len(data)
         if self._maybe_hand_over(conn, watched=True) or len(conn.buf) <= LARGE_REQUEST:
             return
-        if self._arriving + sum(len(other.buf) for other in self._on_threads) > BUFFER_BUDGET:
-            self._arriving = sum(len(other.buf) for other in self.watched)
-            if self._arriving + sum(len(o.buf) for o in self._on_threads) > BUFFER_BUDGET:
+        waiting = sum(len(other.buf) for other in self._on_threads)
+        if self._arriving + waiting > BUFFER_BUDGET:
+            self._arriving = sum(len(other.buf) for other in self.watched)  # exact again
+            if self._arriving + waiting > BUFFER_BUDGET:
                 self._close(conn, _busy_response())
 
     def _maybe_hand_over(self, conn: TConn, watched: bool = False) -> bool:
