@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -345,6 +346,34 @@ def test_two_explanations_leave_the_threads_to_other_requests(start_server, reco
     assert all(done) and max(waits) < 1.0, line
 
 
+@contextlib.contextmanager
+def bodies_held(server, count: int, length: int, sent: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections, each with a request to /classify whose body of ``length``
+    bytes has arrived but for its last ``length - sent``; closed on leaving."""
+    head = b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % length
+    held: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(head + b" " * sent)
+            held.append(sock)
+        yield held
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def refusals(held: list[socket.socket]) -> list[bytes]:
+    """The 503 answers the held connections have been sent."""
+    replies = []
+    for sock in held:
+        sock.settimeout(0.05)
+        with contextlib.suppress(OSError):
+            replies.append(sock.recv(4096))
+    return [reply for reply in replies if reply.startswith(b"HTTP/1.1 503")]
+
+
 def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record_property):
     """A worker reads each request whole before serving it, so a client that sends a
     1 MB body but its last byte, on many connections, made it hold them all: 300 such
@@ -355,31 +384,16 @@ def test_large_bodies_held_open_are_refused_past_the_budget(start_server, record
     server.wait_ready()
     before = server.memory_mb()
     size = 1_000_000
-    head = b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    head += b"Content-Length: %d\r\n\r\n" % size
-    port = int(server.url.rsplit(":", 1)[1])
-    held = []
-    try:
-        for _ in range(100):
-            sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(head + b" " * (size - 1))
-            held.append(sock)
+    with bodies_held(server, 100, size, size - 1) as held:
         time.sleep(1)
         grown = server.memory_mb() - before
         answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=5)
         assert answer.status_code == 200
-        busy = 0
-        for sock in held:
-            sock.settimeout(0.05)
-            with contextlib.suppress(OSError):
-                reply = sock.recv(4096)
-                if reply.startswith(b"HTTP/1.1 503"):
-                    busy += 1
-                    assert b"\r\nRetry-After: 1\r\n" in reply, reply
-                    assert b"\r\nConnection: close\r\n" in reply, reply
-    finally:
-        for sock in held:
-            sock.close()
+        refused = refusals(held)
+    for reply in refused:
+        assert b"\r\nRetry-After: 1\r\n" in reply, reply
+        assert b"\r\nConnection: close\r\n" in reply, reply
+    busy = len(refused)
     line = f"100 bodies of 1 MB held open: {busy} answered 503, the server grew {grown:.0f} MB"
     record_property("held_bodies", line)
     print(line)
@@ -395,25 +409,11 @@ def test_many_requests_still_arriving_under_16_kib_count_in_the_budget(start_ser
     refused past the budget, a review's size is not."""
     server = start_server(WEB_CONCURRENCY="1")
     server.wait_ready()
-    head = b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    head += b"Content-Length: 64999\r\n\r\n"
-    held = []
-    try:
-        for _ in range(700):  # 42 MB in all
-            sock = socket.create_connection(("127.0.0.1", server.port))
-            sock.sendall(head + b" " * 60_000)
-            held.append(sock)
+    with bodies_held(server, 700, 64_999, 60_000) as held:  # 42 MB in all
         time.sleep(1)
         answer = requests.post(server.url + "/classify", json={"review": REVIEW}, timeout=5)
         assert answer.status_code == 200
-        busy = 0
-        for sock in held:
-            sock.settimeout(0.05)
-            with contextlib.suppress(OSError):
-                busy += sock.recv(4096).startswith(b"HTTP/1.1 503")
-    finally:
-        for sock in held:
-            sock.close()
+        busy = len(refusals(held))
     assert busy >= 100, f"{busy} of 700 answered 503"
 
 

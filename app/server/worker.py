@@ -991,8 +991,12 @@ class BufferingWorker(ThreadWorker):
         if not force and now < self._next_expiry:
             return
         self._next_expiry = now + 0.5
-        self._arriving = sum(len(conn.buf) for conn in self.watched)
-        for conn in [c for c in self.watched if c.deadline <= now]:
+        expired, self._arriving = [], 0  # the bytes arriving, counted exactly in the scan
+        for conn in self.watched:
+            self._arriving += len(conn.buf)
+            if conn.deadline <= now:
+                expired.append(conn)
+        for conn in expired:
             if conn.closing or conn.outbox is not None:  # gone, or not reading its response
                 self._forget(conn)
             elif conn.buf:  # part of a request, too slowly
